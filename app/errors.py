@@ -1,0 +1,35 @@
+"""The domain's one exception hierarchy. The API maps each class to one HTTP status."""
+
+from __future__ import annotations
+
+
+class MovieRecError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class NotFound(MovieRecError):
+    """An entity the caller named does not exist (404)."""
+
+
+class InvalidInput(MovieRecError):
+    """The caller's input is wrong (400). `field` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(MovieRecError):
+    """The request conflicts with the current state (409)."""
+
+
+class IndexUnavailable(MovieRecError):
+    """The vector index is not built or cannot be reached (503)."""
+
+
+class NotImplementedYet(MovieRecError):
+    """A documented option whose implementation has not landed (501)."""
+
+
+class ModelUnavailable(MovieRecError):
+    """Model weights cannot be found locally and cannot be downloaded."""

@@ -1,0 +1,73 @@
+"""Typed settings, read from the environment in this one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+ImageModel = Literal["efficientnet-lite0", "resnet50"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOVIEREC_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MOVIEREC_DATABASE_URL")
+    )
+    qdrant_url: str | None = Field(default=None, validation_alias=AliasChoices("QDRANT_URL"))
+    qdrant_api_key: str | None = Field(default=None, validation_alias=AliasChoices("QDRANT_API_KEY"))
+    qdrant_grpc: bool = False
+    qdrant_timeout_s: float = 5.0
+    qdrant_shards: int = Field(default=1, ge=1)
+    qdrant_replication: int = Field(default=1, ge=1)
+    collection: str = "movies"
+
+    device: Device = "auto"
+    image_model: ImageModel = "efficientnet-lite0"
+    resnet50_weights: Path | None = None
+    text_model_path: Path | None = None
+    batch_size: int | None = Field(default=None, ge=1)
+    poster_timeout_s: float = 10.0
+    poster_concurrency: int = Field(default=8, ge=1)
+
+    secret_key: str = "dev-insecure-change-me"
+    token_ttl_hours: int = 24 * 30
+    history_size: int = Field(default=50, ge=1)
+    half_life_days: float = Field(default=365.0, gt=0)
+    popularity_weight: float = Field(default=0.1, ge=0, le=1)
+    diversity: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.qdrant_api_key and not self.qdrant_url:
+            raise ValueError("QDRANT_API_KEY is set but QDRANT_URL is not")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Users paste libpq URLs; SQLAlchemy needs the driver named.
+            if url.startswith(("postgres://", "postgresql://")):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.data_dir / 'movierec.db'}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def poster_cache_dir(self) -> Path:
+        return self.data_dir / "posters"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

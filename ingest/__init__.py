@@ -1,0 +1,1 @@
+"""The ingest worker: catalogue sources and the batched, resumable embedding pipeline."""
