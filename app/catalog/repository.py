@@ -1,0 +1,122 @@
+"""Queries on the store of record. Functions take a Session; callers own transactions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, col, delete, select
+
+from app.catalog.models import Movie, Rating, User
+from app.errors import InvalidInput, NotFound
+
+CHUNK = 500  # rows per multi-row INSERT: well under SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class UserRating:
+    movie_id: int
+    rating: float
+    timestamp: int
+
+
+def _upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = model.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), CHUNK):
+        stmt = insert(table).values(list(rows[start : start + CHUNK]))
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else (
+            stmt.on_conflict_do_nothing(index_elements=keys)
+        )
+        session.execute(stmt)
+
+
+def upsert_movies(session: Session, movies: Sequence[Movie]) -> None:
+    _upsert(session, Movie, [m.model_dump() for m in movies], ["id"])
+
+
+def ensure_users(session: Session, user_ids: Iterable[int]) -> None:
+    _upsert(session, User, [{"id": uid, "created_at": None} for uid in sorted(set(user_ids))], ["id"])
+
+
+def upsert_ratings(session: Session, rows: Sequence[tuple[int, int, float, int]]) -> None:
+    """(user_id, movie_id, rating, timestamp) rows; the latest write of a pair wins."""
+    ensure_users(session, (r[0] for r in rows))
+    _upsert(
+        session,
+        Rating,
+        [{"user_id": u, "movie_id": m, "rating": r, "timestamp": t} for u, m, r, t in rows],
+        ["user_id", "movie_id"],
+    )
+
+
+def all_movies(session: Session) -> list[Movie]:
+    return list(session.exec(select(Movie).order_by(Movie.id)))
+
+
+def get_movie(session: Session, movie_id: int) -> Movie:
+    movie = session.get(Movie, movie_id)
+    if movie is None:
+        raise NotFound(f"movie {movie_id} not found")
+    return movie
+
+
+def movies_by_id(session: Session, ids: Iterable[int]) -> dict[int, Movie]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    return {m.id: m for m in session.exec(select(Movie).where(col(Movie.id).in_(ids)))}
+
+
+def require_user(session: Session, user_id: int) -> None:
+    if session.get(User, user_id) is None:
+        raise NotFound(f"user {user_id} not found")
+
+
+def user_ratings(session: Session, user_id: int) -> list[UserRating]:
+    """Every rating of a user, newest first: one query serves both the history and the exclusions."""
+    rows = session.exec(
+        select(Rating.movie_id, Rating.rating, Rating.timestamp)
+        .where(Rating.user_id == user_id)
+        .order_by(col(Rating.timestamp).desc(), col(Rating.movie_id).desc())
+    )
+    return [UserRating(m, r, t) for m, r, t in rows]
+
+
+def rate(session: Session, user_id: int, movie_id: int, rating: float, timestamp: int | None = None) -> Rating:
+    if not (0.5 <= rating <= 5.0) or (rating * 2) % 1:
+        raise InvalidInput("rating must be between 0.5 and 5.0 in steps of 0.5", field="rating")
+    get_movie(session, movie_id)
+    ts = timestamp if timestamp is not None else int(time.time())
+    upsert_ratings(session, [(user_id, movie_id, rating, ts)])
+    return Rating(user_id=user_id, movie_id=movie_id, rating=rating, timestamp=ts)
+
+
+def unrate(session: Session, user_id: int, movie_id: int) -> None:
+    result = session.exec(  # type: ignore[call-overload]
+        delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"user {user_id} has no rating for movie {movie_id}")
+
+
+def count_movies(session: Session) -> tuple[int, int]:
+    """(all movies, movies with a poster)."""
+    total = session.exec(select(func.count()).select_from(Movie)).one()
+    with_poster = session.exec(select(func.count()).select_from(Movie).where(col(Movie.poster).is_not(None))).one()
+    return int(total), int(with_poster)
+
+
+def popular_movie_ids(session: Session, limit: int) -> list[int]:
+    rows = session.exec(
+        select(Movie.id).order_by(col(Movie.popularity).desc().nulls_last(), Movie.id).limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,1 @@
+"""Encoders for movies (text, poster, combined) and users. Heavy imports happen inside constructors."""

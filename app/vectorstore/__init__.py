@@ -1,0 +1,62 @@
+"""The vector index behind one interface: Edge (embedded, default) or a Qdrant server."""
+
+from __future__ import annotations
+
+from app.settings import Settings
+from app.vectorstore.base import (
+    VECTOR_NAMES,
+    Hit,
+    IndexStore,
+    Manifest,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    StoredMovie,
+    payload_for,
+)
+
+COLLAB_DIM = 64
+
+
+def build_manifest(settings: Settings) -> Manifest:
+    """The manifest an ingest with these settings produces; no model is loaded to know it."""
+    from app.embedding.image import IMAGE_DIMS
+    from app.embedding.movie import PROJECTION_SEED
+    from app.embedding.text import TEXT_DIM, TEXT_MODEL
+
+    return Manifest(
+        text_model=TEXT_MODEL,
+        text_dim=TEXT_DIM,
+        image_model=settings.image_model,
+        image_dim=IMAGE_DIMS[settings.image_model],
+        combined_dim=2 * TEXT_DIM,
+        projection_seed=PROJECTION_SEED,
+        collab_dim=COLLAB_DIM,
+    )
+
+
+def open_store(settings: Settings) -> IndexStore:
+    """The engine the settings select: a Qdrant server when QDRANT_URL is set, else Edge."""
+    if settings.qdrant_url:
+        from app.vectorstore.server import ServerStore
+
+        return ServerStore.from_settings(settings)
+    from app.vectorstore.edge import EdgeStore
+
+    return EdgeStore(settings.index_dir)
+
+
+__all__ = [
+    "COLLAB_DIM",
+    "VECTOR_NAMES",
+    "Hit",
+    "IndexStore",
+    "Manifest",
+    "MovieFilter",
+    "MovieIndex",
+    "MoviePoint",
+    "StoredMovie",
+    "build_manifest",
+    "open_store",
+    "payload_for",
+]

@@ -1,0 +1,174 @@
+"""MovieIndex: the project's own small interface over a Qdrant engine, and the types it speaks.
+
+Two adapters implement it: `edge.py` (embedded qdrant-edge-py, the default) and `server.py`
+(qdrant-client against a Qdrant server or cluster). An `IndexStore` owns an engine's published
+index and builds the next one beside it, so readers never see a half-built index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+VECTOR_NAMES = ("text", "image", "combined", "collab")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What built an index. Two indexes are interchangeable only if their manifests are compatible."""
+
+    text_model: str
+    text_dim: int
+    image_model: str
+    image_dim: int
+    combined_dim: int
+    projection_seed: int
+    collab_dim: int
+    schema_version: int = SCHEMA_VERSION
+    # Facts recorded when the index is published; they do not affect compatibility.
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def compatible(self, other: Manifest | None) -> bool:
+        return other is not None and self.model_key() == other.model_key()
+
+    def model_key(self) -> tuple[Any, ...]:
+        d = asdict(self)
+        d.pop("stats")
+        return tuple(sorted(d.items()))
+
+    def vector_dims(self) -> dict[str, int]:
+        return {
+            "text": self.text_dim,
+            "image": self.image_dim,
+            "combined": self.combined_dim,
+            "collab": self.collab_dim,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        names = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class MoviePoint:
+    """One movie as the index stores it: point id = movie id, named vectors, payload."""
+
+    id: int
+    vectors: dict[str, np.ndarray]
+    payload: dict[str, Any]
+
+
+@dataclass
+class StoredMovie:
+    id: int
+    payload: dict[str, Any]
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Hit:
+    id: int
+    score: float
+    payload: dict[str, Any]
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MovieFilter:
+    """The filters every query may carry. Empty means no restriction."""
+
+    genres: tuple[str, ...] = ()  # match any of these
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude_ids: frozenset[int] = frozenset()
+    only_ids: frozenset[int] | None = None
+
+    def is_empty(self) -> bool:
+        return self == MovieFilter()
+
+
+class MovieIndex(Protocol):
+    """One index generation: an Edge shard or a server collection."""
+
+    def upsert(self, points: Sequence[MoviePoint]) -> None: ...
+
+    def delete(self, ids: Iterable[int]) -> None: ...
+
+    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]: ...
+
+    def query(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+    ) -> list[Hit]: ...
+
+    def count(self, filter: MovieFilter | None = None) -> int: ...
+
+    def hashes(self) -> dict[int, str]:
+        """Movie id -> content hash of every point, for incremental reindexing."""
+        ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class IndexStore(Protocol):
+    """Owns an engine's published index, and builds the next one without disturbing readers."""
+
+    def manifest(self) -> Manifest | None:
+        """The published index's manifest, or None when nothing is published."""
+        ...
+
+    def generation(self) -> str | None:
+        """A token that changes whenever a new index is published."""
+        ...
+
+    def open(self) -> MovieIndex:
+        """The published index, for reading. Raises IndexUnavailable."""
+        ...
+
+    def published_hashes(self) -> dict[int, str]: ...
+
+    def stage(self, manifest: Manifest, rebuild: bool) -> MovieIndex:
+        """A writable index to bring up to date: a resumed, copied or fresh one."""
+        ...
+
+    def publish(self, index: MovieIndex, manifest: Manifest) -> None:
+        """Atomically make `index` the published one."""
+        ...
+
+
+def payload_for(
+    *,
+    title: str,
+    year: int | None,
+    genres: list[str],
+    popularity: float | None,
+    vote_average: float | None,
+    vote_count: int | None,
+    has_poster: bool,
+    content_hash: str,
+) -> dict[str, Any]:
+    """The payload filters and answers need, plus the hash that makes reindexing incremental."""
+    return {
+        "title": title,
+        "year": year,
+        "genres": genres,
+        "popularity": popularity or 0.0,
+        "vote_average": vote_average,
+        "vote_count": vote_count or 0,
+        "has_poster": has_poster,
+        "content_hash": content_hash,
+    }
