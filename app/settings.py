@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     poster_timeout_s: float = 10.0
     poster_concurrency: int = Field(default=8, ge=1)
 
-    secret_key: str = "dev-insecure-change-me"
+    secret_key: str = "dev-insecure-secret-key-change-me-in-production"
     token_ttl_hours: int = 24 * 30
     history_size: int = Field(default=50, ge=1)
     half_life_days: float = Field(default=365.0, gt=0)

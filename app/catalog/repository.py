@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,10 @@ class UserRating:
     timestamp: int
 
 
-def _upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+def _upsert(
+    session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]], keys: list[str], update: bool = True
+) -> None:
+    """Multi-row INSERT ... ON CONFLICT, on SQLite and PostgreSQL alike. `update=False` keeps existing rows."""
     if not rows:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
@@ -33,9 +37,10 @@ def _upsert(session: Session, model: type[SQLModel], rows: Sequence[dict[str, An
     for start in range(0, len(rows), CHUNK):
         stmt = insert(table).values(list(rows[start : start + CHUNK]))
         updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates) if updates else (
-            stmt.on_conflict_do_nothing(index_elements=keys)
-        )
+        if update and updates:
+            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
         session.execute(stmt)
 
 
@@ -44,7 +49,8 @@ def upsert_movies(session: Session, movies: Sequence[Movie]) -> None:
 
 
 def ensure_users(session: Session, user_ids: Iterable[int]) -> None:
-    _upsert(session, User, [{"id": uid, "created_at": None} for uid in sorted(set(user_ids))], ["id"])
+    now = datetime.now(UTC)
+    _upsert(session, User, [{"id": uid, "created_at": now} for uid in sorted(set(user_ids))], ["id"], update=False)
 
 
 def upsert_ratings(session: Session, rows: Sequence[tuple[int, int, float, int]]) -> None:

@@ -45,10 +45,7 @@ class _TorchImageEncoder:
         self.device = device
         self.half = device == "cuda"
         model = model.eval().to(device)
-        if self.half:
-            model = model.half()
-        else:
-            model = model.to(memory_format=torch.channels_last)
+        model = model.half() if self.half else model.to(memory_format=torch.channels_last)
         self.model = model
         self.transform = v2.Compose(
             [

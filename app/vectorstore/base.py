@@ -90,6 +90,7 @@ class MovieFilter:
     year_max: int | None = None
     exclude_ids: frozenset[int] = frozenset()
     only_ids: frozenset[int] | None = None
+    has_poster: bool | None = None  # True: only movies with an image vector; False: only without
 
     def is_empty(self) -> bool:
         return self == MovieFilter()
@@ -112,6 +113,10 @@ class MovieIndex(Protocol):
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
     ) -> list[Hit]: ...
+
+    def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
+        """The most popular movies under the filter; score = popularity."""
+        ...
 
     def count(self, filter: MovieFilter | None = None) -> int: ...
 

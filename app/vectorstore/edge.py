@@ -41,8 +41,12 @@ def edge_filter(f: MovieFilter | None) -> qe.Filter | None:
         must.append(qe.FieldCondition("year", range=qe.RangeFloat(gte=f.year_min, lte=f.year_max)))
     if f.only_ids is not None:
         must.append(qe.HasIdCondition(set(f.only_ids)))
-    must_not = [qe.HasIdCondition(set(f.exclude_ids))] if f.exclude_ids else None
-    return qe.Filter(must=must or None, must_not=must_not)
+    must_not: list[Any] = [qe.HasIdCondition(set(f.exclude_ids))] if f.exclude_ids else []
+    if f.has_poster is not None:
+        # A poster exists in the index exactly when the image vector does. (Edge 0.9 cannot
+        # match booleans: MatchValue(True) finds nothing, index or not.)
+        (must if f.has_poster else must_not).append(qe.HasVectorCondition("image"))
+    return qe.Filter(must=must or None, must_not=must_not or None)
 
 
 def _vectors(raw: Any) -> dict[str, np.ndarray]:
@@ -69,6 +73,8 @@ class EdgeIndex:
         shard = qe.EdgeShard.create(str(path), config)
         shard.update(qe.UpdateOperation.create_field_index("genres", qe.PayloadSchemaType.Keyword))
         shard.update(qe.UpdateOperation.create_field_index("year", qe.PayloadSchemaType.Integer))
+        # popularity orders the cold-start answer; ordering by a field needs its index
+        shard.update(qe.UpdateOperation.create_field_index("popularity", qe.PayloadSchemaType.Float))
         return cls(shard)
 
     @classmethod
@@ -120,6 +126,17 @@ class EdgeIndex:
             Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector))
             for p in self._shard.query(request)
         ]
+
+    def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
+        records, _ = self._shard.scroll(
+            qe.ScrollRequest(
+                limit=limit,
+                filter=edge_filter(filter),
+                with_payload=True,
+                order_by=qe.OrderBy("popularity", direction=qe.Direction.Desc),
+            )
+        )
+        return [Hit(int(r.id), float((r.payload or {}).get("popularity", 0.0)), r.payload or {}) for r in records]
 
     def count(self, filter: MovieFilter | None = None) -> int:
         return int(self._shard.count(qe.CountRequest(exact=True, filter=edge_filter(filter))))

@@ -95,3 +95,11 @@ def _fill_popularity(movies: dict[int, Movie], ratings: list[RatingRow]) -> None
             m.vote_average = round(total[mid] / n, 3)
         if m.popularity is None:
             m.popularity = float(n)
+
+
+def make_movie(**fields: object) -> Movie:
+    """Movie(...) with its list fields always passed: left to SQLModel's default_factory, each one
+    costs a signature inspection, about 0.3 ms per movie, seconds on a full catalogue."""
+    for name in ("genres", "keywords", "cast"):
+        fields.setdefault(name, [])
+    return Movie(**fields)

@@ -1,0 +1,64 @@
+"""Request-scoped dependencies and the shared parameter types of the controllers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import anyio.to_thread
+from litestar.di import Provide
+from litestar.params import Parameter
+from sqlmodel import Session
+
+from app.api.schemas import MAX_ID
+from app.api.state import Services, services_from
+from app.errors import InvalidInput
+from app.recommend.recommender import Recommender
+
+_ID = re.compile(r"[0-9]{1,18}")
+
+Limit = Annotated[int, Parameter(ge=1, le=100, description="How many results, 1 to 100.")]
+UserIdQuery = Annotated[str, Parameter(description="The user's id (positive integer).")]
+UserIdPath = Annotated[str, Parameter(description="The user's id (positive integer).")]
+MovieIdPath = Annotated[str, Parameter(description="The movie's id (positive integer).")]
+
+
+def parse_id(raw: str | None, field: str) -> int:
+    """A positive integer id, or 400 naming the field.
+
+    Path ids are declared as `str`: Litestar's typed `{x:int}` answers 404 on a mismatch, which
+    would hide a malformed request behind a "no such route".
+    """
+    if raw is None:
+        raise InvalidInput(f"{field} is required", field=field)
+    if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
+        raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
+    return int(raw)
+
+
+async def provide_db_session(services: Services) -> AsyncGenerator[Session, None]:
+    """One Session per request, committed when the handler succeeds and rolled back otherwise.
+
+    Commit and close can block (SQLite's lock, a network round trip), so they run in a thread.
+    """
+    session = Session(services.engine)
+    try:
+        yield session
+        await anyio.to_thread.run_sync(session.commit)
+    except BaseException:
+        await anyio.to_thread.run_sync(session.rollback)
+        raise
+    finally:
+        await anyio.to_thread.run_sync(session.close)
+
+
+def provide_recommender(services: Services) -> Recommender:
+    return services.recommender
+
+
+DEPENDENCIES = {
+    "services": Provide(services_from, sync_to_thread=False),
+    "recommender": Provide(provide_recommender, sync_to_thread=False),
+    "db_session": Provide(provide_db_session),
+}

@@ -1,0 +1,95 @@
+"""What the API holds for its lifetime: engine, index store, live index, encoder, recommender.
+
+Built once in the lifespan (in a worker thread: loading the model and opening the engine block),
+kept on `app.state.services`, and closed at shutdown. An Edge shard locks its directory, so the
+live index MUST be closed before another instance in this process may open it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio.to_thread
+import numpy as np
+from litestar import Litestar
+from litestar.datastructures import State
+from sqlalchemy.engine import Engine
+
+from app.catalog.db import make_engine
+from app.recommend.recommender import Recommender
+from app.settings import Settings
+from app.vectorstore import IndexStore, open_store
+from app.vectorstore.live import LiveIndex
+
+log = logging.getLogger(__name__)
+
+
+class QueryEncoder(Protocol):
+    """What the API needs from a text model: TextEncoder, or any test double with the same shape."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    store: IndexStore
+    live: LiveIndex
+    encoder: QueryEncoder
+    device: str
+    recommender: Recommender
+
+    @classmethod
+    def open(cls, settings: Settings, text_encoder: QueryEncoder | None = None) -> Services:
+        engine = make_engine(settings.sqlalchemy_url)
+        store = open_store(settings)
+        # Opened lazily on first use: the API starts (and answers 503) before any index is built.
+        live = LiveIndex(store)
+        encoder, device = _encoder(settings, text_encoder)
+        recommender = Recommender(
+            index=live.current,
+            encode_query=lambda text: encoder.encode([text])[0],
+            history_size=settings.history_size,
+            half_life_days=settings.half_life_days,
+        )
+        return cls(settings, engine, store, live, encoder, device, recommender)
+
+    def close(self) -> None:
+        self.live.close()
+        self.engine.dispose()
+
+
+def _encoder(settings: Settings, injected: QueryEncoder | None) -> tuple[QueryEncoder, str]:
+    if injected is not None:
+        return injected, str(getattr(injected, "device", settings.device))
+    from app.embedding.device import resolve_device
+    from app.embedding.text import TextEncoder
+
+    device = resolve_device(settings.device)
+    return TextEncoder(device, settings.text_model_path), device
+
+
+def make_lifespan(
+    settings: Settings, text_encoder: QueryEncoder | None
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
+        app.state.services = services
+        log.info("api ready", extra={"device": services.device, "index_generation": services.store.generation()})
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(services.close)
+            del app.state.services
+
+    return lifespan
+
+
+def services_from(state: State) -> Services:
+    return state.services  # type: ignore[no-any-return]

@@ -1,0 +1,19 @@
+"""Recommendations, similar movies, explanations and semantic search over the vector index."""
+
+from app.recommend.recommender import (
+    Explanation,
+    Recommendation,
+    RecommendationList,
+    Recommender,
+    RelatedRating,
+    ScoredMovie,
+)
+
+__all__ = [
+    "Explanation",
+    "Recommendation",
+    "RecommendationList",
+    "Recommender",
+    "RelatedRating",
+    "ScoredMovie",
+]

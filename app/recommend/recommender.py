@@ -1,0 +1,222 @@
+"""The Recommender: every read the API answers, on top of the index and the text encoder.
+
+A recommendation makes at most one vector retrieve (the user's recent movies) and one ANN
+query; the caller makes the one database query for the user's ratings and passes them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from app.catalog.repository import UserRating
+from app.errors import InvalidInput, NotFound, NotImplementedYet
+from app.recommend.rerank import rerank
+from app.recommend.user_vector import taste_weights, weighted_mean
+from app.vectorstore import Hit, MovieFilter, MovieIndex, StoredMovie
+
+Strategy = Literal["content", "collab", "hybrid"]
+Path = Literal["popular", "content_cold_start", "content"]
+COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
+RELATED_SHOWN = 5
+TEXT_HALF = 384  # the combined vector is [text half | image half]; see app/embedding/movie.py
+
+
+@dataclass
+class ScoredMovie:
+    id: int
+    title: str
+    year: int | None
+    genres: list[str]
+    score: float
+    popularity: float | None = None
+    vote_average: float | None = None
+
+    @classmethod
+    def from_payload(cls, movie_id: int, payload: dict, score: float) -> ScoredMovie:  # type: ignore[type-arg]
+        return cls(
+            id=movie_id,
+            title=payload.get("title", ""),
+            year=payload.get("year"),
+            genres=list(payload.get("genres") or []),
+            score=round(float(score), 6),
+            popularity=payload.get("popularity"),
+            vote_average=payload.get("vote_average"),
+        )
+
+
+@dataclass
+class Recommendation(ScoredMovie):
+    reason: str = ""
+
+
+@dataclass
+class RecommendationList:
+    strategy: Strategy
+    path: Path
+    items: list[Recommendation]
+
+
+@dataclass
+class RelatedRating:
+    movie_id: int
+    title: str
+    rating: float
+    similarity: float
+
+
+@dataclass
+class Explanation:
+    movie_id: int
+    title: str
+    similarity: float
+    text_share: float
+    image_share: float
+    related: list[RelatedRating] = field(default_factory=list)
+    sentence: str = ""
+
+
+class Recommender:
+    def __init__(
+        self,
+        index: Callable[[], MovieIndex],
+        encode_query: Callable[[str], np.ndarray],
+        *,
+        history_size: int = 50,
+        half_life_days: float = 365.0,
+        candidate_factor: int = 5,
+    ) -> None:
+        self._index = index
+        self._encode_query = encode_query
+        self.history_size = history_size
+        self.half_life_days = half_life_days
+        self.candidate_factor = candidate_factor
+
+    # -- recommendations -----------------------------------------------------------------------
+    def recommend(
+        self,
+        ratings: Sequence[UserRating],
+        *,
+        limit: int = 10,
+        strategy: Strategy = "content",
+        filter: MovieFilter = MovieFilter(),
+        popularity: float = 0.1,
+        diversity: float = 0.2,
+    ) -> RecommendationList:
+        """`ratings`: all of the user's ratings, newest first. Rated movies are never returned."""
+        if strategy != "content":
+            raise NotImplementedYet(
+                f"strategy={strategy} needs the collaborative vectors, which have not landed yet; "
+                "use strategy=content"
+            )
+        index = self._index()
+        unseen = replace(filter, exclude_ids=filter.exclude_ids | {r.movie_id for r in ratings})
+        taste = self._taste(index, ratings) if ratings else None
+        if taste is None:
+            return RecommendationList(strategy, "popular", self._popular(index, unseen, limit))
+        vector, history = taste
+        hits = index.query(
+            vector, "combined", limit * self.candidate_factor, unseen, with_vectors=("combined",)
+        )
+        picks = rerank(hits, "combined", limit, popularity, diversity)
+        items = [self._with_reason(hit, score, history) for hit, score in picks]
+        path: Path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
+        return RecommendationList(strategy, path, items)
+
+    def _taste(
+        self, index: MovieIndex, ratings: Sequence[UserRating]
+    ) -> tuple[np.ndarray, list[tuple[UserRating, StoredMovie]]] | None:
+        history = list(ratings[: self.history_size])
+        stored = {m.id: m for m in index.retrieve([r.movie_id for r in history], vectors=("combined",))}
+        history = [r for r in history if r.movie_id in stored and "combined" in stored[r.movie_id].vectors]
+        if not history:
+            return None
+        mean = float(np.mean([r.rating for r in ratings]))
+        weights = taste_weights(history, mean, self.half_life_days)
+        vectors = np.stack([stored[r.movie_id].vectors["combined"] for r in history])
+        vector = weighted_mean(vectors, weights.weights)
+        if vector is None:
+            return None
+        liked = [(r, stored[r.movie_id]) for r, w in zip(history, weights.weights, strict=True) if w > 0]
+        return vector, liked
+
+    def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
+        return [
+            Recommendation(**vars(ScoredMovie.from_payload(h.id, h.payload, h.score)), reason="popular with viewers")
+            for h in index.popular(limit, filter)
+        ]
+
+    @staticmethod
+    def _with_reason(hit: Hit, score: float, liked: list[tuple[UserRating, StoredMovie]]) -> Recommendation:
+        base = ScoredMovie.from_payload(hit.id, hit.payload, score)
+        reason = "close to your overall taste"
+        if liked and "combined" in hit.vectors:
+            sims = [float(hit.vectors["combined"] @ m.vectors["combined"]) for _, m in liked]
+            rating, movie = liked[int(np.argmax(sims))]
+            reason = f"because you liked {movie.payload.get('title', movie.id)} ({rating.rating:.1f}★)"
+        return Recommendation(**vars(base), reason=reason)
+
+    # -- similar, search -----------------------------------------------------------------------
+    def similar(self, movie_id: int, *, limit: int = 10, vector: str = "combined") -> list[ScoredMovie]:
+        index = self._index()
+        found = index.retrieve([movie_id], vectors=(vector,))
+        if not found:
+            raise NotFound(f"movie {movie_id} is not in the index")
+        if vector not in found[0].vectors:
+            raise InvalidInput(f"movie {movie_id} has no {vector} vector (no usable poster)", field="vector")
+        hits = index.query(found[0].vectors[vector], vector, limit, MovieFilter(exclude_ids=frozenset({movie_id})))
+        return [ScoredMovie.from_payload(h.id, h.payload, h.score) for h in hits]
+
+    def search(self, text: str, *, limit: int = 10, filter: MovieFilter = MovieFilter()) -> list[ScoredMovie]:
+        if not text.strip():
+            raise InvalidInput("the search text is empty", field="q")
+        hits = self._index().query(self._encode_query(text), "text", limit, filter)
+        return [ScoredMovie.from_payload(h.id, h.payload, h.score) for h in hits]
+
+    # -- explain -------------------------------------------------------------------------------
+    def explain(self, ratings: Sequence[UserRating], movie_id: int) -> Explanation:
+        """Why `movie_id` suits the user: overall similarity, its text/image split, closest ratings."""
+        index = self._index()
+        history = list(ratings[: self.history_size])
+        stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=("combined",))}
+        target = stored.get(movie_id)
+        if target is None or "combined" not in target.vectors:
+            raise NotFound(f"movie {movie_id} is not in the index")
+        title = target.payload.get("title", str(movie_id))
+        history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
+        if not history:
+            return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], f"You have no ratings yet; {title} is suggested for its popularity.")
+        weights = taste_weights(history, float(np.mean([r.rating for r in ratings])), self.half_life_days)
+        user = weighted_mean(np.stack([stored[r.movie_id].vectors["combined"] for r in history]), weights.weights)
+        m = target.vectors["combined"]
+        text_part = float(user[:TEXT_HALF] @ m[:TEXT_HALF]) if user is not None else 0.0
+        image_part = float(user[TEXT_HALF:] @ m[TEXT_HALF:]) if user is not None else 0.0
+        similarity = text_part + image_part
+        magnitude = abs(text_part) + abs(image_part)
+        text_share = abs(text_part) / magnitude if magnitude else 1.0
+        related = sorted(
+            (
+                RelatedRating(r.movie_id, stored[r.movie_id].payload.get("title", ""), r.rating,
+                              round(float(stored[r.movie_id].vectors["combined"] @ m), 4))
+                for r in history
+            ),
+            key=lambda x: -x.similarity,
+        )[:RELATED_SHOWN]
+        return Explanation(
+            movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related,
+            _sentence(title, similarity, text_share, related),
+        )
+
+
+def _sentence(title: str, similarity: float, text_share: float, related: list[RelatedRating]) -> str:
+    liked = [r for r in related if r.rating >= 3.5][:2] or related[:1]
+    names = " and ".join(f"{r.title} ({r.rating:.1f}★)" for r in liked)
+    source = "story and genres" if text_share >= 0.5 else "poster style"
+    verdict = "matches" if similarity > 0 else "is far from"
+    return (
+        f"{title} {verdict} your taste (similarity {similarity:.2f}), mostly through its {source} "
+        f"({text_share:.0%} text, {1 - text_share:.0%} image); it is closest to {names}, which you rated."
+    )

@@ -1,0 +1,40 @@
+"""Final scoring of candidates: similarity x popularity boost x diversity penalty (greedy MMR)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from app.vectorstore import Hit
+
+
+def popularity_boost(hits: list[Hit], weight: float) -> np.ndarray:
+    """1 + weight x log-popularity scaled to [0, 1] within the candidates."""
+    pops = np.array([math.log1p(max(float(h.payload.get("popularity") or 0.0), 0.0)) for h in hits])
+    top = pops.max() if len(pops) else 0.0
+    scaled = pops / top if top > 0 else np.zeros_like(pops)
+    return 1.0 + weight * scaled
+
+
+def rerank(hits: list[Hit], using: str, limit: int, popularity: float, diversity: float) -> list[tuple[Hit, float]]:
+    """Pick `limit` hits greedily: each pick maximises relevance x (1 - diversity x max similarity
+    to the picks so far), where relevance = similarity x popularity boost."""
+    if not hits:
+        return []
+    relevance = np.array([h.score for h in hits]) * popularity_boost(hits, popularity)
+    if diversity <= 0 or using not in hits[0].vectors:
+        order = np.argsort(-relevance, kind="stable")[:limit]
+        return [(hits[i], float(relevance[i])) for i in order]
+    vectors = np.stack([h.vectors[using] for h in hits])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    max_sim = np.zeros(len(hits))
+    chosen: list[tuple[Hit, float]] = []
+    available = np.ones(len(hits), dtype=bool)
+    for _ in range(min(limit, len(hits))):
+        scores = np.where(available, relevance * (1.0 - diversity * np.clip(max_sim, 0, 1)), -np.inf)
+        best = int(np.argmax(scores))
+        chosen.append((hits[best], float(scores[best])))
+        available[best] = False
+        max_sim = np.maximum(max_sim, vectors @ vectors[best])
+    return chosen

@@ -1,0 +1,51 @@
+"""A user's taste as one vector: the weighted average of their recent movies' vectors.
+
+weight = rating weight x recency weight
+- The rating weight is centred on the user's own mean, so dislikes push away. With fewer than
+  MIN_FOR_OWN_MEAN ratings the mean says little, so the scale's midpoint is the centre instead.
+- The recency weight halves every `half_life_days`, measured back from the newest rating (the
+  average is normalised, so only relative age matters, and old datasets do not underflow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.catalog.repository import UserRating
+
+MIN_FOR_OWN_MEAN = 3
+SCALE_MIDPOINT = 2.75  # of 0.5-5.0: 3 stars and up count as liked for a brand-new user
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class TasteWeights:
+    movie_ids: list[int]
+    weights: np.ndarray  # one per movie id, signed
+
+
+def taste_weights(history: Sequence[UserRating], all_ratings_mean: float, half_life_days: float) -> TasteWeights:
+    """Weights for the (newest-first) history; the mean is over all the user's ratings."""
+    if not history:
+        return TasteWeights([], np.zeros(0, dtype=np.float32))
+    ratings = np.array([r.rating for r in history], dtype=np.float64)
+    centre = all_ratings_mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
+    rating_w = ratings - centre
+    if not np.any(np.abs(rating_w) > 1e-9):
+        rating_w = np.ones_like(ratings)  # a user who rates everything alike likes it all alike
+    newest = max(r.timestamp for r in history)
+    age_days = np.array([(newest - r.timestamp) / SECONDS_PER_DAY for r in history])
+    recency_w = np.power(0.5, age_days / half_life_days)
+    return TasteWeights([r.movie_id for r in history], (rating_w * recency_w).astype(np.float32))
+
+
+def weighted_mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """Unit-length weighted sum of row vectors; None when they cancel out."""
+    if len(vectors) == 0:
+        return None
+    v = (weights[:, None] * vectors).sum(axis=0)
+    norm = float(np.linalg.norm(v))
+    return (v / norm).astype(np.float32) if norm > 1e-6 else None

@@ -1,0 +1,56 @@
+"""Catalogue sources. `load_catalogue` picks one by name; each module is imported only when used,
+because the demo pulls in pandas and the others should not pay for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie, validate
+
+SOURCES = ("demo", "ml-100k", "tmdb")
+
+__all__ = ["SOURCES", "Catalogue", "RatingRow", "RowError", "SourceMovie", "load_catalogue", "validate"]
+
+
+def load_catalogue(
+    source: str, movies: Path | None = None, ratings: Path | None = None, limit: int | None = None
+) -> Catalogue:
+    """Load a named source. `limit` keeps the first N movies (file or id order) and their ratings."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if source == "tmdb":
+        if movies is None:
+            raise ValueError("the tmdb source needs a movies file (JSON, JSONL or CSV)")
+        from ingest.sources import tmdb
+
+        catalogue = tmdb.load(Path(movies), Path(ratings) if ratings is not None else None)
+    elif source in ("demo", "ml-100k"):
+        if movies is not None or ratings is not None:
+            raise ValueError(f"the {source} source reads its packaged data and takes no files")
+        catalogue = _load_packaged(source, limit)
+    else:
+        raise ValueError(f"unknown catalogue source {source!r}; choose one of {', '.join(SOURCES)}")
+    return apply_limit(catalogue, limit)
+
+
+def _load_packaged(source: str, limit: int | None) -> Catalogue:
+    if source == "demo":
+        from ingest.sources import demo
+
+        return demo.load(limit)  # trims before the joins, so its match rates describe what is kept
+    from ingest.sources import ml100k
+
+    return ml100k.load()
+
+
+def apply_limit(catalogue: Catalogue, limit: int | None) -> Catalogue:
+    """Keep the first `limit` movies and only ratings of those movies."""
+    if limit is None or len(catalogue.movies) <= limit:
+        return catalogue
+    catalogue.movies = catalogue.movies[:limit]
+    kept = {item.movie.id for item in catalogue.movies}
+    catalogue.ratings = [r for r in catalogue.ratings if r.movie_id in kept]
+    catalogue.stats["movies"] = len(catalogue.movies)
+    if "ratings" in catalogue.stats:
+        catalogue.stats["ratings"] = len(catalogue.ratings)
+    return catalogue

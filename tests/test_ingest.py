@@ -1,0 +1,215 @@
+"""The ingest pipeline end to end: real models, real Edge index, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlmodel import Session
+
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
+from app.settings import Settings
+from app.vectorstore import MovieFilter, open_store
+from tests.conftest import build_index
+
+TMDB = Path(__file__).parent / "fixtures" / "tmdb"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def image_encoder():
+    from app.embedding.image import EfficientNetLite0Encoder
+
+    return EfficientNetLite0Encoder("cpu")
+
+
+@pytest.fixture(scope="module")
+def tmdb_run(tmp_path_factory, text_encoder, image_encoder):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("tmdb"), qdrant_url=None)
+    summary = build_index(
+        settings, text_encoder, "tmdb", movies=TMDB / "movies.json", ratings=TMDB / "ratings.csv",
+        image_encoder=image_encoder,
+    )
+    return settings, summary
+
+
+def _index_snapshot(settings: Settings) -> dict[int, tuple[str, dict[str, np.ndarray]]]:
+    """Every point's content hash and vectors, for comparing two indexes."""
+    index = open_store(settings).open()
+    try:
+        ids = sorted(index.hashes())
+        stored = index.retrieve(ids, vectors=("text", "image", "combined"))
+        return {m.id: (m.payload["content_hash"], m.vectors) for m in stored}
+    finally:
+        index.close()
+
+
+def test_posters_give_image_vectors_and_broken_ones_fall_back(tmdb_run) -> None:
+    settings, summary = tmdb_run
+    movies = json.loads((TMDB / "movies.json").read_text())
+    with_file = {m["id"] for m in movies if m.get("title") and m.get("poster_path")
+                 and (TMDB / m["poster_path"].lstrip("/")).exists() and "broken" not in m["poster_path"]}
+    failing = {m["id"] for m in movies if m.get("title") and m.get("poster_path")} - with_file
+    assert with_file and failing
+    assert summary.failed == len(failing)
+    assert summary.with_poster == len(with_file)
+    index = open_store(settings).open()
+    try:
+        stored = {m.id: m for m in index.retrieve(sorted(with_file | failing), vectors=("text", "image", "combined"))}
+        for mid in with_file:
+            image = stored[mid].vectors["image"]
+            assert image.shape == (1280,) and abs(np.linalg.norm(image) - 1) < 1e-3
+            assert stored[mid].payload["has_poster"] is True
+        for mid in failing:  # text-only: no image vector, combined = text half only
+            assert "image" not in stored[mid].vectors
+            combined = stored[mid].vectors["combined"]
+            assert np.allclose(combined[:384], stored[mid].vectors["text"], atol=1e-5)
+            assert np.allclose(combined[384:], 0)
+        assert index.count(MovieFilter(has_poster=True)) == len(with_file)
+    finally:
+        index.close()
+
+
+def test_combined_cosine_is_the_weighted_sum_of_parts(tmdb_run) -> None:
+    from app.embedding.movie import TEXT_WEIGHT, projection_matrix
+
+    settings, _ = tmdb_run
+    index = open_store(settings).open()
+    try:
+        ids = sorted(index.hashes())
+        posters = [m for m in index.retrieve(ids, vectors=("text", "image", "combined")) if "image" in m.vectors]
+    finally:
+        index.close()
+    a, b = posters[0].vectors, posters[1].vectors
+    p = projection_matrix(1280, 384)
+    pa, pb = p @ a["image"], p @ b["image"]
+    expected = TEXT_WEIGHT * a["text"] @ b["text"] + (1 - TEXT_WEIGHT) * (pa @ pb) / (
+        np.linalg.norm(pa) * np.linalg.norm(pb))
+    assert a["combined"] @ b["combined"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_bad_rows_are_skipped_and_good_rows_stored(tmdb_run) -> None:
+    settings, summary = tmdb_run
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        movies = repo.all_movies(session)
+        assert all(m.title.strip() for m in movies)
+        for m in movies:
+            for r in repo.user_ratings(session, 1):
+                assert 0.5 <= r.rating <= 5.0
+    assert summary.movies == len(movies) == summary.skipped_unchanged + summary.embedded
+
+
+def test_second_run_embeds_nothing_and_a_change_embeds_one(tmp_path, text_encoder, image_encoder) -> None:
+    # A private copy of the fixture: poster paths resolve next to the movies file.
+    shutil.copytree(TMDB, tmp_path / "tmdb")
+    movies_file = tmp_path / "tmdb" / "movies.json"
+    settings = Settings(data_dir=tmp_path / "data", qdrant_url=None)
+    first = build_index(settings, text_encoder, "tmdb", movies=movies_file, image_encoder=image_encoder)
+    assert first.embedded == first.movies
+    again = build_index(settings, text_encoder, "tmdb", movies=movies_file, image_encoder=image_encoder)
+    assert again.embedded == 0 and again.skipped_unchanged == again.movies
+
+    movies = json.loads(movies_file.read_text())
+    movies[0]["overview"] = "A completely different story about a lighthouse keeper."
+    movies_file.write_text(json.dumps(movies))
+    before = _index_snapshot(settings)
+    third = build_index(settings, text_encoder, "tmdb", movies=movies_file, image_encoder=image_encoder)
+    assert third.embedded == 1
+    after = _index_snapshot(settings)
+    assert set(after) == set(before)
+    assert after[movies[0]["id"]][0] != before[movies[0]["id"]][0]
+    changed = [mid for mid in after if not np.allclose(after[mid][1]["text"], before[mid][1]["text"], atol=1e-5)]
+    assert changed == [movies[0]["id"]]
+
+
+def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_run, text_encoder, image_encoder):
+    from app.embedding.movie import MovieEmbedder
+    from app.embedding.posters import PosterLoader
+    from app.vectorstore import build_manifest
+    from ingest.pipeline import index_movies
+
+    settings, _ = tmdb_run
+    shutil.copytree(settings.data_dir, tmp_path / "data")
+    copy = Settings(data_dir=tmp_path / "data", qdrant_url=None)
+    store = open_store(copy)
+    before_gen, before = store.generation(), _index_snapshot(copy)
+    with Session(make_engine(copy.sqlalchemy_url)) as session:
+        movies = repo.all_movies(session)
+    summary = index_movies(
+        movies, store, build_manifest(copy),
+        lambda wi: MovieEmbedder(text_encoder, image_encoder, PosterLoader(copy.poster_cache_dir)),
+        batch_size=8, rebuild=True, progress=False,
+    )
+    assert summary.embedded == len(movies)
+    assert store.generation() != before_gen
+    after = _index_snapshot(copy)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+
+
+# ---- crash and resume ----------------------------------------------------------------------------
+KILL_LIMIT, KILL_BATCH = 120, 8
+
+
+def _ingest_cmd(data_dir: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("QDRANT_URL", None)
+    cmd = [sys.executable, "-m", "app.cli", "ingest", "--source", "demo", "--limit", str(KILL_LIMIT),
+           "--batch-size", str(KILL_BATCH), "--device", "cpu", *extra]
+    return cmd, env
+
+
+def _kill_after_batches(data_dir: Path, batches: int) -> None:
+    """Start an ingest and SIGKILL it once `batches` batches have landed (read off its progress bar)."""
+    cmd, env = _ingest_cmd(data_dir)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    seen = b""
+    killed = threading.Event()
+
+    def watch() -> None:
+        nonlocal seen
+        while chunk := proc.stderr.read1(4096):  # type: ignore[union-attr]
+            seen += chunk
+            done = [int(n) for n in re.findall(rb"(\d+)/%d \[" % KILL_LIMIT, seen)]
+            if done and max(done) >= batches * KILL_BATCH:
+                proc.send_signal(signal.SIGKILL)
+                killed.set()
+                return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    proc.wait(timeout=300)
+    thread.join(timeout=5)
+    assert killed.is_set(), f"ingest finished before it could be killed: {seen[-500:]!r}"
+
+
+def test_killed_ingest_resumes_to_the_same_index(tmp_path, text_encoder) -> None:
+    crashed = tmp_path / "crashed"
+    _kill_after_batches(crashed, batches=3)
+    assert not (crashed / "qdrant" / "CURRENT").exists(), "nothing may be published by a killed run"
+    assert (crashed / "qdrant" / "staging").exists()
+
+    cmd, env = _ingest_cmd(crashed, "--json")
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0 < summary["embedded"] < KILL_LIMIT, "the rerun must reuse what the killed run stored"
+    assert summary["skipped_unchanged"] + summary["embedded"] == KILL_LIMIT
+
+    clean = Settings(data_dir=tmp_path / "clean", qdrant_url=None)
+    build_index(clean, text_encoder, "demo", limit=KILL_LIMIT)
+    resumed, reference = _index_snapshot(Settings(data_dir=crashed, qdrant_url=None)), _index_snapshot(clean)
+    assert sorted(resumed) == sorted(reference)  # no holes, no extras (ids are unique by construction)
+    for mid, (digest, vectors) in reference.items():
+        assert resumed[mid][0] == digest
+        assert float(resumed[mid][1]["text"] @ vectors["text"]) > 0.9999
