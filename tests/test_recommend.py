@@ -1,0 +1,141 @@
+"""The recommender's pieces on hand-computed cases, then the whole Recommender on a real index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlmodel import Session, func, select
+
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
+from app.catalog.models import Rating
+from app.catalog.repository import UserRating
+from app.errors import InvalidInput, NotFound, NotImplementedYet
+from app.recommend import Recommender
+from app.recommend.rerank import rerank
+from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights, weighted_mean
+from app.vectorstore import Hit, MovieFilter, open_store
+from app.vectorstore.live import LiveIndex
+
+DAY = 86_400
+
+
+def test_taste_weights_centre_on_the_user_mean_and_halve_per_half_life() -> None:
+    history = [UserRating(1, 5.0, 1000 * DAY), UserRating(2, 1.0, 900 * DAY), UserRating(3, 3.0, 800 * DAY)]
+    w = taste_weights(history, all_ratings_mean=3.0, half_life_days=100)
+    assert w.movie_ids == [1, 2, 3]
+    assert np.allclose(w.weights, [2.0, -2.0 * 0.5, 0.0])
+
+
+def test_few_ratings_centre_on_the_scale_midpoint() -> None:
+    w = taste_weights([UserRating(1, 4.0, 0)], all_ratings_mean=4.0, half_life_days=100)
+    assert np.allclose(w.weights, [4.0 - SCALE_MIDPOINT])
+
+
+def test_uniform_ratings_count_as_equal_likes() -> None:
+    history = [UserRating(i, 4.0, 0) for i in range(5)]
+    assert np.allclose(taste_weights(history, 4.0, 100).weights, 1.0)
+
+
+def test_weighted_mean_pushes_away_from_dislikes_and_detects_cancellation() -> None:
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    v = weighted_mean(np.stack([a, b]), np.array([1.0, -1.0]))
+    assert v is not None and np.allclose(v, np.array([1, -1]) / np.sqrt(2))
+    assert weighted_mean(np.stack([a, a]), np.array([1.0, -1.0])) is None
+
+
+def _hit(mid: int, score: float, vec: list[float], pop: float = 1.0) -> Hit:
+    return Hit(mid, score, {"popularity": pop}, {"combined": np.array(vec, dtype=np.float32)})
+
+
+def test_rerank_demotes_near_duplicates_when_diversity_is_on() -> None:
+    hits = [_hit(1, 0.9, [1, 0]), _hit(2, 0.89, [1, 0.01]), _hit(3, 0.8, [0, 1])]
+    assert [h.id for h, _ in rerank(hits, "combined", 3, popularity=0, diversity=0)] == [1, 2, 3]
+    assert [h.id for h, _ in rerank(hits, "combined", 3, popularity=0, diversity=0.5)] == [1, 3, 2]
+
+
+def test_rerank_popularity_boost_reorders_close_calls() -> None:
+    hits = [_hit(1, 0.80, [1, 0], pop=1), _hit(2, 0.79, [0, 1], pop=1000)]
+    assert [h.id for h, _ in rerank(hits, "combined", 2, popularity=0, diversity=0)] == [1, 2]
+    assert [h.id for h, _ in rerank(hits, "combined", 2, popularity=0.5, diversity=0)] == [2, 1]
+
+
+# ---- the Recommender on the real demo index ------------------------------------------------------
+@pytest.fixture(scope="module")
+def recommender(demo_settings, text_encoder):
+    live = LiveIndex(open_store(demo_settings))
+    yield Recommender(live.current, lambda q: text_encoder.encode([q])[0], history_size=50)
+    live.close()
+
+
+@pytest.fixture(scope="module")
+def heavy_users(demo_settings) -> list[list[UserRating]]:
+    engine = make_engine(demo_settings.sqlalchemy_url)
+    with Session(engine) as session:
+        ids = session.exec(
+            select(Rating.user_id).group_by(Rating.user_id).having(func.count() >= 20).order_by(Rating.user_id).limit(5)
+        ).all()
+        return [repo.user_ratings(session, uid) for uid in ids]
+
+
+def test_no_rated_movie_is_ever_recommended(recommender, heavy_users) -> None:
+    for ratings in heavy_users:
+        result = recommender.recommend(ratings, limit=20)
+        assert result.path == "content" and len(result.items) == 20
+        assert not {i.id for i in result.items} & {r.movie_id for r in ratings}
+        assert all(i.reason.startswith("because you liked") for i in result.items)
+
+
+def test_filters_hold_for_every_result(recommender, heavy_users) -> None:
+    f = MovieFilter(genres=("Comedy", "Horror"), year_min=1990, year_max=1999)
+    result = recommender.recommend(heavy_users[0], limit=15, filter=f)
+    assert result.items
+    for item in result.items:
+        assert set(item.genres) & {"Comedy", "Horror"} and 1990 <= item.year <= 1999
+
+
+def test_cold_start_paths(recommender, heavy_users) -> None:
+    assert recommender.recommend([], limit=5).path == "popular"
+    popular = recommender.recommend([], limit=5).items
+    assert [i.popularity for i in popular] == sorted((i.popularity for i in popular), reverse=True)
+    one = recommender.recommend(heavy_users[0][:1], limit=5)
+    assert one.path == "content_cold_start"
+    assert heavy_users[0][0].movie_id not in {i.id for i in one.items}
+
+
+def test_a_new_rating_changes_the_answer(recommender, heavy_users) -> None:
+    ratings = heavy_users[1]
+    before = recommender.recommend(ratings, limit=10)
+    top = before.items[0]
+    newer = [UserRating(top.id, 0.5, ratings[0].timestamp + DAY), *ratings]
+    after = recommender.recommend(newer, limit=10)
+    assert top.id not in {i.id for i in after.items}
+    assert [i.id for i in after.items] != [i.id for i in before.items]
+
+
+def test_similar_excludes_itself_and_search_finds_by_meaning(recommender) -> None:
+    found = recommender.search("toys that come alive when nobody is watching", limit=5)
+    assert found and found[0].title.startswith("Toy Story")
+    similar = recommender.similar(found[0].id, limit=5)
+    assert found[0].id not in {s.id for s in similar}
+    assert [s.score for s in similar] == sorted((s.score for s in similar), reverse=True)
+    with pytest.raises(InvalidInput):
+        recommender.similar(found[0].id, vector="image")  # the demo has no posters
+    with pytest.raises(NotFound):
+        recommender.similar(10**9)
+
+
+def test_explain_splits_similarity_into_text_and_image(recommender, heavy_users) -> None:
+    ratings = heavy_users[2]
+    target = recommender.recommend(ratings, limit=1).items[0]
+    why = recommender.explain(ratings, target.id)
+    assert why.similarity > 0
+    assert why.text_share + why.image_share == pytest.approx(1.0)
+    assert 3 <= len(why.related) <= 5
+    assert [r.similarity for r in why.related] == sorted((r.similarity for r in why.related), reverse=True)
+    assert target.title in why.sentence
+
+
+def test_unlanded_strategies_say_so(recommender, heavy_users) -> None:
+    with pytest.raises(NotImplementedYet):
+        recommender.recommend(heavy_users[0], strategy="collab")
