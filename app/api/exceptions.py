@@ -35,13 +35,19 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
 }
 
 
-def _respond(status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response[Any]:
+def _respond(
+    status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(ErrorBody(status_code=status, detail=detail, field=field), status_code=status, headers=headers)
 
 
 def domain_error(_: Request[Any, Any, Any], exc: MovieRecError) -> Response[Any]:
     status = next((code for cls, code in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 500)
-    return _respond(status, str(exc), getattr(exc, "field", None))
+    field: str | None = getattr(exc, "field", None)
+    detail = str(exc)
+    if field and field not in detail:  # the message must name the field, not only the `field` key
+        detail = f"{field}: {detail}"
+    return _respond(status, detail, field)
 
 
 def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -52,7 +58,8 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
         return _respond(400, exc.detail)
     # The whole body is the `data` kwarg; call it what the client sent.
     fields = ["body" if p.get("key") == "data" else str(p.get("key")) for p in problems]
-    detail = "; ".join(f"invalid {f}: {p.get('message', 'invalid value')}" for f, p in zip(fields, problems, strict=True))
+    messages = [f"invalid {f}: {p.get('message', 'invalid value')}" for f, p in zip(fields, problems, strict=True)]
+    detail = "; ".join(messages)
     return _respond(400, detail, fields[0])
 
 

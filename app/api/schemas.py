@@ -52,10 +52,7 @@ class RecommendationsOut(msgspec.Struct):
 
     @classmethod
     def from_domain(cls, user_id: int, result: RecommendationList) -> RecommendationsOut:
-        items = [
-            RecommendationOut(movie_id=r.id, title=r.title, year=r.year, genres=r.genres, score=r.score, reason=r.reason)
-            for r in result.items
-        ]
+        items = [RecommendationOut(r.id, r.title, r.year, r.genres, r.score, r.reason) for r in result.items]
         return cls(user_id=user_id, strategy=result.strategy, path=result.path, items=items)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, create_engine
 
@@ -21,8 +21,21 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    SQLModel.metadata.create_all(engine)
+    _create_schema(engine)
     return engine
+
+
+_SCHEMA_LOCK_KEY = 0x6D6F76696572  # any constant: names the advisory lock below
+
+
+def _create_schema(engine: Engine) -> None:
+    """CREATE what is missing, in one transaction. On PostgreSQL an advisory lock serialises
+    processes that start together (API workers, the ingest worker): two concurrent create_all
+    calls would otherwise both try to create the same tables, and one would fail."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        SQLModel.metadata.create_all(conn)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

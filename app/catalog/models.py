@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
+
+# Ids and timestamps are 64-bit: PostgreSQL's INTEGER stops at 2**31 - 1 (SQLite's is 64-bit already,
+# and keeps INTEGER so a primary key stays the rowid).
+BIGINT = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _now() -> datetime:
@@ -15,7 +19,7 @@ def _now() -> datetime:
 class Movie(SQLModel, table=True):
     __tablename__ = "movies"
 
-    id: int = Field(primary_key=True)
+    id: int = Field(primary_key=True, sa_type=BIGINT)
     title: str
     year: int | None = None
     overview: str | None = None
@@ -37,7 +41,7 @@ class Movie(SQLModel, table=True):
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
-    id: int = Field(primary_key=True)
+    id: int = Field(primary_key=True, sa_type=BIGINT)
     created_at: datetime = Field(default_factory=_now)
 
 
@@ -45,7 +49,7 @@ class Rating(SQLModel, table=True):
     __tablename__ = "ratings"
     __table_args__ = (Index("ix_ratings_user_ts", "user_id", "timestamp"),)
 
-    user_id: int = Field(primary_key=True, foreign_key="users.id")
-    movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True)
+    user_id: int = Field(primary_key=True, foreign_key="users.id", sa_type=BIGINT)
+    movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
     rating: float
-    timestamp: int  # unix seconds
+    timestamp: int = Field(sa_type=BIGINT)  # unix seconds

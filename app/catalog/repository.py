@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -29,9 +29,15 @@ class UserRating:
 def _upsert(
     session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]], keys: list[str], update: bool = True
 ) -> None:
-    """Multi-row INSERT ... ON CONFLICT, on SQLite and PostgreSQL alike. `update=False` keeps existing rows."""
+    """Multi-row INSERT ... ON CONFLICT, on SQLite and PostgreSQL alike. `update=False` keeps existing rows.
+
+    Rows are deduplicated on `keys` (the last one wins) and sorted by them. PostgreSQL refuses a
+    statement that touches one row twice, and concurrent upserts that lock the same rows in
+    different orders deadlock; one global key order prevents both.
+    """
     if not rows:
         return
+    rows = [row for _, row in sorted({tuple(r[k] for k in keys): r for r in rows}.items(), key=lambda kv: kv[0])]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), CHUNK):
