@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.openapi import ResponseSpec
 
 from app.catalog.models import Movie
 from app.catalog.repository import UserRating
@@ -20,6 +21,20 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
     status_code: int
     detail: str
     field: str | None = None
+
+
+ERROR_STATUSES = {
+    400: "Invalid parameter or body; `field` names it",
+    401: "Missing or invalid bearer token",
+    403: "The token may not access this user's data",
+    404: "Unknown user, movie or rating",
+    501: "Strategy not implemented yet",
+    503: "The index is not built or unreachable",
+}
+ERROR_RESPONSES = {
+    code: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False)
+    for code, text in ERROR_STATUSES.items()
+}
 
 
 # -- movies ---------------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""`create_app()`: the Litestar application, assembled by one init plugin in small steps."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins import InitPluginProtocol
+
+from app.api.controllers import ROUTES
+from app.api.deps import DEPENDENCIES
+from app.api.exceptions import EXCEPTION_HANDLERS
+from app.api.security import jwt_auth
+from app.api.state import QueryEncoder, make_lifespan
+from app.settings import Settings, get_settings
+
+
+class ApplicationCore(InitPluginProtocol):
+    """Wires OpenAPI, auth, routes, dependencies, error mapping and the lifespan into the app config."""
+
+    def __init__(self, settings: Settings, text_encoder: QueryEncoder | None = None) -> None:
+        self.settings = settings
+        self.text_encoder = text_encoder
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        self._configure_openapi(app_config)
+        self._configure_security(app_config)  # after OpenAPI: it adds the Bearer scheme there
+        self._configure_routes(app_config)
+        self._configure_dependencies(app_config)
+        self._configure_exceptions(app_config)
+        self._configure_lifespan(app_config)
+        return app_config
+
+    def _configure_openapi(self, app_config: AppConfig) -> None:
+        app_config.openapi_config = OpenAPIConfig(
+            title="movierec",
+            version=_version(),
+            description="Movie recommendations on Qdrant. Send `Authorization: Bearer <token>`.",
+            path="/schema",
+            use_handler_docstrings=True,
+        )
+
+    def _configure_security(self, app_config: AppConfig) -> None:
+        jwt_auth(self.settings).on_app_init(app_config)
+
+    def _configure_routes(self, app_config: AppConfig) -> None:
+        app_config.route_handlers.extend(ROUTES)
+
+    def _configure_dependencies(self, app_config: AppConfig) -> None:
+        app_config.dependencies.update(DEPENDENCIES)
+
+    def _configure_exceptions(self, app_config: AppConfig) -> None:
+        app_config.exception_handlers.update(EXCEPTION_HANDLERS)
+
+    def _configure_lifespan(self, app_config: AppConfig) -> None:
+        app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder))
+
+
+def _version() -> str:
+    try:
+        return version("movierec")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder | None = None) -> Litestar:
+    """The API. `text_encoder` injects an already loaded model (tests); otherwise the lifespan loads one."""
+    return Litestar(plugins=[ApplicationCore(settings or get_settings(), text_encoder)])

@@ -1,0 +1,120 @@
+"""Per-user reads: recommendations and explanations. A user token may read only its own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Literal
+
+from litestar import Controller, get
+from litestar.params import Parameter
+from sqlmodel import Session
+
+from app.api.deps import Limit, MovieIdPath, UserIdPath, UserIdQuery, parse_id
+from app.api.schemas import ERROR_RESPONSES, ExplanationOut, RecommendationsOut
+from app.api.security import owner_or_admin
+from app.api.state import Services
+from app.catalog import repository as repo
+from app.catalog.repository import UserRating
+from app.errors import InvalidInput
+from app.recommend.recommender import Recommender
+from app.settings import Settings
+from app.vectorstore import MovieFilter
+
+Year = Annotated[int | None, Parameter(ge=0, le=9999, description="Inclusive bound on the release year.")]
+# Documented from the settings' own defaults, so the schema cannot drift from them.
+_DEFAULTS = Settings.model_fields
+POPULARITY_DOC = (
+    "Weight of popularity in the re-rank, 0-1 "
+    f"(default: MOVIEREC_POPULARITY_WEIGHT, {_DEFAULTS['popularity_weight'].default})."
+)
+DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {_DEFAULTS['diversity'].default})."
+
+
+class RecommendationController(Controller):
+    path = "/movies"
+    tags = ["recommendations"]
+    guards = [owner_or_admin]
+
+    @get(
+        "/recommendations",
+        operation_id="recommendMovies",
+        responses=ERROR_RESPONSES,
+        summary="Recommendations for a user",
+        description=(
+            "One database query (the user's ratings), one vector retrieve and one ANN query. "
+            "`path` says how the answer was made: `popular` (no ratings, or use_embeddings=false), "
+            "`content_cold_start` (1-2 ratings) or `content`. Rated movies are never returned."
+        ),
+        sync_to_thread=True,
+    )
+    def recommend(
+        self,
+        db_session: Session,
+        recommender: Recommender,
+        services: Services,
+        user_id: UserIdQuery,
+        limit: Limit = 10,
+        strategy: Annotated[
+            Literal["content", "collab", "hybrid"],
+            Parameter(description="content; collab and hybrid answer 501 until the collaborative vectors land."),
+        ] = "content",
+        genres: Annotated[
+            str | None, Parameter(description="Comma-separated genres, matched exactly; a movie matches any.")
+        ] = None,
+        year_min: Year = None,
+        year_max: Year = None,
+        use_embeddings: Annotated[
+            bool, Parameter(description="false: answer from popularity alone (path `popular`).")
+        ] = True,
+        popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
+        diversity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC)] = None,
+    ) -> RecommendationsOut:
+        uid = parse_id(user_id, "user_id")
+        movie_filter = _filter(genres, year_min, year_max)
+        ratings = _ratings_of_known_user(db_session, uid)
+        history: list[UserRating] = ratings
+        if not use_embeddings:
+            # Popularity only: no history means no taste vector, but the rated movies stay excluded.
+            history = []
+            movie_filter = replace(movie_filter, exclude_ids=frozenset(r.movie_id for r in ratings))
+        settings = services.settings
+        result = recommender.recommend(
+            history,
+            limit=limit,
+            strategy=strategy,
+            filter=movie_filter,
+            popularity=settings.popularity_weight if popularity is None else popularity,
+            diversity=settings.diversity if diversity is None else diversity,
+        )
+        return RecommendationsOut.from_domain(uid, result)
+
+    @get(
+        "/explain/{user_id:str}/{movie_id:str}",
+        operation_id="explainRecommendation",
+        responses=ERROR_RESPONSES,
+        summary="Why a movie suits a user",
+        description="Similarity to the user's taste, its text/image split, and the closest movies the user rated.",
+        sync_to_thread=True,
+    )
+    def explain(
+        self, db_session: Session, recommender: Recommender, user_id: UserIdPath, movie_id: MovieIdPath
+    ) -> ExplanationOut:
+        uid, mid = parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id")
+        ratings = _ratings_of_known_user(db_session, uid)
+        return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
+
+
+def _filter(genres: str | None, year_min: int | None, year_max: int | None) -> MovieFilter:
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise InvalidInput(f"year_min ({year_min}) is greater than year_max ({year_max})", field="year_min")
+    wanted = tuple(dict.fromkeys(g.strip() for g in (genres or "").split(",") if g.strip()))
+    return MovieFilter(genres=wanted, year_min=year_min, year_max=year_max)
+
+
+def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
+    """All ratings, newest first. Only when there are none is a second query needed, to tell an
+    unknown user (404) from a known one without ratings (cold start)."""
+    ratings = repo.user_ratings(session, user_id)
+    if not ratings:
+        repo.require_user(session, user_id)
+    return ratings

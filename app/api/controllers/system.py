@@ -1,0 +1,68 @@
+"""Operations: health (no auth) and embedding metrics."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from sqlalchemy import text
+
+from app.api.schemas import ERROR_RESPONSES, EmbeddingMetricsOut, HealthOut
+from app.api.state import Services
+from app.errors import MovieRecError
+from app.status import embedding_metrics
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["system"]
+
+    @get(
+        "/",
+        operation_id="health",
+        summary="Database and index reachable",
+        description="200 when both answer, 503 otherwise. Needs no token.",
+        security=[{}],
+        exclude_from_auth=True,
+        sync_to_thread=True,
+    )
+    def health(self, services: Services) -> Response[HealthOut]:
+        database, problem = _database_ok(services), None
+        try:
+            services.live.current()
+            index = True
+        except MovieRecError as exc:
+            index, problem = False, str(exc)
+        except Exception:  # noqa: BLE001  an unreachable server raises its client's own errors
+            index, problem = False, "the index is unreachable"
+        ok = database and index
+        body = HealthOut(
+            status="ok" if ok else "unavailable",
+            database=database,
+            index=index,
+            index_generation=services.live.generation,
+            detail=problem if database else "the database is unreachable",
+        )
+        return Response(body, status_code=200 if ok else 503)
+
+
+def _database_ok(services: Services) -> bool:
+    try:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001  any failure means "unreachable" here; the body says so
+        return False
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ["system"]
+
+    @get(
+        "/embeddings",
+        operation_id="embeddingMetrics",
+        responses={401: ERROR_RESPONSES[401]},
+        summary="Embedding coverage, device and models",
+        sync_to_thread=True,
+    )
+    def embeddings(self, services: Services) -> EmbeddingMetricsOut:
+        return EmbeddingMetricsOut.from_metrics(embedding_metrics(services.engine, services.store, services.device))
