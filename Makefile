@@ -27,8 +27,14 @@ run: install
 	$(VENV)/bin/movierec ingest --source demo --if-missing
 	$(VENV)/bin/movierec serve --host $(HOST) --port $(PORT)
 
+# Every database-backed test runs twice: on SQLite, then on the PostgreSQL at 127.0.0.1:5432.
+DB_TESTS := tests/test_api.py tests/test_ingest.py tests/test_recommend.py
 test: install
 	$(VENV)/bin/pytest -q
+	@if pg_isready -q -h 127.0.0.1 2>/dev/null; then \
+		echo "== the database-backed tests again, on PostgreSQL"; \
+		MOVIEREC_TEST_DB=postgres $(VENV)/bin/pytest -q $(DB_TESTS); \
+	else echo "== PostgreSQL at 127.0.0.1:5432 is not running: skipped the PostgreSQL pass"; fi
 
 test-all: install
 	$(VENV)/bin/pytest -q -m "slow or not slow"

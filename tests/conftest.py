@@ -12,10 +12,73 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 pytest_plugins = ["tests.qdrant_fixtures"]
 
 
-# ---- a small real index, built once per session with the real text model ----
+# ---- which database the suite runs on ----
+# MOVIEREC_TEST_DB=postgres runs every database-backed test on PostgreSQL (one fresh database per
+# data dir, dropped at exit); the default is SQLite files inside each test's data dir.
+import atexit  # noqa: E402
+import contextlib  # noqa: E402
+import shutil  # noqa: E402
+import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+TEST_DB = os.environ.get("MOVIEREC_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("MOVIEREC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_created_databases: list[str] = []
+
+
+def _pg_admin(statement: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
+def _new_pg_database(template: str | None = None) -> str:
+    from sqlalchemy.engine import make_url
+
+    name = f"movierec_t_{uuid.uuid4().hex[:12]}"
+    if template:  # a template must have no other sessions: close the pools that still hold one
+        _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{template}' "
+                  "AND pid <> pg_backend_pid()")
+    _pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    _created_databases.append(name)
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@atexit.register
+def _drop_pg_databases() -> None:
+    for name in _created_databases:
+        with contextlib.suppress(Exception):  # best effort at exit; a leftover database is harmless
+            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(data_dir: Path, **overrides):
+    """Settings for one test's world: its data dir (index, posters, SQLite) and its own database."""
+    from app.settings import Settings
+
+    url = _new_pg_database() if TEST_DB == "postgres" else None
+    return Settings(data_dir=data_dir, database_url=url, qdrant_url=None, **overrides)
+
+
+def copy_settings(source, data_dir: Path):
+    """A private copy of another test world: data dir and database both, so writes stay local."""
+    from app.settings import Settings
+
+    shutil.copytree(source.data_dir, data_dir)
+    url = None
+    if source.database_url:
+        from sqlalchemy.engine import make_url
+
+        url = _new_pg_database(template=make_url(source.database_url).database)
+    return Settings(data_dir=data_dir, database_url=url, qdrant_url=None)
+
+
+# ---- a small real index, built once per session with the real text model ----
 
 DEMO_LIMIT = 300  # movies: enough for real users with 20+ ratings, small enough for CI
 
@@ -31,9 +94,7 @@ def text_encoder():
 def demo_settings(tmp_path_factory: pytest.TempPathFactory, text_encoder):
     """Settings pointing at a data dir holding the first DEMO_LIMIT demo movies, their ratings
     and a published Edge index. Shared: tests must not modify it (copy it if they need to)."""
-    from app.settings import Settings
-
-    settings = Settings(data_dir=tmp_path_factory.mktemp("demo"), qdrant_url=None)
+    settings = make_settings(tmp_path_factory.mktemp("demo"))
     build_index(settings, text_encoder, "demo", limit=DEMO_LIMIT)
     return settings
 

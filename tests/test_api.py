@@ -3,7 +3,6 @@ text model, Litestar's AsyncTestClient. One app per module; tests that write use
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Movie, Rating
 from app.settings import Settings
+from tests.conftest import copy_settings, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -37,9 +37,7 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="module")
 def api_settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # The demo data dir is shared by the session and these tests write ratings: work on a copy.
-    data = tmp_path_factory.mktemp("api") / "data"
-    shutil.copytree(demo_settings.data_dir, data)
-    return Settings(data_dir=data, qdrant_url=None)
+    return copy_settings(demo_settings, tmp_path_factory.mktemp("api") / "data")
 
 
 @pytest.fixture(scope="module")
@@ -462,8 +460,7 @@ async def test_lifespan_releases_the_index(
 ) -> None:
     # An Edge shard locks its directory: a second app in this process can open the index only if
     # the first one's lifespan closed it.
-    settings = Settings(data_dir=tmp_path / "data", qdrant_url=None)
-    shutil.copytree(demo_settings.data_dir, settings.data_dir)
+    settings = copy_settings(demo_settings, tmp_path / "data")
     for _ in range(2):
         async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
             assert (await client.get("/health")).status_code == 200
@@ -471,7 +468,7 @@ async def test_lifespan_releases_the_index(
 
 # -- no index -------------------------------------------------------------------------------------
 async def test_missing_index_is_503(tmp_path: Any, text_encoder: Any) -> None:
-    settings = Settings(data_dir=tmp_path / "empty", qdrant_url=None)
+    settings = make_settings(tmp_path / "empty")
     headers = bearer(settings, admin=True)
     async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
         health = await client.get("/health")

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
+from app.catalog.models import Rating
 from app.settings import Settings
 from app.vectorstore import MovieFilter, open_store
-from tests.conftest import build_index
+from tests.conftest import build_index, copy_settings, make_settings
 
 TMDB = Path(__file__).parent / "fixtures" / "tmdb"
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def image_encoder():
 
 @pytest.fixture(scope="module")
 def tmdb_run(tmp_path_factory, text_encoder, image_encoder):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("tmdb"), qdrant_url=None)
+    settings = make_settings(tmp_path_factory.mktemp("tmdb"))
     summary = build_index(
         settings, text_encoder, "tmdb", movies=TMDB / "movies.json", ratings=TMDB / "ratings.csv",
         image_encoder=image_encoder,
@@ -100,13 +101,17 @@ def test_combined_cosine_is_the_weighted_sum_of_parts(tmdb_run) -> None:
 
 def test_bad_rows_are_skipped_and_good_rows_stored(tmdb_run) -> None:
     settings, summary = tmdb_run
+    lines = (TMDB / "ratings.csv").read_text().splitlines()
+    bad = {12: "rating 7", 27: "rating abc", 42: "unknown movie"}  # line numbers, header = line 1
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as session:
         movies = repo.all_movies(session)
-        assert all(m.title.strip() for m in movies)
-        for m in movies:
-            for r in repo.user_ratings(session, 1):
-                assert 0.5 <= r.rating <= 5.0
+        stored = session.exec(select(Rating)).all()
+    engine.dispose()
+    assert all(m.title.strip() for m in movies)
+    assert len(stored) == len(lines) - 1 - len(bad)
+    assert 424242 not in {r.movie_id for r in stored}
+    assert all(0.5 <= r.rating <= 5.0 for r in stored)
     assert summary.movies == len(movies) == summary.skipped_unchanged + summary.embedded
 
 
@@ -114,7 +119,7 @@ def test_second_run_embeds_nothing_and_a_change_embeds_one(tmp_path, text_encode
     # A private copy of the fixture: poster paths resolve next to the movies file.
     shutil.copytree(TMDB, tmp_path / "tmdb")
     movies_file = tmp_path / "tmdb" / "movies.json"
-    settings = Settings(data_dir=tmp_path / "data", qdrant_url=None)
+    settings = make_settings(tmp_path / "data")
     first = build_index(settings, text_encoder, "tmdb", movies=movies_file, image_encoder=image_encoder)
     assert first.embedded == first.movies
     again = build_index(settings, text_encoder, "tmdb", movies=movies_file, image_encoder=image_encoder)
@@ -140,8 +145,7 @@ def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_
     from ingest.pipeline import index_movies
 
     settings, _ = tmdb_run
-    shutil.copytree(settings.data_dir, tmp_path / "data")
-    copy = Settings(data_dir=tmp_path / "data", qdrant_url=None)
+    copy = copy_settings(settings, tmp_path / "data")
     store = open_store(copy)
     before_gen, before = store.generation(), _index_snapshot(copy)
     with Session(make_engine(copy.sqlalchemy_url)) as session:
@@ -161,17 +165,20 @@ def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_
 KILL_LIMIT, KILL_BATCH = 120, 8
 
 
-def _ingest_cmd(data_dir: Path, *extra: str) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "MOVIEREC_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+def _ingest_cmd(settings: Settings, *extra: str) -> tuple[list[str], dict[str, str]]:
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
     env.pop("QDRANT_URL", None)
+    env.pop("DATABASE_URL", None)
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
     cmd = [sys.executable, "-m", "app.cli", "ingest", "--source", "demo", "--limit", str(KILL_LIMIT),
            "--batch-size", str(KILL_BATCH), "--device", "cpu", *extra]
     return cmd, env
 
 
-def _kill_after_batches(data_dir: Path, batches: int) -> None:
+def _kill_after_batches(settings: Settings, batches: int) -> None:
     """Start an ingest and SIGKILL it once `batches` batches have landed (read off its progress bar)."""
-    cmd, env = _ingest_cmd(data_dir)
+    cmd, env = _ingest_cmd(settings)
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
     seen = b""
@@ -195,20 +202,21 @@ def _kill_after_batches(data_dir: Path, batches: int) -> None:
 
 
 def test_killed_ingest_resumes_to_the_same_index(tmp_path, text_encoder) -> None:
-    crashed = tmp_path / "crashed"
-    _kill_after_batches(crashed, batches=3)
+    crashed_settings = make_settings(tmp_path / "crashed")
+    crashed = crashed_settings.data_dir
+    _kill_after_batches(crashed_settings, batches=3)
     assert not (crashed / "qdrant" / "CURRENT").exists(), "nothing may be published by a killed run"
     assert (crashed / "qdrant" / "staging").exists()
 
-    cmd, env = _ingest_cmd(crashed, "--json")
+    cmd, env = _ingest_cmd(crashed_settings, "--json")
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 < summary["embedded"] < KILL_LIMIT, "the rerun must reuse what the killed run stored"
     assert summary["skipped_unchanged"] + summary["embedded"] == KILL_LIMIT
 
-    clean = Settings(data_dir=tmp_path / "clean", qdrant_url=None)
+    clean = make_settings(tmp_path / "clean")
     build_index(clean, text_encoder, "demo", limit=KILL_LIMIT)
-    resumed, reference = _index_snapshot(Settings(data_dir=crashed, qdrant_url=None)), _index_snapshot(clean)
+    resumed, reference = _index_snapshot(crashed_settings), _index_snapshot(clean)
     assert sorted(resumed) == sorted(reference)  # no holes, no extras (ids are unique by construction)
     for mid, (digest, vectors) in reference.items():
         assert resumed[mid][0] == digest
