@@ -32,7 +32,9 @@ def rerank(hits: list[Hit], using: str, limit: int, popularity: float, diversity
     chosen: list[tuple[Hit, float]] = []
     available = np.ones(len(hits), dtype=bool)
     for _ in range(min(limit, len(hits))):
-        scores = np.where(available, relevance * (1.0 - diversity * np.clip(max_sim, 0, 1)), -np.inf)
+        # relevance x (1 - diversity x max_sim), written so that a negative relevance is lowered too
+        penalised = relevance - diversity * np.clip(max_sim, 0, 1) * np.abs(relevance)
+        scores = np.where(available, penalised, -np.inf)
         best = int(np.argmax(scores))
         chosen.append((hits[best], float(scores[best])))
         available[best] = False
