@@ -1,0 +1,129 @@
+"""Encoders and poster loading on real images: shapes, normalisation, failures that stay contained."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.embedding.device import resolve_device
+from app.embedding.image import ResNet50Encoder
+from app.embedding.movie import combine, projection_matrix
+from app.embedding.posters import PosterLoader
+from app.errors import ModelUnavailable
+
+POSTERS = Path(__file__).parent / "fixtures" / "tmdb" / "posters"
+
+
+def test_resnet50_random_init_gives_unit_2048d_features() -> None:
+    encoder = ResNet50Encoder("cpu", weights="random")
+    images = [Image.open(POSTERS / "chelsea.jpg"), Image.open(POSTERS / "rocket.jpg")]
+    feats = encoder.encode(images, batch_size=2)
+    assert feats.shape == (2, 2048) and feats.dtype == np.float32
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
+
+
+def test_resnet50_without_weights_fails_with_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ModelUnavailable, match="weights file not found"):
+        ResNet50Encoder("cpu", weights=tmp_path / "nope.pth")
+
+
+def test_efficientnet_features_tell_photos_apart() -> None:
+    from app.embedding.image import EfficientNetLite0Encoder
+
+    encoder = EfficientNetLite0Encoder("cpu")
+    cat = Image.open(POSTERS / "chelsea.jpg")
+    feats = encoder.encode([cat, cat.transpose(Image.Transpose.FLIP_LEFT_RIGHT), Image.open(POSTERS / "rocket.jpg")])
+    assert feats.shape == (3, 1280)
+    assert feats[0] @ feats[1] > feats[0] @ feats[2] + 0.1  # a mirrored cat is closer than a rocket
+
+
+def test_combined_halves_and_text_only_fallback() -> None:
+    rng = np.random.default_rng(1)
+    text = rng.standard_normal(384).astype(np.float32)
+    text /= np.linalg.norm(text)
+    assert np.allclose(combine(text, None)[0], np.concatenate([text, np.zeros(384)]))
+    image = rng.standard_normal(1280).astype(np.float32)
+    c = combine(text, projection_matrix(1280, 384) @ image)[0]
+    assert np.linalg.norm(c) == pytest.approx(1.0, abs=1e-5)
+    assert np.linalg.norm(c[:384]) ** 2 == pytest.approx(0.7, abs=1e-5)
+
+
+def test_projection_is_seeded_and_orthonormal() -> None:
+    p = projection_matrix(1280, 384)
+    assert np.allclose(p @ p.T, np.eye(384), atol=1e-4)
+    assert np.array_equal(p, projection_matrix(1280, 384))
+    assert not np.array_equal(p, projection_matrix(1280, 384, seed=7))
+
+
+def test_cuda_request_without_cuda_is_a_clear_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+# ---- posters over HTTP: cache, failures, timeouts --------------------------------------------------
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hits: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        _Handler.hits[self.path] = _Handler.hits.get(self.path, 0) + 1
+        if self.path == "/slow.jpg":
+            time.sleep(5)
+        if self.path in ("/cat.jpg", "/slow.jpg"):
+            body = (POSTERS / "chelsea.jpg").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def poster_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_posters_from_urls_are_cached_and_failures_are_none(poster_server: str, tmp_path: Path) -> None:
+    loader = PosterLoader(tmp_path / "cache", timeout_s=1.0, concurrency=4)
+    refs = [f"{poster_server}/cat.jpg", f"{poster_server}/missing.jpg", str(POSTERS / "broken.jpg"),
+            str(tmp_path / "absent.jpg"), None]
+    images = loader.load_many(refs)
+    assert images[0] is not None and images[0].mode == "RGB"
+    assert images[1:] == [None, None, None, None]
+    before = _Handler.hits["/cat.jpg"]
+    assert loader.load(f"{poster_server}/cat.jpg") is not None
+    assert _Handler.hits["/cat.jpg"] == before, "a cached poster is not fetched again"
+
+
+def test_a_poster_server_that_hangs_times_out(poster_server: str, tmp_path: Path) -> None:
+    loader = PosterLoader(tmp_path / "cache", timeout_s=0.5)
+    started = time.monotonic()
+    assert loader.load(f"{poster_server}/slow.jpg") is None
+    assert time.monotonic() - started < 3
+
+
+def test_an_unreachable_host_is_a_failure_not_a_hang(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert PosterLoader(tmp_path, timeout_s=1.0).load(f"http://127.0.0.1:{port}/x.jpg") is None
