@@ -1,0 +1,176 @@
+"""Drive the served API over HTTP on 127.0.0.1 with a mixed load; the baseline is /health throughput.
+
+    .venv/bin/python bench/api.py                      # starts its own server on ./data, stops it after
+    .venv/bin/python bench/api.py --url http://127.0.0.1:8000 --clients 16 --requests 3000 --json
+
+Mixed traffic per client, drawn with a fixed seed: recommendations (content, with and without
+filters), similar movies, semantic search over a pool of queries, and rating writes. Every run is
+bounded (`--requests` in total, and `--max-seconds`), and stops by itself. An error is any non-2xx
+answer or a failed connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from _common import ROOT, emit, format_table, log, percentiles_ms
+
+SEARCHES = [
+    "heist thriller with a twist", "space adventure with robots", "romantic comedy in paris",
+    "haunted house horror", "coming of age drama", "animated film about toys", "courtroom drama",
+    "war movie about soldiers", "detective noir mystery", "superhero saves the city",
+]
+MIX = (("recommend", 0.45), ("recommend_filtered", 0.15), ("similar", 0.2), ("search", 0.1), ("rate", 0.1))
+
+
+def _token(data_dir: Path | None) -> str:
+    env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
+    out = subprocess.run([sys.executable, "-m", "app.cli", "token", "create", "--admin"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _start_server(port: int, data_dir: Path | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+async def _wait_healthy(client: httpx.AsyncClient, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.5)
+    raise SystemExit("the API did not become healthy: is the demo index built? (make run / movierec ingest)")
+
+
+async def _sample_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[list[int], list[int]]:
+    """Real users and movies to ask about, found through the API itself."""
+    users: list[int] = []
+    for uid in range(1, 400):
+        r = await client.get(f"/users/{uid}/ratings?limit=1", headers=headers)
+        if r.status_code == 200 and r.json()["total"] >= 5:
+            users.append(uid)
+        if len(users) >= 50:
+            break
+    movies: list[int] = []
+    for q in SEARCHES:
+        r = await client.get("/movies/search", params={"q": q, "limit": 10}, headers=headers)
+        movies += [m["movie_id"] for m in r.json()["items"]]
+    if not users or not movies:
+        raise SystemExit("no users or movies found: ingest the demo catalogue first")
+    return users, movies
+
+
+def _request_maker(users: list[int], movies: list[int], rng: random.Random) -> Callable[[], tuple[str, str, Any]]:
+    kinds, weights = zip(*MIX, strict=True)
+
+    def make() -> tuple[str, str, Any]:
+        kind = rng.choices(kinds, weights)[0]
+        uid, mid = rng.choice(users), rng.choice(movies)
+        if kind == "recommend":
+            return "GET", f"/movies/recommendations?user_id={uid}&limit=10", None
+        if kind == "recommend_filtered":
+            return "GET", f"/movies/recommendations?user_id={uid}&limit=10&genres=Drama,Comedy&year_min=1990", None
+        if kind == "similar":
+            return "GET", f"/movies/{mid}/similar?limit=10", None
+        if kind == "search":
+            return "GET", f"/movies/search?q={rng.choice(SEARCHES)}&limit=10", None
+        return "POST", f"/users/{uid}/ratings", {"movie_id": mid, "rating": rng.choice([1.0, 2.5, 4.0, 5.0])}
+
+    return make
+
+
+async def _load(client: httpx.AsyncClient, headers: dict[str, str], make: Callable[[], tuple[str, str, Any]],
+                clients: int, total: int, max_seconds: float) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    remaining = total
+    deadline = time.monotonic() + max_seconds
+
+    async def worker() -> None:
+        nonlocal remaining, errors
+        while remaining > 0 and time.monotonic() < deadline:
+            remaining -= 1
+            method, url, body = make()
+            start = time.perf_counter()
+            try:
+                r = await client.request(method, url, json=body, headers=headers)
+                ok = r.status_code < 300
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - start)
+            errors += not ok
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - began
+    return {"requests": len(latencies), "rps": round(len(latencies) / elapsed, 1), "errors": errors,
+            **percentiles_ms(latencies)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    server = None
+    url = args.url
+    if url is None:
+        url = f"http://127.0.0.1:{args.port}"
+        log(f"starting the API on {url} over {args.data_dir or './data'}")
+        server = _start_server(args.port, args.data_dir)
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+            await _wait_healthy(client, 120)
+            headers = {"Authorization": f"Bearer {args.token or _token(args.data_dir)}"}
+            users, movies = await _sample_ids(client, headers)
+            make = _request_maker(users, movies, random.Random(args.seed))
+            log(f"warm-up, then {args.requests} mixed requests from {args.clients} clients")
+            await _load(client, headers, make, args.clients, min(200, args.requests), args.max_seconds)
+            health = await _load(client, {}, lambda: ("GET", "/health", None), args.clients, args.requests,
+                                 args.max_seconds)
+            mixed = await _load(client, headers, make, args.clients, args.requests, args.max_seconds)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    return {**mixed, "health_rps": health["rps"], "health_p50_ms": health["p50_ms"],
+            "ratio_to_health": round(mixed["rps"] / health["rps"], 3) if health["rps"] else None,
+            "clients": args.clients, "url": url}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running API; without it the script serves --data-dir itself")
+    parser.add_argument("--data-dir", type=Path, help="MOVIEREC_DATA_DIR for the server it starts (default ./data)")
+    parser.add_argument("--port", type=int, default=8765, help="port for the server it starts")
+    parser.add_argument("--token", help="an admin token (default: created with movierec token create --admin)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per phase (health, then mixed)")
+    parser.add_argument("--max-seconds", type=float, default=120, help="upper bound on each phase")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    table = format_table([result], ["requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "health_rps",
+                                    "ratio_to_health"])
+    emit(table, result, args.json)
+
+
+if __name__ == "__main__":
+    main()
