@@ -127,3 +127,21 @@ def test_an_unreachable_host_is_a_failure_not_a_hang(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert PosterLoader(tmp_path, timeout_s=1.0).load(f"http://127.0.0.1:{port}/x.jpg") is None
+
+
+def test_query_embeddings_are_cached_by_normalised_text(text_encoder) -> None:
+    from app.embedding.text import cached_query_encoder
+
+    calls: list[str] = []
+
+    class Counting:
+        def encode(self, texts):  # type: ignore[no-untyped-def]
+            calls.extend(texts)
+            return text_encoder.encode(texts)
+
+    embed = cached_query_encoder(Counting())  # type: ignore[arg-type]
+    first = embed("Heist  thriller")
+    second = embed("heist thriller")
+    assert calls == ["heist thriller"]
+    assert np.array_equal(first, second) and not first.flags.writeable
+    assert np.allclose(first, text_encoder.encode(["Heist thriller"])[0], atol=1e-5)  # the model is uncased

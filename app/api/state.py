@@ -20,6 +20,7 @@ from litestar.datastructures import State
 from sqlalchemy.engine import Engine
 
 from app.catalog.db import make_engine
+from app.embedding.text import cached_query_encoder
 from app.recommend.recommender import Recommender
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
@@ -53,7 +54,7 @@ class Services:
         encoder, device = _encoder(settings, text_encoder)
         recommender = Recommender(
             index=live.current,
-            encode_query=lambda text: encoder.encode([text])[0],
+            encode_query=cached_query_encoder(encoder),
             history_size=settings.history_size,
             half_life_days=settings.half_life_days,
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,16 @@ class TextEncoder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+def cached_query_encoder(encoder: TextEncoder, cache_size: int = 4096) -> Callable[[str], np.ndarray]:
+    """Search text -> vector, memoised: popular queries repeat, and each costs a model forward pass
+    (30-60 ms on a CPU). The model is uncased, so case and spacing do not change the key."""
+
+    @lru_cache(maxsize=cache_size)
+    def _embed(key: str) -> np.ndarray:
+        vector = encoder.encode([key])[0]
+        vector.setflags(write=False)  # shared between requests: nobody may modify it
+        return vector
+
+    return lambda text: _embed(" ".join(text.lower().split()))
