@@ -1,0 +1,573 @@
+"""Ingest throughput: movies/s for text and posters/s for images, pipeline against the raw model.
+
+Text, per batch size (the same texts each time: `movie_text` of the first --limit demo movies):
+- pipeline: the real `ingest.pipeline.index_movies` into a fresh temporary Edge store, with a
+  text-only `MovieEmbedder` (text batch = ingest batch = the batch size), publish included;
+- raw:      `TextEncoder.model.encode(texts, batch_size=B)` on the same texts in one call;
+- raw_chunked (extra): the same, called once per ingest batch, as the pipeline calls it. Its gap to
+  raw is padding: sentence-transformers sorts texts by length within one call only.
+Images, per batch size (posters: real photos, written as 500x750 JPEG files, so decode counts):
+- pipeline: `MovieEmbedder`'s poster path (PosterLoader.load_many: read + draft decode, then the
+  image encoder's transform + CNN), called per ingest batch with image batch = the batch size;
+- raw:      the CNN alone on pre-decoded, pre-transformed tensors, in batches of the same size.
+ratio = pipeline / raw. The target for text is >= 0.8.
+
+Also reported (--json "overhead"): where the text pipeline's time goes (embed, upsert, flush,
+publish, the rest), and micro-timings of the Edge adapter's upsert (tolist vs numpy) and flush.
+
+Run: .venv/bin/python bench/ingest.py [--limit 256] [--posters 64] [--batch-sizes 16,64,256] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.catalog.models import Movie  # noqa: E402
+from app.vectorstore.base import Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie  # noqa: E402
+from bench._common import ROOT, emit, format_table, log, parse_ints, timer  # noqa: E402
+
+POSTER_SIZE = (500, 750)  # TMDB's w500 posters
+MIN_SOURCE_SIDE = 128  # skip icons and tiny test images
+WARMUP_TEXTS = 16
+
+
+# -- inputs --------------------------------------------------------------------------------------
+def demo_movies(limit: int) -> list[Movie]:
+    """The first `limit` demo movies, validated as the ingest does; posters cleared (text only)."""
+    from ingest.sources import load_catalogue, validate
+
+    movies, _, _ = validate(load_catalogue("demo", limit=limit))
+    for m in movies:
+        m.poster = None
+    return movies
+
+
+def photo_sources() -> list[Path]:
+    """scikit-image's sample photos and the repo's fixture posters (unreadable ones are skipped later)."""
+    spec = importlib.util.find_spec("skimage")
+    found: list[Path] = []
+    if spec and spec.submodule_search_locations:
+        data = Path(spec.submodule_search_locations[0]) / "data"
+        found += sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    found += sorted((ROOT / "tests" / "fixtures" / "tmdb" / "posters").glob("*.jpg"))
+    return found
+
+
+def write_posters(n: int, folder: Path) -> list[Path]:
+    """`n` poster-shaped JPEGs made from the real photos, repeated in turn."""
+    from PIL import Image, ImageOps
+
+    photos = []
+    for path in photo_sources():
+        try:
+            with Image.open(path) as im:
+                if min(im.size) >= MIN_SOURCE_SIDE:
+                    photos.append(ImageOps.fit(im.convert("RGB"), POSTER_SIZE))
+        except OSError:
+            continue  # the fixture's broken.jpg, on purpose
+    if not photos:
+        raise SystemExit("no photos found: install scikit-image")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"poster-{i:05d}.jpg"
+        photos[i % len(photos)].save(path, "JPEG", quality=90)
+        paths.append(path)
+    log(f"wrote {n} posters from {len(photos)} photos into {folder}")
+    return paths
+
+
+# -- timing wrappers around the real store and index ---------------------------------------------
+@dataclass
+class Spent:
+    """Seconds spent per named operation."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, start: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+class TimedIndex:
+    """A MovieIndex that times the writes the pipeline makes, passing everything through."""
+
+    def __init__(self, inner: MovieIndex, spent: Spent) -> None:
+        self.inner, self.spent = inner, spent
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (query_fused, set_vectors, ...) goes straight to the wrapped index."""
+        return getattr(self.inner, name)
+
+    def upsert(self, points: Sequence[MoviePoint]) -> None:
+        start = time.perf_counter()
+        self.inner.upsert(points)
+        self.spent.add("upsert", start)
+
+    def flush(self) -> None:
+        start = time.perf_counter()
+        self.inner.flush()
+        self.spent.add("flush", start)
+
+    def hashes(self) -> dict[int, str]:
+        start = time.perf_counter()
+        out = self.inner.hashes()
+        self.spent.add("hashes_count", start)
+        return out
+
+    def count(self, filter: MovieFilter | None = None) -> int:
+        start = time.perf_counter()
+        out = self.inner.count(filter)
+        self.spent.add("hashes_count", start)
+        return out
+
+    def delete(self, ids: Iterable[int]) -> None:
+        self.inner.delete(ids)
+
+    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
+        return self.inner.retrieve(ids, vectors)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TimedStore:
+    """The real EdgeStore, timing stage and publish; publish gets the real index back."""
+
+    def __init__(self, inner: Any, spent: Spent) -> None:
+        self.inner, self.spent = inner, spent
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def manifest(self) -> Manifest | None:
+        return self.inner.manifest()
+
+    def published_hashes(self) -> dict[int, str]:
+        return self.inner.published_hashes()
+
+    def stage(self, manifest: Manifest, rebuild: bool) -> TimedIndex:
+        start = time.perf_counter()
+        index = self.inner.stage(manifest, rebuild)
+        self.spent.add("stage", start)
+        return TimedIndex(index, self.spent)
+
+    def publish(self, index: TimedIndex, manifest: Manifest) -> None:
+        start = time.perf_counter()
+        self.inner.publish(index.inner, manifest)  # optimize + flush + close + rename
+        self.spent.add("publish", start)
+
+
+def timed_embedder(embedder: Any, spent: Spent, raw: Callable[[Sequence[Movie]], None] | None = None) -> Any:
+    """Wrap the embedder's `embed` so its time is counted (the instance is otherwise untouched).
+
+    `raw`, when given, runs on each batch just before the embedder does, timed apart as "raw_interleaved":
+    the raw model on the very batches the pipeline embeds, interleaved with them.
+    """
+    embed = embedder.embed
+
+    def timed(movies: Sequence[Movie]) -> Any:
+        if raw is not None:
+            start = time.perf_counter()
+            raw(movies)
+            spent.add("raw_interleaved", start)
+        start = time.perf_counter()
+        out = embed(movies)
+        spent.add("embed", start)
+        return out
+
+    embedder.embed = timed
+    return embedder
+
+
+# -- text ----------------------------------------------------------------------------------------
+@dataclass
+class Models:
+    text: Any
+    image: Any | None
+    image_note: str
+
+
+def text_raw(models: Models, texts: list[str], batch_size: int) -> float:
+    """Seconds for one model.encode call on all the texts (it sorts them by length: least padding)."""
+    with timer() as t:
+        _encode(models, texts, batch_size)
+    return t[0]
+
+
+def _encode(models: Models, texts: list[str], batch_size: int) -> None:
+    models.text.model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+
+
+def text_pipeline(
+    models: Models, movies: list[Movie], batch_size: int, manifest: Manifest, workdir: Path, interleave: bool = True
+) -> tuple[float, float, dict[str, float]]:
+    """Seconds for index_movies into a fresh Edge store (less the interleaved raw calls), the seconds of
+    the raw model on the same batches, and where the pipeline's time went."""
+    from app.catalog.text import movie_text
+    from app.embedding.movie import MovieEmbedder
+    from app.vectorstore.edge import EdgeStore
+    from ingest.pipeline import index_movies
+
+    spent = Spent()
+    store = TimedStore(EdgeStore(workdir / f"text-b{batch_size}-{time.time_ns()}"), spent)
+
+    def raw(batch: Sequence[Movie]) -> None:
+        _encode(models, [movie_text(m) for m in batch], batch_size)
+
+    def make_embedder(_with_images: bool) -> MovieEmbedder:
+        embedder = MovieEmbedder(models.text, None, None, text_batch_size=batch_size)
+        return timed_embedder(embedder, spent, raw if interleave else None)
+
+    with timer() as t:
+        summary = index_movies(
+            movies, store, manifest, make_embedder, batch_size=batch_size, rebuild=True, progress=False
+        )  # type: ignore[arg-type]
+    assert summary.embedded == len(movies), summary
+    raw_s = spent.seconds.pop("raw_interleaved", 0.0)
+    parts = {k: round(v, 3) for k, v in spent.seconds.items()}
+    parts["other"] = round(t[0] - raw_s - sum(spent.seconds.values()), 3)
+    return t[0] - raw_s, raw_s, parts
+
+
+def bench_text(
+    models: Models,
+    movies: list[Movie],
+    batch_sizes: list[int],
+    device: str,
+    manifest: Manifest,
+    workdir: Path,
+    repeats: int,
+) -> list[dict[str, Any]]:
+    from app.catalog.text import movie_text
+
+    texts = [movie_text(m) for m in movies]
+    text_pipeline(models, movies[:WARMUP_TEXTS], WARMUP_TEXTS, manifest, workdir, False)  # warm model and engine
+    rows = []
+    for bs in batch_sizes:
+        # Best of `repeats`. The per-batch raw runs interleaved with the pipeline's batches; the one-call
+        # raw runs just before, so drift on a shared machine hits them alike.
+        raw, chunked, pipe, parts = [], [], [], {}
+        for _ in range(repeats):
+            raw.append(text_raw(models, texts, bs))
+            seconds, raw_chunked, p = text_pipeline(models, movies, bs, manifest, workdir)
+            if not pipe or seconds < min(pipe):
+                parts = p
+            pipe.append(seconds)
+            chunked.append(raw_chunked)
+        rows.append(_text_row(device, bs, len(texts), min(pipe), min(raw), min(chunked), parts))
+    return rows
+
+
+def _text_row(
+    device: str, bs: int, n: int, pipe_s: float, raw_s: float, chunked_s: float, parts: dict[str, float]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "device": device,
+        "batch_size": bs,
+        "pipeline_movies_per_s": round(n / pipe_s, 2),
+        "raw_movies_per_s": round(n / raw_s, 2),
+        "raw_chunked_movies_per_s": round(n / chunked_s, 2),
+    }
+    row["ratio"] = round(row["pipeline_movies_per_s"] / row["raw_movies_per_s"], 3)
+    row["ratio_vs_chunked"] = round(row["pipeline_movies_per_s"] / row["raw_chunked_movies_per_s"], 3)
+    row["pipeline_seconds"] = parts
+    log(
+        f"text {device} b{bs}: pipeline {row['pipeline_movies_per_s']}/s, raw {row['raw_movies_per_s']}/s, "
+        f"raw per batch {row['raw_chunked_movies_per_s']}/s; {parts}"
+    )
+    return row
+
+
+# -- images --------------------------------------------------------------------------------------
+class PosterPath:
+    """MovieEmbedder's poster path with its two stages timed: read + decode, transform + CNN."""
+
+    def __init__(self, models: Models, batch_size: int, cache: Path) -> None:
+        from app.embedding.movie import MovieEmbedder
+        from app.embedding.posters import PosterLoader
+
+        self.spent = Spent()
+        self.loader = PosterLoader(cache)
+        self.embedder = MovieEmbedder(models.text, models.image, self.loader, image_batch_size=batch_size)
+        self._load_many, self._encode = self.loader.load_many, models.image.encode
+        self.loader.load_many = self._timed_load  # type: ignore[method-assign]
+        self.models = models
+        models.image.encode = self._timed_encode
+
+    def _timed_load(self, refs: Sequence[str | None]) -> list[Any]:
+        start = time.perf_counter()
+        out = self._load_many(refs)
+        self.spent.add("read_decode", start)
+        return out
+
+    def _timed_encode(self, images: Sequence[Any], batch_size: int = 16) -> np.ndarray:
+        start = time.perf_counter()
+        out = self._encode(images, batch_size=batch_size)
+        self.spent.add("transform_cnn", start)
+        return out
+
+    def run(self, movies: Sequence[Movie]) -> float:
+        """Seconds for one ingest batch of posters."""
+        with timer() as t:
+            _, failures = self.embedder._embed_posters(movies)
+        assert failures == 0, f"{failures} posters failed to load"
+        return t[0]
+
+    def close(self) -> None:
+        del self.models.image.encode  # back to the class's method
+        self.loader.close()
+
+
+def image_raw(models: Models, tensors: list[Any], batch_size: int) -> float:
+    """Seconds for the CNN alone on pre-decoded tensors, batched and laid out as encode() does."""
+    import torch
+
+    enc = models.image
+    with torch.inference_mode(), timer() as t:
+        for start in range(0, len(tensors), batch_size):
+            batch = torch.stack(tensors[start : start + batch_size]).to(enc.device)
+            batch = batch.half() if enc.half else batch.to(memory_format=torch.channels_last)
+            enc.features(batch).float().cpu()
+    return t[0]
+
+
+def bench_images(
+    models: Models, paths: list[Path], batch_sizes: list[int], device: str, workdir: Path, repeats: int
+) -> list[dict[str, Any]]:
+    """Raw and pipeline interleaved batch by batch (alternating which goes first), so load spikes from
+    other users hit both alike. With one batch in all (B >= posters), raw always goes first."""
+    from app.embedding.posters import _decode
+
+    tensors = [models.image.transform(_decode(p.read_bytes())) for p in paths]  # pre-decoded, untimed
+    movies = [Movie(id=i, title=f"poster {i}", poster=str(p)) for i, p in enumerate(paths)]
+    rows = []
+    for bs in batch_sizes:
+        image_raw(models, tensors[:bs], bs)  # warm-up: the CPU backend prepares kernels per input shape
+        raw, pipe, parts = [], [], {}
+        for _ in range(repeats):
+            path = PosterPath(models, bs, workdir / "poster-cache")
+            r = p = 0.0
+            try:
+                for k, start in enumerate(range(0, len(movies), bs)):
+                    if k % 2:  # alternate which goes first, so warm caches favour neither
+                        p += path.run(movies[start : start + bs])
+                        r += image_raw(models, tensors[start : start + bs], bs)
+                    else:
+                        r += image_raw(models, tensors[start : start + bs], bs)
+                        p += path.run(movies[start : start + bs])
+            finally:
+                path.close()
+            if not pipe or p < min(pipe):
+                parts = {k: round(v, 3) for k, v in path.spent.seconds.items()}
+            raw.append(r)
+            pipe.append(p)
+        rows.append(_image_row(device, bs, models, len(paths), min(pipe), min(raw), parts))
+    return rows
+
+
+def _image_row(
+    device: str, bs: int, models: Models, n: int, pipe_s: float, raw_s: float, parts: dict[str, float]
+) -> dict[str, Any]:
+    row = {
+        "device": device,
+        "batch_size": bs,
+        "model": models.image.name + models.image_note,
+        "pipeline_posters_per_s": round(n / pipe_s, 2),
+        "raw_posters_per_s": round(n / raw_s, 2),
+    }
+    row["ratio"] = round(row["pipeline_posters_per_s"] / row["raw_posters_per_s"], 3)
+    row["pipeline_seconds"] = parts
+    log(f"image {device} b{bs}: pipeline {row['pipeline_posters_per_s']}/s, raw {row['raw_posters_per_s']}/s; {parts}")
+    return row
+
+
+# -- adapter overhead ----------------------------------------------------------------------------
+def adapter_overhead(
+    models: Models, movies: list[Movie], batch_size: int, manifest: Manifest, workdir: Path, rounds: int = 5
+) -> dict[str, float]:
+    """Per ingest batch: encode, to_point, EdgeIndex.upsert (tolist) vs numpy vectors, and flush."""
+    import qdrant_edge as qe
+
+    from app.embedding.movie import MovieEmbedder
+    from app.vectorstore.edge import EdgeIndex
+    from ingest.pipeline import to_point
+
+    batch = movies[:batch_size]
+    embedder = MovieEmbedder(models.text, None, None, text_batch_size=batch_size)
+    with timer() as e:
+        vectors = embedder.embed(batch).vectors
+    with timer() as tp:
+        pts = [to_point(m, v.as_dict(), False) for m, v in zip(batch, vectors, strict=True)]
+    index = EdgeIndex.create(workdir / f"overhead-{time.time_ns()}", manifest)
+    tolist, numpy_, flush = [], [], []
+    for _ in range(rounds):
+        with timer() as t:
+            index.upsert(pts)
+        tolist.append(t[0])
+        with timer() as t:
+            raw = [qe.Point(p.id, dict(p.vectors), p.payload) for p in pts]
+            index._shard.update(qe.UpdateOperation.upsert_points(raw))
+        numpy_.append(t[0])
+        with timer() as t:
+            index.flush()
+        flush.append(t[0])
+    index.close()
+    ms = 1000.0
+    return {
+        "batch_size": len(batch),
+        "encode_ms": round(e[0] * ms, 2),
+        "to_point_ms": round(tp[0] * ms, 3),
+        "upsert_tolist_ms": round(float(np.median(tolist)) * ms, 3),
+        "upsert_numpy_ms": round(float(np.median(numpy_)) * ms, 3),
+        "flush_ms": round(float(np.median(flush)) * ms, 3),
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------
+def load_models(device: str, image_model: str) -> Models:
+    from app.embedding.image import EfficientNetLite0Encoder, ResNet50Encoder
+    from app.embedding.text import TextEncoder
+
+    with timer() as t:
+        text = TextEncoder(device)
+        if image_model == "resnet50":
+            image, note = ResNet50Encoder(device, weights="random"), " (random weights: speed only)"
+        else:
+            image, note = EfficientNetLite0Encoder(device), ""
+    log(f"loaded models on {device} in {t[0]:.1f} s")
+    return Models(text, image, note)
+
+
+def default_devices() -> str:
+    import torch
+
+    return "cpu,cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--limit", type=int, default=256, help="demo movies whose texts are embedded (default 256)")
+    p.add_argument("--posters", type=int, default=64, help="poster files to embed (default 64)")
+    p.add_argument(
+        "--batch-sizes",
+        type=parse_ints,
+        default=parse_ints("16,64,256"),
+        help="batch sizes, comma-separated (default 16,64,256)",
+    )
+    p.add_argument("--device", help="devices, comma-separated: cpu, cuda (default: cpu, plus cuda when available)")
+    p.add_argument(
+        "--image-model",
+        choices=("efficientnet-lite0", "resnet50"),
+        default="efficientnet-lite0",
+        help="poster CNN; resnet50 runs with random weights (same speed, no download)",
+    )
+    p.add_argument("--repeats", type=int, default=1, help="runs per measurement; the best is kept (default 1)")
+    p.add_argument("--skip-text", action="store_true", help="images only")
+    p.add_argument("--skip-images", action="store_true", help="text only")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p.parse_args(argv)
+
+
+def run_device(
+    device: str, args: argparse.Namespace, movies: list[Movie], posters: list[Path], manifest: Manifest, workdir: Path
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    models = load_models(device, args.image_model)
+    text_rows = (
+        [] if args.skip_text else bench_text(models, movies, args.batch_sizes, device, manifest, workdir, args.repeats)
+    )
+    image_rows = (
+        [] if args.skip_images else bench_images(models, posters, args.batch_sizes, device, workdir, args.repeats)
+    )
+    overhead = {} if args.skip_text else {"device": device, **adapter_overhead(models, movies, 64, manifest, workdir)}
+    return text_rows, image_rows, overhead
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from app.settings import Settings
+    from app.vectorstore import build_manifest
+
+    args = parse_args(argv)
+    devices = [d.strip() for d in (args.device or default_devices()).split(",") if d.strip()]
+    # Libraries print to stdout (EfficientNet's "Loaded pretrained weights"): keep it for the table/JSON.
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        workdir = Path(tmp)
+        manifest = build_manifest(Settings(data_dir=workdir, qdrant_url=None, image_model=args.image_model))
+        movies = [] if args.skip_text else demo_movies(args.limit)
+        posters = [] if args.skip_images else write_posters(args.posters, workdir / "posters")
+        text, image, overhead = [], [], []
+        for device in devices:
+            t, i, o = run_device(device, args, movies, posters, manifest, workdir)
+            text, image, overhead = text + t, image + i, overhead + ([o] if o else [])
+    payload = {
+        "device": ",".join(devices),
+        "text": text,
+        "image": image,
+        "overhead": overhead,
+        "params": {
+            "limit": len(movies),
+            "posters": len(posters),
+            "image_model": args.image_model,
+            "repeats": args.repeats,
+        },
+    }
+    emit(tables(text, image, overhead), payload, args.json)
+
+
+def tables(text: list[dict[str, Any]], image: list[dict[str, Any]], overhead: list[dict[str, Any]]) -> str:
+    out = []
+    if text:
+        out.append(
+            format_table(
+                text,
+                (
+                    "device",
+                    "batch_size",
+                    "pipeline_movies_per_s",
+                    "raw_movies_per_s",
+                    "ratio",
+                    "raw_chunked_movies_per_s",
+                    "ratio_vs_chunked",
+                ),
+            )
+        )
+        out.append(
+            format_table(
+                [{"device": r["device"], "batch_size": r["batch_size"], **r["pipeline_seconds"]} for r in text],
+                _keys(text, "pipeline_seconds"),
+            )
+        )
+    if image:
+        out.append(
+            format_table(
+                image, ("device", "batch_size", "model", "pipeline_posters_per_s", "raw_posters_per_s", "ratio")
+            )
+        )
+    if overhead:
+        out.append(format_table(overhead, list(overhead[0])))
+    return "\n\n".join(out)
+
+
+def _keys(rows: list[dict[str, Any]], nested: str) -> list[str]:
+    keys: dict[str, None] = {"device": None, "batch_size": None}
+    for r in rows:
+        keys.update(dict.fromkeys(r[nested]))
+    return list(keys)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,704 @@
+"""Recommendation latency: the real Recommender over the real index adapters, on synthetic catalogues.
+
+For each size, a seeded synthetic catalogue (clustered unit vectors, realistic payload) is built
+through `EdgeStore.stage` + upserts + `publish`, and one recommendation per simulated user is
+timed in-process: `Recommender.recommend(ratings, limit=10, filter=MovieFilter(genres=(g,)))`,
+i.e. one retrieve of the user's 50 rated vectors, the taste vector, one filtered ANN query for
+limit x 5 candidates (genre AND NOT the 50 rated ids) with their vectors, and the rerank.
+
+Measured per size and engine:
+- edge/plain: the staged shard as upserted (appendable plain segments, exact search), reopened;
+- edge/hnsw:  after `EdgeIndex.optimize()` (HNSW graphs, merged segments), published and reopened;
+- server/hnsw: through `ServerStore` when QDRANT_URL (or --server-url) is set.
+
+Baseline, in the same run and interleaved query by query with the engine: the same Recommender
+over `NumpyIndex`, an exact in-memory index (float32 matrix of the combined vectors, columnar
+payload). Its per-query work is what an engine must do: the filter mask (OR of per-genre boolean
+columns built once at load, like a payload index, then the rated ids cleared), exact dot products
+over the rows that pass, top-k by argpartition, and building the hits (payload dicts and vectors).
+So `ratio = p50 / baseline_p50` compares like with like: same Python above the index, same user.
+
+Run: .venv/bin/python bench/query.py --sizes 10000,100000 [--queries 300] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.catalog.repository import UserRating  # noqa: E402
+from app.recommend.recommender import Recommender  # noqa: E402
+from app.vectorstore.base import (  # noqa: E402
+    Hit,
+    Manifest,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    StoredMovie,
+    payload_for,
+)
+from bench._common import emit, format_table, log, parse_ints, percentiles_ms, timer  # noqa: E402
+
+TEXT_DIM = 384
+COMBINED_DIM = 2 * TEXT_DIM
+CHUNK = 10_000  # movies generated at a time; fixed, so a 10k catalogue is the first chunk of a 100k one
+UPSERT_BATCH = 1_000  # points per Edge update call while building
+SERVER_UPSERT_BATCH = 256  # points per request to a server (REST bodies stay a few MB)
+N_CLUSTERS = 200  # topics: movies are noisy copies of a topic centroid, as real embeddings cluster
+TEXT_NOISE = 1.0  # noise norm relative to the unit centroid: same-topic cosine ~0.5, others ~0
+POSTER_SHARE = 0.7  # movies with a poster get an image half in the combined vector
+TEXT_WEIGHT = 0.7
+HISTORY = 50
+LIMIT = 10
+RECALL_QUERIES = 50
+PROGRESS_EVERY = 100
+GENRES = (
+    "Drama",
+    "Comedy",
+    "Thriller",
+    "Action",
+    "Romance",
+    "Horror",
+    "Crime",
+    "Documentary",
+    "Adventure",
+    "Science Fiction",
+    "Family",
+    "Mystery",
+    "Fantasy",
+    "Animation",
+    "Music",
+    "History",
+    "War",
+    "Western",
+    "TV Movie",
+    "Foreign",
+)
+GENRE_WEIGHTS = np.array([20, 14, 9, 8, 7, 6, 6, 5, 4, 4, 3, 3, 3, 2, 2, 1.5, 1, 1, 0.7, 0.5])
+WORDS = (
+    "night",
+    "love",
+    "last",
+    "city",
+    "dark",
+    "man",
+    "woman",
+    "river",
+    "king",
+    "dream",
+    "blood",
+    "summer",
+    "war",
+    "house",
+    "road",
+    "secret",
+    "star",
+    "game",
+    "storm",
+    "heart",
+    "ghost",
+    "island",
+    "fire",
+    "day",
+    "shadow",
+    "empire",
+    "silent",
+    "golden",
+    "lost",
+    "wild",
+    "return",
+    "strange",
+    "little",
+    "final",
+)
+
+
+# -- the synthetic catalogue ---------------------------------------------------------------------
+@dataclass
+class Chunk:
+    """Movies [start, start + len) of the catalogue: vectors plus columnar payload."""
+
+    start: int
+    text: np.ndarray  # (n, 384) float32, unit rows
+    combined: np.ndarray  # (n, 768) float32, unit rows
+    cluster: np.ndarray
+    year: np.ndarray
+    genre_bits: np.ndarray  # bit g set when the movie has GENRES[g]
+    popularity: np.ndarray
+    vote_average: np.ndarray
+    vote_count: np.ndarray
+    has_poster: np.ndarray
+    title_words: np.ndarray  # (n, 3) indexes into WORDS; column 2 < 0 means a two-word title
+
+    def __len__(self) -> int:
+        return len(self.year)
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    return (m / np.linalg.norm(m, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def centroids(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Topic centroids for the text half and the (projected) image half."""
+    rng = np.random.default_rng([seed, 0])
+    return _unit(rng.standard_normal((N_CLUSTERS, TEXT_DIM))), _unit(rng.standard_normal((N_CLUSTERS, TEXT_DIM)))
+
+
+def _noisy(rng: np.random.Generator, centre: np.ndarray) -> np.ndarray:
+    noise = rng.standard_normal(centre.shape).astype(np.float32) * (TEXT_NOISE / np.sqrt(centre.shape[1]))
+    return _unit(centre + noise)
+
+
+def make_chunk(seed: int, index: int, n: int, cents: tuple[np.ndarray, np.ndarray]) -> Chunk:
+    """Chunk `index` of the catalogue; the same seed and index always give the same movies."""
+    rng = np.random.default_rng([seed, 1, index])
+    text_c, image_c = cents
+    cluster = (rng.zipf(1.3, n) - 1) % N_CLUSTERS  # a few big topics, a long tail
+    text = _noisy(rng, text_c[cluster])
+    has_poster = rng.random(n) < POSTER_SHARE
+    image_half = _noisy(rng, image_c[(cluster + rng.integers(0, 3, n)) % N_CLUSTERS])
+    combined = np.concatenate(
+        [np.sqrt(TEXT_WEIGHT) * text, np.sqrt(1 - TEXT_WEIGHT) * image_half * has_poster[:, None]], axis=1
+    )
+    combined[~has_poster, :TEXT_DIM] = text[~has_poster]  # no poster: the text half alone, as combine() does
+    return Chunk(
+        start=index * CHUNK,
+        text=text,
+        combined=_unit(combined),
+        cluster=cluster.astype(np.int32),
+        year=np.clip(2024 - rng.exponential(22, n), 1920, 2024).astype(np.int16),
+        genre_bits=_genre_bits(rng, n),
+        popularity=rng.lognormal(1.5, 1.2, n).astype(np.float32),
+        vote_average=np.clip(rng.normal(6.3, 1.0, n), 1, 10).round(1).astype(np.float32),
+        vote_count=rng.lognormal(4, 1.6, n).astype(np.int32),
+        has_poster=has_poster,
+        title_words=_title_words(rng, n),
+    )
+
+
+def _title_words(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Two or three words per title; -1 marks an absent third word."""
+    words = rng.integers(0, len(WORDS), (n, 3))
+    words[rng.random(n) < 0.6, 2] = -1
+    return words
+
+
+def _genre_bits(rng: np.random.Generator, n: int) -> np.ndarray:
+    """1-3 distinct genres per movie, drawn by GENRE_WEIGHTS (Drama and Comedy common, Western rare)."""
+    p = GENRE_WEIGHTS / GENRE_WEIGHTS.sum()
+    count = rng.choice([1, 2, 3], size=n, p=[0.4, 0.4, 0.2])
+    # Gumbel top-k: the k largest of log p + Gumbel noise are a weighted sample without replacement.
+    keys = np.log(p) + rng.gumbel(size=(n, len(GENRES)))
+    ranks = np.argsort(-keys, axis=1)
+    bits = np.zeros(n, dtype=np.uint32)
+    for k in range(3):
+        bits |= np.where(count > k, np.uint32(1) << ranks[:, k].astype(np.uint32), np.uint32(0))
+    return bits
+
+
+def payload(chunk: Chunk, i: int, seed: int) -> dict[str, Any]:
+    """The payload of the chunk's i-th movie, through the project's own payload_for."""
+    words = [WORDS[w] for w in chunk.title_words[i].tolist() if w >= 0]
+    bits = int(chunk.genre_bits[i])
+    movie_id = chunk.start + i
+    return payload_for(
+        title=" ".join(words).title(),
+        year=int(chunk.year[i]),
+        genres=[g for b, g in enumerate(GENRES) if bits >> b & 1],
+        popularity=float(chunk.popularity[i]),
+        vote_average=float(chunk.vote_average[i]),
+        vote_count=int(chunk.vote_count[i]),
+        has_poster=bool(chunk.has_poster[i]),
+        content_hash=hashlib.blake2b(f"{seed}:{movie_id}".encode(), digest_size=16).hexdigest(),
+    )
+
+
+def chunks(size: int, seed: int) -> Iterator[Chunk]:
+    cents = centroids(seed)
+    for index, start in enumerate(range(0, size, CHUNK)):
+        yield make_chunk(seed, index, min(CHUNK, size - start), cents)
+
+
+def points(chunk: Chunk, seed: int) -> list[MoviePoint]:
+    """Text and combined vectors only: the image vector (1280-d) is not needed to recommend."""
+    return [
+        MoviePoint(chunk.start + i, {"text": chunk.text[i], "combined": chunk.combined[i]}, payload(chunk, i, seed))
+        for i in range(len(chunk))
+    ]
+
+
+def manifest(size: int, seed: int) -> Manifest:
+    return Manifest(
+        text_model="synthetic-384",
+        text_dim=TEXT_DIM,
+        image_model="efficientnet-lite0",
+        image_dim=1280,
+        combined_dim=COMBINED_DIM,
+        projection_seed=seed,
+        collab_dim=64,
+        stats={"bench_size": size, "bench_seed": seed},
+    )
+
+
+# -- the exact baseline --------------------------------------------------------------------------
+@dataclass
+class Columns:
+    """The whole catalogue in memory for the baseline: combined vectors and payload columns."""
+
+    seed: int
+    combined: np.ndarray
+    parts: list[Chunk] = field(default_factory=list)
+    genre_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    clusters: list[np.ndarray] = field(default_factory=list)  # movie ids per topic
+
+    @classmethod
+    def collect(cls, size: int, seed: int, sink: Callable[[Chunk], None] | None = None) -> Columns:
+        """Generate the catalogue chunk by chunk, keep what the baseline needs, pass each chunk on."""
+        cols = cls(seed, np.empty((size, COMBINED_DIM), dtype=np.float32))
+        for chunk in chunks(size, seed):
+            cols.combined[chunk.start : chunk.start + len(chunk)] = chunk.combined
+            if sink is not None:
+                sink(chunk)
+            chunk.text = chunk.combined = np.empty((0, 0), dtype=np.float32)  # free: the matrix has them
+            cols.parts.append(chunk)
+        bits = np.concatenate([c.genre_bits for c in cols.parts])
+        cols.genre_masks = {g: (bits >> b & 1).astype(bool) for b, g in enumerate(GENRES)}  # "payload index"
+        cluster = np.concatenate([c.cluster for c in cols.parts])
+        order = np.argsort(cluster, kind="stable")
+        cols.clusters = np.split(order, np.searchsorted(cluster[order], np.arange(1, N_CLUSTERS)))
+        return cols
+
+    def payload(self, movie_id: int) -> dict[str, Any]:
+        chunk = self.parts[movie_id // CHUNK]
+        return payload(chunk, movie_id - chunk.start, self.seed)
+
+
+class NumpyIndex:
+    """Exact search over the in-memory matrix; implements the MovieIndex reads the Recommender uses."""
+
+    def __init__(self, cols: Columns) -> None:
+        self.cols = cols
+
+    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
+        m = self.cols.combined
+        return [
+            StoredMovie(i, self.cols.payload(i), {"combined": m[i].copy()} if "combined" in vectors else {})
+            for i in ids
+            if 0 <= i < len(m)
+        ]
+
+    def mask(self, f: MovieFilter | None) -> np.ndarray | None:
+        """Rows that pass the filter (genres and exclusions only: what this benchmark asks)."""
+        if f is None or f.is_empty():
+            return None
+        masks = [self.cols.genre_masks[g] for g in f.genres]
+        keep = np.logical_or.reduce(masks) if len(masks) > 1 else masks[0].copy()
+        if f.exclude_ids:
+            keep[np.fromiter(f.exclude_ids, dtype=np.int64, count=len(f.exclude_ids))] = False
+        return keep
+
+    def query(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+    ) -> list[Hit]:
+        ids, scores = self.top(vector, limit, filter)
+        m = self.cols.combined
+        return [
+            Hit(int(i), float(s), self.cols.payload(int(i)), {"combined": m[i].copy()} if with_vectors else {})
+            for i, s in zip(ids, scores, strict=True)
+        ]
+
+    def top(self, vector: np.ndarray, limit: int, filter: MovieFilter | None) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and scores of the exact top `limit` under the filter, best first."""
+        m = self.cols.combined
+        keep = self.mask(filter)
+        rows = np.flatnonzero(keep) if keep is not None else np.arange(len(m))
+        # Few rows pass: gather them. Many pass: one full matrix-vector product is cheaper than the copy.
+        scores = m[rows] @ vector if 3 * len(rows) < len(m) else (m @ vector)[rows]
+        k = min(limit, len(rows))
+        part = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+        order = part[np.argsort(-scores[part], kind="stable")]
+        return rows[order], scores[order]
+
+
+# -- users and queries ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UserQuery:
+    ratings: tuple[UserRating, ...]  # newest first
+    genre: str
+
+
+def make_queries(cols: Columns, n: int, seed: int) -> list[UserQuery]:
+    """Users who like two or three topics (rated 3.5-5) and rated some random movies lower (0.5-3)."""
+    rng = np.random.default_rng([seed, 2])
+    size = len(cols.combined)
+    p = GENRE_WEIGHTS / GENRE_WEIGHTS.sum()
+    nonempty = [c for c in cols.clusters if len(c)]
+    out = []
+    for _ in range(n):
+        liked_topics = rng.choice(len(nonempty), size=rng.integers(2, 4), replace=False)
+        pool = np.concatenate([nonempty[t] for t in liked_topics])
+        liked = rng.choice(pool, size=min(35, len(pool)), replace=False)
+        rest = rng.choice(size, size=HISTORY, replace=False)
+        ids = list(dict.fromkeys([*liked.tolist(), *rest.tolist()]))[:HISTORY]
+        stars = np.where(
+            np.isin(ids, liked), rng.choice([3.5, 4, 4.5, 5], len(ids)), rng.choice(np.arange(1, 7) / 2, len(ids))
+        )
+        ts = 1_700_000_000 - np.cumsum(rng.exponential(86_400 * 7, len(ids))).astype(np.int64)  # newest first
+        order = rng.permutation(len(ids))  # which rated movie is newest is unrelated to its id
+        ratings = tuple(UserRating(int(ids[j]), float(stars[j]), int(t)) for j, t in zip(order, ts, strict=True))
+        out.append(UserQuery(ratings, str(rng.choice(GENRES, p=p))))
+    return out
+
+
+# -- timing --------------------------------------------------------------------------------------
+class ProbeIndex:
+    """Wraps a MovieIndex, timing retrieve and query and keeping the last query's arguments and hits."""
+
+    def __init__(self, inner: MovieIndex) -> None:
+        self.inner = inner
+        self.retrieve_s: list[float] = []
+        self.query_s: list[float] = []
+        self.last_query: tuple[np.ndarray, int, MovieFilter | None] | None = None
+        self.last_hits: list[Hit] = []
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else (query_fused, set_vectors, ...) goes straight to the wrapped index."""
+        return getattr(self.inner, name)
+
+    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
+        start = time.perf_counter()
+        out = self.inner.retrieve(ids, vectors)
+        self.retrieve_s.append(time.perf_counter() - start)
+        return out
+
+    def query(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+    ) -> list[Hit]:
+        start = time.perf_counter()
+        out = self.inner.query(vector, using, limit, filter, with_vectors)
+        self.query_s.append(time.perf_counter() - start)
+        self.last_query, self.last_hits = (vector, limit, filter), out
+        return out
+
+
+def recommender(index: Any) -> Recommender:
+    def no_text(_: str) -> np.ndarray:
+        raise AssertionError("recommend() never encodes text")
+
+    return Recommender(index=lambda: index, encode_query=no_text)
+
+
+def time_queries(engine: MovieIndex, baseline: NumpyIndex, queries: Sequence[UserQuery], warmup: int) -> dict[str, Any]:
+    """Engine and baseline interleaved query by query, so drift on a shared machine hits both alike."""
+    probe, base_probe = ProbeIndex(engine), ProbeIndex(baseline)
+    rec, base = recommender(probe), recommender(base_probe)
+    engine_s: list[float] = []
+    base_s: list[float] = []
+    for n, q in enumerate(queries):  # the first `warmup` are not timed
+        f = MovieFilter(genres=(q.genre,))
+        with timer() as t:
+            rec.recommend(q.ratings, limit=LIMIT, filter=f)
+        with timer() as b:
+            base.recommend(q.ratings, limit=LIMIT, filter=f)
+        if n >= warmup:
+            engine_s.append(t[0])
+            base_s.append(b[0])
+        if (n + 1) % PROGRESS_EVERY == 0:
+            log(f"  {n + 1}/{len(queries)} queries, last: engine {t[0] * 1e3:.1f} ms, baseline {b[0] * 1e3:.1f} ms")
+    out = percentiles_ms(engine_s)
+    out["baseline_p50_ms"] = percentiles_ms(base_s)["p50_ms"]
+    out["baseline_p95_ms"] = percentiles_ms(base_s)["p95_ms"]
+    out["ratio"] = round(out["p50_ms"] / out["baseline_p50_ms"], 3) if out["baseline_p50_ms"] else None
+    out["retrieve_p50_ms"] = percentiles_ms(probe.retrieve_s[warmup:])["p50_ms"]
+    out["query_p50_ms"] = percentiles_ms(probe.query_s[warmup:])["p50_ms"]
+    out["baseline_query_p50_ms"] = percentiles_ms(base_probe.query_s[warmup:])["p50_ms"]
+    out["recall_at_50"] = recall(probe, rec, baseline, queries[warmup : warmup + RECALL_QUERIES])
+    return out
+
+
+def recall(probe: ProbeIndex, rec: Recommender, baseline: NumpyIndex, queries: Sequence[UserQuery]) -> float:
+    """Share of the exact top candidates (limit x candidate_factor) the engine's ANN query returned."""
+    found = total = 0
+    for q in queries:
+        rec.recommend(q.ratings, limit=LIMIT, filter=MovieFilter(genres=(q.genre,)))
+        assert probe.last_query is not None
+        vector, limit, f = probe.last_query
+        exact, _ = baseline.top(vector, limit, f)
+        found += len(set(exact.tolist()) & {h.id for h in probe.last_hits})
+        total += len(exact)
+    return round(found / total, 4) if total else float("nan")
+
+
+def filter_share(cols: Columns, queries: Iterable[UserQuery]) -> float:
+    """Mean share of the catalogue that passes a query's genre filter."""
+    return round(float(np.mean([cols.genre_masks[q.genre].mean() for q in queries])), 4)
+
+
+# -- engines -------------------------------------------------------------------------------------
+def bench_edge(
+    size: int, seed: int, root: Path, queries_for: Callable[[Columns], list[UserQuery]], args: argparse.Namespace
+) -> tuple[Columns, list[dict[str, Any]]]:
+    """Build (or reuse) the Edge store for `size`; time the plain and the HNSW index."""
+    from app.vectorstore.edge import EdgeStore
+
+    store = EdgeStore(root)
+    published = store.manifest()
+    stats = published.stats if published is not None else {}
+    if not args.rebuild and stats.get("bench_size") == size and stats.get("bench_seed") == seed:
+        log(f"edge {size:,}: reusing the published index in {root}")
+        with timer() as t:
+            cols = Columns.collect(size, seed)
+        log(f"edge {size:,}: regenerated the baseline's columns in {t[0]:.1f} s")
+        queries = queries_for(cols)
+        build = {k: stats.get(k) for k in ("upsert_s", "optimize_s", "publish_s")}
+        rows = []
+    else:
+        cols, queries, build, rows = _build_edge(store, size, seed, queries_for, args)
+    if not args.skip_hnsw:
+        with timer() as t:
+            index = store.open()
+        log(f"edge {size:,}: timing {len(queries)} queries on the HNSW index")
+        timing = time_queries(index, NumpyIndex(cols), queries, args.warmup)
+        index.close()
+        rows.append(_row(size, "edge", "hnsw", build, t[0], timing))
+    for row in rows:
+        row["filter_share"] = filter_share(cols, queries)
+    return cols, rows
+
+
+def _build_edge(
+    store: Any, size: int, seed: int, queries_for: Callable[[Columns], list[UserQuery]], args: argparse.Namespace
+) -> tuple[Columns, list[UserQuery], dict[str, Any], list[dict[str, Any]]]:
+    """Stage, upsert and time the plain index; then optimize and publish unless --skip-hnsw."""
+    from app.vectorstore.edge import EdgeIndex
+
+    m = manifest(size, seed)
+    staged = store.stage(m, rebuild=True)
+    sink, upsert_s = _edge_sink(staged, size, seed)
+    with timer() as t:
+        cols = Columns.collect(size, seed, sink)
+        staged.flush()
+    log(f"edge {size:,}: upserted in {upsert_s[0]:.1f} s (+{t[0] - upsert_s[0]:.1f} s generating)")
+    staged.close()
+    queries = queries_for(cols)
+    with timer() as t:
+        plain = EdgeIndex.load(store.root / "staging" / "shard")
+    build: dict[str, Any] = {"upsert_s": round(upsert_s[0], 2)}
+    rows = []
+    if not args.skip_plain:
+        log(f"edge {size:,}: timing {len(queries)} queries on the plain index")
+        rows.append(
+            _row(size, "edge", "plain", build, t[0], time_queries(plain, NumpyIndex(cols), queries, args.warmup))
+        )
+    if args.skip_hnsw:
+        plain.close()
+        return cols, queries, build, rows
+    log(f"edge {size:,}: optimize (HNSW build) started; minutes at 100k on 2 cores, hours at 1M")
+    with timer() as o:
+        plain.optimize()
+    build["optimize_s"] = round(o[0], 2)
+    with timer() as p:
+        store.publish(plain, _with_stats(m, build))  # hashes() + optimize (a no-op now) + flush + rename
+    build["publish_s"] = round(p[0], 2)
+    log(f"edge {size:,}: optimize {o[0]:.1f} s, publish {p[0]:.1f} s")
+    return cols, queries, build, rows
+
+
+def _edge_sink(index: MovieIndex, size: int, seed: int) -> tuple[Callable[[Chunk], None], list[float]]:
+    """A chunk consumer that upserts in batches, accumulating only the upsert time."""
+    spent = [0.0]
+
+    def sink(chunk: Chunk) -> None:
+        pts = points(chunk, seed)
+        start = time.perf_counter()
+        for i in range(0, len(pts), UPSERT_BATCH):
+            index.upsert(pts[i : i + UPSERT_BATCH])
+        spent[0] += time.perf_counter() - start
+        done = chunk.start + len(chunk)
+        if done % 100_000 == 0 or done == size:
+            log(f"  upserted {done:,}/{size:,}")
+
+    return sink, spent
+
+
+def _with_stats(m: Manifest, stats: dict[str, Any]) -> Manifest:
+    return Manifest.from_dict({**m.to_dict(), "stats": {**m.stats, **stats}})
+
+
+def _row(
+    size: int, engine: str, kind: str, build: dict[str, Any], open_s: float, timing: dict[str, Any]
+) -> dict[str, Any]:
+    build_s = sum(v for k, v in build.items() if v and (kind != "plain" or k == "upsert_s"))
+    return {
+        "size": size,
+        "engine": engine,
+        "index": kind,
+        **timing,
+        **build,
+        "build_s": round(build_s, 2),
+        "open_s": round(open_s, 3),
+    }
+
+
+def bench_server(
+    size: int, seed: int, url: str, cols: Columns, queries: list[UserQuery], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The same catalogue through ServerStore: a fresh collection behind a bench alias, then dropped."""
+    from qdrant_client import QdrantClient
+
+    from app.vectorstore.server import ServerStore
+
+    client = QdrantClient(location=":memory:") if url == ":memory:" else QdrantClient(url=url, timeout=120)
+    store = ServerStore(client, alias=f"bench_{size}_{seed}")
+    m = manifest(size, seed)
+    index = store.stage(m, rebuild=True)
+    upsert_s = 0.0
+    for chunk in chunks(size, seed):
+        pts = points(chunk, seed)
+        with timer() as t:
+            for i in range(0, len(pts), SERVER_UPSERT_BATCH):
+                index.upsert(pts[i : i + SERVER_UPSERT_BATCH])
+        upsert_s += t[0]
+    with timer() as p:
+        store.publish(index, m)  # waits (bounded) for the server's optimiser to build HNSW
+    log(f"server {size:,}: upserted in {upsert_s:.1f} s, publish {p[0]:.1f} s")
+    with timer() as t:
+        live = store.open()
+    try:
+        timing = time_queries(live, NumpyIndex(cols), queries, args.warmup)
+    finally:
+        if not args.keep_server:
+            _drop_alias(client, store.alias)
+        client.close()
+    build = {"upsert_s": round(upsert_s, 2), "publish_s": round(p[0], 2)}
+    row = _row(size, "server", "hnsw", build, t[0], timing)
+    row["filter_share"] = filter_share(cols, queries)
+    return row
+
+
+def _drop_alias(client: Any, alias: str) -> None:
+    from qdrant_client import models
+
+    target = next((a.collection_name for a in client.get_aliases().aliases if a.alias_name == alias), None)
+    drop = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+    client.update_collection_aliases(change_aliases_operations=[drop])
+    if target:
+        client.delete_collection(target)
+
+
+# -- main ----------------------------------------------------------------------------------------
+COLUMNS = (
+    "size",
+    "engine",
+    "index",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "baseline_p50_ms",
+    "ratio",
+    "query_p50_ms",
+    "retrieve_p50_ms",
+    "recall_at_50",
+    "build_s",
+    "open_s",
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    import os
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--sizes",
+        type=parse_ints,
+        default=parse_ints("10000,100000"),
+        help="catalogue sizes, comma-separated; 10k/100k/1m suffixes allowed (default 10000,100000)",
+    )
+    p.add_argument("--queries", type=int, default=300, help="timed recommendations per index (default 300)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed recommendations first (default 20)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic catalogue and users (default 7)")
+    p.add_argument("--data-dir", type=Path, help="keep the Edge stores here (edge-<size>-s<seed>/) and reuse them")
+    p.add_argument("--rebuild", action="store_true", help="with --data-dir: rebuild even if a store is there")
+    p.add_argument("--skip-plain", action="store_true", help="skip timing the plain (pre-optimize) index")
+    p.add_argument(
+        "--skip-hnsw", action="store_true", help="stop after the plain index: no optimize (hours at 1M on 2 cores)"
+    )
+    p.add_argument(
+        "--server-url",
+        default=os.environ.get("QDRANT_URL"),
+        help="also bench the server adapter here (default: $QDRANT_URL; ':memory:' = qdrant-client's local mode)",
+    )
+    p.add_argument("--keep-server", action="store_true", help="leave the bench collection on the server")
+    p.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads for the numpy baseline (default 1: steadier on a small shared machine)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object {'results': [...]} on stdout")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    args = parse_args(argv)
+    with threadpool_limits(limits=args.blas_threads, user_api="blas"), contextlib.redirect_stdout(sys.stderr):
+        results = run(args)
+    meta = {
+        "queries": args.queries,
+        "warmup": args.warmup,
+        "seed": args.seed,
+        "limit": LIMIT,
+        "history": HISTORY,
+        "blas_threads": args.blas_threads,
+    }
+    emit(format_table(results, COLUMNS), {"results": results, "params": meta}, args.json)
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every size, Edge then (when asked) the server; libraries' stray prints go to stderr."""
+    results: list[dict[str, Any]] = []
+    for size in args.sizes:
+        tmp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-query-"))
+        root = (args.data_dir or tmp) / f"edge-{size}-s{args.seed}"  # type: ignore[operator]
+        try:
+            cols, rows = bench_edge(
+                size, args.seed, root, lambda c: make_queries(c, args.queries + args.warmup, args.seed), args
+            )
+            results += rows
+            if args.server_url:
+                queries = make_queries(cols, args.queries + args.warmup, args.seed)
+                results.append(bench_server(size, args.seed, args.server_url, cols, queries, args))
+            del cols
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()
