@@ -1,4 +1,4 @@
-"""The `movierec` command: ingest, status, serve, token."""
+"""The `movierec` command: ingest, status, eval, serve, token."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ class Source(str, Enum):
     demo = "demo"
     ml100k = "ml-100k"
     tmdb = "tmdb"
+
+
+class EvalDataset(str, Enum):
+    ml100k = "ml-100k"
+    demo = "demo"
+
+
+class EvalProtocol(str, Enum):
+    stratified = "stratified"
+    temporal = "temporal"
 
 
 class DeviceOpt(str, Enum):
@@ -74,6 +84,7 @@ def ingest(
         typer.echo(f"... and {len(errors) - 20} more bad rows", err=True)
     with Session(engine) as session:
         all_movies = repo.all_movies(session)
+        rated = repo.rated_pairs(session)  # the collab vectors learn from every rating in the database
     summary = index_movies(
         all_movies,
         store,
@@ -82,6 +93,7 @@ def ingest(
         batch_size=batch,
         rebuild=rebuild,
         progress=not as_json,
+        ratings=rated,
     )
     summary.ratings, summary.bad_rows = n_ratings, len(errors)
     summary.source_stats = dict(catalogue.stats)
@@ -92,7 +104,8 @@ def ingest(
     typer.echo(
         f"{s.movies} movies ({s.with_poster} with poster, {s.without_poster} without): "
         f"{s.embedded} embedded, {s.skipped_unchanged} unchanged, {s.deleted} removed, "
-        f"{s.failed} poster failures; {s.ratings} ratings, {s.bad_rows} bad rows skipped; "
+        f"{s.failed} poster failures; {s.collab_vectors} collab vectors; "
+        f"{s.ratings} ratings, {s.bad_rows} bad rows skipped; "
         f"{s.seconds:.1f} s, {s.movies_per_s:.1f} movies/s"
     )
     for key, value in s.source_stats.items():
@@ -118,6 +131,39 @@ def status(
         return
     for key, value in metrics.items():
         typer.echo(f"{key:>26}: {json.dumps(value) if isinstance(value, dict) else value}")
+
+
+@cli.command("eval")
+def eval_(
+    dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = EvalDataset.ml100k,
+    protocol: Annotated[
+        EvalProtocol, typer.Option(help="stratified: a random 25% of each user's ratings held out; temporal: latest.")
+    ] = EvalProtocol.stratified,
+    k: Annotated[int, typer.Option("--k", min=1, help="Length of each recommendation list.")] = 10,
+    users: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many test users.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
+    from app.embedding.device import resolve_device
+    from app.embedding.text import TextEncoder
+    from app.recommend.eval import EvalConfig, format_report, run_eval
+    from app.vectorstore import build_manifest
+
+    settings = get_settings()
+    dev = resolve_device(settings.device)
+    config = EvalConfig(
+        cache_dir=settings.data_dir / "eval-cache",
+        manifest=build_manifest(settings),
+        make_encoder=lambda: TextEncoder(dev, settings.text_model_path),
+        history_size=settings.history_size,
+        half_life_days=settings.half_life_days,
+    )
+    log = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
+    report = run_eval(dataset.value, protocol.value, k, config, users=users, log=log)
+    if as_json:
+        _echo_json(report.to_json())
+    else:
+        typer.echo(format_report(report))
 
 
 @cli.command()

@@ -10,7 +10,7 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.catalog.repository import UserRating
-from app.errors import InvalidInput, NotFound, NotImplementedYet
+from app.errors import InvalidInput, NotFound
 from app.recommend import Recommender
 from app.recommend.rerank import rerank
 from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights, weighted_mean
@@ -136,6 +136,9 @@ def test_explain_splits_similarity_into_text_and_image(recommender, heavy_users)
     assert target.title in why.sentence
 
 
-def test_unlanded_strategies_say_so(recommender, heavy_users) -> None:
-    with pytest.raises(NotImplementedYet):
-        recommender.recommend(heavy_users[0], strategy="collab")
+def test_collab_strategies_fall_back_to_content_without_collab_vectors(recommender, heavy_users) -> None:
+    # This index was built without ratings, so no movie has a collab vector (tests/test_collab.py
+    # covers an index that has them).
+    for strategy in ("collab", "hybrid"):
+        result = recommender.recommend(heavy_users[0], strategy=strategy)
+        assert (result.strategy, result.path) == (strategy, "content")

@@ -26,7 +26,7 @@ from app.errors import Conflict, IndexUnavailable
 from app.settings import Settings
 from app.vectorstore import edge as edge_module
 from app.vectorstore import server as server_module
-from app.vectorstore.base import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore.base import RRF_K, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from app.vectorstore.edge import EdgeStore
 from app.vectorstore.server import ServerStore, call_with_retries
 
@@ -66,6 +66,20 @@ class Catalogue:
             and (f.only_ids is None or point.id in f.only_ids)
             and (f.has_poster is None or f.has_poster == ("image" in point.vectors))
         )
+
+    def exact_rrf(
+        self, queries: dict[str, np.ndarray], weights: dict[str, float], limit: int, f: MovieFilter,
+        prefetch_limit: int, k: int = RRF_K,
+    ) -> list[tuple[int, float]]:
+        """Weighted reciprocal rank fusion of exact prefetches, written out once: 1 / ((rank + 1) / w + k - 1)."""
+        scores: dict[int, float] = {}
+        for name, q in queries.items():
+            w = weights.get(name, 0.0)
+            if w <= 0:
+                continue
+            for rank, (pid, _) in enumerate(self.exact_top(q, name, prefetch_limit, f)):
+                scores[pid] = scores.get(pid, 0.0) + 1.0 / ((rank + 1) / w + k - 1)
+        return sorted(scores.items(), key=lambda item: -item[1])[:limit]
 
     def exact_top(self, q: np.ndarray, using: str, limit: int, f: MovieFilter) -> list[tuple[int, float]]:
         rows = [p for p in self.points if using in p.vectors and self.keeps(p, f)]
@@ -270,6 +284,82 @@ def test_query_returns_vectors(published: tuple[IndexStore, MovieIndex]) -> None
     assert all(h.vectors == {} for h in index.query(q, using="text", limit=5))
 
 
+# Weights that never tie two single-list ranks within a 30-deep prefetch ((r+1)/0.37 is no integer).
+FUSIONS = {
+    "content+collab": {"combined": 0.37, "collab": 1.0},
+    "text+image": {"text": 1.0, "image": 0.37},  # a fifth of the movies have no image vector
+    "one_weight_zero": {"combined": 1.0, "collab": 0.0},  # left out: plain RRF over one list
+}
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fused_query_is_weighted_rrf(published: tuple[IndexStore, MovieIndex], fusion: str) -> None:
+    _, index = published
+    weights = FUSIONS[fusion]
+    rng = np.random.default_rng(5)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in weights}
+    for name, f in FILTERS.items():
+        hits = index.query_fused(queries, weights, 10, f, prefetch_limit=30)
+        expected = CATALOGUE.exact_rrf(queries, weights, 10, f, prefetch_limit=30)
+        assert [h.id for h in hits] == [i for i, _ in expected], name
+        np.testing.assert_allclose([h.score for h in hits], [s for _, s in expected], rtol=1e-5)
+        for hit in hits:
+            assert CATALOGUE.keeps(CATALOGUE.by_id(hit.id), f), name
+            assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
+
+
+def test_fused_query_options(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    rng = np.random.default_rng(9)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in ("combined", "collab")}
+    weights = {"combined": 1.0, "collab": 0.37}
+    hits = index.query_fused(queries, weights, 5, with_vectors=["combined"], rrf_k=60)
+    expected = CATALOGUE.exact_rrf(queries, weights, 5, MovieFilter(), prefetch_limit=5, k=60)
+    assert [h.id for h in hits] == [i for i, _ in expected]  # prefetch_limit defaults to limit
+    assert all(set(h.vectors) == {"combined"} for h in hits)
+    assert index.query_fused(queries, {"combined": 0.0}, 5) == []
+
+
+def test_fused_query_reaches_movies_lacking_a_vector(engine: Engine) -> None:
+    """A movie without a collab vector (a new movie: no ratings yet) still comes through the content prefetch."""
+    points = [MoviePoint(p.id, dict(p.vectors), p.payload) for p in CATALOGUE.points]
+    new = points[7]
+    del new.vectors["collab"]
+    store = engine.make()
+    build(store, Catalogue(points))
+    index = store.open()
+    queries = {"combined": new.vectors["combined"], "collab": unit(np.ones(MANIFEST.collab_dim, dtype=np.float32))}
+    hits = index.query_fused(queries, {"combined": 1.0, "collab": 1.0}, 10)
+    assert new.id in [h.id for h in hits[:2]]  # first in one list, absent from the other
+    assert new.id not in [h.id for h in index.query(queries["collab"], "collab", N_MOVIES)]
+    index.close()
+
+
+def test_set_and_delete_one_named_vector(published: tuple[IndexStore, MovieIndex]) -> None:
+    store, _ = published
+    index = store.stage(MANIFEST, rebuild=False)
+    changed, cleared = CATALOGUE.points[1], CATALOGUE.points[2]
+    new_collab = unit(np.arange(1, MANIFEST.collab_dim + 1, dtype=np.float32))
+    index.set_vectors("collab", {changed.id: new_collab})
+    index.set_vectors("collab", {})
+    index.delete_vectors("collab", [cleared.id])
+    index.delete_vectors("collab", [])
+    store.publish(index, MANIFEST)
+    reader = store.open()
+    got = {m.id: m for m in reader.retrieve([changed.id, cleared.id], vectors=["text", "image", "collab"])}
+    np.testing.assert_allclose(got[changed.id].vectors["collab"], new_collab, atol=1e-5)
+    assert "collab" not in got[cleared.id].vectors
+    for movie in got.values():  # the other vectors and the payload are kept
+        source = CATALOGUE.by_id(movie.id)
+        np.testing.assert_allclose(movie.vectors["text"], source.vectors["text"], atol=1e-5)
+        assert ("image" in movie.vectors) == ("image" in source.vectors)
+        assert same_payload(movie.payload, source.payload)
+    assert reader.query(new_collab, "collab", 1)[0].id == changed.id
+    assert cleared.id not in [h.id for h in reader.query(new_collab, "collab", N_MOVIES)]
+    assert reader.count() == N_MOVIES
+    reader.close()
+
+
 def test_popular(published: tuple[IndexStore, MovieIndex]) -> None:
     _, index = published
     for name, f in FILTERS.items():
@@ -397,6 +487,13 @@ def test_edge_and_memory_agree(tmp_path: Path) -> None:
             q = unit(rng.standard_normal(dim))
             assert [h.id for h in a.query(q, using, 20, f)] == [h.id for h in b.query(q, using, 20, f)]
             assert a.count(f) == b.count(f)
+    for weights in FUSIONS.values():
+        for f in FILTERS.values():
+            qs = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in weights}
+            fused_a = a.query_fused(qs, weights, 20, f, prefetch_limit=40)
+            fused_b = b.query_fused(qs, weights, 20, f, prefetch_limit=40)
+            assert [h.id for h in fused_a] == [h.id for h in fused_b]
+            np.testing.assert_allclose([h.score for h in fused_a], [h.score for h in fused_b], rtol=1e-5)
     assert a.hashes() == b.hashes()
     assert edge.manifest() == memory.manifest()
     a.close()

@@ -132,3 +132,9 @@ def popular_movie_ids(session: Session, limit: int) -> list[int]:
         select(Movie.id).order_by(col(Movie.popularity).desc().nulls_last(), Movie.id).limit(limit)
     )
     return list(rows)
+
+
+def rated_pairs(session: Session) -> list[tuple[int, int]]:
+    """(user id, movie id) of every rating, ordered: what the collaborative vectors learn from."""
+    rows = session.exec(select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id))
+    return [(int(u), int(m)) for u, m in rows]

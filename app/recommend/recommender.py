@@ -13,13 +13,15 @@ from typing import Literal
 import numpy as np
 
 from app.catalog.repository import UserRating
-from app.errors import InvalidInput, NotFound, NotImplementedYet
+from app.embedding import collab
+from app.errors import InvalidInput, NotFound
 from app.recommend.rerank import rerank
-from app.recommend.user_vector import taste_weights, weighted_mean
+from app.recommend.tuning import TUNED, Tuning
+from app.recommend.user_vector import collab_vector, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, MovieIndex, StoredMovie
 
 Strategy = Literal["content", "collab", "hybrid"]
-Path = Literal["popular", "content_cold_start", "content"]
+Path = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
 COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
 RELATED_SHOWN = 5
 TEXT_HALF = 384  # the combined vector is [text half | image half]; see app/embedding/movie.py
@@ -61,6 +63,15 @@ class RecommendationList:
 
 
 @dataclass
+class Taste:
+    """A user's query vectors (None where their movies lack that vector) and the movies they liked."""
+
+    content: np.ndarray | None
+    collab: np.ndarray | None
+    liked: list[tuple[UserRating, StoredMovie]]
+
+
+@dataclass
 class RelatedRating:
     movie_id: int
     title: str
@@ -85,15 +96,17 @@ class Recommender:
         index: Callable[[], MovieIndex],
         encode_query: Callable[[str], np.ndarray],
         *,
-        history_size: int = 50,
+        history_size: int = 200,
         half_life_days: float = 365.0,
         candidate_factor: int = 5,
+        tuning: Tuning = TUNED,
     ) -> None:
         self._index = index
         self._encode_query = encode_query
         self.history_size = history_size
         self.half_life_days = half_life_days
         self.candidate_factor = candidate_factor
+        self.tuning = tuning
 
     # -- recommendations -----------------------------------------------------------------------
     def recommend(
@@ -106,42 +119,77 @@ class Recommender:
         popularity: float = 0.1,
         diversity: float = 0.2,
     ) -> RecommendationList:
-        """`ratings`: all of the user's ratings, newest first. Rated movies are never returned."""
-        if strategy != "content":
-            raise NotImplementedYet(
-                f"strategy={strategy} needs the collaborative vectors, which have not landed yet; "
-                "use strategy=content"
-            )
+        """`ratings`: all of the user's ratings, newest first. Rated movies are never returned.
+
+        content: the taste vector on `combined`. collab: the user's collab vector on `collab`.
+        hybrid: both in one query, fused by weighted RRF. With 1-2 ratings every strategy answers
+        from content, and collab/hybrid fall back to content when none of the user's movies has a
+        collab vector yet (path says which answered)."""
         index = self._index()
         unseen = replace(filter, exclude_ids=filter.exclude_ids | {r.movie_id for r in ratings})
-        taste = self._taste(index, ratings) if ratings else None
+        taste = self._taste(index, ratings, with_collab=strategy != "content") if ratings else None
         if taste is None:
             return RecommendationList(strategy, "popular", self._popular(index, unseen, limit))
-        vector, history = taste
-        hits = index.query(
-            vector, "combined", limit * self.candidate_factor, unseen, with_vectors=("combined",)
-        )
+        n = limit * self.candidate_factor
+        if taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
+            hits = index.query(taste.content, "combined", n, unseen, with_vectors=("combined",))
+            path: Path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
+        elif strategy == "collab" or taste.content is None:
+            hits = index.query(taste.collab, "collab", n, unseen, with_vectors=("combined",))
+            path = "collab"
+        else:
+            t = self.tuning
+            hits = index.query_fused(
+                {"combined": taste.content, "collab": taste.collab},
+                {"combined": t.content_weight, "collab": t.collab_weight},
+                n,
+                unseen,
+                with_vectors=("combined",),
+                prefetch_limit=n,
+                rrf_k=t.rrf_k,
+            )
+            path = "hybrid"
+        # Diversity is judged on content (`combined`) for every strategy: "not five sequels".
         picks = rerank(hits, "combined", limit, popularity, diversity)
-        items = [self._with_reason(hit, score, history) for hit, score in picks]
-        path: Path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
+        items = [self._with_reason(hit, score, taste.liked) for hit, score in picks]
         return RecommendationList(strategy, path, items)
 
-    def _taste(
-        self, index: MovieIndex, ratings: Sequence[UserRating]
-    ) -> tuple[np.ndarray, list[tuple[UserRating, StoredMovie]]] | None:
-        history = list(ratings[: self.history_size])
-        stored = {m.id: m for m in index.retrieve([r.movie_id for r in history], vectors=("combined",))}
-        history = [r for r in history if r.movie_id in stored and "combined" in stored[r.movie_id].vectors]
+    def _taste(self, index: MovieIndex, ratings: Sequence[UserRating], with_collab: bool) -> Taste | None:
+        """The user's vectors from one retrieve of their recent movies (both named vectors at once)."""
+        size = max(self.history_size, self.tuning.collab_history) if with_collab else self.history_size
+        history = list(ratings[:size])
+        names = ("combined", "collab") if with_collab else ("combined",)
+        stored = {m.id: m for m in index.retrieve([r.movie_id for r in history], vectors=names)}
+        history = [r for r in history if r.movie_id in stored]
+        mean = float(np.mean([r.rating for r in ratings]))
+        content, liked = self._content_taste(history[: self.history_size], stored, mean)
+        collab_vec = self._collab_taste(history[: self.tuning.collab_history], stored, mean) if with_collab else None
+        if content is None and collab_vec is None:
+            return None
+        return Taste(content, collab_vec, liked)
+
+    def _content_taste(
+        self, history: list[UserRating], stored: dict[int, StoredMovie], mean: float
+    ) -> tuple[np.ndarray | None, list[tuple[UserRating, StoredMovie]]]:
+        history = [r for r in history if "combined" in stored[r.movie_id].vectors]
+        if not history:
+            return None, []
+        centred = taste_weights(history, mean, self.half_life_days, centre=True)
+        weights = centred if self.tuning.content_centre else taste_weights(history, mean, self.half_life_days, False)
+        vectors = np.stack([stored[r.movie_id].vectors["combined"] for r in history])
+        # The reasons name movies rated above the user's mean, whichever weights built the vector.
+        liked = [(r, stored[r.movie_id]) for r, w in zip(history, centred.weights, strict=True) if w > 0]
+        return weighted_mean(vectors, weights.weights), liked
+
+    def _collab_taste(
+        self, history: list[UserRating], stored: dict[int, StoredMovie], mean: float
+    ) -> np.ndarray | None:
+        history = [r for r in history if "collab" in stored[r.movie_id].vectors]
         if not history:
             return None
-        mean = float(np.mean([r.rating for r in ratings]))
-        weights = taste_weights(history, mean, self.half_life_days)
-        vectors = np.stack([stored[r.movie_id].vectors["combined"] for r in history])
-        vector = weighted_mean(vectors, weights.weights)
-        if vector is None:
-            return None
-        liked = [(r, stored[r.movie_id]) for r, w in zip(history, weights.weights, strict=True) if w > 0]
-        return vector, liked
+        t = self.tuning
+        weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
+        return collab_vector(np.stack([stored[r.movie_id].vectors["collab"] for r in history]), weights.weights)
 
     def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
         return [
@@ -166,8 +214,14 @@ class Recommender:
         if not found:
             raise NotFound(f"movie {movie_id} is not in the index")
         if vector not in found[0].vectors:
-            raise InvalidInput(f"movie {movie_id} has no {vector} vector (no usable poster)", field="vector")
-        hits = index.query(found[0].vectors[vector], vector, limit, MovieFilter(exclude_ids=frozenset({movie_id})))
+            why = "no ratings yet" if vector == "collab" else "no usable poster"
+            raise InvalidInput(f"movie {movie_id} has no {vector} vector ({why})", field="vector")
+        query = found[0].vectors[vector]
+        if vector == "collab":  # rank by the model's dot product, not by the stored norm coordinate
+            query = collab.as_query(collab.factor_part(query))
+            if query is None:
+                return []
+        hits = index.query(query, vector, limit, MovieFilter(exclude_ids=frozenset({movie_id})))
         return [ScoredMovie.from_payload(h.id, h.payload, h.score) for h in hits]
 
     def search(self, text: str, *, limit: int = 10, filter: MovieFilter = MovieFilter()) -> list[ScoredMovie]:
@@ -188,7 +242,8 @@ class Recommender:
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
         if not history:
-            return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], f"You have no ratings yet; {title} is suggested for its popularity.")
+            sentence = f"You have no ratings yet; {title} is suggested for its popularity."
+            return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
         weights = taste_weights(history, float(np.mean([r.rating for r in ratings])), self.half_life_days)
         user = weighted_mean(np.stack([stored[r.movie_id].vectors["combined"] for r in history]), weights.weights)
         m = target.vectors["combined"]

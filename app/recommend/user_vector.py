@@ -5,6 +5,9 @@ weight = rating weight x recency weight
   MIN_FOR_OWN_MEAN ratings the mean says little, so the scale's midpoint is the centre instead.
 - The recency weight halves every `half_life_days`, measured back from the newest rating (the
   average is normalised, so only relative age matters, and old datasets do not underflow).
+
+The collab vector uses the same weights (without centring where that measured better, see
+app/recommend/tuning.py) over the factor part of the movies' collab vectors; see `collab_vector`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.catalog.repository import UserRating
+from app.embedding import collab
 
 MIN_FOR_OWN_MEAN = 3
 SCALE_MIDPOINT = 2.75  # of 0.5-5.0: 3 stars and up count as liked for a brand-new user
@@ -27,18 +31,21 @@ class TasteWeights:
     weights: np.ndarray  # one per movie id, signed
 
 
-def taste_weights(history: Sequence[UserRating], all_ratings_mean: float, half_life_days: float) -> TasteWeights:
-    """Weights for the (newest-first) history; the mean is over all the user's ratings."""
+def taste_weights(
+    history: Sequence[UserRating], all_ratings_mean: float, half_life_days: float | None, centre: bool = True
+) -> TasteWeights:
+    """Weights for the (newest-first) history; the mean is over all the user's ratings.
+    `centre=False`: every rated movie counts as liked (weight 1 x recency); `half_life_days=None`: no decay."""
     if not history:
         return TasteWeights([], np.zeros(0, dtype=np.float32))
     ratings = np.array([r.rating for r in history], dtype=np.float64)
-    centre = all_ratings_mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
-    rating_w = ratings - centre
+    midpoint = all_ratings_mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
+    rating_w = ratings - midpoint if centre else np.ones_like(ratings)
     if not np.any(np.abs(rating_w) > 1e-9):
         rating_w = np.ones_like(ratings)  # a user who rates everything alike likes it all alike
     newest = max(r.timestamp for r in history)
     age_days = np.array([(newest - r.timestamp) / SECONDS_PER_DAY for r in history])
-    recency_w = np.power(0.5, age_days / half_life_days)
+    recency_w = np.power(0.5, age_days / half_life_days) if half_life_days else np.ones_like(age_days)
     return TasteWeights([r.movie_id for r in history], (rating_w * recency_w).astype(np.float32))
 
 
@@ -49,3 +56,12 @@ def weighted_mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray | None
     v = (weights[:, None] * vectors).sum(axis=0)
     norm = float(np.linalg.norm(v))
     return (v / norm).astype(np.float32) if norm > 1e-6 else None
+
+
+def collab_vector(stored: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """The user's collab query from their movies' stored collab vectors (rows): the weighted sum of
+    the factor parts, with 0 in the norm coordinate, so the engine's cosine ranks movies by
+    Σ w_i v_i·v_j, i.e. EASE's score (app/embedding/collab.py). None when the sum vanishes."""
+    if len(stored) == 0:
+        return None
+    return collab.as_query(weights.astype(np.float64) @ collab.factor_part(stored).astype(np.float64))

@@ -7,7 +7,7 @@ index and builds the next one beside it, so readers never see a half-built index
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -15,6 +15,9 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 VECTOR_NAMES = ("text", "image", "combined", "collab")
+# Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores
+# 1 / ((r + 1) / w + k - 1). Both engines use this formula; 2 is Qdrant's own default.
+RRF_K = 2
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,30 @@ class MovieIndex(Protocol):
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
     ) -> list[Hit]: ...
+
+    def query_fused(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        weights: Mapping[str, float],
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+        prefetch_limit: int | None = None,
+        rrf_k: int = RRF_K,
+    ) -> list[Hit]:
+        """One query: for each named vector, prefetch its `prefetch_limit` (default `limit`) nearest
+        under the filter, then fuse the lists by weighted reciprocal rank (see RRF_K); score = the
+        fused score. A name whose weight is not positive is left out. A movie lacking one of the
+        vectors can still come through the other prefetch."""
+        ...
+
+    def set_vectors(self, name: str, vectors: Mapping[int, np.ndarray]) -> None:
+        """Set one named vector on existing points, keeping their other vectors and payload."""
+        ...
+
+    def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
+        """Remove one named vector from points; the points and their other vectors stay."""
+        ...
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         """The most popular movies under the filter; score = popularity."""

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from app.errors import IndexUnavailable
-from app.vectorstore.base import Hit, Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
+from app.vectorstore.base import RRF_K, Hit, Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
 
 KEEP_GENERATIONS = 2  # the current one and the one before, which a slow reader may still hold
 SCROLL_PAGE = 2048
@@ -126,6 +126,52 @@ class EdgeIndex:
             Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector))
             for p in self._shard.query(request)
         ]
+
+    def query_fused(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        weights: Mapping[str, float],
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+        prefetch_limit: int | None = None,
+        rrf_k: int = RRF_K,
+    ) -> list[Hit]:
+        names = [n for n in vectors if weights.get(n, 0.0) > 0]
+        if not names:
+            return []
+        flt = edge_filter(filter)
+        prefetches = [
+            qe.Prefetch(
+                limit=prefetch_limit or limit,
+                query=qe.Query.Nearest(np.asarray(vectors[n], dtype=np.float32).tolist(), using=n),
+                filter=flt,  # on each prefetch too: the fused list must never hold a filtered-out movie
+            )
+            for n in names
+        ]
+        request = qe.QueryRequest(
+            limit=limit,
+            prefetches=prefetches,
+            query=qe.Fusion.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names]),
+            filter=flt,
+            with_payload=True,
+            with_vector=list(with_vectors) if with_vectors else False,
+        )
+        return [
+            Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector))
+            for p in self._shard.query(request)
+        ]
+
+    def set_vectors(self, name: str, vectors: Mapping[int, np.ndarray]) -> None:
+        if not vectors:
+            return
+        batch = [qe.PointVectors(int(i), {name: np.asarray(v, dtype=np.float32).tolist()}) for i, v in vectors.items()]
+        self._shard.update(qe.UpdateOperation.update_vectors(batch))
+
+    def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
+        ids = [int(i) for i in ids]
+        if ids:
+            self._shard.update(qe.UpdateOperation.delete_vectors(ids, [name]))
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         records, _ = self._shard.scroll(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import grpc
@@ -29,7 +29,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from app.errors import Conflict, IndexUnavailable
 from app.settings import Settings
-from app.vectorstore.base import Hit, Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
+from app.vectorstore.base import RRF_K, Hit, Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
 
 SCROLL_PAGE = 2048
 RETRY_ATTEMPTS = 4
@@ -199,6 +199,54 @@ class ServerIndex:
             with_vectors=_with_vectors(with_vectors),
         )
         return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in response.points]
+
+    def query_fused(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        weights: Mapping[str, float],
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+        prefetch_limit: int | None = None,
+        rrf_k: int = RRF_K,
+    ) -> list[Hit]:
+        names = [n for n in vectors if weights.get(n, 0.0) > 0]
+        if not names:
+            return []
+        flt = server_filter(filter)
+        prefetch = [
+            models.Prefetch(
+                query=np.asarray(vectors[n], dtype=np.float32).tolist(),
+                using=n,
+                limit=prefetch_limit or limit,
+                filter=flt,  # as on Edge: each prefetch filtered, not only the fused list
+            )
+            for n in names
+        ]
+        response = self._call(
+            self._client.query_points,
+            self.name,
+            prefetch=prefetch,
+            query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names])),
+            query_filter=flt,
+            limit=limit,
+            with_payload=True,
+            with_vectors=_with_vectors(with_vectors),
+        )
+        return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in response.points]
+
+    def set_vectors(self, name: str, vectors: Mapping[int, np.ndarray]) -> None:
+        if not vectors:
+            return
+        points = [models.PointVectors(id=int(i), vector={name: np.asarray(v).tolist()}) for i, v in vectors.items()]
+        # Setting the same vectors again is idempotent, so a retry is safe.
+        self._call(self._client.update_vectors, self.name, points=points, wait=True)
+
+    def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
+        ids = [int(i) for i in ids]
+        if ids:
+            selector = models.PointIdsList(points=ids)
+            self._call(self._client.delete_vectors, self.name, vectors=[name], points=selector, wait=True)
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         records, _ = self._call(

@@ -1,0 +1,184 @@
+"""Collab vectors at ingest and the collab and hybrid strategies: real text model, real Edge index,
+the first demo movies and their real ratings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlmodel import Session
+
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
+from app.catalog.repository import UserRating
+from app.embedding.movie import MovieEmbedder
+from app.recommend import Recommender
+from app.recommend.tuning import TUNED
+from app.vectorstore import COLLAB_DIM, build_manifest, open_store
+from ingest.pipeline import IngestSummary, index_movies, store_catalogue
+from ingest.sources import load_catalogue
+from tests.conftest import make_settings
+
+LIMIT = 150
+NEW = 9_000_000  # ids of movies added without ratings
+
+
+def ingest(settings, text_encoder) -> IngestSummary:
+    """What `movierec ingest` does after storing the catalogue: embed, learn collab vectors, publish."""
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        movies, rated = repo.all_movies(session), repo.rated_pairs(session)
+    engine.dispose()
+    return index_movies(
+        movies, open_store(settings), build_manifest(settings),
+        lambda _: MovieEmbedder(text_encoder, None, None), batch_size=64, progress=False, ratings=rated,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, text_encoder):
+    settings = make_settings(tmp_path_factory.mktemp("collab"))
+    engine = make_engine(settings.sqlalchemy_url)
+    store_catalogue(engine, load_catalogue("demo", limit=LIMIT))
+    with Session(engine) as session:  # three new movies that nobody has rated yet
+        firsts = repo.all_movies(session)[:3]
+        repo.upsert_movies(session, [m.model_copy(update={"id": NEW + i, "title": f"{m.title} II"})
+                                     for i, m in enumerate(firsts)])
+        session.commit()
+    engine.dispose()
+    summary = ingest(settings, text_encoder)
+    return settings, summary
+
+
+def _stored(settings) -> dict:
+    index = open_store(settings).open()
+    try:
+        return {m.id: m for m in index.retrieve(sorted(index.hashes()), vectors=("text", "collab"))}
+    finally:
+        index.close()
+
+
+def _rated_movies(settings) -> set[int]:
+    with Session(make_engine(settings.sqlalchemy_url)) as session:
+        return {m for _, m in repo.rated_pairs(session)}
+
+
+def test_ingest_sets_collab_vectors_on_rated_movies_only(world) -> None:
+    settings, summary = world
+    stored, rated = _stored(settings), _rated_movies(settings)
+    assert summary.embedded == summary.movies == len(stored)
+    with_collab = {mid for mid, m in stored.items() if "collab" in m.vectors}
+    assert with_collab == rated & set(stored)
+    assert summary.collab_vectors == len(with_collab) > 0.8 * len(stored)
+    assert not {NEW, NEW + 1, NEW + 2} & with_collab
+    for movie in stored.values():
+        assert "text" in movie.vectors  # the collab step keeps the content vectors
+        if "collab" in movie.vectors:
+            assert movie.vectors["collab"].shape == (COLLAB_DIM,)
+    manifest = open_store(settings).manifest()
+    assert manifest is not None and manifest.collab_dim == COLLAB_DIM
+    assert manifest.stats["collab_vectors"] == summary.collab_vectors
+
+
+def test_new_ratings_alone_restage_collab(tmp_path: Path, world, text_encoder) -> None:
+    from tests.conftest import copy_settings
+
+    settings = copy_settings(world[0], tmp_path / "data")
+    again = ingest(settings, text_encoder)
+    assert again.embedded == 0 and again.skipped_unchanged == again.movies  # nothing changed: nothing staged
+    before = _stored(settings)
+    unrated = sorted(mid for mid, m in before.items() if "collab" not in m.vectors)
+    assert unrated, "the demo slice has movies nobody rated"
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        for user in (1, 2, 3):
+            repo.rate(session, user, unrated[0], 4.0)
+        session.commit()
+    engine.dispose()
+    third = ingest(settings, text_encoder)
+    assert third.embedded == 0  # content unchanged: nothing re-embedded
+    assert third.collab_vectors == again.collab_vectors + 1
+    after = _stored(settings)
+    assert "collab" in after[unrated[0]].vectors
+    for mid, movie in before.items():
+        np.testing.assert_allclose(after[mid].vectors["text"], movie.vectors["text"], atol=1e-6)
+
+
+def _user(settings, min_ratings: int = 20) -> list[UserRating]:
+    with Session(make_engine(settings.sqlalchemy_url)) as session:
+        users = {u for u, _ in repo.rated_pairs(session)}
+        for user in sorted(users):
+            ratings = repo.user_ratings(session, user)
+            if len(ratings) >= min_ratings:
+                return ratings
+    raise AssertionError("no user with enough ratings")
+
+
+@pytest.fixture(scope="module")
+def recommender(world):
+    settings, _ = world
+    index = open_store(settings).open()
+    yield Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    index.close()
+
+
+@pytest.mark.parametrize("strategy", ["content", "collab", "hybrid"])
+def test_strategies_answer_on_their_path(world, recommender: Recommender, strategy: str) -> None:
+    ratings = _user(world[0])
+    result = recommender.recommend(ratings, limit=8, strategy=strategy)  # type: ignore[arg-type]
+    assert (result.strategy, result.path) == (strategy, strategy)
+    assert len(result.items) == 8
+    assert not {i.id for i in result.items} & {r.movie_id for r in ratings}
+    cold = recommender.recommend(ratings[:2], limit=8, strategy=strategy)  # type: ignore[arg-type]
+    assert cold.path == "content_cold_start"  # 1-2 ratings: content, whatever the strategy
+    assert recommender.recommend([], limit=5, strategy=strategy).path == "popular"  # type: ignore[arg-type]
+
+
+def test_collab_and_hybrid_fall_back_to_content_without_collab_vectors(recommender: Recommender) -> None:
+    ratings = [UserRating(NEW + i, 4.0 + i * 0.5, 1_000_000 - i) for i in range(3)]  # nobody else rated these
+    for strategy in ("collab", "hybrid"):
+        result = recommender.recommend(ratings, limit=5, strategy=strategy)  # type: ignore[arg-type]
+        assert result.path == "content" and len(result.items) == 5
+
+
+def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_encoder) -> None:
+    """A movie with no ratings has no collab vector, yet the content prefetch brings it to users."""
+    from tests.conftest import copy_settings
+
+    settings = copy_settings(world[0], tmp_path / "data")
+    ratings = _user(settings)
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        liked = repo.get_movie(session, max(ratings, key=lambda r: r.rating).movie_id)
+        twin = liked.model_copy(update={"id": 10_000_000, "title": liked.title + " (director's cut)"})
+        repo.upsert_movies(session, [twin])
+        session.commit()
+        liked_id, twin_id = liked.id, twin.id
+    engine.dispose()
+    assert ingest(settings, text_encoder).embedded == 1
+    index = open_store(settings).open()
+    try:
+        assert "collab" not in index.retrieve([twin_id], vectors=("collab",))[0].vectors
+        disliked = [replace(r, rating=1.0) for r in ratings if r.movie_id != liked_id][:4]
+        history = [UserRating(liked_id, 5.0, ratings[0].timestamp + 1), *disliked]  # newest first
+        rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32),
+                          tuning=replace(TUNED, content_weight=1.0))
+        result = rec.recommend(history, limit=10, strategy="hybrid", popularity=0.0, diversity=0.0)
+        assert result.path == "hybrid"
+        assert twin_id in [i.id for i in result.items]
+    finally:
+        index.close()
+
+
+def test_similar_by_collab(world, recommender: Recommender) -> None:
+    from app.errors import InvalidInput
+
+    ratings = _user(world[0])
+    movie = ratings[0].movie_id
+    similar = recommender.similar(movie, limit=5, vector="collab")
+    assert len(similar) == 5 and movie not in {s.id for s in similar}
+    assert [s.score for s in similar] == sorted((s.score for s in similar), reverse=True)
+    with pytest.raises(InvalidInput, match="no ratings"):
+        recommender.similar(NEW, vector="collab")  # a new movie has no collab vector yet
