@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     secret_key: str = "dev-insecure-secret-key-change-me-in-production"
     token_ttl_hours: int = 24 * 30
     # The content taste vector's history: 200 measured better than 50 (see app/recommend/tuning.py).
-    history_size: int = Field(default=200, ge=1)
+    history_size: int = Field(default=50, ge=1)  # the taste vector: last N ratings
     half_life_days: float = Field(default=365.0, gt=0)
     popularity_weight: float = Field(default=0.1, ge=0, le=1)
     diversity: float = Field(default=0.2, ge=0, le=1)

@@ -100,7 +100,7 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory, text_encoder):
 
 
 def build_index(settings, text_encoder, source: str, movies: Path | None = None, ratings: Path | None = None,
-                limit: int | None = None, image_encoder=None):
+                limit: int | None = None, image_encoder=None, collab: bool = True):
     """Ingest a catalogue into `settings`' database and index, reusing already loaded models."""
     from sqlmodel import Session
 
@@ -117,6 +117,7 @@ def build_index(settings, text_encoder, source: str, movies: Path | None = None,
     store_catalogue(engine, catalogue)
     with Session(engine) as session:
         movies_ = repo.all_movies(session)
+        rated = repo.rated_pairs(session)
     posters = PosterLoader(settings.poster_cache_dir, timeout_s=2.0)
     summary = index_movies(
         movies_,
@@ -125,6 +126,7 @@ def build_index(settings, text_encoder, source: str, movies: Path | None = None,
         lambda with_images: MovieEmbedder(text_encoder, image_encoder if with_images else None, posters),
         batch_size=64,
         progress=False,
+        ratings=rated if collab else None,
     )
     engine.dispose()
     return summary

@@ -16,6 +16,7 @@ from app.recommend.rerank import rerank
 from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, open_store
 from app.vectorstore.live import LiveIndex
+from tests.conftest import DEMO_LIMIT, build_index, make_settings
 
 DAY = 86_400
 
@@ -136,9 +137,21 @@ def test_explain_splits_similarity_into_text_and_image(recommender, heavy_users)
     assert target.title in why.sentence
 
 
-def test_collab_strategies_fall_back_to_content_without_collab_vectors(recommender, heavy_users) -> None:
-    # This index was built without ratings, so no movie has a collab vector (tests/test_collab.py
-    # covers an index that has them).
+def test_collab_strategies_fall_back_to_content_without_collab_vectors(tmp_path, text_encoder, heavy_users) -> None:
+    settings = make_settings(tmp_path / "data")
+    build_index(settings, text_encoder, "demo", limit=DEMO_LIMIT, collab=False)  # no collab vectors at all
+    live = LiveIndex(open_store(settings))
+    try:
+        recommender = Recommender(live.current, lambda q: text_encoder.encode([q])[0])
+        for strategy in ("collab", "hybrid"):
+            result = recommender.recommend(heavy_users[0], strategy=strategy)
+            assert (result.strategy, result.path) == (strategy, "content")
+            assert result.items
+    finally:
+        live.close()
+
+
+def test_collab_and_hybrid_use_the_collab_vectors(recommender, heavy_users) -> None:
     for strategy in ("collab", "hybrid"):
-        result = recommender.recommend(heavy_users[0], strategy=strategy)
-        assert (result.strategy, result.path) == (strategy, "content")
+        result = recommender.recommend(heavy_users[0], strategy=strategy, limit=10)
+        assert (result.strategy, result.path) == (strategy, strategy) and len(result.items) == 10

@@ -96,7 +96,7 @@ class Recommender:
         index: Callable[[], MovieIndex],
         encode_query: Callable[[str], np.ndarray],
         *,
-        history_size: int = 200,
+        history_size: int = 50,
         half_life_days: float = 365.0,
         candidate_factor: int = 5,
         tuning: Tuning = TUNED,
@@ -151,7 +151,7 @@ class Recommender:
             path = "hybrid"
         # Diversity is judged on content (`combined`) for every strategy: "not five sequels".
         picks = rerank(hits, "combined", limit, popularity, diversity)
-        items = [self._with_reason(hit, score, taste.liked) for hit, score in picks]
+        items = _with_reasons(picks, taste.liked)
         return RecommendationList(strategy, path, items)
 
     def _taste(self, index: MovieIndex, ratings: Sequence[UserRating], with_collab: bool) -> Taste | None:
@@ -197,15 +197,6 @@ class Recommender:
             for h in index.popular(limit, filter)
         ]
 
-    @staticmethod
-    def _with_reason(hit: Hit, score: float, liked: list[tuple[UserRating, StoredMovie]]) -> Recommendation:
-        base = ScoredMovie.from_payload(hit.id, hit.payload, score)
-        reason = "close to your overall taste"
-        if liked and "combined" in hit.vectors:
-            sims = [float(hit.vectors["combined"] @ m.vectors["combined"]) for _, m in liked]
-            rating, movie = liked[int(np.argmax(sims))]
-            reason = f"because you liked {movie.payload.get('title', movie.id)} ({rating.rating:.1f}★)"
-        return Recommendation(**vars(base), reason=reason)
 
     # -- similar, search -----------------------------------------------------------------------
     def similar(self, movie_id: int, *, limit: int = 10, vector: str = "combined") -> list[ScoredMovie]:
@@ -264,6 +255,21 @@ class Recommender:
             movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related,
             _sentence(title, similarity, text_share, related),
         )
+
+
+def _with_reasons(picks: list[tuple[Hit, float]], liked: list[tuple[UserRating, StoredMovie]]) -> list[Recommendation]:
+    """Each pick with the liked movie closest to it: "because you liked Heat (5.0★)". One matrix product."""
+    items = [Recommendation(**vars(ScoredMovie.from_payload(h.id, h.payload, s)), reason="close to your overall taste")
+             for h, s in picks]
+    usable = [i for i, (h, _) in enumerate(picks) if "combined" in h.vectors]
+    if not liked or not usable:
+        return items
+    sims = np.stack([picks[i][0].vectors["combined"] for i in usable]) @ np.stack(
+        [m.vectors["combined"] for _, m in liked]).T
+    for i, best in zip(usable, sims.argmax(axis=1), strict=True):
+        rating, movie = liked[int(best)]
+        items[i].reason = f"because you liked {movie.payload.get('title', movie.id)} ({rating.rating:.1f}★)"
+    return items
 
 
 def _sentence(title: str, similarity: float, text_share: float, related: list[RelatedRating]) -> str:

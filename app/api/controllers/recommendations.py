@@ -43,7 +43,7 @@ class RecommendationController(Controller):
         description=(
             "One database query (the user's ratings), one vector retrieve and one ANN query. "
             "`path` says how the answer was made: `popular` (no ratings, or use_embeddings=false), "
-            "`content_cold_start` (1-2 ratings) or `content`. Rated movies are never returned."
+            "`content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated movies are never returned."
         ),
         sync_to_thread=True,
     )
@@ -56,8 +56,12 @@ class RecommendationController(Controller):
         limit: Limit = 10,
         strategy: Annotated[
             Literal["content", "collab", "hybrid"],
-            Parameter(description="content; collab and hybrid answer 501 until the collaborative vectors land."),
-        ] = "content",
+            Parameter(
+                description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
+                "collab: rating factors alone; content: text and poster alone. With 1-2 ratings, or when none "
+                "of the user's movies has ratings-based factors yet, every strategy answers from content."
+            ),
+        ] = "hybrid",
         genres: Annotated[
             str | None, Parameter(description="Comma-separated genres, matched exactly; a movie matches any.")
         ] = None,
