@@ -155,3 +155,15 @@ def test_collab_and_hybrid_use_the_collab_vectors(recommender, heavy_users) -> N
     for strategy in ("collab", "hybrid"):
         result = recommender.recommend(heavy_users[0], strategy=strategy, limit=10)
         assert (result.strategy, result.path) == (strategy, strategy) and len(result.items) == 10
+
+
+def test_balance_normalises_likes_and_dislikes_separately() -> None:
+    from app.recommend.user_vector import balance
+
+    w = balance(np.array([2.0, 1.0, -1.0, -1.0, -1.0, -1.0]), dislike_weight=0.5)
+    assert np.allclose(w, [2 / 3, 1 / 3, -0.125, -0.125, -0.125, -0.125])
+    # Many dislikes no longer outweigh a few likes: the vector still points towards what was liked.
+    a, b = np.eye(2)
+    vectors = np.stack([a, a, b, b, b, b])
+    v = weighted_mean(vectors, balance(np.array([1.0, 1.0, -1.0, -1.0, -1.0, -1.0]), 0.5))
+    assert v is not None and v @ a > 0 > v @ b

@@ -17,7 +17,7 @@ from app.embedding import collab
 from app.errors import InvalidInput, NotFound
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
-from app.recommend.user_vector import collab_vector, taste_weights, weighted_mean
+from app.recommend.user_vector import balance, collab_vector, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, MovieIndex, StoredMovie
 
 Strategy = Literal["content", "collab", "hybrid"]
@@ -176,6 +176,8 @@ class Recommender:
             return None, []
         centred = taste_weights(history, mean, self.half_life_days, centre=True)
         weights = centred if self.tuning.content_centre else taste_weights(history, mean, self.half_life_days, False)
+        if self.tuning.content_dislike_weight is not None:
+            weights = replace(weights, weights=balance(weights.weights, self.tuning.content_dislike_weight))
         vectors = np.stack([stored[r.movie_id].vectors["combined"] for r in history])
         # The reasons name movies rated above the user's mean, whichever weights built the vector.
         liked = [(r, stored[r.movie_id]) for r, w in zip(history, centred.weights, strict=True) if w > 0]

@@ -49,6 +49,19 @@ def taste_weights(
     return TasteWeights([r.movie_id for r in history], (rating_w * recency_w).astype(np.float32))
 
 
+def balance(weights: np.ndarray, dislike_weight: float) -> np.ndarray:
+    """Rocchio's weighting: likes and dislikes each normalised to their own total, dislikes then
+    scaled by `dislike_weight`. A user who rates most movies below their mean would otherwise get a
+    vector that mostly points away from the typical movie, and every candidate would score below 0."""
+    out = weights.astype(np.float64).copy()
+    pos, neg = out > 0, out < 0
+    if pos.any():
+        out[pos] /= out[pos].sum()
+    if neg.any():
+        out[neg] *= dislike_weight / -out[neg].sum()
+    return out.astype(np.float32)
+
+
 def weighted_mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
     """Unit-length weighted sum of row vectors; None when they cancel out."""
     if len(vectors) == 0:
