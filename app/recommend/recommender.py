@@ -1,7 +1,8 @@
 """The Recommender: every read the API answers, on top of the index and the text encoder.
 
-A recommendation makes at most one vector retrieve (the user's recent movies) and one ANN
-query; the caller makes the one database query for the user's ratings and passes them in.
+A recommendation makes one ANN query and one vector retrieve per named vector it uses (the
+recent movies' `combined` vectors; for collab and hybrid also the long history's factors); the
+caller makes the one database query for the user's ratings and passes them in.
 """
 
 from __future__ import annotations
@@ -155,15 +156,18 @@ class Recommender:
         return RecommendationList(strategy, path, items)
 
     def _taste(self, index: MovieIndex, ratings: Sequence[UserRating], with_collab: bool) -> Taste | None:
-        """The user's vectors from one retrieve of their recent movies (both named vectors at once)."""
-        size = max(self.history_size, self.tuning.collab_history) if with_collab else self.history_size
-        history = list(ratings[:size])
-        names = ("combined", "collab") if with_collab else ("combined",)
-        stored = {m.id: m for m in index.retrieve([r.movie_id for r in history], vectors=names)}
-        history = [r for r in history if r.movie_id in stored]
+        """The user's vectors: the taste vector from the recent history's `combined` vectors, the
+        collab vector from the long history's factors. One retrieve per named vector, each for only
+        the movies it needs: fetching `combined` for a 1,000-rating history cost 40 ms."""
         mean = float(np.mean([r.rating for r in ratings]))
-        content, liked = self._content_taste(history[: self.history_size], stored, mean)
-        collab_vec = self._collab_taste(history[: self.tuning.collab_history], stored, mean) if with_collab else None
+        recent = list(ratings[: self.history_size])
+        stored = {m.id: m for m in index.retrieve([r.movie_id for r in recent], vectors=("combined",))}
+        content, liked = self._content_taste([r for r in recent if r.movie_id in stored], stored, mean)
+        collab_vec = None
+        if with_collab:
+            long = list(ratings[: self.tuning.collab_history])
+            factors = {m.id: m for m in index.retrieve([r.movie_id for r in long], vectors=("collab",))}
+            collab_vec = self._collab_taste([r for r in long if r.movie_id in factors], factors, mean)
         if content is None and collab_vec is None:
             return None
         return Taste(content, collab_vec, liked)

@@ -40,7 +40,7 @@ class Tuning:
     collab_centre: bool = False
     collab_half_life_days: float | None = None  # None: no recency decay
     # The collab vector is a sum over the user's movies: a long history helps it far more than it
-    # helps the taste vector. The one retrieve fetches max(history_size, collab_history) movies.
+    # helps the taste vector; its retrieve fetches only the 256-d factors of these movies.
     collab_history: int = 1000
     # Hybrid: one query, a prefetch on each named vector, fused by weighted RRF (app/vectorstore/base.py).
     content_weight: float = 0.05

@@ -41,7 +41,7 @@ class RecommendationController(Controller):
         responses=ERROR_RESPONSES,
         summary="Recommendations for a user",
         description=(
-            "One database query (the user's ratings), one vector retrieve and one ANN query. "
+            "One database query (the user's ratings), one vector retrieve per named vector used and one ANN query. "
             "`path` says how the answer was made: `popular` (no ratings, or use_embeddings=false), "
             "`content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated movies are never returned."
         ),
