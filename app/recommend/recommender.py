@@ -26,6 +26,9 @@ Path = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
 COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
 RELATED_SHOWN = 5
 TEXT_HALF = 384  # the combined vector is [text half | image half]; see app/embedding/movie.py
+# Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
+# `combined`, and converting the engine's vectors to numpy is most of a query's cost.
+CANDIDATE_VECTOR = "text"
 
 
 @dataclass
@@ -133,10 +136,10 @@ class Recommender:
             return RecommendationList(strategy, "popular", self._popular(index, unseen, limit))
         n = limit * self.candidate_factor
         if taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
-            hits = index.query(taste.content, "combined", n, unseen, with_vectors=("combined",))
+            hits = index.query(taste.content, "combined", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path: Path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
         elif strategy == "collab" or taste.content is None:
-            hits = index.query(taste.collab, "collab", n, unseen, with_vectors=("combined",))
+            hits = index.query(taste.collab, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path = "collab"
         else:
             t = self.tuning
@@ -145,13 +148,13 @@ class Recommender:
                 {"combined": t.content_weight, "collab": t.collab_weight},
                 n,
                 unseen,
-                with_vectors=("combined",),
+                with_vectors=(CANDIDATE_VECTOR,),
                 prefetch_limit=n,
                 rrf_k=t.rrf_k,
             )
             path = "hybrid"
-        # Diversity is judged on content (`combined`) for every strategy: "not five sequels".
-        picks = rerank(hits, "combined", limit, popularity, diversity)
+        # Diversity is judged on content for every strategy: "not five sequels".
+        picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, diversity)
         items = _with_reasons(picks, taste.liked)
         return RecommendationList(strategy, path, items)
 
@@ -267,11 +270,13 @@ def _with_reasons(picks: list[tuple[Hit, float]], liked: list[tuple[UserRating, 
     """Each pick with the liked movie closest to it: "because you liked Heat (5.0★)". One matrix product."""
     items = [Recommendation(**vars(ScoredMovie.from_payload(h.id, h.payload, s)), reason="close to your overall taste")
              for h, s in picks]
-    usable = [i for i, (h, _) in enumerate(picks) if "combined" in h.vectors]
+    usable = [i for i, (h, _) in enumerate(picks) if CANDIDATE_VECTOR in h.vectors]
     if not liked or not usable:
         return items
-    sims = np.stack([picks[i][0].vectors["combined"] for i in usable]) @ np.stack(
-        [m.vectors["combined"] for _, m in liked]).T
+    # The text half of `combined` is the text vector, scaled by sqrt(0.7) when there is a poster.
+    liked_text = np.stack([m.vectors["combined"][:TEXT_HALF] for _, m in liked])
+    liked_text /= np.maximum(np.linalg.norm(liked_text, axis=1, keepdims=True), 1e-12)
+    sims = np.stack([picks[i][0].vectors[CANDIDATE_VECTOR] for i in usable]) @ liked_text.T
     for i, best in zip(usable, sims.argmax(axis=1), strict=True):
         rating, movie = liked[int(best)]
         items[i].reason = f"because you liked {movie.payload.get('title', movie.id)} ({rating.rating:.1f}★)"
