@@ -19,4 +19,5 @@ def default_batch_size(device: str, kind: str) -> int:
     """Large batches on a GPU, where they pay; modest ones on a CPU, where they only add latency."""
     if device == "cuda":
         return 1024 if kind == "text" else 256
-    return 64 if kind == "text" else 16
+    # Measured on the demo texts, length-sorted, 2 CPU cores: batch 16-32 ~113 texts/s, 64: 93, 128: 62.
+    return 32 if kind == "text" else 16
