@@ -27,6 +27,7 @@ class ApplicationCore(InitPluginProtocol):
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         self._configure_openapi(app_config)
         self._configure_security(app_config)  # after OpenAPI: it adds the Bearer scheme there
+        self._configure_logging(app_config)
         self._configure_routes(app_config)
         self._configure_dependencies(app_config)
         self._configure_exceptions(app_config)
@@ -44,6 +45,10 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_security(self, app_config: AppConfig) -> None:
         jwt_auth(self.settings).on_app_init(app_config)
+
+    def _configure_logging(self, app_config: AppConfig) -> None:
+        # Keep the JSON lines `movierec` configures (app/logs.py) instead of Litestar's own format.
+        app_config.logging_config = None
 
     def _configure_routes(self, app_config: AppConfig) -> None:
         app_config.route_handlers.extend(ROUTES)
