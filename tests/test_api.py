@@ -504,3 +504,22 @@ async def test_missing_index_is_503(tmp_path: Any, text_encoder: Any) -> None:
             s.commit()
         assert_error(await client.get("/movies/recommendations?user_id=1", headers=headers), 503)
 
+
+
+async def test_unreachable_qdrant_server_is_a_quick_503(tmp_path: Any, text_encoder: Any) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    unreachable = {"qdrant_url": f"http://127.0.0.1:{port}", "qdrant_timeout_s": 1.0}
+    settings = make_settings(tmp_path / "data").model_copy(update=unreachable)
+    headers = bearer(settings, admin=True)
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
+        started = time.monotonic()
+        health = await client.get("/health")
+        assert health.status_code == 503 and health.json()["index"] is False
+        body = assert_error(await client.get("/movies/search?q=space", headers=headers), 503)
+        assert str(port) in body["detail"]
+        assert time.monotonic() - started < 30, "an unreachable server must fail fast, never hang"

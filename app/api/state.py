@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from app.catalog.db import make_engine
 from app.embedding.text import cached_query_encoder
+from app.errors import IndexUnavailable
 from app.recommend.recommender import Recommender
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
@@ -82,7 +83,7 @@ def make_lifespan(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
         app.state.services = services
-        log.info("api ready", extra={"device": services.device, "index_generation": services.store.generation()})
+        log.info("api ready", extra={"device": services.device, "index_generation": _generation(services.store)})
         try:
             yield
         finally:
@@ -90,6 +91,15 @@ def make_lifespan(
             del app.state.services
 
     return lifespan
+
+
+def _generation(store: IndexStore) -> str | None:
+    """For the start-up log only: an unreachable index must not stop the API from starting (it answers 503)."""
+    try:
+        return store.generation()
+    except IndexUnavailable as exc:
+        log.warning("index unavailable at start-up", extra={"error": str(exc)})
+        return None
 
 
 def services_from(state: State) -> Services:
