@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest serve test test-all lint bench clean
+.PHONY: install run ingest test test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,11 @@ test: install
 
 test-all: install
 	$(VENV)/bin/pytest -q -m "slow or not slow"
+
+bench: install
+	$(PY) bench/query.py --sizes 10000
+	$(PY) bench/ingest.py
+	$(PY) bench/api.py
 
 lint: install
 	$(VENV)/bin/ruff check app ingest tests bench
