@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from _common import ROOT, emit, format_table, log, percentiles_ms
 
 SEARCHES = [
