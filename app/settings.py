@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     secret_key: str = "dev-insecure-secret-key-change-me-in-production"
     token_ttl_hours: int = 24 * 30
     # The content taste vector's history: 200 measured better than 50 (see app/recommend/tuning.py).
+    # Readers of an embedded (Edge) index keep its vectors in memory up to this many movies; 0: never.
+    vector_cache_max_points: int = Field(default=200_000, ge=0)
     history_size: int = Field(default=50, ge=1)  # the taste vector: last N ratings
     half_life_days: float = Field(default=365.0, gt=0)
     popularity_weight: float = Field(default=0.1, ge=0, le=1)

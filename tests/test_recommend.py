@@ -63,10 +63,15 @@ def test_rerank_popularity_boost_reorders_close_calls() -> None:
 
 # ---- the Recommender on the real demo index ------------------------------------------------------
 @pytest.fixture(scope="module")
-def recommender(demo_settings, text_encoder):
-    live = LiveIndex(open_store(demo_settings))
-    yield Recommender(live.current, lambda q: text_encoder.encode([q])[0], history_size=50)
+def live_index(demo_settings):
+    live = LiveIndex(open_store(demo_settings))  # an Edge shard opens once per process: share it
+    yield live
     live.close()
+
+
+@pytest.fixture(scope="module")
+def recommender(live_index, text_encoder):
+    return Recommender(live_index.current, lambda q: text_encoder.encode([q])[0], history_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +172,26 @@ def test_balance_normalises_likes_and_dislikes_separately() -> None:
     vectors = np.stack([a, a, b, b, b, b])
     v = weighted_mean(vectors, balance(np.array([1.0, 1.0, -1.0, -1.0, -1.0, -1.0]), 0.5))
     assert v is not None and v @ a > 0 > v @ b
+
+
+def test_vector_cache_answers_exactly_like_the_engine(live_index, text_encoder, heavy_users) -> None:
+    from app.vectorstore.cache import CachedIndex
+
+    index = live_index.current()  # shared with the other tests: not closed here
+    cached = CachedIndex.wrap(index, max_points=10_000)
+    assert isinstance(cached, CachedIndex)
+    assert CachedIndex.wrap(index, max_points=10) is index  # too big to cache: served as is
+    plain = Recommender(lambda: index, lambda q: text_encoder.encode([q])[0])
+    fast = Recommender(lambda: cached, lambda q: text_encoder.encode([q])[0])
+    for ratings in heavy_users:
+        for strategy in ("content", "collab", "hybrid"):
+            a = plain.recommend(ratings, strategy=strategy, filter=MovieFilter(year_min=1980))
+            b = fast.recommend(ratings, strategy=strategy, filter=MovieFilter(year_min=1980))
+            assert [(i.id, i.score, i.reason) for i in a.items] == [(i.id, i.score, i.reason) for i in b.items]
+    ids = [r.movie_id for r in heavy_users[0][:20]] + [10**9]
+    for got, want in zip(cached.retrieve(ids, ("combined",)), index.retrieve(ids, ("combined",)), strict=True):
+        assert got.id == want.id and got.payload == want.payload
+        assert np.array_equal(got.vectors["combined"], want.vectors["combined"])
+    assert cached.hashes() == index.hashes()
+    with pytest.raises(TypeError):
+        cached.delete([1])

@@ -24,7 +24,8 @@ from app.embedding.text import cached_query_encoder
 from app.errors import IndexUnavailable
 from app.recommend.recommender import Recommender
 from app.settings import Settings
-from app.vectorstore import IndexStore, open_store
+from app.vectorstore import IndexStore, MovieIndex, open_store
+from app.vectorstore.cache import CachedIndex
 from app.vectorstore.live import LiveIndex
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Services:
         engine = make_engine(settings.sqlalchemy_url)
         store = open_store(settings)
         # Opened lazily on first use: the API starts (and answers 503) before any index is built.
-        live = LiveIndex(store)
+        live = LiveIndex(store, _vector_cache(settings))
         encoder, device = _encoder(settings, text_encoder)
         recommender = Recommender(
             index=live.current,
@@ -64,6 +65,13 @@ class Services:
     def close(self) -> None:
         self.live.close()
         self.engine.dispose()
+
+
+def _vector_cache(settings: Settings) -> Callable[[MovieIndex], MovieIndex] | None:
+    """Only Edge generations are immutable once published: a server collection takes incremental upserts."""
+    if settings.qdrant_url or not settings.vector_cache_max_points:
+        return None
+    return lambda index: CachedIndex.wrap(index, settings.vector_cache_max_points)
 
 
 def _encoder(settings: Settings, injected: QueryEncoder | None) -> tuple[QueryEncoder, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from app.errors import IndexUnavailable
 from app.vectorstore.base import IndexStore, MovieIndex
@@ -18,8 +19,10 @@ class LiveIndex:
     finishes there: a reindex never interrupts a reader.
     """
 
-    def __init__(self, store: IndexStore) -> None:
+    def __init__(self, store: IndexStore, prepare: Callable[[MovieIndex], MovieIndex] | None = None) -> None:
+        """`prepare` wraps each newly opened generation, e.g. in a vector cache."""
         self.store = store
+        self._prepare = prepare
         self._lock = threading.Lock()
         self._index: MovieIndex | None = None
         self._previous: MovieIndex | None = None
@@ -43,6 +46,8 @@ class LiveIndex:
         if generation is None:
             return
         fresh = self.store.open()
+        if self._prepare is not None:
+            fresh = self._prepare(fresh)
         if self._previous is not None:
             self._previous.close()
         self._previous, self._index, self._generation = self._index, fresh, generation
