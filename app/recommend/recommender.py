@@ -244,8 +244,8 @@ class Recommender:
         if not history:
             sentence = f"You have no ratings yet; {title} is suggested for its popularity."
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
-        weights = taste_weights(history, float(np.mean([r.rating for r in ratings])), self.half_life_days)
-        user = weighted_mean(np.stack([stored[r.movie_id].vectors["combined"] for r in history]), weights.weights)
+        # The same taste vector the content recommendations query with.
+        user, _ = self._content_taste(history, stored, float(np.mean([r.rating for r in ratings])))
         m = target.vectors["combined"]
         text_part = float(user[:TEXT_HALF] @ m[:TEXT_HALF]) if user is not None else 0.0
         image_part = float(user[TEXT_HALF:] @ m[TEXT_HALF:]) if user is not None else 0.0
