@@ -51,7 +51,7 @@ class Services:
     def open(cls, settings: Settings, text_encoder: QueryEncoder | None = None) -> Services:
         engine = make_engine(settings.sqlalchemy_url)
         store = open_store(settings)
-        # Opened lazily on first use: the API starts (and answers 503) before any index is built.
+        # Opened in the lifespan when one is published; until then requests answer 503 and retry the open.
         live = LiveIndex(store, _vector_cache(settings))
         encoder, device = _encoder(settings, text_encoder)
         recommender = Recommender(
@@ -90,8 +90,9 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
+        generation = await anyio.to_thread.run_sync(_open_index, services.live)
         app.state.services = services
-        log.info("api ready", extra={"device": services.device, "index_generation": _generation(services.store)})
+        log.info("api ready", extra={"device": services.device, "index_generation": generation})
         try:
             yield
         finally:
@@ -101,10 +102,12 @@ def make_lifespan(
     return lifespan
 
 
-def _generation(store: IndexStore) -> str | None:
-    """For the start-up log only: an unreachable index must not stop the API from starting (it answers 503)."""
+def _open_index(live: LiveIndex) -> str | None:
+    """Open the published index (and fill its vector cache) at start-up rather than on the first
+    request. A missing or unreachable index must not stop the API from starting: it answers 503."""
     try:
-        return store.generation()
+        live.current()
+        return live.generation
     except IndexUnavailable as exc:
         log.warning("index unavailable at start-up", extra={"error": str(exc)})
         return None
