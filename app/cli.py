@@ -170,12 +170,21 @@ def eval_(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (Edge allows 1).")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes [default: MOVIEREC_WORKERS, else one per CPU core, at most 4]."),
+    ] = None,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /schema)."""
     import uvicorn
 
-    uvicorn.run("app.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
+    from app.logs import logging_config
+
+    count = workers or get_settings().api_workers
+    # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
+    uvicorn.run(
+        "app.api.app:create_app", factory=True, host=host, port=port, workers=count, log_config=logging_config()
+    )
 
 
 @token_cli.command("create")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 ImageModel = Literal["efficientnet-lite0", "resnet50"]
+MAX_AUTO_WORKERS = 4  # each worker loads the text model (about 0.5 GB) and, on Edge, copies the index
 
 
 class Settings(BaseSettings):
@@ -38,7 +40,8 @@ class Settings(BaseSettings):
 
     secret_key: str = "dev-insecure-secret-key-change-me-in-production"
     token_ttl_hours: int = 24 * 30
-    # The content taste vector's history: 200 measured better than 50 (see app/recommend/tuning.py).
+    # API worker processes; None: one per CPU core, at most MAX_AUTO_WORKERS. Each holds its own model.
+    workers: int | None = Field(default=None, ge=1)
     # Readers of an embedded (Edge) index keep its vectors in memory up to this many movies; 0: never.
     vector_cache_max_points: int = Field(default=200_000, ge=0)
     history_size: int = Field(default=50, ge=1)  # the taste vector: last N ratings
@@ -61,6 +64,10 @@ class Settings(BaseSettings):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
             return url
         return f"sqlite:///{self.data_dir / 'movierec.db'}"
+
+    @property
+    def api_workers(self) -> int:
+        return self.workers or max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
 
     @property
     def index_dir(self) -> Path:

@@ -476,12 +476,16 @@ async def test_malformed_json_and_bad_ids_on_writes_are_400(
 async def test_lifespan_releases_the_index(
     demo_settings: Settings, tmp_path: Any, text_encoder: Any
 ) -> None:
-    # An Edge shard locks its directory: a second app in this process can open the index only if
-    # the first one's lifespan closed it.
+    # An Edge shard locks its directory until it is closed: after the lifespan, the published
+    # generation must open in place again (a reader that finds it locked reads a copy instead).
+    from app.vectorstore.edge import EdgeIndex
+
     settings = copy_settings(demo_settings, tmp_path / "data")
     for _ in range(2):
         async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
             assert (await client.get("/health")).status_code == 200
+        generation = settings.index_dir / (settings.index_dir / "CURRENT").read_text().strip()
+        EdgeIndex.load(generation / "shard").close()  # raises ShardLocked if the app kept it open
 
 
 # -- no index -------------------------------------------------------------------------------------
@@ -523,3 +527,47 @@ async def test_unreachable_qdrant_server_is_a_quick_503(tmp_path: Any, text_enco
         body = assert_error(await client.get("/movies/search?q=space", headers=headers), 503)
         assert str(port) in body["detail"]
         assert time.monotonic() - started < 30, "an unreachable server must fail fast, never hang"
+
+
+# -- the served API, several worker processes ---------------------------------------------------------
+def test_serve_with_two_workers(demo_settings: Settings, tmp_path: Any) -> None:
+    """`movierec serve --workers 2` on an Edge index: the second worker finds the generation locked
+    and reads a private copy; both answer alike, and the copy is gone after a graceful shutdown."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    settings = copy_settings(demo_settings, tmp_path / "data")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "QDRANT_URL")}
+    env.update(MOVIEREC_DATA_DIR=str(settings.data_dir), MOVIEREC_SECRET_KEY=settings.secret_key, HF_HUB_OFFLINE="1")
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
+    log = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+    readers = settings.index_dir / "readers"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not (readers.exists() and any(readers.iterdir()) and log.read_text().count("api ready") == 2):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        with Session(make_engine(settings.sqlalchemy_url)) as s:
+            user = s.exec(select(Rating.user_id).group_by(Rating.user_id).order_by(func.count().desc())).first()
+        headers = bearer(settings, admin=True)
+        # A new connection per request, so the kernel spreads them over both workers.
+        answers = [httpx.get(f"{url}/movies/recommendations?user_id={user}", headers=headers) for _ in range(20)]
+        assert all(a.status_code == 200 for a in answers), answers[0].text
+        assert len({a.text for a in answers}) == 1, "both workers must give the same answer"
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert not any(readers.iterdir()), "a worker's copy must go when it shuts down"

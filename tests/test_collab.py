@@ -161,7 +161,7 @@ def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_
     index = open_store(settings).open()
     try:
         assert "collab" not in index.retrieve([twin_id], vectors=("collab",))[0].vectors
-        disliked = [replace(r, rating=1.0) for r in ratings if r.movie_id != liked_id][:4]
+        disliked = [r._replace(rating=1.0) for r in ratings if r.movie_id != liked_id][:4]
         history = [UserRating(liked_id, 5.0, ratings[0].timestamp + 1), *disliked]  # newest first
         rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32),
                           tuning=replace(TUNED, content_weight=1.0))

@@ -500,6 +500,43 @@ def test_edge_and_memory_agree(tmp_path: Path) -> None:
     memory.close()
 
 
+def test_a_second_edge_reader_opens_a_private_copy(tmp_path: Path) -> None:
+    # An Edge shard locks its directory, so a second reader (another API worker) must not fail:
+    # it reads a copy of its own, which goes away when it closes.
+    store = EdgeStore(tmp_path / "index")
+    build(store)
+    readers = tmp_path / "index" / "readers"
+    first = store.open()
+    assert not readers.exists() or not any(readers.iterdir()), "the first reader opens in place"
+    second = store.open()
+    assert [p.name.split(".")[0] for p in readers.iterdir()] == [store.generation()]
+    q = unit(np.random.default_rng(5).standard_normal(MANIFEST.text_dim))
+    for f in FILTERS.values():
+        assert [h.id for h in second.query(q, "text", 10, f)] == [h.id for h in first.query(q, "text", 10, f)]
+    second.close()
+    assert not any(readers.iterdir())
+    first.close()
+
+
+def test_copies_left_by_dead_readers_are_swept(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    store = EdgeStore(tmp_path / "index")
+    build(store)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    readers = tmp_path / "index" / "readers"
+    dead = readers / f"{store.generation()}.{int(gone.stdout)}.1"  # a worker killed with its copy open
+    alive = readers / f"{store.generation()}.{os.getpid()}.1"  # this process's: must stay
+    for path in (dead, alive):
+        (path / "shard").mkdir(parents=True)
+    first, second = store.open(), store.open()
+    assert not dead.exists() and alive.exists()
+    second.close()
+    first.close()
+
+
 # -- server only ----------------------------------------------------------------------------------
 def test_reader_never_sees_a_gap_during_rebuild(server_engine: Engine) -> None:
     store = server_engine.make()

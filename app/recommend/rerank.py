@@ -26,7 +26,7 @@ def rerank(hits: list[Hit], using: str, limit: int, popularity: float, diversity
     if diversity <= 0 or using not in hits[0].vectors:
         order = np.argsort(-relevance, kind="stable")[:limit]
         return [(hits[i], float(relevance[i])) for i in order]
-    vectors = np.stack([h.vectors[using] for h in hits])
+    vectors = np.array([h.vectors[using] for h in hits])
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     max_sim = np.zeros(len(hits))
     chosen: list[tuple[Hit, float]] = []

@@ -115,7 +115,11 @@ class MovieIndex(Protocol):
         limit: int,
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
-    ) -> list[Hit]: ...
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        """The `limit` nearest under the filter. `with_payload=False` may leave `Hit.payload` empty, for a
+        caller that holds the payloads already (converting them out of the engine costs time)."""
+        ...
 
     def query_fused(
         self,
@@ -126,6 +130,7 @@ class MovieIndex(Protocol):
         with_vectors: Sequence[str] = (),
         prefetch_limit: int | None = None,
         rrf_k: int = RRF_K,
+        with_payload: bool = True,
     ) -> list[Hit]:
         """One query: for each named vector, prefetch its `prefetch_limit` (default `limit`) nearest
         under the filter, then fuse the lists by weighted reciprocal rank (see RRF_K); score = the

@@ -24,6 +24,9 @@ class CachedIndex:
     def __init__(self, inner: MovieIndex, movies: dict[int, StoredMovie]) -> None:
         self._inner = inner
         self._movies = movies
+        # Ready-made answers per requested vector names: a retrieve of a user's 1,000 rated movies is
+        # then one dict lookup each. Callers must treat what they get as read-only (it is shared).
+        self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
 
     @classmethod
     def wrap(cls, inner: MovieIndex, max_points: int) -> MovieIndex:
@@ -39,22 +42,30 @@ class CachedIndex:
                 movies[movie.id] = movie
         return cls(inner, movies)
 
-    def _vectors(self, movie_id: int, names: Sequence[str]) -> dict[str, np.ndarray]:
-        stored = self._movies.get(movie_id)
-        if stored is None or not names:
-            return {}
-        return {n: stored.vectors[n] for n in names if n in stored.vectors}
+    def _view(self, names: Sequence[str]) -> dict[int, StoredMovie]:
+        key = tuple(names)
+        view = self._views.get(key)
+        if view is None:  # built once per distinct tuple of names (a handful); a race only builds it twice
+            view = {
+                i: StoredMovie(i, m.payload, {n: m.vectors[n] for n in key if n in m.vectors})
+                for i, m in self._movies.items()
+            }
+            self._views[key] = view
+        return view
 
-    def _with_vectors(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
+    def _complete(self, hits: list[Hit], names: Sequence[str]) -> list[Hit]:
+        """Payloads and the asked-for vectors of the engine's hits, from memory."""
+        view = self._view(names)
         for hit in hits:
-            hit.vectors = self._vectors(hit.id, names)
+            stored = view.get(hit.id)
+            if stored is not None:
+                hit.payload, hit.vectors = stored.payload, stored.vectors
         return hits
 
     # -- reads --------------------------------------------------------------------------------------
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
-        return [
-            StoredMovie(i, self._movies[i].payload, self._vectors(i, vectors)) for i in ids if i in self._movies
-        ]
+        view = self._view(vectors)
+        return [view[i] for i in ids if i in view]
 
     def query(
         self,
@@ -63,8 +74,9 @@ class CachedIndex:
         limit: int,
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
+        with_payload: bool = True,
     ) -> list[Hit]:
-        return self._with_vectors(self._inner.query(vector, using, limit, filter), with_vectors)
+        return self._complete(self._inner.query(vector, using, limit, filter, with_payload=False), with_vectors)
 
     def query_fused(
         self,
@@ -75,9 +87,12 @@ class CachedIndex:
         with_vectors: Sequence[str] = (),
         prefetch_limit: int | None = None,
         rrf_k: int = RRF_K,
+        with_payload: bool = True,
     ) -> list[Hit]:
-        hits = self._inner.query_fused(vectors, weights, limit, filter, prefetch_limit=prefetch_limit, rrf_k=rrf_k)
-        return self._with_vectors(hits, with_vectors)
+        hits = self._inner.query_fused(
+            vectors, weights, limit, filter, prefetch_limit=prefetch_limit, rrf_k=rrf_k, with_payload=False
+        )
+        return self._complete(hits, with_vectors)
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         return self._inner.popular(limit, filter)
@@ -89,7 +104,7 @@ class CachedIndex:
         return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
 
     def close(self) -> None:
-        self._movies = {}
+        self._movies, self._views = {}, {}
         self._inner.close()
 
     def flush(self) -> None:

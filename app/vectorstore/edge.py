@@ -6,9 +6,15 @@ An Edge shard locks its directory, so one process at a time may open it. Hence t
     <root>/gen-<timestamp>/        a published generation: shard/, manifest.json, hashes.json
     <root>/staging/                the next generation being built; survives a crash and is resumed
 
+    <root>/readers/<gen>.<pid>/    a reader's private copy of a generation, while it has it open
+
 Readers open the generation CURRENT names; the ingest never touches it. It builds `staging/`
 (resumed after a crash, else a copy of the current generation, else empty), then renames it
 to a new generation and switches CURRENT. A reader notices the new name and reopens.
+
+The first reader opens the generation in place. Another reader (a second API worker) finds it
+locked and opens a private copy instead, deleted when it closes; copies left by a killed process
+are swept by the next reader that copies.
 """
 
 from __future__ import annotations
@@ -55,11 +61,16 @@ def _vectors(raw: Any) -> dict[str, np.ndarray]:
     return {name: np.asarray(v, dtype=np.float32) for name, v in raw.items()}
 
 
+class ShardLocked(IndexUnavailable):
+    """Another open shard (another process, or another handle in this one) holds the directory."""
+
+
 class EdgeIndex:
     """One Edge shard. Implements MovieIndex."""
 
-    def __init__(self, shard: qe.EdgeShard) -> None:
+    def __init__(self, shard: qe.EdgeShard, owned_dir: Path | None = None) -> None:
         self._shard = shard
+        self._owned_dir = owned_dir  # a private copy, deleted on close
 
     @classmethod
     def create(cls, path: Path, manifest: Manifest) -> EdgeIndex:
@@ -78,12 +89,12 @@ class EdgeIndex:
         return cls(shard)
 
     @classmethod
-    def load(cls, path: Path) -> EdgeIndex:
+    def load(cls, path: Path, owned_dir: Path | None = None) -> EdgeIndex:
         try:
-            return cls(qe.EdgeShard.load(str(path)))
+            return cls(qe.EdgeShard.load(str(path)), owned_dir)
         except Exception as exc:  # the binding raises bare Exception
             if "WouldBlock" in str(exc):
-                raise IndexUnavailable(f"the index at {path} is open in another process") from exc
+                raise ShardLocked(f"the index at {path} is open in another process") from exc
             raise IndexUnavailable(f"cannot open the index at {path}: {exc}") from exc
 
     def upsert(self, points: Sequence[MoviePoint]) -> None:
@@ -114,12 +125,13 @@ class EdgeIndex:
         limit: int,
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
+        with_payload: bool = True,
     ) -> list[Hit]:
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using),
             filter=edge_filter(filter),
-            with_payload=True,
+            with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )
         return [
@@ -136,6 +148,7 @@ class EdgeIndex:
         with_vectors: Sequence[str] = (),
         prefetch_limit: int | None = None,
         rrf_k: int = RRF_K,
+        with_payload: bool = True,
     ) -> list[Hit]:
         names = [n for n in vectors if weights.get(n, 0.0) > 0]
         if not names:
@@ -154,7 +167,7 @@ class EdgeIndex:
             prefetches=prefetches,
             query=qe.Fusion.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names]),
             filter=flt,
-            with_payload=True,
+            with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )
         return [
@@ -208,6 +221,8 @@ class EdgeIndex:
 
     def close(self) -> None:
         self._shard.close()
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
 
 
 class EdgeStore:
@@ -235,7 +250,23 @@ class EdgeStore:
         current = self._current_dir()
         if current is None or not (current / "shard").exists():
             raise IndexUnavailable("the index is not built yet: run `movierec ingest`")
-        return EdgeIndex.load(current / "shard")
+        try:
+            return EdgeIndex.load(current / "shard")
+        except ShardLocked:
+            return self._open_copy(current)
+
+    def _open_copy(self, generation: Path) -> EdgeIndex:
+        """A private copy of a published generation, for a reader that found it locked. Published
+        generations are never written, so a copy taken while another reader has it open is whole."""
+        readers = self.root / "readers"
+        _sweep_dead_readers(readers)
+        own = readers / f"{generation.name}.{os.getpid()}.{time.monotonic_ns()}"
+        shutil.copytree(generation / "shard", own / "shard")
+        try:
+            return EdgeIndex.load(own / "shard", owned_dir=own)
+        except BaseException:
+            shutil.rmtree(own, ignore_errors=True)
+            raise
 
     def published_hashes(self) -> dict[int, str]:
         current = self._current_dir()
@@ -293,6 +324,24 @@ class EdgeStore:
         old = [p for p in gens if p.name != keep][: -(KEEP_GENERATIONS - 1) or None]
         for path in old:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_dead_readers(readers: Path) -> None:
+    """Delete copies whose process is gone (killed before it could close them)."""
+    for path in readers.glob("*.*.*"):
+        pid = int(path.name.split(".")[-2])
+        if not _alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _read_manifest(gen_dir: Path) -> Manifest | None:

@@ -187,6 +187,7 @@ class ServerIndex:
         limit: int,
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
+        with_payload: bool = True,
     ) -> list[Hit]:
         response = self._call(
             self._client.query_points,
@@ -195,7 +196,7 @@ class ServerIndex:
             using=using,
             limit=limit,
             query_filter=server_filter(filter),
-            with_payload=True,
+            with_payload=with_payload,
             with_vectors=_with_vectors(with_vectors),
         )
         return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in response.points]
@@ -209,6 +210,7 @@ class ServerIndex:
         with_vectors: Sequence[str] = (),
         prefetch_limit: int | None = None,
         rrf_k: int = RRF_K,
+        with_payload: bool = True,
     ) -> list[Hit]:
         names = [n for n in vectors if weights.get(n, 0.0) > 0]
         if not names:
@@ -230,7 +232,7 @@ class ServerIndex:
             query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names])),
             query_filter=flt,
             limit=limit,
-            with_payload=True,
+            with_payload=with_payload,
             with_vectors=_with_vectors(with_vectors),
         )
         return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in response.points]
