@@ -12,6 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
 ImageModel = Literal["efficientnet-lite0", "resnet50"]
+# auto: torch fp16 on CUDA; on CPU the fastest runtime measured that keeps the vectors (app/embedding/text.py).
+TextBackend = Literal["auto", "torch", "onnx", "onnx-int8", "openvino"]
+
+
+def default_model_cache_dir() -> Path:
+    """Exported models (ONNX), shared by every data dir and run of this user: ~/.cache/movierec."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "movierec"
+
+
 MAX_AUTO_WORKERS = 4  # each worker loads the text model (about 0.5 GB) and, on Edge, copies the index
 
 
@@ -34,6 +43,8 @@ class Settings(BaseSettings):
     image_model: ImageModel = "efficientnet-lite0"
     resnet50_weights: Path | None = None
     text_model_path: Path | None = None
+    text_backend: TextBackend = "auto"
+    model_cache_dir: Path = Field(default_factory=default_model_cache_dir)
     batch_size: int | None = Field(default=None, ge=1)
     poster_timeout_s: float = 10.0
     poster_concurrency: int = Field(default=8, ge=1)

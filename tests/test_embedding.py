@@ -145,3 +145,138 @@ def test_query_embeddings_are_cached_by_normalised_text(text_encoder) -> None:
     assert calls == ["heist thriller"]
     assert np.array_equal(first, second) and not first.flags.writeable
     assert np.allclose(first, text_encoder.encode(["Heist thriller"])[0], atol=1e-5)  # the model is uncased
+
+
+# ---- text backends: torch, ONNX Runtime (fp32, int8), OpenVINO ----------------------------------
+def _installed_text_backends() -> list[str]:
+    from app.embedding.text_backends import runtime_installed
+
+    return [b for b in ("onnx", "onnx-int8", "openvino") if runtime_installed(b)]
+
+
+@pytest.fixture(scope="module")
+def movie_texts() -> list[str]:
+    from app.catalog.text import movie_text
+    from ingest.sources import load_catalogue, validate
+
+    movies, _, _ = validate(load_catalogue("demo", limit=12))
+    return [movie_text(m) for m in movies]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(movie_texts: list[str]) -> np.ndarray:
+    from app.embedding.text import TextEncoder
+
+    return TextEncoder("cpu", backend="torch").encode(movie_texts, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh export cache for this module: the tests export (about 1 s fp32, 2 s int8) for real."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.mark.parametrize("backend", _installed_text_backends())
+def test_text_backends_give_unit_vectors_close_to_torch(
+    backend: str, model_cache: Path, movie_texts: list[str], torch_vectors: np.ndarray
+) -> None:
+    from app.embedding.text import TextEncoder
+
+    encoder = TextEncoder("cpu", backend=backend, cache_dir=model_cache)
+    assert encoder.backend == backend and encoder.dim == 384 and encoder.device == "cpu"
+    vectors = encoder.encode(movie_texts, batch_size=4)
+    assert vectors.shape == (len(movie_texts), 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    cosine = (vectors * torch_vectors).sum(axis=1)
+    assert cosine.min() >= 0.98, cosine
+    if backend == "onnx":  # the same fp32 graph: the same vectors
+        assert cosine.min() >= 0.9999
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_an_unknown_text_backend_is_a_clear_error() -> None:
+    from pydantic import ValidationError
+
+    from app.embedding.text import TextEncoder, resolve_text_backend
+    from app.settings import Settings
+
+    with pytest.raises(ValueError, match="unknown text backend 'fast'.*torch, onnx, onnx-int8, openvino"):
+        TextEncoder("cpu", backend="fast")
+    with pytest.raises(ValidationError, match="text_backend"):
+        Settings(text_backend="fast")
+    assert resolve_text_backend("auto", "cuda") == "torch"  # fp16 torch on a GPU
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_text_backend("onnx", "cuda")
+
+
+def test_auto_picks_an_installed_cpu_runtime() -> None:
+    from app.embedding.text import AUTO_CPU_ORDER, resolve_text_backend
+
+    installed = [b for b in AUTO_CPU_ORDER if b in _installed_text_backends()]
+    assert resolve_text_backend("auto", "cpu") == (installed[0] if installed else "torch")
+
+
+def test_the_onnx_export_is_cached_and_reused(tmp_path: Path) -> None:
+    from app.embedding.text import TextEncoder
+
+    if "onnx" not in _installed_text_backends():
+        pytest.skip("onnxruntime is not installed")
+    first = TextEncoder("cpu", backend="onnx", cache_dir=tmp_path)
+    assert first.exported
+    [model] = tmp_path.rglob("model.onnx")
+    stamp = model.stat().st_mtime_ns
+    second = TextEncoder("cpu", backend="onnx", cache_dir=tmp_path)
+    assert not second.exported and model.stat().st_mtime_ns == stamp
+    assert list(tmp_path.rglob("model.onnx")) == [model]
+    assert not list(tmp_path.rglob(".tmp-*")), "no temporary export folder is left behind"
+    text = "A heist thriller with a twist"
+    assert float(first.encode([text])[0] @ second.encode([text])[0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_failed_export_raises_model_unavailable(tmp_path: Path) -> None:
+    """A model folder with broken weights: the export fails at once, with the reason, and leaves no
+    half-written model behind."""
+    from app.embedding.text import TextEncoder, bundled_model_path
+
+    if "onnx" not in _installed_text_backends():
+        pytest.skip("onnxruntime is not installed")
+    source, broken = bundled_model_path(), tmp_path / "broken-model"
+    broken.mkdir()
+    for item in source.iterdir():
+        if item.name != "model.safetensors":
+            (broken / item.name).symlink_to(item)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelUnavailable, match="exporting the text model"):
+        TextEncoder("cpu", model_path=broken, backend="onnx", cache_dir=tmp_path / "cache")
+    assert not list((tmp_path / "cache").rglob("model.onnx"))
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))
+
+
+def test_a_cls_pooled_model_is_refused_by_the_onnx_backends(tmp_path: Path) -> None:
+    from app.embedding.text import TextEncoder, bundled_model_path
+
+    if "onnx" not in _installed_text_backends():
+        pytest.skip("onnxruntime is not installed")
+    source, other = bundled_model_path(), tmp_path / "cls-model"
+    other.mkdir()
+    for item in source.iterdir():
+        if item.name != "1_Pooling":
+            (other / item.name).symlink_to(item)
+    (other / "1_Pooling").mkdir()
+    (other / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    with pytest.raises(ModelUnavailable, match="mean pooling models only"):
+        TextEncoder("cpu", model_path=other, backend="onnx", cache_dir=tmp_path / "cache")
+
+
+def test_only_the_int8_backend_changes_the_index_identity() -> None:
+    """int8 vectors move 14-18% of the top-10 neighbours (bench/text_backends.py): an index built
+    with them is another space, so an ingest that switches re-embeds. The others share one space."""
+    from app.cli import _manifest
+    from app.settings import Settings
+
+    base = _manifest(Settings(text_backend="torch"))
+    assert _manifest(Settings(text_backend="openvino")).compatible(base)
+    assert _manifest(Settings(text_backend="onnx")).compatible(base)
+    assert _manifest(Settings(text_backend="auto")).compatible(base)
+    int8 = _manifest(Settings(text_backend="onnx-int8"))
+    assert not int8.compatible(base) and int8.text_model == "all-MiniLM-L6-v2+int8"

@@ -11,7 +11,7 @@ from app.settings import Settings
 
 
 def build_text_encoder(settings: Settings, device: str) -> TextEncoder:
-    return TextEncoder(device, settings.text_model_path)
+    return TextEncoder(device, settings.text_model_path, settings.text_backend, settings.model_cache_dir)
 
 
 def build_movie_embedder(

@@ -20,18 +20,22 @@ from app.embedding.text import TEXT_MODEL, TextEncoder
 BATCH = 64
 
 
-def text_key(text: str) -> str:
-    return hashlib.sha256(f"{TEXT_MODEL}\n{text}".encode()).hexdigest()[:32]
+def text_key(text: str, model_id: str = TEXT_MODEL) -> str:
+    return hashlib.sha256(f"{model_id}\n{text}".encode()).hexdigest()[:32]
 
 
 def cached_text_vectors(
-    movies: Sequence[Movie], cache_dir: Path, make_encoder: Callable[[], TextEncoder]
+    movies: Sequence[Movie],
+    cache_dir: Path,
+    make_encoder: Callable[[], TextEncoder],
+    model_id: str = TEXT_MODEL,
 ) -> dict[int, np.ndarray]:
-    """Movie id -> unit text vector; only movies missing from the cache are embedded (and added)."""
-    path = Path(cache_dir) / f"text-{TEXT_MODEL}.npz"
+    """Movie id -> unit text vector; only movies missing from the cache are embedded (and added).
+    `model_id` is the manifest's text model: the int8 backend's vectors get a cache of their own."""
+    path = Path(cache_dir) / f"text-{model_id}.npz"
     cache = _load(path)
     texts = {m.id: movie_text(m) for m in movies}
-    keys = {mid: text_key(t) for mid, t in texts.items()}
+    keys = {mid: text_key(t, model_id) for mid, t in texts.items()}
     missing = sorted({keys[mid]: mid for mid in texts if keys[mid] not in cache}.values())
     if missing:
         vectors = make_encoder().encode([texts[mid] for mid in missing], batch_size=BATCH)

@@ -116,7 +116,7 @@ def run_eval(
     log(f"{dataset}/{protocol}: {len(movies)} movies, {len(parts.train)} training and {len(parts.test)} test ratings")
 
     mark = time.perf_counter()
-    text = cached_text_vectors(movies, config.cache_dir, config.make_encoder)
+    text = cached_text_vectors(movies, config.cache_dir, config.make_encoder, config.manifest.text_model)
     timings["text_embeddings"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
