@@ -1,9 +1,11 @@
 """Ingest throughput: movies/s for text and posters/s for images, pipeline against the raw model.
 
-Text, per batch size (the same texts each time: `movie_text` of the first --limit demo movies):
+Text, per batch size and text backend (--backends: torch, onnx, onnx-int8, openvino; the same
+texts each time: `movie_text` of the first --limit demo movies):
 - pipeline: the real `ingest.pipeline.index_movies` into a fresh temporary Edge store, with a
   text-only `MovieEmbedder` (text batch = ingest batch = the batch size), publish included;
-- raw:      `TextEncoder.model.encode(texts, batch_size=B)` on the same texts in one call;
+- raw:      `TextEncoder.model.encode(texts, batch_size=B)` on the same texts in one call: that
+  backend's own model (sentence-transformers for torch, the ONNX Runtime / OpenVINO session else);
 - raw_chunked (extra): the same, called once per ingest batch, as the pipeline calls it. Its gap to
   raw is padding: sentence-transformers sorts texts by length within one call only.
 Images, per batch size (posters: real photos, written as 500x750 JPEG files, so decode counts):
@@ -15,7 +17,8 @@ ratio = pipeline / raw. The target for text is >= 0.8.
 Also reported (--json "overhead"): where the text pipeline's time goes (embed, upsert, flush,
 publish, the rest), and micro-timings of the Edge adapter's upsert (tolist vs numpy) and flush.
 
-Run: .venv/bin/python bench/ingest.py [--limit 256] [--posters 64] [--batch-sizes 16,64,256] [--json]
+Run: .venv/bin/python bench/ingest.py [--limit 256] [--posters 64] [--batch-sizes 16,64,256]
+                                     [--backends all|torch,onnx,onnx-int8,openvino] [--json]
 """
 
 from __future__ import annotations
@@ -245,7 +248,7 @@ def text_pipeline(
 
 
 def bench_text(
-    models: Models,
+    encoders: dict[str, Any],
     movies: list[Movie],
     batch_sizes: list[int],
     device: str,
@@ -253,31 +256,47 @@ def bench_text(
     workdir: Path,
     repeats: int,
 ) -> list[dict[str, Any]]:
+    """`encoders`: text backend -> TextEncoder. Backends take turns within each batch size, so drift on
+    a shared machine hits them alike."""
     from app.catalog.text import movie_text
 
     texts = [movie_text(m) for m in movies]
-    text_pipeline(models, movies[:WARMUP_TEXTS], WARMUP_TEXTS, manifest, workdir, False)  # warm model and engine
+    for text in encoders.values():  # warm model and engine
+        text_pipeline(Models(text, None, ""), movies[:WARMUP_TEXTS], WARMUP_TEXTS, manifest, workdir, False)
     rows = []
     for bs in batch_sizes:
-        # Best of `repeats`. The per-batch raw runs interleaved with the pipeline's batches; the one-call
-        # raw runs just before, so drift on a shared machine hits them alike.
-        raw, chunked, pipe, parts = [], [], [], {}
-        for _ in range(repeats):
-            raw.append(text_raw(models, texts, bs))
-            seconds, raw_chunked, p = text_pipeline(models, movies, bs, manifest, workdir)
-            if not pipe or seconds < min(pipe):
-                parts = p
-            pipe.append(seconds)
-            chunked.append(raw_chunked)
-        rows.append(_text_row(device, bs, len(texts), min(pipe), min(raw), min(chunked), parts))
+        for backend, text in encoders.items():
+            models = Models(text, None, "")
+            # Best of `repeats`. The per-batch raw runs interleaved with the pipeline's batches; the one-call
+            # raw runs just before, so drift on a shared machine hits them alike.
+            raw, chunked, pipe, parts = [], [], [], {}
+            for _ in range(repeats):
+                raw.append(text_raw(models, texts, bs))
+                seconds, raw_chunked, p = text_pipeline(models, movies, bs, manifest, workdir)
+                if not pipe or seconds < min(pipe):
+                    parts = p
+                pipe.append(seconds)
+                chunked.append(raw_chunked)
+            row = _text_row(device, bs, len(texts), min(pipe), min(raw), min(chunked), parts, backend, text.precision)
+            rows.append(row)
     return rows
 
 
 def _text_row(
-    device: str, bs: int, n: int, pipe_s: float, raw_s: float, chunked_s: float, parts: dict[str, float]
+    device: str,
+    bs: int,
+    n: int,
+    pipe_s: float,
+    raw_s: float,
+    chunked_s: float,
+    parts: dict[str, float],
+    backend: str = "torch",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "device": device,
+        "backend": backend,
+        "precision": precision,
         "batch_size": bs,
         "pipeline_movies_per_s": round(n / pipe_s, 2),
         "raw_movies_per_s": round(n / raw_s, 2),
@@ -287,7 +306,7 @@ def _text_row(
     row["ratio_vs_chunked"] = round(row["pipeline_movies_per_s"] / row["raw_chunked_movies_per_s"], 3)
     row["pipeline_seconds"] = parts
     log(
-        f"text {device} b{bs}: pipeline {row['pipeline_movies_per_s']}/s, raw {row['raw_movies_per_s']}/s, "
+        f"text {device} {backend} b{bs}: pipeline {row['pipeline_movies_per_s']}/s, raw {row['raw_movies_per_s']}/s, "
         f"raw per batch {row['raw_chunked_movies_per_s']}/s; {parts}"
     )
     return row
@@ -439,18 +458,44 @@ def adapter_overhead(
 
 
 # -- main ----------------------------------------------------------------------------------------
-def load_models(device: str, image_model: str) -> Models:
+def load_models(device: str, image_model: str, backend: str = "auto") -> Models:
     from app.embedding.image import EfficientNetLite0Encoder, ResNet50Encoder
     from app.embedding.text import TextEncoder
 
     with timer() as t:
-        text = TextEncoder(device)
+        text = TextEncoder(device, backend=backend)
         if image_model == "resnet50":
             image, note = ResNet50Encoder(device, weights="random"), " (random weights: speed only)"
         else:
             image, note = EfficientNetLite0Encoder(device), ""
-    log(f"loaded models on {device} in {t[0]:.1f} s")
+    log(f"loaded models on {device} (text: {text.backend}, {text.precision}) in {t[0]:.1f} s")
     return Models(text, image, note)
+
+
+def load_text_encoders(device: str, backends: str) -> dict[str, Any]:
+    """Text backend -> TextEncoder. `all`: torch and every CPU backend whose packages are installed;
+    on CUDA only torch runs (the others are CPU runtimes)."""
+    from app.embedding.text import TEXT_BACKENDS, TextEncoder, resolve_text_backend
+    from app.embedding.text_backends import runtime_installed
+
+    if backends == "all":
+        wanted = [b for b in TEXT_BACKENDS if b != "auto" and (b == "torch" or runtime_installed(b))]
+    else:
+        wanted = [b.strip() for b in backends.split(",") if b.strip()]
+    if device != "cpu":
+        skipped = [b for b in wanted if b not in ("auto", "torch")]
+        if skipped:
+            log(f"{device}: skipping text backends {skipped} (CPU only)")
+        wanted = [b for b in wanted if b not in skipped] or ["torch"]
+    encoders: dict[str, Any] = {}
+    for requested in wanted:
+        backend = resolve_text_backend(requested, device)
+        if backend not in encoders:
+            with timer() as t:
+                encoders[backend] = TextEncoder(device, backend=backend)
+            note = " (exported now)" if encoders[backend].exported else ""
+            log(f"text {backend} on {device} ({encoders[backend].precision}) loaded in {t[0]:.1f} s{note}")
+    return encoders
 
 
 def default_devices() -> str:
@@ -471,6 +516,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--device", help="devices, comma-separated: cpu, cuda (default: cpu, plus cuda when available)")
     p.add_argument(
+        "--backends",
+        default="all",
+        help="text backends, comma-separated: auto, torch, onnx, onnx-int8, openvino; all (default): torch and "
+        "every installed CPU backend (on CUDA: torch only)",
+    )
+    p.add_argument(
         "--image-model",
         choices=("efficientnet-lite0", "resnet50"),
         default="efficientnet-lite0",
@@ -486,14 +537,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run_device(
     device: str, args: argparse.Namespace, movies: list[Movie], posters: list[Path], manifest: Manifest, workdir: Path
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    models = load_models(device, args.image_model)
-    text_rows = (
-        [] if args.skip_text else bench_text(models, movies, args.batch_sizes, device, manifest, workdir, args.repeats)
-    )
-    image_rows = (
-        [] if args.skip_images else bench_images(models, posters, args.batch_sizes, device, workdir, args.repeats)
-    )
-    overhead = {} if args.skip_text else {"device": device, **adapter_overhead(models, movies, 64, manifest, workdir)}
+    text_rows: list[dict[str, Any]] = []
+    overhead: dict[str, Any] = {}
+    if not args.skip_text:
+        encoders = load_text_encoders(device, args.backends)
+        text_rows = bench_text(encoders, movies, args.batch_sizes, device, manifest, workdir, args.repeats)
+        first = next(iter(encoders.values()))
+        overhead = {
+            "device": device,
+            "backend": first.backend,
+            **adapter_overhead(Models(first, None, ""), movies, 64, manifest, workdir),
+        }
+        del encoders
+    image_rows = []
+    if not args.skip_images:
+        models = load_models(device, args.image_model)
+        image_rows = bench_images(models, posters, args.batch_sizes, device, workdir, args.repeats)
     return text_rows, image_rows, overhead
 
 
@@ -523,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "posters": len(posters),
             "image_model": args.image_model,
             "repeats": args.repeats,
+            "backends": args.backends,
         },
     }
     emit(tables(text, image, overhead), payload, args.json)
@@ -536,6 +596,8 @@ def tables(text: list[dict[str, Any]], image: list[dict[str, Any]], overhead: li
                 text,
                 (
                     "device",
+                    "backend",
+                    "precision",
                     "batch_size",
                     "pipeline_movies_per_s",
                     "raw_movies_per_s",
@@ -547,7 +609,7 @@ def tables(text: list[dict[str, Any]], image: list[dict[str, Any]], overhead: li
         )
         out.append(
             format_table(
-                [{"device": r["device"], "batch_size": r["batch_size"], **r["pipeline_seconds"]} for r in text],
+                [{k: r[k] for k in ("device", "backend", "batch_size")} | r["pipeline_seconds"] for r in text],
                 _keys(text, "pipeline_seconds"),
             )
         )
@@ -563,7 +625,7 @@ def tables(text: list[dict[str, Any]], image: list[dict[str, Any]], overhead: li
 
 
 def _keys(rows: list[dict[str, Any]], nested: str) -> list[str]:
-    keys: dict[str, None] = {"device": None, "batch_size": None}
+    keys: dict[str, None] = dict.fromkeys(("device", "backend", "batch_size"))
     for r in rows:
         keys.update(dict.fromkeys(r[nested]))
     return list(keys)
