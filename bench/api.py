@@ -41,11 +41,21 @@ def _token(data_dir: Path | None) -> str:
     return out.stdout.strip()
 
 
-def _start_server(port: int, data_dir: Path | None) -> subprocess.Popen[bytes]:
+def _start_server(port: int, data_dir: Path | None, workers: int | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
     cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", str(workers)] if workers else []
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+
+
+def _workers(args: argparse.Namespace) -> int | None:
+    """How many workers served: known only for a server this script started."""
+    if args.url is not None:
+        return None
+    from app.settings import get_settings
+
+    return args.workers or get_settings().api_workers
 
 
 async def _wait_healthy(client: httpx.AsyncClient, seconds: float) -> None:
@@ -131,7 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if url is None:
         url = f"http://127.0.0.1:{args.port}"
         log(f"starting the API on {url} over {args.data_dir or './data'}")
-        server = _start_server(args.port, args.data_dir)
+        server = _start_server(args.port, args.data_dir, args.workers)
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
@@ -150,7 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             server.wait(timeout=30)
     return {**mixed, "health_rps": health["rps"], "health_p50_ms": health["p50_ms"],
             "ratio_to_health": round(mixed["rps"] / health["rps"], 3) if health["rps"] else None,
-            "clients": args.clients, "url": url}
+            "clients": args.clients, "workers": _workers(args), "url": url}
 
 
 def main() -> None:
@@ -158,6 +168,7 @@ def main() -> None:
     parser.add_argument("--url", help="a running API; without it the script serves --data-dir itself")
     parser.add_argument("--data-dir", type=Path, help="MOVIEREC_DATA_DIR for the server it starts (default ./data)")
     parser.add_argument("--port", type=int, default=8765, help="port for the server it starts")
+    parser.add_argument("--workers", type=int, help="API workers of the server it starts (default: serve's own)")
     parser.add_argument("--token", help="an admin token (default: created with movierec token create --admin)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
     parser.add_argument("--requests", type=int, default=2000, help="requests per phase (health, then mixed)")
