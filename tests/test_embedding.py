@@ -105,8 +105,13 @@ def poster_server() -> Iterator[str]:
 
 def test_posters_from_urls_are_cached_and_failures_are_none(poster_server: str, tmp_path: Path) -> None:
     loader = PosterLoader(tmp_path / "cache", timeout_s=1.0, concurrency=4)
-    refs = [f"{poster_server}/cat.jpg", f"{poster_server}/missing.jpg", str(POSTERS / "broken.jpg"),
-            str(tmp_path / "absent.jpg"), None]
+    refs = [
+        f"{poster_server}/cat.jpg",
+        f"{poster_server}/missing.jpg",
+        str(POSTERS / "broken.jpg"),
+        str(tmp_path / "absent.jpg"),
+        None,
+    ]
     images = loader.load_many(refs)
     assert images[0] is not None and images[0].mode == "RGB"
     assert images[1:] == [None, None, None, None]
