@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from app.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from app.vectorstore import Manifest
+from app.settings import get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
@@ -45,18 +42,6 @@ def _echo_json(data: dict) -> None:  # type: ignore[type-arg]
     typer.echo(json.dumps(data, default=str))
 
 
-def _manifest(settings: Settings) -> Manifest:
-    """The manifest an index built with these settings records. The int8 text backend's vectors are
-    not interchangeable with the others' (top-10 overlap 0.82-0.86), so it names its own text model
-    and an ingest that switches to or from it re-embeds; torch, onnx and openvino share one."""
-    from dataclasses import replace
-
-    from app.embedding.text import text_model_id
-    from app.vectorstore import build_manifest
-
-    return replace(build_manifest(settings), text_model=text_model_id(settings.text_backend))
-
-
 @cli.command()
 def ingest(
     source: Annotated[Source, typer.Option(help="Catalogue source.")] = Source.demo,
@@ -76,7 +61,7 @@ def ingest(
     from app.catalog.db import make_engine
     from app.embedding.device import default_batch_size, resolve_device
     from app.embedding.factory import build_movie_embedder
-    from app.vectorstore import open_store
+    from app.vectorstore import build_manifest, open_store
     from ingest.pipeline import index_movies, store_catalogue
     from ingest.sources import load_catalogue
 
@@ -103,7 +88,7 @@ def ingest(
     summary = index_movies(
         all_movies,
         store,
-        _manifest(settings),
+        build_manifest(settings),
         lambda with_images: build_movie_embedder(settings, dev, batch, with_images=with_images),
         batch_size=batch,
         rebuild=rebuild,
@@ -160,15 +145,16 @@ def eval_(
 ) -> None:
     """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
     from app.embedding.device import resolve_device
-    from app.embedding.text import TextEncoder
+    from app.embedding.factory import build_text_encoder
     from app.recommend.eval import EvalConfig, format_report, run_eval
+    from app.vectorstore import build_manifest
 
     settings = get_settings()
     dev = resolve_device(settings.device)
     config = EvalConfig(
         cache_dir=settings.data_dir / "eval-cache",
-        manifest=_manifest(settings),
-        make_encoder=lambda: TextEncoder(dev, settings.text_model_path, settings.text_backend),
+        manifest=build_manifest(settings),
+        make_encoder=lambda: build_text_encoder(settings, dev),
         history_size=settings.history_size,
         half_life_days=settings.half_life_days,
     )

@@ -488,6 +488,21 @@ async def test_lifespan_releases_the_index(
         EdgeIndex.load(generation / "shard").close()  # raises ShardLocked if the app kept it open
 
 
+async def test_a_query_model_unlike_the_index_is_reported(
+    demo_settings: Settings, tmp_path: Any, text_encoder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from app.embedding.text import TextEncoder
+
+    settings = copy_settings(demo_settings, tmp_path / "data")
+    warning = "another text model than the index's"
+    int8 = TextEncoder("cpu", backend="onnx-int8", cache_dir=settings.model_cache_dir)
+    for encoder, warned in ((text_encoder, False), (int8, True)):
+        caplog.clear()
+        async with AsyncTestClient(create_app(settings, text_encoder=encoder)) as client:
+            assert (await client.get("/movies/search?q=space", headers=bearer(settings, admin=True))).status_code == 200
+        assert any(warning in r.getMessage() for r in caplog.records) is warned
+
+
 # -- no index -------------------------------------------------------------------------------------
 async def test_missing_index_is_503(tmp_path: Any, text_encoder: Any) -> None:
     settings = make_settings(tmp_path / "empty")

@@ -276,8 +276,8 @@ def test_a_cls_pooled_model_is_refused_by_the_onnx_backends(tmp_path: Path) -> N
 def test_only_the_int8_backend_changes_the_index_identity() -> None:
     """int8 vectors move 14-18% of the top-10 neighbours (bench/text_backends.py): an index built
     with them is another space, so an ingest that switches re-embeds. The others share one space."""
-    from app.cli import _manifest
     from app.settings import Settings
+    from app.vectorstore import build_manifest as _manifest
 
     base = _manifest(Settings(text_backend="torch"))
     assert _manifest(Settings(text_backend="openvino")).compatible(base)

@@ -78,10 +78,10 @@ def _encoder(settings: Settings, injected: QueryEncoder | None) -> tuple[QueryEn
     if injected is not None:
         return injected, str(getattr(injected, "device", settings.device))
     from app.embedding.device import resolve_device
-    from app.embedding.text import TextEncoder
+    from app.embedding.factory import build_text_encoder
 
     device = resolve_device(settings.device)
-    return TextEncoder(device, settings.text_model_path), device
+    return build_text_encoder(settings, device), device
 
 
 def make_lifespan(
@@ -90,7 +90,7 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
-        generation = await anyio.to_thread.run_sync(_open_index, services.live)
+        generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
         app.state.services = services
         log.info("api ready", extra={"device": services.device, "index_generation": generation})
         try:
@@ -102,15 +102,24 @@ def make_lifespan(
     return lifespan
 
 
-def _open_index(live: LiveIndex) -> str | None:
+def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:
     """Open the published index (and fill its vector cache) at start-up rather than on the first
     request. A missing or unreachable index must not stop the API from starting: it answers 503."""
     try:
         live.current()
-        return live.generation
+        manifest = live.store.manifest()
     except IndexUnavailable as exc:
         log.warning("index unavailable at start-up", extra={"error": str(exc)})
         return None
+    query_model = getattr(encoder, "model_id", None)
+    if manifest is not None and query_model is not None and query_model != manifest.text_model:
+        # Searches still answer, from a slightly different space: say how to line them up.
+        log.warning(
+            "search queries are embedded by another text model than the index's: "
+            "set MOVIEREC_TEXT_BACKEND to the one the index was built with, or reindex",
+            extra={"query_text_model": query_model, "index_text_model": manifest.text_model},
+        )
+    return live.generation
 
 
 def services_from(state: State) -> Services:

@@ -22,13 +22,17 @@ COLLAB_DIM = 256
 
 
 def build_manifest(settings: Settings) -> Manifest:
-    """The manifest an ingest with these settings produces; no model is loaded to know it."""
+    """The manifest an ingest with these settings produces; no model is loaded to know it.
+
+    The int8 text backend's vectors are not interchangeable with the others' (top-10 overlap
+    0.82-0.86), so it names a text model of its own and an ingest that switches to or from it
+    re-embeds; torch, onnx and openvino share one."""
     from app.embedding.image import IMAGE_DIMS
     from app.embedding.movie import PROJECTION_SEED
-    from app.embedding.text import TEXT_DIM, TEXT_MODEL
+    from app.embedding.text import TEXT_DIM, text_model_id
 
     return Manifest(
-        text_model=TEXT_MODEL,
+        text_model=text_model_id(settings.text_backend),
         text_dim=TEXT_DIM,
         image_model=settings.image_model,
         image_dim=IMAGE_DIMS[settings.image_model],
