@@ -78,7 +78,9 @@ class Settings(BaseSettings):
 
     @property
     def api_workers(self) -> int:
-        return self.workers or max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
+        # The CPUs this process may run on (a container's cpuset), not all of the host's.
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return self.workers or max(1, min(cpus, MAX_AUTO_WORKERS))
 
     @property
     def index_dir(self) -> Path:
