@@ -238,18 +238,25 @@ def test_the_onnx_export_is_cached_and_reused(tmp_path: Path) -> None:
     assert float(first.encode([text])[0] @ second.encode([text])[0]) == pytest.approx(1.0, abs=1e-6)
 
 
+def _bundled_model_but(folder: Path, left_out: str) -> Path:
+    """A model folder linking every item of the bundled model except `left_out`, for the test to replace."""
+    from app.embedding.text import bundled_model_path
+
+    folder.mkdir()
+    for item in bundled_model_path().iterdir():
+        if item.name != left_out:
+            (folder / item.name).symlink_to(item)
+    return folder
+
+
 def test_a_failed_export_raises_model_unavailable(tmp_path: Path) -> None:
     """A model folder with broken weights: the export fails at once, with the reason, and leaves no
     half-written model behind."""
-    from app.embedding.text import TextEncoder, bundled_model_path
+    from app.embedding.text import TextEncoder
 
     if "onnx" not in _installed_text_backends():
         pytest.skip("onnxruntime is not installed")
-    source, broken = bundled_model_path(), tmp_path / "broken-model"
-    broken.mkdir()
-    for item in source.iterdir():
-        if item.name != "model.safetensors":
-            (broken / item.name).symlink_to(item)
+    broken = _bundled_model_but(tmp_path / "broken-model", "model.safetensors")
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelUnavailable, match="exporting the text model"):
         TextEncoder("cpu", model_path=broken, backend="onnx", cache_dir=tmp_path / "cache")
@@ -258,15 +265,11 @@ def test_a_failed_export_raises_model_unavailable(tmp_path: Path) -> None:
 
 
 def test_a_cls_pooled_model_is_refused_by_the_onnx_backends(tmp_path: Path) -> None:
-    from app.embedding.text import TextEncoder, bundled_model_path
+    from app.embedding.text import TextEncoder
 
     if "onnx" not in _installed_text_backends():
         pytest.skip("onnxruntime is not installed")
-    source, other = bundled_model_path(), tmp_path / "cls-model"
-    other.mkdir()
-    for item in source.iterdir():
-        if item.name != "1_Pooling":
-            (other / item.name).symlink_to(item)
+    other = _bundled_model_but(tmp_path / "cls-model", "1_Pooling")
     (other / "1_Pooling").mkdir()
     (other / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
     with pytest.raises(ModelUnavailable, match="mean pooling models only"):
