@@ -18,7 +18,19 @@ columns built once at load, like a payload index, then the rated ids cleared), e
 over the rows that pass, top-k by argpartition, and building the hits (payload dicts and vectors).
 So `ratio = p50 / baseline_p50` compares like with like: same Python above the index, same user.
 
+--demo: the README's target ("recommendation in-process: p50 <= 5 ms, p99 <= 25 ms on the 10k-movie
+demo index") on the real thing. The published index and the database of the project's settings
+(./data, or --demo-data-dir) are opened as the API opens them (open_store, LiveIndex with the vector
+cache); `--queries` real users are sampled (seeded) from the database. Per user and strategy
+(content; hybrid, the API's default), timed in turn: the ratings query as a request makes it (a
+Session, `user_ratings`, commit, close), then `Recommender.recommend(ratings, limit=10,
+strategy=..., filter=MovieFilter())` with the settings' popularity and diversity on the index as
+served ("demo+cache"), on the same engine without the cache ("demo") and on an exact in-memory
+baseline over the index's own vectors (`ExactIndex`; for hybrid, exact weighted RRF over the two
+exact lists). `request_*` is the ratings query plus the recommendation, per request.
+
 Run: .venv/bin/python bench/query.py --sizes 10000,100000 [--queries 300] [--json]
+     .venv/bin/python bench/query.py --demo [--demo-data-dir DIR] [--queries 300] [--json]
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.catalog.repository import UserRating  # noqa: E402
 from app.recommend.recommender import Recommender  # noqa: E402
 from app.vectorstore.base import (  # noqa: E402
+    RRF_K,
     Hit,
     Manifest,
     MovieFilter,
@@ -617,6 +630,450 @@ def _drop_alias(client: Any, alias: str) -> None:
         client.delete_collection(target)
 
 
+# -- the demo index: the API's own index, database and users -------------------------------------
+DEMO_STRATEGIES = ("content", "hybrid")  # hybrid is the API's default strategy
+DEMO_VECTORS = ("text", "combined", "collab")  # what recommend() reads; the demo has no image vectors
+TARGET = {"p50_ms": 5.0, "p99_ms": 25.0}  # README: recommendation in-process on the 10k-movie demo index
+MISSING_DEMO = "run `make run` or `movierec ingest --source demo` first"
+
+
+class ExactIndex:
+    """Exact in-memory search over a real index's vectors and payloads: the demo's baseline.
+
+    Implements the reads the Recommender makes: `retrieve` (ready-made answers per tuple of vector
+    names, as the API's vector cache keeps them, so only the searches differ), `query` (exact dot
+    products under the filter, top-k by argpartition) and `query_fused` (two exact prefetches fused
+    by weighted RRF with the formula of app/vectorstore/base.py, as the engines do)."""
+
+    def __init__(self, movies: Sequence[StoredMovie]) -> None:
+        movies = sorted(movies, key=lambda m: m.id)
+        self.ids = np.array([m.id for m in movies], dtype=np.int64)  # row order, sorted for searchsorted
+        self.payloads = [m.payload for m in movies]
+        self.matrix: dict[str, np.ndarray] = {}
+        self.present: dict[str, np.ndarray] = {}
+        for name in DEMO_VECTORS:
+            dim = next((len(m.vectors[name]) for m in movies if name in m.vectors), 0)
+            self.present[name] = np.array([name in m.vectors for m in movies], dtype=bool)
+            mat = np.zeros((len(movies), dim), dtype=np.float32)
+            for row in np.flatnonzero(self.present[name]):
+                mat[row] = movies[row].vectors[name]
+            norms = np.linalg.norm(mat, axis=1, keepdims=True)  # the engines rank by cosine
+            self.matrix[name] = np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
+            self.matrix[name].setflags(write=False)
+        # A "payload index" per genre and the year column, built once, as an engine keeps them.
+        genres = sorted({g for p in self.payloads for g in p.get("genres") or ()})
+        self.genre_masks = {g: np.array([g in (p.get("genres") or ()) for p in self.payloads]) for g in genres}
+        self.year = np.array([p.get("year") if p.get("year") is not None else np.nan for p in self.payloads])
+        self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows_of(self, ids: Iterable[int]) -> np.ndarray:
+        wanted = np.fromiter(ids, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
+        return pos[self.ids[pos] == wanted]
+
+    def mask(self, using: str, f: MovieFilter | None) -> np.ndarray:
+        """Rows that hold the `using` vector and pass the filter."""
+        keep = self.present[using].copy()
+        if f is None or f.is_empty():
+            return keep
+        if f.has_poster is not None:
+            raise NotImplementedError("has_poster: the demo baseline does not load image vectors")
+        if f.genres:
+            keep &= np.logical_or.reduce([self.genre_masks.get(g, np.zeros_like(keep)) for g in f.genres])
+        if f.year_min is not None:
+            keep &= self.year >= f.year_min  # NaN (no year) compares False, as the engine's range does
+        if f.year_max is not None:
+            keep &= self.year <= f.year_max
+        if f.only_ids is not None:
+            only = np.zeros_like(keep)
+            only[self.rows_of(f.only_ids)] = True
+            keep &= only
+        if f.exclude_ids:
+            keep[self.rows_of(f.exclude_ids)] = False
+        return keep
+
+    def top(self, vector: np.ndarray, using: str, limit: int, f: MovieFilter | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores of the exact top `limit` under the filter, best first."""
+        m = self.matrix[using]
+        rows = np.flatnonzero(self.mask(using, f))
+        if not len(rows) or limit <= 0:
+            return rows[:0], np.zeros(0, dtype=np.float32)
+        q = np.asarray(vector, dtype=np.float32)
+        q = q / max(float(np.linalg.norm(q)), 1e-12)
+        scores = m[rows] @ q if 3 * len(rows) < len(m) else (m @ q)[rows]
+        k = min(limit, len(rows))
+        part = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+        order = part[np.argsort(-scores[part], kind="stable")]
+        return rows[order], scores[order]
+
+    def _hits(self, rows: Iterable[int], scores: Iterable[float], with_vectors: Sequence[str]) -> list[Hit]:
+        return [
+            Hit(
+                int(self.ids[r]),
+                float(s),
+                self.payloads[r],
+                {n: self.matrix[n][r] for n in with_vectors if self.present[n][r]},
+            )
+            for r, s in zip(rows, scores, strict=True)
+        ]
+
+    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
+        key = tuple(vectors)
+        view = self._views.get(key)
+        if view is None:
+            view = {
+                int(i): StoredMovie(int(i), self.payloads[r], {n: self.matrix[n][r] for n in key if self.present[n][r]})
+                for r, i in enumerate(self.ids)
+            }
+            self._views[key] = view
+        return [view[i] for i in ids if i in view]
+
+    def query(
+        self,
+        vector: np.ndarray,
+        using: str,
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        rows, scores = self.top(vector, using, limit, filter)
+        return self._hits(rows.tolist(), scores.tolist(), with_vectors)
+
+    def fused_top(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        weights: Mapping[str, float],
+        limit: int,
+        filter: MovieFilter | None,
+        prefetch_limit: int | None,
+        rrf_k: int,
+    ) -> tuple[list[int], list[float]]:
+        """Rows and fused scores: each name's exact top `prefetch_limit`, a hit at rank r (from 0)
+        scoring 1 / ((r + 1) / w + k - 1), summed over the lists; best first, ties by movie id."""
+        fused: dict[int, float] = {}
+        for name, vector in vectors.items():
+            w = float(weights.get(name, 0.0))
+            if w <= 0:
+                continue
+            rows, _ = self.top(vector, name, prefetch_limit or limit, filter)
+            for rank, row in enumerate(rows.tolist()):
+                fused[row] = fused.get(row, 0.0) + 1.0 / ((rank + 1) / w + rrf_k - 1)
+        best = sorted(fused.items(), key=lambda kv: (-kv[1], self.ids[kv[0]]))[:limit]
+        return [r for r, _ in best], [s for _, s in best]
+
+    def query_fused(
+        self,
+        vectors: Mapping[str, np.ndarray],
+        weights: Mapping[str, float],
+        limit: int,
+        filter: MovieFilter | None = None,
+        with_vectors: Sequence[str] = (),
+        prefetch_limit: int | None = None,
+        rrf_k: int = RRF_K,
+        with_payload: bool = True,
+    ) -> list[Hit]:
+        rows, scores = self.fused_top(vectors, weights, limit, filter, prefetch_limit, rrf_k)
+        return self._hits(rows, scores, with_vectors)
+
+
+class LastCall:
+    """Wraps an index and keeps the last search's arguments and hits (for recall; never timed)."""
+
+    def __init__(self, inner: MovieIndex) -> None:
+        self.inner = inner
+        self.call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
+        self.hits: list[Hit] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def query(self, *args: Any, **kwargs: Any) -> list[Hit]:
+        self.hits = self.inner.query(*args, **kwargs)
+        self.call = ("query", args, kwargs)
+        return self.hits
+
+    def query_fused(self, *args: Any, **kwargs: Any) -> list[Hit]:
+        self.hits = self.inner.query_fused(*args, **kwargs)
+        self.call = ("query_fused", args, kwargs)
+        return self.hits
+
+
+def _exact_ids(baseline: ExactIndex, call: tuple[str, tuple[Any, ...], dict[str, Any]]) -> set[int]:
+    """The movie ids the exact index returns for the engine's own last search."""
+    kind, args, kwargs = call
+    if kind == "query":
+        vector, using, limit, *rest = args
+        rows, _ = baseline.top(vector, using, limit, rest[0] if rest else kwargs.get("filter"))
+        return {int(baseline.ids[r]) for r in rows.tolist()}
+    vectors, weights, limit, *rest = args
+    f = rest[0] if rest else kwargs.get("filter")
+    rows, _ = baseline.fused_top(vectors, weights, limit, f, kwargs.get("prefetch_limit"), kwargs.get("rrf_k", RRF_K))
+    return {int(baseline.ids[r]) for r in rows}
+
+
+def demo_settings(data_dir: Path | None) -> Any:
+    """The API's settings (MOVIEREC_* and DATABASE_URL/QDRANT_URL from the environment), with the data
+    dir replaced when given. Exits with a hint when no demo index or database is there."""
+    from app.settings import Settings, get_settings
+    from app.vectorstore import open_store
+
+    settings = get_settings() if data_dir is None else Settings(data_dir=data_dir)
+    if not settings.database_url and not (settings.data_dir / "movierec.db").is_file():
+        sys.exit(f"no database at {settings.data_dir / 'movierec.db'}: {MISSING_DEMO}")
+    if not settings.qdrant_url and open_store(settings).generation() is None:
+        sys.exit(f"no published index in {settings.index_dir}: {MISSING_DEMO}")
+    return settings
+
+
+def sample_users(db: Any, n: int, seed: int) -> list[int]:
+    """A seeded sample of the users who have ratings (all of them when there are fewer than n)."""
+    from sqlmodel import Session, select
+
+    from app.catalog.models import Rating
+
+    with Session(db) as session:
+        users = sorted(set(session.exec(select(Rating.user_id).distinct())))
+    if not users:
+        sys.exit(f"the database has no ratings: {MISSING_DEMO}")
+    rng = np.random.default_rng([seed, 3])
+    picked = rng.choice(len(users), size=min(n, len(users)), replace=False)
+    return [int(users[i]) for i in picked]
+
+
+def ratings_as_a_request(db: Any, user_id: int) -> list[UserRating]:
+    """What a request does for the ratings: a Session, `user_ratings`, then commit and close (app/api/deps.py)."""
+    from sqlmodel import Session
+
+    from app.catalog.repository import user_ratings
+
+    session = Session(db)
+    try:
+        ratings = user_ratings(session, user_id)
+        session.commit()
+    finally:
+        session.close()
+    return ratings
+
+
+def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The published demo index and the database, opened as the API opens them; real users.
+
+    Per sampled user and strategy (content, hybrid): the ratings query as a request makes it, then
+    `Recommender.recommend` on the index as served (LiveIndex + vector cache), on the same engine
+    without the cache, and on the exact numpy baseline; the three in turn, order rotated per user."""
+    from app.catalog.db import make_engine
+    from app.vectorstore import open_store
+    from app.vectorstore.cache import CachedIndex
+    from app.vectorstore.live import LiveIndex
+
+    settings = demo_settings(args.demo_data_dir)
+    log(f"demo: data dir {settings.data_dir}, database {settings.sqlalchemy_url.split('://')[0]}")
+    db = make_engine(settings.sqlalchemy_url)
+    store = open_store(settings)
+    engine_name = "server" if settings.qdrant_url else "edge"
+
+    # The API's LiveIndex, with the API's vector cache (app/api/state.py `_vector_cache`: Edge only,
+    # up to vector_cache_max_points); the engine's own index is kept for the "engine only" rows.
+    engine_index: list[MovieIndex] = []
+    cache_s: list[float] = []
+    use_cache = not settings.qdrant_url and settings.vector_cache_max_points > 0
+
+    def prepare(index: MovieIndex) -> MovieIndex:
+        engine_index.append(index)
+        if not use_cache:
+            return index
+        with timer() as t:
+            wrapped = CachedIndex.wrap(index, settings.vector_cache_max_points)
+        cache_s.append(t[0])
+        return wrapped
+
+    live = LiveIndex(store, prepare)
+    try:
+        with timer() as t:
+            served_index = live.current()
+        generation = live.generation
+        cached = served_index is not engine_index[0]
+        open_s = t[0] - (cache_s[0] if cache_s else 0.0)
+        log(
+            f"demo: generation {generation} opened in {open_s:.2f} s"
+            + (f", vectors cached in {cache_s[0]:.2f} s" if cached else " (no vector cache: served = engine)")
+        )
+        with timer() as t:
+            everything = _all_movies(served_index)
+            baseline = ExactIndex(everything)
+        log(f"demo: {len(baseline):,} movies; exact baseline loaded in {t[0]:.1f} s")
+        del everything
+
+        def no_text(_: str) -> np.ndarray:
+            raise AssertionError("recommend() never encodes text")
+
+        def make(index: Callable[[], MovieIndex]) -> Recommender:  # as app/api/state.py builds it
+            return Recommender(
+                index=index,
+                encode_query=no_text,
+                history_size=settings.history_size,
+                half_life_days=settings.half_life_days,
+            )
+
+        recs: dict[str, Recommender] = {"served": make(live.current), "baseline": make(lambda: baseline)}
+        if cached:
+            recs["engine"] = make(lambda: engine_index[0])
+        users = sample_users(db, args.queries + args.warmup, args.seed)
+        log(f"demo: {len(users)} users ({args.warmup} warm-up), strategies {', '.join(DEMO_STRATEGIES)}")
+        timing, counts = _time_demo(db, recs, users, args.warmup, settings)
+        recall_at = {s: _demo_recall(db, live, baseline, settings, s, users[args.warmup:][:RECALL_QUERIES])
+                     for s in DEMO_STRATEGIES}
+        if live.generation != generation:
+            log(f"demo: WARNING: a new generation ({live.generation}) was published during the run")
+    finally:
+        live.close()
+        db.dispose()
+
+    rows = []
+    kinds = [("served", "demo+cache" if cached else "demo")] + ([("engine", "demo")] if cached else [])
+    for strategy in DEMO_STRATEGIES:
+        t = timing[strategy]
+        base = percentiles_ms(t["baseline"])
+        db_ms = percentiles_ms(t["db"])
+        for key, kind in kinds:
+            row: dict[str, Any] = {
+                "size": len(baseline),
+                "engine": engine_name,
+                "index": kind,
+                "strategy": strategy,
+                "users": len(t[key]),
+                **percentiles_ms(t[key]),
+                "baseline_p50_ms": base["p50_ms"],
+                "baseline_p95_ms": base["p95_ms"],
+                "baseline_p99_ms": base["p99_ms"],
+                "baseline": "exact numpy" if strategy == "content" else "exact numpy, weighted RRF",
+            }
+            row["ratio"] = round(row["p50_ms"] / base["p50_ms"], 3) if base["p50_ms"] else None
+            row.update({f"db_{k}": v for k, v in db_ms.items()})
+            req = [d + r for d, r in zip(t["db"], t[key], strict=True)]  # per request, not summed percentiles
+            row.update({f"request_{k}": v for k, v in percentiles_ms(req).items()})
+            row["db_share_p50"] = round(float(np.median([d / r for d, r in zip(t["db"], req, strict=True)])), 3)
+            row["recall_at_50"] = recall_at[strategy]
+            row["top10_overlap"] = round(float(np.mean(counts[strategy][f"overlap_{key}"])), 4)
+            row["paths"] = dict(counts[strategy][f"paths_{key}"])
+            row["meets_target"] = row["p50_ms"] <= TARGET["p50_ms"] and row["p99_ms"] <= TARGET["p99_ms"]
+            row["open_s"] = round(open_s + (cache_s[0] if key == "served" and cached else 0.0), 3)
+            rows.append(row)
+    n_ratings = [len(r) for r in counts["ratings"]]
+    meta = {
+        "data_dir": settings.data_dir,
+        "generation": generation,
+        "vector_cache": cached,
+        "users_sampled": len(users),
+        "ratings_per_user": {"min": min(n_ratings), "median": float(np.median(n_ratings)), "max": max(n_ratings)},
+        "popularity": settings.popularity_weight,
+        "diversity": settings.diversity,
+        "history_size": settings.history_size,
+        "half_life_days": settings.half_life_days,
+        "target": TARGET,
+    }
+    return rows, meta
+
+
+def _all_movies(index: MovieIndex) -> list[StoredMovie]:
+    """Every movie with the vectors recommend() reads (from the cache: memory; else from the engine)."""
+    ids = sorted(index.hashes())
+    out: list[StoredMovie] = []
+    for start in range(0, len(ids), 1024):
+        out += index.retrieve(ids[start : start + 1024], vectors=DEMO_VECTORS)
+    return out
+
+
+def _time_demo(
+    db: Any, recs: dict[str, Recommender], users: Sequence[int], warmup: int, settings: Any
+) -> tuple[dict[str, dict[str, list[float]]], dict[str, Any]]:
+    """Per user and strategy: the ratings query, then each recommender in turn (order rotated per
+    user, so neither side always runs on warm caches). The first `warmup` users are not timed."""
+    from collections import Counter
+
+    names = list(recs)
+    timing = {s: {k: [] for k in ["db", *names]} for s in DEMO_STRATEGIES}
+    counts: dict[str, Any] = {"ratings": []}
+    for s in DEMO_STRATEGIES:
+        counts[s] = {f"paths_{k}": Counter() for k in names} | {f"overlap_{k}": [] for k in names}
+    kwargs = {"limit": LIMIT, "filter": MovieFilter(), "popularity": settings.popularity_weight,
+              "diversity": settings.diversity}
+    for n, uid in enumerate(users):
+        timed = n >= warmup
+        order = names[n % len(names) :] + names[: n % len(names)]
+        for strategy in DEMO_STRATEGIES:
+            with timer() as d:
+                ratings = ratings_as_a_request(db, uid)
+            answers = {}
+            for name in order:
+                with timer() as t:
+                    answers[name] = recs[name].recommend(ratings, strategy=strategy, **kwargs)  # type: ignore[arg-type]
+                if timed:
+                    timing[strategy][name].append(t[0])
+            if not timed:
+                continue
+            timing[strategy]["db"].append(d[0])
+            exact = {i.id for i in answers["baseline"].items}
+            for name, answer in answers.items():
+                counts[strategy][f"paths_{name}"][answer.path] += 1
+                got = {i.id for i in answer.items}
+                counts[strategy][f"overlap_{name}"].append(len(got & exact) / max(len(exact), 1))
+            if strategy == DEMO_STRATEGIES[0]:
+                counts["ratings"].append(ratings)
+        if (n + 1) % PROGRESS_EVERY == 0:
+            last = ", ".join(f"{s} {timing[s]['served'][-1] * 1e3:.1f} ms" for s in DEMO_STRATEGIES
+                             if timing[s]["served"])
+            log(f"  {n + 1}/{len(users)} users, last served: {last}")
+    return timing, counts
+
+
+def _demo_recall(
+    db: Any, live: Any, baseline: ExactIndex, settings: Any, strategy: str, users: Sequence[int]
+) -> float:
+    """Share of the exact candidates (limit x candidate_factor; for hybrid the exact fused list) that
+    the engine's own search returned, on the served index, for the same query vectors and filter."""
+    probe = LastCall(live.current())
+    rec = Recommender(index=lambda: probe, encode_query=lambda _: np.zeros(0), history_size=settings.history_size,
+                      half_life_days=settings.half_life_days)
+    found = total = 0
+    for uid in users:
+        rec.recommend(ratings_as_a_request(db, uid), limit=LIMIT, strategy=strategy,  # type: ignore[arg-type]
+                      popularity=settings.popularity_weight, diversity=settings.diversity)
+        if probe.call is None:
+            continue
+        exact = _exact_ids(baseline, probe.call)
+        found += len(exact & {h.id for h in probe.hits})
+        total += len(exact)
+        probe.call = None
+    return round(found / total, 4) if total else float("nan")
+
+
+DEMO_COLUMNS = (
+    "size",
+    "engine",
+    "index",
+    "strategy",
+    "users",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "baseline_p50_ms",
+    "ratio",
+    "db_p50_ms",
+    "db_p99_ms",
+    "request_p50_ms",
+    "request_p95_ms",
+    "request_p99_ms",
+    "recall_at_50",
+    "top10_overlap",
+    "open_s",
+)
+
+
 # -- main ----------------------------------------------------------------------------------------
 COLUMNS = (
     "size",
@@ -645,9 +1102,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=parse_ints("10000,100000"),
         help="catalogue sizes, comma-separated; 10k/100k/1m suffixes allowed (default 10000,100000)",
     )
-    p.add_argument("--queries", type=int, default=300, help="timed recommendations per index (default 300)")
+    p.add_argument(
+        "--queries", type=int, default=300, help="timed recommendations per index; --demo: users (default 300)"
+    )
     p.add_argument("--warmup", type=int, default=20, help="untimed recommendations first (default 20)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic catalogue and users (default 7)")
+    p.add_argument(
+        "--seed", type=int, default=7, help="seed of the synthetic catalogue and users or of --demo's users (default 7)"
+    )
     p.add_argument("--data-dir", type=Path, help="keep the Edge stores here (edge-<size>-s<seed>/) and reuse them")
     p.add_argument("--rebuild", action="store_true", help="with --data-dir: rebuild even if a store is there")
     p.add_argument("--skip-plain", action="store_true", help="skip timing the plain (pre-optimize) index")
@@ -666,25 +1127,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=1,
         help="BLAS threads for the numpy baseline (default 1: steadier on a small shared machine)",
     )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="time the published demo index and database the API serves, with real users (not a synthetic "
+        "catalogue): content and hybrid, as served (vector cache) and engine only, plus the ratings query",
+    )
+    p.add_argument(
+        "--demo-data-dir",
+        type=Path,
+        help="with --demo: the data dir holding qdrant/ and movierec.db (default: the project's settings, "
+        "MOVIEREC_DATA_DIR or ./data)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object {'results': [...]} on stdout")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.demo_data_dir is not None and not args.demo:
+        p.error("--demo-data-dir goes with --demo")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     from threadpoolctl import threadpool_limits
 
     args = parse_args(argv)
+    demo_meta: dict[str, Any] = {}
     with threadpool_limits(limits=args.blas_threads, user_api="blas"), contextlib.redirect_stdout(sys.stderr):
-        results = run(args)
+        if args.demo:
+            results, demo_meta = bench_demo(args)
+        else:
+            results = run(args)
     meta = {
         "queries": args.queries,
         "warmup": args.warmup,
         "seed": args.seed,
         "limit": LIMIT,
-        "history": HISTORY,
+        "history": demo_meta.pop("history_size", HISTORY),
         "blas_threads": args.blas_threads,
+        **demo_meta,
     }
-    emit(format_table(results, COLUMNS), {"results": results, "params": meta}, args.json)
+    columns = DEMO_COLUMNS if args.demo else COLUMNS
+    emit(format_table(results, columns), {"results": results, "params": meta}, args.json)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
