@@ -219,6 +219,34 @@ async def test_filters_hold_for_every_result(
     assert exact_year["items"] and {i["year"] for i in exact_year["items"]} == {1995}
 
 
+async def test_genres_are_listed_and_matched_in_any_case(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    resp = await client.get("/genres", headers=admin)
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["items"]
+    counts = [i["movies"] for i in items]
+    assert counts == sorted(counts, reverse=True) and all(n > 0 for n in counts)
+    names = [i["genre"] for i in items]
+    assert {"Comedy", "Drama"} <= set(names)
+    exact = await recommend(client, admin, real_users[1], genres="Comedy,Drama")
+    assert await recommend(client, admin, real_users[1], genres=" comedy, DRAMA ,,") == exact
+    unknown = assert_error(await client.get("/movies/search?q=space&genres=sci-fy", headers=admin), 400, "genres")
+    assert "'sci-fy'" in unknown["detail"] and "Comedy" in unknown["detail"]
+
+
+async def test_search_takes_the_recommendation_filters(
+    client: AsyncTestClient[Litestar], admin: dict[str, str]
+) -> None:
+    params = {"q": "a love story", "limit": 20, "genres": "romance", "year_min": 1990, "year_max": 1999}
+    resp = await client.get("/movies/search", params=params, headers=admin)
+    assert resp.status_code == 200, resp.text
+    items = resp.json()["items"]
+    assert items and all("Romance" in i["genres"] and 1990 <= i["year"] <= 1999 for i in items), items
+    unfiltered = (await client.get("/movies/search", params={"q": "a love story", "limit": 20}, headers=admin)).json()
+    assert [i["movie_id"] for i in items] != [i["movie_id"] for i in unfiltered["items"]]
+
+
 async def test_use_embeddings_false_answers_from_popularity(
     client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
 ) -> None:
@@ -423,6 +451,9 @@ BAD_QUERIES = [
     ("/movies/search?q=x&limit=0", "limit"),
     ("/movies/search?q=x&limit=101", "limit"),
     ("/movies/search?q=" + "x" * 1001, "q"),
+    ("/movies/search?q=x&genres=Comedy,Westerns-in-space", "genres"),
+    ("/movies/search?q=x&year_min=2000&year_max=1990", "year_min"),
+    ("/movies/recommendations?user_id={u}&genres=comdy", "genres"),
     ("/movies/abc", "movie_id"),
     ("/movies/1.5", "movie_id"),
     ("/movies/explain/abc/{m}", "user_id"),

@@ -377,6 +377,15 @@ def test_count(published: tuple[IndexStore, MovieIndex]) -> None:
         assert index.count(f) == sum(CATALOGUE.keeps(p, f) for p in CATALOGUE.points), name
 
 
+def test_genres(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    expected: dict[str, int] = {}
+    for point in CATALOGUE.points:
+        for genre in point.payload["genres"]:
+            expected[genre] = expected.get(genre, 0) + 1
+    assert index.genres() == expected
+
+
 def test_delete(published: tuple[IndexStore, MovieIndex]) -> None:
     store, _ = published
     gone = CATALOGUE.ids[:10]

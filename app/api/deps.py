@@ -15,6 +15,7 @@ from app.api.schemas import MAX_ID
 from app.api.state import Services, services_from
 from app.errors import InvalidInput
 from app.recommend.recommender import Recommender
+from app.vectorstore import MovieFilter
 
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -22,6 +23,11 @@ Limit = Annotated[int, Parameter(ge=1, le=100, description="How many results, 1 
 UserIdQuery = Annotated[str, Parameter(description="The user's id (positive integer).")]
 UserIdPath = Annotated[str, Parameter(description="The user's id (positive integer).")]
 MovieIdPath = Annotated[str, Parameter(description="The movie's id (positive integer).")]
+Genres = Annotated[
+    str | None,
+    Parameter(description="Comma-separated genres in any case (GET /genres lists them); a movie matches any."),
+]
+Year = Annotated[int | None, Parameter(ge=0, le=9999, description="Inclusive bound on the release year.")]
 
 
 def parse_id(raw: str | None, field: str) -> int:
@@ -35,6 +41,16 @@ def parse_id(raw: str | None, field: str) -> int:
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
     return int(raw)
+
+
+def movie_filter(
+    recommender: Recommender, genres: str | None, year_min: int | None, year_max: int | None
+) -> MovieFilter:
+    """The filter query parameters as the index spells them; 400 naming the field otherwise."""
+    if year_min is not None and year_max is not None and year_min > year_max:
+        raise InvalidInput(f"year_min ({year_min}) is greater than year_max ({year_max})", field="year_min")
+    wanted = recommender.canonical_genres(genres.split(",")) if genres and genres.strip(", ") else ()
+    return MovieFilter(genres=wanted, year_min=year_min, year_max=year_max)
 
 
 async def provide_db_session(services: Services) -> AsyncGenerator[Session, None]:

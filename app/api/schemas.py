@@ -82,6 +82,15 @@ class SearchOut(msgspec.Struct):
     items: list[ScoredMovieOut]
 
 
+class GenreOut(msgspec.Struct):
+    genre: str
+    movies: int
+
+
+class GenresOut(msgspec.Struct):
+    items: list[GenreOut]
+
+
 class MovieOut(msgspec.Struct):
     movie_id: int
     title: str

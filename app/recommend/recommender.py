@@ -7,7 +7,7 @@ caller makes the one database query for the user's ratings and passes them in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -111,6 +111,31 @@ class Recommender:
         self.half_life_days = half_life_days
         self.candidate_factor = candidate_factor
         self.tuning = tuning
+        self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
+
+    # -- genres --------------------------------------------------------------------------------
+    def genres(self, *, refresh: bool = False) -> dict[str, int]:
+        """Genre -> number of movies in the index; read once per index generation."""
+        index = self._index()
+        known = self._genres
+        if refresh or known is None or known[0] is not index:
+            known = self._genres = (index, index.genres())
+        return known[1]
+
+    def canonical_genres(self, names: Iterable[str]) -> tuple[str, ...]:
+        """The index's spelling of each genre, matched case-insensitively ("sci-fi" -> "Sci-Fi").
+        An unknown one is InvalidInput naming `genres`. A server collection can gain a genre in an
+        incremental reindex, so a miss reads the genres again before it is reported."""
+        wanted = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+        for refresh in (False, True):
+            spelling = {g.casefold(): g for g in self.genres(refresh=refresh)}
+            unknown = [n for n in wanted if n.casefold() not in spelling]
+            if not unknown:
+                return tuple(dict.fromkeys(spelling[n.casefold()] for n in wanted))
+        raise InvalidInput(
+            f"unknown genre {', '.join(map(repr, unknown))}; known: {', '.join(sorted(spelling.values()))}",
+            field="genres",
+        )
 
     # -- recommendations -----------------------------------------------------------------------
     def recommend(

@@ -15,6 +15,7 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 VECTOR_NAMES = ("text", "image", "combined", "collab")
+MAX_GENRES = 1000  # a facet's bound: catalogues have tens of genres
 # Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores
 # 1 / ((r + 1) / w + k - 1). Both engines use this formula; 2 is Qdrant's own default.
 RRF_K = 2
@@ -151,6 +152,10 @@ class MovieIndex(Protocol):
         ...
 
     def count(self, filter: MovieFilter | None = None) -> int: ...
+
+    def genres(self) -> dict[str, int]:
+        """Every genre in the index with its number of movies (a facet on the keyword index)."""
+        ...
 
     def hashes(self) -> dict[int, str]:
         """Movie id -> content hash of every point, for incremental reindexing."""

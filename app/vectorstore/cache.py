@@ -100,6 +100,9 @@ class CachedIndex:
     def count(self, filter: MovieFilter | None = None) -> int:
         return self._inner.count(filter)
 
+    def genres(self) -> dict[str, int]:
+        return self._inner.genres()
+
     def hashes(self) -> dict[int, str]:
         return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
 

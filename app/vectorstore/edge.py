@@ -31,7 +31,16 @@ import numpy as np
 import qdrant_edge as qe
 
 from app.errors import IndexUnavailable
-from app.vectorstore.base import RRF_K, Hit, Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
+from app.vectorstore.base import (
+    MAX_GENRES,
+    RRF_K,
+    Hit,
+    Manifest,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    StoredMovie,
+)
 
 KEEP_GENERATIONS = 2  # the current one and the one before, which a slow reader may still hold
 SCROLL_PAGE = 2048
@@ -199,6 +208,10 @@ class EdgeIndex:
 
     def count(self, filter: MovieFilter | None = None) -> int:
         return int(self._shard.count(qe.CountRequest(exact=True, filter=edge_filter(filter))))
+
+    def genres(self) -> dict[str, int]:
+        response = self._shard.facet(qe.FacetRequest("genres", limit=MAX_GENRES, exact=True))
+        return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}

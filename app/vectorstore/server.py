@@ -29,7 +29,16 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from app.errors import Conflict, IndexUnavailable
 from app.settings import Settings
-from app.vectorstore.base import RRF_K, Hit, Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
+from app.vectorstore.base import (
+    MAX_GENRES,
+    RRF_K,
+    Hit,
+    Manifest,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    StoredMovie,
+)
 
 SCROLL_PAGE = 2048
 RETRY_ATTEMPTS = 4
@@ -265,6 +274,10 @@ class ServerIndex:
     def count(self, filter: MovieFilter | None = None) -> int:
         result = self._call(self._client.count, self.name, count_filter=server_filter(filter), exact=True)
         return int(result.count)
+
+    def genres(self) -> dict[str, int]:
+        response = self._call(self._client.facet, self.name, key="genres", limit=MAX_GENRES, exact=True)
+        return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}

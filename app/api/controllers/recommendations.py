@@ -9,18 +9,15 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Limit, MovieIdPath, UserIdPath, UserIdQuery, parse_id
+from app.api.deps import Genres, Limit, MovieIdPath, UserIdPath, UserIdQuery, Year, movie_filter, parse_id
 from app.api.schemas import ERROR_RESPONSES, ExplanationOut, RecommendationsOut
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
 from app.catalog.repository import UserRating
-from app.errors import InvalidInput
 from app.recommend.recommender import Recommender
 from app.settings import Settings
-from app.vectorstore import MovieFilter
 
-Year = Annotated[int | None, Parameter(ge=0, le=9999, description="Inclusive bound on the release year.")]
 # Documented from the settings' own defaults, so the schema cannot drift from them.
 _DEFAULTS = Settings.model_fields
 POPULARITY_DOC = (
@@ -62,9 +59,7 @@ class RecommendationController(Controller):
                 "of the user's movies has ratings-based factors yet, every strategy answers from content."
             ),
         ] = "hybrid",
-        genres: Annotated[
-            str | None, Parameter(description="Comma-separated genres, matched exactly; a movie matches any.")
-        ] = None,
+        genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
         use_embeddings: Annotated[
@@ -74,19 +69,19 @@ class RecommendationController(Controller):
         diversity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC)] = None,
     ) -> RecommendationsOut:
         uid = parse_id(user_id, "user_id")
-        movie_filter = _filter(genres, year_min, year_max)
+        wanted = movie_filter(recommender, genres, year_min, year_max)
         ratings = _ratings_of_known_user(db_session, uid)
         history: list[UserRating] = ratings
         if not use_embeddings:
             # Popularity only: no history means no taste vector, but the rated movies stay excluded.
             history = []
-            movie_filter = replace(movie_filter, exclude_ids=frozenset(r.movie_id for r in ratings))
+            wanted = replace(wanted, exclude_ids=frozenset(r.movie_id for r in ratings))
         settings = services.settings
         result = recommender.recommend(
             history,
             limit=limit,
             strategy=strategy,
-            filter=movie_filter,
+            filter=wanted,
             popularity=settings.popularity_weight if popularity is None else popularity,
             diversity=settings.diversity if diversity is None else diversity,
         )
@@ -106,13 +101,6 @@ class RecommendationController(Controller):
         uid, mid = parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id")
         ratings = _ratings_of_known_user(db_session, uid)
         return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
-
-
-def _filter(genres: str | None, year_min: int | None, year_max: int | None) -> MovieFilter:
-    if year_min is not None and year_max is not None and year_min > year_max:
-        raise InvalidInput(f"year_min ({year_min}) is greater than year_max ({year_max})", field="year_min")
-    wanted = tuple(dict.fromkeys(g.strip() for g in (genres or "").split(",") if g.strip()))
-    return MovieFilter(genres=wanted, year_min=year_min, year_max=year_max)
 
 
 def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
