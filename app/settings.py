@@ -21,6 +21,7 @@ def default_model_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "movierec"
 
 
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production"  # anyone can read it: tokens for all
 MAX_AUTO_WORKERS = 4  # each worker loads the text model (about 0.5 GB) and, on Edge, copies the index
 
 
@@ -49,7 +50,7 @@ class Settings(BaseSettings):
     poster_timeout_s: float = 10.0
     poster_concurrency: int = Field(default=8, ge=1)
 
-    secret_key: str = "dev-insecure-secret-key-change-me-in-production"
+    secret_key: str = DEV_SECRET_KEY
     token_ttl_hours: int = 24 * 30
     # API worker processes; None: one per CPU core, at most MAX_AUTO_WORKERS. Each holds its own model.
     workers: int | None = Field(default=None, ge=1)

@@ -23,7 +23,7 @@ from app.catalog.db import make_engine
 from app.embedding.text import cached_query_encoder
 from app.errors import IndexUnavailable
 from app.recommend.recommender import Recommender
-from app.settings import Settings
+from app.settings import DEV_SECRET_KEY, Settings
 from app.vectorstore import IndexStore, MovieIndex, open_store
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.live import LiveIndex
@@ -89,6 +89,8 @@ def make_lifespan(
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.secret_key == DEV_SECRET_KEY:
+            log.warning("MOVIEREC_SECRET_KEY is the development default: anyone can sign tokens; set your own")
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
         generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
         app.state.services = services
