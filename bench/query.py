@@ -299,6 +299,16 @@ class Columns:
         return payload(chunk, movie_id - chunk.start, self.seed)
 
 
+def exact_top(m: np.ndarray, rows: np.ndarray, q: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `limit` best of `rows` of `m` by dot product with `q`, best first: (rows, scores)."""
+    # Few rows pass: gather them. Many pass: one full matrix-vector product is cheaper than the copy.
+    scores = m[rows] @ q if 3 * len(rows) < len(m) else (m @ q)[rows]
+    k = min(limit, len(rows))
+    part = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
+    order = part[np.argsort(-scores[part], kind="stable")]
+    return rows[order], scores[order]
+
+
 class NumpyIndex:
     """Exact search over the in-memory matrix; implements the MovieIndex reads the Recommender uses."""
 
@@ -342,13 +352,7 @@ class NumpyIndex:
         """Ids and scores of the exact top `limit` under the filter, best first."""
         m = self.cols.combined
         keep = self.mask(filter)
-        rows = np.flatnonzero(keep) if keep is not None else np.arange(len(m))
-        # Few rows pass: gather them. Many pass: one full matrix-vector product is cheaper than the copy.
-        scores = m[rows] @ vector if 3 * len(rows) < len(m) else (m @ vector)[rows]
-        k = min(limit, len(rows))
-        part = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-        order = part[np.argsort(-scores[part], kind="stable")]
-        return rows[order], scores[order]
+        return exact_top(m, np.flatnonzero(keep) if keep is not None else np.arange(len(m)), vector, limit)
 
 
 # -- users and queries ---------------------------------------------------------------------------
@@ -702,12 +706,7 @@ class ExactIndex:
         if not len(rows) or limit <= 0:
             return rows[:0], np.zeros(0, dtype=np.float32)
         q = np.asarray(vector, dtype=np.float32)
-        q = q / max(float(np.linalg.norm(q)), 1e-12)
-        scores = m[rows] @ q if 3 * len(rows) < len(m) else (m @ q)[rows]
-        k = min(limit, len(rows))
-        part = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-        order = part[np.argsort(-scores[part], kind="stable")]
-        return rows[order], scores[order]
+        return exact_top(m, rows, q / max(float(np.linalg.norm(q)), 1e-12), limit)
 
     def _hits(self, rows: Iterable[int], scores: Iterable[float], with_vectors: Sequence[str]) -> list[Hit]:
         return [
