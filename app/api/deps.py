@@ -49,7 +49,7 @@ def movie_filter(
     """The filter query parameters as the index spells them; 400 naming the field otherwise."""
     if year_min is not None and year_max is not None and year_min > year_max:
         raise InvalidInput(f"year_min ({year_min}) is greater than year_max ({year_max})", field="year_min")
-    wanted = recommender.canonical_genres(genres.split(",")) if genres and genres.strip(", ") else ()
+    wanted = recommender.canonical_genres((genres or "").split(","))
     return MovieFilter(genres=wanted, year_min=year_min, year_max=year_max)
 
 

@@ -127,6 +127,8 @@ class Recommender:
         An unknown one is InvalidInput naming `genres`. A server collection can gain a genre in an
         incremental reindex, so a miss reads the genres again before it is reported."""
         wanted = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+        if not wanted:
+            return ()
         for refresh in (False, True):
             spelling = {g.casefold(): g for g in self.genres(refresh=refresh)}
             unknown = [n for n in wanted if n.casefold() not in spelling]
