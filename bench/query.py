@@ -61,6 +61,7 @@ from app.vectorstore.base import (  # noqa: E402
     MovieIndex,
     MoviePoint,
     StoredMovie,
+    fused_names,
     payload_for,
 )
 from bench._common import emit, format_table, log, parse_ints, percentiles_ms, timer  # noqa: E402
@@ -754,11 +755,9 @@ class ExactIndex:
         """Rows and fused scores: each name's exact top `prefetch_limit`, a hit at rank r (from 0)
         scoring 1 / ((r + 1) / w + k - 1), summed over the lists; best first, ties by movie id."""
         fused: dict[int, float] = {}
-        for name, vector in vectors.items():
-            w = float(weights.get(name, 0.0))
-            if w <= 0:
-                continue
-            rows, _ = self.top(vector, name, prefetch_limit or limit, filter)
+        for name in fused_names(vectors, weights):
+            w = float(weights[name])
+            rows, _ = self.top(vectors[name], name, prefetch_limit or limit, filter)
             for rank, row in enumerate(rows.tolist()):
                 fused[row] = fused.get(row, 0.0) + 1.0 / ((rank + 1) / w + rrf_k - 1)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], self.ids[kv[0]]))[:limit]

@@ -100,6 +100,11 @@ class MovieFilter:
         return self == MovieFilter()
 
 
+def fused_names(vectors: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> list[str]:
+    """The named vectors a fused query searches: those with a positive weight."""
+    return [n for n in vectors if weights.get(n, 0.0) > 0]
+
+
 class MovieIndex(Protocol):
     """One index generation: an Edge shard or a server collection."""
 

@@ -6,7 +6,7 @@ An Edge shard locks its directory, so one process at a time may open it. Hence t
     <root>/gen-<timestamp>/        a published generation: shard/, manifest.json, hashes.json
     <root>/staging/                the next generation being built; survives a crash and is resumed
 
-    <root>/readers/<gen>.<pid>/    a reader's private copy of a generation, while it has it open
+    <root>/readers/<gen>.<pid>.<n>/  a reader's private copy of a generation, while it has it open
 
 Readers open the generation CURRENT names; the ingest never touches it. It builds `staging/`
 (resumed after a crash, else a copy of the current generation, else empty), then renames it
@@ -40,6 +40,7 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     StoredMovie,
+    fused_names,
 )
 
 KEEP_GENERATIONS = 2  # the current one and the one before, which a slow reader may still hold
@@ -159,7 +160,7 @@ class EdgeIndex:
         rrf_k: int = RRF_K,
         with_payload: bool = True,
     ) -> list[Hit]:
-        names = [n for n in vectors if weights.get(n, 0.0) > 0]
+        names = fused_names(vectors, weights)
         if not names:
             return []
         flt = edge_filter(filter)

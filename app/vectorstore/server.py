@@ -38,6 +38,7 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     StoredMovie,
+    fused_names,
 )
 
 SCROLL_PAGE = 2048
@@ -221,7 +222,7 @@ class ServerIndex:
         rrf_k: int = RRF_K,
         with_payload: bool = True,
     ) -> list[Hit]:
-        names = [n for n in vectors if weights.get(n, 0.0) > 0]
+        names = fused_names(vectors, weights)
         if not names:
             return []
         flt = server_filter(filter)
