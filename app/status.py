@@ -8,14 +8,23 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.catalog import repository as repo
-from app.vectorstore import IndexStore
+from app.errors import IndexUnavailable
+from app.vectorstore import IndexStore, Manifest
 
 
 def embedding_metrics(engine: Engine, store: IndexStore, device: str) -> dict[str, Any]:
     """Read from the database and the published manifest only: cheap, and safe while the API runs."""
+    try:
+        generation = store.generation()
+    except IndexUnavailable:  # a damaged pointer: the manifest reads as None too
+        generation = None
+    return index_metrics(engine, store.manifest(), generation, device)
+
+
+def index_metrics(engine: Engine, manifest: Manifest | None, generation: str | None, device: str) -> dict[str, Any]:
+    """The metrics of one index generation (the API passes the one it serves) against the database."""
     with Session(engine) as session:
         total, with_poster_source = repo.count_movies(session)
-    manifest = store.manifest()
     stats = manifest.stats if manifest else {}
     in_index = int(stats.get("points", 0))
     with_poster = int(stats.get("with_poster", 0))
@@ -37,6 +46,6 @@ def embedding_metrics(engine: Engine, store: IndexStore, device: str) -> dict[st
         "movies_with_image_vector": with_poster,
         "device": device,
         "models": models,
-        "index_generation": store.generation(),
+        "index_generation": generation,
         "built_at": stats.get("built_at"),
     }

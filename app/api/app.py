@@ -12,6 +12,7 @@ from litestar.plugins import InitPluginProtocol
 from app.api.controllers import ROUTES
 from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
+from app.api.index_lease import index_lease
 from app.api.security import jwt_auth
 from app.api.state import QueryEncoder, make_lifespan
 from app.settings import Settings, get_settings
@@ -32,6 +33,7 @@ class ApplicationCore(InitPluginProtocol):
         self._configure_dependencies(app_config)
         self._configure_exceptions(app_config)
         self._configure_lifespan(app_config)
+        self._configure_index_lease(app_config)
         return app_config
 
     def _configure_openapi(self, app_config: AppConfig) -> None:
@@ -61,6 +63,10 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_lifespan(self, app_config: AppConfig) -> None:
         app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder))
+
+
+    def _configure_index_lease(self, app_config: AppConfig) -> None:
+        app_config.middleware.append(index_lease)  # a reindex frees the old generation once its requests end
 
 
 def _version() -> str:

@@ -182,7 +182,8 @@ class RatingsPage(msgspec.Struct):
 
 # -- system ---------------------------------------------------------------------------------------
 class HealthOut(msgspec.Struct):
-    status: Literal["ok", "unavailable"]
+    # degraded: the last good index serves while the published one cannot be opened (`detail` says why)
+    status: Literal["ok", "degraded", "unavailable"]
     database: bool
     index: bool
     index_generation: str | None

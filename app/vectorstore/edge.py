@@ -10,17 +10,27 @@ An Edge shard locks its directory, so one process at a time may open it. Hence t
 
 Readers open the generation CURRENT names; the ingest never touches it. It builds `staging/`
 (resumed after a crash, else a copy of the current generation, else empty), then renames it
-to a new generation and switches CURRENT. A reader notices the new name and reopens.
+to a new generation and switches CURRENT. A reader notices the new name and reopens. A CURRENT
+that cannot be followed (not text, a directory, no generation name, a generation that is not
+there, deleted while generations exist) is IndexUnavailable for readers, with a message that
+names no path; for the ingest it is "nothing published", so the next ingest repairs it.
 
 The first reader opens the generation in place. Another reader (a second API worker) finds it
 locked and opens a private copy instead, deleted when it closes; copies left by a killed process
-are swept by the next reader that copies.
+are swept by the next reader that copies. The copy hard-links the engine's bulk data files (the
+ones a reader never writes) and copies the rest, which the engine rewrites in place on open.
+
+An `optimize()` killed halfway leaves its segment builders in `shard/temp_segments/`; the engine
+never removes them, so the ingest does before resuming and before publishing.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +43,7 @@ import qdrant_edge as qe
 from app.errors import IndexUnavailable
 from app.vectorstore.base import (
     MAX_GENRES,
+    NOT_BUILT,
     RRF_K,
     Hit,
     Manifest,
@@ -43,8 +54,19 @@ from app.vectorstore.base import (
     fused_names,
 )
 
+log = logging.getLogger(__name__)
+
 KEEP_GENERATIONS = 2  # the current one and the one before, which a slow reader may still hold
 SCROLL_PAGE = 2048
+GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9_.-]+")
+TEMP_SEGMENTS = "temp_segments"  # where the engine's optimizer builds segments before swapping them in
+# Engine files written only while a segment is built, never by a reader that opens it: a reader's
+# copy may share them (hard links). Measured on qdrant-edge-py 0.9: opening and closing a shard
+# rewrites in place its flags_*.dat, tracker.dat, status.dat and deleted.dat, and replaces its
+# *.json by rename; those are copied. tests/test_index_trust.py checks that a reader leaves the
+# shared files byte-for-byte and mtime-for-mtime as they were.
+SHAREABLE = re.compile(r"matrix\.dat|page_\d+\.dat|chunk_\d+\.mmap|graph\.bin|links(_compressed)?\.bin"
+                       r"|point_to_values\.bin|(open|closed)-\d+")
 
 
 def edge_filter(f: MovieFilter | None) -> qe.Filter | None:
@@ -100,12 +122,18 @@ class EdgeIndex:
 
     @classmethod
     def load(cls, path: Path, owned_dir: Path | None = None) -> EdgeIndex:
+        """Open the shard at `path` (`<root>/<generation>/shard`). Raises ShardLocked, or
+        IndexUnavailable naming the generation only: the path and the engine's words go to the log."""
         try:
             return cls(qe.EdgeShard.load(str(path)), owned_dir)
-        except Exception as exc:  # the binding raises bare Exception
+        except BaseException as exc:  # the binding raises bare Exception, and a Rust panic a BaseException
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            name = path.parent.name
             if "WouldBlock" in str(exc):
-                raise ShardLocked(f"the index at {path} is open in another process") from exc
-            raise IndexUnavailable(f"cannot open the index at {path}: {exc}") from exc
+                raise ShardLocked(f"index {name} is open in another process") from exc
+            log.error("cannot open an Edge shard", extra={"path": str(path), "error": str(exc)})
+            raise IndexUnavailable(f"index generation {name} cannot be opened: it is damaged") from exc
 
     def upsert(self, points: Sequence[MoviePoint]) -> None:
         if not points:
@@ -247,47 +275,81 @@ class EdgeStore:
 
     # -- reading ------------------------------------------------------------------------------
     def generation(self) -> str | None:
-        try:
-            return (self.root / "CURRENT").read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        """The published generation's name, None when nothing was ever published.
 
-    def _current_dir(self) -> Path | None:
-        gen = self.generation()
+        Raises IndexUnavailable, with a message that names no path, when CURRENT cannot be
+        followed: not UTF-8 text, a directory, unreadable, not a generation's name, naming a
+        generation that is not on disk, or missing while generations are."""
+        try:
+            name = (self.root / "CURRENT").read_bytes().decode("utf-8").strip()
+        except FileNotFoundError:
+            if any(p.is_dir() for p in self.root.glob("gen-*")):
+                raise IndexUnavailable(_damaged("is missing, though index generations are on disk")) from None
+            return None
+        except UnicodeDecodeError:
+            raise IndexUnavailable(_damaged("is not UTF-8 text")) from None
+        except OSError as exc:  # a directory, no permission, an I/O error: strerror names no path
+            raise IndexUnavailable(_damaged(f"cannot be read ({exc.strerror or type(exc).__name__})")) from None
+        if not GENERATION_NAME.fullmatch(name):
+            raise IndexUnavailable(_damaged("does not name an index generation"))
+        if not (self.root / name / "shard").is_dir():
+            raise IndexUnavailable(_damaged(f"names generation {name}, which is not on disk"))
+        return name
+
+    def _published_dir(self) -> Path | None:
+        """The published generation's directory for the ingest, which treats a damaged CURRENT as
+        nothing published: it builds afresh and its publish repairs CURRENT."""
+        try:
+            gen = self.generation()
+        except IndexUnavailable as exc:
+            log.warning("ignoring the published index", extra={"problem": str(exc)})
+            return None
         return self.root / gen if gen else None
 
     def manifest(self) -> Manifest | None:
-        current = self._current_dir()
+        current = self._published_dir()
         return _read_manifest(current) if current else None
 
     def open(self) -> MovieIndex:
-        current = self._current_dir()
-        if current is None or not (current / "shard").exists():
-            raise IndexUnavailable("the index is not built yet: run `movierec ingest`")
+        """The published generation, opened in place or, when another process holds it, as a private
+        copy. Raises IndexUnavailable (naming no path) when none is published or it cannot be opened."""
+        name = self.generation()
+        if name is None:
+            raise IndexUnavailable(NOT_BUILT)
+        current = self.root / name
         try:
-            return EdgeIndex.load(current / "shard")
+            index = EdgeIndex.load(current / "shard")
         except ShardLocked:
-            return self._open_copy(current)
+            index = self._open_copy(current)
+        _check_complete(index, name, _read_manifest(current))
+        return index
 
     def _open_copy(self, generation: Path) -> EdgeIndex:
         """A private copy of a published generation, for a reader that found it locked. Published
-        generations are never written, so a copy taken while another reader has it open is whole."""
+        generations are never rebuilt, so a copy taken while another reader has it open is whole.
+        Bulk files are hard links (shared pages, no copying); see SHAREABLE."""
         readers = self.root / "readers"
         _sweep_dead_readers(readers)
         own = readers / f"{generation.name}.{os.getpid()}.{time.monotonic_ns()}"
-        shutil.copytree(generation / "shard", own / "shard")
         try:
+            shutil.copytree(
+                generation / "shard",
+                own / "shard",
+                copy_function=_link_or_copy,
+                ignore=lambda d, names: [TEMP_SEGMENTS] if TEMP_SEGMENTS in names else [],
+            )
             return EdgeIndex.load(own / "shard", owned_dir=own)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(own, ignore_errors=True)
+            if isinstance(exc, OSError):  # e.g. the disk is full: say so without the path
+                log.error("cannot copy an index generation", extra={"path": str(own), "error": str(exc)})
+                raise IndexUnavailable(f"index generation {generation.name} cannot be copied for this reader") from exc
             raise
 
     def published_hashes(self) -> dict[int, str]:
-        current = self._current_dir()
-        if current is None:
-            return {}
-        data = json.loads((current / "hashes.json").read_text())
-        return {int(k): v for k, v in data.items()}
+        current = self._published_dir()
+        data = _read_json(current / "hashes.json") if current else None
+        return {int(k): v for k, v in data.items()} if isinstance(data, dict) else {}
 
     # -- writing ------------------------------------------------------------------------------
     @property
@@ -304,16 +366,18 @@ class EdgeStore:
             and (staging / "shard").exists()
         )
         if resumable:
-            return EdgeIndex.load(staging / "shard")
+            index = EdgeIndex.load(staging / "shard")
+            _sweep_temp_segments(staging / "shard")  # after load: the shard's lock is ours now
+            return index
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        current = self._current_dir()
+        current = self._published_dir()
         fresh = rebuild or current is None or not manifest.compatible(_read_manifest(current))
         if fresh:
             index = EdgeIndex.create(staging / "shard", manifest)
         else:
             assert current is not None
-            shutil.copytree(current / "shard", staging / "shard")
+            shutil.copytree(current / "shard", staging / "shard", ignore=shutil.ignore_patterns(TEMP_SEGMENTS))
             index = EdgeIndex.load(staging / "shard")
         _write_json(staging / "staging.json", {"manifest": manifest.to_dict(), "fresh": fresh})
         return index
@@ -325,6 +389,7 @@ class EdgeStore:
         index.flush()
         index.close()
         staging = self._staging
+        _sweep_temp_segments(staging / "shard")  # a finished optimize leaves none; a killed one did
         _write_json(staging / "hashes.json", {str(k): v for k, v in hashes.items()})
         _write_json(staging / "manifest.json", manifest.to_dict())
         (staging / "staging.json").unlink()
@@ -338,6 +403,43 @@ class EdgeStore:
         old = [p for p in gens if p.name != keep][: -(KEEP_GENERATIONS - 1) or None]
         for path in old:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _check_complete(index: EdgeIndex, name: str, manifest: Manifest | None) -> None:
+    """Close `index` and raise IndexUnavailable unless it holds the points its manifest counted
+    (a generation that lost segment files still opens, with fewer points)."""
+    expected = manifest.stats.get("points") if manifest is not None else None
+    if expected is None:
+        return
+    found = index.count()
+    if found != expected:
+        index.close()
+        raise IndexUnavailable(f"index generation {name} is damaged: it holds {found} movies, its manifest {expected}")
+
+
+def _damaged(what: str) -> str:
+    return f"the index pointer CURRENT {what}; the last good index serves until `movierec ingest` publishes one"
+
+
+def _sweep_temp_segments(shard: Path) -> None:
+    """Delete what an optimize killed halfway left (about 100 MB per builder at the demo's size).
+    Only while no optimize runs on this shard: after loading it (its lock is ours) or closing it."""
+    for path in (shard / TEMP_SEGMENTS).glob("*"):
+        log.info("removing an interrupted optimize's temporary segment", extra={"segment": path.name})
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link the engine's bulk files (SHAREABLE), copy everything else, and copy where a link
+    cannot be made (another file system, no permission, too many links)."""
+    if SHAREABLE.fullmatch(os.path.basename(src)):
+        try:
+            os.link(src, dst)
+            return dst
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
+                raise
+    return shutil.copy2(src, dst)
 
 
 def _sweep_dead_readers(readers: Path) -> None:
@@ -360,13 +462,21 @@ def _alive(pid: int) -> bool:
 
 def _read_manifest(gen_dir: Path) -> Manifest | None:
     data = _read_json(gen_dir / "manifest.json")
-    return Manifest.from_dict(data) if data else None
+    try:
+        return Manifest.from_dict(data) if isinstance(data, dict) and data else None
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("unreadable index manifest", extra={"generation": gen_dir.name, "error": str(exc)})
+        return None
 
 
 def _read_json(path: Path) -> Any:
+    """The file's JSON, or None when it is missing or unreadable (a damaged generation)."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("unreadable index metadata", extra={"file": path.name, "error": str(exc)})
         return None
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from litestar import Controller, Response, get
 from sqlalchemy import text
 
 from app.api.schemas import ERROR_RESPONSES, EmbeddingMetricsOut, HealthOut
 from app.api.state import Services
-from app.errors import MovieRecError
-from app.status import embedding_metrics
+from app.errors import IndexUnavailable, MovieRecError
+from app.status import index_metrics
 
 
 class HealthController(Controller):
@@ -28,14 +30,14 @@ class HealthController(Controller):
         database, problem = _database_ok(services), None
         try:
             services.live.current()
-            index = True
+            index, problem = True, services.live.problem  # a problem here: the last good index serves
         except MovieRecError as exc:
             index, problem = False, str(exc)
         except Exception:  # noqa: BLE001  an unreachable server raises its client's own errors
             index, problem = False, "the index is unreachable"
         ok = database and index
         body = HealthOut(
-            status="ok" if ok else "unavailable",
+            status=("degraded" if problem else "ok") if ok else "unavailable",
             database=database,
             index=index,
             index_generation=services.live.generation,
@@ -65,4 +67,8 @@ class MetricsController(Controller):
         sync_to_thread=True,
     )
     def embeddings(self, services: Services) -> EmbeddingMetricsOut:
-        return EmbeddingMetricsOut.from_metrics(embedding_metrics(services.engine, services.store, services.device))
+        live = services.live
+        with contextlib.suppress(IndexUnavailable):  # none served: the metrics say 0 in the index
+            live.current()  # the index this API serves, as /health reports it, not merely the published one
+        return EmbeddingMetricsOut.from_metrics(index_metrics(services.engine, live.manifest(), live.generation,
+                                                              services.device))
