@@ -418,7 +418,7 @@ def _check_complete(index: EdgeIndex, name: str, manifest: Manifest | None) -> N
 
 
 def _damaged(what: str) -> str:
-    return f"the index pointer CURRENT {what}; the last good index serves until `movierec ingest` publishes one"
+    return f"the index pointer CURRENT {what}: `movierec ingest` publishes a new index"
 
 
 def _sweep_temp_segments(shard: Path) -> None:

@@ -66,6 +66,7 @@ class LiveIndex:
         self._serving: Generation | None = None
         self._retired: list[Generation] = []  # switched out, still leased
         self._problem: str | None = None
+        self._answers = True  # whether the served generation answered when the published one failed
         self._checked_at = float("-inf")
         self._lease: ContextVar[Lease | None] = ContextVar(f"index_lease_{id(self)}", default=None)
 
@@ -73,7 +74,8 @@ class LiveIndex:
     def current(self) -> MovieIndex:
         """The generation to serve: the leased one inside a lease, else the newest good one.
 
-        Raises IndexUnavailable (its message names no path) when no good generation was ever opened."""
+        Raises IndexUnavailable (its message names no path) when no good generation was ever opened,
+        or when the served one stops answering as well (a server that went away)."""
         lease = self._lease.get()
         if lease is not None and lease.held is not None:
             return lease.held.index
@@ -81,7 +83,7 @@ class LiveIndex:
             self._check()
         with self._lock:
             serving = self._serving
-            if serving is None:
+            if serving is None or not self._answers:
                 raise IndexUnavailable(self._problem or NOT_BUILT)
             if lease is not None:
                 serving.users += 1
@@ -148,19 +150,29 @@ class LiveIndex:
             if self._serving is not None and time.monotonic() - self._checked_at < CHECK_EVERY_S:
                 return  # checked while this thread waited
             self._checked_at = time.monotonic()
-            name = self.store.generation()
-            if name is None:
-                raise IndexUnavailable(NOT_BUILT)
-            if self._serving is None or name != self._serving.name:
-                self._switch(name)
-            self._set_problem(None)
-        except IndexUnavailable as exc:
-            self._set_problem(str(exc))
-        except Exception:  # noqa: BLE001  a server client's own errors, an engine's panic: never a 500
-            log.exception("opening the published index failed")
-            self._set_problem(UNREADABLE)
+            problem = self._follow()
+            # Serving the last good generation is only worth it if it answers: an unreachable
+            # server fails both ways, and then nothing is served (503) until it is back.
+            serving = self._serving
+            self._answers = problem is None or serving is None or _answers(serving.index)
+            self._set_problem(problem)
         finally:
             self._checking.release()
+
+    def _follow(self) -> str | None:
+        """Switch to the published generation if it is new. Returns why it cannot be, or None."""
+        try:
+            name = self.store.generation()
+            if name is None:
+                return NOT_BUILT
+            if self._serving is None or name != self._serving.name:
+                self._switch(name)
+            return None
+        except IndexUnavailable as exc:
+            return str(exc)
+        except Exception:  # noqa: BLE001  a server client's own errors, an engine's panic: never a 500
+            log.exception("opening the published index failed")
+            return UNREADABLE
 
     def _switch(self, name: str) -> None:
         fresh = self.store.open()
@@ -192,7 +204,8 @@ class LiveIndex:
 
     def _set_problem(self, problem: str | None) -> None:
         if problem != self._problem:  # log changes only: the check runs every second
-            log.warning("index state", extra={"problem": problem, "serving": self.generation})
+            level = logging.WARNING if problem else logging.INFO
+            log.log(level, "published index state changed", extra={"problem": problem, "serving": self.generation})
         self._problem = problem
 
     def close(self) -> None:
@@ -202,3 +215,11 @@ class LiveIndex:
             self._serving, self._retired = None, []
         for index in doomed:
             index.close()
+
+
+def _answers(index: MovieIndex) -> bool:
+    try:
+        index.count()
+    except Exception:  # noqa: BLE001  whatever the engine raises, it does not answer
+        return False
+    return True
