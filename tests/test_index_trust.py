@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar.testing import AsyncTestClient, TestClient
 
 from app.api import create_app
 from app.errors import IndexUnavailable
@@ -31,7 +33,7 @@ from app.settings import Settings
 from app.vectorstore import live as live_module
 from app.vectorstore.base import Manifest, MovieIndex, MoviePoint
 from app.vectorstore.cache import CachedIndex
-from app.vectorstore.edge import SHAREABLE, TEMP_SEGMENTS, EdgeIndex, EdgeStore
+from app.vectorstore.edge import SHAREABLE, TEMP_SEGMENTS, EdgeIndex, EdgeStore, ShardLocked
 from app.vectorstore.live import LiveIndex
 from tests.conftest import copy_settings
 from tests.test_api import bearer
@@ -379,19 +381,43 @@ async def test_api_without_a_good_index_is_503_everywhere(
             assert metrics["movies_in_index"] == 0  # never "ok" beside "0 movies"
 
 
-@pytest.mark.anyio
-async def test_api_releases_the_old_generation_after_a_reindex(
-    world: Settings, text_encoder: Any, every_request_checks: None
-) -> None:
-    # A request in flight keeps its generation; once it ends, the old shard is closed and its
-    # directory unlocked (it would still be open, and locked, until the next reindex before).
-    root = world.index_dir
-    old = root / (root / "CURRENT").read_text().strip()
-    app = create_app(world, text_encoder=text_encoder)
-    async with AsyncTestClient(app) as client:
-        assert (await client.get("/health")).status_code == 200
+class Gate:
+    """The real text encoder, except that a search for "hold" waits in the handler until released:
+    a request in flight, on demand."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def encode(self, texts: Any) -> Any:
+        if any("hold" in t for t in texts):
+            self.entered.set()
+            assert self.go.wait(60)
+        return self.inner.encode(texts)
+
+
+def test_api_releases_the_old_generation_when_its_last_request_ends(world: Settings, text_encoder: Any) -> None:
+    # A request in flight keeps the generation it started on; once it ends, that generation's shard
+    # is closed and its directory unlocked (before, it stayed open until the next reindex). The
+    # sync TestClient, because its requests can overlap (from threads); the async one's do not.
+    gate = Gate(text_encoder)
+    headers = bearer(world, admin=True)
+    app = create_app(world, text_encoder=gate)
+    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+        assert client.get("/health").status_code == 200
         live = app.state.services.live
-        staged = live.store.stage(live.manifest(), rebuild=False)  # a reindex: same movies, next generation
+        old = world.index_dir / live.generation
+        in_flight = pool.submit(client.get, "/movies/search?q=hold+on&limit=3", headers=headers)
+        assert gate.entered.wait(60)  # it has its index, and waits
+        staged = live.store.stage(live.manifest(), rebuild=False)  # a reindex: the next generation
         live.store.publish(staged, live.manifest())
-        assert (await client.get("/health")).json()["index_generation"] != old.name
-        EdgeIndex.load(old / "shard").close()  # raises ShardLocked while the app still holds it
+        time.sleep(live_module.CHECK_EVERY_S)
+        health = client.get("/health").json()  # a new request switches to it
+        assert health["status"] == "ok" and health["index_generation"] != old.name
+        with pytest.raises(ShardLocked):
+            EdgeIndex.load(old / "shard")  # the request in flight still holds the old one open
+        gate.go.set()
+        resp = in_flight.result(60)
+        assert resp.status_code == 200 and len(resp.json()["items"]) == 3, resp.text
+        EdgeIndex.load(old / "shard").close()  # released: it opens in place again
+        assert client.get("/movies/search?q=space&limit=3", headers=headers).status_code == 200
