@@ -209,6 +209,21 @@ def test_the_old_generation_closes_when_its_last_lease_ends(tmp_path: Path, ever
     assert opened[1].closed
 
 
+def test_shutting_down_closes_leased_generations_too(tmp_path: Path, every_request_checks: None) -> None:
+    store = EdgeStore(tmp_path / "index")
+    build(store)
+    opened: list[Recording] = []
+    live = LiveIndex(store, lambda index: opened.append(Recording(index)) or opened[-1])  # type: ignore[func-returns-value]
+    in_flight = live.begin()  # a request still running on the old generation at shutdown
+    live.current()
+    build(store)
+    with live.lease():
+        live.current()  # switches
+    live.close()
+    assert [r.closed for r in opened] == [True, True]
+    assert live.end(in_flight) is None  # a request that ends after shutdown closes nothing twice
+
+
 def test_without_a_lease_a_switch_closes_the_old_generation_at_once(tmp_path: Path, every_request_checks: None) -> None:
     store = EdgeStore(tmp_path / "index")
     build(store)

@@ -65,8 +65,10 @@ TEMP_SEGMENTS = "temp_segments"  # where the engine's optimizer builds segments 
 # rewrites in place its flags_*.dat, tracker.dat, status.dat and deleted.dat, and replaces its
 # *.json by rename; those are copied. tests/test_index_trust.py checks that a reader leaves the
 # shared files byte-for-byte and mtime-for-mtime as they were.
-SHAREABLE = re.compile(r"matrix\.dat|page_\d+\.dat|chunk_\d+\.mmap|graph\.bin|links(_compressed)?\.bin"
-                       r"|point_to_values\.bin|(open|closed)-\d+")
+SHAREABLE = re.compile(
+    r"matrix\.dat|page_\d+\.dat|chunk_\d+\.mmap|graph\.bin|links(_compressed)?\.bin"
+    r"|point_to_values\.bin|(open|closed)-\d+"
+)
 
 
 def edge_filter(f: MovieFilter | None) -> qe.Filter | None:

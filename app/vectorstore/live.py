@@ -38,8 +38,7 @@ class Generation:
     name: str
     index: MovieIndex
     manifest: Manifest | None
-    users: int = 0
-    retired: bool = False  # switched out: closed when `users` reaches 0
+    users: int = 0  # leases on it; once switched out, it is closed when this reaches 0
 
 
 @dataclass(eq=False)
@@ -124,7 +123,7 @@ class LiveIndex:
             return None
         with self._lock:
             held.users -= 1
-            if not (held.retired and held.users == 0):
+            if held.users > 0 or held not in self._retired:  # still leased, serving, or closed by close()
                 return None
             self._retired.remove(held)
         return held.index
@@ -196,7 +195,6 @@ class LiveIndex:
         """Under the lock: the old generation's index to close now, or None while leases hold it."""
         if old is None:
             return None
-        old.retired = True
         if old.users == 0:
             return old.index
         self._retired.append(old)
