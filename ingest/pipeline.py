@@ -31,6 +31,7 @@ from app.embedding.collab import item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from ingest.sources.base import Catalogue, RowError, validate
+from ingest.sources.files import FileProblem
 
 log = logging.getLogger(__name__)
 COLLAB_BATCH = 1024
@@ -41,31 +42,48 @@ class IngestSummary:
     movies: int = 0
     embedded: int = 0
     skipped_unchanged: int = 0
-    failed: int = 0  # posters that could not be used: those movies are indexed text-only
+    failed: int = 0  # posters that failed (missing, unreadable): those movies are indexed text-only
     with_poster: int = 0
     without_poster: int = 0
     deleted: int = 0
     ratings: int = 0
-    bad_rows: int = 0
+    bad_rows: int = 0  # rows skipped, each reported once with its file and line (or record)
+    movies_read: int = 0  # movie rows the source read, before validation
     collab_vectors: int = 0  # movies given a collaborative vector (those with ratings)
     seconds: float = 0.0
     movies_per_s: float = 0.0
     source_stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[RowError]]:
-    """Validate and save movies and ratings; bad rows are reported and skipped, never fatal."""
+    """Validate and save movies and ratings in one transaction, then refresh each movie's local
+    rating statistics. Bad rows are skipped and returned in file order, for the caller to report
+    (once). Raises FileProblem, writing nothing, when no movie is usable."""
     movies, ratings, errors = validate(catalogue)
-    for err in errors:
-        log.warning("skipped bad row: %s", err)
+    errors = in_file_order(errors)
+    if not movies:
+        where = errors[0].file if errors else catalogue.name
+        raise FileProblem(where, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
+    if errors:
+        log.info("%d bad rows skipped", len(errors))
     with Session(engine) as session:
         repo.upsert_movies(session, movies)
         repo.upsert_ratings(session, [(r.user_id, r.movie_id, r.rating, r.timestamp) for r in ratings])
+        repo.refresh_rating_stats(session)
         session.commit()
     return len(ratings), errors
+
+
+def in_file_order(errors: list[RowError]) -> list[RowError]:
+    """Grouped by file (files in the order first met), by line within a file; each error once."""
+    rank: dict[str, int] = {}
+    for e in errors:
+        rank.setdefault(e.file, len(rank))
+    return sorted(dict.fromkeys(errors), key=lambda e: (rank[e.file], e.line))
 
 
 def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # type: ignore[type-arg]
@@ -78,6 +96,7 @@ def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # ty
         vote_count=movie.vote_count,
         has_poster=has_poster,
         content_hash=content_hash(movie),
+        local_rating_count=movie.local_rating_count,
     )
     return MoviePoint(movie.id, vectors, payload)
 

@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar.openapi import ResponseSpec
 
-from app.catalog.models import Movie
+from app.catalog.models import MAX_ID, Movie
 from app.catalog.repository import UserRating
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 
-MAX_ID = 10**18 - 1  # ids are stored as signed 64-bit integers; larger ones would overflow the database
 MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).")]
 
 

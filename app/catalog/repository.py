@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, delete, select
@@ -67,6 +67,18 @@ def upsert_ratings(session: Session, rows: Sequence[tuple[int, int, float, int]]
         Rating,
         [{"user_id": u, "movie_id": m, "rating": r, "timestamp": t} for u, m, r, t in rows],
         ["user_id", "movie_id"],
+    )
+
+
+def refresh_rating_stats(session: Session) -> None:
+    """Set every movie's local_rating_count (0 when unrated) and local_rating_mean (0.5-5 stars,
+    None when unrated) from the ratings table, in one statement."""
+    rated = col(Rating.movie_id) == col(Movie.id)
+    session.execute(
+        update(Movie).values(
+            local_rating_count=select(func.count()).select_from(Rating).where(rated).scalar_subquery(),
+            local_rating_mean=select(func.avg(Rating.rating)).where(rated).scalar_subquery(),
+        )
     )
 
 

@@ -284,9 +284,10 @@ def load(limit: int | None = None) -> Catalogue:
 
     meta = match_metadata(raw_titles, years, metadata_db())
     plots = match_plots(raw_titles, years, summaries_file())
-    movies = [
-        SourceMovie(_movie(i, display_title(t), y, g, m, p), line=0, file=_ORIGIN)
-        for i, t, y, g, m, p in zip(ids, raw_titles, years, genres, meta, plots, strict=True)
+    rows = zip(ids, raw_titles, years, genres, meta, plots, strict=True)
+    movies = [  # record n: the n-th movie of the dataset in id order
+        SourceMovie(_movie(i, display_title(t), y, g, m, p), line=n, file=_ORIGIN, unit="record")
+        for n, (i, t, y, g, m, p) in enumerate(rows, start=1)
     ]
     ratings = _ratings(frame, set(ids) if limit is not None else None)
     return Catalogue(NAME, movies, ratings, stats={**_stats(meta, plots), "ratings": len(ratings)})
