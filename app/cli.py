@@ -145,6 +145,9 @@ def _ingest(source, movies, ratings, directory, limit, rebuild, device, batch_si
         progress=progress,
         ratings=rated,
     )
+    with Session(engine) as session:
+        repo.mark_posters_embedded(session, summary.poster_embedded)
+        session.commit()
     summary.ratings, summary.bad_rows = n_ratings, len(errors)
     summary.movies_read = len(catalogue.movies)
     summary.warnings = list(catalogue.warnings)

@@ -54,9 +54,13 @@ class IngestSummary:
     movies_per_s: float = 0.0
     source_stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
+    # movie id -> whether an image was embedded, for the movies embedded in this run (not printed)
+    poster_embedded: dict[int, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["poster_embedded"]
+        return data
 
 
 def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[RowError]]:
@@ -136,7 +140,7 @@ def index_movies(
     orphans = set(present) - set(wanted)
     if todo:
         embedder = make_embedder(any(m.poster for m in todo))  # no CNN for poster-less catalogues
-        summary.failed = _embed_into(index, todo, embedder, batch_size, progress)
+        summary.failed = _embed_into(index, todo, embedder, batch_size, progress, summary.poster_embedded)
     index.delete(orphans)
     summary.embedded, summary.deleted = len(todo), len(orphans)
     if ratings is not None:
@@ -156,8 +160,15 @@ FLUSH_EVERY_S = 10.0
 
 
 def _embed_into(
-    index: MovieIndex, todo: Sequence[Movie], embedder: MovieEmbedder, batch_size: int, progress: bool
+    index: MovieIndex,
+    todo: Sequence[Movie],
+    embedder: MovieEmbedder,
+    batch_size: int,
+    progress: bool,
+    poster_embedded: dict[int, bool],
 ) -> int:
+    """Embed and upsert `todo`; returns the number of posters that failed, and records in
+    `poster_embedded` whether each movie got an image vector."""
     # Length-sorted batches pad far less: twice the CPU throughput on the demo catalogue.
     todo = sorted(todo, key=lambda m: len(movie_text(m)))
     failures, flushed_at = 0, time.monotonic()
@@ -167,6 +178,7 @@ def _embed_into(
         result = embedder.embed(batch)
         points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
         index.upsert(points)
+        poster_embedded.update((p.id, bool(p.payload["has_poster"])) for p in points)
         # Upserts are in the engine's write-ahead log at once, so a killed ingest keeps them (the
         # kill test proves it); a flush only bounds what an OS crash could lose, and costs 13-280 ms.
         if time.monotonic() - flushed_at > FLUSH_EVERY_S:

@@ -39,6 +39,7 @@ class Movie(SQLModel, table=True):
     vote_average: float | None = None  # TMDB's mean vote, 0-10; None when absent or with no votes
     vote_count: int | None = None  # TMDB's number of votes; None when absent
     poster: str | None = None  # local path or http(s) URL
+    poster_embedded: bool | None = None  # the last ingest embedded this poster's image (None: not indexed yet)
     imdb_id: str | None = None  # "tt0133093"
     tmdb_id: int | None = None
     # Statistics of this service's own ratings (0.5-5 stars), refreshed by each ingest; never TMDB's.

@@ -82,6 +82,15 @@ def refresh_rating_stats(session: Session) -> None:
     )
 
 
+def mark_posters_embedded(session: Session, embedded: dict[int, bool]) -> None:
+    """Record, per movie id, whether the index holds an image vector from its poster."""
+    for flag in (True, False):
+        ids = sorted(i for i, e in embedded.items() if e is flag)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            session.execute(update(Movie).where(col(Movie.id).in_(chunk)).values(poster_embedded=flag))
+
+
 def all_movies(session: Session) -> list[Movie]:
     return list(session.exec(select(Movie).order_by(Movie.id)))
 

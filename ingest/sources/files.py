@@ -32,7 +32,9 @@ _CHUNK = 1 << 20
 
 
 class FileProblem(ValueError):
-    """A file that cannot be used (a ValueError: the input is wrong). `str()` is one line: 'file:line:column: problem; what to do'."""
+    """A file that cannot be used (a ValueError: the input is wrong).
+
+    `str()` is one line: 'file:line:column: problem; what to do'."""
 
     def __init__(
         self, file: str, message: str, hint: str = "", *, line: int | None = None, column: int | None = None
