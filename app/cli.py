@@ -75,6 +75,8 @@ def ingest(
                 source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json
             )
     except FileProblem as exc:
+        for err in getattr(exc, "errors", []):  # NothingUsable: the rows that were refused
+            typer.echo(f"skipped: {err}", err=True)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if summary is None:

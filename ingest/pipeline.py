@@ -70,8 +70,7 @@ def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[Row
     movies, ratings, errors = validate(catalogue)
     errors = in_file_order(errors)
     if not movies:
-        where = errors[0].file if errors else catalogue.name
-        raise FileProblem(where, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
+        raise NothingUsable(errors, catalogue.name)
     if errors:
         log.info("%d bad rows skipped", len(errors))
     with Session(engine) as session:
@@ -80,6 +79,15 @@ def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[Row
         repo.refresh_rating_stats(session)
         session.commit()
     return len(ratings), errors
+
+
+class NothingUsable(FileProblem):
+    """Not one movie of a catalogue is usable; `errors` says why, row by row."""
+
+    def __init__(self, errors: list[RowError], source: str) -> None:
+        self.errors = errors
+        where = errors[0].file if errors else source
+        super().__init__(where, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
 
 
 def in_file_order(errors: list[RowError]) -> list[RowError]:

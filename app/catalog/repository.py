@@ -42,7 +42,8 @@ def _upsert(
     table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), CHUNK):
         stmt = insert(table).values(list(rows[start : start + CHUNK]))
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        # Only the columns the rows carry: the others (derived ones) keep their stored values.
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
         if update and updates:
             stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
         else:
@@ -50,8 +51,12 @@ def _upsert(
         session.execute(stmt)
 
 
+# Set by the ingest from the ratings table and the index, never by a source: an upsert keeps them.
+DERIVED_MOVIE_FIELDS = frozenset({"poster_embedded", "local_rating_count", "local_rating_mean"})
+
+
 def upsert_movies(session: Session, movies: Sequence[Movie]) -> None:
-    _upsert(session, Movie, [m.model_dump() for m in movies], ["id"])
+    _upsert(session, Movie, [m.model_dump(exclude=DERIVED_MOVIE_FIELDS) for m in movies], ["id"])
 
 
 def ensure_users(session: Session, user_ids: Iterable[int]) -> None:
