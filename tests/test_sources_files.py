@@ -381,3 +381,19 @@ def test_movies_dataset_folder_joins_by_id_and_reports_malformed_rows(tmp_path: 
         "movies_metadata.csv:5: id: duplicate movie id 862",
         "ratings.csv:4: movieId: MovieLens id 999 has no tmdbId in links",
     ]
+
+
+def test_an_older_database_gains_the_new_movie_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from app.catalog.db import make_engine
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the movies table as the previous version created it
+        conn.execute("CREATE TABLE movies (id INTEGER PRIMARY KEY, title VARCHAR NOT NULL, poster VARCHAR)")
+        conn.execute("INSERT INTO movies VALUES (1, 'Old', NULL)")
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT id, title, imdb_id, local_rating_count, poster_embedded FROM movies").one()
+    engine.dispose()
+    assert tuple(row) == (1, "Old", None, None, None)

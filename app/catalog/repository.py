@@ -156,7 +156,7 @@ def count_movies(session: Session) -> tuple[int, int]:
 
 def popular_movie_ids(session: Session, limit: int) -> list[int]:
     rows = session.exec(
-        select(Movie.id).order_by(col(Movie.popularity).desc().nulls_last(), Movie.id).limit(limit)
+        select(Movie.id).order_by(col(Movie.local_rating_count).desc().nulls_last(), Movie.id).limit(limit)
     )
     return list(rows)
 
