@@ -147,6 +147,14 @@ def test_nothing_usable_is_refused_before_writing(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("SELECT count(*) FROM movies").scalar() == 0
 
 
+def test_a_tmdb_api_page_is_read_as_records(tmp_path: Path) -> None:
+    page = {"page": 1, "results": [{"id": 11, "title": "Star Wars", "genre_ids": [12]}, {"id": 12, "title": ""}]}
+    path = write(tmp_path / "page.json", json.dumps(page, indent=2))
+    movies, _, errors = validate(load_catalogue("tmdb", path))
+    assert [m.id for m in movies] == [11]
+    assert [str(e) for e in errors] == ["page.json: record 2: title: missing title (movie id 12)"]
+
+
 # --- kind 2: row-level reports --------------------------------------------------------------------
 
 

@@ -204,16 +204,19 @@ def _swallow_message(start: int, end: int) -> str:
 def json_records(
     path: Path, errors: list[RowError], warnings: list[str] | None = None
 ) -> Iterator[tuple[int, Any, str]]:
-    """(position, record, unit): for a JSON list, unit 'record' and the 1-based index of the object;
-    for JSON Lines, unit 'line' and the file line. A list that does not parse is a FileProblem with
-    its line and column; a JSON Lines line that does not parse is a RowError."""
+    """(position, record, unit): for a JSON list, or an object holding one under "results" (TMDB's
+    API pages) or "movies", unit 'record' and the 1-based index of the object; for JSON Lines, unit
+    'line' and the file line. A list that does not parse is a FileProblem with its line and column;
+    a JSON Lines line that does not parse is a RowError."""
     encoding = detect_encoding(path)
     if encoding.warning and warnings is not None:
         warnings.append(encoding.warning)
     text = path.read_text(encoding=encoding.name)
     if not text.strip():
         raise FileProblem(path.name, "empty file", "export it again")
-    if text.lstrip().startswith("["):
+    if (whole := _whole_document(text)) is not None:
+        records = whole
+    elif text.lstrip().startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -224,6 +227,7 @@ def json_records(
                 line=exc.lineno,
                 column=exc.colno,
             ) from None
+    if whole is not None or text.lstrip().startswith("["):
         for n, record in enumerate(records, start=1):
             yield n, record, "record"
         return
@@ -234,3 +238,20 @@ def json_records(
             yield line, json.loads(raw), "line"
         except json.JSONDecodeError as exc:
             errors.append(RowError(path.name, line, "json", f"invalid JSON at column {exc.colno}: {exc.msg}"))
+
+
+def _whole_document(text: str) -> list[Any] | None:
+    """The records of a file that is one JSON object spread over lines: its "results" or "movies"
+    list, or the object itself. None for anything else (a list, JSON Lines, broken JSON)."""
+    if not text.lstrip().startswith("{") or len(text.strip().splitlines()) < 2:
+        return None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # JSON Lines ("Extra data"), or broken: read line by line
+    if not isinstance(document, dict):
+        return None
+    for key in ("results", "movies"):
+        if isinstance(document.get(key), list):
+            return document[key]
+    return [document]
