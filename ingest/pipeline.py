@@ -74,6 +74,8 @@ def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[Row
     if errors:
         log.info("%d bad rows skipped", len(errors))
     with Session(engine) as session:
+        if purged := repo.purge_unaddressable_movies(session):
+            log.warning("removed %d stored movies with ids outside 1..MAX_ID: %s", len(purged), purged[:10])
         repo.upsert_movies(session, movies)
         repo.upsert_ratings(session, [(r.user_id, r.movie_id, r.rating, r.timestamp) for r in ratings])
         repo.refresh_rating_stats(session)

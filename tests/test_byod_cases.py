@@ -129,6 +129,23 @@ def test_a_poisoned_file_never_poisons_the_data_dir(tmp_path: Path, text_encoder
     assert set(stored_movies(settings)) == index_facts(settings)[0] == {1, 5}
 
 
+def test_a_data_dir_poisoned_by_an_older_version_is_repaired(tmp_path: Path, text_encoder) -> None:
+    """The issue's report: an older version committed movie -5 (and a rating of it), then every
+    later ingest failed, even with a corrected file and --rebuild."""
+    from app.catalog.models import Movie
+
+    settings = make_settings(tmp_path / "data")
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        session.add(Movie(id=-5, title="Negative Id Film", genres=["Drama"], keywords=[], cast=[]))
+        session.commit()
+        repo.upsert_ratings(session, [(1, -5, 4.0, 1_600_000_000)])
+        session.commit()
+    engine.dispose()
+    build_index(settings, text_encoder, "tmdb", movies=case("out-of-range-movie-ids") / "movies_clean.json")
+    assert set(stored_movies(settings)) == index_facts(settings)[0] == {7001, 7002}
+
+
 def test_comma_separated_genres(tmp_path: Path, text_encoder) -> None:
     folder = case("comma-separated-genres")
     settings = make_settings(tmp_path / "data")

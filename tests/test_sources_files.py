@@ -51,6 +51,12 @@ def test_encodings_decode_and_non_utf8_is_named(tmp_path: Path, encoding: str, b
         assert catalogue.warnings == []
 
 
+def test_utf16_with_bom_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "movies.csv", "\ufeff" + HEADER + "1,Caf\u00e9,2001,Drama,x\n", "utf-16-le")
+    assert detect_encoding(path).name == "utf-16"
+    assert titles(path) == {1: "Caf\u00e9"}
+
+
 def test_cp1252_only_bytes_choose_cp1252(tmp_path: Path) -> None:
     path = write(tmp_path / "m.csv", HEADER + "1,It\u2019s a \u20acuro film,2001,Drama,x\n", "cp1252")
     assert detect_encoding(path).name == "cp1252"

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, delete, select
 
-from app.catalog.models import Movie, Rating, User
+from app.catalog.models import MAX_ID, Movie, Rating, User
 from app.errors import InvalidInput, NotFound
 
 CHUNK = 500  # rows per multi-row INSERT: well under SQLite's bound-parameter limit
@@ -73,6 +73,18 @@ def upsert_ratings(session: Session, rows: Sequence[tuple[int, int, float, int]]
         [{"user_id": u, "movie_id": m, "rating": r, "timestamp": t} for u, m, r, t in rows],
         ["user_id", "movie_id"],
     )
+
+
+def purge_unaddressable_movies(session: Session) -> list[int]:
+    """Delete movies (and their ratings) whose id is outside 1..MAX_ID: no API call can name them and
+    the index cannot hold them. An older version could store such a row and then fail every later
+    ingest; returns the ids removed."""
+    outside = (col(Movie.id) < 1) | (col(Movie.id) > MAX_ID)
+    ids = list(session.exec(select(Movie.id).where(outside)))
+    if ids:
+        session.exec(delete(Rating).where(col(Rating.movie_id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(Movie).where(col(Movie.id).in_(ids)))  # type: ignore[call-overload]
+    return ids
 
 
 def refresh_rating_stats(session: Session) -> None:
