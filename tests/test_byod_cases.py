@@ -307,3 +307,9 @@ def _check_poster_route(settings: Settings, embedded: set[int], stored: dict[int
         assert client.get("/movies/862/poster", headers=token).status_code == 404
         assert client.get("/movies/603/poster", headers=token).status_code == 404  # no poster at all
         assert client.get("/movies/0/poster", headers=token).status_code == 400
+        # Genre filters match ignoring case and spaces; a different name is still unknown.
+        found = client.get("/movies/search", params={"q": "hacker", "genres": " science FICTION"}, headers=token)
+        assert found.status_code == 200 and found.json()["items"]
+        assert all("Science Fiction" in i["genres"] for i in found.json()["items"])
+        unknown = client.get("/movies/search", params={"q": "hacker", "genres": "Sci-Fi"}, headers=token)
+        assert unknown.status_code == 400 and unknown.json()["field"] == "genres"
