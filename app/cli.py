@@ -7,11 +7,14 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.settings import get_settings
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestSummary
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
@@ -96,8 +99,20 @@ def ingest(
         typer.echo(f"  {key}: {value}")
 
 
-def _ingest(source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, progress):  # type: ignore[no-untyped-def]
-    """The ingest command's work; returns its summary, or None when `if_missing` skipped it."""
+def _ingest(
+    source: Source,
+    movies: Path | None,
+    ratings: Path | None,
+    directory: Path | None,
+    limit: int | None,
+    rebuild: bool,
+    device: DeviceOpt | None,
+    batch_size: int | None,
+    if_missing: bool,
+    progress: bool,
+) -> IngestSummary | None:
+    """The ingest command's work; returns its summary, or None when `if_missing` skipped it.
+    Raises FileProblem (nothing written) for a file that cannot be read or holds no usable movie."""
     from sqlmodel import Session
 
     from app.catalog import repository as repo

@@ -135,6 +135,13 @@ def test_file_problems_are_one_line(tmp_path: Path, name: str, text: str, expect
     assert "\n" not in str(info.value) and "; " in str(info.value)  # what is wrong; what to do
 
 
+def test_a_missing_file_or_a_folder_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(FileProblem, match=r"nope\.csv: cannot read the file \(No such file or directory\); check"):
+        load_catalogue("tmdb", tmp_path / "nope.csv")
+    with pytest.raises(FileProblem, match="cannot read the file"):
+        load_catalogue("tmdb", tmp_path)
+
+
 def test_csv_records_reports_the_delimiter_it_used(tmp_path: Path) -> None:
     path = write(tmp_path / "ratings.csv", "user;movie;score\n1;2;3\n")
     with pytest.raises(FileProblem, match="delimiter ';'"):

@@ -57,9 +57,12 @@ def detect_encoding(path: Path) -> Encoding:
     """UTF-8 (a BOM is dropped) when the whole file decodes as UTF-8; else cp1252 (Windows' Western
     European, a superset of Latin-1's printable range), else Latin-1, which decodes any byte.
     Reads the file in 1 MiB chunks, so a large file is never held in memory. A UTF-16 file
-    (Excel's "Unicode text") is recognised by its BOM."""
-    with path.open("rb") as f:
-        head = f.read(4)
+    (Excel's "Unicode text") is recognised by its BOM. FileProblem when the file cannot be opened."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise FileProblem(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _first_decode_error(path, "utf-16") is None:
         return Encoding("utf-16")
     problem = _first_decode_error(path, "utf-8")
