@@ -135,6 +135,14 @@ def test_file_problems_are_one_line(tmp_path: Path, name: str, text: str, expect
     assert "\n" not in str(info.value) and "; " in str(info.value)  # what is wrong; what to do
 
 
+def test_a_stray_quote_is_a_row_error_and_reading_goes_on(tmp_path: Path) -> None:
+    body = '1,"He said "hi" twice",2001,Drama,a\n2,Fine,2002,Drama,b\n3,Last,2003,Drama,c\n'
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body))
+    assert [m.movie.id for m in catalogue.movies] == [2, 3]
+    [error] = catalogue.errors
+    assert (error.line, error.field) == (2, "row") and "',' expected after '\"'" in error.message
+
+
 def test_a_missing_file_or_a_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FileProblem, match=r"nope\.csv: cannot read the file \(No such file or directory\); check"):
         load_catalogue("tmdb", tmp_path / "nope.csv")
@@ -145,7 +153,7 @@ def test_a_missing_file_or_a_folder_is_one_line(tmp_path: Path) -> None:
 def test_csv_records_reports_the_delimiter_it_used(tmp_path: Path) -> None:
     path = write(tmp_path / "ratings.csv", "user;movie;score\n1;2;3\n")
     with pytest.raises(FileProblem, match="delimiter ';'"):
-        list(csv_records(path, [("userId",)]))
+        list(csv_records(path, [("userId",)], [], []))
 
 
 def test_nothing_usable_is_refused_before_writing(tmp_path: Path) -> None:

@@ -116,42 +116,50 @@ def _read_header(path: Path, encoding: str) -> str:
 
 
 def csv_records(
-    path: Path,
-    required: Sequence[Sequence[str]] = (),
-    warnings: list[str] | None = None,
-    errors: list[RowError] | None = None,
+    path: Path, required: Sequence[Sequence[str]], warnings: list[str], errors: list[RowError]
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line where the record starts, {header column: value}) for each non-empty record.
 
     `required`: groups of alternative column names; each group must have one present, or
     FileProblem names the missing column and the delimiter that was used. The header is line 1.
-    A record that looks like several rows swallowed by an unclosed quote becomes a RowError in
-    `errors` (and is skipped); a quote left open to the end of the file is a FileProblem.
+    Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
+    values than columns, or a cell that swallowed what look like whole rows (a quote closed only
+    lines later). A quote left open to the end of the file is a FileProblem. File-level notes (an
+    encoding guessed) go to `warnings`.
     """
     csv.field_size_limit(CSV_FIELD_LIMIT)
     encoding = detect_encoding(path)
-    if encoding.warning and warnings is not None:
+    if encoding.warning:
         warnings.append(encoding.warning)
-    header_line = _read_header(path, encoding.name)
-    delimiter = sniff_delimiter(header_line)
+    delimiter = sniff_delimiter(_read_header(path, encoding.name))
     with path.open(encoding=encoding.name, newline="") as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
-        header = [h.strip() for h in _next(reader, path)]
+        header = [h.strip() for h in _next(reader, path, 1) or []]
         _check_columns(path, header, required, delimiter)
         start = reader.line_num + 1
-        while (values := _next(reader, path, start)) is not None:
-            if any(v.strip() for v in values):
-                swallowed = _swallowed_rows(values, delimiter, len(header))
-                if swallowed and errors is not None:
-                    errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
-                elif len(values) > len(header) and errors is not None:
-                    errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
-                else:
-                    yield start, dict(zip(header, values, strict=False))
+        while True:
+            try:
+                values = _next(reader, path, start)
+            except csv.Error as exc:  # this record only: the reader goes on at the next line
+                errors.append(RowError(path.name, start, "row", f'{exc}; write a quote inside a cell as ""'))
+                start = reader.line_num + 1
+                continue
+            if values is None:
+                return
+            if not any(v.strip() for v in values):
+                pass
+            elif _swallowed_rows(values, delimiter, len(header)):
+                errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
+            elif len(values) > len(header):
+                errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
+            else:
+                yield start, dict(zip(header, values, strict=False))
             start = reader.line_num + 1
 
 
-def _next(reader: Any, path: Path, start: int = 1) -> list[str] | None:
+def _next(reader: Any, path: Path, start: int) -> list[str] | None:
+    """The next record; FileProblem for what ends the file's usefulness (a quote open to the end, a
+    runaway cell); other csv.Errors are raised for the caller to report as the record's error."""
     try:
         return next(reader, None)
     except csv.Error as exc:
@@ -171,9 +179,7 @@ def _next(reader: Any, path: Path, start: int = 1) -> list[str] | None:
                 "an unclosed quote usually causes this: check the quotes near this line",
                 line=start,
             ) from None
-        raise FileProblem(
-            path.name, f"unreadable CSV: {text}", "fix the quoting on this line", line=reader.line_num
-        ) from None
+        raise
 
 
 def _check_columns(path: Path, header: list[str], required: Sequence[Sequence[str]], delimiter: str) -> None:
