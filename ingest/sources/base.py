@@ -37,6 +37,7 @@ class RatingRow:
     timestamp: int  # unix seconds
     line: int = 0  # 1-based line in the source file (header = line 1), 0 when not from a file
     file: str = ""
+    unit: Literal["line", "record"] = "line"  # "record": `line` is the row's index in a packaged dataset
 
 
 @dataclass
@@ -86,11 +87,11 @@ def validate(catalogue: Catalogue) -> tuple[list[Movie], list[RatingRow], list[R
         if not isinstance(r.rating, int | float) or math.isnan(r.rating) or not (
             MIN_RATING <= r.rating <= MAX_RATING
         ):
-            errors.append(RowError(r.file, r.line, "rating", f"rating {r.rating} outside 0.5-5.0"))
+            errors.append(RowError(r.file, r.line, "rating", f"rating {r.rating} outside 0.5-5.0", r.unit))
         elif not 1 <= r.user_id <= MAX_ID:
-            errors.append(RowError(r.file, r.line, "userId", f"user id {r.user_id} outside 1..{MAX_ID}"))
+            errors.append(RowError(r.file, r.line, "userId", f"user id {r.user_id} outside 1..{MAX_ID}", r.unit))
         elif r.movie_id not in movies:
-            errors.append(RowError(r.file, r.line, "movieId", f"unknown movie id {r.movie_id}"))
+            errors.append(RowError(r.file, r.line, "movieId", f"unknown movie id {r.movie_id}", r.unit))
         else:
             ratings.append(r)
     return list(movies.values()), ratings, errors

