@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.settings import get_settings
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestSummary
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
@@ -20,6 +25,8 @@ class Source(str, Enum):
     demo = "demo"
     ml100k = "ml-100k"
     tmdb = "tmdb"
+    movielens = "movielens"
+    movies_dataset = "movies-dataset"
 
 
 class EvalDataset(str, Enum):
@@ -47,6 +54,9 @@ def ingest(
     source: Annotated[Source, typer.Option(help="Catalogue source.")] = Source.demo,
     movies: Annotated[Path | None, typer.Option(help="Movies file (tmdb: JSON, JSONL or CSV).")] = None,
     ratings: Annotated[Path | None, typer.Option(help="Ratings CSV (userId,movieId,rating,timestamp).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder of a movielens or movies-dataset source.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N movies.")] = None,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything into a fresh index, then switch.")] = False,
     device: Annotated[DeviceOpt | None, typer.Option(help="Compute device (default: MOVIEREC_DEVICE).")] = None,
@@ -54,7 +64,55 @@ def ingest(
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
-    """Load a catalogue and its ratings, embed what changed, and publish the index."""
+    """Load a catalogue and its ratings, embed what changed, and publish the index.
+
+    Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
+    be read stops the ingest with one line and exit status 2, before anything is written."""
+    from ingest.sources import FileProblem
+
+    # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    try:
+        with quiet:
+            summary = _ingest(
+                source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json
+            )
+    except FileProblem as exc:
+        for err in getattr(exc, "errors", []):  # NothingUsable: the rows that were refused
+            typer.echo(f"skipped: {err}", err=True)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if summary is None:
+        return
+    if as_json:
+        _echo_json(summary.to_dict())
+        return
+    s = summary
+    typer.echo(
+        f"{s.movies_read} movie rows read, {s.bad_rows} bad rows skipped, {s.ratings} ratings stored; "
+        f"{s.movies} movies in the index ({s.with_poster} with poster, {s.without_poster} without): "
+        f"{s.embedded} embedded, {s.skipped_unchanged} unchanged, {s.deleted} removed, "
+        f"{s.failed} posters failed; {s.collab_vectors} collab vectors; "
+        f"{s.seconds:.1f} s, {s.movies_per_s:.1f} movies/s"
+    )
+    for key, value in s.source_stats.items():
+        typer.echo(f"  {key}: {value}")
+
+
+def _ingest(
+    source: Source,
+    movies: Path | None,
+    ratings: Path | None,
+    directory: Path | None,
+    limit: int | None,
+    rebuild: bool,
+    device: DeviceOpt | None,
+    batch_size: int | None,
+    if_missing: bool,
+    progress: bool,
+) -> IngestSummary | None:
+    """The ingest command's work; returns its summary, or None when `if_missing` skipped it.
+    Raises FileProblem (nothing written) for a file that cannot be read or holds no usable movie."""
     from sqlmodel import Session
 
     from app.catalog import repository as repo
@@ -63,25 +121,34 @@ def ingest(
     from app.embedding.factory import build_movie_embedder
     from app.vectorstore import build_manifest, open_store
     from ingest.pipeline import index_movies, store_catalogue
-    from ingest.sources import load_catalogue
+    from ingest.sources import FileProblem, load_catalogue
 
     settings = get_settings()
     store = open_store(settings)
     if if_missing and store.manifest() is not None:
         typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
-        return
+        return None
     dev = resolve_device((device.value if device else None) or settings.device)
     batch = batch_size or settings.batch_size or default_batch_size(dev, "text")
-    engine = make_engine(settings.sqlalchemy_url)
     if source is Source.tmdb and movies is None:
         raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
-
-    catalogue = load_catalogue(source.value, movies=movies, ratings=ratings, limit=limit)
+    if source.value in ("movielens", "movies-dataset") and directory is None:
+        raise typer.BadParameter(f"--source {source.value} needs --dir PATH", param_hint="--dir")
+    try:
+        catalogue = load_catalogue(
+            source.value, movies=movies, ratings=ratings, limit=limit, directory=directory,
+            poster_base=settings.poster_base,
+        )
+    except FileProblem:
+        raise
+    except ValueError as exc:  # a wrong combination of options
+        raise typer.BadParameter(str(exc)) from None
+    for warning in catalogue.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    engine = make_engine(settings.sqlalchemy_url)
     n_ratings, errors = store_catalogue(engine, catalogue)
-    for err in errors[:20]:
+    for err in errors:  # each once, in file order
         typer.echo(f"skipped: {err}", err=True)
-    if len(errors) > 20:
-        typer.echo(f"... and {len(errors) - 20} more bad rows", err=True)
     with Session(engine) as session:
         all_movies = repo.all_movies(session)
         rated = repo.rated_pairs(session)  # the collab vectors learn from every rating in the database
@@ -92,24 +159,17 @@ def ingest(
         lambda with_images: build_movie_embedder(settings, dev, batch, with_images=with_images),
         batch_size=batch,
         rebuild=rebuild,
-        progress=not as_json,
+        progress=progress,
         ratings=rated,
     )
+    with Session(engine) as session:
+        repo.mark_posters_embedded(session, summary.poster_embedded)
+        session.commit()
     summary.ratings, summary.bad_rows = n_ratings, len(errors)
+    summary.movies_read = len(catalogue.movies)
+    summary.warnings = list(catalogue.warnings)
     summary.source_stats = dict(catalogue.stats)
-    if as_json:
-        _echo_json(summary.to_dict())
-        return
-    s = summary
-    typer.echo(
-        f"{s.movies} movies ({s.with_poster} with poster, {s.without_poster} without): "
-        f"{s.embedded} embedded, {s.skipped_unchanged} unchanged, {s.deleted} removed, "
-        f"{s.failed} poster failures; {s.collab_vectors} collab vectors; "
-        f"{s.ratings} ratings, {s.bad_rows} bad rows skipped; "
-        f"{s.seconds:.1f} s, {s.movies_per_s:.1f} movies/s"
-    )
-    for key, value in s.source_stats.items():
-        typer.echo(f"  {key}: {value}")
+    return summary
 
 
 @cli.command()

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     batch_size: int | None = Field(default=None, ge=1)
     poster_timeout_s: float = 10.0
     poster_concurrency: int = Field(default=8, ge=1)
+    # Where relative poster paths (TMDB's "/abc.jpg") resolve: a base URL or a folder; None: next to the movies file.
+    poster_base: str | None = None
 
     secret_key: str = DEV_SECRET_KEY
     token_ttl_hours: int = 24 * 30

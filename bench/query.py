@@ -237,6 +237,7 @@ def payload(chunk: Chunk, i: int, seed: int) -> dict[str, Any]:
         vote_count=int(chunk.vote_count[i]),
         has_poster=bool(chunk.has_poster[i]),
         content_hash=hashlib.blake2b(f"{seed}:{movie_id}".encode(), digest_size=16).hexdigest(),
+        local_rating_count=int(chunk.vote_count[i]),
     )
 
 

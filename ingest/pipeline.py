@@ -31,6 +31,7 @@ from app.embedding.collab import item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from ingest.sources.base import Catalogue, RowError, validate
+from ingest.sources.files import FileProblem
 
 log = logging.getLogger(__name__)
 COLLAB_BATCH = 1024
@@ -41,31 +42,62 @@ class IngestSummary:
     movies: int = 0
     embedded: int = 0
     skipped_unchanged: int = 0
-    failed: int = 0  # posters that could not be used: those movies are indexed text-only
+    failed: int = 0  # posters that failed (missing, unreadable): those movies are indexed text-only
     with_poster: int = 0
     without_poster: int = 0
     deleted: int = 0
     ratings: int = 0
-    bad_rows: int = 0
+    bad_rows: int = 0  # rows skipped, each reported once with its file and line (or record)
+    movies_read: int = 0  # movie rows the source read, before validation
     collab_vectors: int = 0  # movies given a collaborative vector (those with ratings)
     seconds: float = 0.0
     movies_per_s: float = 0.0
     source_stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
+    # movie id -> whether an image was embedded, for the movies embedded in this run (not printed)
+    poster_embedded: dict[int, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["poster_embedded"]
+        return data
 
 
 def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[RowError]]:
-    """Validate and save movies and ratings; bad rows are reported and skipped, never fatal."""
+    """Validate and save movies and ratings in one transaction, then refresh each movie's local
+    rating statistics. Bad rows are skipped and returned in file order, for the caller to report
+    (once). Raises FileProblem, writing nothing, when no movie is usable."""
     movies, ratings, errors = validate(catalogue)
-    for err in errors:
-        log.warning("skipped bad row: %s", err)
+    errors = in_file_order(errors)
+    if not movies:
+        raise NothingUsable(errors, catalogue.name)
+    if errors:
+        log.info("%d bad rows skipped", len(errors))
     with Session(engine) as session:
+        if purged := repo.purge_unaddressable_movies(session):
+            log.warning("removed %d stored movies with ids outside 1..MAX_ID: %s", len(purged), purged[:10])
         repo.upsert_movies(session, movies)
         repo.upsert_ratings(session, [(r.user_id, r.movie_id, r.rating, r.timestamp) for r in ratings])
+        repo.refresh_rating_stats(session)
         session.commit()
     return len(ratings), errors
+
+
+class NothingUsable(FileProblem):
+    """Not one movie of a catalogue is usable; `errors` says why, row by row."""
+
+    def __init__(self, errors: list[RowError], source: str) -> None:
+        self.errors = errors
+        where = errors[0].file if errors else source
+        super().__init__(where, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
+
+
+def in_file_order(errors: list[RowError]) -> list[RowError]:
+    """Grouped by file (files in the order first met), by line within a file; each error once."""
+    rank: dict[str, int] = {}
+    for e in errors:
+        rank.setdefault(e.file, len(rank))
+    return sorted(dict.fromkeys(errors), key=lambda e: (rank[e.file], e.line))
 
 
 def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # type: ignore[type-arg]
@@ -78,6 +110,7 @@ def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # ty
         vote_count=movie.vote_count,
         has_poster=has_poster,
         content_hash=content_hash(movie),
+        local_rating_count=movie.local_rating_count,
     )
     return MoviePoint(movie.id, vectors, payload)
 
@@ -117,7 +150,7 @@ def index_movies(
     orphans = set(present) - set(wanted)
     if todo:
         embedder = make_embedder(any(m.poster for m in todo))  # no CNN for poster-less catalogues
-        summary.failed = _embed_into(index, todo, embedder, batch_size, progress)
+        summary.failed = _embed_into(index, todo, embedder, batch_size, progress, summary.poster_embedded)
     index.delete(orphans)
     summary.embedded, summary.deleted = len(todo), len(orphans)
     if ratings is not None:
@@ -137,8 +170,15 @@ FLUSH_EVERY_S = 10.0
 
 
 def _embed_into(
-    index: MovieIndex, todo: Sequence[Movie], embedder: MovieEmbedder, batch_size: int, progress: bool
+    index: MovieIndex,
+    todo: Sequence[Movie],
+    embedder: MovieEmbedder,
+    batch_size: int,
+    progress: bool,
+    poster_embedded: dict[int, bool],
 ) -> int:
+    """Embed and upsert `todo`; returns the number of posters that failed, and records in
+    `poster_embedded` whether each movie got an image vector."""
     # Length-sorted batches pad far less: twice the CPU throughput on the demo catalogue.
     todo = sorted(todo, key=lambda m: len(movie_text(m)))
     failures, flushed_at = 0, time.monotonic()
@@ -148,6 +188,7 @@ def _embed_into(
         result = embedder.embed(batch)
         points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
         index.upsert(points)
+        poster_embedded.update((p.id, bool(p.payload["has_poster"])) for p in points)
         # Upserts are in the engine's write-ahead log at once, so a killed ingest keeps them (the
         # kill test proves it); a flush only bounds what an OS crash could lose, and costs 13-280 ms.
         if time.monotonic() - flushed_at > FLUSH_EVERY_S:

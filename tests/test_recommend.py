@@ -46,7 +46,7 @@ def test_weighted_mean_pushes_away_from_dislikes_and_detects_cancellation() -> N
 
 
 def _hit(mid: int, score: float, vec: list[float], pop: float = 1.0) -> Hit:
-    return Hit(mid, score, {"popularity": pop}, {"combined": np.array(vec, dtype=np.float32)})
+    return Hit(mid, score, {"local_rating_count": pop}, {"combined": np.array(vec, dtype=np.float32)})
 
 
 def test_rerank_demotes_near_duplicates_when_diversity_is_on() -> None:
@@ -103,7 +103,9 @@ def test_filters_hold_for_every_result(recommender, heavy_users) -> None:
 def test_cold_start_paths(recommender, heavy_users) -> None:
     assert recommender.recommend([], limit=5).path == "popular"
     popular = recommender.recommend([], limit=5).items
-    assert [i.popularity for i in popular] == sorted((i.popularity for i in popular), reverse=True)
+    # ordered by the local rating count (popular()'s score), never by TMDB's popularity
+    assert [i.score for i in popular] == sorted((i.score for i in popular), reverse=True)
+    assert popular[-1].score > 0
     one = recommender.recommend(heavy_users[0][:1], limit=5)
     assert one.path == "content_cold_start"
     assert heavy_users[0][0].movie_id not in {i.id for i in one.items}

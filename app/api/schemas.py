@@ -7,11 +7,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar.openapi import ResponseSpec
 
-from app.catalog.models import Movie
+from app.catalog.models import MAX_ID, Movie
 from app.catalog.repository import UserRating
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 
-MAX_ID = 10**18 - 1  # ids are stored as signed 64-bit integers; larger ones would overflow the database
 MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).")]
 
 
@@ -105,11 +104,15 @@ class MovieOut(msgspec.Struct):
     runtime: int | None
     country: str | None
     language: str | None
-    popularity: float | None
-    vote_average: float | None
-    vote_count: int | None
-    has_poster: bool
+    popularity: float | None  # TMDB's popularity score; null when the source has none
+    vote_average: float | None  # TMDB's mean vote, 0-10; null when absent or with no votes
+    vote_count: int | None  # TMDB's number of votes
+    has_poster: bool  # an image was embedded; GET /movies/{id}/poster serves it
     poster_url: str | None  # only public URLs: a local cache path means nothing to a client
+    imdb_id: str | None = None
+    tmdb_id: int | None = None
+    local_rating_count: int | None = None  # ratings of this movie in this service
+    local_rating_mean: float | None = None  # their mean, 0.5-5 stars
 
     @classmethod
     def from_model(cls, m: Movie) -> MovieOut:
@@ -119,7 +122,9 @@ class MovieOut(msgspec.Struct):
             tagline=m.tagline, keywords=list(m.keywords), cast=list(m.cast), director=m.director,
             writer=m.writer, runtime=m.runtime, country=m.country, language=m.language,
             popularity=m.popularity, vote_average=m.vote_average, vote_count=m.vote_count,
-            has_poster=bool(m.poster), poster_url=public,
+            has_poster=bool(m.poster_embedded), poster_url=public, imdb_id=m.imdb_id, tmdb_id=m.tmdb_id,
+            local_rating_count=m.local_rating_count,
+            local_rating_mean=None if m.local_rating_mean is None else round(m.local_rating_mean, 3),
         )
 
 

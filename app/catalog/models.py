@@ -10,6 +10,9 @@ from sqlmodel import Field, SQLModel
 # Ids and timestamps are 64-bit: PostgreSQL's INTEGER stops at 2**31 - 1 (SQLite's is 64-bit already,
 # and keeps INTEGER so a primary key stays the rowid).
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+# The largest id the API accepts and every store can hold: below 2**63 (signed 64-bit columns,
+# Qdrant's unsigned point ids), rounded down so it is easy to state.
+MAX_ID = 10**18 - 1
 
 
 def _now() -> datetime:
@@ -32,10 +35,16 @@ class Movie(SQLModel, table=True):
     runtime: int | None = None
     country: str | None = None
     language: str | None = None
-    popularity: float | None = None
-    vote_average: float | None = None
-    vote_count: int | None = None
+    popularity: float | None = None  # TMDB's popularity score (unbounded, daily views and votes); None when absent
+    vote_average: float | None = None  # TMDB's mean vote, 0-10; None when absent or with no votes
+    vote_count: int | None = None  # TMDB's number of votes; None when absent
     poster: str | None = None  # local path or http(s) URL
+    poster_embedded: bool | None = None  # the last ingest embedded this poster's image (None: not indexed yet)
+    imdb_id: str | None = None  # "tt0133093"
+    tmdb_id: int | None = None
+    # Statistics of this service's own ratings (0.5-5 stars), refreshed by each ingest; never TMDB's.
+    local_rating_count: int | None = None
+    local_rating_mean: float | None = None
 
 
 class User(SQLModel, table=True):

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, delete, select
 
-from app.catalog.models import Movie, Rating, User
+from app.catalog.models import MAX_ID, Movie, Rating, User
 from app.errors import InvalidInput, NotFound
 
 CHUNK = 500  # rows per multi-row INSERT: well under SQLite's bound-parameter limit
@@ -42,7 +42,8 @@ def _upsert(
     table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), CHUNK):
         stmt = insert(table).values(list(rows[start : start + CHUNK]))
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+        # Only the columns the rows carry: the others (derived ones) keep their stored values.
+        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
         if update and updates:
             stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
         else:
@@ -50,8 +51,12 @@ def _upsert(
         session.execute(stmt)
 
 
+# Set by the ingest from the ratings table and the index, never by a source: an upsert keeps them.
+DERIVED_MOVIE_FIELDS = frozenset({"poster_embedded", "local_rating_count", "local_rating_mean"})
+
+
 def upsert_movies(session: Session, movies: Sequence[Movie]) -> None:
-    _upsert(session, Movie, [m.model_dump() for m in movies], ["id"])
+    _upsert(session, Movie, [m.model_dump(exclude=DERIVED_MOVIE_FIELDS) for m in movies], ["id"])
 
 
 def ensure_users(session: Session, user_ids: Iterable[int]) -> None:
@@ -68,6 +73,39 @@ def upsert_ratings(session: Session, rows: Sequence[tuple[int, int, float, int]]
         [{"user_id": u, "movie_id": m, "rating": r, "timestamp": t} for u, m, r, t in rows],
         ["user_id", "movie_id"],
     )
+
+
+def purge_unaddressable_movies(session: Session) -> list[int]:
+    """Delete movies (and their ratings) whose id is outside 1..MAX_ID: no API call can name them and
+    the index cannot hold them. An older version could store such a row and then fail every later
+    ingest; returns the ids removed."""
+    outside = (col(Movie.id) < 1) | (col(Movie.id) > MAX_ID)
+    ids = list(session.exec(select(Movie.id).where(outside)))
+    if ids:
+        session.exec(delete(Rating).where(col(Rating.movie_id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(Movie).where(col(Movie.id).in_(ids)))  # type: ignore[call-overload]
+    return ids
+
+
+def refresh_rating_stats(session: Session) -> None:
+    """Set every movie's local_rating_count (0 when unrated) and local_rating_mean (0.5-5 stars,
+    None when unrated) from the ratings table, in one statement."""
+    rated = col(Rating.movie_id) == col(Movie.id)
+    session.execute(
+        update(Movie).values(
+            local_rating_count=select(func.count()).select_from(Rating).where(rated).scalar_subquery(),
+            local_rating_mean=select(func.avg(Rating.rating)).where(rated).scalar_subquery(),
+        )
+    )
+
+
+def mark_posters_embedded(session: Session, embedded: dict[int, bool]) -> None:
+    """Record, per movie id, whether the index holds an image vector from its poster."""
+    for flag in (True, False):
+        ids = sorted(i for i, e in embedded.items() if e is flag)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            session.execute(update(Movie).where(col(Movie.id).in_(chunk)).values(poster_embedded=flag))
 
 
 def all_movies(session: Session) -> list[Movie]:
@@ -130,7 +168,7 @@ def count_movies(session: Session) -> tuple[int, int]:
 
 def popular_movie_ids(session: Session, limit: int) -> list[int]:
     rows = session.exec(
-        select(Movie.id).order_by(col(Movie.popularity).desc().nulls_last(), Movie.id).limit(limit)
+        select(Movie.id).order_by(col(Movie.local_rating_count).desc().nulls_last(), Movie.id).limit(limit)
     )
     return list(rows)
 

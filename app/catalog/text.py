@@ -34,6 +34,6 @@ def content_hash(movie: Movie) -> str:
     material = {
         "text": movie_text(movie),
         "poster": movie.poster,
-        "payload": [movie.popularity, movie.vote_average, movie.vote_count],
+        "payload": [movie.popularity, movie.vote_average, movie.vote_count, movie.local_rating_count],
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]

@@ -43,7 +43,7 @@ class PosterLoader:
             return None
 
     def _fetch(self, url: str) -> bytes:
-        cached = self.cache_dir / (hashlib.sha1(url.encode()).hexdigest() + ".img")
+        cached = cache_path(self.cache_dir, url)
         if cached.exists():
             return cached.read_bytes()
         response = self._client.get(url)
@@ -58,6 +58,30 @@ class PosterLoader:
 
     def close(self) -> None:
         self._client.close()
+
+
+def cache_path(cache_dir: Path, url: str) -> Path:
+    """Where a fetched poster URL is kept: one file per URL, named by its SHA-1."""
+    return Path(cache_dir) / (hashlib.sha1(url.encode()).hexdigest() + ".img")
+
+
+def poster_file(cache_dir: Path, ref: str | None) -> Path | None:
+    """The image file behind a poster reference: a URL's cached copy, or the local file itself;
+    None when there is none (never fetched, or deleted since)."""
+    if not ref:
+        return None
+    path = cache_path(cache_dir, ref) if ref.startswith(("http://", "https://")) else Path(ref)
+    return path if path.is_file() else None
+
+
+def image_media_type(path: Path) -> str | None:
+    """The MIME type of an image file, read from its content (cached copies have no extension);
+    None when the file is not a readable image."""
+    try:
+        with Image.open(path) as image:
+            return Image.MIME.get(image.format or "")
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def _decode(data: bytes) -> Image.Image:

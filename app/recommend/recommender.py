@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from app.catalog.genres import genre_key
 from app.catalog.repository import UserRating
 from app.embedding import collab
 from app.errors import InvalidInput, NotFound
@@ -123,19 +124,21 @@ class Recommender:
         return known[1]
 
     def canonical_genres(self, names: Iterable[str]) -> tuple[str, ...]:
-        """The index's spelling of each genre, matched case-insensitively ("sci-fi" -> "Sci-Fi").
+        """The index's spelling of each genre, matched ignoring case and spaces ("sci-fi" -> "Sci-Fi").
         An unknown one is InvalidInput naming `genres`. A server collection can gain a genre in an
         incremental reindex, so a miss reads the genres again before it is reported."""
         wanted = list(dict.fromkeys(n.strip() for n in names if n.strip()))
         if not wanted:
             return ()
         for refresh in (False, True):
-            spelling = {g.casefold(): g for g in self.genres(refresh=refresh)}
-            unknown = [n for n in wanted if n.casefold() not in spelling]
+            spelling: dict[str, list[str]] = {}  # an older index may hold two spellings of one key
+            for g in self.genres(refresh=refresh):
+                spelling.setdefault(genre_key(g), []).append(g)
+            unknown = [n for n in wanted if genre_key(n) not in spelling]
             if not unknown:
-                return tuple(dict.fromkeys(spelling[n.casefold()] for n in wanted))
+                return tuple(dict.fromkeys(g for n in wanted for g in spelling[genre_key(n)]))
         raise InvalidInput(
-            f"unknown genre {', '.join(map(repr, unknown))}; known: {', '.join(sorted(spelling.values()))}",
+            f"unknown genre {', '.join(map(repr, unknown))}; known: {', '.join(sorted(self.genres()))}",
             field="genres",
         )
 

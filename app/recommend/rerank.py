@@ -10,8 +10,9 @@ from app.vectorstore import Hit
 
 
 def popularity_boost(hits: list[Hit], weight: float) -> np.ndarray:
-    """1 + weight x log-popularity scaled to [0, 1] within the candidates."""
-    pops = np.array([math.log1p(max(float(h.payload.get("popularity") or 0.0), 0.0)) for h in hits])
+    """1 + weight x log(1 + local rating count) scaled to [0, 1] within the candidates. The count of
+    this service's own ratings, not TMDB's popularity: it exists for every source with ratings."""
+    pops = np.array([math.log1p(max(float(h.payload.get("local_rating_count") or 0), 0.0)) for h in hits])
     top = pops.max() if len(pops) else 0.0
     scaled = pops / top if top > 0 else np.zeros_like(pops)
     return 1.0 + weight * scaled

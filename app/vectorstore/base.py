@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: payload local_rating_count, indexed for ordering
 VECTOR_NAMES = ("text", "image", "combined", "collab")
 MAX_GENRES = 1000  # a facet's bound: catalogues have tens of genres
 # Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores
@@ -154,7 +154,7 @@ class MovieIndex(Protocol):
         ...
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
-        """The most popular movies under the filter; score = popularity."""
+        """The most rated movies (payload local_rating_count) under the filter; score = that count."""
         ...
 
     def count(self, filter: MovieFilter | None = None) -> int: ...
@@ -208,13 +208,16 @@ def payload_for(
     vote_count: int | None,
     has_poster: bool,
     content_hash: str,
+    local_rating_count: int | None = None,
 ) -> dict[str, Any]:
     """The payload filters and answers need, plus the hash that makes reindexing incremental."""
     return {
         "title": title,
         "year": year,
         "genres": genres,
-        "popularity": popularity or 0.0,
+        "popularity": popularity or 0.0,  # TMDB's score
+        # this service's own number of ratings: what "popular" and the re-rank's boost mean here
+        "local_rating_count": local_rating_count or 0,
         "vote_average": vote_average,
         "vote_count": vote_count or 0,
         "has_poster": has_poster,

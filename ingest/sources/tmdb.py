@@ -8,7 +8,6 @@ place decides what a valid movie or rating is.
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import math
 import re
@@ -18,15 +17,17 @@ from typing import Any
 
 from app.catalog.models import Movie
 from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
+from ingest.sources.files import FileProblem, csv_records, json_records
 
 NAME = "tmdb"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 _LEADING_YEAR = re.compile(r"^\s*(\d{4})\b")
 _ANY_YEAR = re.compile(r"\b(\d{4})\b")
+_DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
 RATING_COLUMNS = ("userId", "movieId", "rating")  # timestamp is optional (0 when absent)
 
 
-class _BadField(ValueError):
+class BadField(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
@@ -34,44 +35,19 @@ class _BadField(ValueError):
 
 # --- reading records ----------------------------------------------------------------------------
 
-
-def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line where the record starts, row): quoted fields may span lines, so count physical lines."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [h.strip() for h in header]
-        start = reader.line_num + 1
-        for values in reader:
-            if values:
-                yield start, dict(zip(header, values, strict=False))
-            start = reader.line_num + 1
+MOVIE_COLUMNS = (("id", "movieId"), ("title",))
 
 
-def _json_records(path: Path, errors: list[RowError]) -> Iterator[tuple[int, Any]]:
-    """A JSON list (line = 1-based index of the object) or JSONL (line = file line)."""
-    text = path.read_text(encoding="utf-8-sig")
-    if text.lstrip().startswith("["):
-        yield from enumerate(json.loads(text), start=1)
-        return
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            yield line, json.loads(raw)
-        except json.JSONDecodeError as exc:
-            errors.append(RowError(path.name, line, "json", f"invalid JSON: {exc.msg}"))
+def _records(path: Path, errors: list[RowError], warnings: list[str]) -> Iterator[tuple[int, Any, str]]:
+    """(position, record, unit) from a CSV (file lines) or a JSON list / JSON Lines file."""
+    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+        for line, row in csv_records(path, MOVIE_COLUMNS, warnings, errors):
+            yield line, row, "line"
+    else:
+        yield from json_records(path, errors, warnings)
 
 
-def _records(path: Path, errors: list[RowError]) -> Iterator[tuple[int, Any]]:
-    if path.suffix.lower() == ".csv":
-        return _csv_records(path)
-    return _json_records(path, errors)
-
-
-# --- field parsers: None for absent values, _BadField for present but unparseable ones ------------
+# --- field parsers: None for absent values, BadField for present but unparseable ones ------------
 
 
 def _missing(value: Any) -> bool:
@@ -82,48 +58,56 @@ def _missing(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in {"", "nan", "null", "none"}
 
 
-def _text(value: Any) -> str | None:
+def parse_text(value: Any) -> str | None:
     return None if _missing(value) else str(value).strip() or None
 
 
-def _float(value: Any, field: str) -> float | None:
+def parse_float(value: Any, field: str) -> float | None:
     if _missing(value):
         return None
+    if isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value):
+        value = value.replace(",", ".")  # "4,5" from a European spreadsheet
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise _BadField(field, f"not a number: {value!r}") from None
+        raise BadField(field, f"not a number: {value!r}") from None
     if isinstance(value, bool) or math.isinf(number):
-        raise _BadField(field, f"not a number: {value!r}")
+        raise BadField(field, f"not a number: {value!r}")
     return None if math.isnan(number) else number
 
 
-def _int(value: Any, field: str) -> int | None:
-    number = _float(value, field)
+def parse_int(value: Any, field: str) -> int | None:
+    """Exact for integers of any size (10**18 - 1 through a float would become 10**18)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    number = parse_float(value, field)
     if number is None:
         return None
     if not number.is_integer():
-        raise _BadField(field, f"not an integer: {value!r}")
+        raise BadField(field, f"not an integer: {value!r}")
     return int(number)
 
 
-def _names(value: Any, field: str) -> list[str]:
-    """Lists of strings or of {"name": ...}; in CSV also JSON / Python-literal text of those, or 'A|B'."""
+def parse_names(value: Any, field: str, separators: str = "|") -> list[str]:
+    """Lists of strings or of {"name": ...}; in CSV also JSON / Python-literal text of those, or text
+    split on the first of `separators` it contains ('A|B', or for genres also 'A, B')."""
     if _missing(value):
         return []
     if isinstance(value, str):
-        value = _parse_list_text(value.strip(), field)
+        value = _parse_list_text(value.strip(), field, separators)
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise _BadField(field, f"expected a list, got {type(value).__name__}")
+        raise BadField(field, f"expected a list, got {type(value).__name__}")
     names = [item.get("name") if isinstance(item, dict) else item for item in value]
     return [str(n).strip() for n in names if not _missing(n)]
 
 
-def _parse_list_text(text: str, field: str) -> Any:
+def _parse_list_text(text: str, field: str, separators: str = "|") -> Any:
     if not text.startswith(("[", "{")):
-        return text.split("|")
+        return text.split(next((sep for sep in separators if sep in text), "|"))
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -131,27 +115,27 @@ def _parse_list_text(text: str, field: str) -> Any:
     try:
         return ast.literal_eval(text)  # The Movies Dataset writes Python reprs: [{'id': 28, ...}]
     except (ValueError, SyntaxError):
-        raise _BadField(field, f"unparseable list: {text[:60]!r}") from None
+        raise BadField(field, f"unparseable list: {text[:60]!r}") from None
 
 
 def _year(record: dict[str, Any]) -> int | None:
     if not _missing(record.get("year")):
-        return _int(record["year"], "year")
-    date = _text(record.get("release_date"))
+        return parse_int(record["year"], "year")
+    date = parse_text(record.get("release_date"))
     if date is None:
         return None
     m = _LEADING_YEAR.match(date) or _ANY_YEAR.search(date)
     if m is None:
-        raise _BadField("release_date", f"no year in {date!r}")
+        raise BadField("release_date", f"no year in {date!r}")
     return int(m.group(1))
 
 
 def _director(record: dict[str, Any]) -> str | None:
     direct = record.get("director")
     if isinstance(direct, list):
-        return ", ".join(_names(direct, "director")) or None
+        return ", ".join(parse_names(direct, "director")) or None
     if not _missing(direct):
-        return _text(direct)
+        return parse_text(direct)
     # The Movies Dataset keeps directors in credits' crew list, job "Director".
     crew = record.get("crew")
     if isinstance(crew, str) and not _missing(crew):
@@ -162,11 +146,12 @@ def _director(record: dict[str, Any]) -> str | None:
     return None
 
 
-def resolve_poster(record: dict[str, Any], base_dir: Path) -> str | None:
-    """http(s) URLs as they are; a path relative to the movies file, TMDB's leading '/' included,
-    unless it names an existing absolute file. A missing file is kept: the poster stage reports it."""
+def resolve_poster(record: dict[str, Any], base_dir: Path, poster_base: str | None = None) -> str | None:
+    """http(s) URLs as they are; an existing absolute file as it is; any other path, TMDB's
+    '/abc.jpg' included, joined to `poster_base` (a URL or a folder: MOVIEREC_POSTER_BASE) when
+    set, else to the movies file's folder. A missing file is kept: the poster stage reports it."""
     for key in ("poster_url", "poster_path"):
-        value = _text(record.get(key))
+        value = parse_text(record.get(key))
         if value is None:
             continue
         if _URL.match(value):
@@ -174,49 +159,67 @@ def resolve_poster(record: dict[str, Any], base_dir: Path) -> str | None:
         candidate = Path(value)
         if candidate.is_absolute() and candidate.exists():
             return str(candidate)
-        return str((base_dir / value.lstrip("/\\")).resolve())
+        relative = value.lstrip("/\\")
+        if poster_base and _URL.match(poster_base):
+            return f"{poster_base.rstrip('/')}/{relative}"
+        return str((Path(poster_base or base_dir) / relative).resolve())
     return None
 
 
 # --- movies -------------------------------------------------------------------------------------
 
 
-def parse_movie(record: Any, base_dir: Path) -> Movie:
-    """One record to a Movie; _BadField names the first unparseable field."""
+def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> Movie:
+    """One record to a Movie; BadField names the first unparseable field."""
     if not isinstance(record, dict):
-        raise _BadField("row", f"expected an object, got {type(record).__name__}")
-    mid = _int(record.get("id"), "id")
+        raise BadField("row", f"expected an object, got {type(record).__name__}")
+    mid = parse_int(record.get("id"), "id")
     if mid is None:
-        raise _BadField("id", "missing id")
+        raise BadField("id", "missing id")
     return make_movie(
         id=mid,
-        title=_text(record.get("title")) or "",  # empty title: validate reports it
+        title=parse_text(record.get("title")) or "",  # empty title: validate reports it
         year=_year(record),
-        overview=_text(record.get("overview")),
-        tagline=_text(record.get("tagline")),
-        genres=_names(record.get("genres"), "genres"),
-        keywords=_names(record.get("keywords"), "keywords"),
-        cast=_names(record.get("cast"), "cast"),
+        overview=parse_text(record.get("overview")),
+        tagline=parse_text(record.get("tagline")),
+        genres=parse_names(record.get("genres"), "genres", separators="|,"),
+        keywords=parse_names(record.get("keywords"), "keywords"),
+        cast=parse_names(record.get("cast"), "cast"),
         director=_director(record),
-        writer=_text(record.get("writer")),
-        runtime=_int(record.get("runtime"), "runtime"),
-        country=_text(record.get("country")),
-        language=_text(record.get("language") or record.get("original_language")),
-        popularity=_float(record.get("popularity"), "popularity"),
-        vote_average=_float(record.get("vote_average"), "vote_average"),
-        vote_count=_int(record.get("vote_count"), "vote_count"),
-        poster=resolve_poster(record, base_dir),
+        writer=parse_text(record.get("writer")),
+        runtime=parse_int(record.get("runtime"), "runtime"),
+        country=parse_text(record.get("country")),
+        language=parse_text(record.get("language") or record.get("original_language")),
+        popularity=parse_float(record.get("popularity"), "popularity"),
+        vote_average=parse_float(record.get("vote_average"), "vote_average"),
+        vote_count=parse_int(record.get("vote_count"), "vote_count"),
+        poster=resolve_poster(record, base_dir, poster_base),
+        imdb_id=parse_text(record.get("imdb_id")),
+        tmdb_id=parse_int(record.get("tmdb_id"), "tmdb_id"),
     )
 
 
-def read_movies(path: Path, errors: list[RowError]) -> list[SourceMovie]:
+def read_movies(
+    path: Path, errors: list[RowError], warnings: list[str], poster_base: str | None = None
+) -> list[SourceMovie]:
+    """Movies from a JSON list, JSON Lines or CSV file. A CSV in GroupLens's MovieLens layout
+    (movieId, title with the year in it, genres) is read as the movielens source reads it."""
+    from ingest.sources import movielens  # noqa: PLC0415 - movielens imports this module
+
     base_dir = path.resolve().parent
-    movies = []
-    for line, record in _records(path, errors):
+    movies, grouplens = [], False
+    for line, record, unit in _records(path, errors, warnings):
         try:
-            movies.append(SourceMovie(parse_movie(record, base_dir), line=line, file=path.name))
-        except _BadField as exc:
-            errors.append(RowError(path.name, line, exc.field, str(exc)))
+            if isinstance(record, dict) and "id" not in record and "movieId" in record:
+                grouplens = True
+                movie = movielens.parse_movie(record)
+            else:
+                movie = parse_movie(record, base_dir, poster_base)
+            movies.append(SourceMovie(movie, line=line, file=path.name, unit=unit))
+        except BadField as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc), unit))
+    if grouplens:
+        warnings.append(f"{path.name}: GroupLens MovieLens layout (movieId, title, genres); read as --source movielens")
     return movies
 
 
@@ -226,10 +229,10 @@ def read_movies(path: Path, errors: list[RowError]) -> list[SourceMovie]:
 def _rating_row(row: dict[str, str], line: int, file: str) -> RatingRow:
     values = {}
     for column in (*RATING_COLUMNS, "timestamp"):
-        parse = _float if column == "rating" else _int
+        parse = parse_float if column == "rating" else parse_int
         values[column] = parse(row.get(column), column)
         if values[column] is None and column != "timestamp":
-            raise _BadField(column, "missing value")
+            raise BadField(column, "missing value")
     return RatingRow(
         user_id=values["userId"],
         movie_id=values["movieId"],
@@ -240,24 +243,25 @@ def _rating_row(row: dict[str, str], line: int, file: str) -> RatingRow:
     )
 
 
-def read_ratings(path: Path, errors: list[RowError]) -> list[RatingRow]:
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        header = [h.strip() for h in next(csv.reader(f), [])]
-    if missing := [c for c in RATING_COLUMNS if c not in header]:
-        raise ValueError(f"{path}: ratings CSV lacks column(s) {', '.join(missing)}")
+def read_ratings(path: Path, errors: list[RowError], warnings: list[str] | None = None) -> list[RatingRow]:
+    """userId, movieId, rating (0.5-5), timestamp (optional) rows; FileProblem when a column is missing."""
     ratings = []
-    for line, row in _csv_records(path):
+    for line, row in csv_records(path, [(c,) for c in RATING_COLUMNS], warnings, errors):
         try:
             ratings.append(_rating_row(row, line, path.name))
-        except _BadField as exc:
+        except BadField as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     return ratings
 
 
-def load(movies: Path, ratings: Path | None = None) -> Catalogue:
+def load(movies: Path, ratings: Path | None = None, poster_base: str | None = None) -> Catalogue:
     errors: list[RowError] = []
-    items = read_movies(Path(movies), errors)
-    rows = read_ratings(Path(ratings), errors) if ratings is not None else []
+    warnings: list[str] = []
+    items = read_movies(Path(movies), errors, warnings, poster_base)
+    rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
     with_poster = sum(1 for m in items if m.movie.poster)
-    stats = {"movies": len(items), "ratings": len(rows), "with_poster": with_poster}
-    return Catalogue(NAME, items, rows, errors, stats)
+    stats = {"movies": len(items), "ratings": len(rows), "with_poster_source": with_poster}
+    return Catalogue(NAME, items, rows, errors, stats, warnings)
+
+
+__all__ = ["FileProblem", "load", "parse_movie", "read_movies", "read_ratings", "resolve_poster"]

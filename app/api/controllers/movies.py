@@ -6,11 +6,15 @@ from typing import Annotated, Literal
 
 from litestar import Controller, get
 from litestar.params import Parameter
+from litestar.response import File
 from sqlmodel import Session
 
 from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter, parse_id
 from app.api.schemas import ERROR_RESPONSES, GenreOut, GenresOut, MovieOut, ScoredMovieOut, SearchOut, SimilarOut
+from app.api.state import Services
 from app.catalog import repository as repo
+from app.embedding.posters import image_media_type, poster_file
+from app.errors import NotFound
 from app.recommend.recommender import Recommender
 
 
@@ -61,6 +65,24 @@ class MovieController(Controller):
         mid = parse_id(movie_id, "movie_id")
         hits = recommender.similar(mid, limit=limit, vector=vector)
         return SimilarOut(movie_id=mid, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
+
+    @get(
+        "/{movie_id:str}/poster",
+        operation_id="getMoviePoster",
+        responses=ERROR_RESPONSES,
+        summary="The movie's poster image",
+        description="The image the index embedded (a URL's cached copy, or the local file); 404 when there is none.",
+        sync_to_thread=True,
+        media_type="image/*",
+    )
+    def poster(self, db_session: Session, services: Services, movie_id: MovieIdPath) -> File:
+        mid = parse_id(movie_id, "movie_id")
+        movie = repo.get_movie(db_session, mid)
+        path = poster_file(services.settings.poster_cache_dir, movie.poster) if movie.poster_embedded else None
+        media_type = image_media_type(path) if path is not None else None
+        if path is None or media_type is None:
+            raise NotFound(f"movie {mid} has no poster")
+        return File(path=path, media_type=media_type, content_disposition_type="inline")
 
     @get(
         "/{movie_id:str}", operation_id="getMovie", responses=ERROR_RESPONSES, summary="One movie", sync_to_thread=True

@@ -88,6 +88,7 @@ def _point(
         vote_count=count,
         has_poster=False,
         content_hash="",
+        local_rating_count=count,
     )
     return MoviePoint(movie.id, vectors, payload)
 

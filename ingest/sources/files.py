@@ -1,0 +1,271 @@
+"""Reading users' files: encodings, CSV dialects, JSON, and one-line reports of what is wrong.
+
+Every source reads its files through here, so every file-level problem is reported the same way:
+a `FileProblem` whose text is one line naming the file, where in it (line and column, or record),
+what is wrong and what to do. Row-level problems are the caller's (see `base.RowError`).
+
+Public API:
+- `FileProblem`: a file that cannot be read at all; the ingest stops before writing anything.
+- `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning.
+- `sniff_delimiter(header_line)`: ',' ';' or tab.
+- `csv_records(path, required, warnings)`: (line where the record starts, {column: value}).
+- `json_records(path, errors)`: (position, record) from a JSON list or JSON Lines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.sources.base import RowError
+
+DELIMITERS = ",;\t"
+# The csv module refuses cells over 128 KiB by default; real overviews and credits cells can be
+# larger. Raise the limit once, far above any real cell, but keep one so a runaway quote still stops.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+_CHUNK = 1 << 20
+
+
+class FileProblem(ValueError):
+    """A file that cannot be used (a ValueError: the input is wrong).
+
+    `str()` is one line: 'file:line:column: problem; what to do'."""
+
+    def __init__(
+        self, file: str, message: str, hint: str = "", *, line: int | None = None, column: int | None = None
+    ) -> None:
+        self.file, self.message, self.hint, self.line, self.column = file, message, hint, line, column
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file + "".join(f":{n}" for n in (self.line, self.column) if n is not None)
+        return f"{where}: {self.message}" + (f"; {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    name: str  # a Python codec name
+    warning: str | None = None  # set when the file is not UTF-8
+
+
+def detect_encoding(path: Path) -> Encoding:
+    """UTF-8 (a BOM is dropped) when the whole file decodes as UTF-8; else cp1252 (Windows' Western
+    European, a superset of Latin-1's printable range), else Latin-1, which decodes any byte.
+    Reads the file in 1 MiB chunks, so a large file is never held in memory. A UTF-16 file
+    (Excel's "Unicode text") is recognised by its BOM. FileProblem when the file cannot be opened."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise FileProblem(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _first_decode_error(path, "utf-16") is None:
+        return Encoding("utf-16")
+    problem = _first_decode_error(path, "utf-8")
+    if problem is None:
+        with path.open("rb") as f:
+            bom = f.read(3) == codecs.BOM_UTF8
+        return Encoding("utf-8-sig" if bom else "utf-8")
+    fallback = "cp1252" if _first_decode_error(path, "cp1252") is None else "latin-1"
+    line, column = problem
+    return Encoding(
+        fallback,
+        f"{path.name}: not UTF-8 (first bad byte at line {line}, column {column}); read as {fallback}. "
+        "Save the file as UTF-8 to silence this warning",
+    )
+
+
+def _first_decode_error(path: Path, encoding: str) -> tuple[int, int] | None:
+    """(line, column) of the first byte `encoding` cannot decode, or None."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    lines, last_line = 1, b""
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(_CHUNK)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                head = last_line + chunk[: exc.start]
+                line = lines + chunk[: exc.start].count(b"\n")
+                return line, len(head) - head.rfind(b"\n")
+            if not chunk:
+                return None
+            lines += chunk.count(b"\n")
+            last_line = (last_line + chunk)[(last_line + chunk).rfind(b"\n") + 1 :]
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: whichever of ',' ';' and tab splits it into most columns
+    (',' on a tie or when none occurs). Sniffing the header, not data rows, avoids being misled by
+    commas inside quoted titles and decimal commas."""
+    counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
+    best = max(counts.values())
+    return next(d for d in DELIMITERS if counts[d] == best)
+
+
+def _read_header(path: Path, encoding: str) -> str:
+    with path.open(encoding=encoding, newline="") as f:
+        for raw in f:
+            if raw.strip():
+                return raw.rstrip("\r\n")
+    raise FileProblem(path.name, "empty file", "export it again, with a header row")
+
+
+def csv_records(
+    path: Path, required: Sequence[Sequence[str]], warnings: list[str], errors: list[RowError]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line where the record starts, {header column: value}) for each non-empty record.
+
+    `required`: groups of alternative column names; each group must have one present, or
+    FileProblem names the missing column and the delimiter that was used. The header is line 1.
+    Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
+    values than columns, or a cell that swallowed what look like whole rows (a quote closed only
+    lines later). A quote left open to the end of the file is a FileProblem. File-level notes (an
+    encoding guessed) go to `warnings`.
+    """
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    encoding = detect_encoding(path)
+    if encoding.warning:
+        warnings.append(encoding.warning)
+    delimiter = sniff_delimiter(_read_header(path, encoding.name))
+    with path.open(encoding=encoding.name, newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, strict=True)
+        header = [h.strip() for h in _next(reader, path, 1) or []]
+        _check_columns(path, header, required, delimiter)
+        start = reader.line_num + 1
+        while True:
+            try:
+                values = _next(reader, path, start)
+            except csv.Error as exc:  # this record only: the reader goes on at the next line
+                errors.append(RowError(path.name, start, "row", f'{exc}; write a quote inside a cell as ""'))
+                start = reader.line_num + 1
+                continue
+            if values is None:
+                return
+            if not any(v.strip() for v in values):
+                pass
+            elif _swallowed_rows(values, delimiter, len(header)):
+                errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
+            elif len(values) > len(header):
+                errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
+            else:
+                yield start, dict(zip(header, values, strict=False))
+            start = reader.line_num + 1
+
+
+def _next(reader: Any, path: Path, start: int) -> list[str] | None:
+    """The next record; FileProblem for what ends the file's usefulness (a quote open to the end, a
+    runaway cell); other csv.Errors are raised for the caller to report as the record's error."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        text = str(exc)
+        if "unexpected end of data" in text:
+            raise FileProblem(
+                path.name,
+                f"a quote opened in the record starting here is never closed; it swallows lines "
+                f"{start}-{reader.line_num} to the end of the file",
+                'close the quote, or write a literal quote inside a quoted field as ""',
+                line=start,
+            ) from None
+        if "field larger than field limit" in text:
+            raise FileProblem(
+                path.name,
+                f"a cell is larger than {CSV_FIELD_LIMIT // (1024 * 1024)} MiB",
+                "an unclosed quote usually causes this: check the quotes near this line",
+                line=start,
+            ) from None
+        raise
+
+
+def _check_columns(path: Path, header: list[str], required: Sequence[Sequence[str]], delimiter: str) -> None:
+    for group in required:
+        if not any(name in header for name in group):
+            shown = {",": "','", ";": "';'", "\t": "tab"}[delimiter]
+            raise FileProblem(
+                path.name,
+                f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "
+                f"{', '.join(header)[:120]})",
+                "rename the column, or check that the delimiter is ',' ';' or tab",
+                line=1,
+            )
+
+
+def _swallowed_rows(values: list[str], delimiter: str, columns: int) -> bool:
+    """True when a multi-line cell holds lines that look like whole rows of this file: the sign of a
+    quote that was opened and closed only many lines later."""
+    if columns < 3:
+        return False
+    for value in values:
+        if "\n" in value:
+            inner = value.splitlines()[1:]
+            if sum(line.count(delimiter) >= columns - 1 for line in inner) >= 1:
+                return True
+    return False
+
+
+def _swallow_message(start: int, end: int) -> str:
+    return (
+        f"a quoted cell spans lines {start}-{end} and holds what look like whole rows: "
+        "a quote is probably unclosed on line " + str(start)
+    )
+
+
+def json_records(
+    path: Path, errors: list[RowError], warnings: list[str] | None = None
+) -> Iterator[tuple[int, Any, str]]:
+    """(position, record, unit): for a JSON list, or an object holding one under "results" (TMDB's
+    API pages) or "movies", unit 'record' and the 1-based index of the object; for JSON Lines, unit
+    'line' and the file line. A list that does not parse is a FileProblem with its line and column;
+    a JSON Lines line that does not parse is a RowError."""
+    encoding = detect_encoding(path)
+    if encoding.warning and warnings is not None:
+        warnings.append(encoding.warning)
+    text = path.read_text(encoding=encoding.name)
+    if not text.strip():
+        raise FileProblem(path.name, "empty file", "export it again")
+    if (whole := _whole_document(text)) is not None:
+        records = whole
+    elif text.lstrip().startswith("["):
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FileProblem(
+                path.name,
+                f"invalid JSON ({exc.msg})",
+                "the file is probably truncated or hand-edited: export it again",
+                line=exc.lineno,
+                column=exc.colno,
+            ) from None
+    if whole is not None or text.lstrip().startswith("["):
+        for n, record in enumerate(records, start=1):
+            yield n, record, "record"
+        return
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield line, json.loads(raw), "line"
+        except json.JSONDecodeError as exc:
+            errors.append(RowError(path.name, line, "json", f"invalid JSON at column {exc.colno}: {exc.msg}"))
+
+
+def _whole_document(text: str) -> list[Any] | None:
+    """The records of a file that is one JSON object spread over lines: its "results" or "movies"
+    list, or the object itself. None for anything else (a list, JSON Lines, broken JSON)."""
+    if not text.lstrip().startswith("{") or len(text.strip().splitlines()) < 2:
+        return None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # JSON Lines ("Extra data"), or broken: read line by line
+    if not isinstance(document, dict):
+        return None
+    for key in ("results", "movies"):
+        if isinstance(document.get(key), list):
+            return document[key]
+    return [document]

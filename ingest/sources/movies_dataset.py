@@ -1,0 +1,109 @@
+"""Kaggle's "The Movies Dataset": a folder of CSV files joined by id.
+
+- movies_metadata.csv: TMDB's fields, `id` = the TMDB id (our movie id), genres as a Python list
+  of {'id', 'name'} dicts, vote_average 0-10, vote_count, popularity (TMDB's score), poster_path
+  in TMDB's '/abc.jpg' form. Known malformed rows (a date in `id`, repeated ids) are row errors.
+- keywords.csv: id, keywords (the same list-of-dicts form). Optional.
+- credits.csv: cast, crew (lists of dicts; directors are the crew with job "Director"), id. Optional.
+- links.csv (or links_small.csv): movieId (MovieLens), imdbId, tmdbId. Needed to read ratings.
+- ratings.csv (or ratings_small.csv): userId, movieId (MovieLens ids, mapped to TMDB ids through
+  links), rating 0.5-5, timestamp (unix seconds). Optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie
+from ingest.sources.files import FileProblem, csv_records
+from ingest.sources.tmdb import BadField, parse_int, parse_movie, read_ratings
+
+NAME = "movies-dataset"
+METADATA = "movies_metadata.csv"
+
+
+def _first(directory: Path, *names: str) -> Path | None:
+    return next((directory / n for n in names if (directory / n).is_file()), None)
+
+
+def _by_id(path: Path | None, columns: tuple[str, ...], errors: list[RowError], warnings: list[str]) -> dict[int, dict]:
+    """{id: row} of a side file; the first row of an id wins, a bad id is a row error."""
+    rows: dict[int, dict[str, Any]] = {}
+    if path is None:
+        return rows
+    for line, row in csv_records(path, [("id",)], warnings, errors):
+        try:
+            mid = parse_int(row.get("id"), "id")
+        except BadField as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc)))
+            continue
+        if mid is not None:
+            rows.setdefault(mid, {c: row.get(c) for c in columns})
+    return rows
+
+
+def _movielens_to_tmdb(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, int]:
+    mapping = {}
+    for line, row in csv_records(path, [("movieId",), ("tmdbId",)], warnings, errors):
+        try:
+            ml, tmdb = parse_int(row.get("movieId"), "movieId"), parse_int(row.get("tmdbId"), "tmdbId")
+        except BadField as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc)))
+            continue
+        if ml is not None and tmdb is not None:
+            mapping[ml] = tmdb
+    return mapping
+
+
+def _map_ratings(rows: list[RatingRow], to_tmdb: dict[int, int], errors: list[RowError]) -> list[RatingRow]:
+    mapped = []
+    for r in rows:
+        tmdb = to_tmdb.get(r.movie_id)
+        if tmdb is None:
+            errors.append(RowError(r.file, r.line, "movieId", f"MovieLens id {r.movie_id} has no tmdbId in links"))
+        else:
+            mapped.append(replace(r, movie_id=tmdb))
+    return mapped
+
+
+def load(directory: Path, poster_base: str | None = None) -> Catalogue:
+    directory = Path(directory)
+    meta = directory / METADATA
+    if not meta.is_file():
+        raise FileProblem(
+            str(directory), f"no {METADATA} in this folder", "give the folder Kaggle's archive unpacks to"
+        )
+    errors: list[RowError] = []
+    warnings: list[str] = []
+    keywords = _by_id(_first(directory, "keywords.csv"), ("keywords",), errors, warnings)
+    credits = _by_id(_first(directory, "credits.csv"), ("cast", "crew"), errors, warnings)
+    movies = []
+    for line, row in csv_records(meta, [("id",), ("title",)], warnings, errors):
+        try:
+            mid = parse_int(row.get("id"), "id")
+            record = {**row, **keywords.get(mid or 0, {}), **credits.get(mid or 0, {}), "tmdb_id": mid}
+            movies.append(SourceMovie(parse_movie(record, directory, poster_base), line=line, file=meta.name))
+        except BadField as exc:
+            errors.append(RowError(meta.name, line, exc.field, str(exc)))
+    ratings: list[RatingRow] = []
+    ratings_path = _first(directory, "ratings.csv", "ratings_small.csv")
+    links_path = _first(directory, "links.csv", "links_small.csv")
+    if ratings_path is not None:
+        if links_path is None:
+            raise FileProblem(
+                ratings_path.name,
+                "ratings need links.csv to map MovieLens ids to TMDB ids",
+                "add links.csv to the folder, or remove the ratings file",
+            )
+        to_tmdb = _movielens_to_tmdb(links_path, errors, warnings)
+        ratings = _map_ratings(read_ratings(ratings_path, errors, warnings), to_tmdb, errors)
+    stats = {
+        "movies": len(movies),
+        "ratings": len(ratings),
+        "with_keywords": sum(1 for m in movies if m.movie.keywords),
+        "with_credits": sum(1 for m in movies if m.movie.cast or m.movie.director),
+        "with_poster_source": sum(1 for m in movies if m.movie.poster),
+    }
+    return Catalogue(NAME, movies, ratings, errors, stats, warnings)

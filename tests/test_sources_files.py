@@ -1,0 +1,428 @@
+"""Bring-your-own-data, without models: file-level problems (kind 1), row-level reports (kind 2),
+ids (kind 3), genres (kind 5), TMDB fields vs local statistics (kind 6), poster paths (kind 7),
+and the movielens and movies-dataset folder sources. Inputs are written here, per test."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from app.catalog.genres import clean_genres, genre_key
+from app.catalog.models import MAX_ID
+from ingest.pipeline import in_file_order
+from ingest.sources import FileProblem, load_catalogue, validate
+from ingest.sources.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
+
+HEADER = "id,title,release_date,genres,overview\n"
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def titles(path: Path) -> dict[int, str]:
+    movies = validate(load_catalogue("tmdb", path))[0]
+    return {m.id: m.title for m in movies}
+
+
+# --- kind 1: file-level problems ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom", "warned"),
+    [("utf-8", b"", False), ("utf-8", b"\xef\xbb\xbf", False), ("cp1252", b"", True), ("latin-1", b"", True)],
+)
+def test_encodings_decode_and_non_utf8_is_named(tmp_path: Path, encoding: str, bom: bytes, warned: bool) -> None:
+    path = tmp_path / "movies.csv"
+    path.write_bytes(
+        bom + (HEADER + "1,Café Society,2016-05-11,Comedy,x\n2,Léon,1994-09-14,Crime,y\n").encode(encoding)
+    )
+    catalogue = load_catalogue("tmdb", path)
+    assert [m.movie.title for m in catalogue.movies] == ["Café Society", "Léon"]
+    assert "id" in catalogue.movies[0].movie.model_dump()  # the BOM did not stick to the first column
+    if warned:
+        [warning] = catalogue.warnings
+        assert warning.startswith("movies.csv: not UTF-8 (first bad byte at line 2, column 6)")
+    else:
+        assert catalogue.warnings == []
+
+
+def test_utf16_with_bom_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "movies.csv", "\ufeff" + HEADER + "1,Caf\u00e9,2001,Drama,x\n", "utf-16-le")
+    assert detect_encoding(path).name == "utf-16"
+    assert titles(path) == {1: "Caf\u00e9"}
+
+
+def test_cp1252_only_bytes_choose_cp1252(tmp_path: Path) -> None:
+    path = write(tmp_path / "m.csv", HEADER + "1,It\u2019s a \u20acuro film,2001,Drama,x\n", "cp1252")
+    assert detect_encoding(path).name == "cp1252"
+    assert titles(path) == {1: "It\u2019s a \u20acuro film"}
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_delimiters_are_sniffed(tmp_path: Path, delimiter: str) -> None:
+    rows = [["id", "title", "genres", "vote_average"], ["7", "Rain, Again", "Drama|Romance", "6,5"]]
+    path = tmp_path / "movies.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f, delimiter=delimiter).writerows(rows)
+    movies = validate(load_catalogue("tmdb", path))[0]
+    assert [(m.id, m.title, m.genres) for m in movies] == [(7, "Rain, Again", ["Drama", "Romance"])]
+    assert movies[0].vote_average == 6.5  # a decimal comma is read as a decimal point
+
+
+def test_sniffing_looks_at_the_header_only() -> None:
+    assert sniff_delimiter("id;title;genres") == ";"
+    assert sniff_delimiter("id,title") == ","
+    assert sniff_delimiter("movieId\ttitle\tgenres") == "\t"
+    assert sniff_delimiter("title") == ","
+
+
+def test_a_cell_larger_than_the_csv_default_limit_is_read(tmp_path: Path) -> None:
+    overview = "word " * 60_000  # 300 KB: over the csv module's 128 KiB default
+    path = write(tmp_path / "movies.csv", HEADER + f'1,Long,2001,Drama,"{overview}"\n2,Short,2002,Drama,x\n')
+    movies = validate(load_catalogue("tmdb", path))[0]
+    assert [len(m.overview or "") for m in movies] == [len(overview.strip()), 1]
+    assert len(overview) < CSV_FIELD_LIMIT
+
+
+def test_a_quote_never_closed_is_one_line_naming_where(tmp_path: Path) -> None:
+    path = write(tmp_path / "movies.csv", HEADER + '1,Fine,2001,Drama,x\n2,"Broken,2002,Drama,y\n3,Lost,2003,Drama,z\n')
+    with pytest.raises(FileProblem) as info:
+        load_catalogue("tmdb", path)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("movies.csv:3: a quote opened in the record starting here is never closed")
+    assert "lines 3-4" in text
+
+
+def test_a_quote_that_swallows_rows_mid_file_is_reported(tmp_path: Path) -> None:
+    body = '1,"Swallower,2001,Drama,x\n2,Eaten,2002,Drama,y\n3,Also eaten",2003,Drama,z\n4,Fine,2004,Drama,w\n'
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body))
+    assert [m.movie.id for m in catalogue.movies] == [4]
+    [error] = catalogue.errors
+    assert (error.file, error.line, error.field) == ("movies.csv", 2, "row")
+    assert "spans lines 2-4" in error.message and "unclosed on line 2" in error.message
+
+
+def test_a_multi_line_overview_is_not_mistaken_for_swallowed_rows(tmp_path: Path) -> None:
+    body = '1,Poem,2001,Drama,"First line.\nSecond line, with a comma."\n2,Next,2002,Drama,x\n'
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body))
+    assert [m.movie.id for m in catalogue.movies] == [1, 2] and catalogue.errors == []
+    assert catalogue.movies[1].line == 4  # the record after a two-line one starts on line 4
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("movies.csv", "", "movies.csv: empty file"),
+        ("movies.csv", "\n\n", "movies.csv: empty file"),
+        ("movies.json", "", "movies.json: empty file"),
+        ("movies.csv", "name,year\nA,2001\n", "movies.csv:1: no 'id' or 'movieId' column"),
+        ("movies.csv", "id|title\n1|A\n", "movies.csv:1: no 'id' or 'movieId' column"),
+        ("movies.csv", "id,name\n1,A\n", "movies.csv:1: no 'title' column"),
+        ("movies.json", '[{"id": 1, "title": "A"},\n {"id": 2, "ti', "movies.json:2:12: invalid JSON"),
+        ("movies.json", '[{"id": 1 "title": "A"}]', "movies.json:1:11: invalid JSON"),
+    ],
+)
+def test_file_problems_are_one_line(tmp_path: Path, name: str, text: str, expected: str) -> None:
+    with pytest.raises(FileProblem) as info:
+        load_catalogue("tmdb", write(tmp_path / name, text))
+    assert str(info.value).startswith(expected)
+    assert "\n" not in str(info.value) and "; " in str(info.value)  # what is wrong; what to do
+
+
+def test_a_stray_quote_is_a_row_error_and_reading_goes_on(tmp_path: Path) -> None:
+    body = '1,"He said "hi" twice",2001,Drama,a\n2,Fine,2002,Drama,b\n3,Last,2003,Drama,c\n'
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body))
+    assert [m.movie.id for m in catalogue.movies] == [2, 3]
+    [error] = catalogue.errors
+    assert (error.line, error.field) == (2, "row") and "',' expected after '\"'" in error.message
+
+
+def test_a_missing_file_or_a_folder_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(FileProblem, match=r"nope\.csv: cannot read the file \(No such file or directory\); check"):
+        load_catalogue("tmdb", tmp_path / "nope.csv")
+    with pytest.raises(FileProblem, match="cannot read the file"):
+        load_catalogue("tmdb", tmp_path)
+
+
+def test_csv_records_reports_the_delimiter_it_used(tmp_path: Path) -> None:
+    path = write(tmp_path / "ratings.csv", "user;movie;score\n1;2;3\n")
+    with pytest.raises(FileProblem, match="delimiter ';'"):
+        list(csv_records(path, [("userId",)], [], []))
+
+
+def test_nothing_usable_is_refused_before_writing(tmp_path: Path) -> None:
+    from app.catalog.db import make_engine
+    from ingest.pipeline import store_catalogue
+
+    path = write(tmp_path / "movies.csv", HEADER + "x,No id,2001,Drama,a\n-1,Negative,2001,Drama,b\n")
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(FileProblem, match=r"movies.csv: no usable movie \(2 bad rows\)"):
+        store_catalogue(engine, load_catalogue("tmdb", path))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM movies").scalar() == 0
+
+
+def test_a_tmdb_api_page_is_read_as_records(tmp_path: Path) -> None:
+    page = {"page": 1, "results": [{"id": 11, "title": "Star Wars", "genre_ids": [12]}, {"id": 12, "title": ""}]}
+    path = write(tmp_path / "page.json", json.dumps(page, indent=2))
+    movies, _, errors = validate(load_catalogue("tmdb", path))
+    assert [m.id for m in movies] == [11]
+    assert [str(e) for e in errors] == ["page.json: record 2: title: missing title (movie id 12)"]
+
+
+# --- kind 2: row-level reports --------------------------------------------------------------------
+
+
+def test_row_errors_in_file_order_once_with_lines_and_ids(tmp_path: Path) -> None:
+    body = "1,First,2001,Drama,a\n2,,2002,Drama,b\nx,Bad id,2003,Drama,c\n1,Again,2004,Drama,d\n5,Fine,2005,Drama,e\n"
+    movies, _, errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body)))
+    report = [str(e) for e in in_file_order(errors)]
+    assert report == [
+        "movies.csv:3: title: missing title (movie id 2)",
+        "movies.csv:4: id: not a number: 'x'",
+        "movies.csv:5: id: duplicate movie id 1",
+    ]
+    assert [m.id for m in movies] == [1, 5]
+
+
+def test_json_list_errors_say_record(tmp_path: Path) -> None:
+    rows = [{"id": 1, "title": "A"}, {"id": 2, "title": ""}, "not an object"]
+    errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(rows, indent=2))))[2]
+    assert [str(e) for e in in_file_order(errors)] == [
+        "movies.json: record 2: title: missing title (movie id 2)",
+        "movies.json: record 3: row: expected an object, got str",
+    ]
+
+
+def test_jsonl_errors_say_the_file_line(tmp_path: Path) -> None:
+    text = '{"id": 1, "title": "A"}\n\n{"id": 2, "title": "B"\n{"id": 3}\n'
+    errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.jsonl", text)))[2]
+    assert [str(e) for e in in_file_order(errors)] == [
+        "movies.jsonl:3: json: invalid JSON at column 23: Expecting ',' delimiter",
+        "movies.jsonl:4: title: missing title (movie id 3)",
+    ]
+
+
+# --- kind 3: ids ----------------------------------------------------------------------------------
+
+
+def test_ids_outside_what_every_store_holds_are_row_errors(tmp_path: Path) -> None:
+    rows = [{"id": i, "title": f"Movie {n}"} for n, i in enumerate([7, -5, 0, MAX_ID, MAX_ID + 1, 2**63, 2**64])]
+    movies, _, errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(rows))))
+    assert [m.id for m in movies] == [7, MAX_ID]  # 10**18 - 1 exactly: never rounded through a float
+    assert [(e.line, e.field) for e in errors] == [(2, "id"), (3, "id"), (5, "id"), (6, "id"), (7, "id")]
+    assert all(e.unit == "record" for e in errors)
+
+
+def test_rating_user_ids_out_of_range_are_row_errors(tmp_path: Path) -> None:
+    movies = write(tmp_path / "movies.csv", HEADER + "1,A,2001,Drama,a\n")
+    ratings = write(tmp_path / "ratings.csv", f"userId,movieId,rating,timestamp\n0,1,4,1\n{2**63},1,4,1\n3,1,4,1\n")
+    _, kept, errors = validate(load_catalogue("tmdb", movies, ratings))
+    assert [r.user_id for r in kept] == [3]
+    assert [(e.line, e.field) for e in errors] == [(2, "userId"), (3, "userId")]
+
+
+# --- kind 5: genres -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("Action|Adventure", ["Action", "Adventure"]),
+        ('"Action, Adventure, Drama"', ["Action", "Adventure", "Drama"]),
+        ('"[""Action"", ""Drama""]"', ["Action", "Drama"]),
+        ("\"[{'id': 18, 'name': 'Drama'}]\"", ["Drama"]),
+        ("(no genres listed)", []),
+        ("(No Genres Listed)", []),
+        ('" drama |Drama| Science  Fiction"', ["drama", "Science Fiction"]),
+        ("", []),
+    ],
+)
+def test_genre_separators(tmp_path: Path, cell: str, expected: list[str]) -> None:
+    path = write(tmp_path / "movies.csv", f"id,title,genres\n1,A,{cell}\n")
+    [movie] = validate(load_catalogue("tmdb", path))[0]
+    assert movie.genres == expected
+
+
+def test_one_spelling_per_genre_across_the_catalogue(tmp_path: Path) -> None:
+    path = write(tmp_path / "movies.csv", "id,title,genres\n1,A,Science Fiction|Sci-Fi\n2,B,science fiction\n")
+    movies = validate(load_catalogue("tmdb", path))[0]
+    assert [m.genres for m in movies] == [["Science Fiction", "Sci-Fi"], ["Science Fiction"]]
+
+
+def test_genre_key_ignores_case_and_spaces_only() -> None:
+    assert genre_key("Science Fiction") == genre_key(" science  fiction ") == genre_key("SCIENCEFICTION")
+    assert genre_key("Sci-Fi") != genre_key("Science Fiction")
+    assert clean_genres(["Drama", "drama", " ", "(no genres listed)", "Film-Noir"]) == ["Drama", "Film-Noir"]
+
+
+# --- kind 6: TMDB fields are never filled from local ratings ---------------------------------------
+
+
+def test_tmdb_fields_stay_null_and_zero_votes_mean_none(tmp_path: Path) -> None:
+    rows = [
+        {"id": 1, "title": "No TMDB fields"},
+        {"id": 2, "title": "No votes", "vote_average": 0, "vote_count": 0, "popularity": 0.6},
+        {"id": 3, "title": "Voted", "vote_average": 7.5, "vote_count": 120, "popularity": 12.5},
+    ]
+    movies = write(tmp_path / "movies.json", json.dumps(rows))
+    ratings = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4,10\n2,1,5,11\n")
+    by_id = {m.id: m for m in validate(load_catalogue("tmdb", movies, ratings))[0]}
+    assert (by_id[1].popularity, by_id[1].vote_average, by_id[1].vote_count) == (None, None, None)
+    assert (by_id[2].popularity, by_id[2].vote_average, by_id[2].vote_count) == (0.6, None, 0)
+    assert (by_id[3].popularity, by_id[3].vote_average, by_id[3].vote_count) == (12.5, 7.5, 120)
+
+
+# --- kind 7: poster paths -------------------------------------------------------------------------
+
+
+def test_tmdb_poster_paths_resolve_against_the_poster_base(tmp_path: Path) -> None:
+    rows = [{"id": 1, "title": "A", "poster_path": "/abc.jpg"}, {"id": 2, "title": "B", "poster_path": "x/y.png"}]
+    path = write(tmp_path / "movies.json", json.dumps(rows))
+
+    def posters(base: str | None) -> list[str | None]:
+        return [m.movie.poster for m in load_catalogue("tmdb", path, poster_base=base).movies]
+
+    assert posters("https://image.tmdb.org/t/p/w500/") == [
+        "https://image.tmdb.org/t/p/w500/abc.jpg",
+        "https://image.tmdb.org/t/p/w500/x/y.png",
+    ]
+    folder = tmp_path / "posters"
+    assert posters(str(folder)) == [str(folder / "abc.jpg"), str(folder / "x" / "y.png")]
+    assert posters(None) == [str(tmp_path / "abc.jpg"), str(tmp_path / "x" / "y.png")]
+
+
+# --- folder sources ---------------------------------------------------------------------------------
+
+
+def test_movielens_folder(tmp_path: Path) -> None:
+    write(
+        tmp_path / "movies.csv",
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n2,"American President, The (1995)",'
+        "Comedy|Drama\n3,Ghost Town Diaries (2015),(no genres listed)\n4,Mini Series (2008\u20132009),War\n"
+        "5,No Year,Drama\n",
+    )
+    write(tmp_path / "links.csv", "movieId,imdbId,tmdbId\n1,0114709,862\n2,0112346,9087\n3,,\n")
+    write(tmp_path / "tags.csv", "userId,movieId,tag,timestamp\n1,1,pixar,1\n2,1,Pixar,2\n3,1,toys,3\n1,x,bad,4\n")
+    write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.5,100\n1,2,3.0,101\n")
+    catalogue = load_catalogue("movielens", directory=tmp_path)
+    movies, ratings, errors = validate(catalogue)
+    by_id = {m.id: m for m in movies}
+    assert (by_id[1].title, by_id[1].year, by_id[1].imdb_id, by_id[1].tmdb_id) == ("Toy Story", 1995, "tt0114709", 862)
+    assert by_id[1].keywords == ["pixar", "toys"]  # most used first, one spelling per tag
+    assert (by_id[2].title, by_id[2].year, by_id[2].genres) == ("The American President", 1995, ["Comedy", "Drama"])
+    assert by_id[3].genres == [] and by_id[3].imdb_id is None
+    assert by_id[4].year == 2008 and by_id[5].year is None
+    assert len(ratings) == 2
+    assert [str(e) for e in errors] == ["tags.csv:5: movieId: not a number: 'x'"]
+    assert catalogue.stats["linked_tmdb"] == 2
+
+
+def test_folder_sources_need_their_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileProblem, match="no movies.csv in this folder"):
+        load_catalogue("movielens", directory=tmp_path)
+    with pytest.raises(FileProblem, match="no movies_metadata.csv in this folder"):
+        load_catalogue("movies-dataset", directory=tmp_path)
+    with pytest.raises(ValueError, match="--dir"):
+        load_catalogue("movielens")
+
+
+def test_movies_dataset_folder_joins_by_id_and_reports_malformed_rows(tmp_path: Path) -> None:
+    meta = [
+        [
+            "adult",
+            "genres",
+            "id",
+            "imdb_id",
+            "overview",
+            "popularity",
+            "poster_path",
+            "release_date",
+            "title",
+            "vote_average",
+            "vote_count",
+        ],
+        [
+            "False",
+            "[{'id': 16, 'name': 'Animation'}, {'id': 35, 'name': 'Comedy'}]",
+            "862",
+            "tt0114709",
+            "Toys come alive.",
+            "21.946943",
+            "/rhIRbceoE9lR4veEXuwCC2wARtG.jpg",
+            "1995-10-30",
+            "Toy Story",
+            "7.7",
+            "5415",
+        ],
+        ["False", "[]", "1997-08-20", "", "A shifted row, as the dataset has.", "0.0", "", "", "", "", ""],
+        [
+            "False",
+            "[{'id': 18, 'name': 'Drama'}]",
+            "9087",
+            "tt0112346",
+            "A president in love.",
+            "0",
+            "",
+            "1995-11-17",
+            "The American President",
+            "0",
+            "0",
+        ],
+        ["False", "[]", "862", "tt0114709", "Duplicate row.", "1", "", "1995-10-30", "Toy Story", "7.7", "5415"],
+    ]
+    with (tmp_path / "movies_metadata.csv").open("w", newline="") as f:
+        csv.writer(f).writerows(meta)
+    write(
+        tmp_path / "keywords.csv",
+        "id,keywords\n862,\"[{'id': 931, 'name': 'jealousy'}, {'id': 4290, 'name': 'toy'}]\"\n",
+    )
+    write(
+        tmp_path / "credits.csv",
+        "cast,crew,id\n\"[{'name': 'Tom Hanks', 'order': 0}]\","
+        "\"[{'job': 'Director', 'name': 'John Lasseter'}]\",862\n",
+    )
+    write(tmp_path / "links.csv", "movieId,imdbId,tmdbId\n1,0114709,862\n11,0112346,9087\n")
+    write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,100\n1,11,3.5,101\n1,999,2.0,102\n")
+    catalogue = load_catalogue("movies-dataset", directory=tmp_path, poster_base="https://image.tmdb.org/t/p/w500")
+    movies, ratings, errors = validate(catalogue)
+    by_id = {m.id: m for m in movies}
+    toy = by_id[862]
+    assert (toy.title, toy.year, toy.genres, toy.keywords) == (
+        "Toy Story",
+        1995,
+        ["Animation", "Comedy"],
+        ["jealousy", "toy"],
+    )
+    assert (toy.cast, toy.director, toy.imdb_id, toy.tmdb_id) == (["Tom Hanks"], "John Lasseter", "tt0114709", 862)
+    assert (toy.vote_average, toy.vote_count) == (7.7, 5415)
+    assert toy.poster == "https://image.tmdb.org/t/p/w500/rhIRbceoE9lR4veEXuwCC2wARtG.jpg"
+    assert by_id[9087].vote_average is None  # 0 with 0 votes: no votes
+    assert sorted((r.movie_id, r.rating) for r in ratings) == [(862, 4.0), (9087, 3.5)]
+    assert [str(e) for e in in_file_order(errors)] == [
+        "movies_metadata.csv:3: id: not a number: '1997-08-20'",
+        "movies_metadata.csv:5: id: duplicate movie id 862",
+        "ratings.csv:4: movieId: MovieLens id 999 has no tmdbId in links",
+    ]
+
+
+def test_an_older_database_gains_the_new_movie_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from app.catalog.db import make_engine
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # the movies table as the previous version created it
+        conn.execute("CREATE TABLE movies (id INTEGER PRIMARY KEY, title VARCHAR NOT NULL, poster VARCHAR)")
+        conn.execute("INSERT INTO movies VALUES (1, 'Old', NULL)")
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SELECT id, title, imdb_id, local_rating_count, poster_embedded FROM movies").one()
+    engine.dispose()
+    assert tuple(row) == (1, "Old", None, None, None)
