@@ -97,6 +97,38 @@ def test_people_leave_the_dense_text_for_the_lexical_one_and_change_the_hash() -
     assert movie_text(recast) == movie_text(MATRIX) and content_hash(recast) != content_hash(MATRIX)
 
 
+def idf(n: int, df: int) -> float:
+    """Qdrant's IDF modifier (its documentation's formula)."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+@pytest.mark.parametrize("engine", ["edge", "server"])
+def test_the_engines_score_a_query_by_bm25_with_their_idf(engine: str, tmp_path: Path, demo_settings: Any) -> None:
+    cast = {1: ["Tom Hanks", "Meg Ryan"], 2: ["Tom Cruise"], 3: ["Tom Jones", "Tom Hanks"], 4: ["Meg Ryan"]}
+    small = {i: Movie(id=i, title=f"Film {i}", cast=c) for i, c in cast.items()}
+    manifest = open_store(demo_settings).manifest()
+    assert manifest is not None
+    index: MovieIndex = (
+        EdgeIndex.create(tmp_path / "shard", manifest)
+        if engine == "edge"
+        else ServerStore(QdrantClient(":memory:")).stage(manifest, rebuild=True)
+    )
+    index.upsert(
+        [MoviePoint(i, {SPARSE_VECTOR: lexical.movie_vector(m)}, {"title": m.title}) for i, m in small.items()]
+    )
+    hits = index.query(lexical.query_vector("Tom Hanks"), SPARSE_VECTOR, 10)
+    tom, hanks = lexical.term_id("tom"), lexical.term_id("hank")
+    expected = {}
+    for i, m in small.items():
+        vec = lexical.movie_vector(m)
+        doc = dict(zip(vec.indices, vec.values, strict=True))
+        if tom in doc:  # n = 4 movies: "tom" in 3 of them, "hanks" in 2
+            expected[i] = idf(4, 3) * doc[tom] + idf(4, 2) * doc.get(hanks, 0.0)
+    assert {h.id: h.score for h in hits} == pytest.approx(expected, rel=1e-4)
+    assert {h.id for h in hits[:2]} == {1, 3}  # the rarer name decides: both Hanks films before Cruise's
+    index.close()
+
+
 # -- search on the real demo fixture ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def live_index(demo_settings: Any) -> Iterator[LiveIndex]:
