@@ -1,4 +1,4 @@
-"""The catalogue: one movie, similar movies, semantic search. Any valid token may read it."""
+"""The catalogue: one movie, similar movies, hybrid search. Any valid token may read it."""
 
 from __future__ import annotations
 
