@@ -24,14 +24,15 @@ from typing import Any, get_args
 
 import numpy as np
 from _common import ROOT, emit, format_table, log, timer
+from sqlmodel import Session
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.embedding import lexical
 from app.embedding.text import TextEncoder, cached_query_encoder
 from app.recommend.recommender import SEARCH_WEIGHTS, Recommender, SearchMode
-from app.settings import get_settings
-from app.vectorstore import open_store
+from app.settings import Settings, get_settings
+from app.vectorstore import MovieIndex, open_store
 
 K = 10
 MODES: tuple[SearchMode, ...] = get_args(SearchMode)
@@ -53,19 +54,18 @@ def load_queries(path: Path) -> list[dict[str, Any]]:
     return queries
 
 
-def check_ids(recommender_index: Any, queries: list[dict[str, Any]]) -> None:
+def check_ids(index: MovieIndex, queries: list[dict[str, Any]]) -> None:
     """Every labelled id must be in the index: a typo would silently lower every mode's score."""
     wanted = sorted({m for q in queries for m in q["grades"]})
-    found = {m.id for m in recommender_index.retrieve(wanted)}
+    found = {m.id for m in index.retrieve(wanted)}
     missing = [m for m in wanted if m not in found]
     if missing:
         raise SystemExit(f"labelled movie ids not in the index: {missing[:20]} ({len(missing)} in all)")
 
 
-def mean_tokens(settings: Any) -> float:
+def mean_tokens(settings: Settings) -> float:
+    """The mean length in tokens of the catalogue's lexical documents: what lexical.AVG_LEN should be."""
     engine = make_engine(settings.sqlalchemy_url)
-    from sqlmodel import Session
-
     with Session(engine) as session:
         movies = repo.all_movies(session)
     engine.dispose()
