@@ -28,8 +28,10 @@ SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (R
 # RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
 # matches is near-certain evidence, while the dense list always returns something. On the query set,
 # hybrid NDCG@10 with lexical weight 1, 2, 3, 4: 0.463, 0.484, 0.492, 0.496 (people 0.69 -> 0.89,
-# titles 0.84 -> 0.81); 3 keeps most of the titles' gain (bench/search.py, README).
-SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 3.0}
+# titles 0.84 -> 0.81). 3.2, not 3: with integer weights a lexical rank ties a dense one exactly
+# (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2), and engines break ties differently; 3.2 first ties at
+# lexical rank 15. Same NDCG (bench/search.py, README).
+SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 3.2}
 Path = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
 COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
 RELATED_SHOWN = 5
