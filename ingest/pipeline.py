@@ -27,9 +27,10 @@ from tqdm import tqdm
 from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.text import content_hash, movie_text
+from app.embedding import lexical
 from app.embedding.collab import item_vectors
 from app.embedding.movie import MovieEmbedder
-from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from ingest.sources.base import Catalogue, RowError, validate
 from ingest.sources.files import FileProblem
 
@@ -112,7 +113,7 @@ def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # ty
         content_hash=content_hash(movie),
         local_rating_count=movie.local_rating_count,
     )
-    return MoviePoint(movie.id, vectors, payload)
+    return MoviePoint(movie.id, {**vectors, SPARSE_VECTOR: lexical.movie_vector(movie)}, payload)
 
 
 def index_movies(

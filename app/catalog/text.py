@@ -1,4 +1,5 @@
-"""The text a movie is embedded from, and the hash that says when it must be embedded again."""
+"""The text a movie is embedded from, the words it is found by, and the hash that says when it must be
+indexed again."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import json
 
 from app.catalog.models import Movie
 
-TOP_CAST = 5
-
 
 def movie_text(movie: Movie) -> str:
-    """Title, year, genres, overview, tagline, keywords, director and top cast; absent fields left out."""
+    """The dense `text` vector's input: title, year, genres, tagline, overview, keywords and director;
+    absent fields left out. The cast is not in it: the demo source lists cast alphabetically, so any
+    "top cast" would be arbitrary names padding the meaning. People are found through
+    `lexical_text` (the sparse vector) instead."""
     head = f"{movie.title} ({movie.year})" if movie.year else movie.title
     parts = [head + "."]
     if movie.genres:
@@ -24,15 +26,22 @@ def movie_text(movie: Movie) -> str:
         parts.append("Keywords: " + ", ".join(movie.keywords) + ".")
     if movie.director:
         parts.append(f"Directed by {movie.director}.")
-    if movie.cast:
-        parts.append("Starring " + ", ".join(movie.cast[:TOP_CAST]) + ".")
     return " ".join(parts)
 
 
+def lexical_text(movie: Movie) -> str:
+    """The sparse `lexical` vector's input: title, every person (all cast, director, writer),
+    keywords and genres, one per line; absent fields left out. Order does not matter to it."""
+    fields = [movie.title, *movie.cast, movie.director, movie.writer, *movie.keywords, *movie.genres]
+    return "\n".join(f for f in fields if f)
+
+
 def content_hash(movie: Movie) -> str:
-    """Changes exactly when the embedded text, the poster or an indexed payload field changes."""
+    """Changes exactly when the embedded text, the lexical text, the poster or an indexed payload
+    field changes."""
     material = {
         "text": movie_text(movie),
+        "lexical": lexical_text(movie),
         "poster": movie.poster,
         "payload": [movie.popularity, movie.vote_average, movie.vote_count, movie.local_rating_count],
     }

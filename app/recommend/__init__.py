@@ -1,4 +1,4 @@
-"""Recommendations, similar movies, explanations and semantic search over the vector index."""
+"""Recommendations, similar movies, explanations and hybrid (dense + BM25) search over the vector index."""
 
 from app.recommend.recommender import (
     Explanation,

@@ -15,14 +15,24 @@ import numpy as np
 
 from app.catalog.genres import genre_key
 from app.catalog.repository import UserRating
-from app.embedding import collab
+from app.embedding import collab, lexical
 from app.errors import InvalidInput, NotFound
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
 from app.recommend.user_vector import balance, collab_vector, taste_weights, weighted_mean
-from app.vectorstore import Hit, MovieFilter, MovieIndex, StoredMovie
+from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, StoredMovie
 
 Strategy = Literal["content", "collab", "hybrid"]
+# dense: the query's MiniLM vector on `text`; sparse: its BM25 terms on `lexical`; hybrid: both, RRF.
+SearchMode = Literal["dense", "sparse", "hybrid"]
+SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
+# RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
+# matches is near-certain evidence, while the dense list always returns something. On the query set,
+# hybrid NDCG@10 with lexical weight 1, 2, 3, 4: 0.463, 0.484, 0.492, 0.496 (people 0.69 -> 0.89,
+# titles 0.84 -> 0.81). 3.2, not 3: with integer weights a lexical rank ties a dense one exactly
+# (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2), and engines break ties differently; 3.2 first ties at
+# lexical rank 15. Same NDCG (bench/search.py, README).
+SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 3.2}
 Path = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
 COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
 RELATED_SHOWN = 5
@@ -255,11 +265,37 @@ class Recommender:
         hits = index.query(query, vector, limit, MovieFilter(exclude_ids=frozenset({movie_id})))
         return [ScoredMovie.from_payload(h.id, h.payload, h.score) for h in hits]
 
-    def search(self, text: str, *, limit: int = 10, filter: MovieFilter = MovieFilter()) -> list[ScoredMovie]:
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int = 10,
+        filter: MovieFilter = MovieFilter(),
+        popularity: float = 0.0,
+        mode: SearchMode = SEARCH_MODE,
+    ) -> list[ScoredMovie]:
+        """Movies matching free text, best first, under `filter`. hybrid (the default) fuses the dense
+        `text` list and the sparse `lexical` (BM25) list by weighted RRF in one engine query, so a
+        person's or a title's name is found by its words and a theme by its meaning. The popularity
+        prior re-ranks `candidate_factor` x `limit` candidates as recommendations do; score = the
+        list's score (cosine, BM25 or RRF) x the popularity boost. Raises InvalidInput (field `q`)
+        on blank text."""
         if not text.strip():
             raise InvalidInput("the search text is empty", field="q")
-        hits = self._index().query(self._encode_query(text), "text", limit, filter)
-        return [ScoredMovie.from_payload(h.id, h.payload, h.score) for h in hits]
+        n = limit * self.candidate_factor if popularity > 0 else limit
+        hits = self._search_hits(self._index(), text, n, filter, mode)
+        picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, 0.0)
+        return [ScoredMovie.from_payload(h.id, h.payload, s) for h, s in picks]
+
+    def _search_hits(self, index: MovieIndex, text: str, n: int, filter: MovieFilter, mode: SearchMode) -> list[Hit]:
+        terms = lexical.query_vector(text)
+        if mode == "sparse":
+            return index.query(terms, SPARSE_VECTOR, n, filter) if terms.indices else []
+        dense = self._encode_query(text)
+        if mode == "dense" or not terms.indices:  # only stopwords: nothing for the lexical list to match
+            return index.query(dense, "text", n, filter)
+        vectors = {"text": dense, SPARSE_VECTOR: terms}
+        return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
 
     # -- explain -------------------------------------------------------------------------------
     def explain(self, ratings: Sequence[UserRating], movie_id: int) -> Explanation:

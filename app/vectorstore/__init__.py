@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.settings import Settings
 from app.vectorstore.base import (
     RRF_K,
+    SPARSE_VECTOR,
     VECTOR_NAMES,
     Hit,
     IndexStore,
@@ -12,6 +13,7 @@ from app.vectorstore.base import (
     MovieFilter,
     MovieIndex,
     MoviePoint,
+    SparseVector,
     StoredMovie,
     payload_for,
 )
@@ -28,6 +30,7 @@ def build_manifest(settings: Settings) -> Manifest:
     0.82-0.86), so it names a text model of its own and an ingest that switches to or from it
     re-embeds; torch, onnx and openvino share one."""
     from app.embedding.image import IMAGE_DIMS
+    from app.embedding.lexical import ENCODER_ID as LEXICAL_MODEL
     from app.embedding.movie import PROJECTION_SEED
     from app.embedding.text import TEXT_DIM, text_model_id
 
@@ -39,6 +42,7 @@ def build_manifest(settings: Settings) -> Manifest:
         combined_dim=2 * TEXT_DIM,
         projection_seed=PROJECTION_SEED,
         collab_dim=COLLAB_DIM,
+        lexical_model=LEXICAL_MODEL,
     )
 
 
@@ -56,6 +60,7 @@ def open_store(settings: Settings) -> IndexStore:
 __all__ = [
     "COLLAB_DIM",
     "RRF_K",
+    "SPARSE_VECTOR",
     "VECTOR_NAMES",
     "Hit",
     "IndexStore",
@@ -63,6 +68,7 @@ __all__ = [
     "MovieFilter",
     "MovieIndex",
     "MoviePoint",
+    "SparseVector",
     "StoredMovie",
     "build_manifest",
     "open_store",

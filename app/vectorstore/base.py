@@ -13,8 +13,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: payload local_rating_count, indexed for ordering
-VECTOR_NAMES = ("text", "image", "combined", "collab")
+# 2: the sparse `lexical` vector (app/embedding/lexical.py) and the payload's local_rating_count
+# (indexed for ordering); an index without them is rebuilt.
+SCHEMA_VERSION = 2
+VECTOR_NAMES = ("text", "image", "combined", "collab")  # the dense ones, all cosine
+SPARSE_VECTOR = "lexical"  # BM25-style term weights; the engine applies IDF (its IDF modifier)
 MAX_GENRES = 1000  # a facet's bound: catalogues have tens of genres
 # Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores
 # 1 / ((r + 1) / w + k - 1). Both engines use this formula; 2 is Qdrant's own default.
@@ -34,6 +37,8 @@ class Manifest:
     projection_seed: int
     collab_dim: int
     schema_version: int = SCHEMA_VERSION
+    # The lexical encoder's id (app/embedding/lexical.py ENCODER_ID): its term ids must match the queries'.
+    lexical_model: str | None = None
     # Facts recorded when the index is published; they do not affect compatibility.
     stats: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -62,12 +67,24 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector: strictly increasing term ids in [0, 2^31) and their weights, same length."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+# What a named vector is: dense (the VECTOR_NAMES) or sparse (SPARSE_VECTOR).
+Vector = np.ndarray | SparseVector
+
+
 @dataclass
 class MoviePoint:
     """One movie as the index stores it: point id = movie id, named vectors, payload."""
 
     id: int
-    vectors: dict[str, np.ndarray]
+    vectors: dict[str, Vector]
     payload: dict[str, Any]
 
 
@@ -101,7 +118,7 @@ class MovieFilter:
         return self == MovieFilter()
 
 
-def fused_names(vectors: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> list[str]:
+def fused_names(vectors: Mapping[str, Vector], weights: Mapping[str, float]) -> list[str]:
     """The named vectors a fused query searches: those with a positive weight."""
     return [n for n in vectors if weights.get(n, 0.0) > 0]
 
@@ -117,20 +134,21 @@ class MovieIndex(Protocol):
 
     def query(
         self,
-        vector: np.ndarray,
+        vector: Vector,
         using: str,
         limit: int,
         filter: MovieFilter | None = None,
         with_vectors: Sequence[str] = (),
         with_payload: bool = True,
     ) -> list[Hit]:
-        """The `limit` nearest under the filter. `with_payload=False` may leave `Hit.payload` empty, for a
+        """The `limit` nearest under the filter; a SparseVector on SPARSE_VECTOR scores by dot product
+        with the engine's IDF applied. `with_payload=False` may leave `Hit.payload` empty, for a
         caller that holds the payloads already (converting them out of the engine costs time)."""
         ...
 
     def query_fused(
         self,
-        vectors: Mapping[str, np.ndarray],
+        vectors: Mapping[str, Vector],
         weights: Mapping[str, float],
         limit: int,
         filter: MovieFilter | None = None,

@@ -45,12 +45,15 @@ from app.vectorstore.base import (
     MAX_GENRES,
     NOT_BUILT,
     RRF_K,
+    SPARSE_VECTOR,
     Hit,
     Manifest,
     MovieFilter,
     MovieIndex,
     MoviePoint,
+    SparseVector,
     StoredMovie,
+    Vector,
     fused_names,
 )
 
@@ -89,6 +92,13 @@ def edge_filter(f: MovieFilter | None) -> qe.Filter | None:
     return qe.Filter(must=must or None, must_not=must_not or None)
 
 
+def edge_vector(v: Vector) -> Any:
+    """A named vector as the binding takes it: a list of floats, or a qe.SparseVector."""
+    if isinstance(v, SparseVector):
+        return qe.SparseVector(list(v.indices), list(v.values))
+    return np.asarray(v, dtype=np.float32).tolist()
+
+
 def _vectors(raw: Any) -> dict[str, np.ndarray]:
     if not raw:
         return {}
@@ -113,6 +123,8 @@ class EdgeIndex:
                 name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
                 for name, dim in manifest.vector_dims().items()
             },
+            # BM25 term weights; the IDF modifier makes the engine weigh each term by its rarity.
+            sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             payload_memory=qe.Memory.Cached,
         )
         shard = qe.EdgeShard.create(str(path), config)
@@ -141,9 +153,7 @@ class EdgeIndex:
     def upsert(self, points: Sequence[MoviePoint]) -> None:
         if not points:
             return
-        batch = [
-            qe.Point(p.id, {k: v.tolist() for k, v in p.vectors.items()}, p.payload) for p in points
-        ]
+        batch = [qe.Point(p.id, {k: edge_vector(v) for k, v in p.vectors.items()}, p.payload) for p in points]
         self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Iterable[int]) -> None:
@@ -161,7 +171,7 @@ class EdgeIndex:
 
     def query(
         self,
-        vector: np.ndarray,
+        vector: Vector,
         using: str,
         limit: int,
         filter: MovieFilter | None = None,
@@ -170,7 +180,7 @@ class EdgeIndex:
     ) -> list[Hit]:
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using),
+            query=qe.Query.Nearest(edge_vector(vector), using=using),
             filter=edge_filter(filter),
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
@@ -182,7 +192,7 @@ class EdgeIndex:
 
     def query_fused(
         self,
-        vectors: Mapping[str, np.ndarray],
+        vectors: Mapping[str, Vector],
         weights: Mapping[str, float],
         limit: int,
         filter: MovieFilter | None = None,
@@ -198,7 +208,7 @@ class EdgeIndex:
         prefetches = [
             qe.Prefetch(
                 limit=prefetch_limit or limit,
-                query=qe.Query.Nearest(np.asarray(vectors[n], dtype=np.float32).tolist(), using=n),
+                query=qe.Query.Nearest(edge_vector(vectors[n]), using=n),
                 filter=flt,  # on each prefetch too: the fused list must never hold a filtered-out movie
             )
             for n in names

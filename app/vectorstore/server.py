@@ -32,12 +32,15 @@ from app.settings import Settings
 from app.vectorstore.base import (
     MAX_GENRES,
     RRF_K,
+    SPARSE_VECTOR,
     Hit,
     Manifest,
     MovieFilter,
     MovieIndex,
     MoviePoint,
+    SparseVector,
     StoredMovie,
+    Vector,
     fused_names,
 )
 
@@ -134,6 +137,13 @@ def server_filter(f: MovieFilter | None) -> models.Filter | None:
     return models.Filter(must=must or None, must_not=must_not or None)
 
 
+def server_vector(v: Vector) -> Any:
+    """A named vector as qdrant-client takes it: a list of floats, or a models.SparseVector."""
+    if isinstance(v, SparseVector):
+        return models.SparseVector(indices=list(v.indices), values=list(v.values))
+    return np.asarray(v, dtype=np.float32).tolist()
+
+
 def _vectors(raw: Any) -> dict[str, np.ndarray]:
     # Named vectors come back as a dict; anything else means none were asked for.
     if not isinstance(raw, dict):
@@ -165,7 +175,7 @@ class ServerIndex:
             return
         batch = [
             models.PointStruct(
-                id=p.id, vector={k: np.asarray(v).tolist() for k, v in p.vectors.items()}, payload=p.payload
+                id=p.id, vector={k: server_vector(v) for k, v in p.vectors.items()}, payload=p.payload
             )
             for p in points
         ]
@@ -193,7 +203,7 @@ class ServerIndex:
 
     def query(
         self,
-        vector: np.ndarray,
+        vector: Vector,
         using: str,
         limit: int,
         filter: MovieFilter | None = None,
@@ -203,7 +213,7 @@ class ServerIndex:
         response = self._call(
             self._client.query_points,
             self.name,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
+            query=server_vector(vector),
             using=using,
             limit=limit,
             query_filter=server_filter(filter),
@@ -214,7 +224,7 @@ class ServerIndex:
 
     def query_fused(
         self,
-        vectors: Mapping[str, np.ndarray],
+        vectors: Mapping[str, Vector],
         weights: Mapping[str, float],
         limit: int,
         filter: MovieFilter | None = None,
@@ -229,7 +239,7 @@ class ServerIndex:
         flt = server_filter(filter)
         prefetch = [
             models.Prefetch(
-                query=np.asarray(vectors[n], dtype=np.float32).tolist(),
+                query=server_vector(vectors[n]),
                 using=n,
                 limit=prefetch_limit or limit,
                 filter=flt,  # as on Edge: each prefetch filtered, not only the fused list
@@ -444,6 +454,8 @@ class ServerStore:
             self._client.create_collection,
             name,
             vectors_config=vectors,
+            # BM25 term weights; the IDF modifier makes the engine weigh each term by its rarity.
+            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             shard_number=self._shards,
             replication_factor=self._replication,
             metadata={"manifest": manifest.to_dict(), "staging": {"rebuild": rebuild}},

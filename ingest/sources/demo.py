@@ -139,6 +139,8 @@ def _read_metadata(db: Path) -> list[_Meta]:
             year=int(year),
             director=director or None,
             writer=writer or None,
+            # Every credited actor, in alphabetical order (Wikidata's), not billing order: all of them
+            # go to the search's lexical vector, none to the dense text (app/catalog/text.py).
             cast=[c for c in (cast or "").split(", ") if c],
             runtime=int(runtime) if runtime else None,
             country=country or None,

@@ -1,4 +1,4 @@
-"""The catalogue: one movie, similar movies, semantic search. Any valid token may read it."""
+"""The catalogue: one movie, similar movies, hybrid search. Any valid token may read it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from litestar.params import Parameter
 from litestar.response import File
 from sqlmodel import Session
 
+from app.api.controllers.recommendations import POPULARITY_DOC
 from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter, parse_id
 from app.api.schemas import ERROR_RESPONSES, GenreOut, GenresOut, MovieOut, ScoredMovieOut, SearchOut, SimilarOut
 from app.api.state import Services
@@ -26,23 +27,29 @@ class MovieController(Controller):
         "/search",
         operation_id="searchMovies",
         responses=ERROR_RESPONSES,
-        summary="Semantic search by free text",
+        summary="Search by free text: titles, people, themes",
         description=(
-            "The text is embedded with the same model as the movies and matched on the `text` vector, "
-            "under the same filters as recommendations."
+            "Hybrid search: the text's MiniLM embedding on the `text` vector and its words on the sparse "
+            "BM25 `lexical` vector (title, all cast, director, writer, keywords, genres), fused by RRF in "
+            "one query, under the same filters and popularity prior as recommendations. `score` is the "
+            "fused RRF score times the popularity boost."
         ),
         sync_to_thread=True,
     )
     def search(
         self,
         recommender: Recommender,
+        services: Services,
         q: Annotated[str, Parameter(min_length=1, max_length=1000, description="Free text, e.g. 'space opera'.")],
         limit: Limit = 10,
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
+        popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
     ) -> SearchOut:
-        hits = recommender.search(q, limit=limit, filter=movie_filter(recommender, genres, year_min, year_max))
+        wanted = movie_filter(recommender, genres, year_min, year_max)
+        prior = services.settings.popularity_weight if popularity is None else popularity
+        hits = recommender.search(q, limit=limit, filter=wanted, popularity=prior)
         return SearchOut(query=q, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
