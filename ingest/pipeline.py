@@ -30,6 +30,7 @@ from app.catalog.text import content_hash, movie_text
 from app.embedding.collab import item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore.maps import project_maps
 from ingest.sources.base import Catalogue, RowError, validate
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def index_movies(
         "with_poster": index.count(MovieFilter(has_poster=True)),
         "collab_vectors": summary.collab_vectors,
         "ratings_fingerprint": fingerprint,
+        "maps": project_maps(index, sorted(wanted)),  # the dashboard's 2-D maps, stored with the generation
     }
     store.publish(index, _with_stats(manifest, stats))
     _finish(summary, store.manifest(), started)
