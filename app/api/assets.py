@@ -48,15 +48,20 @@ def asset_routers() -> list[Router]:
 
 
 def render_plugins() -> list[OpenAPIRenderPlugin]:
-    """Swagger UI at /schema/swagger, Redoc at /schema and /schema/redoc, the spec at
-    /schema/openapi.json; the UIs load their JavaScript and CSS from this app, not a CDN."""
+    """Swagger UI at /schema and /schema/swagger, Redoc at /schema/redoc, the spec at
+    /schema/openapi.json; the UIs load their JavaScript and CSS from this app, not a CDN.
+
+    Swagger UI is the default page: offline it is entirely clean, whereas Redoc's side menu always
+    asks cdn.redoc.ly for its "API docs by Redocly" logo (hardcoded in the bundle; the image hides
+    itself when that fails, but the browser logs the failed load)."""
     icon = f"<link rel='icon' type='image/png' href='{STATIC_PREFIX}/swagger-ui/favicon-32x32.png'>"
     swagger = f"{STATIC_PREFIX}/swagger-ui"
     return [
         RedocRenderPlugin(
-            path=["/", "/redoc"], js_url=f"{STATIC_PREFIX}/redoc/redoc.standalone.js", google_fonts=False, favicon=icon
+            path="/redoc", js_url=f"{STATIC_PREFIX}/redoc/redoc.standalone.js", google_fonts=False, favicon=icon
         ),
         SwaggerRenderPlugin(
+            path=["/", "/swagger"],
             js_url=f"{swagger}/swagger-ui-bundle.js",
             css_url=f"{swagger}/swagger-ui.css",
             standalone_preset_js_url=f"{swagger}/swagger-ui-standalone-preset.js",

@@ -96,15 +96,17 @@ class DashboardController(Controller):
     @get(
         "/quality",
         operation_id="dashboardQuality",
-        responses={**ADMIN_ERRORS, 404: ERROR_RESPONSES[404]},
+        responses=ADMIN_ERRORS,
         summary="The last `movierec eval --save` report",
+        description='`{"report": <movierec eval --json>}`, or `{"report": null, "hint": ...}` when none is saved '
+        "(a 200, not a 404: the page asks for it every time, and a missing report is not an error).",
         sync_to_thread=True,
     )
     def quality(self, services: Services) -> dict[str, Any]:
         path = services.settings.eval_report_path
         if not path.exists():
-            raise NotFound("no saved evaluation: run `movierec eval --save`")
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+            return {"report": None, "hint": "no saved evaluation: run `movierec eval --save`"}
+        return {"report": json.loads(path.read_text())}
 
     @get(
         "/service",
