@@ -27,7 +27,7 @@ from tqdm import tqdm
 from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.text import content_hash, movie_text
-from app.embedding.collab import item_vectors
+from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from app.vectorstore.maps import project_maps
@@ -128,7 +128,8 @@ def index_movies(
         "with_poster": index.count(MovieFilter(has_poster=True)),
         "collab_vectors": summary.collab_vectors,
         "ratings_fingerprint": fingerprint,
-        "maps": project_maps(index, sorted(wanted)),  # the dashboard's 2-D maps, stored with the generation
+        # The dashboard's 2-D maps, stored with the generation; collab: the model's factors, not the norm pad.
+        "maps": project_maps(index, sorted(wanted), transforms={"collab": factor_part}),
     }
     store.publish(index, _with_stats(manifest, stats))
     _finish(summary, store.manifest(), started)

@@ -18,11 +18,16 @@ What is exported:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from litestar import Controller, Response, get
+import anyio.to_thread
+from litestar import Controller, Litestar, Response, get
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.types import Scope
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
@@ -141,16 +146,52 @@ def count_error(exc: Exception, _: Scope) -> None:
         ERRORS.labels("database").inc()
 
 
-def worker_started() -> None:
+def worker_started(app: Litestar) -> None:
+    """on_startup: count this worker, and start sampling the request metrics for the dashboard."""
     WORKERS.set(1)
+    history = ServiceHistory()
+    app.state.service_history = history
+    app.state.service_sampler = asyncio.get_running_loop().create_task(history.run())
 
 
-def worker_stopped() -> None:
-    """A live gauge must forget a stopped worker: its files go (multiprocess mode)."""
+async def worker_stopped(app: Litestar) -> None:
+    """on_shutdown. A live gauge must forget a stopped worker: its files go (multiprocess mode)."""
+    sampler = getattr(app.state, "service_sampler", None)
+    if sampler is not None:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
     if os.environ.get(MULTIPROC_ENV):
         prom_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
     else:
         WORKERS.set(0)
+
+
+SERVICE_EVERY_S = 5.0
+SERVICE_WINDOW_S = 300.0
+
+
+class ServiceHistory:
+    """Snapshots of every worker's request metrics (`service_snapshot`), one per SERVICE_EVERY_S over
+    the last SERVICE_WINDOW_S, so the Service page shows rates and quantiles over the last minutes
+    as soon as it opens. Each worker keeps its own: any of them may answer the page."""
+
+    def __init__(self, every_s: float = SERVICE_EVERY_S, window_s: float = SERVICE_WINDOW_S) -> None:
+        self.every_s = every_s
+        self._samples: deque[dict[str, Any]] = deque(maxlen=int(window_s // every_s) + 1)
+
+    def sample(self) -> None:
+        self._samples.append({"t": time.time(), **service_snapshot()})
+
+    def window(self) -> dict[str, Any]:
+        """{"every_s", "samples": [{"t": Unix seconds, "workers", "routes"}, ...]}, oldest first, ending now."""
+        now = {"t": time.time(), **service_snapshot()}
+        return {"every_s": self.every_s, "samples": [*self._samples, now]}
+
+    async def run(self) -> None:
+        while True:
+            await anyio.to_thread.run_sync(self.sample)  # reads the workers' files: off the event loop
+            await asyncio.sleep(self.every_s)
 
 
 def service_snapshot() -> dict[str, Any]:

@@ -9,7 +9,7 @@ one generation on both engines; at MAP_MAX_POINTS they add about 100 KB per spac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,9 +28,12 @@ def project_maps(
     spaces: Sequence[str] = MAP_SPACES,
     max_points: int = MAP_MAX_POINTS,
     seed: int = MAP_SEED,
+    transforms: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """{space: {"ids": [movie id, ...], "xy": [[x, y], ...], "explained_variance": [r1, r2]}}.
 
+    `transforms` maps a space to what is projected from its stored vectors (rows in, rows out), e.g.
+    the collab vectors' item factors without the coordinate that only equalises their norms.
     Coordinates are in [-1, 1], rounded to 4 decimals; `explained_variance` is the share of the
     sample's variance along each axis. A space with fewer than 3 movies having its vector is left out.
     """
@@ -43,14 +46,19 @@ def project_maps(
             for space in spaces:
                 if space in movie.vectors:
                     vectors[space][movie.id] = movie.vectors[space]
-    return {space: _pca_map(found, seed) for space, found in vectors.items() if len(found) >= 3}
+    transforms = transforms or {}
+    return {space: _pca_map(found, seed, transforms.get(space)) for space, found in vectors.items() if len(found) >= 3}
 
 
-def _pca_map(vectors: dict[int, np.ndarray], seed: int) -> dict[str, Any]:
+def _pca_map(
+    vectors: dict[int, np.ndarray], seed: int, transform: Callable[[np.ndarray], np.ndarray] | None
+) -> dict[str, Any]:
     from sklearn.decomposition import PCA  # imported here: the API never needs it
 
     ids = sorted(vectors)
     matrix = np.asarray([vectors[i] for i in ids], dtype=np.float32)
+    if transform is not None:
+        matrix = transform(matrix)
     pca = PCA(n_components=2, svd_solver="full", random_state=seed)
     xy = pca.fit_transform(matrix)
     xy /= max(float(np.abs(xy).max()), 1e-12)

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 from litestar import Controller, MediaType, Response, get
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
-from app.api import metrics
 from app.api.assets import DASHBOARD_DIR
 from app.api.deps import MovieIdPath, parse_id
+from app.api.metrics import ServiceHistory
 from app.api.schemas import ERROR_RESPONSES
 from app.api.state import Services
 from app.auth import Principal
@@ -112,11 +113,14 @@ class DashboardController(Controller):
         "/service",
         operation_id="dashboardService",
         responses=ADMIN_ERRORS,
-        summary="Cumulative request counts and latency buckets per route, and the live worker count",
+        summary="Request counts and latency buckets per route over the last minutes, and the live worker count",
+        description="Cumulative snapshots of every worker's Prometheus request metrics, one every few seconds over "
+        "the last five minutes, the last one taken now: rates and quantiles are differences between two.",
         sync_to_thread=True,
     )
-    def service(self) -> dict[str, Any]:
-        return metrics.service_snapshot()
+    def service(self, state: State) -> dict[str, Any]:
+        history: ServiceHistory = state.service_history
+        return history.window()
 
 
 def index_overview(services: Services) -> dict[str, Any]:

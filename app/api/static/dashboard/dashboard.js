@@ -8,7 +8,6 @@ const PAGES = ["index", "movies", "map", "users", "quality", "service"];
 const VECTORS = ["text", "image", "combined", "collab"];
 const STRATEGIES = ["content", "collab", "hybrid"];
 const SERVICE_EVERY_MS = 2000;
-const SERVICE_WINDOW_MS = 5 * 60 * 1000;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
   "#31a354", "#756bb1", "#636363"];
@@ -256,6 +255,8 @@ function barChart(series, label) {
 }
 
 // -- Service ----------------------------------------------------------------------------------
+// The server keeps a snapshot of every worker's request histograms every few seconds over the last
+// five minutes; this page asks for them again every SERVICE_EVERY_MS and shows differences.
 let serviceTimer = null;
 let samples = [];
 
@@ -270,26 +271,25 @@ function loadService() {
   serviceTimer = setInterval(sampleService, SERVICE_EVERY_MS);
 }
 
+const routeKey = (r) => `${r.method} ${r.route}`;
+const totalCount = (sample) => sample.routes.reduce((a, r) => a + r.count, 0);
+
 async function sampleService() {
-  let snap;
-  try { snap = await api("/dashboard/api/service"); } catch (err) { return showError("service-cards", err); }
-  const now = Date.now();
-  samples.push({ t: now, snap });
-  samples = samples.filter((s) => now - s.t <= SERVICE_WINDOW_MS);
-  const first = samples[0];
-  const seconds = (now - first.t) / 1000;
-  const before = new Map(first.snap.routes.map((r) => [`${r.method} ${r.route}`, r]));
-  const rows = snap.routes.map((r) => {
-    const old = before.get(`${r.method} ${r.route}`);
+  let data;
+  try { data = await api("/dashboard/api/service"); } catch (err) { return showError("service-cards", err); }
+  samples = data.samples;
+  const first = samples[0], last = samples[samples.length - 1];
+  const seconds = last.t - first.t;
+  const before = new Map(first.routes.map((r) => [routeKey(r), r]));
+  const rows = last.routes.map((r) => {
+    const old = before.get(routeKey(r));
     const n = r.count - (old ? old.count : 0);
     const buckets = r.buckets.map(([le, c], i) => [le === null ? Infinity : le, c - (old ? old.buckets[i][1] : 0)]);
-    return [`${r.method} ${r.route}`, seconds > 0 ? fmt(n / seconds, 2) : "…", n,
+    return [routeKey(r), seconds > 0 ? fmt(n / seconds, 2) : "…", n,
       quantileMs(buckets, 0.5), quantileMs(buckets, 0.99), r.count];
   });
-  const total = samples.length > 1 ? snap.routes.reduce((a, r) => a + r.count, 0) -
-    first.snap.routes.reduce((a, r) => a + r.count, 0) : 0;
-  fill("service-cards", card("workers", snap.workers, "service-workers"),
-    card("requests/s (window)", seconds > 0 ? fmt(total / seconds, 2) : "…"),
+  const rate = seconds > 0 ? fmt((totalCount(last) - totalCount(first)) / seconds, 2) : "…";
+  fill("service-cards", card("workers", last.workers, "service-workers"), card("requests/s", rate),
     card("window", `${Math.round(seconds)} s`));
   table("service-routes", ["route", "req/s", "requests in window", "p50 ms", "p99 ms", "total"], rows);
   drawSpark();
@@ -316,8 +316,8 @@ function quantileMs(buckets, q) {
 function drawSpark() {
   const rates = [];
   for (let i = 1; i < samples.length; i++) {
-    const sum = (s) => s.snap.routes.reduce((a, r) => a + r.count, 0);
-    rates.push((sum(samples[i]) - sum(samples[i - 1])) / ((samples[i].t - samples[i - 1].t) / 1000));
+    const dt = samples[i].t - samples[i - 1].t;
+    if (dt > 0) rates.push((totalCount(samples[i]) - totalCount(samples[i - 1])) / dt);
   }
   const w = 600, h = 80, max = Math.max(1, ...rates);
   const points = rates.map((r, i) => `${(i / Math.max(1, rates.length - 1)) * w},${h - (r / max) * (h - 4)}`);
