@@ -30,7 +30,7 @@ from app.catalog.text import content_hash, movie_text
 from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
-from app.vectorstore.maps import project_maps
+from app.vectorstore.maps import project_maps, unit_rows
 from ingest.sources.base import Catalogue, RowError, validate
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,9 @@ def index_movies(
         "with_poster": index.count(MovieFilter(has_poster=True)),
         "collab_vectors": summary.collab_vectors,
         "ratings_fingerprint": fingerprint,
-        # The dashboard's 2-D maps, stored with the generation; collab: the model's factors, not the norm pad.
-        "maps": project_maps(index, sorted(wanted), transforms={"collab": factor_part}),
+        # The dashboard's 2-D maps, stored with the generation; collab: the directions of the model's
+        # factors (the stored vector's last coordinate only pads norms; a factor's length is popularity).
+        "maps": project_maps(index, sorted(wanted), transforms={"collab": lambda m: unit_rows(factor_part(m))}),
     }
     store.publish(index, _with_stats(manifest, stats))
     _finish(summary, store.manifest(), started)

@@ -50,6 +50,13 @@ def project_maps(
     return {space: _pca_map(found, seed, transforms.get(space)) for space, found in vectors.items() if len(found) >= 3}
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (zero rows stay zero): a map of directions, which cosine ranks by,
+    rather than of lengths (a collab factor's length mostly says how popular the movie is)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
 def _pca_map(
     vectors: dict[int, np.ndarray], seed: int, transform: Callable[[np.ndarray], np.ndarray] | None
 ) -> dict[str, Any]:
