@@ -205,3 +205,26 @@ def _save_docs_screenshot(source: Path, target: Path) -> None:
 
     with Image.open(source) as image:
         image.convert("RGB").quantize(colors=64).save(target, optimize=True)
+
+
+def test_maps_sample_the_same_movies_in_every_space(demo_settings: Settings) -> None:
+    from app.embedding.collab import factor_part
+    from app.vectorstore import open_store
+    from app.vectorstore.maps import project_maps, unit_rows
+
+    index = open_store(demo_settings).open()
+    try:
+        ids = sorted(index.hashes())
+        transforms = {"collab": lambda m: unit_rows(factor_part(m))}
+        maps = project_maps(index, ids, max_points=50, transforms=transforms)
+        again = project_maps(index, ids, max_points=50, transforms=transforms)
+    finally:
+        index.close()
+    assert maps == again  # seeded: a re-ingest of the same data draws the same map
+    assert len(maps["combined"]["ids"]) == 50 and set(maps["combined"]["ids"]) <= set(ids)
+    assert set(maps["collab"]["ids"]) <= set(maps["combined"]["ids"])  # one sample for every space
+    for m in maps.values():
+        assert len(m["xy"]) == len(m["ids"])
+        assert max(abs(c) for xy in m["xy"] for c in xy) == 1.0
+        first, second = m["explained_variance"]
+        assert 0 < second <= first < 1

@@ -35,7 +35,8 @@ def project_maps(
     `transforms` maps a space to what is projected from its stored vectors (rows in, rows out), e.g.
     the collab vectors' item factors without the coordinate that only equalises their norms.
     Coordinates are in [-1, 1], rounded to 4 decimals; `explained_variance` is the share of the
-    sample's variance along each axis. A space with fewer than 3 movies having its vector is left out.
+    sample's variance along each axis. A space with fewer than 3 movies having its vector, or whose
+    vectors are all the same, is left out: there is nothing to draw.
     """
     ids = np.asarray(sorted(movie_ids), dtype=np.int64)
     if len(ids) > max_points:  # the same sample for every space, so the maps show the same movies
@@ -47,7 +48,8 @@ def project_maps(
                 if space in movie.vectors:
                     vectors[space][movie.id] = movie.vectors[space]
     transforms = transforms or {}
-    return {space: _pca_map(found, seed, transforms.get(space)) for space, found in vectors.items() if len(found) >= 3}
+    maps = {space: _pca_map(found, seed, transforms.get(space)) for space, found in vectors.items() if len(found) >= 3}
+    return {space: m for space, m in maps.items() if m is not None}
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -59,13 +61,15 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
 
 def _pca_map(
     vectors: dict[int, np.ndarray], seed: int, transform: Callable[[np.ndarray], np.ndarray] | None
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     from sklearn.decomposition import PCA  # imported here: the API never needs it
 
     ids = sorted(vectors)
     matrix = np.asarray([vectors[i] for i in ids], dtype=np.float32)
     if transform is not None:
         matrix = transform(matrix)
+    if float(matrix.var(axis=0).sum()) <= 1e-12:
+        return None
     pca = PCA(n_components=2, svd_solver="full", random_state=seed)
     xy = pca.fit_transform(matrix)
     xy /= max(float(np.abs(xy).max()), 1e-12)
