@@ -192,8 +192,8 @@ def serve(
     """Serve the REST API (OpenAPI docs at /schema)."""
     import uvicorn
 
-    from app.api.multiproc import prepare_multiprocess_dir
     from app.logs import logging_config
+    from app.multiproc import prepare_multiprocess_dir
 
     settings = get_settings()
     count = workers or settings.api_workers

@@ -161,6 +161,17 @@ def test_serve_sums_every_workers_samples(demo_settings: Settings, tmp_path: Pat
     assert server.returncode == 0, err.decode()[-2000:]
 
 
+def test_serve_sets_the_folder_before_prometheus_client_is_imported() -> None:
+    """With one worker uvicorn serves in the process of `movierec serve` itself: preparing the folder
+    must not import prometheus_client, which fixes its storage (per process or shared) at import."""
+    code = (
+        "import sys; import app.cli; from app.multiproc import prepare_multiprocess_dir; "
+        "assert 'prometheus_client' not in sys.modules, 'imported too early'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def _wait_for_workers(url: str, server: subprocess.Popen[bytes], workers: int, timeout_s: float = 240) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,7 +1,7 @@
 """Prometheus metrics: `GET /metrics` in the text exposition format, through prometheus-client.
 
 Several uvicorn workers serve, so `movierec serve` runs prometheus-client in multiprocess mode
-(PROMETHEUS_MULTIPROC_DIR, see app/api/multiproc.py): each worker writes its samples to
+(PROMETHEUS_MULTIPROC_DIR, see app/multiproc.py): each worker writes its samples to
 files there and a scrape, answered by any worker, adds them up. Without that variable (tests, one
 in-process app) the process's own registry answers.
 
@@ -36,10 +36,10 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.multiproc import MULTIPROC_ENV
 from app.api.schemas import RecommendationsOut
 from app.api.state import Services
 from app.errors import IndexUnavailable
+from app.multiproc import MULTIPROC_ENV
 
 PREFIX = "movierec"
 REQUEST_DURATION = f"{PREFIX}_request_duration_seconds"

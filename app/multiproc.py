@@ -1,7 +1,9 @@
 """The folder prometheus-client's multiprocess mode shares between API workers.
 
-Kept apart from app/api/metrics.py on purpose: this must run before prometheus_client is
-imported by a serving process, since the library reads PROMETHEUS_MULTIPROC_DIR at import.
+Kept outside app/api on purpose (importing app.api imports the app, its metrics and so
+prometheus_client): this must run before prometheus_client is imported by a serving process, since
+the library reads PROMETHEUS_MULTIPROC_DIR at import. With one worker, uvicorn serves in the very
+process that runs `movierec serve`.
 """
 
 from __future__ import annotations
