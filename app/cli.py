@@ -198,7 +198,7 @@ def serve(
     settings = get_settings()
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.
-    prepare_multiprocess_dir(settings.metrics_dir)
+    prepare_multiprocess_dir(settings.metrics_dir, port)
     # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
     uvicorn.run(
         "app.api.app:create_app", factory=True, host=host, port=port, workers=count, log_config=logging_config()

@@ -16,16 +16,16 @@ from pathlib import Path
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare_multiprocess_dir(chosen: Path | None) -> Path:
+def prepare_multiprocess_dir(chosen: Path | None, port: int) -> Path:
     """Point prometheus-client at an empty per-server folder; returns it.
 
-    `chosen` (the setting MOVIEREC_METRICS_DIR or PROMETHEUS_MULTIPROC_DIR) is emptied first: the
-    samples of a previous server would add to this one's. Without it, a fresh temporary folder."""
-    if chosen is not None:
-        shutil.rmtree(chosen, ignore_errors=True)
-        chosen.mkdir(parents=True)
-        folder = chosen
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="movierec-metrics-"))
+    `chosen` (the setting MOVIEREC_METRICS_DIR or PROMETHEUS_MULTIPROC_DIR), else
+    `$TMPDIR/movierec-metrics-<port>`: one folder per listening server, so a server's samples never
+    mix with another's. It is emptied here, at start, not at exit: uvicorn ends on SIGTERM by
+    re-raising the signal, so no clean-up code of ours runs then, and a killed server's samples
+    must not add to the next one's."""
+    folder = chosen if chosen is not None else Path(tempfile.gettempdir()) / f"movierec-metrics-{port}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     half_life_days: float = Field(default=365.0, gt=0)
     popularity_weight: float = Field(default=0.1, ge=0, le=1)
     diversity: float = Field(default=0.2, ge=0, le=1)
-    # Where `movierec serve`'s workers share their Prometheus samples (emptied at start); None: a fresh temp dir.
+    # Where `movierec serve`'s workers share their Prometheus samples (emptied at start);
+    # None: $TMPDIR/movierec-metrics-<port>.
     metrics_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("MOVIEREC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR")
     )
