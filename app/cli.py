@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -202,6 +203,9 @@ def eval_(
     k: Annotated[int, typer.Option("--k", min=1, help="Length of each recommendation list.")] = 10,
     users: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many test users.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Also save the JSON report for the dashboard (DATA_DIR/eval/last.json).")
+    ] = False,
 ) -> None:
     """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
     from app.embedding.device import resolve_device
@@ -220,10 +224,20 @@ def eval_(
     )
     log = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
     report = run_eval(dataset.value, protocol.value, k, config, users=users, log=log)
+    if save:
+        _save_eval(settings.eval_report_path, report.to_json())
     if as_json:
         _echo_json(report.to_json())
     else:
         typer.echo(format_report(report))
+
+
+def _save_eval(target: Path, report: dict) -> None:  # type: ignore[type-arg]
+    """Atomically replace the saved report that the dashboard's Quality page reads."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**report, "saved_at": int(time.time())}, default=str))
+    tmp.replace(target)
 
 
 @cli.command()
@@ -239,8 +253,12 @@ def serve(
     import uvicorn
 
     from app.logs import logging_config
+    from app.multiproc import prepare_multiprocess_dir
 
-    count = workers or get_settings().api_workers
+    settings = get_settings()
+    count = workers or settings.api_workers
+    # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.
+    prepare_multiprocess_dir(settings.metrics_dir, port)
     # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
     uvicorn.run(
         "app.api.app:create_app", factory=True, host=host, port=port, workers=count, log_config=logging_config()

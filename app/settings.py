@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     half_life_days: float = Field(default=365.0, gt=0)
     popularity_weight: float = Field(default=0.1, ge=0, le=1)
     diversity: float = Field(default=0.2, ge=0, le=1)
+    # Where `movierec serve`'s workers share their Prometheus samples (emptied at start);
+    # None: $TMPDIR/movierec-metrics-<port>.
+    metrics_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("MOVIEREC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR")
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -92,6 +97,11 @@ class Settings(BaseSettings):
     @property
     def poster_cache_dir(self) -> Path:
         return self.data_dir / "posters"
+
+    @property
+    def eval_report_path(self) -> Path:
+        """The last `movierec eval --save` report, which the dashboard's Quality page shows."""
+        return self.data_dir / "eval" / "last.json"
 
 
 @lru_cache

@@ -28,9 +28,10 @@ from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.text import content_hash, movie_text
 from app.embedding import lexical
-from app.embedding.collab import item_vectors
+from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore.maps import project_maps, unit_rows
 from ingest.sources.base import Catalogue, RowError, validate
 from ingest.sources.files import FileProblem
 
@@ -161,6 +162,9 @@ def index_movies(
         "with_poster": index.count(MovieFilter(has_poster=True)),
         "collab_vectors": summary.collab_vectors,
         "ratings_fingerprint": fingerprint,
+        # The dashboard's 2-D maps, stored with the generation; collab: the directions of the model's
+        # factors (the stored vector's last coordinate only pads norms; a factor's length is popularity).
+        "maps": project_maps(index, sorted(wanted), transforms={"collab": lambda m: unit_rows(factor_part(m))}),
     }
     store.publish(index, _with_stats(manifest, stats))
     _finish(summary, store.manifest(), started)

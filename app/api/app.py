@@ -9,7 +9,10 @@ from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
+from app.api import metrics
+from app.api.assets import asset_routers, render_plugins
 from app.api.controllers import ROUTES
+from app.api.controllers.dashboard import DashboardController, DashboardPageController
 from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
 from app.api.index_lease import index_lease
@@ -34,6 +37,7 @@ class ApplicationCore(InitPluginProtocol):
         self._configure_exceptions(app_config)
         self._configure_lifespan(app_config)
         self._configure_index_lease(app_config)
+        self._configure_metrics(app_config)
         return app_config
 
     def _configure_openapi(self, app_config: AppConfig) -> None:
@@ -43,6 +47,7 @@ class ApplicationCore(InitPluginProtocol):
             description="Movie recommendations on Qdrant. Send `Authorization: Bearer <token>`.",
             path="/schema",
             use_handler_docstrings=True,
+            render_plugins=render_plugins(),  # Swagger UI and Redoc from this app's own assets: offline
         )
 
     def _configure_security(self, app_config: AppConfig) -> None:
@@ -54,6 +59,7 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_routes(self, app_config: AppConfig) -> None:
         app_config.route_handlers.extend(ROUTES)
+        app_config.route_handlers.extend([DashboardPageController, DashboardController, *asset_routers()])
 
     def _configure_dependencies(self, app_config: AppConfig) -> None:
         app_config.dependencies.update(DEPENDENCIES)
@@ -64,6 +70,14 @@ class ApplicationCore(InitPluginProtocol):
     def _configure_lifespan(self, app_config: AppConfig) -> None:
         app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder))
 
+    def _configure_metrics(self, app_config: AppConfig) -> None:
+        """Prometheus: request metrics (middleware), recommendation paths, store errors, GET /metrics."""
+        app_config.middleware.append(metrics.PROMETHEUS.middleware)
+        app_config.route_handlers.append(metrics.PrometheusController)
+        app_config.after_request = metrics.count_recommendation_path
+        app_config.after_exception.append(metrics.count_error)
+        app_config.on_startup.append(metrics.worker_started)
+        app_config.on_shutdown.append(metrics.worker_stopped)
 
     def _configure_index_lease(self, app_config: AppConfig) -> None:
         app_config.middleware.append(index_lease)  # a reindex frees the old generation once its requests end

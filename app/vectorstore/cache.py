@@ -103,6 +103,9 @@ class CachedIndex:
     def genres(self) -> dict[str, int]:
         return self._inner.genres()
 
+    def payload_schema(self) -> dict[str, str]:
+        return self._inner.payload_schema()
+
     def hashes(self) -> dict[int, str]:
         return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
 

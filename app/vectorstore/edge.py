@@ -255,6 +255,10 @@ class EdgeIndex:
         response = self._shard.facet(qe.FacetRequest("genres", limit=MAX_GENRES, exact=True))
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
+    def payload_schema(self) -> dict[str, str]:
+        schema = self._shard.info().payload_schema
+        return {name: str(info.data_type).rsplit(".", 1)[-1].lower() for name, info in schema.items()}
+
     def hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}
         offset = None

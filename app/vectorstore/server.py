@@ -291,6 +291,10 @@ class ServerIndex:
         response = self._call(self._client.facet, self.name, key="genres", limit=MAX_GENRES, exact=True)
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
+    def payload_schema(self) -> dict[str, str]:
+        schema = self._call(self._client.get_collection, self.name).payload_schema
+        return {name: str(getattr(info.data_type, "value", info.data_type)).lower() for name, info in schema.items()}
+
     def hashes(self) -> dict[int, str]:
         out: dict[int, str] = {}
         offset: Any = None

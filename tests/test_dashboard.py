@@ -1,0 +1,230 @@
+"""The dashboard end to end: the demo-sized index served by uvicorn, the admin JSON it reads, and the
+page itself in headless Chromium (no network but 127.0.0.1), with `movierec eval --save`'s real report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.api import create_app
+from app.auth import issue_token
+from app.catalog.db import make_engine
+from app.catalog.models import Rating
+from app.settings import Settings
+from tests.browser import Browser, find_chromium, serve
+from tests.conftest import DEMO_LIMIT, copy_settings
+from tests.test_eval import eval_data_dir  # noqa: F401  (the fixture: ml-100k's cached text vectors)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = find_chromium()
+ADMIN_ROUTES = (
+    "/dashboard/api/index",
+    "/dashboard/api/movies/1",
+    "/dashboard/api/map/combined",
+    "/dashboard/api/map/collab",
+    "/dashboard/api/quality",
+    "/dashboard/api/service",
+)
+# Set to refresh the README's screenshot (docs/dashboard.png) from this test's run.
+SCREENSHOT_ENV = "MOVIEREC_DOCS_SCREENSHOT"
+
+
+@pytest.fixture(scope="module")
+def saved_report(eval_data_dir: Path) -> Path:  # noqa: F811
+    """`movierec eval --save` on a 30-user sample of ml-100k: the real report the Quality page shows."""
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(eval_data_dir), "MOVIEREC_DEVICE": "cpu"}
+    env.pop("QDRANT_URL", None)
+    cmd = [sys.executable, "-m", "app.cli", "eval", "--dataset", "ml-100k", "--users", "30", "--json", "--save"]
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    saved = Settings(data_dir=eval_data_dir).eval_report_path
+    import json
+
+    printed = json.loads(out.stdout.strip().splitlines()[-1])
+    stored = json.loads(saved.read_text())
+    assert stored.pop("saved_at") > 0
+    assert stored == printed  # --save writes exactly what --json prints
+    return saved
+
+
+@pytest.fixture(scope="module")
+def dash_settings(demo_settings: Settings, saved_report: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = copy_settings(demo_settings, tmp_path_factory.mktemp("dashboard") / "data")
+    settings.eval_report_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(saved_report, settings.eval_report_path)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def base_url(dash_settings: Settings, text_encoder: Any):
+    with serve(create_app(dash_settings, text_encoder=text_encoder)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def admin(dash_settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(dash_settings, user_id=None, admin=True)}"}
+
+
+@pytest.fixture(scope="module")
+def heavy_user(dash_settings: Settings) -> int:
+    """The fixture's user with the most ratings: every strategy has something to work with."""
+    engine = make_engine(dash_settings.sqlalchemy_url)
+    with Session(engine) as s:
+        user = s.exec(
+            select(Rating.user_id).group_by(Rating.user_id).order_by(func.count().desc(), Rating.user_id).limit(1)
+        ).one()
+    engine.dispose()
+    return int(user)
+
+
+def test_admin_json_needs_an_admin_token(base_url: str, dash_settings: Settings, admin: dict[str, str]) -> None:
+    user = {"Authorization": f"Bearer {issue_token(dash_settings, user_id=15, admin=False)}"}
+    for route in ADMIN_ROUTES:
+        assert httpx.get(base_url + route).status_code == 401, route
+        forbidden = httpx.get(base_url + route, headers=user)
+        assert forbidden.status_code == 403, route
+        assert forbidden.json()["detail"] == "the dashboard needs an admin token"
+        assert httpx.get(base_url + route, headers=admin).status_code == 200, route
+    assert httpx.get(base_url + "/dashboard").status_code == 200  # the page itself holds no data
+
+
+def test_index_movie_and_map_json(base_url: str, admin: dict[str, str]) -> None:
+    index = httpx.get(base_url + "/dashboard/api/index", headers=admin).json()
+    assert index["points"] == DEMO_LIMIT and index["engine"] == "edge"
+    assert {v["name"]: v["dim"] for v in index["vectors"]} == {
+        "text": 384,
+        "image": 1280,
+        "combined": 768,
+        "collab": 256,
+    }
+    fields = {f["name"]: f["indexed"] for f in index["payload_fields"]}
+    assert fields["genres"] and fields["year"] and not fields["title"]
+    assert index["coverage"]["coverage"] == 1.0
+    assert "maps" not in index["manifest"]["stats"]  # shown as counts, not as thousands of coordinates
+    assert index["maps"]["combined"] == DEMO_LIMIT
+
+    movie = httpx.get(base_url + "/dashboard/api/movies/1", headers=admin).json()
+    assert movie["payload"]["title"] == "Toy Story"
+    assert abs(movie["norms"]["text"] - 1.0) < 1e-3 and "image" not in movie["norms"]  # the demo has no posters
+    assert movie["neighbours"]["image"] is None
+    for name in ("text", "combined", "collab"):
+        ids = [n["movie_id"] for n in movie["neighbours"][name]]
+        assert len(ids) == 10 and 1 not in ids, name
+    assert httpx.get(base_url + "/dashboard/api/movies/999999999", headers=admin).status_code == 404
+
+    combined = httpx.get(base_url + "/dashboard/api/map/combined", headers=admin).json()
+    collab = httpx.get(base_url + "/dashboard/api/map/collab", headers=admin).json()
+    assert len(combined["points"]) == DEMO_LIMIT
+    assert len(collab["points"]) == index["manifest"]["stats"]["collab_vectors"]
+    xs = [p[1] for p in combined["points"]]
+    assert max(abs(x) for x in xs) == 1.0 and len(set(xs)) > DEMO_LIMIT // 2  # scaled, and spread out
+    bad = httpx.get(base_url + "/dashboard/api/map/nope", headers=admin)
+    assert bad.status_code == 400 and bad.json()["field"] == "space"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_dashboard_in_chromium(
+    base_url: str, dash_settings: Settings, heavy_user: int, tmp_path: Path, admin: dict[str, str]
+) -> None:
+    token = admin["Authorization"].removeprefix("Bearer ")
+    shots: dict[str, Path] = {}
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        # Index: the real point count, from the served index.
+        assert b.wait_for("document.getElementById('index-points')?.textContent") == str(DEMO_LIMIT)
+        assert b.evaluate("sessionStorage.getItem('movierec.token')") == token
+        shots["index"] = b.screenshot(tmp_path / "index.png")
+
+        b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = 'Toy Story'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.neighbours li').length >= 30")
+        assert "Toy Story" in b.evaluate("document.getElementById('movie-title').textContent")
+        lists = b.evaluate("[...document.querySelectorAll('ol.neighbours')].map(o => o.dataset.vector)")
+        assert lists == ["text", "combined", "collab"]  # no image vector: the demo has no posters
+        shots["movies"] = b.screenshot(tmp_path / "movies.png")
+
+        b.evaluate("location.hash = '#map'")
+        drawn = b.wait_for(
+            "[...document.querySelectorAll('.map svg')].map(s => s.querySelectorAll('circle').length)"
+            ".filter(n => n >= 100).length === 2 && "
+            "[...document.querySelectorAll('.map svg')].map(s => s.querySelectorAll('circle').length)"
+        )
+        assert drawn[0] == DEMO_LIMIT and drawn[1] >= 100
+        assert b.evaluate("document.querySelector('.map circle title').textContent").strip()
+        shots["map"] = b.screenshot(tmp_path / "map.png")
+
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for(
+            "document.querySelectorAll('ol.recs').length === 3 && "
+            "[...document.querySelectorAll('ol.recs')].every(o => o.children.length === 10)"
+        )
+        assert b.evaluate("document.querySelectorAll('#user-ratings tr').length") > 10
+        paths = b.evaluate("[...document.querySelectorAll('#user-recs .path')].map(e => e.textContent)")
+        assert paths == ["path: content", "path: collab", "path: hybrid"]
+        b.evaluate("document.querySelector('ol.recs li').click()")
+        assert "matches your taste" in b.wait_for("document.getElementById('explain-sentence')?.textContent")
+        shots["users"] = b.screenshot(tmp_path / "users.png")
+
+        b.evaluate("location.hash = '#quality'")
+        bars = b.wait_for("document.querySelectorAll('#quality-chart rect[data-strategy]').length")
+        assert bars >= 12  # six strategies, two slices (all users, cold start)
+        shots["quality"] = b.screenshot(tmp_path / "quality.png")
+
+        b.evaluate("location.hash = '#service'")
+        assert b.wait_for("document.getElementById('service-workers')?.textContent") == "1"
+        # The server sampled its histograms at start, before this test's requests: the window holds them.
+        row = b.wait_for(
+            "[...document.querySelectorAll('#service-routes tr')].map(tr => [...tr.children].map(td => td.textContent))"
+            ".find(cells => cells[0] === 'GET /movies/recommendations')"
+        )
+        assert int(row[2]) >= 3 and float(row[3]) > 0 and float(row[4]) >= float(row[3])  # requests, p50, p99
+        shots["service"] = b.screenshot(tmp_path / "service.png")
+        b.pump(0.5)
+        assert b.errors == []
+    assert all(p.stat().st_size > 10_000 for p in shots.values())
+    if os.environ.get(SCREENSHOT_ENV):
+        _save_docs_screenshot(shots["map"], ROOT / "docs" / "dashboard.png")
+
+
+def _save_docs_screenshot(source: Path, target: Path) -> None:
+    """A small PNG for the README: a 64-colour palette keeps it well under 200 KB."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        image.convert("RGB").quantize(colors=64).save(target, optimize=True)
+
+
+def test_maps_sample_the_same_movies_in_every_space(demo_settings: Settings) -> None:
+    from app.embedding.collab import factor_part
+    from app.vectorstore import open_store
+    from app.vectorstore.maps import project_maps, unit_rows
+
+    index = open_store(demo_settings).open()
+    try:
+        ids = sorted(index.hashes())
+        transforms = {"collab": lambda m: unit_rows(factor_part(m))}
+        maps = project_maps(index, ids, max_points=50, transforms=transforms)
+        again = project_maps(index, ids, max_points=50, transforms=transforms)
+    finally:
+        index.close()
+    assert maps == again  # seeded: a re-ingest of the same data draws the same map
+    assert len(maps["combined"]["ids"]) == 50 and set(maps["combined"]["ids"]) <= set(ids)
+    assert set(maps["collab"]["ids"]) <= set(maps["combined"]["ids"])  # one sample for every space
+    for m in maps.values():
+        assert len(m["xy"]) == len(m["ids"])
+        assert max(abs(c) for xy in m["xy"] for c in xy) == 1.0
+        first, second = m["explained_variance"]
+        assert 0 < second <= first < 1
