@@ -28,6 +28,15 @@ Genres = Annotated[
     Parameter(description="Comma-separated genres in any case (GET /genres lists them); a movie matches any."),
 ]
 Year = Annotated[int | None, Parameter(ge=0, le=9999, description="Inclusive bound on the release year.")]
+Offset = Annotated[int, Parameter(ge=0, description="How many results to skip (pagination).")]
+MAX_EXCLUDED = 1000
+Exclude = Annotated[
+    str | None,
+    Parameter(
+        description=f"Comma-separated movie ids never to return (at most {MAX_EXCLUDED}), e.g. `1,260`.",
+        max_length=20 * MAX_EXCLUDED,
+    ),
+]
 
 
 def parse_id(raw: str | None, field: str) -> int:
@@ -41,6 +50,14 @@ def parse_id(raw: str | None, field: str) -> int:
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
     return int(raw)
+
+
+def parse_ids(raw: str | None, field: str) -> frozenset[int]:
+    """Comma-separated positive ids (blanks ignored), or 400 naming the field."""
+    parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    if len(parts) > MAX_EXCLUDED:
+        raise InvalidInput(f"{field} takes at most {MAX_EXCLUDED} ids, got {len(parts)}", field=field)
+    return frozenset(parse_id(p, field) for p in parts)
 
 
 def movie_filter(

@@ -67,8 +67,11 @@ class RecommendationsOut(msgspec.Struct):
 
     @classmethod
     def from_domain(cls, user_id: int, result: RecommendationList) -> RecommendationsOut:
-        items = [RecommendationOut(r.id, r.title, r.year, r.genres, r.score, r.reason) for r in result.items]
-        return cls(user_id=user_id, strategy=result.strategy, path=result.path, items=items)
+        return cls(user_id=user_id, strategy=result.strategy, path=result.path, items=recommendation_items(result))
+
+
+def recommendation_items(result: RecommendationList) -> list[RecommendationOut]:
+    return [RecommendationOut(r.id, r.title, r.year, r.genres, r.score, r.reason) for r in result.items]
 
 
 class SimilarOut(msgspec.Struct):
@@ -205,3 +208,67 @@ class EmbeddingMetricsOut(msgspec.Struct):
     def from_metrics(cls, metrics: dict[str, Any]) -> EmbeddingMetricsOut:
         known = cls.__struct_fields__
         return cls(**{k: v for k, v in metrics.items() if k in known})
+
+
+# -- guests, hidden movies ------------------------------------------------------------------------
+MAX_CHOICES = 1000  # liked or disliked ids in one guest request: as many ratings as the collab taste reads
+StrategyName = Literal["content", "collab", "hybrid"]
+YearBound = Annotated[int, msgspec.Meta(ge=0, le=9999, description="Inclusive bound on the release year.")]
+
+
+class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A visitor's choices, answered with the same user-vector code as a stored user's ratings:
+    each liked movie counts as a 5-star rating and each disliked one as a 1-star rating, all given now."""
+
+    liked: Annotated[
+        list[MovieId],
+        msgspec.Meta(max_length=MAX_CHOICES, description="Movies the visitor liked.", examples=[[1, 260]]),
+    ] = msgspec.field(default_factory=list)
+    disliked: Annotated[
+        list[MovieId],
+        msgspec.Meta(max_length=MAX_CHOICES, description="Movies the visitor disliked.", examples=[[2]]),
+    ] = msgspec.field(default_factory=list)
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100, description="How many results, 1 to 100.", examples=[10])] = 10
+    strategy: Annotated[
+        StrategyName, msgspec.Meta(description="As for GET /movies/recommendations.", examples=["hybrid"])
+    ] = "hybrid"
+    genres: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="Genres in any case (GET /genres lists them); a movie matches any.", examples=[["Comedy"]]
+        ),
+    ] = msgspec.field(default_factory=list)
+    year_min: YearBound | None = None
+    year_max: YearBound | None = None
+
+
+class GuestRecommendationsOut(msgspec.Struct):
+    """Recommendations for a visitor: RecommendationsOut without a user id."""
+
+    strategy: StrategyName
+    path: Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
+    items: list[RecommendationOut]
+
+    @classmethod
+    def from_domain(cls, result: RecommendationList) -> GuestRecommendationsOut:
+        return cls(strategy=result.strategy, path=result.path, items=recommendation_items(result))
+
+
+class HiddenIn(msgspec.Struct, forbid_unknown_fields=True):
+    movie_id: MovieId
+
+
+class HiddenOut(msgspec.Struct):
+    """A movie the user marked "not interested"."""
+
+    movie_id: int
+    title: str
+    timestamp: Annotated[int, msgspec.Meta(description="When it was hidden, unix seconds.")]
+
+
+class HiddenPage(msgspec.Struct):
+    user_id: int
+    total: int
+    limit: int
+    offset: int
+    items: list[HiddenOut]

@@ -53,3 +53,15 @@ class Rating(SQLModel, table=True):
     movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
     rating: float
     timestamp: int = Field(sa_type=BIGINT)  # unix seconds
+
+
+class Hidden(SQLModel, table=True):
+    """A movie a user marked "not interested": never recommended to them again (app/recommend/history.py).
+
+    Written only through the API, so no import ever touches it."""
+
+    __tablename__ = "hidden"
+
+    user_id: int = Field(primary_key=True, foreign_key="users.id", sa_type=BIGINT)
+    movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
+    timestamp: int = Field(sa_type=BIGINT)  # unix seconds

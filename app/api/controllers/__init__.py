@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from app.api.controllers.hidden import HiddenController
 from app.api.controllers.movies import GenreController, MovieController
 from app.api.controllers.ratings import RatingController
-from app.api.controllers.recommendations import RecommendationController
+from app.api.controllers.recommendations import GuestRecommendationController, RecommendationController
 from app.api.controllers.system import HealthController, MetricsController
 
 ROUTES = [
     RecommendationController,
+    GuestRecommendationController,
     MovieController,
     GenreController,
     RatingController,
+    HiddenController,
     MetricsController,
     HealthController,
 ]
@@ -19,7 +22,9 @@ ROUTES = [
 __all__ = [
     "ROUTES",
     "GenreController",
+    "GuestRecommendationController",
     "HealthController",
+    "HiddenController",
     "MetricsController",
     "MovieController",
     "RatingController",

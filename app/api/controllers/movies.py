@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter, parse_id
+from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, movie_filter, parse_id, parse_ids
 from app.api.schemas import ERROR_RESPONSES, GenreOut, GenresOut, MovieOut, ScoredMovieOut, SearchOut, SimilarOut
 from app.catalog import repository as repo
 from app.recommend.recommender import Recommender
@@ -57,9 +57,10 @@ class MovieController(Controller):
             Literal["combined", "text", "image"],
             Parameter(description="Which embedding to compare: text+poster, text only, or poster only."),
         ] = "combined",
+        exclude: Exclude = None,
     ) -> SimilarOut:
         mid = parse_id(movie_id, "movie_id")
-        hits = recommender.similar(mid, limit=limit, vector=vector)
+        hits = recommender.similar(mid, limit=limit, vector=vector, exclude=parse_ids(exclude, "exclude"))
         return SimilarOut(movie_id=mid, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
