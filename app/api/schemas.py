@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar.openapi import ResponseSpec
 
+from app.catalog.lists import ListedMovie
 from app.catalog.models import Movie
 from app.catalog.repository import UserRating
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
@@ -272,3 +273,36 @@ class HiddenPage(msgspec.Struct):
     limit: int
     offset: int
     items: list[HiddenOut]
+
+
+# -- lists ----------------------------------------------------------------------------------------
+class ListedMovieOut(msgspec.Struct):
+    movie_id: int
+    title: str
+    year: int | None
+    genres: list[str]
+    votes: Annotated[int, msgspec.Meta(ge=0, description="Ratings in the window (new: all ratings).", examples=[341])]
+    average: Annotated[
+        float | None, msgspec.Meta(description="Their mean, 0.5-5 stars; null without ratings.", examples=[3.87])
+    ]
+    score: Annotated[
+        float,
+        msgspec.Meta(
+            description="What the list is ordered by. popular: the ratings in the window (a count); "
+            "top-rated: the Bayesian average, 0.5-5; new: the release year (0 when unknown).",
+            examples=[4.12],
+        ),
+    ]
+
+    @classmethod
+    def from_domain(cls, m: ListedMovie) -> ListedMovieOut:
+        movie = m.movie
+        return cls(movie.id, movie.title, movie.year, list(movie.genres), m.votes, m.average, round(m.score, 6))
+
+
+class MovieListOut(msgspec.Struct):
+    list: Literal["popular", "top-rated", "new"]
+    total: Annotated[int, msgspec.Meta(ge=0, description="Movies in the whole list, under the filters.")]
+    limit: int
+    offset: int
+    items: list[ListedMovieOut]

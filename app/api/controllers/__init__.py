@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.api.controllers.hidden import HiddenController
+from app.api.controllers.lists import ListController
 from app.api.controllers.movies import GenreController, MovieController
 from app.api.controllers.ratings import RatingController
 from app.api.controllers.recommendations import GuestRecommendationController, RecommendationController
@@ -12,6 +13,7 @@ ROUTES = [
     RecommendationController,
     GuestRecommendationController,
     MovieController,
+    ListController,
     GenreController,
     RatingController,
     HiddenController,
@@ -25,6 +27,7 @@ __all__ = [
     "GuestRecommendationController",
     "HealthController",
     "HiddenController",
+    "ListController",
     "MetricsController",
     "MovieController",
     "RatingController",
