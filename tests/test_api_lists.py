@@ -76,7 +76,7 @@ async def get_list(client: AsyncTestClient[Litestar], headers: dict[str, str], n
     resp = await client.get(f"/movies/{name}", params=params, headers=headers)
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert body["list"] == name and body["limit"] == params.get("limit", 10)
+    assert body["kind"] == name and body["limit"] == params.get("limit", 10)
     return body
 
 

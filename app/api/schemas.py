@@ -11,17 +11,69 @@ from app.catalog.lists import ListedMovie
 from app.catalog.models import Movie
 from app.catalog.repository import UserRating
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
+from app.recommend.tuning import TUNED
 
 MAX_ID = 10**18 - 1  # ids are stored as signed 64-bit integers; larger ones would overflow the database
-MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).")]
+MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
+
+
+def doc(description: str, *examples: Any, **bounds: float) -> msgspec.Meta:
+    """A field's OpenAPI documentation: description, examples, and bounds (ge, le, ...).
+    Litestar leaves a bound of 0 out of the schema (it tests the bound's truth), so a 0 is also
+    restated in the raw JSON schema."""
+    zero = {"minimum": 0} if bounds.get("ge") == 0 else {}
+    extra = {"extra": zero} if zero else None
+    return msgspec.Meta(description=description, examples=list(examples) or None, extra_json_schema=extra, **bounds)
+
+
+OutMovieId = Annotated[int, doc("The movie's id.", 1, ge=1, le=MAX_ID)]
+OutUserId = Annotated[int, doc("The user's id.", 15, ge=1, le=MAX_ID)]
+Title = Annotated[str, doc("The movie's title.", "Toy Story")]
+ReleaseYear = Annotated[int, doc("Release year; null when unknown.", 1995, ge=0, le=9999)] | None
+GenreList = Annotated[list[str], doc("The movie's genres, as GET /genres spells them.", ["Animation", "Comedy"])]
+Stars = Annotated[float, doc("A rating, 0.5 to 5.0 stars in steps of 0.5.", 4.5, ge=0.5, le=5.0)]
+UnixTime = Annotated[int, doc("Unix seconds.", 1469330735, ge=0)]
+Total = Annotated[int, doc("How many there are in all, before the page is cut.", 42, ge=0)]
+PageLimit = Annotated[int, doc("The page size asked for.", 20, ge=1, le=100)]
+PageOffset = Annotated[int, doc("How many were skipped.", 0, ge=0)]
+StrategyName = Literal["content", "collab", "hybrid"]
+PathName = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
+
+# What a score means, per way of answering. Scores compare within one answer, not across paths.
+PATH_DOC = (
+    "How the answer was made: `popular` (no ratings, or use_embeddings=false), `content_cold_start` (1-2 "
+    "ratings), `content`, `collab` or `hybrid`. It sets the scale of `score`."
+)
+_RRF_TOP = round(1 / (1 / TUNED.collab_weight + TUNED.rrf_k - 1) + 1 / (1 / TUNED.content_weight + TUNED.rrf_k - 1), 3)
+RECOMMENDATION_SCORE_DOC = (
+    "Ranking score, best first; compare it within one answer only, its scale depends on `path`. "
+    "`popular`: the movie's popularity as stored (the demo's number of ratings, e.g. 341.0), unbounded. "
+    "`content`, `content_cold_start`: cosine similarity of the movie's combined vector to the taste vector (-1 to 1); "
+    "`collab`: cosine of its collab vector to the user's query (-1 to 1); `hybrid`: weighted reciprocal rank fusion, "
+    f"the sum over the two lists of w / (rank + w·(k-1)) with rank from 1, k = {TUNED.rrf_k}, w = "
+    f"{TUNED.collab_weight} (collab) and {TUNED.content_weight} (content): at most {_RRF_TOP}. "
+    "Each is then multiplied by the popularity boost, 1 to 1 + `popularity` (log-popularity scaled to 0-1 "
+    "among the candidates), and by the diversity penalty, 1 - `diversity` × the cosine to the closest earlier pick. "
+    "So with popularity=1 a content score can reach 2."
+)
+REASON_DOC = (
+    'Why it is recommended: the liked movie it is closest to ("because you liked Heat (5.0★)"), '
+    '"popular with viewers" on the popular path, or "close to your overall taste".'
+)
+SCORE_DOC = (
+    "similar: cosine similarity on the chosen vector, -1 to 1. search: cosine similarity of the movie's text "
+    "vector to the query's, -1 to 1."
+)
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every error response: the status, a message, and the offending field when one is known."""
 
-    status_code: int
-    detail: str
-    field: str | None = None
+    status_code: Annotated[int, doc("The HTTP status, repeated.", 400, ge=400, le=599)]
+    detail: Annotated[
+        str, doc("What went wrong; names the field when one is at fault.", "invalid limit: Expected `int` >= 1")
+    ]
+    field: Annotated[str | None, doc("The offending parameter or body field, when one is known.", "limit")] = None
 
 
 ERROR_STATUSES = {
@@ -29,7 +81,6 @@ ERROR_STATUSES = {
     401: "Missing or invalid bearer token",
     403: "The token may not access this user's data",
     404: "Unknown user, movie or rating",
-    501: "Strategy not implemented yet",
     503: "The index is not built or unreachable",
 }
 ERROR_RESPONSES = {
@@ -38,13 +89,19 @@ ERROR_RESPONSES = {
 }
 
 
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """The error responses one route can return, for its OpenAPI operation: list only those
+    (403 only where the owner_or_admin guard runs, 404 only where something is looked up)."""
+    return {code: ERROR_RESPONSES[code] for code in codes}
+
+
 # -- movies ---------------------------------------------------------------------------------------
 class ScoredMovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    score: float
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    score: Annotated[float, doc(SCORE_DOC, 0.61)]
 
     @classmethod
     def from_domain(cls, m: ScoredMovie) -> ScoredMovieOut:
@@ -52,19 +109,19 @@ class ScoredMovieOut(msgspec.Struct):
 
 
 class RecommendationOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    score: float
-    reason: str
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    score: Annotated[float, doc(RECOMMENDATION_SCORE_DOC, 0.54)]
+    reason: Annotated[str, doc(REASON_DOC, "because you liked Heat (5.0★)")]
 
 
 class RecommendationsOut(msgspec.Struct):
-    user_id: int
-    strategy: Literal["content", "collab", "hybrid"]
-    path: Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
-    items: list[RecommendationOut]
+    user_id: OutUserId
+    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
     def from_domain(cls, user_id: int, result: RecommendationList) -> RecommendationsOut:
@@ -76,48 +133,64 @@ def recommendation_items(result: RecommendationList) -> list[RecommendationOut]:
 
 
 class SimilarOut(msgspec.Struct):
-    movie_id: int
-    vector: str
-    items: list[ScoredMovieOut]
+    movie_id: OutMovieId
+    vector: Annotated[str, doc("The named vector compared.", "combined")]
+    items: Annotated[list[ScoredMovieOut], doc("Most similar first; `score` is the cosine similarity.")]
 
 
 class SearchOut(msgspec.Struct):
-    query: str
-    items: list[ScoredMovieOut]
+    query: Annotated[str, doc("The text searched for, as sent.", "heist thriller")]
+    items: Annotated[list[ScoredMovieOut], doc("Best match first.")]
 
 
 class GenreOut(msgspec.Struct):
-    genre: str
-    movies: int
+    genre: Annotated[str, doc("A genre as the index spells it.", "Comedy")]
+    movies: Annotated[int, doc("Movies in the index with this genre.", 3315, ge=0)]
 
 
 class GenresOut(msgspec.Struct):
-    items: list[GenreOut]
+    items: Annotated[list[GenreOut], doc("Most common first.")]
 
 
 class MovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    overview: str | None
-    tagline: str | None
-    keywords: list[str]
-    cast: list[str]
-    director: str | None
-    writer: str | None
-    runtime: int | None
-    country: str | None
-    language: str | None
-    popularity: float | None
-    vote_average: float | None
-    vote_count: int | None
-    has_poster: bool
-    poster_url: str | None  # only public URLs: a local cache path means nothing to a client
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    overview: Annotated[str | None, doc("Plot summary, when the source has one.", "A cowboy doll is ...")]
+    tagline: Annotated[str | None, doc("Tagline, when the source has one.", "The toys are back!")]
+    keywords: Annotated[list[str], doc("Keywords, when the source has them.", ["toy", "friendship"])]
+    cast: Annotated[list[str], doc("Cast, in the source's order.", ["Tom Hanks", "Tim Allen"])]
+    director: Annotated[str | None, doc("Director(s).", "John Lasseter")]
+    writer: Annotated[str | None, doc("Writer(s).", "Joss Whedon")]
+    runtime: Annotated[int, doc("Running time in minutes.", 81, ge=0)] | None
+    country: Annotated[str | None, doc("Country of origin.", "United States of America")]
+    language: Annotated[str | None, doc("Original language.", "English")]
+    popularity: (
+        Annotated[
+            float,
+            doc(
+                "Popularity: the number of ratings for the demo and MovieLens sources, TMDB's popularity for tmdb.",
+                247.0,
+                ge=0,
+            ),
+        ]
+        | None
+    )
+    vote_average: (
+        Annotated[float, doc("Mean rating in the source (0.5-5 for MovieLens, 0-10 for TMDB).", 3.87, ge=0)] | None
+    )
+    vote_count: Annotated[int, doc("Number of votes in the source.", 247, ge=0)] | None
+    has_poster: Annotated[bool, doc("Whether the catalogue has a poster for it.", False)]
+    # Only public URLs: a local cache path means nothing to a client.
+    poster_url: Annotated[
+        str | None, doc("The poster's public URL; null for a local file or none.", None)
+    ]  # only public URLs: a local cache path means nothing to a client
 
     @classmethod
     def from_model(cls, m: Movie) -> MovieOut:
         public = m.poster if m.poster and m.poster.startswith(("http://", "https://")) else None
+        # fmt: off
         return cls(
             movie_id=m.id, title=m.title, year=m.year, genres=list(m.genres), overview=m.overview,
             tagline=m.tagline, keywords=list(m.keywords), cast=list(m.cast), director=m.director,
@@ -125,24 +198,37 @@ class MovieOut(msgspec.Struct):
             popularity=m.popularity, vote_average=m.vote_average, vote_count=m.vote_count,
             has_poster=bool(m.poster), poster_url=public,
         )
+        # fmt: on
 
 
 class RelatedRatingOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    rating: float
-    similarity: float
+    movie_id: OutMovieId
+    title: Title
+    rating: Stars
+    similarity: Annotated[
+        float, doc("Cosine similarity of its combined vector to the explained movie's, -1 to 1.", 0.31, ge=-1.0, le=1.0)
+    ]
 
 
 class ExplanationOut(msgspec.Struct):
-    user_id: int
-    movie_id: int
-    title: str
-    similarity: float
-    text_share: float
-    image_share: float
-    related: list[RelatedRatingOut]
-    sentence: str
+    user_id: OutUserId
+    movie_id: OutMovieId
+    title: Title
+    similarity: Annotated[
+        float,
+        doc(
+            "Cosine similarity of the movie's combined vector to the user's taste vector, -1 to 1.",
+            0.16,
+            ge=-1.0,
+            le=1.0,
+        ),
+    ]
+    text_share: Annotated[
+        float, doc("Share of the similarity that comes from the text half, 0 to 1.", 1.0, ge=0.0, le=1.0)
+    ]
+    image_share: Annotated[float, doc("Share that comes from the poster half, 0 to 1.", 0.0, ge=0.0, le=1.0)]
+    related: Annotated[list[RelatedRatingOut], doc("The rated movies closest to it, closest first (at most 5).")]
+    sentence: Annotated[str, doc("The explanation in one sentence.", "Toy Story matches your taste ...")]
 
     @classmethod
     def from_domain(cls, user_id: int, e: Explanation) -> ExplanationOut:
@@ -153,22 +239,30 @@ class ExplanationOut(msgspec.Struct):
 # -- ratings --------------------------------------------------------------------------------------
 class RatingIn(msgspec.Struct):
     movie_id: MovieId
-    # Range and step are checked by the domain (repository.rate), which names the field.
-    rating: Annotated[float, msgspec.Meta(description="0.5 to 5.0 in steps of 0.5.")]
+    # Range and step are checked by the domain (repository.rate), which names the field; they are
+    # declared to OpenAPI only (Litestar's `extra`), or msgspec would answer first, in its own words.
+    rating: Annotated[
+        float,
+        msgspec.Meta(
+            description="0.5 to 5.0 in steps of 0.5.",
+            examples=[4.5],
+            extra_json_schema={"extra": {"minimum": 0.5, "maximum": 5.0, "multiple_of": 0.5}},
+        ),
+    ]
 
 
 class RatingOut(msgspec.Struct):
-    user_id: int
-    movie_id: int
-    rating: float
-    timestamp: int
+    user_id: OutUserId
+    movie_id: OutMovieId
+    rating: Stars
+    timestamp: UnixTime
 
 
 class RatedMovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    rating: float
-    timestamp: int
+    movie_id: OutMovieId
+    title: Title
+    rating: Stars
+    timestamp: UnixTime
 
     @classmethod
     def from_domain(cls, r: UserRating, movies: dict[int, Movie]) -> RatedMovieOut:
@@ -177,33 +271,36 @@ class RatedMovieOut(msgspec.Struct):
 
 
 class RatingsPage(msgspec.Struct):
-    user_id: int
-    total: int
-    limit: int
-    offset: int
-    items: list[RatedMovieOut]
+    user_id: OutUserId
+    total: Total
+    limit: PageLimit
+    offset: PageOffset
+    items: Annotated[list[RatedMovieOut], doc("Newest first.")]
 
 
 # -- system ---------------------------------------------------------------------------------------
 class HealthOut(msgspec.Struct):
-    status: Literal["ok", "unavailable"]
-    database: bool
-    index: bool
-    index_generation: str | None
-    detail: str | None = None
+    status: Annotated[Literal["ok", "unavailable"], doc("ok when both the database and the index answer.", "ok")]
+    database: Annotated[bool, doc("The database answers.", True)]
+    index: Annotated[bool, doc("The vector index is published and answers.", True)]
+    index_generation: Annotated[str | None, doc("The published index generation.", "gen-20261128T111126-688238")]
+    detail: Annotated[str | None, doc("What is wrong, when something is.", None)] = None
 
 
 class EmbeddingMetricsOut(msgspec.Struct):
-    total_movies: int
-    movies_in_index: int
-    coverage: float
-    poster_coverage: float
-    device: str
-    models: dict[str, Any]
-    movies_with_poster_source: int
-    movies_with_image_vector: int
-    index_generation: str | None
-    built_at: Any = None
+    total_movies: Annotated[int, doc("Movies in the database.", 9061, ge=0)]
+    movies_in_index: Annotated[int, doc("Movies in the published index.", 9061, ge=0)]
+    coverage: Annotated[float, doc("movies_in_index / total_movies, 0 to 1.", 1.0, ge=0.0, le=1.0)]
+    poster_coverage: Annotated[float, doc("Share of the movies with an image vector, 0 to 1.", 0.0, ge=0.0, le=1.0)]
+    device: Annotated[str, doc("The device this API embeds queries on.", "cpu")]
+    models: Annotated[
+        dict[str, Any],
+        doc("The index's models and dimensions (its manifest).", {"text": {"name": "all-MiniLM-L6-v2", "dim": 384}}),
+    ]
+    movies_with_poster_source: Annotated[int, doc("Movies whose source names a poster.", 0, ge=0)]
+    movies_with_image_vector: Annotated[int, doc("Movies with an image vector in the index.", 0, ge=0)]
+    index_generation: Annotated[str | None, doc("The published index generation.", "gen-20261128T111126-688238")]
+    built_at: Annotated[Any, doc("When the index was published (ISO 8601).", "2026-11-28T11:11:26Z")] = None
 
     @classmethod
     def from_metrics(cls, metrics: dict[str, Any]) -> EmbeddingMetricsOut:
@@ -213,8 +310,7 @@ class EmbeddingMetricsOut(msgspec.Struct):
 
 # -- guests, hidden movies ------------------------------------------------------------------------
 MAX_CHOICES = 1000  # liked or disliked ids in one guest request: as many ratings as the collab taste reads
-StrategyName = Literal["content", "collab", "hybrid"]
-YearBound = Annotated[int, msgspec.Meta(ge=0, le=9999, description="Inclusive bound on the release year.")]
+YearBound = Annotated[int, doc("Inclusive bound on the release year.", 1990, ge=0, le=9999)]
 
 
 class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -246,9 +342,9 @@ class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
 class GuestRecommendationsOut(msgspec.Struct):
     """Recommendations for a visitor: RecommendationsOut without a user id."""
 
-    strategy: StrategyName
-    path: Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
-    items: list[RecommendationOut]
+    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
     def from_domain(cls, result: RecommendationList) -> GuestRecommendationsOut:
@@ -262,25 +358,25 @@ class HiddenIn(msgspec.Struct, forbid_unknown_fields=True):
 class HiddenOut(msgspec.Struct):
     """A movie the user marked "not interested"."""
 
-    movie_id: int
-    title: str
-    timestamp: Annotated[int, msgspec.Meta(description="When it was hidden, unix seconds.")]
+    movie_id: OutMovieId
+    title: Title
+    timestamp: UnixTime
 
 
 class HiddenPage(msgspec.Struct):
-    user_id: int
-    total: int
-    limit: int
-    offset: int
-    items: list[HiddenOut]
+    user_id: OutUserId
+    total: Total
+    limit: PageLimit
+    offset: PageOffset
+    items: Annotated[list[HiddenOut], doc("Newest first.")]
 
 
 # -- lists ----------------------------------------------------------------------------------------
 class ListedMovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
     votes: Annotated[int, msgspec.Meta(ge=0, description="Ratings in the window (new: all ratings).", examples=[341])]
     average: Annotated[
         float | None, msgspec.Meta(description="Their mean, 0.5-5 stars; null without ratings.", examples=[3.87])
@@ -301,8 +397,8 @@ class ListedMovieOut(msgspec.Struct):
 
 
 class MovieListOut(msgspec.Struct):
-    list: Literal["popular", "top-rated", "new"]
-    total: Annotated[int, msgspec.Meta(ge=0, description="Movies in the whole list, under the filters.")]
-    limit: int
-    offset: int
-    items: list[ListedMovieOut]
+    kind: Annotated[Literal["popular", "top-rated", "new"], doc("Which list this is.", "popular")]
+    total: Annotated[int, doc("Movies in the whole list, under the filters.", 120, ge=0)]
+    limit: PageLimit
+    offset: PageOffset
+    items: Annotated[list[ListedMovieOut], doc("In the list's order.")]

@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, post
 from sqlmodel import Session
 
 from app.api.deps import Limit, MovieIdPath, Offset, UserIdPath, parse_id
-from app.api.schemas import ERROR_RESPONSES, HiddenIn, HiddenOut, HiddenPage
+from app.api.schemas import HiddenIn, HiddenOut, HiddenPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
 
@@ -19,7 +19,7 @@ class HiddenController(Controller):
     @get(
         "/",
         operation_id="listHidden",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404),
         summary="A user's hidden movies, newest first",
         description='Movies the user marked "not interested": never recommended to them.',
         sync_to_thread=True,
@@ -41,7 +41,7 @@ class HiddenController(Controller):
     @post(
         "/",
         operation_id="hideMovie",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404),
         summary='Mark a movie "not interested"',
         description=(
             "The movie is never recommended to this user again, and counts as a mild dislike in their taste "
@@ -56,7 +56,7 @@ class HiddenController(Controller):
     @delete(
         "/{movie_id:str}",
         operation_id="unhideMovie",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404),
         summary="Show a hidden movie again",
         description="404 when the movie was not hidden.",
         sync_to_thread=True,

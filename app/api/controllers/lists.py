@@ -8,8 +8,8 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Genres, Limit, Offset, Year, movie_filter
-from app.api.schemas import ERROR_RESPONSES, ListedMovieOut, MovieListOut
+from app.api.deps import Genres, Limit, Offset, Year, examples, movie_filter
+from app.api.schemas import ListedMovieOut, MovieListOut, error_responses
 from app.catalog import lists
 from app.recommend.recommender import Recommender
 
@@ -19,6 +19,7 @@ WindowDays = Annotated[
         ge=1,
         le=36_500,
         description="Count only the ratings of the last N days before the newest rating (default: all of them).",
+        examples=examples(30, 365),
     ),
 ]
 
@@ -33,7 +34,7 @@ def _where(
 
 def _out(name: str, page: lists.Page, limit: int, offset: int) -> MovieListOut:
     items = [ListedMovieOut.from_domain(m) for m in page.items]
-    return MovieListOut(list=name, total=page.total, limit=limit, offset=offset, items=items)  # type: ignore[arg-type]
+    return MovieListOut(kind=name, total=page.total, limit=limit, offset=offset, items=items)  # type: ignore[arg-type]
 
 
 class ListController(Controller):
@@ -43,7 +44,7 @@ class ListController(Controller):
     @get(
         "/popular",
         operation_id="popularMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 503),
         summary="The most rated movies",
         description="Ordered by the number of local ratings in the window (`score`), then newest id first.",
         sync_to_thread=True,
@@ -65,7 +66,7 @@ class ListController(Controller):
     @get(
         "/top-rated",
         operation_id="topRatedMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 503),
         summary="The best rated movies (Bayesian average)",
         description=(
             "`score` = (v·R + m·C) / (v + m): v the movie's ratings in the window, R their mean, C the mean of "
@@ -80,7 +81,13 @@ class ListController(Controller):
         recommender: Recommender,
         window_days: WindowDays = None,
         min_votes: Annotated[
-            int, Parameter(ge=1, le=1_000_000, description="Fewest ratings in the window a movie needs to be listed.")
+            int,
+            Parameter(
+                ge=1,
+                le=1_000_000,
+                description="Fewest ratings in the window a movie needs to be listed.",
+                examples=examples(10),
+            ),
         ] = 10,
         genres: Genres = None,
         year_min: Year = None,
@@ -95,7 +102,7 @@ class ListController(Controller):
     @get(
         "/new",
         operation_id="newMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 503),
         summary="The newest movies",
         description=(
             "Latest release year first (`score`); within a year the most recently added to the catalogue "

@@ -8,8 +8,16 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, movie_filter, parse_id, parse_ids
-from app.api.schemas import ERROR_RESPONSES, GenreOut, GenresOut, MovieOut, ScoredMovieOut, SearchOut, SimilarOut
+from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_id, parse_ids
+from app.api.schemas import (
+    GenreOut,
+    GenresOut,
+    MovieOut,
+    ScoredMovieOut,
+    SearchOut,
+    SimilarOut,
+    error_responses,
+)
 from app.catalog import repository as repo
 from app.recommend.recommender import Recommender
 
@@ -21,7 +29,7 @@ class MovieController(Controller):
     @get(
         "/search",
         operation_id="searchMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 503),
         summary="Semantic search by free text",
         description=(
             "The text is embedded with the same model as the movies and matched on the `text` vector, "
@@ -32,7 +40,12 @@ class MovieController(Controller):
     def search(
         self,
         recommender: Recommender,
-        q: Annotated[str, Parameter(min_length=1, max_length=1000, description="Free text, e.g. 'space opera'.")],
+        q: Annotated[
+            str,
+            Parameter(
+                min_length=1, max_length=1000, description="Free text, e.g. 'space opera'.", examples=examples("heist")
+            ),
+        ],
         limit: Limit = 10,
         genres: Genres = None,
         year_min: Year = None,
@@ -44,8 +57,12 @@ class MovieController(Controller):
     @get(
         "/{movie_id:str}/similar",
         operation_id="similarMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 404, 503),
         summary="Movies similar to one movie",
+        description=(
+            "Nearest neighbours of the movie's own vector, never the movie itself. `score` is the cosine "
+            "similarity (-1 to 1). 404: the movie is not in the index; 400: it has no vector of that kind."
+        ),
         sync_to_thread=True,
     )
     def similar(
@@ -55,7 +72,10 @@ class MovieController(Controller):
         limit: Limit = 10,
         vector: Annotated[
             Literal["combined", "text", "image"],
-            Parameter(description="Which embedding to compare: text+poster, text only, or poster only."),
+            Parameter(
+                description="Which embedding to compare: text+poster, text only, or poster only.",
+                examples=examples("combined"),
+            ),
         ] = "combined",
         exclude: Exclude = None,
     ) -> SimilarOut:
@@ -64,7 +84,12 @@ class MovieController(Controller):
         return SimilarOut(movie_id=mid, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
-        "/{movie_id:str}", operation_id="getMovie", responses=ERROR_RESPONSES, summary="One movie", sync_to_thread=True
+        "/{movie_id:str}",
+        operation_id="getMovie",
+        responses=error_responses(400, 401, 404),
+        summary="One movie",
+        description="The movie as the store of record holds it: metadata, ratings summary, poster URL if public.",
+        sync_to_thread=True,
     )
     def get_movie(self, db_session: Session, movie_id: MovieIdPath) -> MovieOut:
         return MovieOut.from_model(repo.get_movie(db_session, parse_id(movie_id, "movie_id")))
@@ -77,7 +102,7 @@ class GenreController(Controller):
     @get(
         "/",
         operation_id="listGenres",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(401, 503),
         summary="The genres filters accept",
         description="Every genre in the index with its number of movies, most common first.",
         sync_to_thread=True,

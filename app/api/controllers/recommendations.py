@@ -12,6 +12,7 @@ from litestar.params import Parameter
 from sqlmodel import Session
 
 from app.api.deps import (
+    MIN_ZERO,
     Exclude,
     Genres,
     Limit,
@@ -19,11 +20,12 @@ from app.api.deps import (
     UserIdPath,
     UserIdQuery,
     Year,
+    examples,
     movie_filter,
     parse_id,
     parse_ids,
 )
-from app.api.schemas import ERROR_RESPONSES, ExplanationOut, GuestIn, GuestRecommendationsOut, RecommendationsOut
+from app.api.schemas import ExplanationOut, GuestIn, GuestRecommendationsOut, RecommendationsOut, error_responses
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
@@ -58,7 +60,7 @@ class RecommendationController(Controller):
     @get(
         "/recommendations",
         operation_id="recommendMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="Recommendations for a user",
         description=(
             "One database query (the user's ratings), one vector retrieve per named vector used and one ANN query. "
@@ -79,18 +81,28 @@ class RecommendationController(Controller):
             Parameter(
                 description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
                 "collab: rating factors alone; content: text and poster alone. With 1-2 ratings, or when none "
-                "of the user's movies has ratings-based factors yet, every strategy answers from content."
+                "of the user's movies has ratings-based factors yet, every strategy answers from content.",
+                examples=examples("hybrid"),
             ),
         ] = "hybrid",
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
         use_embeddings: Annotated[
-            bool, Parameter(description="false: answer from popularity alone (path `popular`).")
+            bool,
+            Parameter(description="false: answer from popularity alone (path `popular`).", examples=examples(True)),
         ] = True,
-        popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
-        diversity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC)] = None,
-        offset: Annotated[int, Parameter(ge=0, le=PAGE_DEPTH - 1, description=OFFSET_DOC)] = 0,
+        popularity: Annotated[
+            float | None,
+            Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC, examples=examples(0.1), schema_extra=MIN_ZERO),
+        ] = None,
+        diversity: Annotated[
+            float | None,
+            Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC, examples=examples(0.2), schema_extra=MIN_ZERO),
+        ] = None,
+        offset: Annotated[
+            int, Parameter(ge=0, le=PAGE_DEPTH - 1, description=OFFSET_DOC, examples=examples(0, 10))
+        ] = 0,
         exclude: Exclude = None,
     ) -> RecommendationsOut:
         uid = parse_id(user_id, "user_id")
@@ -113,7 +125,7 @@ class RecommendationController(Controller):
     @get(
         "/explain/{user_id:str}/{movie_id:str}",
         operation_id="explainRecommendation",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="Why a movie suits a user",
         description="Similarity to the user's taste, its text/image split, and the closest movies the user rated.",
         sync_to_thread=True,
@@ -173,7 +185,7 @@ class GuestRecommendationController(Controller):
         "/",
         operation_id="recommendForGuest",
         status_code=200,
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 503),
         summary="Recommendations for a visitor's liked and disliked movies",
         description=(
             "Each liked movie counts as a 5-star rating and each disliked one as a 1-star rating, all given now; "

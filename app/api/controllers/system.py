@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
-from app.api.schemas import ERROR_RESPONSES, EmbeddingMetricsOut, HealthOut
+from app.api.schemas import EmbeddingMetricsOut, HealthOut, error_responses
 from app.api.state import Services
 from app.errors import MovieRecError
 from app.status import embedding_metrics
@@ -20,6 +21,13 @@ class HealthController(Controller):
         operation_id="health",
         summary="Database and index reachable",
         description="200 when both answer, 503 otherwise. Needs no token.",
+        responses={
+            503: ResponseSpec(
+                data_container=HealthOut,
+                description="The database or the index is unreachable; `detail` says which",
+                generate_examples=False,
+            )
+        },
         security=[{}],
         exclude_from_auth=True,
         sync_to_thread=True,
@@ -60,8 +68,9 @@ class MetricsController(Controller):
     @get(
         "/embeddings",
         operation_id="embeddingMetrics",
-        responses={401: ERROR_RESPONSES[401]},
+        responses=error_responses(401),
         summary="Embedding coverage, device and models",
+        description="What `movierec status` prints: movies in the database and in the index, coverage, models.",
         sync_to_thread=True,
     )
     def embeddings(self, services: Services) -> EmbeddingMetricsOut:
