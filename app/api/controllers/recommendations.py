@@ -44,7 +44,7 @@ POPULARITY_DOC = (
 )
 DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {_DEFAULTS['diversity'].default})."
 # Every page is cut from one ranking of this many movies, so pages never overlap (Recommender.recommend).
-PAGE_DEPTH = 100
+PAGE_DEPTH = 50
 OFFSET_DOC = (
     f"How many recommendations to skip. Pages are cut from one ranking of the first {PAGE_DEPTH}, so they "
     "never overlap while the user's ratings, hidden movies and the index are unchanged; "
