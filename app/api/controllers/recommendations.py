@@ -48,7 +48,7 @@ PAGE_DEPTH = 50
 OFFSET_DOC = (
     f"How many recommendations to skip. Pages are cut from one ranking of the first {PAGE_DEPTH}, so they "
     "never overlap while the user's ratings, hidden movies and the index are unchanged; "
-    f"offset + limit <= {PAGE_DEPTH}."
+    f"offset + limit <= {PAGE_DEPTH} when offset > 0 (a first page may hold up to 100)."
 )
 
 
@@ -106,7 +106,7 @@ class RecommendationController(Controller):
         exclude: Exclude = None,
     ) -> RecommendationsOut:
         uid = parse_id(user_id, "user_id")
-        if offset + limit > PAGE_DEPTH:
+        if offset and offset + limit > PAGE_DEPTH:  # a first page may be longer: it is one ranking of `limit`
             raise InvalidInput(f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset")
         wanted = movie_filter(recommender, genres, year_min, year_max)
         ratings = _ratings_of_known_user(db_session, uid)
