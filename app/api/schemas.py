@@ -393,7 +393,8 @@ class ListedMovieOut(msgspec.Struct):
     @classmethod
     def from_domain(cls, m: ListedMovie) -> ListedMovieOut:
         movie = m.movie
-        return cls(movie.id, movie.title, movie.year, list(movie.genres), m.votes, m.average, round(m.score, 6))
+        average = None if m.average is None else round(m.average, 4)
+        return cls(movie.id, movie.title, movie.year, list(movie.genres), m.votes, average, round(m.score, 6))
 
 
 class MovieListOut(msgspec.Struct):
