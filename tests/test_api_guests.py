@@ -63,8 +63,11 @@ def users(db: Any) -> list[int]:
 
     with Session(db) as s:
         rows = s.exec(
-            select(Rating.user_id).group_by(Rating.user_id).having(func.count() >= 20)
-            .order_by(func.count().desc(), Rating.user_id).limit(3)
+            select(Rating.user_id)
+            .group_by(Rating.user_id)
+            .having(func.count() >= 20)
+            .order_by(func.count().desc(), Rating.user_id)
+            .limit(3)
         ).all()
     return list(rows)
 
@@ -84,8 +87,11 @@ def test_hidden_movies_are_mild_dislikes_merged_newest_first() -> None:
 
 def test_guest_choices_are_the_ratings_a_user_would_have() -> None:
     history = guest_history([5, 9], [7], timestamp=1000)
-    assert history == [UserRating(9, LIKED_RATING, 1000), UserRating(7, DISLIKED_RATING, 1000),
-                       UserRating(5, LIKED_RATING, 1000)]
+    assert history == [
+        UserRating(9, LIKED_RATING, 1000),
+        UserRating(7, DISLIKED_RATING, 1000),
+        UserRating(5, LIKED_RATING, 1000),
+    ]
     assert history == repo_order(history)
 
 
@@ -122,8 +128,11 @@ async def test_hidden_follows_the_ratings_ownership_rules(
 ) -> None:
     me, other = users[0], users[1]
     mine = bearer(settings, user_id=me)
-    for method, url in [("GET", f"/users/{other}/hidden"), ("POST", f"/users/{other}/hidden"),
-                        ("DELETE", f"/users/{other}/hidden/1")]:
+    for method, url in [
+        ("GET", f"/users/{other}/hidden"),
+        ("POST", f"/users/{other}/hidden"),
+        ("DELETE", f"/users/{other}/hidden/1"),
+    ]:
         assert_error(await client.request(method, url, headers=mine, json={"movie_id": 1}), 403)
         assert_error(await client.request(method, url, json={"movie_id": 1}), 401)
     assert (await client.get(f"/users/{me}/hidden", headers=mine)).status_code == 200
@@ -151,8 +160,13 @@ async def test_a_hidden_movie_is_never_recommended(
     top = ids(before)[:3]
     for mid in top:
         assert (await client.post(f"/users/{user}/hidden", json={"movie_id": mid}, headers=admin)).status_code == 201
-    for params in ({}, {"strategy": "content"}, {"strategy": "collab"}, {"use_embeddings": "false"},
-                   {"diversity": 0, "popularity": 1}):
+    for params in (
+        {},
+        {"strategy": "content"},
+        {"strategy": "collab"},
+        {"use_embeddings": "false"},
+        {"diversity": 0, "popularity": 1},
+    ):
         got = ids(await recommend(client, admin, user, limit=100, **params))
         assert got and not set(got) & set(top), params
     # ... and they weigh as mild dislikes in the content taste: it moved, beyond losing the hidden movies.
@@ -162,13 +176,15 @@ async def test_a_hidden_movie_is_never_recommended(
         await client.delete(f"/users/{user}/hidden/{mid}", headers=admin)
 
 
-async def _without_hidden(client: AsyncTestClient[Litestar], admin: dict[str, str], user: int,
-                          hidden: list[int]) -> dict[str, Any]:
+async def _without_hidden(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], user: int, hidden: list[int]
+) -> dict[str, Any]:
     """The same user's recommendations with the movies excluded but not hidden."""
     for mid in hidden:
         await client.delete(f"/users/{user}/hidden/{mid}", headers=admin)
-    body = await recommend(client, admin, user, limit=20, diversity=0, popularity=0, strategy="content",
-                           exclude=",".join(map(str, hidden)))
+    body = await recommend(
+        client, admin, user, limit=20, diversity=0, popularity=0, strategy="content", exclude=",".join(map(str, hidden))
+    )
     for mid in hidden:
         await client.post(f"/users/{user}/hidden", json={"movie_id": mid}, headers=admin)
     return body
@@ -231,20 +247,26 @@ async def test_pages_do_not_overlap(
     assert odd == flat[13:20]
 
 
-async def test_popular_pages_do_not_overlap(client: AsyncTestClient[Litestar], admin: dict[str, str],
-                                            users: list[int]) -> None:
-    pages = [ids(await recommend(client, admin, users[0], limit=5, offset=o, use_embeddings="false"))
-             for o in (0, 5, 10)]
+async def test_popular_pages_do_not_overlap(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], users: list[int]
+) -> None:
+    pages = [
+        ids(await recommend(client, admin, users[0], limit=5, offset=o, use_embeddings="false")) for o in (0, 5, 10)
+    ]
     flat = [m for page in pages for m in page]
     assert len(set(flat)) == 15
 
 
 async def test_bad_offset_is_400(client: AsyncTestClient[Litestar], admin: dict[str, str], users: list[int]) -> None:
     for offset in ("-1", "x", "100"):
-        assert_error(await client.get("/movies/recommendations", params={"user_id": users[0], "offset": offset},
-                                      headers=admin), 400, "offset")
-    resp = await client.get("/movies/recommendations", params={"user_id": users[0], "offset": 45, "limit": 10},
-                            headers=admin)
+        assert_error(
+            await client.get("/movies/recommendations", params={"user_id": users[0], "offset": offset}, headers=admin),
+            400,
+            "offset",
+        )
+    resp = await client.get(
+        "/movies/recommendations", params={"user_id": users[0], "offset": 45, "limit": 10}, headers=admin
+    )
     assert_error(resp, 400, "offset")
 
 
@@ -267,13 +289,28 @@ async def test_guest_recommendations_equal_a_stored_users_with_the_same_ratings(
         repo.upsert_ratings(s, rows)
         s.commit()
     guest_token = bearer(settings, user_id=NEW_USER + 50)  # any valid token: not the twin's
-    body = {"liked": liked, "disliked": disliked, "limit": 12, "strategy": strategy,
-            "genres": ["drama", "Comedy"], "year_min": 1980, "year_max": 2010}
+    body = {
+        "liked": liked,
+        "disliked": disliked,
+        "limit": 12,
+        "strategy": strategy,
+        "genres": ["drama", "Comedy"],
+        "year_min": 1980,
+        "year_max": 2010,
+    }
     resp = await client.post("/recommendations", json=body, headers=guest_token)
     assert resp.status_code == 200, resp.text
     guest = resp.json()
-    stored = await recommend(client, bearer(settings, admin=True), twin, limit=12, strategy=strategy,
-                             genres="drama,Comedy", year_min=1980, year_max=2010)
+    stored = await recommend(
+        client,
+        bearer(settings, admin=True),
+        twin,
+        limit=12,
+        strategy=strategy,
+        genres="drama,Comedy",
+        year_min=1980,
+        year_max=2010,
+    )
     assert guest["items"] == stored["items"] and guest["path"] == stored["path"] != "popular"
     assert set(guest) == {"strategy", "path", "items"} and guest["strategy"] == strategy
     assert len(guest["items"]) == 12
@@ -282,8 +319,9 @@ async def test_guest_recommendations_equal_a_stored_users_with_the_same_ratings(
         assert 1980 <= item["year"] <= 2010 and {"Drama", "Comedy"} & set(item["genres"])
 
 
-async def test_a_guest_without_choices_gets_popular_movies(client: AsyncTestClient[Litestar],
-                                                           admin: dict[str, str]) -> None:
+async def test_a_guest_without_choices_gets_popular_movies(
+    client: AsyncTestClient[Litestar], admin: dict[str, str]
+) -> None:
     resp = await client.post("/recommendations", json={}, headers=admin)
     assert resp.status_code == 200, resp.text
     assert resp.json()["path"] == "popular" and len(resp.json()["items"]) == 10

@@ -161,8 +161,11 @@ async def test_a_new_rating_moves_popular_at_once(
     runner_up = (await get_list(client, admin, "popular", limit=2))["items"][1]
     lift = first["votes"] - runner_up["votes"] + 1
     for user in range(9_200_000, 9_200_000 + lift):
-        resp = await client.post(f"/users/{user}/ratings", json={"movie_id": runner_up["movie_id"], "rating": 4},
-                                 headers=bearer(settings, user_id=user))
+        resp = await client.post(
+            f"/users/{user}/ratings",
+            json={"movie_id": runner_up["movie_id"], "rating": 4},
+            headers=bearer(settings, user_id=user),
+        )
         assert resp.status_code == 201, resp.text
     top = (await get_list(client, admin, "popular", limit=1))["items"][0]
     assert top["movie_id"] == runner_up["movie_id"] and top["votes"] == runner_up["votes"] + lift

@@ -40,8 +40,9 @@ def section(text: str, heading: str) -> str:
 
 
 def test_every_setting_is_in_the_readme_table() -> None:
-    table = [line for line in section((ROOT / "README.md").read_text(), "Configuration").splitlines()
-             if line.startswith("|")]
+    table = [
+        line for line in section((ROOT / "README.md").read_text(), "Configuration").splitlines() if line.startswith("|")
+    ]
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", "\n".join(table)))
     missing = {name: envs for name, envs in env_names().items() if not set(envs) & documented}
     assert not missing, f"settings missing from the README's Configuration table: {missing}"
@@ -74,8 +75,9 @@ def test_status_on_an_empty_data_dir_says_so_and_creates_nothing(tmp_path: Path)
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEREC_", "QDRANT_", "DATABASE_URL"))}
     env |= {"MOVIEREC_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-m", "app.cli", "status"], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", "status"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert run.returncode == 1, run
     assert "no index yet: run `movierec ingest`" in run.stderr
     assert not data.exists() and list(tmp_path.iterdir()) == [], list(tmp_path.rglob("*"))
