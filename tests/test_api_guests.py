@@ -190,6 +190,27 @@ async def _without_hidden(
     return body
 
 
+async def test_hidden_movies_survive_a_later_import(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], db: Any, users: list[int]
+) -> None:
+    """What a user wrote through the API is not the import's to touch: a re-import of the source
+    (as `movierec ingest` runs it) keeps every hidden movie, and they stay out of the answers."""
+    from ingest.pipeline import store_catalogue
+    from ingest.sources import load_catalogue
+    from tests.conftest import DEMO_LIMIT
+
+    user = users[1]
+    hidden = ids(await recommend(client, admin, user, limit=2))
+    for mid in hidden:
+        assert (await client.post(f"/users/{user}/hidden", json={"movie_id": mid}, headers=admin)).status_code == 201
+    store_catalogue(db, load_catalogue("demo", limit=DEMO_LIMIT))
+    page = (await client.get(f"/users/{user}/hidden", headers=admin)).json()
+    assert {i["movie_id"] for i in page["items"]} == set(hidden)
+    assert not set(ids(await recommend(client, admin, user, limit=20))) & set(hidden)
+    for mid in hidden:
+        await client.delete(f"/users/{user}/hidden/{mid}", headers=admin)
+
+
 async def test_a_new_user_who_hid_a_movie_gets_popular_movies_without_it(
     client: AsyncTestClient[Litestar], admin: dict[str, str]
 ) -> None:
