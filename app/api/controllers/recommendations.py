@@ -63,9 +63,10 @@ class RecommendationController(Controller):
         responses=error_responses(400, 401, 403, 404, 503),
         summary="Recommendations for a user",
         description=(
-            "One database query (the user's ratings), one vector retrieve per named vector used and one ANN query. "
-            "`path` says how the answer was made: `popular` (no ratings, or use_embeddings=false), "
-            "`content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated movies are never returned."
+            "Two database queries (the user's ratings, their hidden movies), one vector retrieve per named vector "
+            "used and one ANN query. `path` says how the answer was made: `popular` (no ratings, or "
+            "use_embeddings=false), `content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated, "
+            "hidden and `exclude`d movies are never returned."
         ),
         sync_to_thread=True,
     )
