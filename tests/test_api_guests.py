@@ -16,7 +16,15 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Hidden
 from app.catalog.repository import HiddenMovie, UserRating
-from app.recommend.history import DISLIKED_RATING, HIDDEN_BELOW_MEAN, LIKED_RATING, guest_history, with_hidden
+from app.recommend.history import (
+    DISLIKED_RATING,
+    HIDDEN_BELOW_MEAN,
+    HIDDEN_MAX_RATING,
+    LIKED_RATING,
+    guest_history,
+    with_hidden,
+)
+from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights
 from app.settings import Settings
 from tests.conftest import copy_settings
 from tests.test_api import assert_error, bearer, rated_by, recommend
@@ -83,6 +91,11 @@ def test_hidden_movies_are_mild_dislikes_merged_newest_first() -> None:
     merged = with_hidden(ratings, hidden)
     assert merged == [UserRating(3, 4.0, 300), UserRating(7, 3.0 - HIDDEN_BELOW_MEAN, 200), UserRating(1, 2.0, 100)]
     assert with_hidden([], hidden) == []  # no taste from dislikes alone; the caller still excludes them
+    # A generous rater's hidden movie is still a dislike for a short history, centred on 2.75.
+    short = with_hidden([UserRating(3, 5.0, 300)], [HiddenMovie(7, 200)])
+    assert short[1].movie_id == 7 and short[1].rating == HIDDEN_MAX_RATING < SCALE_MIDPOINT
+    weights = taste_weights(short, 5.0, half_life_days=None).weights
+    assert weights[0] > 0 > weights[1]
 
 
 def test_guest_choices_are_the_ratings_a_user_would_have() -> None:

@@ -15,8 +15,11 @@ from app.catalog.repository import HiddenMovie, UserRating
 LIKED_RATING = 5.0  # a guest's "liked": the top of the 0.5-5 scale
 DISLIKED_RATING = 1.0  # a guest's "disliked": as a user who rates a film they dislike one star
 # A hidden movie is a mild dislike: this many stars below the user's mean rating (a typical
-# explicit dislike is 2-3 stars below it), never below the scale's 0.5.
+# explicit dislike is 2-3 stars below it), never below the scale's 0.5 and never above
+# HIDDEN_MAX_RATING, under the 2.75 midpoint that centres a short history (user_vector.SCALE_MIDPOINT):
+# it must count as a dislike whichever centre the taste vector uses.
 HIDDEN_BELOW_MEAN = 1.0
+HIDDEN_MAX_RATING = 2.5
 MIN_RATING = 0.5
 
 
@@ -35,7 +38,8 @@ def guest_history(liked: Sequence[int], disliked: Sequence[int], timestamp: int)
 
 def with_hidden(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie]) -> list[UserRating]:
     """`ratings` (newest first) plus each hidden movie the user has not rated, as a rating
-    HIDDEN_BELOW_MEAN stars below the mean of their ratings, at the time it was hidden.
+    HIDDEN_BELOW_MEAN stars below the mean of their ratings (within MIN_RATING..HIDDEN_MAX_RATING),
+    at the time it was hidden.
 
     A user without ratings gets no taste from hidden movies alone (a taste made only of
     dislikes points away from one film, not towards anything): their history stays empty, and
@@ -44,6 +48,6 @@ def with_hidden(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie]) ->
         return list(ratings)
     rated = {r.movie_id for r in ratings}
     mean = sum(r.rating for r in ratings) / len(ratings)
-    stars = max(MIN_RATING, mean - HIDDEN_BELOW_MEAN)
+    stars = max(MIN_RATING, min(mean - HIDDEN_BELOW_MEAN, HIDDEN_MAX_RATING))
     extra = [UserRating(h.movie_id, stars, h.timestamp) for h in hidden if h.movie_id not in rated]
     return newest_first([*ratings, *extra])

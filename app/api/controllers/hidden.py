@@ -45,7 +45,8 @@ class HiddenController(Controller):
         summary='Mark a movie "not interested"',
         description=(
             "The movie is never recommended to this user again, and counts as a mild dislike in their taste "
-            "(one star below their mean rating). Creates the user on first use; hiding again moves the timestamp."
+            "(one star below their mean rating, at most 2.5). Creates the user on first use; hiding again "
+            "moves the timestamp."
         ),
         sync_to_thread=True,
     )
