@@ -177,16 +177,18 @@ def _ingest(
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Embedding quality metrics: coverage, poster coverage, device, models."""
+    """Embedding quality metrics: coverage, poster coverage, device, models. Exit 1 when no index exists."""
     from app.catalog.db import make_engine
     from app.embedding.device import resolve_device
     from app.status import embedding_metrics
     from app.vectorstore import open_store
 
     settings = get_settings()
-    metrics = embedding_metrics(
-        make_engine(settings.sqlalchemy_url), open_store(settings), resolve_device(settings.device)
-    )
+    store = open_store(settings)
+    if store.manifest() is None:  # before make_engine, which would create an empty database
+        typer.echo("no index yet: run `movierec ingest`", err=True)
+        raise typer.Exit(1)
+    metrics = embedding_metrics(make_engine(settings.sqlalchemy_url), store, resolve_device(settings.device))
     if as_json:
         _echo_json(metrics)
         return
@@ -246,7 +248,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Worker processes [default: MOVIEREC_WORKERS, else one per CPU core, at most 4]."),
+        # Parentheses, not brackets: typer's rich help reads "[...]" as markup and drops it.
+        typer.Option(min=1, help="Worker processes (default: MOVIEREC_WORKERS, else one per CPU core, at most 4)."),
     ] = None,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /schema)."""

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
@@ -94,7 +94,8 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 def db(pg_engine: Engine) -> Engine:
     """The session's engine, with empty tables."""
     with pg_engine.begin() as conn:
-        conn.execute(text("TRUNCATE ratings, users, movies"))
+        # Every table at once: one left out would still reference the others (hidden -> users, movies).
+        conn.execute(text("TRUNCATE " + ", ".join(t.name for t in SQLModel.metadata.sorted_tables)))
     return pg_engine
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from litestar.di import Provide
+from litestar.openapi.spec import Example
 from litestar.params import Parameter
 from sqlmodel import Session
 
@@ -19,15 +20,51 @@ from app.vectorstore import MovieFilter
 
 _ID = re.compile(r"[0-9]{1,18}")
 
-Limit = Annotated[int, Parameter(ge=1, le=100, description="How many results, 1 to 100.")]
-UserIdQuery = Annotated[str, Parameter(description="The user's id (positive integer).")]
+
+def examples(*values: object) -> list[Example]:
+    """OpenAPI examples for a Parameter."""
+    return [Example(value=v) for v in values]
+
+
+# Litestar leaves a bound of 0 out of the OpenAPI schema (it tests the bound's truth): restate it.
+MIN_ZERO = {"minimum": 0}
+MAX_OFFSET = 1_000_000
+
+Limit = Annotated[int, Parameter(ge=1, le=100, description="How many results, 1 to 100.", examples=examples(10))]
+UserIdQuery = Annotated[str, Parameter(description="The user's id (positive integer).", examples=examples("15"))]
 UserIdPath = Annotated[str, Parameter(description="The user's id (positive integer).")]
 MovieIdPath = Annotated[str, Parameter(description="The movie's id (positive integer).")]
 Genres = Annotated[
     str | None,
-    Parameter(description="Comma-separated genres in any case (GET /genres lists them); a movie matches any."),
+    Parameter(
+        description="Comma-separated genres in any case (GET /genres lists them); a movie matches any.",
+        max_length=10_000,
+        examples=examples("Comedy,Drama"),
+    ),
 ]
-Year = Annotated[int | None, Parameter(ge=0, le=9999, description="Inclusive bound on the release year.")]
+Year = Annotated[
+    int | None,
+    Parameter(
+        ge=0,
+        le=9999,
+        description="Inclusive bound on the release year.",
+        examples=examples(1990),
+        schema_extra=MIN_ZERO,
+    ),
+]
+Offset = Annotated[
+    int,
+    Parameter(ge=0, le=MAX_OFFSET, description="How many results to skip (pagination).", examples=examples(0, 20)),
+]
+MAX_EXCLUDED = 1000
+Exclude = Annotated[
+    str | None,
+    Parameter(
+        description=f"Comma-separated movie ids never to return (at most {MAX_EXCLUDED}), e.g. `1,260`.",
+        max_length=20 * MAX_EXCLUDED,
+        examples=examples("1,260"),
+    ),
+]
 
 
 def parse_id(raw: str | None, field: str) -> int:
@@ -41,6 +78,14 @@ def parse_id(raw: str | None, field: str) -> int:
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
     return int(raw)
+
+
+def parse_ids(raw: str | None, field: str) -> frozenset[int]:
+    """Comma-separated positive ids (blanks ignored), or 400 naming the field."""
+    parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    if len(parts) > MAX_EXCLUDED:
+        raise InvalidInput(f"{field} takes at most {MAX_EXCLUDED} ids, got {len(parts)}", field=field)
+    return frozenset(parse_id(p, field) for p in parts)
 
 
 def movie_filter(

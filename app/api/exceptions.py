@@ -6,7 +6,8 @@ Nothing here ever puts a traceback in a response; unexpected errors are logged a
 from __future__ import annotations
 
 import logging
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -50,7 +51,7 @@ def domain_error(_: Request[Any, Any, Any], exc: MovieRecError) -> Response[Any]
     return _respond(status, detail, field)
 
 
-def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Litestar reports parameter and body errors as `extra=[{"message", "key", "source"}]`;
     rewrite them into one message that names the field, and drop the echoed request URL."""
     problems = [p for p in exc.extra or [] if isinstance(p, dict)] if isinstance(exc.extra, list) else []
@@ -58,9 +59,38 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
         return _respond(400, exc.detail)
     # The whole body is the `data` kwarg; call it what the client sent.
     fields = ["body" if p.get("key") == "data" else str(p.get("key")) for p in problems]
-    messages = [f"invalid {f}: {p.get('message', 'invalid value')}" for f, p in zip(fields, problems, strict=True)]
+    messages = [
+        f"invalid {f}: {p.get('message', 'invalid value')}{_allowed(request, f)}"
+        for f, p in zip(fields, problems, strict=True)
+    ]
     detail = "; ".join(messages)
     return _respond(400, detail, fields[0])
+
+
+def _allowed(request: Request[Any, Any, Any], field: str) -> str:
+    """"; allowed: a, b, c" when `field` (a parameter, or a field of the body) takes a fixed set of
+    values: msgspec's own message ("Invalid enum value 'x'") does not say which."""
+    try:
+        params = request.route_handler.parsed_fn_signature.parameters
+    except Exception:  # noqa: BLE001  no handler resolved (e.g. an error before routing): say nothing more
+        return ""
+    annotation = params[field].annotation if field in params else None
+    body = params.get("data")
+    if annotation is None and body is not None and isinstance(body.annotation, type):
+        annotation = get_type_hints(body.annotation, include_extras=True).get(field)
+    values = _literal_values(annotation)
+    return f"; allowed: {', '.join(map(str, values))}" if values else ""
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...]:
+    """The values of a Literal, looking through Annotated and Optional; () for any other type."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    if get_origin(annotation) in (Union, UnionType):
+        return tuple(v for arm in get_args(annotation) for v in _literal_values(arm))
+    return ()
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -7,19 +7,72 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar.openapi import ResponseSpec
 
+from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
 from app.catalog.repository import UserRating
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
+from app.recommend.tuning import TUNED
 
-MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).")]
+MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
+
+
+def doc(description: str, *examples: Any, **bounds: float) -> msgspec.Meta:
+    """A field's OpenAPI documentation: description, examples, and bounds (ge, le, ...).
+    Litestar leaves a bound of 0 out of the schema (it tests the bound's truth), so a 0 is also
+    restated in the raw JSON schema."""
+    zero = {"minimum": 0} if bounds.get("ge") == 0 else {}
+    extra = {"extra": zero} if zero else None
+    return msgspec.Meta(description=description, examples=list(examples) or None, extra_json_schema=extra, **bounds)
+
+
+OutMovieId = Annotated[int, doc("The movie's id.", 1, ge=1, le=MAX_ID)]
+OutUserId = Annotated[int, doc("The user's id.", 15, ge=1, le=MAX_ID)]
+Title = Annotated[str, doc("The movie's title.", "Toy Story")]
+ReleaseYear = Annotated[int, doc("Release year; null when unknown.", 1995, ge=0, le=9999)] | None
+GenreList = Annotated[list[str], doc("The movie's genres, as GET /genres spells them.", ["Animation", "Comedy"])]
+Stars = Annotated[float, doc("A rating, 0.5 to 5.0 stars in steps of 0.5.", 4.5, ge=0.5, le=5.0)]
+UnixTime = Annotated[int, doc("Unix seconds.", 1469330735, ge=0)]
+Total = Annotated[int, doc("How many there are in all, before the page is cut.", 42, ge=0)]
+PageLimit = Annotated[int, doc("The page size asked for.", 20, ge=1, le=100)]
+PageOffset = Annotated[int, doc("How many were skipped.", 0, ge=0)]
+StrategyName = Literal["content", "collab", "hybrid"]
+PathName = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
+
+# What a score means, per way of answering. Scores compare within one answer, not across paths.
+PATH_DOC = (
+    "How the answer was made: `popular` (no ratings, or use_embeddings=false), `content_cold_start` (1-2 "
+    "ratings), `content`, `collab` or `hybrid`. It sets the scale of `score`."
+)
+_RRF_TOP = round(1 / (1 / TUNED.collab_weight + TUNED.rrf_k - 1) + 1 / (1 / TUNED.content_weight + TUNED.rrf_k - 1), 3)
+RECOMMENDATION_SCORE_DOC = (
+    "Ranking score, best first; compare it within one answer only, its scale depends on `path`. "
+    "`popular`: the movie's popularity as stored (the demo's number of ratings, e.g. 341.0), unbounded. "
+    "`content`, `content_cold_start`: cosine similarity of the movie's combined vector to the taste vector (-1 to 1); "
+    "`collab`: cosine of its collab vector to the user's query (-1 to 1); `hybrid`: weighted reciprocal rank fusion, "
+    f"the sum over the two lists of w / (rank + w·(k-1)) with rank from 1, k = {TUNED.rrf_k}, w = "
+    f"{TUNED.collab_weight} (collab) and {TUNED.content_weight} (content): at most {_RRF_TOP}. "
+    "Each is then multiplied by the popularity boost, 1 to 1 + `popularity` (log-popularity scaled to 0-1 "
+    "among the candidates), and by the diversity penalty, 1 - `diversity` × the cosine to the closest earlier pick. "
+    "So with popularity=1 a content score can reach 2."
+)
+REASON_DOC = (
+    'Why it is recommended: the liked movie it is closest to ("because you liked Heat (5.0★)"), '
+    '"popular with viewers" on the popular path, or "close to your overall taste".'
+)
+SCORE_DOC = (
+    "similar: cosine similarity on the chosen vector, -1 to 1. search: the fused reciprocal-rank score of the "
+    "dense `text` and sparse `lexical` lists (at most 1.26) times the popularity boost."
+)
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     """Every error response: the status, a message, and the offending field when one is known."""
 
-    status_code: int
-    detail: str
-    field: str | None = None
+    status_code: Annotated[int, doc("The HTTP status, repeated.", 400, ge=400, le=599)]
+    detail: Annotated[
+        str, doc("What went wrong; names the field when one is at fault.", "invalid limit: Expected `int` >= 1")
+    ]
+    field: Annotated[str | None, doc("The offending parameter or body field, when one is known.", "limit")] = None
 
 
 ERROR_STATUSES = {
@@ -27,7 +80,6 @@ ERROR_STATUSES = {
     401: "Missing or invalid bearer token",
     403: "The token may not access this user's data",
     404: "Unknown user, movie or rating",
-    501: "Strategy not implemented yet",
     503: "The index is not built or unreachable",
 }
 ERROR_RESPONSES = {
@@ -36,13 +88,19 @@ ERROR_RESPONSES = {
 }
 
 
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """The error responses one route can return, for its OpenAPI operation: list only those
+    (403 only where the owner_or_admin guard runs, 404 only where something is looked up)."""
+    return {code: ERROR_RESPONSES[code] for code in codes}
+
+
 # -- movies ---------------------------------------------------------------------------------------
 class ScoredMovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    score: float
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    score: Annotated[float, doc(SCORE_DOC, 0.61)]
 
     @classmethod
     def from_domain(cls, m: ScoredMovie) -> ScoredMovieOut:
@@ -50,73 +108,90 @@ class ScoredMovieOut(msgspec.Struct):
 
 
 class RecommendationOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    score: float
-    reason: str
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    score: Annotated[float, doc(RECOMMENDATION_SCORE_DOC, 0.54)]
+    reason: Annotated[str, doc(REASON_DOC, "because you liked Heat (5.0★)")]
 
 
 class RecommendationsOut(msgspec.Struct):
-    user_id: int
-    strategy: Literal["content", "collab", "hybrid"]
-    path: Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
-    items: list[RecommendationOut]
+    user_id: OutUserId
+    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
     def from_domain(cls, user_id: int, result: RecommendationList) -> RecommendationsOut:
-        items = [RecommendationOut(r.id, r.title, r.year, r.genres, r.score, r.reason) for r in result.items]
-        return cls(user_id=user_id, strategy=result.strategy, path=result.path, items=items)
+        return cls(user_id=user_id, strategy=result.strategy, path=result.path, items=recommendation_items(result))
+
+
+def recommendation_items(result: RecommendationList) -> list[RecommendationOut]:
+    return [RecommendationOut(r.id, r.title, r.year, r.genres, r.score, r.reason) for r in result.items]
 
 
 class SimilarOut(msgspec.Struct):
-    movie_id: int
-    vector: str
-    items: list[ScoredMovieOut]
+    movie_id: OutMovieId
+    vector: Annotated[str, doc("The named vector compared.", "combined")]
+    items: Annotated[list[ScoredMovieOut], doc("Most similar first; `score` is the cosine similarity.")]
 
 
 class SearchOut(msgspec.Struct):
-    query: str
-    items: list[ScoredMovieOut]
+    query: Annotated[str, doc("The text searched for, as sent.", "heist thriller")]
+    items: Annotated[list[ScoredMovieOut], doc("Best match first.")]
 
 
 class GenreOut(msgspec.Struct):
-    genre: str
-    movies: int
+    genre: Annotated[str, doc("A genre as the index spells it.", "Comedy")]
+    movies: Annotated[int, doc("Movies in the index with this genre.", 3315, ge=0)]
 
 
 class GenresOut(msgspec.Struct):
-    items: list[GenreOut]
+    items: Annotated[list[GenreOut], doc("Most common first.")]
 
 
 class MovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    year: int | None
-    genres: list[str]
-    overview: str | None
-    tagline: str | None
-    keywords: list[str]
-    cast: list[str]
-    director: str | None
-    writer: str | None
-    runtime: int | None
-    country: str | None
-    language: str | None
-    popularity: float | None  # TMDB's popularity score; null when the source has none
-    vote_average: float | None  # TMDB's mean vote, 0-10; null when absent or with no votes
-    vote_count: int | None  # TMDB's number of votes
-    has_poster: bool  # an image was embedded; GET /movies/{id}/poster serves it
-    poster_url: str | None  # only public URLs: a local cache path means nothing to a client
-    imdb_id: str | None = None
-    tmdb_id: int | None = None
-    local_rating_count: int | None = None  # ratings of this movie in this service
-    local_rating_mean: float | None = None  # their mean, 0.5-5 stars
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    overview: Annotated[str | None, doc("Plot summary, when the source has one.", "A cowboy doll is ...")]
+    tagline: Annotated[str | None, doc("Tagline, when the source has one.", "The toys are back!")]
+    keywords: Annotated[list[str], doc("Keywords, when the source has them.", ["toy", "friendship"])]
+    cast: Annotated[list[str], doc("Cast, in the source's order.", ["Tom Hanks", "Tim Allen"])]
+    director: Annotated[str | None, doc("Director(s).", "John Lasseter")]
+    writer: Annotated[str | None, doc("Writer(s).", "Joss Whedon")]
+    runtime: Annotated[int, doc("Running time in minutes.", 81, ge=0)] | None
+    country: Annotated[str | None, doc("Country of origin.", "United States of America")]
+    language: Annotated[str | None, doc("Original language.", "English")]
+    popularity: (
+        Annotated[
+            float,
+            doc(
+                "TMDB's popularity score; null when the source has none.",
+                247.0,
+                ge=0,
+            ),
+        ]
+        | None
+    )
+    vote_average: (
+        Annotated[float, doc("TMDB's mean vote, 0-10; null when absent or with no votes.", 7.9, ge=0, le=10)] | None
+    )
+    vote_count: Annotated[int, doc("TMDB's number of votes; null when absent.", 5415, ge=0)] | None
+    has_poster: Annotated[bool, doc("Whether a poster image was embedded; GET /movies/{id}/poster serves it.", False)]
+    # Only public URLs: a local cache path means nothing to a client.
+    poster_url: Annotated[str | None, doc("The poster's public URL; null for a local file or none.", None)]
+    imdb_id: Annotated[str | None, doc("IMDb id, when the source links one.", "tt0114709")] = None
+    tmdb_id: Annotated[int | None, doc("TMDB id, when the source links one.", 862)] = None
+    local_rating_count: Annotated[int | None, doc("Ratings of this movie in this service.", 247)] = None
+    local_rating_mean: Annotated[float | None, doc("Their mean, 0.5-5 stars.", 3.872)] = None
 
     @classmethod
     def from_model(cls, m: Movie) -> MovieOut:
         public = m.poster if m.poster and m.poster.startswith(("http://", "https://")) else None
+        # fmt: off
         return cls(
             movie_id=m.id, title=m.title, year=m.year, genres=list(m.genres), overview=m.overview,
             tagline=m.tagline, keywords=list(m.keywords), cast=list(m.cast), director=m.director,
@@ -126,24 +201,37 @@ class MovieOut(msgspec.Struct):
             local_rating_count=m.local_rating_count,
             local_rating_mean=None if m.local_rating_mean is None else round(m.local_rating_mean, 3),
         )
+        # fmt: on
 
 
 class RelatedRatingOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    rating: float
-    similarity: float
+    movie_id: OutMovieId
+    title: Title
+    rating: Stars
+    similarity: Annotated[
+        float, doc("Cosine similarity of its combined vector to the explained movie's, -1 to 1.", 0.31, ge=-1.0, le=1.0)
+    ]
 
 
 class ExplanationOut(msgspec.Struct):
-    user_id: int
-    movie_id: int
-    title: str
-    similarity: float
-    text_share: float
-    image_share: float
-    related: list[RelatedRatingOut]
-    sentence: str
+    user_id: OutUserId
+    movie_id: OutMovieId
+    title: Title
+    similarity: Annotated[
+        float,
+        doc(
+            "Cosine similarity of the movie's combined vector to the user's taste vector, -1 to 1.",
+            0.16,
+            ge=-1.0,
+            le=1.0,
+        ),
+    ]
+    text_share: Annotated[
+        float, doc("Share of the similarity that comes from the text half, 0 to 1.", 1.0, ge=0.0, le=1.0)
+    ]
+    image_share: Annotated[float, doc("Share that comes from the poster half, 0 to 1.", 0.0, ge=0.0, le=1.0)]
+    related: Annotated[list[RelatedRatingOut], doc("The rated movies closest to it, closest first (at most 5).")]
+    sentence: Annotated[str, doc("The explanation in one sentence.", "Toy Story matches your taste ...")]
 
     @classmethod
     def from_domain(cls, user_id: int, e: Explanation) -> ExplanationOut:
@@ -154,22 +242,30 @@ class ExplanationOut(msgspec.Struct):
 # -- ratings --------------------------------------------------------------------------------------
 class RatingIn(msgspec.Struct):
     movie_id: MovieId
-    # Range and step are checked by the domain (repository.rate), which names the field.
-    rating: Annotated[float, msgspec.Meta(description="0.5 to 5.0 in steps of 0.5.")]
+    # Range and step are checked by the domain (repository.rate), which names the field; they are
+    # declared to OpenAPI only (Litestar's `extra`), or msgspec would answer first, in its own words.
+    rating: Annotated[
+        float,
+        msgspec.Meta(
+            description="0.5 to 5.0 in steps of 0.5.",
+            examples=[4.5],
+            extra_json_schema={"extra": {"minimum": 0.5, "maximum": 5.0, "multiple_of": 0.5}},
+        ),
+    ]
 
 
 class RatingOut(msgspec.Struct):
-    user_id: int
-    movie_id: int
-    rating: float
-    timestamp: int
+    user_id: OutUserId
+    movie_id: OutMovieId
+    rating: Stars
+    timestamp: UnixTime
 
 
 class RatedMovieOut(msgspec.Struct):
-    movie_id: int
-    title: str
-    rating: float
-    timestamp: int
+    movie_id: OutMovieId
+    title: Title
+    rating: Stars
+    timestamp: UnixTime
 
     @classmethod
     def from_domain(cls, r: UserRating, movies: dict[int, Movie]) -> RatedMovieOut:
@@ -178,36 +274,142 @@ class RatedMovieOut(msgspec.Struct):
 
 
 class RatingsPage(msgspec.Struct):
-    user_id: int
-    total: int
-    limit: int
-    offset: int
-    items: list[RatedMovieOut]
+    user_id: OutUserId
+    total: Total
+    limit: PageLimit
+    offset: PageOffset
+    items: Annotated[list[RatedMovieOut], doc("Newest first.")]
 
 
 # -- system ---------------------------------------------------------------------------------------
 class HealthOut(msgspec.Struct):
-    # degraded: the last good index serves while the published one cannot be opened (`detail` says why)
-    status: Literal["ok", "degraded", "unavailable"]
-    database: bool
-    index: bool
-    index_generation: str | None
-    detail: str | None = None
+    status: Annotated[
+        Literal["ok", "degraded", "unavailable"],
+        doc(
+            "ok: the database and the index answer; degraded: the last good index serves while the "
+            "published one cannot be opened (`detail` says why); unavailable (503).",
+            "ok",
+        ),
+    ]
+    database: Annotated[bool, doc("The database answers.", True)]
+    index: Annotated[bool, doc("The vector index is published and answers.", True)]
+    index_generation: Annotated[str | None, doc("The published index generation.", "gen-20261128T111126-688238")]
+    detail: Annotated[str | None, doc("What is wrong, when something is.", None)] = None
 
 
 class EmbeddingMetricsOut(msgspec.Struct):
-    total_movies: int
-    movies_in_index: int
-    coverage: float
-    poster_coverage: float
-    device: str
-    models: dict[str, Any]
-    movies_with_poster_source: int
-    movies_with_image_vector: int
-    index_generation: str | None
-    built_at: Any = None
+    total_movies: Annotated[int, doc("Movies in the database.", 9061, ge=0)]
+    movies_in_index: Annotated[int, doc("Movies in the published index.", 9061, ge=0)]
+    coverage: Annotated[float, doc("movies_in_index / total_movies, 0 to 1.", 1.0, ge=0.0, le=1.0)]
+    poster_coverage: Annotated[float, doc("Share of the movies with an image vector, 0 to 1.", 0.0, ge=0.0, le=1.0)]
+    device: Annotated[str, doc("The device this API embeds queries on.", "cpu")]
+    models: Annotated[
+        dict[str, Any],
+        doc("The index's models and dimensions (its manifest).", {"text": {"name": "all-MiniLM-L6-v2", "dim": 384}}),
+    ]
+    movies_with_poster_source: Annotated[int, doc("Movies whose source names a poster.", 0, ge=0)]
+    movies_with_image_vector: Annotated[int, doc("Movies with an image vector in the index.", 0, ge=0)]
+    index_generation: Annotated[str | None, doc("The published index generation.", "gen-20261128T111126-688238")]
+    built_at: Annotated[Any, doc("When the index was published (ISO 8601).", "2026-11-28T11:11:26Z")] = None
 
     @classmethod
     def from_metrics(cls, metrics: dict[str, Any]) -> EmbeddingMetricsOut:
         known = cls.__struct_fields__
         return cls(**{k: v for k, v in metrics.items() if k in known})
+
+
+# -- guests, hidden movies ------------------------------------------------------------------------
+MAX_CHOICES = 1000  # liked or disliked ids in one guest request: as many ratings as the collab taste reads
+YearBound = Annotated[int, doc("Inclusive bound on the release year.", 1990, ge=0, le=9999)]
+
+
+class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A visitor's choices, answered with the same user-vector code as a stored user's ratings:
+    each liked movie counts as a 5-star rating and each disliked one as a 1-star rating, all given now."""
+
+    liked: Annotated[
+        list[MovieId],
+        msgspec.Meta(max_length=MAX_CHOICES, description="Movies the visitor liked.", examples=[[1, 260]]),
+    ] = msgspec.field(default_factory=list)
+    disliked: Annotated[
+        list[MovieId],
+        msgspec.Meta(max_length=MAX_CHOICES, description="Movies the visitor disliked.", examples=[[2]]),
+    ] = msgspec.field(default_factory=list)
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100, description="How many results, 1 to 100.", examples=[10])] = 10
+    strategy: Annotated[
+        StrategyName, msgspec.Meta(description="As for GET /movies/recommendations.", examples=["hybrid"])
+    ] = "hybrid"
+    genres: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="Genres in any case (GET /genres lists them); a movie matches any.", examples=[["Comedy"]]
+        ),
+    ] = msgspec.field(default_factory=list)
+    year_min: YearBound | None = None
+    year_max: YearBound | None = None
+
+
+class GuestRecommendationsOut(msgspec.Struct):
+    """Recommendations for a visitor: RecommendationsOut without a user id."""
+
+    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    items: Annotated[list[RecommendationOut], doc("Best first.")]
+
+    @classmethod
+    def from_domain(cls, result: RecommendationList) -> GuestRecommendationsOut:
+        return cls(strategy=result.strategy, path=result.path, items=recommendation_items(result))
+
+
+class HiddenIn(msgspec.Struct, forbid_unknown_fields=True):
+    movie_id: MovieId
+
+
+class HiddenOut(msgspec.Struct):
+    """A movie the user marked "not interested"."""
+
+    movie_id: OutMovieId
+    title: Title
+    timestamp: UnixTime
+
+
+class HiddenPage(msgspec.Struct):
+    user_id: OutUserId
+    total: Total
+    limit: PageLimit
+    offset: PageOffset
+    items: Annotated[list[HiddenOut], doc("Newest first.")]
+
+
+# -- lists ----------------------------------------------------------------------------------------
+class ListedMovieOut(msgspec.Struct):
+    movie_id: OutMovieId
+    title: Title
+    year: ReleaseYear
+    genres: GenreList
+    votes: Annotated[int, msgspec.Meta(ge=0, description="Ratings in the window (new: all ratings).", examples=[341])]
+    average: Annotated[
+        float | None, msgspec.Meta(description="Their mean, 0.5-5 stars; null without ratings.", examples=[3.87])
+    ]
+    score: Annotated[
+        float,
+        msgspec.Meta(
+            description="What the list is ordered by. popular: the ratings in the window (a count); "
+            "top-rated: the Bayesian average, 0.5-5; new: the release year (0 when unknown).",
+            examples=[4.12],
+        ),
+    ]
+
+    @classmethod
+    def from_domain(cls, m: ListedMovie) -> ListedMovieOut:
+        movie = m.movie
+        average = None if m.average is None else round(m.average, 4)
+        return cls(movie.id, movie.title, movie.year, list(movie.genres), m.votes, average, round(m.score, 6))
+
+
+class MovieListOut(msgspec.Struct):
+    kind: Annotated[Literal["popular", "top-rated", "new"], doc("Which list this is.", "popular")]
+    total: Annotated[int, doc("Movies in the whole list, under the filters.", 120, ge=0)]
+    limit: PageLimit
+    offset: PageOffset
+    items: Annotated[list[ListedMovieOut], doc("In the list's order.")]

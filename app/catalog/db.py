@@ -37,6 +37,10 @@ def _create_schema(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
         SQLModel.metadata.create_all(conn)
         _add_missing_columns(conn)
+        # create_all skips tables that exist: add the indexes declared since a table was created.
+        for table in SQLModel.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 def _add_missing_columns(conn: Connection) -> None:

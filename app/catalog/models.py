@@ -56,9 +56,26 @@ class User(SQLModel, table=True):
 
 class Rating(SQLModel, table=True):
     __tablename__ = "ratings"
-    __table_args__ = (Index("ix_ratings_user_ts", "user_id", "timestamp"),)
+    __table_args__ = (
+        Index("ix_ratings_user_ts", "user_id", "timestamp"),
+        # The lists' aggregates (app/catalog/lists.py) read only the index: per movie, in a window, the mean.
+        Index("ix_ratings_movie_ts_rating", "movie_id", "timestamp", "rating"),
+        Index("ix_ratings_ts", "timestamp"),  # the newest rating, where a list's window ends
+    )
 
     user_id: int = Field(primary_key=True, foreign_key="users.id", sa_type=BIGINT)
     movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
     rating: float
+    timestamp: int = Field(sa_type=BIGINT)  # unix seconds
+
+
+class Hidden(SQLModel, table=True):
+    """A movie a user marked "not interested": never recommended to them again (app/recommend/history.py).
+
+    Written only through the API, so no import ever touches it."""
+
+    __tablename__ = "hidden"
+
+    user_id: int = Field(primary_key=True, foreign_key="users.id", sa_type=BIGINT)
+    movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
     timestamp: int = Field(sa_type=BIGINT)  # unix seconds

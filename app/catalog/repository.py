@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, delete, select
 
-from app.catalog.models import MAX_ID, Movie, Rating, User
+from app.catalog.models import MAX_ID, Hidden, Movie, Rating, User
 from app.errors import InvalidInput, NotFound
 
 CHUNK = 500  # rows per multi-row INSERT: well under SQLite's bound-parameter limit
@@ -177,3 +177,38 @@ def rated_pairs(session: Session) -> list[tuple[int, int]]:
     """(user id, movie id) of every rating, ordered: what the collaborative vectors learn from."""
     rows = session.exec(select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id))
     return [(int(u), int(m)) for u, m in rows]
+
+
+# -- "not interested" ------------------------------------------------------------------------------
+class HiddenMovie(NamedTuple):
+    movie_id: int
+    timestamp: int  # unix seconds, when it was hidden
+
+
+def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = None) -> HiddenMovie:
+    """Mark a movie "not interested" for a user (created on first use, as by `rate`). Hiding it
+    again only moves the timestamp. NotFound for an unknown movie."""
+    get_movie(session, movie_id)
+    ensure_users(session, [user_id])
+    ts = timestamp if timestamp is not None else int(time.time())
+    _upsert(session, Hidden, [{"user_id": user_id, "movie_id": movie_id, "timestamp": ts}], ["user_id", "movie_id"])
+    return HiddenMovie(movie_id, ts)
+
+
+def unhide(session: Session, user_id: int, movie_id: int) -> None:
+    """NotFound when the movie was not hidden."""
+    result = session.exec(  # type: ignore[call-overload]
+        delete(Hidden).where(col(Hidden.user_id) == user_id, col(Hidden.movie_id) == movie_id)
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"user {user_id} has not hidden movie {movie_id}")
+
+
+def hidden_movies(session: Session, user_id: int) -> list[HiddenMovie]:
+    """Every movie the user hid, newest first."""
+    query = (
+        select(Hidden.movie_id, Hidden.timestamp)
+        .where(Hidden.user_id == user_id)
+        .order_by(col(Hidden.timestamp).desc(), col(Hidden.movie_id).desc())
+    )
+    return list(map(HiddenMovie._make, session.connection().execute(query)))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from app.api.controllers.hidden import HiddenController
+from app.api.controllers.lists import ListController
 from app.api.controllers.movies import GenreController, MovieController
 from app.api.controllers.ratings import RatingController
-from app.api.controllers.recommendations import RecommendationController
+from app.api.controllers.recommendations import GuestRecommendationController, RecommendationController
 from app.api.controllers.system import HealthController, MetricsController
 
 ROUTES = [
     RecommendationController,
+    GuestRecommendationController,
     MovieController,
+    ListController,
     GenreController,
     RatingController,
+    HiddenController,
     MetricsController,
     HealthController,
 ]
@@ -19,7 +24,10 @@ ROUTES = [
 __all__ = [
     "ROUTES",
     "GenreController",
+    "GuestRecommendationController",
     "HealthController",
+    "HiddenController",
+    "ListController",
     "MetricsController",
     "MovieController",
     "RatingController",

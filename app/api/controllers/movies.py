@@ -10,8 +10,16 @@ from litestar.response import File
 from sqlmodel import Session
 
 from app.api.controllers.recommendations import POPULARITY_DOC
-from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter, parse_id
-from app.api.schemas import ERROR_RESPONSES, GenreOut, GenresOut, MovieOut, ScoredMovieOut, SearchOut, SimilarOut
+from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_id, parse_ids
+from app.api.schemas import (
+    GenreOut,
+    GenresOut,
+    MovieOut,
+    ScoredMovieOut,
+    SearchOut,
+    SimilarOut,
+    error_responses,
+)
 from app.api.state import Services
 from app.catalog import repository as repo
 from app.embedding.posters import image_media_type, poster_file
@@ -26,7 +34,7 @@ class MovieController(Controller):
     @get(
         "/search",
         operation_id="searchMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 503),
         summary="Search by free text: titles, people, themes",
         description=(
             "Hybrid search: the text's MiniLM embedding on the `text` vector and its words on the sparse "
@@ -40,7 +48,12 @@ class MovieController(Controller):
         self,
         recommender: Recommender,
         services: Services,
-        q: Annotated[str, Parameter(min_length=1, max_length=1000, description="Free text, e.g. 'space opera'.")],
+        q: Annotated[
+            str,
+            Parameter(
+                min_length=1, max_length=1000, description="Free text, e.g. 'space opera'.", examples=examples("heist")
+            ),
+        ],
         limit: Limit = 10,
         genres: Genres = None,
         year_min: Year = None,
@@ -55,8 +68,12 @@ class MovieController(Controller):
     @get(
         "/{movie_id:str}/similar",
         operation_id="similarMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 404, 503),
         summary="Movies similar to one movie",
+        description=(
+            "Nearest neighbours of the movie's own vector, never the movie itself. `score` is the cosine "
+            "similarity (-1 to 1). 404: the movie is not in the index; 400: it has no vector of that kind."
+        ),
         sync_to_thread=True,
     )
     def similar(
@@ -66,17 +83,21 @@ class MovieController(Controller):
         limit: Limit = 10,
         vector: Annotated[
             Literal["combined", "text", "image"],
-            Parameter(description="Which embedding to compare: text+poster, text only, or poster only."),
+            Parameter(
+                description="Which embedding to compare: text+poster, text only, or poster only.",
+                examples=examples("combined"),
+            ),
         ] = "combined",
+        exclude: Exclude = None,
     ) -> SimilarOut:
         mid = parse_id(movie_id, "movie_id")
-        hits = recommender.similar(mid, limit=limit, vector=vector)
+        hits = recommender.similar(mid, limit=limit, vector=vector, exclude=parse_ids(exclude, "exclude"))
         return SimilarOut(movie_id=mid, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
         "/{movie_id:str}/poster",
         operation_id="getMoviePoster",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 404),
         summary="The movie's poster image",
         description="The image the index embedded (a URL's cached copy, or the local file); 404 when there is none.",
         sync_to_thread=True,
@@ -92,7 +113,12 @@ class MovieController(Controller):
         return File(path=path, media_type=media_type, content_disposition_type="inline")
 
     @get(
-        "/{movie_id:str}", operation_id="getMovie", responses=ERROR_RESPONSES, summary="One movie", sync_to_thread=True
+        "/{movie_id:str}",
+        operation_id="getMovie",
+        responses=error_responses(400, 401, 404),
+        summary="One movie",
+        description="The movie as the store of record holds it: metadata, ratings summary, poster URL if public.",
+        sync_to_thread=True,
     )
     def get_movie(self, db_session: Session, movie_id: MovieIdPath) -> MovieOut:
         return MovieOut.from_model(repo.get_movie(db_session, parse_id(movie_id, "movie_id")))
@@ -105,7 +131,7 @@ class GenreController(Controller):
     @get(
         "/",
         operation_id="listGenres",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(401, 503),
         summary="The genres filters accept",
         description="Every genre in the index with its number of movies, most common first.",
         sync_to_thread=True,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from litestar import Controller, delete, get, post
-from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Limit, MovieIdPath, UserIdPath, parse_id
-from app.api.schemas import ERROR_RESPONSES, RatedMovieOut, RatingIn, RatingOut, RatingsPage
+from app.api.deps import Limit, MovieIdPath, Offset, UserIdPath, parse_id
+from app.api.schemas import RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
 
@@ -22,8 +19,9 @@ class RatingController(Controller):
     @get(
         "/",
         operation_id="listRatings",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404),
         summary="A user's ratings, newest first",
+        description="One page of the user's ratings with their total; 404 for a user the database does not know.",
         sync_to_thread=True,
     )
     def list_ratings(
@@ -31,7 +29,7 @@ class RatingController(Controller):
         db_session: Session,
         user_id: UserIdPath,
         limit: Limit = 20,
-        offset: Annotated[int, Parameter(ge=0, description="How many ratings to skip.")] = 0,
+        offset: Offset = 0,
     ) -> RatingsPage:
         uid = parse_id(user_id, "user_id")
         ratings = repo.user_ratings(db_session, uid)
@@ -45,7 +43,7 @@ class RatingController(Controller):
     @post(
         "/",
         operation_id="rateMovie",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404),
         summary="Record a rating",
         description="Creates the user on their first rating; rating again replaces the previous one.",
         sync_to_thread=True,
@@ -58,8 +56,9 @@ class RatingController(Controller):
     @delete(
         "/{movie_id:str}",
         operation_id="unrateMovie",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404),
         summary="Remove a rating",
+        description="It stops counting at once (no reindex), and no later import of a source file brings it back.",
         sync_to_thread=True,
     )
     def unrate(self, db_session: Session, user_id: UserIdPath, movie_id: MovieIdPath) -> None:

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Literal
 
-from litestar import Controller, get
+from litestar import Controller, get, post
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Genres, Limit, MovieIdPath, UserIdPath, UserIdQuery, Year, movie_filter, parse_id
-from app.api.schemas import ERROR_RESPONSES, ExplanationOut, RecommendationsOut
+from app.api.deps import (
+    MIN_ZERO,
+    Exclude,
+    Genres,
+    Limit,
+    MovieIdPath,
+    UserIdPath,
+    UserIdQuery,
+    Year,
+    examples,
+    movie_filter,
+    parse_id,
+    parse_ids,
+)
+from app.api.schemas import ExplanationOut, GuestIn, GuestRecommendationsOut, RecommendationsOut, error_responses
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
-from app.catalog.repository import UserRating
-from app.recommend.recommender import Recommender
+from app.catalog.repository import HiddenMovie, UserRating
+from app.errors import InvalidInput
+from app.recommend.history import guest_history
+from app.recommend.recommender import RecommendationList, Recommender, Strategy
 from app.settings import Settings
+from app.vectorstore import MovieFilter
 
 # Documented from the settings' own defaults, so the schema cannot drift from them.
 _DEFAULTS = Settings.model_fields
@@ -25,6 +43,13 @@ POPULARITY_DOC = (
     f"(default: MOVIEREC_POPULARITY_WEIGHT, {_DEFAULTS['popularity_weight'].default})."
 )
 DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {_DEFAULTS['diversity'].default})."
+# Every page is cut from one ranking of this many movies, so pages never overlap (Recommender.recommend).
+PAGE_DEPTH = 50
+OFFSET_DOC = (
+    f"How many recommendations to skip. Pages are cut from one ranking of the first {PAGE_DEPTH}, so they "
+    "never overlap while the user's ratings, hidden movies and the index are unchanged; "
+    f"offset + limit <= {PAGE_DEPTH} when offset > 0 (a first page may hold up to 100)."
+)
 
 
 class RecommendationController(Controller):
@@ -35,12 +60,13 @@ class RecommendationController(Controller):
     @get(
         "/recommendations",
         operation_id="recommendMovies",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="Recommendations for a user",
         description=(
-            "One database query (the user's ratings), one vector retrieve per named vector used and one ANN query. "
-            "`path` says how the answer was made: `popular` (no ratings, or use_embeddings=false), "
-            "`content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated movies are never returned."
+            "Two database queries (the user's ratings, their hidden movies), one vector retrieve per named vector "
+            "used and one ANN query. `path` says how the answer was made: `popular` (no ratings, or "
+            "use_embeddings=false), `content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated, "
+            "hidden and `exclude`d movies are never returned."
         ),
         sync_to_thread=True,
     )
@@ -56,41 +82,51 @@ class RecommendationController(Controller):
             Parameter(
                 description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
                 "collab: rating factors alone; content: text and poster alone. With 1-2 ratings, or when none "
-                "of the user's movies has ratings-based factors yet, every strategy answers from content."
+                "of the user's movies has ratings-based factors yet, every strategy answers from content.",
+                examples=examples("hybrid"),
             ),
         ] = "hybrid",
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
         use_embeddings: Annotated[
-            bool, Parameter(description="false: answer from popularity alone (path `popular`).")
+            bool,
+            Parameter(description="false: answer from popularity alone (path `popular`).", examples=examples(True)),
         ] = True,
-        popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
-        diversity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC)] = None,
+        popularity: Annotated[
+            float | None,
+            Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC, examples=examples(0.1), schema_extra=MIN_ZERO),
+        ] = None,
+        diversity: Annotated[
+            float | None,
+            Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC, examples=examples(0.2), schema_extra=MIN_ZERO),
+        ] = None,
+        offset: Annotated[
+            int, Parameter(ge=0, le=PAGE_DEPTH - 1, description=OFFSET_DOC, examples=examples(0, 10))
+        ] = 0,
+        exclude: Exclude = None,
     ) -> RecommendationsOut:
         uid = parse_id(user_id, "user_id")
+        if offset and offset + limit > PAGE_DEPTH:  # a first page may be longer: it is one ranking of `limit`
+            raise InvalidInput(f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset")
         wanted = movie_filter(recommender, genres, year_min, year_max)
         ratings = _ratings_of_known_user(db_session, uid)
+        wanted = replace(wanted, exclude_ids=wanted.exclude_ids | parse_ids(exclude, "exclude"))
         history: list[UserRating] = ratings
         if not use_embeddings:
             # Popularity only: no history means no taste vector, but the rated movies stay excluded.
             history = []
-            wanted = replace(wanted, exclude_ids=frozenset(r.movie_id for r in ratings))
-        settings = services.settings
-        result = recommender.recommend(
-            history,
-            limit=limit,
-            strategy=strategy,
-            filter=wanted,
-            popularity=settings.popularity_weight if popularity is None else popularity,
-            diversity=settings.diversity if diversity is None else diversity,
+            wanted = replace(wanted, exclude_ids=wanted.exclude_ids | {r.movie_id for r in ratings})
+        hidden = repo.hidden_movies(db_session, uid)  # never answered, whatever the path
+        result = _recommend(
+            recommender, services, history, wanted, limit, strategy, popularity, diversity, offset=offset, hidden=hidden
         )
         return RecommendationsOut.from_domain(uid, result)
 
     @get(
         "/explain/{user_id:str}/{movie_id:str}",
         operation_id="explainRecommendation",
-        responses=ERROR_RESPONSES,
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="Why a movie suits a user",
         description="Similarity to the user's taste, its text/image split, and the closest movies the user rated.",
         sync_to_thread=True,
@@ -103,6 +139,34 @@ class RecommendationController(Controller):
         return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
 
 
+def _recommend(
+    recommender: Recommender,
+    services: Services,
+    history: list[UserRating],
+    wanted: MovieFilter,
+    limit: int,
+    strategy: Strategy,
+    popularity: float | None,
+    diversity: float | None,
+    *,
+    offset: int = 0,
+    hidden: Sequence[HiddenMovie] = (),
+) -> RecommendationList:
+    """One page of recommendations, re-ranked with the request's weights or the settings' defaults."""
+    settings = services.settings
+    return recommender.recommend(
+        history,
+        limit=limit,
+        strategy=strategy,
+        filter=wanted,
+        popularity=settings.popularity_weight if popularity is None else popularity,
+        diversity=settings.diversity if diversity is None else diversity,
+        offset=offset,
+        depth=PAGE_DEPTH,
+        hidden=hidden,
+    )
+
+
 def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
     """All ratings, newest first. Only when there are none is a second query needed, to tell an
     unknown user (404) from a known one without ratings (cold start)."""
@@ -110,3 +174,38 @@ def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
     if not ratings:
         repo.require_user(session, user_id)
     return ratings
+
+
+class GuestRecommendationController(Controller):
+    """Recommendations for a visitor without an account: any valid token, no stored user."""
+
+    path = "/recommendations"
+    tags = ["recommendations"]
+
+    @post(
+        "/",
+        operation_id="recommendForGuest",
+        status_code=200,
+        responses=error_responses(400, 401, 503),
+        summary="Recommendations for a visitor's liked and disliked movies",
+        description=(
+            "Each liked movie counts as a 5-star rating and each disliked one as a 1-star rating, all given now; "
+            "from there it is exactly the code that answers GET /movies/recommendations for a stored user with "
+            "those ratings, and the movies named are never returned. No likes or dislikes: popular movies."
+        ),
+        sync_to_thread=True,
+    )
+    def recommend_guest(
+        self, db_session: Session, recommender: Recommender, services: Services, data: GuestIn
+    ) -> GuestRecommendationsOut:
+        overlap = sorted(set(data.liked) & set(data.disliked))
+        if overlap:
+            raise InvalidInput(f"movies both liked and disliked: {overlap[:10]}", field="disliked")
+        for field, ids in (("liked", data.liked), ("disliked", data.disliked)):
+            unknown = sorted(set(ids) - repo.movies_by_id(db_session, ids).keys())
+            if unknown:
+                raise InvalidInput(f"unknown movie ids: {unknown[:10]}", field=field)
+        wanted = movie_filter(recommender, ",".join(data.genres), data.year_min, data.year_max)
+        history = guest_history(data.liked, data.disliked, int(time.time()))
+        result = _recommend(recommender, services, history, wanted, data.limit, data.strategy, None, None)
+        return GuestRecommendationsOut.from_domain(result)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
-from app.api.schemas import ERROR_RESPONSES, EmbeddingMetricsOut, HealthOut
+from app.api.schemas import EmbeddingMetricsOut, HealthOut, error_responses
 from app.api.state import Services
 from app.errors import IndexUnavailable, MovieRecError
 from app.status import index_metrics
@@ -22,6 +23,13 @@ class HealthController(Controller):
         operation_id="health",
         summary="Database and index reachable",
         description="200 when both answer, 503 otherwise. Needs no token.",
+        responses={
+            503: ResponseSpec(
+                data_container=HealthOut,
+                description="The database or the index is unreachable; `detail` says which",
+                generate_examples=False,
+            )
+        },
         security=[{}],
         exclude_from_auth=True,
         sync_to_thread=True,
@@ -62,8 +70,9 @@ class MetricsController(Controller):
     @get(
         "/embeddings",
         operation_id="embeddingMetrics",
-        responses={401: ERROR_RESPONSES[401]},
+        responses=error_responses(401),
         summary="Embedding coverage, device and models",
+        description="What `movierec status` prints: movies in the database and in the index, coverage, models.",
         sync_to_thread=True,
     )
     def embeddings(self, services: Services) -> EmbeddingMetricsOut:

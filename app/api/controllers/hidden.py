@@ -1,0 +1,66 @@
+"""A user's hidden ("not interested") movies: list, hide, unhide. A user token may touch only its own."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from sqlmodel import Session
+
+from app.api.deps import Limit, MovieIdPath, Offset, UserIdPath, parse_id
+from app.api.schemas import HiddenIn, HiddenOut, HiddenPage, error_responses
+from app.api.security import owner_or_admin
+from app.catalog import repository as repo
+
+
+class HiddenController(Controller):
+    path = "/users/{user_id:str}/hidden"
+    tags = ["ratings"]
+    guards = [owner_or_admin]
+
+    @get(
+        "/",
+        operation_id="listHidden",
+        responses=error_responses(400, 401, 403, 404),
+        summary="A user's hidden movies, newest first",
+        description='Movies the user marked "not interested": never recommended to them.',
+        sync_to_thread=True,
+    )
+    def list_hidden(
+        self, db_session: Session, user_id: UserIdPath, limit: Limit = 20, offset: Offset = 0
+    ) -> HiddenPage:
+        uid = parse_id(user_id, "user_id")
+        hidden = repo.hidden_movies(db_session, uid)
+        if not hidden:
+            repo.require_user(db_session, uid)
+        page = hidden[offset : offset + limit]
+        movies = repo.movies_by_id(db_session, (h.movie_id for h in page))
+        items = [
+            HiddenOut(h.movie_id, movies[h.movie_id].title if h.movie_id in movies else "", h.timestamp) for h in page
+        ]
+        return HiddenPage(user_id=uid, total=len(hidden), limit=limit, offset=offset, items=items)
+
+    @post(
+        "/",
+        operation_id="hideMovie",
+        responses=error_responses(400, 401, 403, 404),
+        summary='Mark a movie "not interested"',
+        description=(
+            "The movie is never recommended to this user again, and counts as a mild dislike in their taste "
+            "(one star below their mean rating, at most 2.5). Creates the user on first use; hiding again "
+            "moves the timestamp."
+        ),
+        sync_to_thread=True,
+    )
+    def hide(self, db_session: Session, user_id: UserIdPath, data: HiddenIn) -> HiddenOut:
+        saved = repo.hide(db_session, parse_id(user_id, "user_id"), data.movie_id)
+        return HiddenOut(saved.movie_id, repo.get_movie(db_session, saved.movie_id).title, saved.timestamp)
+
+    @delete(
+        "/{movie_id:str}",
+        operation_id="unhideMovie",
+        responses=error_responses(400, 401, 403, 404),
+        summary="Show a hidden movie again",
+        description="404 when the movie was not hidden.",
+        sync_to_thread=True,
+    )
+    def unhide(self, db_session: Session, user_id: UserIdPath, movie_id: MovieIdPath) -> None:
+        repo.unhide(db_session, parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id"))

@@ -1,0 +1,162 @@
+"""The OpenAPI document a client generator reads: walked whole, checked against the app's own routes.
+
+No index is needed: the spec and parameter validation answer before any handler runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from app.api import create_app
+from app.api.security import owner_or_admin
+from app.auth import issue_token
+from tests.conftest import make_settings
+
+NUMERIC = {"integer", "number"}
+PUBLIC = {"/health"}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, text_encoder: Any) -> Litestar:
+    return create_app(make_settings(tmp_path_factory.mktemp("openapi") / "data"), text_encoder=text_encoder)
+
+
+@pytest.fixture(scope="module")
+def client(app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def spec(client: TestClient[Litestar]) -> dict[str, Any]:
+    resp = client.get("/schema/openapi.json")
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield path, method, op
+
+
+def guarded(app: Litestar) -> set[tuple[str, str]]:
+    """(path, method) of every route the owner_or_admin guard protects, from the app itself."""
+    out = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if owner_or_admin in {getattr(g, "func", g) for g in handler.resolve_guards()}:  # guards come wrapped
+                for method in handler.http_methods:
+                    out.add((_openapi_path(route.path), method.lower()))
+    return out
+
+
+def _openapi_path(path: str) -> str:
+    """/users/{user_id:str}/ratings -> /users/{user_id}/ratings"""
+    return "/".join(p.split(":")[0] + "}" if p.startswith("{") else p for p in path.split("/"))
+
+
+def test_every_operation_is_described(spec: dict[str, Any]) -> None:
+    ids = []
+    for path, method, op in operations(spec):
+        assert op.get("summary") and op.get("description"), (method, path)
+        ids.append(op.get("operationId"))
+    assert all(ids) and len(set(ids)) == len(ids)
+
+
+def test_each_route_lists_only_the_errors_it_can_return(app: Litestar, spec: dict[str, Any]) -> None:
+    protected = guarded(app)
+    assert ("/users/{user_id}/hidden", "get") in protected and ("/movies/recommendations", "get") in protected
+    for path, method, op in operations(spec):
+        codes = {int(c) for c in op["responses"]}
+        where = (method, path)
+        assert 501 not in codes, where  # nothing answers "not implemented"
+        assert (403 in codes) == ((path, method) in protected), where  # only the owner_or_admin guard forbids
+        ids_in_path = "{" in path
+        if ids_in_path:
+            assert 404 in codes and 400 in codes, where
+        user_param = any(p["name"] == "user_id" for p in op.get("parameters", []))
+        if not ids_in_path and not user_param:
+            assert 404 not in codes, where  # nothing named, nothing to miss
+        assert (401 in codes) == (path not in PUBLIC), where
+        for code in codes - {200, 201, 204}:
+            if path not in PUBLIC:
+                schema = op["responses"][str(code)]["content"]["application/json"]["schema"]
+                assert schema["$ref"].endswith("/ErrorBody"), where
+    assert {int(c) for c in spec["paths"]["/genres"]["get"]["responses"]} == {200, 401, 503}
+    assert "403" not in spec["paths"]["/movies/search"]["get"]["responses"]
+    health = spec["paths"]["/health"]["get"]["responses"]
+    assert set(health) == {"200", "503"}
+    assert health["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/HealthOut")
+
+
+def test_every_parameter_has_a_description_bounds_and_an_example(spec: dict[str, Any]) -> None:
+    seen = set()
+    for path, method, op in operations(spec):
+        for p in op.get("parameters", []):
+            where = (method, path, p["name"])
+            assert p.get("description"), where
+            if p["in"] != "query":
+                continue  # path ids: typed and bounded by their own work (trust-api)
+            seen.add(p["name"])
+            schema = p["schema"]
+            assert schema.get("examples"), where
+            types = {schema.get("type")} | {s.get("type") for s in schema.get("oneOf", [])}
+            if types & NUMERIC:
+                assert "minimum" in schema and "maximum" in schema, where
+                assert schema["minimum"] <= schema["examples"][0] <= schema["maximum"], where
+    assert {"limit", "offset", "exclude", "window_days", "min_votes", "popularity", "diversity"} <= seen
+    recommend = {p["name"]: p["schema"] for p in spec["paths"]["/movies/recommendations"]["get"]["parameters"]}
+    for name in ("popularity", "diversity"):
+        assert (recommend[name]["minimum"], recommend[name]["maximum"]) == (0, 1), name
+
+
+def test_every_response_field_has_a_description_and_an_example(spec: dict[str, Any]) -> None:
+    for name, component in spec["components"]["schemas"].items():
+        for field, schema in component.get("properties", {}).items():
+            assert schema.get("description"), (name, field)
+            if schema.get("type") != "array" or schema.get("items", {}).get("type"):  # lists of objects: see the object
+                assert "examples" in schema, (name, field)
+            types = {schema.get("type")} | {s.get("type") for s in schema.get("oneOf", [])}
+            if field in {"limit", "offset", "total", "votes", "rating", "year", "coverage"} and types & NUMERIC:
+                assert "minimum" in schema, (name, field)
+
+
+def test_scores_and_paths_are_documented_per_path(spec: dict[str, Any]) -> None:
+    rec = spec["components"]["schemas"]["RecommendationOut"]["properties"]
+    score = rec["score"]["description"]
+    for path in ("popular", "content_cold_start", "collab", "hybrid", "popularity", "diversity"):
+        assert f"`{path}`" in score, path
+    assert rec["reason"]["description"]
+    path_doc = spec["components"]["schemas"]["RecommendationsOut"]["properties"]["path"]
+    assert set(path_doc["enum"]) == {"popular", "content_cold_start", "content", "collab", "hybrid"}
+    assert "score" in path_doc["description"]
+
+
+def test_enum_errors_list_the_allowed_values(
+    client: TestClient[Litestar], spec: dict[str, Any], tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {issue_token(client.app.state.services.settings, user_id=None, admin=True)}"}
+    cases = [
+        ("get", "/movies/{movie_id}/similar", "/movies/1/similar", "vector", {}),
+        ("get", "/movies/recommendations", "/movies/recommendations", "strategy", {"user_id": 1}),
+    ]
+    for method, spec_path, url, name, params in cases:
+        param = next(p for p in spec["paths"][spec_path][method]["parameters"] if p["name"] == name)
+        allowed = param["schema"]["enum"]
+        resp = client.get(url, params={**params, name: "bogus"}, headers=headers)
+        assert resp.status_code == 400, resp.text
+        body = resp.json()
+        assert body["field"] == name and "'bogus'" in body["detail"]
+        assert body["detail"].endswith("allowed: " + ", ".join(allowed)), body
+    resp = client.post("/recommendations", json={"strategy": "bogus"}, headers=headers)
+    assert resp.status_code == 400 and resp.json()["detail"].endswith("allowed: content, collab, hybrid"), resp.text
+    # A type error is not an enum error: no list of values.
+    resp = client.get("/movies/recommendations", params={"user_id": 1, "limit": "x"}, headers=headers)
+    assert resp.status_code == 400 and "allowed" not in resp.json()["detail"]
