@@ -22,6 +22,11 @@ class Source(str, Enum):
     tmdb = "tmdb"
 
 
+class RatingScale(str, Enum):
+    five = "5"
+    ten = "10"
+
+
 class EvalDataset(str, Enum):
     ml100k = "ml-100k"
     demo = "demo"
@@ -53,6 +58,9 @@ def ingest(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Movies per embedding batch.")] = None,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    rating_scale: Annotated[
+        RatingScale | None, typer.Option(help="Scale of --ratings: 5 (0.5-5 stars) or 10 (halved) [default: detected].")
+    ] = None,
 ) -> None:
     """Load a catalogue and its ratings, embed what changed, and publish the index."""
     from sqlmodel import Session
@@ -75,9 +83,19 @@ def ingest(
     engine = make_engine(settings.sqlalchemy_url)
     if source is Source.tmdb and movies is None:
         raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
+    if ratings is not None and source is not Source.tmdb:
+        raise typer.BadParameter(f"the {source.value} source reads its packaged ratings", param_hint="--ratings")
 
-    catalogue = load_catalogue(source.value, movies=movies, ratings=ratings, limit=limit)
-    n_ratings, errors = store_catalogue(engine, catalogue)
+    from ingest.ratings import RatingsFileError
+
+    # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
+    catalogue = load_catalogue(source.value, movies=movies, limit=limit)
+    try:
+        scale = int(rating_scale.value) if rating_scale else None
+        n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=scale, force=rebuild)
+    except RatingsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     for err in errors[:20]:
         typer.echo(f"skipped: {err}", err=True)
     if len(errors) > 20:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from app.catalog.text import content_hash, movie_text
 from app.embedding.collab import item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from ingest.ratings import FileImport, import_rows, source_key
 from ingest.sources.base import Catalogue, RowError, validate
 
 log = logging.getLogger(__name__)
@@ -56,16 +58,37 @@ class IngestSummary:
         return asdict(self)
 
 
-def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[RowError]]:
-    """Validate and save movies and ratings; bad rows are reported and skipped, never fatal."""
-    movies, ratings, errors = validate(catalogue)
-    for err in errors:
-        log.warning("skipped bad row: %s", err)
+def store_catalogue(
+    engine: Engine,
+    catalogue: Catalogue,
+    ratings_file: Path | None = None,
+    *,
+    rating_scale: int | None = None,
+    force: bool = False,
+) -> tuple[int, list[RowError]]:
+    """Validate and save movies and ratings; bad rows are reported and skipped, never fatal.
+
+    Ratings come from `catalogue.ratings`, or streamed from `ratings_file` (the bulk path,
+    ingest/ratings.py). Either way the shared rules apply: latest timestamp wins, pairs the user
+    wrote or deleted are never touched, and only what changed since the last import is written
+    (`force`: every pair). Returns (ratings of this input now stored, row errors in file order);
+    the counts and notes of the ratings import go into `catalogue.stats`.
+    """
+    source = source_key(catalogue.name, ratings_file)
+    file_import = FileImport(engine, ratings_file, source, rating_scale, force) if ratings_file else None
+    movies, rows, errors = validate(catalogue, file_import.totals if file_import else None)
     with Session(engine) as session:
         repo.upsert_movies(session, movies)
-        repo.upsert_ratings(session, [(r.user_id, r.movie_id, r.rating, r.timestamp) for r in ratings])
         session.commit()
-    return len(ratings), errors
+    if file_import is not None:
+        result = file_import.store()
+    else:
+        result = import_rows(engine, rows, np.array([m.id for m in movies], dtype=np.int64), source, force)
+    errors = sorted([*errors, *result.errors], key=lambda e: (e.file, e.line))
+    for err in errors:
+        log.warning("skipped bad row: %s", err)
+    catalogue.stats.update({**result.stats(), "ratings": result.stored})
+    return result.stored, errors
 
 
 def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # type: ignore[type-arg]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from app.catalog.models import Movie
+import numpy as np
 
-MIN_RATING, MAX_RATING = 0.5, 5.0
+from app.catalog.models import Movie
+from app.catalog.rating_rules import RULE, valid_ratings
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class RatingRow:
     user_id: int
     movie_id: int
     rating: float
-    timestamp: int  # unix seconds
+    timestamp: int | None  # unix seconds (or ms, converted on import); None: not given, the import time
     line: int = 0  # 1-based line in the source file (header = line 1), 0 when not from a file
     file: str = ""
 
@@ -53,8 +54,12 @@ class Catalogue:
     stats: dict[str, float | int] = field(default_factory=dict)
 
 
-def validate(catalogue: Catalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:
-    """Drop bad rows (each reported with its line), fill popularity from ratings where a source has none."""
+def validate(
+    catalogue: Catalogue, rating_totals: Callable[[list[int]], Mapping[int, tuple[int, float]]] | None = None
+) -> tuple[list[Movie], list[RatingRow], list[RowError]]:
+    """Drop bad rows (each reported with its line), fill popularity from ratings where a source has none.
+    `rating_totals`: given the valid movie ids, {movie id: (count, sum of stars)} of ratings read
+    elsewhere (a streamed ratings file, ingest/ratings.py), used instead of `catalogue.ratings`."""
     errors = list(catalogue.errors)
     movies: dict[int, Movie] = {}
     for item in catalogue.movies:
@@ -67,32 +72,36 @@ def validate(catalogue: Catalogue) -> tuple[list[Movie], list[RatingRow], list[R
             continue
         movies[m.id] = m
     ratings: list[RatingRow] = []
-    for r in catalogue.ratings:
-        if not isinstance(r.rating, int | float) or math.isnan(r.rating) or not (
-            MIN_RATING <= r.rating <= MAX_RATING
-        ):
-            errors.append(RowError(r.file, r.line, "rating", f"rating {r.rating} outside 0.5-5.0"))
+    ok = valid_ratings(np.array([r.rating for r in catalogue.ratings], dtype=np.float64))
+    for r, valid in zip(catalogue.ratings, ok, strict=True):
+        if not valid:
+            errors.append(RowError(r.file, r.line, "rating", f"{RULE}: {r.rating!r}"))
         elif r.movie_id not in movies:
             errors.append(RowError(r.file, r.line, "movieId", f"unknown movie id {r.movie_id}"))
         else:
             ratings.append(r)
-    _fill_popularity(movies, ratings)
+    totals = rating_totals(list(movies)) if rating_totals is not None else _totals(ratings)
+    _fill_popularity(movies, totals)
     return list(movies.values()), ratings, errors
 
 
-def _fill_popularity(movies: dict[int, Movie], ratings: list[RatingRow]) -> None:
-    """MovieLens has no TMDB popularity: use the rating count and mean instead."""
+def _totals(ratings: list[RatingRow]) -> dict[int, tuple[int, float]]:
     total: dict[int, float] = defaultdict(float)
     count: dict[int, int] = defaultdict(int)
     for r in ratings:
         total[r.movie_id] += r.rating
         count[r.movie_id] += 1
+    return {mid: (n, total[mid]) for mid, n in count.items()}
+
+
+def _fill_popularity(movies: dict[int, Movie], totals: Mapping[int, tuple[int, float]]) -> None:
+    """MovieLens has no TMDB popularity: use the rating count and mean instead."""
     for mid, m in movies.items():
-        n = count.get(mid, 0)
+        n, total = totals.get(mid, (0, 0.0))
         if m.vote_count is None:
             m.vote_count = n
         if m.vote_average is None and n:
-            m.vote_average = round(total[mid] / n, 3)
+            m.vote_average = round(total / n, 3)
         if m.popularity is None:
             m.popularity = float(n)
 
