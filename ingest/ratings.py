@@ -150,7 +150,7 @@ def _sniff(path: Path) -> tuple[str, str, list[str]]:
     try:
         text, encoding = head.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the 64 KiB boundary
+        if len(head) < 1 << 16 or exc.start < len(head) - 4:  # not just a character cut at the boundary
             log.warning("%s: not UTF-8, read as Latin-1", path.name)
             text, encoding = head.decode("latin-1"), "latin-1"
         else:
@@ -183,17 +183,19 @@ def read_ratings_file(
         invalid.append(row.text)
         return "skip"
 
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, include_columns=[c for c in header if c]
-        ),
-    )
     parts, errors, notes = [], [], {}
     offset = 0
     try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, include_columns=[c for c in header if c]
+            ),
+        )
         for batch in reader:
             lines = np.arange(offset + 2, offset + 2 + batch.num_rows, dtype=np.int64)
             offset += batch.num_rows
@@ -204,7 +206,9 @@ def read_ratings_file(
             parts.append(part)
             errors.extend(bad)
     except pa.ArrowInvalid as exc:
-        raise RatingsFileError(f"{path.name}: unreadable ratings CSV after line {offset + 1}: {exc}") from None
+        raise RatingsFileError(
+            f"{path.name}: unreadable ratings CSV after line {offset + 1}: {exc} (save it as UTF-8 CSV)"
+        ) from None
     arrays = RatingArrays.concat(parts)
     if invalid:  # skipped rows shift the line numbers after them: find them and put the numbers right
         skipped = _skipped_lines(path, encoding, delimiter, len(header))
@@ -293,8 +297,10 @@ def _parse_batch(
         (np.isnan(rating), "rating", "missing or not a number"),
         (ts_bad, "timestamp", "not epoch seconds, epoch milliseconds or an ISO-8601 date"),
     ]
+    blank = np.logical_and.reduce([np.asarray(pc.fill_null(pc.equal(c, ""), True)) for c in batch.columns])
+    problems = [(mask & ~blank, name, message) for mask, name, message in problems]  # blank lines: skipped
     keep, errors = _errors(problems, lines, file, lambda name, i: batch.column(name)[i].as_py())
-    return RatingArrays(user, movie, rating, ts, lines).take(keep), errors
+    return RatingArrays(user, movie, rating, ts, lines).take(keep & ~blank), errors
 
 
 def _errors(
@@ -459,7 +465,8 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
             set_={"rating": stmt.excluded.rating, "timestamp": stmt.excluded.timestamp},
             where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
         )
-        return int(conn.execute(stmt).rowcount)
+        # Run as driver SQL (it has no parameters): through execute() psycopg's rowcount comes back -1.
+        return int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
     finally:
         _staging.drop(conn)
 
