@@ -1,4 +1,4 @@
-"""The `movierec` command: ingest, status, eval, serve, token."""
+"""The `movierec` command: ingest, import-ratings, status, eval, serve, token."""
 
 from __future__ import annotations
 
@@ -128,6 +128,49 @@ def ingest(
     )
     for key, value in s.source_stats.items():
         typer.echo(f"  {key}: {value}")
+
+
+class HistoryFormat(str, Enum):
+    letterboxd = "letterboxd"
+    imdb = "imdb"
+
+
+@cli.command("import-ratings")
+def import_ratings(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The export's ratings CSV.")],
+    user: Annotated[int, typer.Option("--user", min=1, help="Whose ratings these are.")],
+    fmt: Annotated[HistoryFormat, typer.Option("--format", help="Which export the file is.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Import a user's own Letterboxd or IMDb ratings as that user's ratings (never reverted by an ingest)."""
+    from dataclasses import asdict
+
+    from sqlmodel import Session
+
+    from app.catalog.db import make_engine
+    from app.catalog.history import import_history
+    from app.errors import InvalidInput
+
+    engine = make_engine(get_settings().sqlalchemy_url)
+    with Session(engine) as session:
+        try:
+            report = import_history(session, user, file.read_bytes(), fmt.value)
+        except InvalidInput as exc:
+            typer.echo(f"error: {file}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        session.commit()
+    if as_json:
+        _echo_json({"user_id": user, "format": fmt.value, **asdict(report)})
+        return
+    r = report
+    typer.echo(
+        f"user {user}: {r.rows} rows, {r.matched} matched ({r.imported} imported, {r.unchanged} unchanged, "
+        f"{r.kept_newer} kept newer), {len(r.unmatched)} unmatched, {len(r.skipped)} skipped"
+    )
+    for item in r.unmatched:
+        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']})")
+    for item in r.skipped:
+        typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
 
 
 @cli.command()
