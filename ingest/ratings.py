@@ -49,6 +49,7 @@ BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrit
 MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
 MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
 WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
+SQLITE_CACHE_KIB = 512 * 1024  # page cache while writing ratings (SQLite's default is 2 MiB)
 COLUMNS = ("userId", "movieId", "rating")
 SCHEMA_VERSION = "1"  # part of every fingerprint: a change of these rules re-imports once
 
@@ -441,6 +442,9 @@ def _insert(conn: Connection):  # type: ignore[no-untyped-def]
 def _write(conn: Connection, rows: RatingArrays) -> int:
     """Load `rows` into a temporary table, then users and ratings by INSERT ... SELECT. Returns the
     number of ratings inserted or changed."""
+    if conn.dialect.name == "sqlite":  # index pages of a large import fit in memory: 5x faster
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
     _staging.create(conn)
     try:
         _load_staging(conn, rows)
@@ -469,6 +473,8 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
         return int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
     finally:
         _staging.drop(conn)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
 
 
 def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
