@@ -427,12 +427,11 @@ def store_ratings(
 
 
 def _pair_isin(u: np.ndarray, m: np.ndarray, pu: np.ndarray, pm: np.ndarray) -> np.ndarray:
-    both = np.concatenate([u, pu]).astype(np.int64)
-    shift = 64 - int(max(1, int(np.abs(both).max()) if both.size else 1).bit_length())
-    if shift < 32:  # ids too large to pack two in 64 bits: compare as pairs
-        wanted = set(zip(pu.tolist(), pm.tolist(), strict=True))
-        return np.fromiter(((a, b) in wanted for a, b in zip(u.tolist(), m.tolist(), strict=True)), bool, len(u))
-    return np.isin((u << 32) | m, (pu << 32) | pm)
+    """Mask over (u, m): True where the pair is one of (pu, pm)."""
+    if max(int(a.max()) if a.size else 0 for a in (u, m, pu, pm)) < 2**31:  # two ids fit in one int64
+        return np.isin((u << 32) | m, (pu << 32) | pm)
+    wanted = set(zip(pu.tolist(), pm.tolist(), strict=True))
+    return np.fromiter(((a, b) in wanted for a, b in zip(u.tolist(), m.tolist(), strict=True)), bool, len(u))
 
 
 def _insert(conn: Connection):  # type: ignore[no-untyped-def]
