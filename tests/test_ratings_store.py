@@ -295,3 +295,28 @@ def test_unchanged_reingest_writes_nothing(engine: Engine, tmp_path: Path) -> No
     else:
         changed = {(u, m) for _, u, m in set(write_marks(engine)) - set(marks)}
         assert changed == {(1, 348), (77, 603)}
+
+
+def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from app.settings import get_settings
+
+    bad = tmp_path / "ratings.csv"
+    bad.write_text("user|movie|stars\n1|2001|4\n")
+    settings = make_settings(tmp_path / "data")
+    env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    get_settings.cache_clear()
+    try:
+        args = ["ingest", "--source", "tmdb", "--movies", str(SEMI / "movies_comma.csv"), "--ratings", str(bad)]
+        result = CliRunner().invoke(cli, args, env=env)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ratings.csv:1" in lines[0] and "userId" in lines[0], result.output
+    engine = make_engine(settings.sqlalchemy_url)
+    assert stored(engine) == []  # nothing written, nothing published
+    engine.dispose()
+    assert not (settings.index_dir / "CURRENT").exists()
