@@ -49,6 +49,7 @@ BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrit
 MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
 MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
 WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
+SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
 SQLITE_CACHE_KIB = 512 * 1024  # page cache while writing ratings (SQLite's default is 2 MiB)
 COLUMNS = ("userId", "movieId", "rating")
 SCHEMA_VERSION = "1"  # part of every fingerprint: a change of these rules re-imports once
@@ -453,6 +454,10 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
             insert(User.__table__).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing()
         )
         r = Rating.__table__
+        rebuild_indexes = conn.dialect.name == "sqlite" and len(rows) >= SQLITE_REINDEX_ROWS
+        if rebuild_indexes:  # one sort per index afterwards beats millions of random index inserts
+            for index in r.indexes:
+                index.drop(conn)
         not_edited = ~exists().where(
             and_(
                 RatingEdit.__table__.c.user_id == _staging.c.user_id,
@@ -469,7 +474,11 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
             where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
         )
         # Run as driver SQL (it has no parameters): through execute() psycopg's rowcount comes back -1.
-        return int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
+        written = int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
+        if rebuild_indexes:
+            for index in r.indexes:
+                index.create(conn)
+        return written
     finally:
         _staging.drop(conn)
         if conn.dialect.name == "sqlite":

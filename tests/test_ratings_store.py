@@ -320,3 +320,22 @@ def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -
     assert stored(engine) == []  # nothing written, nothing published
     engine.dispose()
     assert not (settings.index_dir / "CURRENT").exists()
+
+
+def test_a_large_sqlite_write_rebuilds_the_indexes_it_dropped(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large SQLite writes drop the secondary indexes and build them again: same rows, same indexes."""
+    import ingest.ratings
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the index rebuild is SQLite's alone")
+    reference = make_engine(make_settings(tmp_path / "rows").sqlalchemy_url)  # written with its indexes kept
+    ingest_file(reference, TMDB / "movies.json", TMDB / "ratings.csv")
+    monkeypatch.setattr(ingest.ratings, "SQLITE_REINDEX_ROWS", 1)  # the fixture is far below 500k rows
+    n, _, _ = ingest_file(engine, TMDB / "movies.json", TMDB / "ratings.csv")
+    with engine.connect() as conn:
+        names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'ratings'")).scalars())
+    assert {"ix_ratings_user_ts", "ix_ratings_movie_id"} <= names
+    assert stored(engine) == stored(reference) and n == 58
+    reference.dispose()
