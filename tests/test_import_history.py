@@ -153,6 +153,8 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     admin = {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
     resp = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    resp = await client.post(url, params={"format": "imdb"}, content=b"Const,\x00\n" + bytes(range(256)), headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     resp = await client.post(url, params={"format": "csv"}, content=IMDB.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text
     assert ratings_of(settings, USER + 2) == {}

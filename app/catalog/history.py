@@ -77,7 +77,13 @@ def parse_history(data: bytes, fmt: Format) -> tuple[list[HistoryRow], list[dict
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("cp1252", errors="replace")
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse(csv.DictReader(io.StringIO(text)), fmt)
+    except csv.Error as exc:  # a NUL byte, an endless quoted field: not a CSV export
+        raise InvalidInput(f"not a readable CSV: {exc}", field="file") from None
+
+
+def _parse(reader: csv.DictReader, fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:  # type: ignore[type-arg]
     needed = list(_COLUMNS[fmt][:4])
     if missing := [c for c in needed if c not in (reader.fieldnames or [])]:
         found = ", ".join(reader.fieldnames or []) or "nothing"
