@@ -382,9 +382,12 @@ def _bucket_hashes(rows: RatingArrays) -> tuple[list[str], np.ndarray]:
     """One hash per user bucket of rows sorted by (user, movie); and each row's bucket."""
     bucket = rows.user % BUCKETS
     order = np.argsort(bucket, kind="stable")  # keeps (user, movie) order within a bucket
-    packed = np.column_stack([rows.user, rows.movie, rows.rating.view(np.int64), rows.timestamp])[order]
     bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
-    hashes = [hashlib.sha256(packed[bounds[b] : bounds[b + 1]].tobytes()).hexdigest()[:24] for b in range(BUCKETS)]
+    columns = (rows.user, rows.movie, rows.rating.view(np.int64), rows.timestamp)
+    hashes = []
+    for b in range(BUCKETS):  # bucket by bucket: no copy of the whole table
+        idx = order[bounds[b] : bounds[b + 1]]
+        hashes.append(hashlib.sha256(np.column_stack([c[idx] for c in columns]).tobytes()).hexdigest()[:24])
     return hashes, bucket
 
 
