@@ -1,4 +1,4 @@
-"""The `movierec` command: ingest, status, eval, serve, token."""
+"""The `movierec` command: ingest, import-ratings, status, eval, serve, token."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ class Source(str, Enum):
     tmdb = "tmdb"
     movielens = "movielens"
     movies_dataset = "movies-dataset"
+
+
+class RatingScale(str, Enum):
+    five = "5"
+    ten = "10"
 
 
 class EvalDataset(str, Enum):
@@ -64,21 +69,26 @@ def ingest(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Movies per embedding batch.")] = None,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    rating_scale: Annotated[
+        RatingScale | None, typer.Option(help="Scale of --ratings: 5 (0.5-5 stars) or 10 (halved) [default: detected].")
+    ] = None,
 ) -> None:
     """Load a catalogue and its ratings, embed what changed, and publish the index.
 
     Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
     be read stops the ingest with one line and exit status 2, before anything is written."""
+    from ingest.ratings import RatingsFileError
     from ingest.sources import FileProblem
 
     # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
         with quiet:
+            scale = int(rating_scale.value) if rating_scale else None
             summary = _ingest(
-                source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json
+                source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json, scale
             )
-    except FileProblem as exc:
+    except (FileProblem, RatingsFileError) as exc:
         for err in getattr(exc, "errors", []):  # NothingUsable: the rows that were refused
             typer.echo(f"skipped: {err}", err=True)
         typer.echo(f"error: {exc}", err=True)
@@ -111,6 +121,7 @@ def _ingest(
     batch_size: int | None,
     if_missing: bool,
     progress: bool,
+    rating_scale: int | None,
 ) -> IngestSummary | None:
     """The ingest command's work; returns its summary, or None when `if_missing` skipped it.
     Raises FileProblem (nothing written) for a file that cannot be read or holds no usable movie."""
@@ -135,10 +146,12 @@ def _ingest(
         raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
     if source.value in ("movielens", "movies-dataset") and directory is None:
         raise typer.BadParameter(f"--source {source.value} needs --dir PATH", param_hint="--dir")
+    if ratings is not None and source is not Source.tmdb:
+        raise typer.BadParameter(f"the {source.value} source reads its own ratings", param_hint="--ratings")
     try:
+        # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
         catalogue = load_catalogue(
-            source.value, movies=movies, ratings=ratings, limit=limit, directory=directory,
-            poster_base=settings.poster_base,
+            source.value, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
         )
     except FileProblem:
         raise
@@ -147,7 +160,7 @@ def _ingest(
     for warning in catalogue.warnings:
         typer.echo(f"warning: {warning}", err=True)
     engine = make_engine(settings.sqlalchemy_url)
-    n_ratings, errors = store_catalogue(engine, catalogue)
+    n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
     for err in errors:  # each once, in file order
         typer.echo(f"skipped: {err}", err=True)
     with Session(engine) as session:
@@ -171,6 +184,49 @@ def _ingest(
     summary.warnings = list(catalogue.warnings)
     summary.source_stats = dict(catalogue.stats)
     return summary
+
+
+class HistoryFormat(str, Enum):
+    letterboxd = "letterboxd"
+    imdb = "imdb"
+
+
+@cli.command("import-ratings")
+def import_ratings(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The export's ratings CSV.")],
+    user: Annotated[int, typer.Option("--user", min=1, help="Whose ratings these are.")],
+    fmt: Annotated[HistoryFormat, typer.Option("--format", help="Which export the file is.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+) -> None:
+    """Import a user's own Letterboxd or IMDb ratings as that user's ratings (never reverted by an ingest)."""
+    from dataclasses import asdict
+
+    from sqlmodel import Session
+
+    from app.catalog.db import make_engine
+    from app.catalog.history import import_history
+    from app.errors import InvalidInput
+
+    engine = make_engine(get_settings().sqlalchemy_url)
+    with Session(engine) as session:
+        try:
+            report = import_history(session, user, file.read_bytes(), fmt.value)
+        except InvalidInput as exc:
+            typer.echo(f"error: {file}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        session.commit()
+    if as_json:
+        _echo_json({"user_id": user, "format": fmt.value, **asdict(report)})
+        return
+    r = report
+    typer.echo(
+        f"user {user}: {r.rows} rows, {r.matched} matched ({r.imported} imported, {r.unchanged} unchanged, "
+        f"{r.kept_newer} kept newer), {len(r.unmatched)} unmatched, {len(r.skipped)} skipped"
+    )
+    for item in r.unmatched:
+        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']})")
+    for item in r.skipped:
+        typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
 
 
 @cli.command()

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from app.vectorstore.maps import project_maps, unit_rows
+from ingest.ratings import FileImport, import_rows, source_key
 from ingest.sources.base import Catalogue, RowError, validate
 from ingest.sources.files import FileProblem
 
@@ -65,24 +67,45 @@ class IngestSummary:
         return data
 
 
-def store_catalogue(engine: Engine, catalogue: Catalogue) -> tuple[int, list[RowError]]:
-    """Validate and save movies and ratings in one transaction, then refresh each movie's local
-    rating statistics. Bad rows are skipped and returned in file order, for the caller to report
-    (once). Raises FileProblem, writing nothing, when no movie is usable."""
-    movies, ratings, errors = validate(catalogue)
-    errors = in_file_order(errors)
+def store_catalogue(
+    engine: Engine,
+    catalogue: Catalogue,
+    ratings_file: Path | None = None,
+    *,
+    rating_scale: int | None = None,
+    force: bool = False,
+) -> tuple[int, list[RowError]]:
+    """Validate and save movies, then ratings, then refresh each movie's local rating statistics.
+
+    Ratings come from `catalogue.ratings`, or streamed from `ratings_file` (the bulk path,
+    ingest/ratings.py). Either way the shared rules apply: latest timestamp wins, pairs the user
+    wrote or deleted are never touched, and only what changed since the last import is written
+    (`force`: every pair). Returns (ratings of this input now stored, row errors in file order,
+    each once, for the caller to report); the counts and notes of the ratings import go into
+    `catalogue.stats`. Raises FileProblem, writing nothing, when no movie is usable."""
+    movies, rows, errors = validate(catalogue)
     if not movies:
-        raise NothingUsable(errors, catalogue.name)
-    if errors:
-        log.info("%d bad rows skipped", len(errors))
+        raise NothingUsable(in_file_order(errors), catalogue.name)
+    source = source_key(catalogue.name, ratings_file)
+    movie_ids = np.array([m.id for m in movies], dtype=np.int64)
+    file_import = FileImport(engine, ratings_file, source, rating_scale, force) if ratings_file else None
+    if file_import is not None:
+        file_import.prepare(movie_ids)  # a file problem raises here, before anything is written
     with Session(engine) as session:
         if purged := repo.purge_unaddressable_movies(session):
             log.warning("removed %d stored movies with ids outside 1..MAX_ID: %s", len(purged), purged[:10])
         repo.upsert_movies(session, movies)
-        repo.upsert_ratings(session, [(r.user_id, r.movie_id, r.rating, r.timestamp) for r in ratings])
-        repo.refresh_rating_stats(session)
         session.commit()
-    return len(ratings), errors
+    result = file_import.store() if file_import is not None else import_rows(engine, rows, movie_ids, source, force)
+    if result.written or not result.unchanged:
+        with Session(engine) as session:
+            repo.refresh_rating_stats(session)
+            session.commit()
+    errors = in_file_order([*errors, *result.errors])
+    if errors:
+        log.info("%d bad rows skipped", len(errors))
+    catalogue.stats.update({**result.stats(), "ratings": result.stored})
+    return result.stored, errors
 
 
 class NothingUsable(FileProblem):

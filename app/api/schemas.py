@@ -281,6 +281,20 @@ class RatingsPage(msgspec.Struct):
     items: Annotated[list[RatedMovieOut], doc("Newest first.")]
 
 
+class HistoryImportOut(msgspec.Struct):
+    """A Letterboxd or IMDb import: `matched` = `imported` + `unchanged` + `kept_newer`."""
+
+    user_id: int
+    format: str
+    rows: int
+    matched: int
+    imported: int
+    unchanged: int
+    kept_newer: int
+    unmatched: list[dict[str, Any]]  # {line, title, year}
+    skipped: list[dict[str, Any]]  # {line, field, message}
+
+
 # -- system ---------------------------------------------------------------------------------------
 class HealthOut(msgspec.Struct):
     status: Annotated[

@@ -79,3 +79,31 @@ class Hidden(SQLModel, table=True):
     user_id: int = Field(primary_key=True, foreign_key="users.id", sa_type=BIGINT)
     movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
     timestamp: int = Field(sa_type=BIGINT)  # unix seconds
+
+
+class RatingEdit(SQLModel, table=True):
+    """Provenance: a (user, movie) pair the user wrote or deleted themselves (API or their own history
+    import). An import of a source never writes such a pair again; `deleted` is the tombstone of a
+    rating removed through the API, so a re-import cannot resurrect it."""
+
+    __tablename__ = "rating_edits"
+
+    user_id: int = Field(primary_key=True, sa_type=BIGINT)
+    movie_id: int = Field(primary_key=True, sa_type=BIGINT)
+    timestamp: int = Field(sa_type=BIGINT)  # unix seconds of the user's write or delete
+    deleted: bool = False
+
+
+class RatingImport(SQLModel, table=True):
+    """What the last import of one ratings source stored: a fingerprint of the whole input, and one
+    hash per user bucket, so an unchanged input writes nothing and a changed one rewrites only the
+    buckets that differ (ingest/ratings.py)."""
+
+    __tablename__ = "rating_imports"
+
+    source: str = Field(primary_key=True)  # e.g. "demo", "tmdb:ratings.csv"
+    fingerprint: str
+    bucket_hashes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # what the summary of an unchanged re-import repeats: rows stored, bad rows, per-movie totals
+    stats: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    updated_at: datetime = Field(default_factory=_now)

@@ -12,8 +12,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, delete, select
 
-from app.catalog.models import MAX_ID, Hidden, Movie, Rating, User
-from app.errors import InvalidInput, NotFound
+from app.catalog.models import MAX_ID, Hidden, Movie, Rating, RatingEdit, User
+from app.catalog.rating_rules import check_rating
+from app.errors import NotFound
 
 CHUNK = 500  # rows per multi-row INSERT: well under SQLite's bound-parameter limit
 
@@ -143,20 +144,39 @@ def user_ratings(session: Session, user_id: int) -> list[UserRating]:
 
 
 def rate(session: Session, user_id: int, movie_id: int, rating: float, timestamp: int | None = None) -> Rating:
-    if not (0.5 <= rating <= 5.0) or (rating * 2) % 1:
-        raise InvalidInput("rating must be between 0.5 and 5.0 in steps of 0.5", field="rating")
+    """Record a user's own rating (provenance user: no later import of a source overwrites it).
+    Raises InvalidInput (field rating) when the rating rule fails, NotFound for an unknown movie."""
+    rating = check_rating(rating)
     get_movie(session, movie_id)
     ts = timestamp if timestamp is not None else int(time.time())
     upsert_ratings(session, [(user_id, movie_id, rating, ts)])
+    mark_user_edits(session, [(user_id, movie_id, ts)], deleted=False)
     return Rating(user_id=user_id, movie_id=movie_id, rating=rating, timestamp=ts)
 
 
 def unrate(session: Session, user_id: int, movie_id: int) -> None:
+    """Remove a user's rating and leave a tombstone, so no later import brings it back. Raises NotFound."""
     result = session.exec(  # type: ignore[call-overload]
         delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id)
     )
     if result.rowcount == 0:
         raise NotFound(f"user {user_id} has no rating for movie {movie_id}")
+    mark_user_edits(session, [(user_id, movie_id, int(time.time()))], deleted=True)
+
+
+def mark_user_edits(session: Session, rows: Sequence[tuple[int, int, int]], *, deleted: bool) -> None:
+    """(user_id, movie_id, unix seconds) pairs the user wrote (or deleted) themselves: provenance user."""
+    _upsert(
+        session,
+        RatingEdit,
+        [{"user_id": u, "movie_id": m, "timestamp": t, "deleted": deleted} for u, m, t in rows],
+        ["user_id", "movie_id"],
+    )
+
+
+def user_edits(session: Session, user_id: int) -> dict[int, RatingEdit]:
+    """The pairs a user wrote or deleted themselves, by movie id."""
+    return {e.movie_id: e for e in session.exec(select(RatingEdit).where(RatingEdit.user_id == user_id))}
 
 
 def count_movies(session: Session) -> tuple[int, int]:

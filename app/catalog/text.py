@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 
 from app.catalog.models import Movie
 
@@ -46,3 +48,11 @@ def content_hash(movie: Movie) -> str:
         "payload": [movie.popularity, movie.vote_average, movie.vote_count, movie.local_rating_count],
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def normalise_title(title: str) -> str:
+    """Join key: accents, case, apostrophes, punctuation and '&' vs 'and' ignored."""
+    text = unicodedata.normalize("NFKD", title)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower().replace("&", " and ")
+    text = re.sub(r"['\u2019`]", "", text)  # "Don't" and "Dont" alike
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from app.catalog.genres import clean_genres, genre_key
 from app.catalog.models import MAX_ID, Movie
-
-MIN_RATING, MAX_RATING = 0.5, 5.0
+from app.catalog.rating_rules import RULE, valid_ratings
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RatingRow:
     user_id: int
     movie_id: int
     rating: float
-    timestamp: int  # unix seconds
+    timestamp: int | None  # unix seconds (or ms, converted on import); None: not given, the import time
     line: int = 0  # 1-based line in the source file (header = line 1), 0 when not from a file
     file: str = ""
     unit: Literal["line", "record"] = "line"  # "record": `line` is the row's index in a packaged dataset
@@ -83,11 +83,10 @@ def validate(catalogue: Catalogue) -> tuple[list[Movie], list[RatingRow], list[R
             m.vote_average = None
         movies[m.id] = m
     ratings: list[RatingRow] = []
-    for r in catalogue.ratings:
-        if not isinstance(r.rating, int | float) or math.isnan(r.rating) or not (
-            MIN_RATING <= r.rating <= MAX_RATING
-        ):
-            errors.append(RowError(r.file, r.line, "rating", f"rating {r.rating} outside 0.5-5.0", r.unit))
+    stars = np.array([r.rating if isinstance(r.rating, int | float) else np.nan for r in catalogue.ratings])
+    for r, ok in zip(catalogue.ratings, valid_ratings(stars), strict=True):
+        if not ok:
+            errors.append(RowError(r.file, r.line, "rating", f"{RULE}: {r.rating!r}", r.unit))
         elif not 1 <= r.user_id <= MAX_ID:
             errors.append(RowError(r.file, r.line, "userId", f"user id {r.user_id} outside 1..{MAX_ID}", r.unit))
         elif r.movie_id not in movies:

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import re
 import sqlite3
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.catalog.models import Movie
+from app.catalog.text import normalise_title
 from ingest.sources.base import Catalogue, RatingRow, SourceMovie, make_movie
 
 if TYPE_CHECKING:
@@ -63,14 +63,6 @@ def display_title(title: str) -> str:
     """MovieLens title in reading order, alternates kept: 'Postman, The (Postino, Il)' -> 'The Postman (Il Postino)'."""
     main, alternates = split_alternates(title)
     return " ".join([article_first(main), *(f"({article_first(a)})" for a in alternates)])
-
-
-def normalise_title(title: str) -> str:
-    """Join key: accents, case, apostrophes, punctuation and '&' vs 'and' ignored."""
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower().replace("&", " and ")
-    text = re.sub(r"['\u2019`]", "", text)  # "Don't" and "Dont" alike
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
 def title_keys(title: str) -> list[str]:

@@ -24,7 +24,7 @@ _URL = re.compile(r"^https?://", re.IGNORECASE)
 _LEADING_YEAR = re.compile(r"^\s*(\d{4})\b")
 _ANY_YEAR = re.compile(r"\b(\d{4})\b")
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
-RATING_COLUMNS = ("userId", "movieId", "rating")  # timestamp is optional (0 when absent)
+RATING_COLUMNS = ("userId", "movieId", "rating")  # timestamp is optional (the import time when absent)
 
 
 class BadField(ValueError):
@@ -237,7 +237,7 @@ def _rating_row(row: dict[str, str], line: int, file: str) -> RatingRow:
         user_id=values["userId"],
         movie_id=values["movieId"],
         rating=values["rating"],
-        timestamp=values["timestamp"] or 0,
+        timestamp=values["timestamp"],  # None: not given; the import stores the import time
         line=line,
         file=file,
     )

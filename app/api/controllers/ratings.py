@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Annotated
+
 from litestar import Controller, delete, get, post
+from litestar.params import Parameter
 from sqlmodel import Session
 
 from app.api.deps import Limit, MovieIdPath, Offset, UserIdPath, parse_id
-from app.api.schemas import RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
+from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
+from app.catalog.history import Format, import_history
 
 
 class RatingController(Controller):
@@ -52,6 +57,26 @@ class RatingController(Controller):
         uid = parse_id(user_id, "user_id")
         saved = repo.rate(db_session, uid, data.movie_id, data.rating)
         return RatingOut(user_id=uid, movie_id=saved.movie_id, rating=saved.rating, timestamp=saved.timestamp)
+
+    @post(
+        "/import",
+        operation_id="importRatings",
+        responses=error_responses(400, 401, 403),
+        summary="Import a Letterboxd or IMDb ratings export as the user's own ratings",
+        description="Body: the export's CSV as is. Matched by IMDb id where known, else by title and year. "
+        "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved.",
+        sync_to_thread=True,
+    )
+    def import_ratings(
+        self,
+        db_session: Session,
+        user_id: UserIdPath,
+        body: bytes,  # Litestar's reserved `body`: the raw request body (a CSV file, not JSON)
+        format: Annotated[Format, Parameter(description="Which export the body is: letterboxd or imdb.")],  # noqa: A002
+    ) -> HistoryImportOut:
+        uid = parse_id(user_id, "user_id")
+        report = import_history(db_session, uid, body, format)
+        return HistoryImportOut(user_id=uid, format=format, **asdict(report))
 
     @delete(
         "/{movie_id:str}",

@@ -1,0 +1,85 @@
+"""Time and peak memory of the ratings load (movies + ratings into the store of record, no embedding).
+
+`cpu_s` is the process's user + system CPU time (imports included): on a shared machine it says
+more than the wall time. The database server's own CPU (PostgreSQL) is not in it.
+
+Runs `store_catalogue` on a synthetic tmdb catalogue (bench/gen_ratings.py) twice per database, each
+in its own process so that peak RSS is that run's: a first load into an empty database, then the
+same files again (nothing changed: must write nothing).
+
+    .venv/bin/python bench/ratings_load.py --data /tmp/scale [--db sqlite,postgres]
+        [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from _common import ROOT, emit, format_table, log
+
+RUN = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from app.catalog.db import make_engine
+from ingest.pipeline import store_catalogue
+from ingest.sources import load_catalogue
+engine = make_engine({url!r})
+started = time.perf_counter()
+catalogue = load_catalogue("tmdb", movies={movies!r})
+stored, errors = store_catalogue(engine, catalogue, Path({ratings!r}))
+seconds = time.perf_counter() - started
+usage = resource.getrusage(resource.RUSAGE_SELF)
+rss, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": rss, "stored": stored, "bad_rows": len(errors),
+                  "written": catalogue.stats["ratings_written"], "unchanged": catalogue.stats["ratings_unchanged"]}}))
+"""
+
+
+def run_once(url: str, data: Path) -> dict:
+    code = RUN.format(root=str(ROOT), url=url, movies=str(data / "movies.jsonl"), ratings=str(data / "ratings.csv"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def database_url(kind: str, admin_url: str, workdir: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / 'movierec.db'}"
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"movierec_bench_{uuid.uuid4().hex[:8]}"
+    with create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="Folder from bench/gen_ratings.py.")
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    for kind in args.db.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = database_url(kind, args.postgres_url, Path(tmp))
+            for run in ("first", "unchanged"):
+                log(f"{kind}: {run} load")
+                result = run_once(url, args.data)
+                rows.append({"db": kind, "run": run, **{k: round(v, 2) for k, v in result.items()}})
+    columns = ["db", "run", "seconds", "cpu_s", "peak_rss_mb", "stored", "written", "unchanged", "bad_rows"]
+    emit(format_table(rows, columns), {"runs": rows}, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,620 @@
+"""Ratings into the store of record: one set of rules for every source, a streaming bulk path.
+
+The rules (README, "Ratings: rules of the import"):
+- a rating passes `app.catalog.rating_rules` (0.5-5.0 in half stars, the API's rule) or the row is
+  reported by file:line and skipped; a 1-10 file is halved (`--rating-scale 10`, or detected);
+- timestamps are epoch seconds, epoch milliseconds (>= 1e11, converted) or ISO-8601; a missing one
+  is the import time; a negative one is a row error;
+- duplicated (user, movie) pairs: the latest timestamp wins (the later line on a tie);
+- provenance: a pair the user wrote or deleted through the API (table rating_edits) is never written
+  by an import;
+- cheap re-ingest: the last import of each source keeps a fingerprint of its whole input and one
+  hash per user bucket (table rating_imports). An unchanged input writes nothing; a changed one
+  rewrites only the buckets whose rows changed.
+
+The file path streams the CSV with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
+vectorised, and keeps the rows in numpy arrays, never one Python object per row. Writes go through a
+temporary table loaded with executemany (SQLite) or COPY (PostgreSQL), then one INSERT ... SELECT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from sqlalchemy import BigInteger, Column, Float, MetaData, Table, and_, exists, literal, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+
+from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
+from app.catalog.rating_rules import RULE, valid_ratings
+from ingest.sources.base import RatingRow, RowError
+
+log = logging.getLogger(__name__)
+
+BLOCK_BYTES = 16 << 20  # pyarrow block: about 600k rating rows
+BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrites ~1/256 of the file
+MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
+MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
+WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
+SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
+SQLITE_CACHE_KIB = 512 * 1024  # page cache while writing ratings (SQLite's default is 2 MiB)
+COLUMNS = ("userId", "movieId", "rating")
+SCHEMA_VERSION = "1"  # part of every fingerprint: a change of these rules re-imports once
+
+_INT = r"^[+-]?\d{1,18}(\.0*)?$"
+_NUM = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_ZONE = r"(Z|[+-]\d\d:?\d\d)$"
+
+
+class RatingsFileError(ValueError):
+    """The ratings file as a whole cannot be read: the message names the file and what to do."""
+
+
+@dataclass
+class RatingArrays:
+    """Ratings as columns, shape (n,) each: int64 ids, float64 stars, int64 unix seconds
+    (MISSING_TS where not given) and the 1-based file line (header = line 1; 0: not from a file)."""
+
+    user: np.ndarray
+    movie: np.ndarray
+    rating: np.ndarray
+    timestamp: np.ndarray
+    line: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, index: np.ndarray) -> RatingArrays:
+        return RatingArrays(*(a[index] for a in self._columns()))
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return self.user, self.movie, self.rating, self.timestamp, self.line
+
+    @classmethod
+    def concat(cls, parts: Sequence[RatingArrays]) -> RatingArrays:
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)))
+
+    @classmethod
+    def empty(cls) -> RatingArrays:
+        i = np.zeros(0, dtype=np.int64)
+        return cls(i, i, np.zeros(0, dtype=np.float64), i, i)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[RatingRow]) -> RatingArrays:
+        """A source's parsed RatingRows (demo, ml-100k, tmdb read row by row) as columns."""
+        return cls(
+            np.fromiter((r.user_id for r in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((r.movie_id for r in rows), dtype=np.int64, count=len(rows)),
+            np.fromiter((r.rating for r in rows), dtype=np.float64, count=len(rows)),
+            np.fromiter((MISSING_TS if r.timestamp is None else r.timestamp for r in rows), np.int64, len(rows)),
+            np.fromiter((r.line for r in rows), dtype=np.int64, count=len(rows)),
+        )
+
+
+@dataclass
+class RatingsResult:
+    """What an import of ratings did. `stored`: distinct pairs of this input now in the store (the
+    ones a user edited excluded); `written`: rows inserted or changed by this run."""
+
+    stored: int = 0
+    written: int = 0
+    duplicates: int = 0
+    user_edited: int = 0
+    unchanged: bool = False
+    errors: list[RowError] = field(default_factory=list)
+    notes: dict[str, int | str] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, int | str]:
+        """The facts the ingest summary prints, under names that say what they count."""
+        return {
+            "ratings_stored": self.stored,
+            "ratings_written": self.written,
+            "ratings_duplicates_resolved": self.duplicates,
+            "ratings_kept_user_edits": self.user_edited,
+            "ratings_unchanged": int(self.unchanged),
+            **self.notes,
+        }
+
+
+# --- reading a CSV file, streamed -----------------------------------------------------------------
+
+
+def file_hash(path: Path) -> str:
+    """sha256 of the file's bytes, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while piece := f.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def _sniff(path: Path) -> tuple[str, str, list[str]]:
+    """(encoding, delimiter, header names) from the file's first 64 KiB; RatingsFileError if unusable."""
+    with path.open("rb") as f:
+        head = f.read(1 << 16)
+    if not head.strip():
+        raise RatingsFileError(f"{path.name}: the ratings file is empty; expected a header {','.join(COLUMNS)}")
+    try:
+        text, encoding = head.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        if len(head) < 1 << 16 or exc.start < len(head) - 4:  # not just a character cut at the boundary
+            log.warning("%s: not UTF-8, read as Latin-1", path.name)
+            text, encoding = head.decode("latin-1"), "latin-1"
+        else:
+            text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8"
+    first = text.splitlines()[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    header = [h.strip().strip('"') for h in first.split(delimiter)]
+    if missing := [c for c in COLUMNS if c not in header]:
+        raise RatingsFileError(
+            f"{path.name}:1: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
+            f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
+        )
+    return encoding, delimiter, header
+
+
+def read_ratings_file(
+    path: Path, scale: int | None = None
+) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
+    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1).
+
+    Returns the rows that parse (ratings on the 0.5-5 scale, timestamps raw: see `apply_rules`), the
+    rows that do not (RowError by line) and notes for the summary. `scale`: 5 or 10; None detects 10
+    from the first block (whole numbers 1-10, some above 5). Raises RatingsFileError for file-level
+    problems.
+    """
+    encoding, delimiter, header = _sniff(path)
+    invalid: list[str] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        invalid.append(row.text)
+        return "skip"
+
+    parts, errors, notes = [], [], {}
+    offset = 0
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, include_columns=[c for c in header if c]
+            ),
+        )
+        for batch in reader:
+            lines = np.arange(offset + 2, offset + 2 + batch.num_rows, dtype=np.int64)
+            offset += batch.num_rows
+            if scale is None:
+                scale = _detect_scale(batch.column("rating"), delimiter)
+                notes["rating_scale"] = scale
+            part, bad = _parse_batch(batch, lines, delimiter, scale, path.name, notes)
+            parts.append(part)
+            errors.extend(bad)
+    except pa.ArrowInvalid as exc:
+        raise RatingsFileError(
+            f"{path.name}: unreadable ratings CSV after line {offset + 1}: {exc} (save it as UTF-8 CSV)"
+        ) from None
+    arrays = RatingArrays.concat(parts)
+    if invalid:  # skipped rows shift the line numbers after them: find them and put the numbers right
+        skipped = _skipped_lines(path, encoding, delimiter, len(header))
+        errors = _shift(errors, skipped)
+        arrays.line = _shift_lines(arrays.line, skipped)
+        errors += [RowError(path.name, n, "row", f"expected {len(header)} fields") for n in skipped]
+    return arrays, sorted(errors, key=lambda e: e.line), notes
+
+
+def _detect_scale(ratings: pa.ChunkedArray | pa.Array, delimiter: str) -> int:
+    values = _numbers(ratings, delimiter)
+    values = values[~np.isnan(values)]
+    whole = values.size and np.all(values == np.round(values)) and values.min() >= 1 and values.max() <= 10
+    return 10 if whole and values.max() > 5 else 5
+
+
+def _numbers(column: pa.ChunkedArray | pa.Array, delimiter: str) -> np.ndarray:
+    """float64, NaN where the text is not a number; a decimal comma is read when `,` is not the delimiter."""
+    text = pc.utf8_trim_whitespace(column)
+    if delimiter != ",":
+        text = pc.replace_substring(text, ",", ".")
+    ok = pc.fill_null(pc.match_substring_regex(text, _NUM), False)
+    values = pc.cast(pc.if_else(ok, text, "nan"), pa.float64())
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 ids, mask of the rows whose text is a whole number)."""
+    text = pc.utf8_trim_whitespace(column)
+    ok = pc.fill_null(pc.match_substring_regex(text, _INT), False)
+    whole = pc.replace_substring_regex(pc.if_else(ok, text, "0"), r"\.0*$", "")
+    return np.asarray(pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)), np.asarray(ok)
+
+
+def _timestamps(column: pa.ChunkedArray | pa.Array | None, n: int, notes: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(int64: seconds or ms as written, ISO-8601 converted, MISSING_TS where empty; mask of parse failures)."""
+    if column is None:
+        return np.full(n, MISSING_TS, dtype=np.int64), np.zeros(n, dtype=bool)
+    text = pc.utf8_trim_whitespace(column)
+    empty = np.asarray(pc.fill_null(pc.equal(text, ""), True))
+    numeric = np.asarray(pc.fill_null(pc.match_substring_regex(text, _INT), False))
+    out = np.full(n, MISSING_TS, dtype=np.int64)
+    if numeric.any():
+        whole = pc.replace_substring_regex(pc.filter(text, numeric), r"\.0*$", "")
+        out[numeric] = pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)
+    iso = ~(empty | numeric)
+    bad = np.zeros(n, dtype=bool)
+    if iso.any():
+        seconds, failed = _iso_seconds(pc.filter(text, iso))
+        idx = np.flatnonzero(iso)
+        out[idx[~failed]] = seconds[~failed]
+        bad[idx[failed]] = True
+        notes["timestamps_iso8601"] = int(notes.get("timestamps_iso8601", 0)) + int((~failed).sum())
+    return out, bad
+
+
+def _iso_seconds(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """ISO-8601 dates or date-times (naive ones are UTC) to unix seconds; mask of the unparseable."""
+    seconds = np.zeros(len(text), dtype=np.int64)
+    failed = np.zeros(len(text), dtype=bool)
+    zoned = np.asarray(pc.fill_null(pc.match_substring_regex(text, _ZONE), False))
+    for mask, unit in ((zoned, pa.timestamp("s", tz="UTC")), (~zoned, pa.timestamp("s"))):
+        idx = np.flatnonzero(mask)
+        try:
+            seconds[idx] = pc.cast(pc.take(text, pa.array(idx)), unit).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # one bad value fails the cast: go one by one
+            for i in idx:
+                try:
+                    seconds[i] = pc.cast(pc.take(text, pa.array([i])), unit).cast(pa.int64())[0].as_py()
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    failed[i] = True
+    return seconds, failed
+
+
+def _parse_batch(
+    batch: pa.RecordBatch, lines: np.ndarray, delimiter: str, scale: int, file: str, notes: dict
+) -> tuple[RatingArrays, list[RowError]]:
+    user, user_ok = _ids(batch.column("userId"))
+    movie, movie_ok = _ids(batch.column("movieId"))
+    rating = _numbers(batch.column("rating"), delimiter) / (2.0 if scale == 10 else 1.0)
+    ts_column = batch.column("timestamp") if "timestamp" in batch.schema.names else None
+    ts, ts_bad = _timestamps(ts_column, batch.num_rows, notes)
+    problems = [
+        (~user_ok, "userId", "not a positive whole number"),
+        (~movie_ok, "movieId", "not a positive whole number"),
+        (np.isnan(rating), "rating", "missing or not a number"),
+        (ts_bad, "timestamp", "not epoch seconds, epoch milliseconds or an ISO-8601 date"),
+    ]
+    blank = np.logical_and.reduce([np.asarray(pc.fill_null(pc.equal(c, ""), True)) for c in batch.columns])
+    problems = [(mask & ~blank, name, message) for mask, name, message in problems]  # blank lines: skipped
+    keep, errors = _errors(problems, lines, file, lambda name, i: batch.column(name)[i].as_py())
+    return RatingArrays(user, movie, rating, ts, lines).take(keep & ~blank), errors
+
+
+def _errors(
+    problems: list[tuple[np.ndarray, str, str]], lines: np.ndarray, file: str, value: Callable[[str, int], object]
+) -> tuple[np.ndarray, list[RowError]]:
+    """(mask of rows with no problem, one RowError per bad row, naming its first problem and value)."""
+    keep = np.ones(len(lines), dtype=bool)
+    errors = []
+    for mask, name, message in problems:
+        hit = mask & keep
+        keep &= ~mask
+        errors += [
+            RowError(file, int(lines[i]), name, f"{message}: {value(name, int(i))!r}") for i in np.flatnonzero(hit)
+        ]
+    return keep, errors
+
+
+def _skipped_lines(path: Path, encoding: str, delimiter: str, width: int) -> list[int]:
+    """Lines whose field count is not the header's (pyarrow skipped them without saying where)."""
+    with path.open(encoding=encoding, errors="replace", newline="") as f:
+        return [n for n, raw in enumerate(f, start=1) if n > 1 and raw.strip() and raw.count(delimiter) != width - 1]
+
+
+def _shift_lines(lines: np.ndarray, skipped: list[int]) -> np.ndarray:
+    lines = lines.copy()
+    for s in skipped:  # in increasing order: each skipped line pushes every later row down by one
+        lines[lines >= s] += 1
+    return lines
+
+
+def _shift(errors: list[RowError], skipped: list[int]) -> list[RowError]:
+    shifted = _shift_lines(np.array([e.line for e in errors], dtype=np.int64), skipped)
+    return [RowError(e.file, int(n), e.field, e.message) for e, n in zip(errors, shifted, strict=True)]
+
+
+# --- the rules every source shares ---------------------------------------------------------------
+
+
+def apply_rules(
+    arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: dict
+) -> tuple[RatingArrays, list[RowError]]:
+    """Check ids, the rating rule and timestamps; convert ms to seconds, a missing time to `now`.
+    `movie_ids`: the ids the catalogue holds. Returns the valid rows and one RowError per bad one."""
+    ts = arrays.timestamp.copy()
+    missing = ts == MISSING_TS
+    ms = ~missing & (np.abs(ts) >= MS_THRESHOLD)
+    ts[ms] //= 1000
+    ts[missing] = now
+    if ms.any():
+        notes["timestamps_ms_converted"] = int(notes.get("timestamps_ms_converted", 0)) + int(ms.sum())
+    if missing.any():
+        notes["timestamps_missing_set_to_import_time"] = int(missing.sum())
+    problems = [
+        ((arrays.user < 1) | (arrays.user > MAX_ID), "userId", f"user id outside 1..{MAX_ID}"),
+        ((arrays.movie < 1) | (arrays.movie > MAX_ID), "movieId", f"movie id outside 1..{MAX_ID}"),
+        (~valid_ratings(arrays.rating), "rating", RULE),
+        (ts < 0, "timestamp", "before 1970"),
+        (~np.isin(arrays.movie, movie_ids), "movieId", "unknown movie id"),
+    ]
+    columns = {"userId": arrays.user, "movieId": arrays.movie, "rating": arrays.rating, "timestamp": ts}
+    keep, errors = _errors(problems, arrays.line, file, lambda name, i: columns[name][i].item())
+    arrays = RatingArrays(arrays.user, arrays.movie, arrays.rating, ts, arrays.line)
+    return arrays.take(keep), errors
+
+
+def latest(arrays: RatingArrays) -> tuple[RatingArrays, int]:
+    """One row per (user, movie): the latest timestamp, the later line on a tie. Sorted by (user, movie).
+    Returns (rows, how many duplicates were dropped)."""
+    order = np.lexsort((arrays.line, arrays.timestamp, arrays.movie, arrays.user))
+    s = arrays.take(order)
+    last = np.ones(len(s), dtype=bool)
+    last[:-1] = (s.user[1:] != s.user[:-1]) | (s.movie[1:] != s.movie[:-1])
+    return s.take(last), int((~last).sum())
+
+
+def _bucket_hashes(rows: RatingArrays) -> tuple[list[str], np.ndarray]:
+    """One hash per user bucket of rows sorted by (user, movie); and each row's bucket."""
+    bucket = rows.user % BUCKETS
+    order = np.argsort(bucket, kind="stable")  # keeps (user, movie) order within a bucket
+    bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
+    columns = (rows.user, rows.movie, rows.rating.view(np.int64), rows.timestamp)
+    hashes = []
+    for b in range(BUCKETS):  # bucket by bucket: no copy of the whole table
+        idx = order[bounds[b] : bounds[b + 1]]
+        hashes.append(hashlib.sha256(np.column_stack([c[idx] for c in columns]).tobytes()).hexdigest()[:24])
+    return hashes, bucket
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+_staging = Table(
+    "_rating_import",
+    MetaData(),
+    Column("user_id", BigInteger),
+    Column("movie_id", BigInteger),
+    Column("rating", Float),
+    Column("timestamp", BigInteger),
+    prefixes=["TEMPORARY"],
+)
+
+
+def store_ratings(
+    engine: Engine, rows: RatingArrays, source: str, fingerprint: str, force: bool = False, stats: dict | None = None
+) -> RatingsResult:
+    """Write `rows` (valid, one per pair: `latest`) as source `source`, in one transaction.
+
+    Only buckets whose hash differs from the last import of `source` are written (all with `force`);
+    pairs in rating_edits (written or deleted by the user) are never written; identical rows are not
+    rewritten. The import state is saved in the same transaction."""
+    result = RatingsResult()
+    hashes, bucket = _bucket_hashes(rows)
+    with engine.begin() as conn:
+        previous = conn.execute(select(RatingImport.bucket_hashes).where(RatingImport.source == source)).scalar()
+        old = previous if previous and len(previous) == BUCKETS and not force else [None] * BUCKETS
+        changed = np.array([h != o for h, o in zip(hashes, old, strict=True)])
+        todo = rows.take(changed[bucket])
+        if len(todo):
+            result.written = _write(conn, todo)
+        edited = conn.execute(select(RatingEdit.user_id, RatingEdit.movie_id)).all()
+        if edited:
+            pairs = np.array(edited, dtype=np.int64).reshape(-1, 2)
+            result.user_edited = int(_pair_isin(rows.user, rows.movie, pairs[:, 0], pairs[:, 1]).sum())
+        result.stored = len(rows) - result.user_edited
+        _save_state(conn, source, fingerprint, hashes, {"stored": result.stored, **(stats or {})})
+    return result
+
+
+def _pair_isin(u: np.ndarray, m: np.ndarray, pu: np.ndarray, pm: np.ndarray) -> np.ndarray:
+    """Mask over (u, m): True where the pair is one of (pu, pm)."""
+    if max(int(a.max()) if a.size else 0 for a in (u, m, pu, pm)) < 2**31:  # two ids fit in one int64
+        return np.isin((u << 32) | m, (pu << 32) | pm)
+    wanted = set(zip(pu.tolist(), pm.tolist(), strict=True))
+    return np.fromiter(((a, b) in wanted for a, b in zip(u.tolist(), m.tolist(), strict=True)), bool, len(u))
+
+
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _write(conn: Connection, rows: RatingArrays) -> int:
+    """Load `rows` into a temporary table, then users and ratings by INSERT ... SELECT. Returns the
+    number of ratings inserted or changed."""
+    if conn.dialect.name == "sqlite":  # the index pages a large import touches stay in memory
+        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+    _staging.create(conn)
+    try:
+        _load_staging(conn, rows)
+        insert = _insert(conn)
+        users = select(_staging.c.user_id, literal(datetime.now(UTC), User.__table__.c.created_at.type)).distinct()
+        conn.execute(
+            insert(User.__table__).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing()
+        )
+        r = Rating.__table__
+        rebuild_indexes = conn.dialect.name == "sqlite" and len(rows) >= SQLITE_REINDEX_ROWS
+        if rebuild_indexes:  # one sort per index afterwards beats millions of random index inserts
+            for index in r.indexes:
+                index.drop(conn)
+        not_edited = ~exists().where(
+            and_(
+                RatingEdit.__table__.c.user_id == _staging.c.user_id,
+                RatingEdit.__table__.c.movie_id == _staging.c.movie_id,
+            )
+        )
+        source = select(_staging.c.user_id, _staging.c.movie_id, _staging.c.rating, _staging.c.timestamp).where(
+            not_edited
+        )
+        stmt = insert(r).from_select(["user_id", "movie_id", "rating", "timestamp"], source)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id", "movie_id"],
+            set_={"rating": stmt.excluded.rating, "timestamp": stmt.excluded.timestamp},
+            where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
+        )
+        # Run as driver SQL (it has no parameters): through execute() psycopg's rowcount comes back -1.
+        written = int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
+        if rebuild_indexes:
+            for index in r.indexes:
+                index.create(conn)
+        return written
+    finally:
+        _staging.drop(conn)
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
+
+
+def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
+    for start in range(0, len(rows), WRITE_CHUNK):
+        yield rows.take(slice(start, start + WRITE_CHUNK))  # type: ignore[arg-type]
+
+
+def _load_staging(conn: Connection, rows: RatingArrays) -> None:
+    """PostgreSQL: COPY (tab-separated text written by pyarrow); SQLite: executemany, chunk by chunk."""
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with (
+            raw.cursor() as cur,
+            cur.copy("COPY _rating_import (user_id, movie_id, rating, timestamp) FROM STDIN") as copy,
+        ):
+            for part in _chunks(rows):
+                table = pa.table({"u": part.user, "m": part.movie, "r": part.rating, "t": part.timestamp})
+                buffer = io.BytesIO()
+                options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+                pacsv.write_csv(table, buffer, options)
+                copy.write(buffer.getvalue())
+        return
+    for part in _chunks(rows):
+        values = zip(
+            part.user.tolist(), part.movie.tolist(), part.rating.tolist(), part.timestamp.tolist(), strict=True
+        )
+        raw.executemany("INSERT INTO _rating_import VALUES (?, ?, ?, ?)", values)
+
+
+def _save_state(conn: Connection, source: str, fingerprint: str, hashes: list[str], stats: dict) -> None:
+    insert = _insert(conn)
+    values = {
+        "source": source,
+        "fingerprint": fingerprint,
+        "bucket_hashes": hashes,
+        "stats": stats,
+        "updated_at": datetime.now(UTC),
+    }
+    stmt = insert(RatingImport.__table__).values(values)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["source"], set_={k: stmt.excluded[k] for k in values if k != "source"}
+        )
+    )
+
+
+def last_import(engine: Engine, source: str) -> tuple[str, dict] | None:
+    """(fingerprint, stats) of the last import of `source`, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(RatingImport.fingerprint, RatingImport.stats).where(RatingImport.source == source)
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
+# --- the whole import ------------------------------------------------------------------------------
+
+
+def fingerprint_of(*parts: str | bytes) -> str:
+    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+    for part in parts:
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+def movie_ids_digest(movie_ids: np.ndarray) -> bytes:
+    return np.unique(np.asarray(movie_ids, dtype=np.int64)).tobytes()
+
+
+def import_rows(
+    engine: Engine, rows: Sequence[RatingRow], movie_ids: np.ndarray, source: str, force: bool = False
+) -> RatingsResult:
+    """A source's parsed rows (already checked by base.validate) through the shared rules into the store."""
+    arrays = RatingArrays.from_rows(rows)
+    notes: dict[str, int | str] = {}
+    valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)
+    unique, duplicates = latest(valid)
+    content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
+    fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
+    result = store_ratings(engine, unique, source, fingerprint, force)
+    result.duplicates, result.errors, result.notes = duplicates, errors, notes
+    return result
+
+
+class FileImport:
+    """A ratings file's import in two steps around the movies' upsert (ratings refer to movies):
+
+    1. `prepare(movie_ids)`, with the catalogue's valid movie ids: unless the file's fingerprint
+       (content hash, scale, movie ids) is the last import's, read, check and dedupe the file.
+    2. `store()`: write what changed, or nothing for an unchanged file.
+    """
+
+    def __init__(self, engine: Engine, path: Path, source: str, scale: int | None = None, force: bool = False):
+        self.engine, self.path, self.source, self.scale, self.force = engine, Path(path), source, scale, force
+        self.rows: RatingArrays | None = None
+        self.result = RatingsResult()
+        self.fingerprint = ""
+
+    def prepare(self, movie_ids: np.ndarray) -> None:
+        """Unless the file's fingerprint (content hash, scale, movie ids) is the last import's,
+        read, check and dedupe the file. Raises FileProblem for an unreadable file."""
+        ids = np.unique(np.asarray(movie_ids, dtype=np.int64))
+        self.fingerprint = fingerprint_of(file_hash(self.path), str(self.scale), movie_ids_digest(ids))
+        last = last_import(self.engine, self.source)
+        if last is not None and last[0] == self.fingerprint and not self.force:
+            stats = last[1]
+            self.result = RatingsResult(stored=int(stats.get("stored", 0)), unchanged=True)
+            self.result.notes = {"ratings_bad_rows_last_import": int(stats.get("bad_rows", 0))}
+            return
+        arrays, parse_errors, notes = read_ratings_file(self.path, self.scale)
+        valid, errors = apply_rules(arrays, ids, int(time.time()), self.path.name, notes)
+        self.rows, self.result.duplicates = latest(valid)
+        self.result.errors = sorted([*parse_errors, *errors], key=lambda e: e.line)
+        self.result.notes = notes
+
+    def store(self) -> RatingsResult:
+        if self.rows is None:
+            return self.result
+        extra = {"bad_rows": len(self.result.errors)}
+        stored = store_ratings(self.engine, self.rows, self.source, self.fingerprint, self.force, extra)
+        stored.duplicates, stored.errors, stored.notes = self.result.duplicates, self.result.errors, self.result.notes
+        self.result = stored
+        return stored
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def source_key(source: str, path: Path | None) -> str:
+    """The name an import's state is kept under: the source, and the ratings file's name if any."""
+    return source if path is None else f"{source}:{_SAFE.sub('_', path.name)}"

@@ -1,0 +1,160 @@
+"""A user's own history: Letterboxd and IMDb exports, by the CLI and by POST /users/{id}/ratings/import.
+
+The files are written here in the exports' exact column layouts, with made-up rows whose titles
+are demo catalogue movies (a copy of the session's demo fixture: real database, real index)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from app.auth import issue_token
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
+from app.cli import cli
+from app.settings import Settings
+from ingest.pipeline import store_catalogue
+from ingest.sources import load_catalogue
+from tests.conftest import DEMO_LIMIT, copy_settings
+
+pytestmark = pytest.mark.anyio
+
+LETTERBOXD = """Date,Name,Year,Letterboxd URI,Rating
+2021-03-04,Toy Story,1995,https://boxd.it/1a,4.5
+2021-03-05,Se7en,1995,https://boxd.it/1b,5
+2021-03-06,Il Postino,1994,https://boxd.it/1c,3.5
+2021-03-07,Twelve Monkeys,1996,https://boxd.it/1d,4
+2021-03-08,A Film Nobody Made,2003,https://boxd.it/1e,2
+2021-03-09,Jumanji,1995,https://boxd.it/1f,
+2021-03-10,The Usual Suspects,1995,https://boxd.it/1g,3.7
+"""
+IMDB_HEADER = (
+    "Const,Your Rating,Date Rated,Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,Genres,Num Votes,"
+    "Release Date,Directors"
+)
+IMDB_ROWS = [
+    'tt0110912,9,2020-05-01,Pulp Fiction,https://www.imdb.com/title/tt0110912/,movie,8.9,154,1994,"Crime, Drama",'
+    "2000000,1994-10-14,Quentin Tarantino",
+    "tt0076759,10,2020-05-02,Star Wars: Episode IV - A New Hope,https://www.imdb.com/title/tt0076759/,movie,8.6,121,"
+    '1977,"Action, Adventure",1400000,1977-05-25,George Lucas',
+    'tt0112573,7,2020-05-03,Braveheart,https://www.imdb.com/title/tt0112573/,movie,8.3,178,1995,"Biography, Drama",'
+    "1100000,1995-05-24,Mel Gibson",
+    "tt9999999,6,2020-05-04,Made Up Series,https://www.imdb.com/title/tt9999999/,tvSeries,7.0,45,2019,Drama,100,"
+    "2019-01-01,",
+    "tt0114709,eleven,2020-05-05,Toy Story,https://www.imdb.com/title/tt0114709/,movie,8.3,81,1995,Animation,"
+    "1000000,1995-11-22,John Lasseter",
+]
+IMDB = "\n".join([IMDB_HEADER, *IMDB_ROWS]) + "\n"
+USER = 9_100_000  # above every MovieLens user
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return copy_settings(demo_settings, tmp_path_factory.mktemp("history") / "data")
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    from app.api import create_app
+
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:
+        yield c
+
+
+def ratings_of(settings: Settings, user: int) -> dict[int, tuple[float, int]]:
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        rows = {r.movie_id: (r.rating, r.timestamp) for r in repo.user_ratings(session, user)}
+    engine.dispose()
+    return rows
+
+
+def run_cli(settings: Settings, *args: str) -> Any:
+    env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(cli, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_letterboxd_by_cli_matches_titles_and_imports_once(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "ratings.csv"
+    path.write_text(LETTERBOXD)
+    result = run_cli(settings, "import-ratings", "--user", str(USER), "--format", "letterboxd", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    # Toy Story; Se7en = "Seven (Se7en)"; Il Postino = "The Postman (Il Postino)"; Twelve Monkeys one year off
+    assert (report["matched"], report["imported"]) == (4, 4)
+    assert report["unmatched"] == [{"line": 6, "title": "A Film Nobody Made", "year": 2003}]
+    assert [(s["line"], s["field"]) for s in report["skipped"]] == [(7, "Rating"), (8, "Rating")]
+    assert ratings_of(settings, USER) == {
+        1: (4.5, 1614816000),
+        47: (5.0, 1614902400),
+        58: (3.5, 1614988800),
+        32: (4.0, 1615075200),
+    }
+    again = json.loads(
+        run_cli(settings, "import-ratings", "--user", str(USER), "--format", "letterboxd", str(path), "--json").stdout
+    )
+    assert (again["matched"], again["imported"], again["unchanged"]) == (4, 0, 4)
+    assert len(ratings_of(settings, USER)) == 4
+    # They are the user's own: a re-ingest of the demo source does not revert them.
+    engine = make_engine(settings.sqlalchemy_url)
+    store_catalogue(engine, load_catalogue("demo", limit=DEMO_LIMIT), force=True)
+    engine.dispose()
+    assert ratings_of(settings, USER)[1] == (4.5, 1614816000)
+
+
+async def test_imdb_by_api_halves_the_scale_and_keeps_later_api_writes(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    user = USER + 1
+    mine = {"Authorization": f"Bearer {issue_token(settings, user_id=user, admin=False)}"}
+    # A rating the user writes through the API after the export's dates: the import keeps it.
+    resp = await client.post(f"/users/{user}/ratings", json={"movie_id": 110, "rating": 1.0}, headers=mine)
+    assert resp.status_code == 201
+    url = f"/users/{user}/ratings/import"
+    resp = await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=mine)
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert (body["matched"], body["imported"], body["kept_newer"]) == (3, 2, 1)
+    assert body["unmatched"] == [{"line": 5, "title": "Made Up Series", "year": 2019}]
+    assert [(s["line"], s["field"]) for s in body["skipped"]] == [(6, "Your Rating")]
+    stored = ratings_of(settings, user)
+    assert stored[296][0] == 4.5 and stored[260][0] == 5.0 and stored[110][0] == 1.0
+    again = (await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=mine)).json()
+    assert (again["imported"], again["unchanged"], again["kept_newer"]) == (0, 2, 1)
+
+
+async def test_import_is_guarded_and_refuses_what_is_not_an_export(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    other = {"Authorization": f"Bearer {issue_token(settings, user_id=USER + 3, admin=False)}"}
+    url = f"/users/{USER + 2}/ratings/import"
+    resp = await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=other)
+    assert resp.status_code == 403
+    admin = {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
+    resp = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    resp = await client.post(url, params={"format": "imdb"}, content=b"Const,\x00\n" + bytes(range(256)), headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    resp = await client.post(url, params={"format": "csv"}, content=IMDB.encode(), headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text
+    assert ratings_of(settings, USER + 2) == {}
