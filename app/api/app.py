@@ -6,13 +6,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
 from app.api.controllers import ROUTES
 from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
-from app.api.security import jwt_auth
+from app.api.security import jwt_auth, provide_owner
 from app.api.state import QueryEncoder, make_lifespan
 from app.settings import Settings, get_settings
 
@@ -45,6 +46,8 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_security(self, app_config: AppConfig) -> None:
         jwt_auth(self.settings).on_app_init(app_config)
+        # The user id a guarded handler acts on: the one `owner_or_admin` authorised.
+        app_config.dependencies["owner"] = Provide(provide_owner, sync_to_thread=False)
 
     def _configure_logging(self, app_config: AppConfig) -> None:
         # Keep the JSON lines `movierec` configures (app/logs.py) instead of Litestar's own format.

@@ -8,7 +8,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter, parse_id
+from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter
 from app.api.schemas import ERROR_RESPONSES, GenreOut, GenresOut, MovieOut, ScoredMovieOut, SearchOut, SimilarOut
 from app.catalog import repository as repo
 from app.recommend.recommender import Recommender
@@ -58,15 +58,14 @@ class MovieController(Controller):
             Parameter(description="Which embedding to compare: text+poster, text only, or poster only."),
         ] = "combined",
     ) -> SimilarOut:
-        mid = parse_id(movie_id, "movie_id")
-        hits = recommender.similar(mid, limit=limit, vector=vector)
-        return SimilarOut(movie_id=mid, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
+        hits = recommender.similar(movie_id, limit=limit, vector=vector)
+        return SimilarOut(movie_id=movie_id, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
         "/{movie_id:str}", operation_id="getMovie", responses=ERROR_RESPONSES, summary="One movie", sync_to_thread=True
     )
     def get_movie(self, db_session: Session, movie_id: MovieIdPath) -> MovieOut:
-        return MovieOut.from_model(repo.get_movie(db_session, parse_id(movie_id, "movie_id")))
+        return MovieOut.from_model(repo.get_movie(db_session, movie_id))
 
 
 class GenreController(Controller):

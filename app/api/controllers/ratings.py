@@ -8,7 +8,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Limit, MovieIdPath, UserIdPath, parse_id
+from app.api.deps import Limit, MovieIdPath
 from app.api.schemas import ERROR_RESPONSES, RatedMovieOut, RatingIn, RatingOut, RatingsPage
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
@@ -29,11 +29,11 @@ class RatingController(Controller):
     def list_ratings(
         self,
         db_session: Session,
-        user_id: UserIdPath,
+        owner: int,
         limit: Limit = 20,
         offset: Annotated[int, Parameter(ge=0, description="How many ratings to skip.")] = 0,
     ) -> RatingsPage:
-        uid = parse_id(user_id, "user_id")
+        uid = owner
         ratings = repo.user_ratings(db_session, uid)
         if not ratings:
             repo.require_user(db_session, uid)
@@ -50,8 +50,8 @@ class RatingController(Controller):
         description="Creates the user on their first rating; rating again replaces the previous one.",
         sync_to_thread=True,
     )
-    def rate(self, db_session: Session, user_id: UserIdPath, data: RatingIn) -> RatingOut:
-        uid = parse_id(user_id, "user_id")
+    def rate(self, db_session: Session, owner: int, data: RatingIn) -> RatingOut:
+        uid = owner
         saved = repo.rate(db_session, uid, data.movie_id, data.rating)
         return RatingOut(user_id=uid, movie_id=saved.movie_id, rating=saved.rating, timestamp=saved.timestamp)
 
@@ -62,5 +62,5 @@ class RatingController(Controller):
         summary="Remove a rating",
         sync_to_thread=True,
     )
-    def unrate(self, db_session: Session, user_id: UserIdPath, movie_id: MovieIdPath) -> None:
-        repo.unrate(db_session, parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id"))
+    def unrate(self, db_session: Session, owner: int, movie_id: MovieIdPath) -> None:
+        repo.unrate(db_session, owner, movie_id)

@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Genres, Limit, MovieIdPath, UserIdPath, UserIdQuery, Year, movie_filter, parse_id
+from app.api.deps import Genres, Limit, MovieIdPath, Year, movie_filter
 from app.api.schemas import ERROR_RESPONSES, ExplanationOut, RecommendationsOut
 from app.api.security import owner_or_admin
 from app.api.state import Services
@@ -49,7 +49,7 @@ class RecommendationController(Controller):
         db_session: Session,
         recommender: Recommender,
         services: Services,
-        user_id: UserIdQuery,
+        owner: int,
         limit: Limit = 10,
         strategy: Annotated[
             Literal["content", "collab", "hybrid"],
@@ -68,7 +68,7 @@ class RecommendationController(Controller):
         popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
         diversity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC)] = None,
     ) -> RecommendationsOut:
-        uid = parse_id(user_id, "user_id")
+        uid = owner
         wanted = movie_filter(recommender, genres, year_min, year_max)
         ratings = _ratings_of_known_user(db_session, uid)
         history: list[UserRating] = ratings
@@ -96,11 +96,10 @@ class RecommendationController(Controller):
         sync_to_thread=True,
     )
     def explain(
-        self, db_session: Session, recommender: Recommender, user_id: UserIdPath, movie_id: MovieIdPath
+        self, db_session: Session, recommender: Recommender, owner: int, movie_id: MovieIdPath
     ) -> ExplanationOut:
-        uid, mid = parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id")
-        ratings = _ratings_of_known_user(db_session, uid)
-        return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
+        ratings = _ratings_of_known_user(db_session, owner)
+        return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id))
 
 
 def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
