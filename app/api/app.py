@@ -33,6 +33,7 @@ class ApplicationCore(InitPluginProtocol):
         self._configure_dependencies(app_config)
         self._configure_exceptions(app_config)
         self._configure_lifespan(app_config)
+        self._configure_limits(app_config)
         return app_config
 
     def _configure_openapi(self, app_config: AppConfig) -> None:
@@ -61,6 +62,10 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_exceptions(self, app_config: AppConfig) -> None:
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
+
+    def _configure_limits(self, app_config: AppConfig) -> None:
+        # Larger bodies get 413 before they are read whole; headers are capped by the server (`movierec serve`).
+        app_config.request_max_body_size = self.settings.max_body_bytes
 
     def _configure_lifespan(self, app_config: AppConfig) -> None:
         app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder))

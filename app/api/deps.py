@@ -67,15 +67,17 @@ async def provide_db_session(services: Services) -> AsyncGenerator[Session, None
     """One Session per request, committed when the handler succeeds and rolled back otherwise.
 
     Ending it can block (SQLite's lock, a network round trip), so it runs in a thread: one hop
-    for commit and close together, since each hop costs about as much as a small query.
+    for commit and close together, since each hop costs about as much as a small query. The request
+    holds one of the worker's database slots (DatabaseGate) from here to the end.
     """
-    session = Session(services.engine)
-    try:
-        yield session
-    except BaseException:
-        await anyio.to_thread.run_sync(_end, session, False)
-        raise
-    await anyio.to_thread.run_sync(_end, session, True)
+    async with services.db_gate.slot():  # or 503 at once: a stalled database must not take every thread
+        session = Session(services.engine)
+        try:
+            yield session
+        except BaseException:
+            await anyio.to_thread.run_sync(_end, session, False)
+            raise
+        await anyio.to_thread.run_sync(_end, session, True)
 
 
 def _end(session: Session, commit: bool) -> None:

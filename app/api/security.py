@@ -6,12 +6,14 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import JWTAuth, Token
+from litestar.middleware import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from app.api.deps import UserIdPath, parse_id
-from app.auth import ALGORITHM, Principal, principal_from_subject
+from app.api.state import services_from
+from app.auth import ALGORITHM, Principal, principal_from_subject, signing_key, token_version_of
 from app.errors import InvalidInput
 from app.settings import Settings
 
@@ -28,12 +30,47 @@ def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> P
         return None
 
 
+async def token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """A user token older than its user's token version (`movierec token revoke`) is refused.
+
+    Versions come from the copy each worker rereads every MOVIEREC_TOKEN_REFRESH_S, so a check costs
+    no database round trip and routes that need no database keep answering while it is down. Until
+    a first read succeeds, user tokens are answered 503 rather than trusted unchecked.
+    """
+    try:
+        principal = principal_from_subject(token.sub)
+    except ValueError:
+        return False  # retrieve_principal has refused it already
+    if principal.admin or principal.user_id is None:
+        return False
+    versions = services_from(connection.app.state).token_versions.versions
+    if versions is None:
+        raise ServiceUnavailableException(detail="user tokens cannot be checked yet: the database is unavailable")
+    return token_version_of(token) < versions.get(principal.user_id, 0)
+
+
+class BearerAuthenticationMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware reads the token after any scheme (`Basic <jwt>` works); this one
+    accepts only `Bearer` (case-insensitive, RFC 7235 2.1)."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get(self.auth_header)
+        if not header:
+            raise NotAuthorizedException("No JWT token found in request header")
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise NotAuthorizedException("the Authorization header must be `Bearer <token>`")
+        return await self.authenticate_token(encoded_token=credentials.strip(), connection=connection)
+
+
 def jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
     return JWTAuth[Principal, Token](
         retrieve_user_handler=retrieve_principal,
-        token_secret=settings.secret_key,
+        revoked_token_handler=token_revoked,
+        token_secret=signing_key(settings),
         algorithm=ALGORITHM,
         exclude=PUBLIC_PATHS,
+        authentication_middleware_class=BearerAuthenticationMiddleware,
         description="`movierec token create --admin` or `--user ID`: an admin token, or one user's token.",
     )
 

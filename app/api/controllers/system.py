@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
+from litestar.di import Provide
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import ERROR_RESPONSES, EmbeddingMetricsOut, HealthOut
 from app.api.state import Services
-from app.errors import MovieRecError
+from app.errors import DatabaseUnavailable, MovieRecError
 from app.status import embedding_metrics
+
+
+async def check_database(services: Services) -> str | None:
+    """None when the database answers `SELECT 1` (through the worker's DatabaseGate, within the
+    DbTimeouts), else why not, in words that carry no URL, path or driver message."""
+    try:
+        await services.db_gate.run(_select_one, services.engine)
+    except DatabaseUnavailable as exc:
+        return str(exc)
+    except SQLAlchemyError:
+        return "the database is unreachable or not answering in time (check DATABASE_URL)"
+    return None
+
+
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 class HealthController(Controller):
     path = "/health"
     tags = ["system"]
+    dependencies = {"database_problem": Provide(check_database)}
 
     @get(
         "/",
@@ -24,8 +45,8 @@ class HealthController(Controller):
         exclude_from_auth=True,
         sync_to_thread=True,
     )
-    def health(self, services: Services) -> Response[HealthOut]:
-        database, problem = _database_ok(services), None
+    def health(self, services: Services, database_problem: str | None) -> Response[HealthOut]:
+        database, problem = database_problem is None, None
         try:
             services.live.current()
             index = True
@@ -39,18 +60,9 @@ class HealthController(Controller):
             database=database,
             index=index,
             index_generation=services.live.generation,
-            detail=problem if database else "the database is unreachable",
+            detail=problem if database else database_problem,
         )
         return Response(body, status_code=200 if ok else 503)
-
-
-def _database_ok(services: Services) -> bool:
-    try:
-        with services.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001  any failure means "unreachable" here; the body says so
-        return False
 
 
 class MetricsController(Controller):
