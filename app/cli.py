@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from app.settings import MAX_TOKEN_TTL_HOURS, get_settings
+from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
@@ -190,7 +190,6 @@ def serve(
     signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
-    # h11, not httptools: only h11 caps the size of a request's line and headers.
     uvicorn.run(
         "app.api.app:create_app",
         factory=True,
@@ -198,10 +197,20 @@ def serve(
         port=port,
         workers=count,
         log_config=logging_config(),
-        http="h11",
-        h11_max_incomplete_event_size=settings.max_header_bytes,
-        timeout_keep_alive=timeout_keep_alive or settings.timeout_keep_alive_s,
+        **server_limits(settings, timeout_keep_alive),
     )
+
+
+def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> dict[str, object]:
+    """The uvicorn options `serve` bounds connections with (shared with the tests that check them).
+
+    h11, not httptools: only h11 caps the size of a request's line and headers (larger: 400).
+    """
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "timeout_keep_alive": timeout_keep_alive or settings.timeout_keep_alive_s,
+    }
 
 
 @token_cli.command("create")
