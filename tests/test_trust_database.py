@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
@@ -33,6 +31,7 @@ from app.catalog.models import Movie
 from app.cli import server_limits
 from app.settings import Settings
 from tests.conftest import PG_ADMIN_URL, TEST_DB, _new_pg_database, copy_settings, make_settings
+from tests.trust_server import served
 
 pytestmark = pytest.mark.anyio
 
@@ -141,26 +140,6 @@ def proxied_world(demo_settings: Settings, tmp_path: Any, proxy: FlakyProxy, **o
     world = copy_settings(demo_settings, tmp_path / "data")
     timeouts = dict(db_connect_timeout_s=2, db_statement_timeout_s=1, db_pool_timeout_s=1, db_max_concurrency=4)
     return world.model_copy(update={"database_url": via_proxy, "token_refresh_s": 0.2, **timeouts, **overrides})
-
-
-@contextlib.contextmanager
-def served(app: Litestar, settings: Settings) -> Iterator[str]:
-    """The app behind uvicorn, with `movierec serve`'s limits, in a thread on a free loopback port."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **server_limits(settings))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(600):
-            if server.started:
-                break
-            time.sleep(0.1)
-        assert server.started, "uvicorn did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
 
 
 @contextlib.asynccontextmanager
