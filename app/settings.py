@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     half_life_days: float = Field(default=365.0, gt=0)
     popularity_weight: float = Field(default=0.1, ge=0, le=1)
     diversity: float = Field(default=0.2, ge=0, le=1)
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes `${MOVIEREC_SECRET_KEY:-}` through as ""
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
