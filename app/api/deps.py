@@ -40,14 +40,17 @@ Genres = Annotated[
 Year = Annotated[int | None, Parameter(ge=0, le=9999, description="Inclusive bound on the release year.")]
 
 
-def parse_id(raw: str | None, field: str) -> int:
+def parse_id(raw: str | int | None, field: str) -> int:
     """A positive integer id, or 400 naming the field.
 
-    Path ids are declared as `str`: Litestar's typed `{x:int}` answers 404 on a mismatch, which
-    would hide a malformed request behind a "no such route".
+    Path ids are declared as `str` in the route: Litestar's typed `{x:int}` answers 404 on a
+    mismatch, which would hide a malformed request behind a "no such route". An id Litestar has
+    already parsed (`UserIdPath` and the like are `int`) is only checked against the bounds.
     """
     if raw is None:
         raise InvalidInput(f"{field} is required", field=field)
+    if isinstance(raw, int):
+        raw = str(raw)
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
     return int(raw)
