@@ -73,7 +73,10 @@ def _rss_mb(server_pid: int | None) -> dict[str, float]:
     for pid in pids:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
+            continue
+        if b"resource_tracker" in cmdline:  # multiprocessing's helper, not a worker
             continue
         kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
         out[str(pid)] = round(kb / 1024, 1)
