@@ -70,6 +70,7 @@ class DatabaseGate:
     def __init__(self, slots: int, wait_s: float) -> None:
         self.slots, self.wait_s = slots, wait_s
         self.ready = False
+        self.reachable = True  # as last seen by the lifespan's refresher (for logging)
         self._semaphore: anyio.Semaphore | None = None  # made on first use: it belongs to the event loop
 
     @contextlib.asynccontextmanager
@@ -178,15 +179,23 @@ def make_lifespan(
 
 
 async def _sync_database(services: Services, *, at_start: bool = False) -> None:
+    """One line when the database becomes unreachable and one when it is back, not one per attempt."""
+    gate = services.db_gate
     try:
         await anyio.to_thread.run_sync(services.sync_database)
     except SQLAlchemyError as exc:
-        # One line, no traceback: /health says the same, and requests that need the database answer 503.
-        log.warning(
-            "the database is unreachable%s; check DATABASE_URL",
-            " at start-up: serving what needs no database" if at_start else "",
-            extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
-        )
+        if gate.reachable:
+            # No traceback: /health says the same, and requests that need the database answer 503.
+            log.warning(
+                "the database is unreachable%s; check DATABASE_URL",
+                " at start-up: serving what needs no database" if at_start else "",
+                extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
+            )
+        gate.reachable = False
+        return
+    if not gate.reachable:
+        log.info("the database is reachable again")
+    gate.reachable = True
 
 
 async def _keep_database_in_sync(services: Services) -> None:
