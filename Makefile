@@ -31,6 +31,7 @@ run: install
 
 # Every database-backed test runs twice: on SQLite, then on the PostgreSQL at 127.0.0.1:5432.
 DB_TESTS := tests/test_api.py tests/test_ingest.py tests/test_recommend.py
+DB_TESTS += tests/test_trust_authz.py tests/test_trust_auth.py tests/test_trust_database.py
 test: install
 	$(VENV)/bin/pytest -q
 	@if pg_isready -q -h 127.0.0.1 2>/dev/null; then \

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.settings import get_settings
+from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestSummary
@@ -307,43 +307,113 @@ def serve(
         # Parentheses, not brackets: typer's rich help reads "[...]" as markup and drops it.
         typer.Option(min=1, help="Worker processes (default: MOVIEREC_WORKERS, else one per CPU core, at most 4)."),
     ] = None,
+    timeout_keep_alive: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Close idle keep-alive connections after this many seconds "
+            "(default: MOVIEREC_TIMEOUT_KEEP_ALIVE_S, 75).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /schema)."""
     import uvicorn
 
+    from app.auth import signing_key
     from app.logs import logging_config
     from app.multiproc import prepare_multiprocess_dir
 
     settings = get_settings()
+    signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.
     prepare_multiprocess_dir(settings.metrics_dir, port)
     # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
     uvicorn.run(
-        "app.api.app:create_app", factory=True, host=host, port=port, workers=count, log_config=logging_config()
+        "app.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=count,
+        log_config=logging_config(),
+        **server_limits(settings, timeout_keep_alive),
     )
+
+
+def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> dict[str, object]:
+    """The uvicorn options `serve` bounds connections with (shared with the tests that check them).
+
+    h11, not httptools: only h11 caps the size of a request's line and headers (larger: 400).
+    """
+    return {
+        "http": "h11",
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+        "timeout_keep_alive": timeout_keep_alive or settings.timeout_keep_alive_s,
+    }
 
 
 @token_cli.command("create")
 def token_create(
     admin: Annotated[bool, typer.Option("--admin", help="A token that may do everything.")] = False,
-    user: Annotated[int | None, typer.Option("--user", help="A token for this user id only.")] = None,
-    ttl_hours: Annotated[int | None, typer.Option(help="Lifetime in hours.")] = None,
+    user: Annotated[int | None, typer.Option("--user", min=1, help="A token for this user id only.")] = None,
+    ttl_hours: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_TOKEN_TTL_HOURS, help="Lifetime in hours [default: MOVIEREC_TOKEN_TTL_HOURS]."),
+    ] = None,
 ) -> None:
-    """Print a signed bearer token (HS256, signed with MOVIEREC_SECRET_KEY)."""
+    """Print a signed bearer token (HS256, signed with MOVIEREC_SECRET_KEY or the data dir's generated key)."""
+    from sqlmodel import Session
+
     from app.auth import issue_token
+    from app.catalog.db import make_engine
+    from app.catalog.tokens import token_version
 
     if admin == (user is not None):
         raise typer.BadParameter("give exactly one of --admin or --user ID")
     settings = get_settings()
-    typer.echo(issue_token(settings, user_id=user, admin=admin, ttl_hours=ttl_hours))
+    version = 0
+    if user is not None:  # the token carries the user's current version, so a later revoke refuses it
+        engine = make_engine(settings.sqlalchemy_url)
+        with Session(engine) as session:
+            version = token_version(session, user)
+        engine.dispose()
+    typer.echo(issue_token(settings, user_id=user, admin=admin, ttl_hours=ttl_hours, version=version))
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    user: Annotated[int, typer.Option("--user", min=1, help="Revoke every token issued to this user so far.")],
+) -> None:
+    """Refuse every token issued to one user so far, without rotating the key; new tokens still work."""
+    from sqlmodel import Session
+
+    from app.catalog.db import make_engine
+    from app.catalog.tokens import revoke_tokens
+
+    settings = get_settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        version = revoke_tokens(session, user)
+    engine.dispose()
+    typer.echo(
+        f"revoked user {user}'s tokens (token version now {version}); "
+        f"API workers refuse them within {settings.token_refresh_s:g} s"
+    )
 
 
 def main() -> None:
+    from pydantic import ValidationError
+
     from app.logs import configure_logging
 
     configure_logging()
-    cli()
+    try:
+        cli()
+    except ValidationError as exc:  # bad settings: one line naming the variable, not a traceback
+        problem = exc.errors()[0]
+        name = f"MOVIEREC_{str(problem['loc'][0]).upper()}: " if problem["loc"] else ""
+        typer.echo(f"error: {name}{problem['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -33,3 +33,7 @@ class NotImplementedYet(MovieRecError):
 
 class ModelUnavailable(MovieRecError):
     """Model weights cannot be found locally and cannot be downloaded."""
+
+
+class DatabaseUnavailable(MovieRecError):
+    """The database of record cannot be reached, does not answer in time, or is read-only (503)."""

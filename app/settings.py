@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from app.catalog.db import DbTimeouts
 
 Device = Literal["auto", "cpu", "cuda"]
 ImageModel = Literal["efficientnet-lite0", "resnet50"]
@@ -21,7 +24,8 @@ def default_model_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "movierec"
 
 
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production"  # anyone can read it: tokens for all
+MIN_SECRET_KEY_BYTES = 32  # HS256 keys shorter than the hash (RFC 7518 3.2) can be brute-forced
+MAX_TOKEN_TTL_HOURS = 24 * 365
 MAX_AUTO_WORKERS = 4  # each worker loads the text model (about 0.5 GB) and, on Edge, copies the index
 
 
@@ -52,8 +56,18 @@ class Settings(BaseSettings):
     # Where relative poster paths (TMDB's "/abc.jpg") resolve: a base URL or a folder; None: next to the movies file.
     poster_base: str | None = None
 
-    secret_key: str = DEV_SECRET_KEY
-    token_ttl_hours: int = 24 * 30
+    # None: a random key generated once into <data_dir>/secret_key (mode 0600), shared by serve and token create.
+    secret_key: str | None = None
+    token_ttl_hours: int = Field(default=24 * 30, ge=1, le=MAX_TOKEN_TTL_HOURS)
+    token_refresh_s: float = Field(default=5.0, gt=0)  # how often API workers reread token revocations
+    # Bounds on database waits in the API (app/catalog/db.py DbTimeouts); batch commands only bound connecting.
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    db_statement_timeout_s: float = Field(default=5.0, gt=0)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    db_max_concurrency: int = Field(default=10, ge=1)  # requests per worker doing database work at once
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # larger request bodies: 413
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers (h11); larger: 400
+    timeout_keep_alive_s: int = Field(default=75, ge=1)  # idle keep-alive connections close after this
     # API worker processes; None: one per CPU core, at most MAX_AUTO_WORKERS. Each holds its own model.
     workers: int | None = Field(default=None, ge=1)
     # Readers of an embedded (Edge) index keep its vectors in memory up to this many movies; 0: never.
@@ -68,10 +82,21 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("MOVIEREC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR")
     )
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_key_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # compose passes `${MOVIEREC_SECRET_KEY:-}` through as ""
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         if self.qdrant_api_key and not self.qdrant_url:
             raise ValueError("QDRANT_API_KEY is set but QDRANT_URL is not")
+        if self.secret_key is not None and len(self.secret_key.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"MOVIEREC_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes, got "
+                f"{len(self.secret_key.encode())}; unset it to have one generated, or use "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
         return self
 
     @property
@@ -89,6 +114,16 @@ class Settings(BaseSettings):
         # The CPUs this process may run on (a container's cpuset), not all of the host's.
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         return self.workers or max(1, min(cpus, MAX_AUTO_WORKERS))
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret_key"
+
+    @property
+    def db_timeouts(self) -> DbTimeouts:
+        from app.catalog.db import DbTimeouts
+
+        return DbTimeouts(self.db_connect_timeout_s, self.db_statement_timeout_s, self.db_pool_timeout_s)
 
     @property
     def index_dir(self) -> Path:

@@ -57,11 +57,15 @@ def _drop_pg_databases() -> None:
             _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+TEST_SECRET_KEY = "test-only-secret-key-0123456789abcdef"  # 32+ bytes, as every key must be
+
+
 def make_settings(data_dir: Path, **overrides):
     """Settings for one test's world: its data dir (index, posters, SQLite) and its own database."""
     from app.settings import Settings
 
     url = _new_pg_database() if TEST_DB == "postgres" else None
+    overrides.setdefault("secret_key", TEST_SECRET_KEY)
     return Settings(data_dir=data_dir, database_url=url, qdrant_url=None, **overrides)
 
 
@@ -75,7 +79,7 @@ def copy_settings(source, data_dir: Path):
         from sqlalchemy.engine import make_url
 
         url = _new_pg_database(template=make_url(source.database_url).database)
-    return Settings(data_dir=data_dir, database_url=url, qdrant_url=None)
+    return Settings(data_dir=data_dir, database_url=url, qdrant_url=None, secret_key=source.secret_key)
 
 
 # ---- a small real index, built once per session with the real text model ----

@@ -534,18 +534,6 @@ async def test_a_query_model_unlike_the_index_is_reported(
         assert any(warning in r.getMessage() for r in caplog.records) is warned
 
 
-async def test_the_development_secret_key_is_reported(
-    demo_settings: Settings, tmp_path: Any, text_encoder: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    settings = copy_settings(demo_settings, tmp_path / "data")
-    for key, warned in ((settings.secret_key, True), ("a-secret-of-our-own", False)):
-        caplog.clear()
-        app = create_app(settings.model_copy(update={"secret_key": key}), text_encoder=text_encoder)
-        async with AsyncTestClient(app):
-            pass
-        assert any("MOVIEREC_SECRET_KEY" in r.getMessage() for r in caplog.records) is warned
-
-
 # -- no index -------------------------------------------------------------------------------------
 async def test_missing_index_is_503(tmp_path: Any, text_encoder: Any) -> None:
     settings = make_settings(tmp_path / "empty")

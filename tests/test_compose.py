@@ -238,10 +238,9 @@ def test_app_environment_is_real_settings(
     env = _environment(services[name])
     unknown = sorted(k for k in env if k.upper() not in accepted)
     assert not unknown, f"{name} sets {unknown}, which app.settings.Settings does not read"
-    assert env["QDRANT_URL"] and env["DATABASE_URL"] and env["MOVIEREC_SECRET_KEY"]
-    assert "${MOVIEREC_SECRET_KEY" in str(services[name]["environment"]["MOVIEREC_SECRET_KEY"]), (
-        "the secret key must come from the caller's environment (with a development default)"
-    )
+    assert env["QDRANT_URL"] and env["DATABASE_URL"]
+    # No shared default key (issue 10.5): the caller's, else one generated into the data volume.
+    assert str(services[name]["environment"]["MOVIEREC_SECRET_KEY"]) == "${MOVIEREC_SECRET_KEY:-}"
 
     # And the values validate: Settings built from exactly this environment.
     for key in list(os.environ):

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
 from litestar.config.app import AppConfig
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
@@ -16,7 +17,7 @@ from app.api.controllers.dashboard import DashboardController, DashboardPageCont
 from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
 from app.api.index_lease import index_lease
-from app.api.security import jwt_auth
+from app.api.security import jwt_auth, provide_owner
 from app.api.state import QueryEncoder, make_lifespan
 from app.settings import Settings, get_settings
 
@@ -52,6 +53,8 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_security(self, app_config: AppConfig) -> None:
         jwt_auth(self.settings).on_app_init(app_config)
+        # The user id a guarded handler acts on: the one `owner_or_admin` authorised.
+        app_config.dependencies["owner"] = Provide(provide_owner, sync_to_thread=False)
 
     def _configure_logging(self, app_config: AppConfig) -> None:
         # Keep the JSON lines `movierec` configures (app/logs.py) instead of Litestar's own format.
@@ -92,4 +95,9 @@ def _version() -> str:
 
 def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder | None = None) -> Litestar:
     """The API. `text_encoder` injects an already loaded model (tests); otherwise the lifespan loads one."""
-    return Litestar(plugins=[ApplicationCore(settings or get_settings(), text_encoder)])
+    settings = settings or get_settings()
+    # The body limit goes to the constructor: Litestar 2.25 ignores it when an init plugin sets it.
+    # Larger bodies get 413 before they are read whole; `movierec serve` caps the headers.
+    return Litestar(
+        plugins=[ApplicationCore(settings, text_encoder)], request_max_body_size=settings.max_body_bytes
+    )

@@ -9,7 +9,7 @@ from typing import Annotated
 import anyio.to_thread
 from litestar.di import Provide
 from litestar.openapi.spec import Example
-from litestar.params import Parameter
+from litestar.params import Parameter, ParameterKwarg
 from sqlmodel import Session
 
 from app.api.schemas import MAX_ID
@@ -30,10 +30,24 @@ def examples(*values: object) -> list[Example]:
 MIN_ZERO = {"minimum": 0}
 MAX_OFFSET = 1_000_000
 
+
+def _id_param(what: str, example: int) -> ParameterKwarg:
+    """An id typed as an integer in the spec with its exact bounds (`le` alone is rendered as a float,
+    1e+18, one past MAX_ID). Routes declare the path segment as `{x:str}` and the handler as `int`:
+    a malformed id is then a 400 naming the field, where `{x:int}` would answer 404."""
+    return Parameter(
+        ge=1,
+        le=MAX_ID,
+        description=f"The {what}'s id, 1 to {MAX_ID}.",
+        schema_extra={"minimum": 1, "maximum": MAX_ID},
+        examples=examples(example),
+    )
+
+
 Limit = Annotated[int, Parameter(ge=1, le=100, description="How many results, 1 to 100.", examples=examples(10))]
-UserIdQuery = Annotated[str, Parameter(description="The user's id (positive integer).", examples=examples("15"))]
-UserIdPath = Annotated[str, Parameter(description="The user's id (positive integer).")]
-MovieIdPath = Annotated[str, Parameter(description="The movie's id (positive integer).")]
+UserIdQuery = Annotated[int, _id_param("user", 15)]
+UserIdPath = Annotated[int, _id_param("user", 15)]
+MovieIdPath = Annotated[int, _id_param("movie", 1)]
 Genres = Annotated[
     str | None,
     Parameter(
@@ -67,14 +81,17 @@ Exclude = Annotated[
 ]
 
 
-def parse_id(raw: str | None, field: str) -> int:
+def parse_id(raw: str | int | None, field: str) -> int:
     """A positive integer id, or 400 naming the field.
 
-    Path ids are declared as `str`: Litestar's typed `{x:int}` answers 404 on a mismatch, which
-    would hide a malformed request behind a "no such route".
+    Path ids are declared as `str` in the route: Litestar's typed `{x:int}` answers 404 on a
+    mismatch, which would hide a malformed request behind a "no such route". An id Litestar has
+    already parsed (`UserIdPath` and the like are `int`) is only checked against the bounds.
     """
     if raw is None:
         raise InvalidInput(f"{field} is required", field=field)
+    if isinstance(raw, int):
+        raw = str(raw)
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
         raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
     return int(raw)
@@ -102,15 +119,17 @@ async def provide_db_session(services: Services) -> AsyncGenerator[Session, None
     """One Session per request, committed when the handler succeeds and rolled back otherwise.
 
     Ending it can block (SQLite's lock, a network round trip), so it runs in a thread: one hop
-    for commit and close together, since each hop costs about as much as a small query.
+    for commit and close together, since each hop costs about as much as a small query. The request
+    holds one of the worker's database slots (DatabaseGate) from here to the end.
     """
-    session = Session(services.engine)
-    try:
-        yield session
-    except BaseException:
-        await anyio.to_thread.run_sync(_end, session, False)
-        raise
-    await anyio.to_thread.run_sync(_end, session, True)
+    async with services.db_gate.slot():  # or 503 at once: a stalled database must not take every thread
+        session = Session(services.engine)
+        try:
+            yield session
+        except BaseException:
+            await anyio.to_thread.run_sync(_end, session, False)
+            raise
+        await anyio.to_thread.run_sync(_end, session, True)
 
 
 def _end(session: Session, commit: bool) -> None:

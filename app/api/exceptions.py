@@ -6,16 +6,19 @@ Nothing here ever puts a traceback in a response; unexpected errors are logged a
 from __future__ import annotations
 
 import logging
+import sqlite3
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy import exc as sa_exc
 
 from app.api.schemas import ErrorBody
 from app.errors import (
     Conflict,
+    DatabaseUnavailable,
     IndexUnavailable,
     InvalidInput,
     ModelUnavailable,
@@ -33,7 +36,9 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
     IndexUnavailable: 503,
     NotImplementedYet: 501,
     ModelUnavailable: 503,
+    DatabaseUnavailable: 503,
 }
+PG_READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a hot standby, or default_transaction_read_only
 
 
 def _respond(
@@ -100,6 +105,36 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return _respond(exc.status_code, exc.detail, headers=headers or None)
 
 
+def database_error(request: Request[Any, Any, Any], exc: sa_exc.SQLAlchemyError) -> Response[Any]:
+    """503 for a database that is unreachable, too slow, or read-only; anything else is a bug (500).
+
+    The body names the database but never its URL, path or driver message."""
+    if _read_only(exc):
+        return _respond(503, "the database is read-only: nothing can be written until it is writable again")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc))
+        return _respond(503, "the database is unavailable (unreachable or not answering in time); try again later")
+    return unexpected_error(request, exc)
+
+
+def _read_only(exc: sa_exc.SQLAlchemyError) -> bool:
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, sqlite3.Error):
+        return (getattr(orig, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
+    return getattr(orig, "sqlstate", None) == PG_READ_ONLY_SQLSTATE
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """A body nested deeper than the decoder's recursion limit (`[` x 100,000) is the caller's
+    error: 400 naming the body, logged in one line, without a traceback."""
+    log.warning("request body nested too deeply on %s %s", request.method, request.url.path)
+    return _respond(400, "body: JSON nested too deeply", "body")
+
+
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(500, "internal server error")
@@ -109,5 +144,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     MovieRecError: domain_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    sa_exc.SQLAlchemyError: database_error,
+    RecursionError: too_deep,
     Exception: unexpected_error,
 }

@@ -1,19 +1,25 @@
-"""Bearer JWT auth (tokens from app.auth) and the guard that keeps a user to their own data."""
+"""Bearer JWT auth (tokens from app.auth) and the ownership check that keeps a user to their own data."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import JWTAuth, Token
+from litestar.middleware import AuthenticationResult
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from app.api.deps import parse_id
-from app.auth import ALGORITHM, Principal, principal_from_subject
+from app.api.deps import UserIdPath, parse_id
+from app.api.state import services_from
+from app.auth import ALGORITHM, Principal, principal_from_subject, signing_key, token_version_of
+from app.errors import InvalidInput
 from app.settings import Settings
 
 PUBLIC_PATHS = [r"^/health$", r"^/schema"]
+USER_ID = "user_id"
+_OWNER_KEY = "movierec.owner_id"  # where the guard leaves the id it authorised, in the request's scope state
 
 
 def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
@@ -24,23 +30,94 @@ def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> P
         return None
 
 
+async def token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """A user token older than its user's token version (`movierec token revoke`) is refused.
+
+    Versions come from the copy each worker rereads every MOVIEREC_TOKEN_REFRESH_S, so a check costs
+    no database round trip and routes that need no database keep answering while it is down. Until
+    a first read succeeds, user tokens are answered 503 rather than trusted unchecked.
+    """
+    try:
+        principal = principal_from_subject(token.sub)
+    except ValueError:
+        return False  # retrieve_principal has refused it already
+    if principal.admin or principal.user_id is None:
+        return False
+    versions = services_from(connection.app.state).token_versions.versions
+    if versions is None:
+        raise ServiceUnavailableException(detail="user tokens cannot be checked yet: the database is unavailable")
+    return token_version_of(token) < versions.get(principal.user_id, 0)
+
+
+class BearerAuthenticationMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware reads the token after any scheme (`Basic <jwt>` works); this one
+    accepts only `Bearer` (case-insensitive, RFC 7235 2.1)."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get(self.auth_header)
+        if not header:
+            raise NotAuthorizedException("No JWT token found in request header")
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise NotAuthorizedException("the Authorization header must be `Bearer <token>`")
+        return await self.authenticate_token(encoded_token=credentials.strip(), connection=connection)
+
+
 def jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
     return JWTAuth[Principal, Token](
         retrieve_user_handler=retrieve_principal,
-        token_secret=settings.secret_key,
+        revoked_token_handler=token_revoked,
+        token_secret=signing_key(settings),
         algorithm=ALGORITHM,
         exclude=PUBLIC_PATHS,
+        authentication_middleware_class=BearerAuthenticationMiddleware,
         description="`movierec token create --admin` or `--user ID`: an admin token, or one user's token.",
     )
+
+
+def requested_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
+    """The one user id a request names, or 400 naming `user_id`.
+
+    Litestar hands a handler the path's `user_id` when the route has one, else the query's (keys
+    percent-decoded; a repeated key gives one of its values). So anything that could make those two
+    readings differ is refused: a repeated `user_id`, a `user_id` in the query of a route whose path
+    has one, and keys that differ from `user_id` only in case (`User_Id`), which some proxies and
+    frameworks fold together.
+    """
+    query = connection.query_params
+    variants = sorted({key for key in query if key.lower() == USER_ID and key != USER_ID})
+    if variants:
+        raise InvalidInput(f"{USER_ID} must be spelled in lower case, got {variants[0]!r}", field=USER_ID)
+    values = query.getall(USER_ID, [])
+    if USER_ID in connection.path_params:
+        if values:
+            raise InvalidInput(f"{USER_ID} is in the path: it may not be repeated in the query", field=USER_ID)
+        raw = connection.path_params[USER_ID]
+    else:
+        if len(values) > 1:
+            raise InvalidInput(f"{USER_ID} must be given once, got {len(values)} values", field=USER_ID)
+        raw = values[0] if values else None
+    return parse_id(None if raw is None else str(raw), USER_ID)
 
 
 def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
     """The route's `user_id` (path or query) must be the caller's own, unless the caller is an admin.
 
-    Guards run before Litestar parses parameters, so the id is parsed here with the same function the
-    handler uses: what this guard authorises is exactly what the handler acts on.
+    Guards run before Litestar parses parameters, so the id is read here by `requested_user_id`, which
+    refuses every request whose id the handler could read differently. The id authorised is kept for
+    `provide_owner`, through which handlers receive it.
     """
-    raw = connection.path_params.get("user_id", connection.query_params.get("user_id"))
-    user_id = parse_id(raw, "user_id")
+    user_id = requested_user_id(connection)
     if not connection.user.may_act_for(user_id):
         raise PermissionDeniedException(detail=f"this token may not access user {user_id}'s data")
+    connection.scope.setdefault("state", {})[_OWNER_KEY] = user_id
+
+
+def provide_owner(request: Request[Principal, Any, Any], user_id: UserIdPath) -> int:
+    """The `owner` dependency: the user id the handler acts on, which is the one `owner_or_admin`
+    authorised. `user_id` is Litestar's own parse of the same parameter (so the spec types it); a
+    route without the guard, or a parse that disagrees with it, is refused rather than served."""
+    authorised = request.scope.get("state", {}).get(_OWNER_KEY)
+    if authorised is None or authorised != user_id:
+        raise PermissionDeniedException(detail=f"user {user_id}'s data is not authorised for this request")
+    return user_id

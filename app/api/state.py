@@ -7,23 +7,29 @@ live index MUST be closed before another instance in this process may open it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
+import anyio
 import anyio.to_thread
 import numpy as np
 from litestar import Litestar
 from litestar.datastructures import State
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
-from app.catalog.db import make_engine
+from app.catalog.db import ensure_schema, make_engine
+from app.catalog.tokens import all_token_versions
 from app.embedding.text import cached_query_encoder
-from app.errors import IndexUnavailable
+from app.errors import DatabaseUnavailable, IndexUnavailable
 from app.recommend.recommender import Recommender
-from app.settings import DEV_SECRET_KEY, Settings
+from app.settings import Settings
 from app.vectorstore import IndexStore, MovieIndex, open_store
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.live import LiveIndex
@@ -37,6 +43,59 @@ class QueryEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+T = TypeVar("T")
+
+
+@dataclass
+class TokenVersions:
+    """Each revoked user's token version, as last read from the database (None: never read yet)."""
+
+    versions: dict[int, int] | None = None
+
+    def load(self, engine: Engine) -> None:
+        with Session(engine) as session:
+            self.versions = all_token_versions(session)
+
+
+class DatabaseGate:
+    """Bounds the database work of one worker, so a database that stalls cannot take every thread.
+
+    At most `slots` requests use the database at once (each also holds a worker thread for as long
+    as its statements take, which DbTimeouts bound); a request that finds no slot within `wait_s`
+    answers 503 at once instead of queueing a thread. Routes that need no database never pass here
+    and keep their threads. `ready` is False until the schema has been checked, so the API can start
+    while the database is unreachable and serve it once it answers.
+    """
+
+    def __init__(self, slots: int, wait_s: float) -> None:
+        self.slots, self.wait_s = slots, wait_s
+        self.ready = False
+        self.reachable = True  # as last seen by the lifespan's refresher (for logging)
+        self._semaphore: anyio.Semaphore | None = None  # made on first use: it belongs to the event loop
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if not self.ready:
+            raise DatabaseUnavailable("the database is unavailable: it could not be reached since start-up")
+        if self._semaphore is None:
+            self._semaphore = anyio.Semaphore(self.slots)
+        acquired = False
+        with anyio.move_on_after(self.wait_s):  # bounds the wait only, never the work
+            await self._semaphore.acquire()
+            acquired = True
+        if not acquired:
+            raise DatabaseUnavailable(f"the database is busy: no connection freed within {self.wait_s:g} s")
+        try:
+            yield
+        finally:
+            self._semaphore.release()
+
+    async def run(self, func: Callable[..., T], *args: object) -> T:
+        """`func(*args)` in a worker thread, holding a slot."""
+        async with self.slot():
+            return await anyio.to_thread.run_sync(func, *args)
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -46,10 +105,13 @@ class Services:
     encoder: QueryEncoder
     device: str
     recommender: Recommender
+    db_gate: DatabaseGate = field(default_factory=lambda: DatabaseGate(10, 5.0))
+    token_versions: TokenVersions = field(default_factory=TokenVersions)
 
     @classmethod
     def open(cls, settings: Settings, text_encoder: QueryEncoder | None = None) -> Services:
-        engine = make_engine(settings.sqlalchemy_url)
+        # No schema work here: an unreachable database must not stop the API from starting.
+        engine = make_engine(settings.sqlalchemy_url, settings.db_timeouts, create_schema=False)
         store = open_store(settings)
         # Opened in the lifespan when one is published; until then requests answer 503 and retry the open.
         live = LiveIndex(store, _vector_cache(settings))
@@ -60,7 +122,16 @@ class Services:
             history_size=settings.history_size,
             half_life_days=settings.half_life_days,
         )
-        return cls(settings, engine, store, live, encoder, device, recommender)
+        gate = DatabaseGate(settings.db_max_concurrency, settings.db_pool_timeout_s)
+        return cls(settings, engine, store, live, encoder, device, recommender, gate)
+
+    def sync_database(self) -> None:
+        """Check the schema until that has once succeeded, then reread token versions. Raises
+        SQLAlchemyError while the database is unreachable."""
+        if not self.db_gate.ready:
+            ensure_schema(self.engine)
+            self.db_gate.ready = True
+        self.token_versions.load(self.engine)
 
     def close(self) -> None:
         self.live.close()
@@ -89,19 +160,49 @@ def make_lifespan(
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if settings.secret_key == DEV_SECRET_KEY:
-            log.warning("MOVIEREC_SECRET_KEY is the development default: anyone can sign tokens; set your own")
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
+        await _sync_database(services, at_start=True)
         generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
         app.state.services = services
+        refresher = asyncio.get_running_loop().create_task(_keep_database_in_sync(services))
         log.info("api ready", extra={"device": services.device, "index_generation": generation})
         try:
             yield
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             await anyio.to_thread.run_sync(services.close)
             del app.state.services
 
     return lifespan
+
+
+async def _sync_database(services: Services, *, at_start: bool = False) -> None:
+    """One line when the database becomes unreachable and one when it is back, not one per attempt."""
+    gate = services.db_gate
+    try:
+        await anyio.to_thread.run_sync(services.sync_database)
+    except SQLAlchemyError as exc:
+        if gate.reachable:
+            # No traceback: /health says the same, and requests that need the database answer 503.
+            log.warning(
+                "the database is unreachable%s; check DATABASE_URL",
+                " at start-up: serving what needs no database" if at_start else "",
+                extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
+            )
+        gate.reachable = False
+        return
+    if not gate.reachable:
+        log.info("the database is reachable again")
+    gate.reachable = True
+
+
+async def _keep_database_in_sync(services: Services) -> None:
+    """Every MOVIEREC_TOKEN_REFRESH_S: the schema once reachable, then the token revocations."""
+    while True:
+        await anyio.sleep(services.settings.token_refresh_s)
+        await _sync_database(services)
 
 
 def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:

@@ -1,34 +1,111 @@
-"""Database engine and schema creation."""
+"""Database engine and schema creation, with the timeouts that keep a stalled database from hanging callers."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel, create_engine
 
-from app.catalog import models  # noqa: F401  (registers the tables)
+from app.catalog import models, tokens  # noqa: F401  (registers the tables)
+
+SQLITE_BUSY_TIMEOUT_S = 30.0  # batch work (ingest, CLI) waits this long for SQLite's write lock
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the schema in place. Idempotent: safe to call on an existing database."""
+@dataclass(frozen=True)
+class DbTimeouts:
+    """Bounds on every database wait, for a server that must answer (the API).
+
+    - `connect_s`: opening a connection (PostgreSQL `connect_timeout`; SQLite does not connect).
+    - `statement_s`: one round trip. On PostgreSQL the server cancels a statement after this long
+      (`statement_timeout`) and the client gives up one second later on a connection that does not
+      answer at all (packets dropped), closing it so the pool replaces it; on SQLite it is how long
+      a write waits for the lock.
+    - `pool_s`: waiting for a free pooled connection.
+    """
+
+    connect_s: float = 5.0
+    statement_s: float = 5.0
+    pool_s: float = 5.0
+
+
+def make_engine(url: str, timeouts: DbTimeouts | None = None, *, create_schema: bool = True) -> Engine:
+    """An engine with the schema in place. Idempotent: safe to call on an existing database.
+
+    Without `timeouts` (batch work: ingest, CLI) only connecting is bounded, so long bulk
+    statements may run as long as they need. `create_schema=False` leaves the database untouched
+    (the API starts while it is unreachable, then calls `ensure_schema`); SQLAlchemy errors
+    (OperationalError: unreachable, timed out) come from the first use instead.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        if path and path != ":memory:" and not path.startswith("file:"):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        busy_s = timeouts.statement_s if timeouts else SQLITE_BUSY_TIMEOUT_S
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_s})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-    _create_schema(engine)
+        engine = _postgres_engine(url, timeouts)
+    if create_schema:
+        ensure_schema(engine)
     return engine
+
+
+def _postgres_engine(url: str, timeouts: DbTimeouts | None) -> Engine:
+    connect_s = timeouts.connect_s if timeouts else DbTimeouts.connect_s
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, round(connect_s))}  # libpq takes whole seconds
+    pool_args: dict[str, Any] = {}
+    if timeouts:
+        connect_args["options"] = f"-c statement_timeout={round(timeouts.statement_s * 1000)}"
+        pool_args["pool_timeout"] = timeouts.pool_s
+    # pool_pre_ping: a connection the database dropped (restart, failover) is replaced at checkout.
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **pool_args
+    )
+    if timeouts and url.startswith("postgresql+psycopg"):
+        client_s = timeouts.statement_s + 1.0  # after the server's own statement_timeout has had its chance
+
+        @event.listens_for(engine, "do_connect")
+        def _bounded_connection(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> psycopg.Connection[Any]:
+            conn = BoundedConnection.connect(*cargs, **cparams)
+            conn.wait_timeout_s = client_s
+            return conn
+
+    return engine
+
+
+class BoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
+    """A psycopg connection whose every wait on the server (query, fetch, commit, rollback, ping)
+    ends after `wait_timeout_s`.
+
+    `statement_timeout` cannot help when the server never sees the statement (a stalled network
+    path drops it), and TCP timeouts do not fire while a middlebox still acknowledges packets. So
+    the client bounds the wait itself, through psycopg's own `Connection.wait(timeout=)`, and then
+    closes the connection: SQLAlchemy sees a closed connection, treats the error as a disconnect,
+    and replaces the pool's connections, which is how service comes back once the database answers.
+    """
+
+    wait_timeout_s: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        try:
+            return super().wait(gen, interval=interval, timeout=timeout or self.wait_timeout_s)
+        except pg_errors._WaitTimeout as exc:  # psycopg's own timeout error, an OperationalError
+            self.close()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.wait_timeout_s:g} s; connection closed"
+            ) from exc
 
 
 _SCHEMA_LOCK_KEY = 0x6D6F76696572  # any constant: names the advisory lock below
 
 
-def _create_schema(engine: Engine) -> None:
+def ensure_schema(engine: Engine) -> None:
     """CREATE what is missing, in one transaction. On PostgreSQL an advisory lock serialises
     processes that start together (API workers, the ingest worker): two concurrent create_all
     calls would otherwise both try to create the same tables, and one would fail."""

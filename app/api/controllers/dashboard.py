@@ -18,7 +18,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
 from app.api.assets import DASHBOARD_DIR
-from app.api.deps import MovieIdPath, parse_id
+from app.api.deps import MovieIdPath
 from app.api.metrics import ServiceHistory
 from app.api.schemas import ERROR_RESPONSES
 from app.api.state import Services
@@ -82,7 +82,7 @@ class DashboardController(Controller):
         sync_to_thread=True,
     )
     def movie(self, services: Services, recommender: Recommender, movie_id: MovieIdPath) -> dict[str, Any]:
-        return movie_view(services.live.current(), recommender, parse_id(movie_id, "movie_id"))
+        return movie_view(services.live.current(), recommender, movie_id)
 
     @get(
         "/map/{space:str}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, delete, get, post
 from sqlmodel import Session
 
-from app.api.deps import Limit, MovieIdPath, Offset, UserIdPath, parse_id
+from app.api.deps import Limit, MovieIdPath, Offset
 from app.api.schemas import HiddenIn, HiddenOut, HiddenPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
@@ -24,10 +24,8 @@ class HiddenController(Controller):
         description='Movies the user marked "not interested": never recommended to them.',
         sync_to_thread=True,
     )
-    def list_hidden(
-        self, db_session: Session, user_id: UserIdPath, limit: Limit = 20, offset: Offset = 0
-    ) -> HiddenPage:
-        uid = parse_id(user_id, "user_id")
+    def list_hidden(self, db_session: Session, owner: int, limit: Limit = 20, offset: Offset = 0) -> HiddenPage:
+        uid = owner
         hidden = repo.hidden_movies(db_session, uid)
         if not hidden:
             repo.require_user(db_session, uid)
@@ -50,8 +48,8 @@ class HiddenController(Controller):
         ),
         sync_to_thread=True,
     )
-    def hide(self, db_session: Session, user_id: UserIdPath, data: HiddenIn) -> HiddenOut:
-        saved = repo.hide(db_session, parse_id(user_id, "user_id"), data.movie_id)
+    def hide(self, db_session: Session, owner: int, data: HiddenIn) -> HiddenOut:
+        saved = repo.hide(db_session, owner, data.movie_id)
         return HiddenOut(saved.movie_id, repo.get_movie(db_session, saved.movie_id).title, saved.timestamp)
 
     @delete(
@@ -62,5 +60,5 @@ class HiddenController(Controller):
         description="404 when the movie was not hidden.",
         sync_to_thread=True,
     )
-    def unhide(self, db_session: Session, user_id: UserIdPath, movie_id: MovieIdPath) -> None:
-        repo.unhide(db_session, parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id"))
+    def unhide(self, db_session: Session, owner: int, movie_id: MovieIdPath) -> None:
+        repo.unhide(db_session, owner, movie_id)

@@ -10,7 +10,7 @@ from litestar.response import File
 from sqlmodel import Session
 
 from app.api.controllers.recommendations import POPULARITY_DOC
-from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_id, parse_ids
+from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_ids
 from app.api.schemas import (
     GenreOut,
     GenresOut,
@@ -90,9 +90,8 @@ class MovieController(Controller):
         ] = "combined",
         exclude: Exclude = None,
     ) -> SimilarOut:
-        mid = parse_id(movie_id, "movie_id")
-        hits = recommender.similar(mid, limit=limit, vector=vector, exclude=parse_ids(exclude, "exclude"))
-        return SimilarOut(movie_id=mid, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
+        hits = recommender.similar(movie_id, limit=limit, vector=vector, exclude=parse_ids(exclude, "exclude"))
+        return SimilarOut(movie_id=movie_id, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
         "/{movie_id:str}/poster",
@@ -104,12 +103,11 @@ class MovieController(Controller):
         media_type="image/*",
     )
     def poster(self, db_session: Session, services: Services, movie_id: MovieIdPath) -> File:
-        mid = parse_id(movie_id, "movie_id")
-        movie = repo.get_movie(db_session, mid)
+        movie = repo.get_movie(db_session, movie_id)
         path = poster_file(services.settings.poster_cache_dir, movie.poster) if movie.poster_embedded else None
         media_type = image_media_type(path) if path is not None else None
         if path is None or media_type is None:
-            raise NotFound(f"movie {mid} has no poster")
+            raise NotFound(f"movie {movie_id} has no poster")
         return File(path=path, media_type=media_type, content_disposition_type="inline")
 
     @get(
@@ -121,7 +119,7 @@ class MovieController(Controller):
         sync_to_thread=True,
     )
     def get_movie(self, db_session: Session, movie_id: MovieIdPath) -> MovieOut:
-        return MovieOut.from_model(repo.get_movie(db_session, parse_id(movie_id, "movie_id")))
+        return MovieOut.from_model(repo.get_movie(db_session, movie_id))
 
 
 class GenreController(Controller):

@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Limit, MovieIdPath, Offset, UserIdPath, parse_id
+from app.api.deps import Limit, MovieIdPath, Offset
 from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
@@ -32,11 +32,11 @@ class RatingController(Controller):
     def list_ratings(
         self,
         db_session: Session,
-        user_id: UserIdPath,
+        owner: int,
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> RatingsPage:
-        uid = parse_id(user_id, "user_id")
+        uid = owner
         ratings = repo.user_ratings(db_session, uid)
         if not ratings:
             repo.require_user(db_session, uid)
@@ -53,8 +53,8 @@ class RatingController(Controller):
         description="Creates the user on their first rating; rating again replaces the previous one.",
         sync_to_thread=True,
     )
-    def rate(self, db_session: Session, user_id: UserIdPath, data: RatingIn) -> RatingOut:
-        uid = parse_id(user_id, "user_id")
+    def rate(self, db_session: Session, owner: int, data: RatingIn) -> RatingOut:
+        uid = owner
         saved = repo.rate(db_session, uid, data.movie_id, data.rating)
         return RatingOut(user_id=uid, movie_id=saved.movie_id, rating=saved.rating, timestamp=saved.timestamp)
 
@@ -70,13 +70,12 @@ class RatingController(Controller):
     def import_ratings(
         self,
         db_session: Session,
-        user_id: UserIdPath,
+        owner: int,
         body: bytes,  # Litestar's reserved `body`: the raw request body (a CSV file, not JSON)
         format: Annotated[Format, Parameter(description="Which export the body is: letterboxd or imdb.")],  # noqa: A002
     ) -> HistoryImportOut:
-        uid = parse_id(user_id, "user_id")
-        report = import_history(db_session, uid, body, format)
-        return HistoryImportOut(user_id=uid, format=format, **asdict(report))
+        report = import_history(db_session, owner, body, format)
+        return HistoryImportOut(user_id=owner, format=format, **asdict(report))
 
     @delete(
         "/{movie_id:str}",
@@ -86,5 +85,5 @@ class RatingController(Controller):
         description="It stops counting at once (no reindex), and no later import of a source file brings it back.",
         sync_to_thread=True,
     )
-    def unrate(self, db_session: Session, user_id: UserIdPath, movie_id: MovieIdPath) -> None:
-        repo.unrate(db_session, parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id"))
+    def unrate(self, db_session: Session, owner: int, movie_id: MovieIdPath) -> None:
+        repo.unrate(db_session, owner, movie_id)

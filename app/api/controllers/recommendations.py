@@ -17,12 +17,9 @@ from app.api.deps import (
     Genres,
     Limit,
     MovieIdPath,
-    UserIdPath,
-    UserIdQuery,
     Year,
     examples,
     movie_filter,
-    parse_id,
     parse_ids,
 )
 from app.api.schemas import ExplanationOut, GuestIn, GuestRecommendationsOut, RecommendationsOut, error_responses
@@ -75,7 +72,7 @@ class RecommendationController(Controller):
         db_session: Session,
         recommender: Recommender,
         services: Services,
-        user_id: UserIdQuery,
+        owner: int,
         limit: Limit = 10,
         strategy: Annotated[
             Literal["content", "collab", "hybrid"],
@@ -106,7 +103,7 @@ class RecommendationController(Controller):
         ] = 0,
         exclude: Exclude = None,
     ) -> RecommendationsOut:
-        uid = parse_id(user_id, "user_id")
+        uid = owner
         if offset and offset + limit > PAGE_DEPTH:  # a first page may be longer: it is one ranking of `limit`
             raise InvalidInput(f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset")
         wanted = movie_filter(recommender, genres, year_min, year_max)
@@ -132,11 +129,10 @@ class RecommendationController(Controller):
         sync_to_thread=True,
     )
     def explain(
-        self, db_session: Session, recommender: Recommender, user_id: UserIdPath, movie_id: MovieIdPath
+        self, db_session: Session, recommender: Recommender, owner: int, movie_id: MovieIdPath
     ) -> ExplanationOut:
-        uid, mid = parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id")
-        ratings = _ratings_of_known_user(db_session, uid)
-        return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
+        ratings = _ratings_of_known_user(db_session, owner)
+        return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id))
 
 
 def _recommend(

@@ -5,18 +5,39 @@ from __future__ import annotations
 import contextlib
 
 from litestar import Controller, Response, get
+from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import EmbeddingMetricsOut, HealthOut, error_responses
 from app.api.state import Services
-from app.errors import IndexUnavailable, MovieRecError
+from app.errors import DatabaseUnavailable, IndexUnavailable, MovieRecError
 from app.status import index_metrics
+
+
+async def check_database(services: Services) -> str | None:
+    """None when the database answers `SELECT 1` (through the worker's DatabaseGate, within the
+    DbTimeouts), else why not, in words that carry no URL, path or driver message."""
+    try:
+        await services.db_gate.run(_select_one, services.engine)
+    except DatabaseUnavailable as exc:
+        return str(exc)
+    except SQLAlchemyError:
+        return "the database is unreachable or not answering in time (check DATABASE_URL)"
+    return None
+
+
+def _select_one(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 class HealthController(Controller):
     path = "/health"
     tags = ["system"]
+    dependencies = {"database_problem": Provide(check_database)}
 
     @get(
         "/",
@@ -34,8 +55,8 @@ class HealthController(Controller):
         exclude_from_auth=True,
         sync_to_thread=True,
     )
-    def health(self, services: Services) -> Response[HealthOut]:
-        database, problem = _database_ok(services), None
+    def health(self, services: Services, database_problem: str | None) -> Response[HealthOut]:
+        database, problem = database_problem is None, None
         try:
             services.live.current()
             index, problem = True, services.live.problem  # a problem here: the last good index serves
@@ -49,18 +70,9 @@ class HealthController(Controller):
             database=database,
             index=index,
             index_generation=services.live.generation,
-            detail=problem if database else "the database is unreachable",
+            detail=problem if database else database_problem,
         )
         return Response(body, status_code=200 if ok else 503)
-
-
-def _database_ok(services: Services) -> bool:
-    try:
-        with services.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001  any failure means "unreachable" here; the body says so
-        return False
 
 
 class MetricsController(Controller):
@@ -70,7 +82,7 @@ class MetricsController(Controller):
     @get(
         "/embeddings",
         operation_id="embeddingMetrics",
-        responses=error_responses(401),
+        responses=error_responses(401, 503),
         summary="Embedding coverage, device and models",
         description="What `movierec status` prints: movies in the database and in the index, coverage, models.",
         sync_to_thread=True,
@@ -79,5 +91,5 @@ class MetricsController(Controller):
         live = services.live
         with contextlib.suppress(IndexUnavailable):  # none served: the metrics say 0 in the index
             live.current()  # the index this API serves, as /health reports it, not merely the published one
-        return EmbeddingMetricsOut.from_metrics(index_metrics(services.engine, live.manifest(), live.generation,
-                                                              services.device))
+        metrics = index_metrics(services.engine, live.manifest(), live.generation, services.device)
+        return EmbeddingMetricsOut.from_metrics(metrics)

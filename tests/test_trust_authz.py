@@ -1,0 +1,171 @@
+"""Issue 10.1: the ownership check and the handler see the same, single `user_id`.
+
+Every route that takes a user id is found in the OpenAPI spec (so a new one is covered without
+editing this file) and tried with a repeated id, a mixed-case key, a percent-encoded key or value,
+and an id in both the path and the query, against the real API on a copy of the demo index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from app.api import create_app
+from app.auth import issue_token
+from app.catalog.db import make_engine
+from app.catalog.models import Movie, Rating
+from app.settings import Settings
+from tests.conftest import copy_settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return copy_settings(demo_settings, tmp_path_factory.mktemp("authz") / "data")
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def world(settings: Settings) -> dict[str, int]:
+    """Two users with ratings (`me`, `other`) and a movie `other` rated."""
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as s:
+        users = s.exec(
+            select(Rating.user_id).group_by(Rating.user_id).order_by(func.count().desc(), Rating.user_id).limit(2)
+        ).all()
+        movie = s.exec(select(Rating.movie_id).where(Rating.user_id == users[1]).order_by(Rating.movie_id)).first()
+        assert movie is not None and s.get(Movie, movie) is not None
+    engine.dispose()
+    return {"me": users[0], "other": users[1], "movie": movie}
+
+
+def bearer(settings: Settings, user_id: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(settings, user_id=user_id, admin=False)}"}
+
+
+def user_routes(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(method, path template, where user_id is) for every operation with a `user_id` parameter."""
+    routes = []
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            for param in op.get("parameters", []):
+                if param["name"] == "user_id":
+                    routes.append((method.upper(), path, param["in"]))
+    return sorted(routes)
+
+
+def url_for(template: str, user: str, movie: int) -> str:
+    return template.replace("{user_id}", user).replace("{movie_id}", str(movie))
+
+
+async def test_every_user_route_is_found(client: AsyncTestClient[Litestar]) -> None:
+    routes = user_routes((await client.get("/schema/openapi.json")).json())
+    # The ones this issue names must be among them, typed as bounded integers.
+    assert {
+        ("GET", "/movies/recommendations", "query"),
+        ("GET", "/users/{user_id}/ratings", "path"),
+        ("DELETE", "/users/{user_id}/ratings/{movie_id}", "path"),
+    } <= set(routes)
+    spec = (await client.get("/schema/openapi.json")).json()
+    for method, path, _ in routes:
+        params = spec["paths"][path][method.lower()]["parameters"]
+        for p in params:
+            if p["name"] in ("user_id", "movie_id"):
+                assert p["schema"]["type"] == "integer", (method, path, p)
+                assert (p["schema"]["minimum"], p["schema"]["maximum"]) == (1, 10**18 - 1), (method, path, p)
+
+
+async def _attempts(client: AsyncTestClient[Litestar]) -> list[tuple[str, str, str]]:
+    return user_routes((await client.get("/schema/openapi.json")).json())
+
+
+async def test_ownership_cannot_be_smuggled(
+    client: AsyncTestClient[Litestar], settings: Settings, world: dict[str, int]
+) -> None:
+    me, other, movie = world["me"], world["other"], world["movie"]
+    mine = bearer(settings, me)
+    body = {"movie_id": movie, "rating": 4.0}
+    routes = await _attempts(client)
+    assert len(routes) >= 5
+    for method, template, where in routes:
+        if where == "query":
+            base = url_for(template, "", movie)
+            smuggled = [
+                f"{base}?user_id={me}&user_id={other}",  # the reported bypass
+                f"{base}?user_id={other}&user_id={me}",
+                f"{base}?user_id={me}&User_Id={other}",
+                f"{base}?User_Id={other}",
+                f"{base}?user_id={me}&{quote('user_id')}={other}",
+                f"{base}?user_id={me}&user%5Fid={other}",
+                f"{base}?user_id={me}&USER_ID={other}",
+            ]
+            denied = [f"{base}?user_id={other}", f"{base}?user_id=%{ord(str(other)[0]):X}{str(other)[1:]}"]
+            allowed = [f"{base}?user_id={me}", f"{base}?user%5Fid={me}", f"{base}?user_id={quote(str(me), safe='')}"]
+        else:
+            smuggled = [
+                url_for(template, str(me), movie) + f"?user_id={other}",
+                url_for(template, str(me), movie) + f"?User_Id={other}",
+                url_for(template, str(me), movie) + f"?user%5Fid={other}",
+            ]
+            encoded_other = "".join(f"%{ord(c):X}" for c in str(other))
+            denied = [url_for(template, str(other), movie), url_for(template, encoded_other, movie)]
+            allowed = [url_for(template, str(me), movie)]
+        for url in smuggled:
+            resp = await client.request(method, url, headers=mine, json=body)
+            assert resp.status_code == 400, (method, url, resp.text)
+            assert resp.json()["field"] == "user_id" and "user_id" in resp.json()["detail"], resp.text
+        for url in denied:
+            resp = await client.request(method, url, headers=mine, json=body)
+            assert resp.status_code == 403, (method, url, resp.text)
+        for url in allowed:
+            resp = await client.request(method, url, headers=mine, json=body)
+            assert resp.status_code < 300 or resp.status_code == 404, (method, url, resp.text)
+            if resp.status_code == 200 and "user_id" in resp.json():
+                assert resp.json()["user_id"] == me, (method, url, resp.text)
+
+
+async def test_the_reported_bypass_leaks_nothing(
+    client: AsyncTestClient[Litestar], settings: Settings, world: dict[str, int]
+) -> None:
+    me, other = world["me"], world["other"]
+    resp = await client.get(f"/movies/recommendations?user_id={me}&user_id={other}", headers=bearer(settings, me))
+    assert resp.status_code == 400
+    assert "reason" not in resp.text and "items" not in resp.text
+
+
+async def test_malformed_user_ids_are_400_naming_the_field(
+    client: AsyncTestClient[Litestar], settings: Settings, world: dict[str, int]
+) -> None:
+    mine = bearer(settings, world["me"])
+    for url in (
+        "/users/abc/ratings",
+        "/users/0/ratings",
+        f"/users/{10**18}/ratings",
+        "/users/-1/ratings",
+        "/movies/recommendations?user_id=1e3",
+        "/movies/recommendations",
+        "/movies/explain/x/1",
+    ):
+        resp = await client.get(url, headers=mine)
+        assert resp.status_code == 400, (url, resp.text)
+        assert resp.json()["field"] == "user_id", (url, resp.text)
+    resp = await client.get(f"/movies/explain/{world['me']}/abc", headers=mine)
+    assert resp.status_code == 400 and resp.json()["field"] == "movie_id", resp.text
