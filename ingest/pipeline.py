@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,8 @@ def store_catalogue(
         with Session(engine) as session:
             repo.refresh_rating_stats(session)
             session.commit()
-    errors = in_file_order([*errors, *result.errors])
+    ratings_files = {r.file for r in catalogue.ratings} | ({ratings_file.name} if ratings_file else set())
+    errors = in_file_order([*errors, *result.errors], ratings_files)
     if errors:
         log.info("%d bad rows skipped", len(errors))
     catalogue.stats.update({**result.stats(), "ratings": result.stored})
@@ -117,12 +118,13 @@ class NothingUsable(FileProblem):
         super().__init__(where, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
 
 
-def in_file_order(errors: list[RowError]) -> list[RowError]:
-    """Grouped by file (files in the order first met), by line within a file; each error once."""
+def in_file_order(errors: list[RowError], ratings_files: Collection[str] = ()) -> list[RowError]:
+    """Grouped by file (catalogue files first, `ratings_files` after; each group in the order first
+    met), by line within a file; each error once."""
     rank: dict[str, int] = {}
     for e in errors:
         rank.setdefault(e.file, len(rank))
-    return sorted(dict.fromkeys(errors), key=lambda e: (rank[e.file], e.line))
+    return sorted(dict.fromkeys(errors), key=lambda e: (e.file in ratings_files, rank[e.file], e.line))
 
 
 def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # type: ignore[type-arg]

@@ -313,7 +313,7 @@ def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -
         result = CliRunner().invoke(cli, args, env=env)
     finally:
         get_settings.cache_clear()
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # every file-level problem: exit 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "ratings.csv:1" in lines[0] and "userId" in lines[0], result.output
     engine = make_engine(settings.sqlalchemy_url)
