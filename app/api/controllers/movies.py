@@ -54,8 +54,11 @@ class MovieController(Controller):
         movie_id: MovieIdPath,
         limit: Limit = 10,
         vector: Annotated[
-            Literal["combined", "text", "image"],
-            Parameter(description="Which embedding to compare: text+poster, text only, or poster only."),
+            Literal["combined", "text", "image", "collab"],
+            Parameter(
+                description="Which embedding to compare: text+poster, text only, poster only, or collab "
+                "(people who liked this also liked; a movie without ratings uses its content-predicted factors)."
+            ),
         ] = "combined",
     ) -> SimilarOut:
         mid = parse_id(movie_id, "movie_id")

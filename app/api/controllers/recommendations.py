@@ -39,7 +39,8 @@ class RecommendationController(Controller):
         summary="Recommendations for a user",
         description=(
             "One database query (the user's ratings), one vector retrieve per named vector used and one ANN query. "
-            "`path` says how the answer was made: `popular` (no ratings, or use_embeddings=false), "
+            "`path` says how the answer was made: `popular` (no ratings, an unknown user id included: never 404; "
+            "or use_embeddings=false), "
             "`content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated movies are never returned."
         ),
         sync_to_thread=True,
@@ -70,7 +71,7 @@ class RecommendationController(Controller):
     ) -> RecommendationsOut:
         uid = parse_id(user_id, "user_id")
         wanted = movie_filter(recommender, genres, year_min, year_max)
-        ratings = _ratings_of_known_user(db_session, uid)
+        ratings = repo.user_ratings(db_session, uid)
         history: list[UserRating] = ratings
         if not use_embeddings:
             # Popularity only: no history means no taste vector, but the rated movies stay excluded.
@@ -99,14 +100,7 @@ class RecommendationController(Controller):
         self, db_session: Session, recommender: Recommender, user_id: UserIdPath, movie_id: MovieIdPath
     ) -> ExplanationOut:
         uid, mid = parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id")
-        ratings = _ratings_of_known_user(db_session, uid)
+        ratings = repo.user_ratings(db_session, uid)
         return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
 
 
-def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
-    """All ratings, newest first. Only when there are none is a second query needed, to tell an
-    unknown user (404) from a known one without ratings (cold start)."""
-    ratings = repo.user_ratings(session, user_id)
-    if not ratings:
-        repo.require_user(session, user_id)
-    return ratings
