@@ -1,9 +1,8 @@
 """First contact (issue 11): unknown users, short histories, new movies, honest explanations.
 Through the real API on a copy of the demo fixture, and the Recommender on hand-built indexes."""
 
+# ruff: noqa: F811  (the module fixtures of test_api are imported by name, then requested as arguments)
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from litestar import Litestar
