@@ -266,7 +266,7 @@ async def test_cold_start_paths(
     assert (await client.delete(f"/users/{user}/ratings/{movie_ids[0]}", headers=admin)).status_code == 204
     assert (await recommend(client, admin, user))["path"] == "popular"
 
-    for n, path in ((1, "content_cold_start"), (20, "hybrid")):
+    for n, path in ((1, "collab_popular"), (20, "hybrid")):
         user = NEW_USER + 1 + n
         for i, movie in enumerate(movie_ids[:n]):
             resp = await client.post(f"/users/{user}/ratings", json={"movie_id": movie, "rating": 4.5 - (i % 4)},

@@ -62,7 +62,7 @@ class RecommendationOut(msgspec.Struct):
 class RecommendationsOut(msgspec.Struct):
     user_id: int
     strategy: Literal["content", "collab", "hybrid"]
-    path: Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
+    path: Literal["popular", "content_cold_start", "content", "collab_popular", "collab", "hybrid"]
     items: list[RecommendationOut]
 
     @classmethod

@@ -22,13 +22,14 @@ from app.recommend.user_vector import balance, collab_vector, taste_weights, wei
 from app.vectorstore import Hit, MovieFilter, MovieIndex, StoredMovie
 
 Strategy = Literal["content", "collab", "hybrid"]
-Path = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
-COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
+Path = Literal["popular", "content_cold_start", "content", "collab_popular", "collab", "hybrid"]
+COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5
 TEXT_HALF = 384  # the combined vector is [text half | image half]; see app/embedding/movie.py
 # Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
 # `combined`, and converting the engine's vectors to numpy is most of a query's cost.
 CANDIDATE_VECTOR = "text"
+PRIOR_MOVIES = 1000  # the popularity direction of short histories sums this many movies' factors
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Recommender:
         self.candidate_factor = candidate_factor
         self.tuning = tuning
         self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
+        self._prior_cache: tuple[MovieIndex, np.ndarray | None] | None = None  # likewise
 
     # -- genres --------------------------------------------------------------------------------
     def genres(self, *, refresh: bool = False) -> dict[str, int]:
@@ -162,9 +164,14 @@ class Recommender:
         if taste is None:
             return RecommendationList(strategy, "popular", self._popular(index, unseen, limit))
         n = limit * self.candidate_factor
-        if taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
+        if taste.collab is not None and len(ratings) <= self.tuning.new_user_max:
+            # A short history: collab from even one rating, pulled towards what is popular.
+            query = self._with_prior(index, taste.collab, len(ratings))
+            hits = index.query(query, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
+            path: Path = "collab_popular"
+        elif taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
             hits = index.query(taste.content, "combined", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
-            path: Path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
+            path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
         elif strategy == "collab" or taste.content is None:
             hits = index.query(taste.collab, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path = "collab"
@@ -227,6 +234,34 @@ class Recommender:
         t = self.tuning
         weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
         return collab_vector(np.array([stored[r.movie_id].vectors["collab"] for r in history]), weights.weights)
+
+    def _with_prior(self, index: MovieIndex, user: np.ndarray, n_ratings: int) -> np.ndarray:
+        """The collab query unit(u) + α(n) unit(p): the user's factors and the popularity direction
+        p, with α fading as the history grows (Tuning.prior_weight). Ranks by the dot product."""
+        prior = self._prior(index)
+        if prior is None:
+            return user
+        blended = collab.factor_part(user) + self.tuning.prior_weight(n_ratings) * prior
+        query = collab.as_query(blended)
+        return user if query is None else query
+
+    def _prior(self, index: MovieIndex) -> np.ndarray | None:
+        """p = Σ_j popularity_j f_j over the PRIOR_MOVIES most popular movies' factors, unit length:
+        EASE reconstructs the interactions (XB ≈ X), so p·f_j ≈ the popularity of j. Once per index
+        generation (one scroll and one retrieve)."""
+        known = self._prior_cache
+        if known is None or known[0] is not index:
+            popular = index.popular(PRIOR_MOVIES)
+            weight = {h.id: float(h.payload.get("popularity") or 0.0) for h in popular}
+            stored = [m for m in index.retrieve(list(weight), vectors=("collab",)) if "collab" in m.vectors]
+            p = None
+            if stored:
+                w = np.array([weight[m.id] for m in stored])
+                total = w @ collab.factor_part(np.array([m.vectors["collab"] for m in stored]))
+                norm = float(np.linalg.norm(total))
+                p = (total / norm).astype(np.float32) if norm > 1e-9 else None
+            known = self._prior_cache = (index, p)
+        return known[1]
 
     def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
         return [

@@ -46,6 +46,14 @@ class Tuning:
     content_weight: float = 0.05
     collab_weight: float = 1.0
     rrf_k: int = RRF_K
+    # Short histories (1..new_user_max ratings) query collab alone, blended with the popularity
+    # direction: unit(u) + α(n) unit(p), α(n) = min(1, prior_scale / sqrt(n)); see prior_weight.
+    new_user_max: int = 10
+    prior_scale: float = 1.6
+
+    def prior_weight(self, n_ratings: int) -> float:
+        """α(n): the popularity prior's weight for a history of n ratings (1 for n <= 2, 0.5 at 10)."""
+        return min(1.0, self.prior_scale / max(n_ratings, 1) ** 0.5)
 
 
 TUNED = Tuning()

@@ -41,7 +41,9 @@ class RecommendationController(Controller):
             "One database query (the user's ratings), one vector retrieve per named vector used and one ANN query. "
             "`path` says how the answer was made: `popular` (no ratings, an unknown user id included: never 404; "
             "or use_embeddings=false), "
-            "`content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated movies are never returned."
+            "`content_cold_start` (content strategy, 1-2 ratings), `content`, `collab_popular` (collab or hybrid with "
+            "1-10 ratings: collab blended with a popularity prior that fades as the history grows), "
+            "`collab` or `hybrid`. Rated movies are never returned."
         ),
         sync_to_thread=True,
     )
@@ -56,8 +58,9 @@ class RecommendationController(Controller):
             Literal["content", "collab", "hybrid"],
             Parameter(
                 description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
-                "collab: rating factors alone; content: text and poster alone. With 1-2 ratings, or when none "
-                "of the user's movies has ratings-based factors yet, every strategy answers from content."
+                "collab: rating factors alone; content: text and poster alone. With 1-10 ratings collab and hybrid "
+                "answer `collab_popular`; when none "
+                "of the user's movies has collab factors yet, collab and hybrid answer from content."
             ),
         ] = "hybrid",
         genres: Genres = None,

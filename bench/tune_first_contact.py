@@ -1,0 +1,162 @@
+"""Tune first contact on a validation split carved from the training part, never on test: the
+popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
+(part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
+
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies]
+
+users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings; the collab
+    user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
+    unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from _common import log  # also puts the repository root on sys.path
+
+from app.embedding import collab
+from app.recommend.eval import baselines, splits
+from app.recommend.eval.metrics import ndcg_at_k
+from app.recommend.eval.runner import load_dataset
+
+K = 10
+LENGTHS = (1, 2, 3, 5, 10)
+ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+ALPHAS_EXACT = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def factors(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Movie ids and their (unnormalised) EASE factors."""
+    items, x = collab._interactions(train["user_id"].to_numpy(), train["movie_id"].to_numpy(), collab.MAX_ITEMS)
+    return items, collab._symmetric_factors(collab._ease(x, collab.EASE_L2), 255)
+
+
+def ndcg(recs: dict[int, list[int]], relevant: dict[int, set[int]]) -> float:
+    return float(np.mean([ndcg_at_k(recs[u], relevant[u], K) for u in recs]))
+
+
+def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
+    ids = [m.id for m in movies]
+    for n in LENGTHS:
+        cut, chosen = splits.cold_start(fit, users, len(users), keep=n)
+        chosen = [int(u) for u in chosen]
+        cat = baselines.Catalogue(ids, cut)
+        items, f = factors(cut)
+        col = np.searchsorted(cat.ids, items)
+        full = np.zeros((len(cat.ids), f.shape[1]))
+        full[col] = f
+        counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids))
+        p = counts @ full
+        p /= np.linalg.norm(p)
+        line = {
+            "popularity": ndcg(baselines.popularity(cat, chosen, K), relevant),
+            "itemknn": ndcg(baselines.itemknn(cat, chosen, K), relevant),
+        }
+        for a in ALPHAS:
+            recs = {}
+            for u in chosen:
+                uv = full[cat.rated[u]].sum(axis=0)
+                uv = uv / max(np.linalg.norm(uv), 1e-12)
+                recs[u] = cat.top_k(full @ (uv + a * p), u, K)
+            line[f"a={a:g}"] = ndcg(recs, relevant)
+        pop = counts / counts.max()
+        for a in ALPHAS_EXACT:  # max-scaled collab score + α x max-scaled training count
+            recs = {}
+            for u in chosen:
+                s = full @ full[cat.rated[u]].sum(axis=0)
+                recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
+            line[f"x={a:g}"] = ndcg(recs, relevant)
+        print(f"n={n:<3} users={len(chosen)} " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+
+
+def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
+    """15% of the movies lose their fitting ratings; their factors come from content (ridge map)."""
+    from app.embedding.movie import combine
+    from app.embedding.text import TextEncoder
+    from app.recommend.eval.embed_cache import cached_text_vectors
+    from app.settings import get_settings
+
+    text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))
+    content = {m.id: combine(text[m.id], None)[0] for m in movies}
+    ids = np.array(sorted(content))
+    new = set(np.random.default_rng(7).choice(ids, size=round(0.15 * len(ids)), replace=False).tolist())
+    fit = fit[~fit["movie_id"].isin(new)]
+    rated = collab.item_vectors(fit["user_id"].to_numpy(), fit["movie_id"].to_numpy(), 256)
+    cat = baselines.Catalogue(ids, fit)
+    chosen = [int(u) for u in users if int(u) in cat.rated and relevant[int(u)] & new]
+    new_cols = np.searchsorted(cat.ids, sorted(new))
+    cmat = np.array([content[m] for m in cat.ids])
+    for l2 in (1.0,):
+        pred = collab.from_content(rated, content, l2=l2)
+        full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
+        old_cols = np.setdiff1d(np.arange(len(cat.ids)), new_cols)
+        for share in (0, 1, 2, 3):  # the last `share` places of the top k go to the best new movies
+            overall, recall_new, recall_all = {}, [], []
+            for u in chosen:
+                s = full @ full[cat.rated[u]].sum(axis=0)
+                warm, cold = s.copy(), s.copy()
+                warm[new_cols] = -np.inf
+                cold[old_cols] = -np.inf
+                overall[u] = cat.top_k(warm, u, K - share) + cat.top_k(cold, u, share)
+                rel_new = relevant[u] & new
+                recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
+                recall_all.append(len(set(overall[u]) & relevant[u]) / len(relevant[u]))
+            print(
+                f"share={share} overall ndcg={ndcg(overall, relevant):.4f} recall={np.mean(recall_all):.4f} "
+                f"new recall={np.mean(recall_new):.4f}",
+                flush=True,
+            )
+    for l2 in (0.1, 1.0, 10.0):
+        for handicap in (0.5, 1.0, 1.5, 2.0):
+            pred = collab.from_content(rated, content, l2=l2, handicap=handicap)
+            full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
+            among, overall, recall_new = [], {}, []
+            for u in chosen:
+                s = full @ full[cat.rated[u]].sum(axis=0)
+                overall[u] = cat.top_k(s, u, K)
+                rel_new = relevant[u] & new
+                recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
+                only = np.full(len(cat.ids), -np.inf)
+                only[new_cols] = s[new_cols]
+                among.append(ndcg_at_k(cat.top_k(only, u, K), rel_new, K))
+            print(
+                f"l2={l2:<5} handicap={handicap:<4} among-new ndcg={np.mean(among):.4f} "
+                f"overall ndcg={ndcg(overall, relevant):.4f} new recall={np.mean(recall_new):.4f}",
+                flush=True,
+            )
+    taste, rand = [], []
+    rng = np.random.default_rng(0)
+    for u in chosen:
+        rel_new = relevant[u] & new
+        t = cmat[cat.rated[u]].mean(axis=0) @ cmat.T
+        for scores, out in ((t, taste), (rng.random(len(ids)), rand)):
+            only = np.full(len(cat.ids), -np.inf)
+            only[new_cols] = scores[new_cols]
+            out.append(ndcg_at_k(cat.top_k(only, u, K), rel_new, K))
+    print(f"among-new: content taste {np.mean(taste):.4f}, random {np.mean(rand):.4f}; {len(chosen)} users")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
+    parser.add_argument("--part", default="users", choices=["users", "movies"])
+    args = parser.parse_args()
+    started = time.perf_counter()
+    movies, ratings = load_dataset(args.dataset)
+    train = splits.stratified_split(ratings).train
+    parts = splits.stratified_split(train, seed=splits.SEED + 1)  # the validation split
+    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
+    users = splits.sample_users(np.array(sorted(relevant)), 400)
+    if args.part == "users":
+        new_users(movies, parts.train, relevant, users)
+    else:
+        new_movies(movies, parts.train, relevant, users)
+    log(f"{time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
