@@ -21,6 +21,7 @@ from tests.test_api import (  # noqa: F401  (module fixtures, shared by name)
     real_users,
     recommend,
 )
+from tests.test_collab import NEW, _user, recommender, world  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 
@@ -52,3 +53,30 @@ async def test_similar_by_collab(
     assert movie not in [i["movie_id"] for i in body["items"]]
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
+
+
+async def test_only_new_answers_over_http(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    # Every movie of the demo slice has ratings: "new for you" is empty, not an error.
+    body = await recommend(client, admin, real_users[1], only_new="true")
+    assert body["items"] == []
+    assert_error(
+        await client.get("/movies/recommendations", params={"user_id": 1, "only_new": "maybe"}, headers=admin),
+        400,
+        "only_new",
+    )
+
+
+def test_a_movie_added_without_ratings_is_recommended(world, recommender) -> None:
+    """test_collab's world adds three movies nobody rated: their collab vectors come from content at
+    ingest, one takes a collab list's exploration place, and only_new ranks among them alone."""
+    ratings = _user(world[0])
+    fresh = recommender.recommend(ratings, limit=10, strategy="collab", only_new=True)
+    assert {i.id for i in fresh.items} == {NEW, NEW + 1, NEW + 2}
+    for strategy in ("collab", "hybrid"):
+        full = recommender.recommend(ratings, limit=10, strategy=strategy)  # type: ignore[arg-type]
+        assert len(full.items) == 10
+        assert full.items[-1].id == fresh.items[0].id  # the exploration place: the best new movie for this user
+        assert "nobody has rated" in full.items[-1].reason
+        assert len({i.id for i in full.items}) == 10  # another new movie may also earn a place of its own

@@ -151,31 +151,39 @@ class Recommender:
         filter: MovieFilter = MovieFilter(),
         popularity: float = 0.1,
         diversity: float = 0.2,
+        only_new: bool = False,
     ) -> RecommendationList:
         """`ratings`: all of the user's ratings, newest first. Rated movies are never returned.
 
         content: the taste vector on `combined`. collab: the user's collab vector on `collab`.
-        hybrid: both in one query, fused by weighted RRF. With 1-2 ratings every strategy answers
-        from content, and collab/hybrid fall back to content when none of the user's movies has a
-        collab vector yet (path says which answered)."""
+        hybrid: both in one query, fused by weighted RRF. With 1-10 ratings collab and hybrid query
+        collab blended with a popularity prior (path `collab_popular`); with 1-2 the content strategy
+        answers `content_cold_start`; collab/hybrid fall back to content when none of the user's
+        movies has a collab vector. Collab answers keep Tuning.new_share of the list (the last
+        places) for the best movies nobody has rated yet. `only_new`: rank only those movies."""
         index = self._index()
         unseen = replace(filter, exclude_ids=filter.exclude_ids | {r.movie_id for r in ratings})
+        if only_new:
+            unseen = replace(unseen, collab_source="content")
         taste = self._taste(index, ratings, with_collab=strategy != "content") if ratings else None
         if taste is None:
             return RecommendationList(strategy, "popular", self._popular(index, unseen, limit))
         n = limit * self.candidate_factor
+        collab_query = None
         if taste.collab is not None and len(ratings) <= self.tuning.new_user_max:
             # A short history: collab from even one rating, pulled towards what is popular.
-            query = self._with_prior(index, taste.collab, len(ratings))
-            hits = index.query(query, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
+            collab_query = self._with_prior(index, taste.collab, len(ratings))
+            hits = index.query(collab_query, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path: Path = "collab_popular"
         elif taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
             hits = index.query(taste.content, "combined", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
         elif strategy == "collab" or taste.content is None:
-            hits = index.query(taste.collab, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
+            collab_query = taste.collab
+            hits = index.query(collab_query, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path = "collab"
         else:
+            collab_query = taste.collab
             t = self.tuning
             hits = index.query_fused(
                 {"combined": taste.content, "collab": taste.collab},
@@ -188,9 +196,18 @@ class Recommender:
             )
             path = "hybrid"
         # Diversity is judged on content for every strategy: "not five sequels".
-        picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, diversity)
+        slots = 0 if only_new or collab_query is None else round(limit * self.tuning.new_share)
+        fresh = self._new_movies(index, collab_query, slots, unseen) if slots else []
+        kept = [h for h in hits if h.id not in {f.id for f in fresh}]
+        picks = rerank(kept, CANDIDATE_VECTOR, limit - len(fresh), popularity, diversity)
         items = _with_reasons(picks, taste.liked)
+        items += [_new_movie_pick(h) for h in fresh]
         return RecommendationList(strategy, path, items)
+
+    def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
+        """The exploration share: the `slots` best movies whose collab vector is predicted from
+        content (nobody rated them yet), by the user's own collab query."""
+        return index.query(query, "collab", slots, replace(filter, collab_source="content"))
 
     def _taste(self, index: MovieIndex, ratings: Sequence[UserRating], with_collab: bool) -> Taste | None:
         """The user's vectors: the taste vector from the recent history's `combined` vectors, the
@@ -327,6 +344,11 @@ class Recommender:
             movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related,
             _sentence(title, similarity, text_share, related),
         )
+
+
+def _new_movie_pick(hit: Hit) -> Recommendation:
+    reason = "new: nobody has rated it yet; its fans are predicted from its story and poster"
+    return Recommendation(**vars(ScoredMovie.from_payload(hit.id, hit.payload, hit.score)), reason=reason)
 
 
 def _with_reasons(picks: list[tuple[Hit, float]], liked: list[tuple[UserRating, StoredMovie]]) -> list[Recommendation]:

@@ -71,6 +71,11 @@ class RecommendationController(Controller):
         ] = True,
         popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
         diversity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=DIVERSITY_DOC)] = None,
+        only_new: Annotated[
+            bool,
+            Parameter(description="true: new for you, ranked among movies nobody has rated yet "
+                      "(their collab factors are predicted from content)."),
+        ] = False,
     ) -> RecommendationsOut:
         uid = parse_id(user_id, "user_id")
         wanted = movie_filter(recommender, genres, year_min, year_max)
@@ -88,6 +93,7 @@ class RecommendationController(Controller):
             filter=wanted,
             popularity=settings.popularity_weight if popularity is None else popularity,
             diversity=settings.diversity if diversity is None else diversity,
+            only_new=only_new,
         )
         return RecommendationsOut.from_domain(uid, result)
 
