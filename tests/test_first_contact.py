@@ -4,6 +4,7 @@ Through the real API on a copy of the demo fixture, and the Recommender on hand-
 # ruff: noqa: F811  (the module fixtures of test_api are imported by name, then requested as arguments)
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -80,3 +81,87 @@ def test_a_movie_added_without_ratings_is_recommended(world, recommender) -> Non
         assert full.items[-1].id == fresh.items[0].id  # the exploration place: the best new movie for this user
         assert "nobody has rated" in full.items[-1].reason
         assert len({i.id for i in full.items}) == 10  # another new movie may also earn a place of its own
+
+
+# -- honest explanations, on a hand-built index -----------------------------------------------------
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _axis(i: int, dim: int, other: int | None = None, mix: float = 0.0) -> np.ndarray:
+    v = np.zeros(dim)
+    v[i] = 1.0
+    if other is not None:
+        v[other] = mix
+    return _unit(v)
+
+
+@pytest.fixture()
+def handmade(tmp_path):
+    """Five movies with chosen vectors. Liked (5★) and Disliked (1★) are rated; Twin's collab and text
+    vectors lie next to Disliked's and orthogonal to Liked's; Kin's lie next to Liked's; Loner is
+    orthogonal to both, in text and in collab."""
+    from app.settings import Settings
+    from app.vectorstore import MoviePoint, build_manifest, payload_for
+    from app.vectorstore.edge import EdgeIndex
+
+    index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
+    axes = {1: (0, None), 2: (1, None), 3: (1, 2), 4: (0, 3), 5: (5, None)}  # id -> (axis, second axis)
+    names = {1: "Liked", 2: "Disliked", 3: "Twin", 4: "Kin", 5: "Loner"}
+    points = []
+    for mid, (axis, other) in axes.items():
+        text = _axis(axis, 384, other, 0.3)
+        collab_factors = _axis(axis, 255, other, 0.3) * 0.8
+        collab_vec = np.append(collab_factors, np.sqrt(1 - 0.64)).astype(np.float32)
+        payload = payload_for(
+            title=names[mid],
+            year=2000,
+            genres=["Drama"],
+            popularity=float(mid),
+            vote_average=None,
+            vote_count=0,
+            has_poster=False,
+            content_hash="",
+        )
+        payload["collab_source"] = "ratings"
+        vectors = {"text": text, "combined": np.append(text, np.zeros(384)).astype(np.float32), "collab": collab_vec}
+        points.append(MoviePoint(mid, vectors, payload))
+    index.upsert(points)
+    yield index
+    index.close()
+
+
+def test_reasons_never_cite_a_disliked_movie_nor_call_noise_a_match(handmade) -> None:
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]  # newest first
+    for strategy in ("content", "collab", "hybrid"):
+        result = rec.recommend(ratings, limit=3, strategy=strategy, popularity=0.0, diversity=0.0)
+        reasons = {i.title: i.reason for i in result.items}
+        assert set(reasons) == {"Twin", "Kin", "Loner"}, (strategy, result.path)
+        assert all("Disliked" not in r for r in reasons.values()), reasons  # never the 1★ movie
+        assert reasons["Twin"] == reasons["Loner"] == "a popular pick", reasons  # cosine to Liked: ~0
+        cited = (
+            "people who liked Liked (you: 5.0★) also liked this"
+            if strategy != "content"
+            else "because you liked Liked (5.0★)"
+        )
+        assert reasons["Kin"] == cited
+        for item in result.items:  # the list and the explanation say the same thing
+            why = rec.explain(ratings, item.id, strategy=strategy)
+            assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence
+            assert "Disliked" not in why.sentence
+    far = rec.explain(ratings, 5, strategy="hybrid")
+    assert "matches your taste" not in far.sentence and "not close" in far.sentence
+
+
+def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(2, 2.0, 3_000), UserRating(1, 2.0, 2_000), UserRating(5, 2.0, 1_000)]  # all alike, low
+    result = rec.recommend(ratings, limit=2, strategy="hybrid", popularity=0.0, diversity=0.0)
+    assert result.items and all(i.reason == "a popular pick" for i in result.items)

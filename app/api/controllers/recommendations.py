@@ -102,14 +102,27 @@ class RecommendationController(Controller):
         operation_id="explainRecommendation",
         responses=ERROR_RESPONSES,
         summary="Why a movie suits a user",
-        description="Similarity to the user's taste, its text/image split, and the closest movies the user rated.",
+        description=(
+            "The reason the recommendation list gives for this movie (collab and hybrid: the liked movie nearest "
+            "in the collab space; content: nearest in text), then its content similarity to the user's taste, "
+            "its text/image split, and the closest movies the user rated. A user with no ratings gets a "
+            "popularity sentence."
+        ),
         sync_to_thread=True,
     )
     def explain(
-        self, db_session: Session, recommender: Recommender, user_id: UserIdPath, movie_id: MovieIdPath
+        self,
+        db_session: Session,
+        recommender: Recommender,
+        user_id: UserIdPath,
+        movie_id: MovieIdPath,
+        strategy: Annotated[
+            Literal["content", "collab", "hybrid"],
+            Parameter(description="The strategy of the list being explained: its items' `reason` is this sentence's."),
+        ] = "hybrid",
     ) -> ExplanationOut:
         uid, mid = parse_id(user_id, "user_id"), parse_id(movie_id, "movie_id")
         ratings = repo.user_ratings(db_session, uid)
-        return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid))
+        return ExplanationOut.from_domain(uid, recommender.explain(ratings, mid, strategy=strategy))
 
 
