@@ -94,14 +94,17 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
         pred = collab.from_content(rated, content, l2=l2)
         full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
         old_cols = np.setdiff1d(np.arange(len(cat.ids)), new_cols)
-        for share in (0, 1, 2, 3):  # the last `share` places of the top k go to the best new movies
+        for share, tau in ((0, 0), (1, 0), (1, 0.25), (1, 0.5), (1, 0.75), (2, 0)):
+            # the last `share` places go to the best new movies, when they score >= tau x the last warm pick
             overall, recall_new, recall_all = {}, [], []
             for u in chosen:
                 s = full @ full[cat.rated[u]].sum(axis=0)
                 warm, cold = s.copy(), s.copy()
                 warm[new_cols] = -np.inf
                 cold[old_cols] = -np.inf
-                overall[u] = cat.top_k(warm, u, K - share) + cat.top_k(cold, u, share)
+                top = cat.top_k(warm, u, K)
+                fresh = [m for m in cat.top_k(cold, u, share) if s[cat.column[m]] >= tau * s[cat.column[top[-1]]]]
+                overall[u] = top[: K - len(fresh)] + fresh
                 rel_new = relevant[u] & new
                 recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
                 recall_all.append(len(set(overall[u]) & relevant[u]) / len(relevant[u]))
@@ -110,7 +113,7 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
                 f"new recall={np.mean(recall_new):.4f}",
                 flush=True,
             )
-    for l2 in (0.1, 1.0, 10.0):
+    for l2 in ():
         for handicap in (0.5, 1.0, 1.5, 2.0):
             pred = collab.from_content(rated, content, l2=l2, handicap=handicap)
             full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))

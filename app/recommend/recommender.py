@@ -211,8 +211,13 @@ class Recommender:
         slots = 0 if only_new or collab_query is None else round(limit * self.tuning.new_share)
         fresh = self._new_movies(index, collab_query, slots, unseen) if slots else []
         kept = [h for h in hits if h.id not in {f.id for f in fresh}]
-        picks = rerank(kept, CANDIDATE_VECTOR, limit - len(fresh), popularity, diversity)
-        picks += [(h, h.score) for h in fresh]
+        picks = rerank(kept, CANDIDATE_VECTOR, limit, popularity, diversity)
+        if fresh and picks and "collab" in picks[-1][0].vectors:
+            # A new movie earns its place only when the user's collab query scores it at least
+            # new_min_ratio x the last pick it displaces (both are cosines to the same query).
+            bar = self.tuning.new_min_ratio * float(collab_query @ picks[-1][0].vectors["collab"])
+            fresh = [h for h in fresh if h.score >= bar]
+        picks = picks[: limit - len(fresh)] + [(h, h.score) for h in fresh]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
         items = [_recommendation(h, score, taste.liked, liked_collab) for h, score in picks]
         return RecommendationList(strategy, path, items)
