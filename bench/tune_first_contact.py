@@ -6,7 +6,11 @@ popularity prior of short histories (issue 11 part 2) and the content -> collab 
 
 users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings; the collab
     user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
-    unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN.
+    unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN; and an exact
+    popularity term (x=: max-scaled collab score + α x max-scaled count).
+movies: 15% of the movies lose their fitting ratings; the content -> factors ridge map's penalty
+    and handicap, and the exploration place (share of the list, minimum score ratio), by overall
+    NDCG@10, new-movie recall@10 and NDCG@10 among new movies (vs the content taste vector, random).
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
     chosen = [int(u) for u in users if int(u) in cat.rated and relevant[int(u)] & new]
     new_cols = np.searchsorted(cat.ids, sorted(new))
     cmat = np.array([content[m] for m in cat.ids])
-    for l2 in (1.0,):
+    for l2 in (collab.CONTENT_L2,):  # the exploration place, with the chosen map
         pred = collab.from_content(rated, content, l2=l2)
         full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
         old_cols = np.setdiff1d(np.arange(len(cat.ids)), new_cols)
@@ -109,11 +113,11 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
                 recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
                 recall_all.append(len(set(overall[u]) & relevant[u]) / len(relevant[u]))
             print(
-                f"share={share} overall ndcg={ndcg(overall, relevant):.4f} recall={np.mean(recall_all):.4f} "
-                f"new recall={np.mean(recall_new):.4f}",
+                f"share={share} ratio={tau} overall ndcg={ndcg(overall, relevant):.4f} "
+                f"recall={np.mean(recall_all):.4f} new recall={np.mean(recall_new):.4f}",
                 flush=True,
             )
-    for l2 in ():
+    for l2 in (0.1, 1.0, 10.0):  # the map's penalty, and new movies competing on a handicapped score
         for handicap in (0.5, 1.0, 1.5, 2.0):
             pred = collab.from_content(rated, content, l2=l2, handicap=handicap)
             full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
