@@ -147,10 +147,38 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
     print(f"among-new: content taste {np.mean(taste):.4f}, random {np.mean(rand):.4f}; {len(chosen)} users")
 
 
+def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
+    """The collab user vector Σ w_i f_i with w_i = 0.5^(age_i / half-life), on a temporal validation
+    split (each user's latest 25% of their temporal-training ratings) and on the stratified one."""
+    from app.recommend.user_vector import SECONDS_PER_DAY
+
+    for name, fit_split in (
+        ("temporal", splits.temporal_split(splits.temporal_split(ratings).train)),
+        ("stratified", splits.stratified_split(splits.stratified_split(ratings).train, seed=splits.SEED + 1)),
+    ):
+        fit = fit_split.train
+        relevant = {int(u): set(g.tolist()) for u, g in fit_split.test.groupby("user_id")["movie_id"]}
+        users = [int(u) for u in splits.sample_users(np.array(sorted(relevant)), 400)]
+        cat = baselines.Catalogue([m.id for m in movies], fit)
+        items, f = factors(fit)
+        full = np.zeros((len(cat.ids), f.shape[1]))
+        full[np.searchsorted(cat.ids, items)] = f
+        stamps = {int(u): g["timestamp"].to_numpy() for u, g in fit.groupby("user_id")}
+        line = {}
+        for half_life in (None, 730, 365, 180, 90, 30):
+            recs = {}
+            for u in users:
+                age = (stamps[u].max() - stamps[u]) / SECONDS_PER_DAY
+                w = np.ones(len(age)) if half_life is None else np.power(0.5, age / half_life)
+                recs[u] = cat.top_k(full @ (w @ full[cat.rated[u]]), u, K)
+            line[f"h={half_life}"] = ndcg(recs, relevant)
+        print(f"{dataset} {name}: " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
-    parser.add_argument("--part", default="users", choices=["users", "movies"])
+    parser.add_argument("--part", default="users", choices=["users", "movies", "time"])
     args = parser.parse_args()
     started = time.perf_counter()
     movies, ratings = load_dataset(args.dataset)
@@ -158,7 +186,9 @@ def main() -> None:
     parts = splits.stratified_split(train, seed=splits.SEED + 1)  # the validation split
     relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
     users = splits.sample_users(np.array(sorted(relevant)), 400)
-    if args.part == "users":
+    if args.part == "time":
+        recency(movies, ratings, args.dataset)
+    elif args.part == "users":
         new_users(movies, parts.train, relevant, users)
     else:
         new_movies(movies, parts.train, relevant, users)
