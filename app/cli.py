@@ -43,6 +43,12 @@ class EvalDataset(str, Enum):
 class EvalProtocol(str, Enum):
     stratified = "stratified"
     temporal = "temporal"
+    new_movies = "new-movies"
+
+
+class EvalSplit(str, Enum):
+    user = "user"
+    item = "item"
 
 
 class DeviceOpt(str, Enum):
@@ -256,10 +262,19 @@ def status(
 def eval_(
     dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = EvalDataset.ml100k,
     protocol: Annotated[
-        EvalProtocol, typer.Option(help="stratified: a random 25% of each user's ratings held out; temporal: latest.")
+        EvalProtocol,
+        typer.Option(help="stratified: a random 25% held out; temporal: each user's latest 25%; "
+                     "new-movies: stratified, and a seeded 15% of movies lose all training ratings."),
     ] = EvalProtocol.stratified,
     k: Annotated[int, typer.Option("--k", min=1, help="Length of each recommendation list.")] = 10,
     users: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many test users.")] = None,
+    split: Annotated[
+        EvalSplit, typer.Option(help="stratified protocol: hold out 25% of each user's ratings, or of each movie's.")
+    ] = EvalSplit.user,
+    seeds: Annotated[str, typer.Option(help="Split seeds, comma-separated, e.g. 1,2,3,4,5: mean ± std.")] = "42",
+    new_users: Annotated[
+        bool, typer.Option("--new-users", help="Add the new-user sweep: histories cut to 1, 2, 3, 5, 10.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     save: Annotated[
         bool, typer.Option("--save", help="Also save the JSON report for the dashboard (DATA_DIR/eval/last.json).")
@@ -279,9 +294,20 @@ def eval_(
         make_encoder=lambda: build_text_encoder(settings, dev),
         history_size=settings.history_size,
         half_life_days=settings.half_life_days,
+        popularity=settings.popularity_weight,
+        diversity=settings.diversity,
     )
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter("comma-separated integers, e.g. 1,2,3", param_hint="--seeds") from None
+    if not seed_list:
+        raise typer.BadParameter("at least one seed", param_hint="--seeds")
     log = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
-    report = run_eval(dataset.value, protocol.value, k, config, users=users, log=log)
+    report = run_eval(
+        dataset.value, protocol.value, k, config, users=users, log=log, by=split.value, seeds=seed_list,
+        new_users=new_users,
+    )
     if save:
         _save_eval(settings.eval_report_path, report.to_json())
     if as_json:

@@ -4,9 +4,10 @@
 - Resumable: batches land in a staging index that survives a crash; the rerun skips what is there.
 - Atomic: readers keep the published index until the staging one is complete and published.
 - Collaborative: after the content embedding, item factors are learned from the database's
-  ratings (app/embedding/collab.py) and set as the `collab` vector of every rated movie; movies
-  nobody rated have none. They are recomputed whenever anything is staged, and a change in the
-  ratings alone (their fingerprint, kept in the manifest's stats) is enough to stage.
+  ratings (app/embedding/collab.py) and set as the `collab` vector of every rated movie; every
+  other movie gets one predicted from its content (payload `collab_source`: `ratings`/`content`).
+  They are recomputed whenever anything is staged, and a change in the ratings alone (their
+  fingerprint, kept in the manifest's stats) is enough to stage.
 The index mirrors the database's movies table, so what a crashed run stored is never lost.
 """
 
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.text import content_hash, movie_text
-from app.embedding import lexical
+from app.embedding import collab, lexical
 from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
@@ -53,7 +54,7 @@ class IngestSummary:
     ratings: int = 0
     bad_rows: int = 0  # rows skipped, each reported once with its file and line (or record)
     movies_read: int = 0  # movie rows the source read, before validation
-    collab_vectors: int = 0  # movies given a collaborative vector (those with ratings)
+    collab_vectors: int = 0  # movies given a collaborative vector (from ratings, or predicted from content)
     seconds: float = 0.0
     movies_per_s: float = 0.0
     source_stats: dict[str, Any] = field(default_factory=dict)
@@ -240,18 +241,33 @@ def ratings_fingerprint(ratings: Sequence[tuple[int, int]] | None) -> str | None
 
 def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Sequence[tuple[int, int]], dim: int) -> int:
     """Learn the item factors and set them on the points, keeping their other vectors. A movie with
-    no ratings (any more) gets no collab vector: it reaches users through content."""
+    no ratings (any more) gets factors predicted from its content, marked `collab_source: content`."""
     started = time.perf_counter()
     pairs = np.asarray(ratings, dtype=np.int64).reshape(-1, 2)
     known = np.isin(pairs[:, 1], np.fromiter(movie_ids, dtype=np.int64, count=len(movie_ids)))
     vectors = item_vectors(pairs[known, 0], pairs[known, 1], dim)
-    ids = sorted(vectors)
-    for start in range(0, len(ids), COLLAB_BATCH):
-        index.set_vectors("collab", {i: vectors[i] for i in ids[start : start + COLLAB_BATCH]})
-    index.delete_vectors("collab", sorted(movie_ids - vectors.keys()))
+    predicted = collab_from_content(index, movie_ids, vectors)
+    for source, found in (("ratings", vectors), ("content", predicted)):
+        ids = sorted(found)
+        for start in range(0, len(ids), COLLAB_BATCH):
+            index.set_vectors("collab", {i: found[i] for i in ids[start : start + COLLAB_BATCH]})
+            index.set_payload(ids[start : start + COLLAB_BATCH], {"collab_source": source})
+    index.delete_vectors("collab", sorted(movie_ids - vectors.keys() - predicted.keys()))
     index.flush()
-    log.info("collab vectors for %d movies in %.1f s", len(ids), time.perf_counter() - started)
-    return len(ids)
+    log.info("collab vectors for %d movies (%d from content) in %.1f s", len(vectors) + len(predicted),
+             len(predicted), time.perf_counter() - started)
+    return len(vectors) + len(predicted)
+
+
+def collab_from_content(index: MovieIndex, movie_ids: set[int], rated: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Predicted collab vectors for the movies without rating-fitted ones (app/embedding/collab.py)."""
+    ids = sorted(movie_ids)
+    content = {}
+    for start in range(0, len(ids), COLLAB_BATCH):
+        for m in index.retrieve(ids[start : start + COLLAB_BATCH], vectors=("combined",)):
+            if "combined" in m.vectors:
+                content[m.id] = m.vectors["combined"]
+    return collab.from_content(rated, content)
 
 
 def _with_stats(manifest: Manifest, stats: dict[str, Any]) -> Manifest:

@@ -65,14 +65,17 @@ def _rated_movies(settings) -> set[int]:
         return {m for _, m in repo.rated_pairs(session)}
 
 
-def test_ingest_sets_collab_vectors_on_rated_movies_only(world) -> None:
+def test_ingest_sets_collab_vectors_from_ratings_or_content(world) -> None:
+    # Issue 11: a movie nobody rated gets factors predicted from its content (it used to get none).
     settings, summary = world
     stored, rated = _stored(settings), _rated_movies(settings)
     assert summary.embedded == summary.movies == len(stored)
     with_collab = {mid for mid, m in stored.items() if "collab" in m.vectors}
-    assert with_collab == rated & set(stored)
-    assert summary.collab_vectors == len(with_collab) > 0.8 * len(stored)
-    assert not {NEW, NEW + 1, NEW + 2} & with_collab
+    assert with_collab == set(stored) and summary.collab_vectors == len(stored)
+    by_ratings = {mid for mid, m in stored.items() if m.payload.get("collab_source") == "ratings"}
+    by_content = {mid for mid, m in stored.items() if m.payload.get("collab_source") == "content"}
+    assert by_ratings == rated & set(stored) and len(by_ratings) > 0.8 * len(stored)
+    assert by_content == set(stored) - by_ratings and {NEW, NEW + 1, NEW + 2} <= by_content
     for movie in stored.values():
         assert "text" in movie.vectors  # the collab step keeps the content vectors
         if "collab" in movie.vectors:
@@ -89,7 +92,7 @@ def test_new_ratings_alone_restage_collab(tmp_path: Path, world, text_encoder) -
     again = ingest(settings, text_encoder)
     assert again.embedded == 0 and again.skipped_unchanged == again.movies  # nothing changed: nothing staged
     before = _stored(settings)
-    unrated = sorted(mid for mid, m in before.items() if "collab" not in m.vectors)
+    unrated = sorted(mid for mid, m in before.items() if m.payload.get("collab_source") == "content")
     assert unrated, "the demo slice has movies nobody rated"
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as session:
@@ -99,9 +102,9 @@ def test_new_ratings_alone_restage_collab(tmp_path: Path, world, text_encoder) -
     engine.dispose()
     third = ingest(settings, text_encoder)
     assert third.embedded == 0  # content unchanged: nothing re-embedded
-    assert third.collab_vectors == again.collab_vectors + 1
+    assert third.collab_vectors == again.collab_vectors  # every movie has one, from ratings or content
     after = _stored(settings)
-    assert "collab" in after[unrated[0]].vectors
+    assert after[unrated[0]].payload["collab_source"] == "ratings"
     for mid, movie in before.items():
         np.testing.assert_allclose(after[mid].vectors["text"], movie.vectors["text"], atol=1e-6)
 
@@ -132,19 +135,22 @@ def test_strategies_answer_on_their_path(world, recommender: Recommender, strate
     assert len(result.items) == 8
     assert not {i.id for i in result.items} & {r.movie_id for r in ratings}
     cold = recommender.recommend(ratings[:2], limit=8, strategy=strategy)  # type: ignore[arg-type]
-    assert cold.path == "content_cold_start"  # 1-2 ratings: content, whatever the strategy
+    # 1-2 ratings: collab blended with the popularity prior (issue 11); content keeps its cold start.
+    assert cold.path == ("content_cold_start" if strategy == "content" else "collab_popular")
     assert recommender.recommend([], limit=5, strategy=strategy).path == "popular"  # type: ignore[arg-type]
 
 
-def test_collab_and_hybrid_fall_back_to_content_without_collab_vectors(recommender: Recommender) -> None:
+def test_movies_nobody_rated_still_give_a_collab_answer(recommender: Recommender) -> None:
+    # Issue 11: their factors are predicted from content, so a user who rated only them gets collab
+    # (this used to fall back to content).
     ratings = [UserRating(NEW + i, 4.0 + i * 0.5, 1_000_000 - i) for i in range(3)]  # nobody else rated these
     for strategy in ("collab", "hybrid"):
         result = recommender.recommend(ratings, limit=5, strategy=strategy)  # type: ignore[arg-type]
-        assert result.path == "content" and len(result.items) == 5
+        assert result.path == "collab_popular" and len(result.items) == 5
 
 
 def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_encoder) -> None:
-    """A movie with no ratings has no collab vector, yet the content prefetch brings it to users."""
+    """A movie with no ratings has content-predicted factors and the content prefetch: it reaches users."""
     from tests.conftest import copy_settings
 
     settings = copy_settings(world[0], tmp_path / "data")
@@ -160,11 +166,11 @@ def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_
     assert ingest(settings, text_encoder).embedded == 1
     index = open_store(settings).open()
     try:
-        assert "collab" not in index.retrieve([twin_id], vectors=("collab",))[0].vectors
+        assert index.retrieve([twin_id], vectors=("collab",))[0].payload["collab_source"] == "content"
         disliked = [r._replace(rating=1.0) for r in ratings if r.movie_id != liked_id][:4]
         history = [UserRating(liked_id, 5.0, ratings[0].timestamp + 1), *disliked]  # newest first
         rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32),
-                          tuning=replace(TUNED, content_weight=1.0))
+                          tuning=replace(TUNED, content_weight=1.0, new_user_max=0))  # 5 ratings: no prior
         result = rec.recommend(history, limit=10, strategy="hybrid", popularity=0.0, diversity=0.0)
         assert result.path == "hybrid"
         assert twin_id in [i.id for i in result.items]
@@ -180,5 +186,7 @@ def test_similar_by_collab(world, recommender: Recommender) -> None:
     similar = recommender.similar(movie, limit=5, vector="collab")
     assert len(similar) == 5 and movie not in {s.id for s in similar}
     assert [s.score for s in similar] == sorted((s.score for s in similar), reverse=True)
-    with pytest.raises(InvalidInput, match="no ratings"):
-        recommender.similar(NEW, vector="collab")  # a new movie has no collab vector yet
+    # Issue 11: a new movie has content-predicted factors, so it has collab neighbours too.
+    assert len(recommender.similar(NEW, limit=5, vector="collab")) == 5
+    with pytest.raises(InvalidInput, match="no usable poster"):
+        recommender.similar(NEW, vector="image")

@@ -10,7 +10,8 @@ from litestar.openapi import ResponseSpec
 from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
 from app.catalog.repository import UserRating
-from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
+from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie, Strategy
+from app.recommend.recommender import Path as RecommendationPath
 from app.recommend.tuning import TUNED
 
 MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
@@ -35,20 +36,22 @@ UnixTime = Annotated[int, doc("Unix seconds.", 1469330735, ge=0)]
 Total = Annotated[int, doc("How many there are in all, before the page is cut.", 42, ge=0)]
 PageLimit = Annotated[int, doc("The page size asked for.", 20, ge=1, le=100)]
 PageOffset = Annotated[int, doc("How many were skipped.", 0, ge=0)]
-StrategyName = Literal["content", "collab", "hybrid"]
-PathName = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
+StrategyName = Strategy
+PathName = RecommendationPath
 
 # What a score means, per way of answering. Scores compare within one answer, not across paths.
 PATH_DOC = (
-    "How the answer was made: `popular` (no ratings, or use_embeddings=false), `content_cold_start` (1-2 "
-    "ratings), `content`, `collab` or `hybrid`. It sets the scale of `score`."
+    "How the answer was made: `popular` (no ratings, or use_embeddings=false), `content_cold_start` (the content "
+    "strategy with 1-2 ratings), `content`, `collab_popular` (collab or hybrid with 1-10 ratings: collab blended "
+    "with a popularity prior), `collab` or `hybrid`. It sets the scale of `score`."
 )
 _RRF_TOP = round(1 / (1 / TUNED.collab_weight + TUNED.rrf_k - 1) + 1 / (1 / TUNED.content_weight + TUNED.rrf_k - 1), 3)
 RECOMMENDATION_SCORE_DOC = (
     "Ranking score, best first; compare it within one answer only, its scale depends on `path`. "
-    "`popular`: the movie's popularity as stored (the demo's number of ratings, e.g. 341.0), unbounded. "
+    "`popular`: the movie's number of ratings in this service (e.g. 341.0), unbounded. "
     "`content`, `content_cold_start`: cosine similarity of the movie's combined vector to the taste vector (-1 to 1); "
-    "`collab`: cosine of its collab vector to the user's query (-1 to 1); `hybrid`: weighted reciprocal rank fusion, "
+    "`collab`, `collab_popular`: cosine of its collab vector to the user's query (-1 to 1); "
+    "`hybrid`: weighted reciprocal rank fusion, "
     f"the sum over the two lists of w / (rank + w·(k-1)) with rank from 1, k = {TUNED.rrf_k}, w = "
     f"{TUNED.collab_weight} (collab) and {TUNED.content_weight} (content): at most {_RRF_TOP}. "
     "Each is then multiplied by the popularity boost, 1 to 1 + `popularity` (log-popularity scaled to 0-1 "
@@ -56,8 +59,10 @@ RECOMMENDATION_SCORE_DOC = (
     "So with popularity=1 a content score can reach 2."
 )
 REASON_DOC = (
-    'Why it is recommended: the liked movie it is closest to ("because you liked Heat (5.0★)"), '
-    '"popular with viewers" on the popular path, or "close to your overall taste".'
+    'Why it is recommended, from what ranked it: collab and hybrid "people who liked Heat (you: 5.0★) also liked '
+    'this"; content "because you liked Heat (5.0★)"; "new: nobody has rated it yet" for a movie whose collab '
+    'factors are predicted from content; "popular with viewers" on the popular path; "a popular pick" when no '
+    "liked movie is close."
 )
 SCORE_DOC = (
     "similar: cosine similarity on the chosen vector, -1 to 1. search: the fused reciprocal-rank score of the "

@@ -141,3 +141,40 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     fa = fa / np.maximum(np.linalg.norm(fa, axis=1, keepdims=True), 1e-12)
     fb = fb / np.maximum(np.linalg.norm(fb, axis=1, keepdims=True), 1e-12)
     return fa @ fb.T
+
+
+# -- new movies: collab vectors predicted from content ---------------------------------------------
+CONTENT_L2 = 1.0  # ridge penalty of the content -> factors map (bench/tune_first_contact.py --part movies)
+CONTENT_HANDICAP = 1.0  # predicted factors are scaled by this before the norm coordinate is added
+
+
+def from_content(
+    rated: dict[int, np.ndarray],
+    content: dict[int, np.ndarray],
+    *,
+    l2: float = CONTENT_L2,
+    handicap: float = CONTENT_HANDICAP,
+) -> dict[int, np.ndarray]:
+    """Collab vectors for the movies of `content` that `rated` lacks, predicted from their content.
+
+    `rated`: movie id -> stored (unit, norm coordinate last) collab vector learned from ratings;
+    `content`: movie id -> content vector (the `combined` vector: text, and poster where present).
+    A ridge regression W = (CᵀC + l2·I)⁻¹ Cᵀ F maps the rated movies' content C to their factor
+    parts F (Hoerl & Kennard, 1970; the "learned map" of a two-tower model, linear); a new movie
+    gets f = handicap · c W, with its norm capped at 1, and the norm coordinate sqrt(1 - |f|²) that
+    makes it a unit vector like the others (see _equal_norms). Returns {} when nothing was rated.
+    """
+    known = [m for m in rated if m in content]
+    new = [m for m in content if m not in rated]
+    if not known or not new:
+        return {}
+    c = np.array([content[m] for m in known], dtype=np.float64)
+    f = factor_part(np.array([rated[m] for m in known], dtype=np.float64))
+    gram = c.T @ c
+    gram[np.diag_indices_from(gram)] += l2
+    w = np.linalg.solve(gram, c.T @ f)
+    predicted = handicap * (np.array([content[m] for m in new], dtype=np.float64) @ w)
+    norms = np.linalg.norm(predicted, axis=1, keepdims=True)
+    predicted /= np.maximum(norms, 1.0)
+    pad = np.sqrt(np.maximum(1.0 - np.minimum(norms, 1.0) ** 2, 0.0))
+    return dict(zip(new, np.concatenate([predicted, pad], axis=1).astype(np.float32), strict=True))

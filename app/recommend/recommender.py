@@ -20,7 +20,14 @@ from app.errors import InvalidInput, NotFound
 from app.recommend.history import with_hidden
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
-from app.recommend.user_vector import balance, collab_vector, taste_weights, weighted_mean
+from app.recommend.user_vector import (
+    MIN_FOR_OWN_MEAN,
+    SCALE_MIDPOINT,
+    balance,
+    collab_vector,
+    taste_weights,
+    weighted_mean,
+)
 from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, StoredMovie
 
 Strategy = Literal["content", "collab", "hybrid"]
@@ -34,13 +41,18 @@ SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (R
 # (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2), and engines break ties differently; 3.2 first ties at
 # lexical rank 15. Same NDCG (bench/search.py, README).
 SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 3.2}
-Path = Literal["popular", "content_cold_start", "content", "collab", "hybrid"]
-COLD_START_MAX = 2  # with this many ratings or fewer, answer from content alone
+Path = Literal["popular", "content_cold_start", "content", "collab_popular", "collab", "hybrid"]
+COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5
 TEXT_HALF = 384  # the combined vector is [text half | image half]; see app/embedding/movie.py
 # Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
 # `combined`, and converting the engine's vectors to numpy is most of a query's cost.
 CANDIDATE_VECTOR = "text"
+WITH_COLLAB = (CANDIDATE_VECTOR, "collab")  # collab answers' candidates: their reasons cite collab neighbours
+COLLAB_PATHS = ("collab_popular", "collab", "hybrid")
+LIKED_MIN = 3.5  # a movie is cited as a reason only when rated at least this, and above the user's mean
+MATCH_MIN = 0.1  # below this cosine a movie is never said to match or be like what the user rated
+PRIOR_MOVIES = 1000  # the popularity direction of short histories sums this many movies' factors
 
 
 @dataclass
@@ -84,7 +96,8 @@ class Taste:
 
     content: np.ndarray | None
     collab: np.ndarray | None
-    liked: list[tuple[UserRating, StoredMovie]]
+    liked: list[tuple[UserRating, StoredMovie]]  # with their `combined` vectors
+    liked_collab: list[tuple[UserRating, StoredMovie]] = field(default_factory=list)  # with `collab`
 
 
 @dataclass
@@ -124,6 +137,7 @@ class Recommender:
         self.candidate_factor = candidate_factor
         self.tuning = tuning
         self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
+        self._prior_cache: tuple[MovieIndex, np.ndarray | None] | None = None  # likewise
 
     # -- genres --------------------------------------------------------------------------------
     def genres(self, *, refresh: bool = False) -> dict[str, int]:
@@ -166,6 +180,7 @@ class Recommender:
         offset: int = 0,
         depth: int | None = None,
         hidden: Sequence[HiddenMovie] = (),
+        only_new: bool = False,
     ) -> RecommendationList:
         """`ratings`: all of the user's ratings, newest first. Rated movies are never returned.
 
@@ -179,40 +194,65 @@ class Recommender:
         and the same ranking, so they never overlap while the ratings and the index are unchanged.
 
         content: the taste vector on `combined`. collab: the user's collab vector on `collab`.
-        hybrid: both in one query, fused by weighted RRF. With 1-2 ratings every strategy answers
-        from content, and collab/hybrid fall back to content when none of the user's movies has a
-        collab vector yet (path says which answered)."""
+        hybrid: both in one query, fused by weighted RRF. With 1-10 ratings collab and hybrid query
+        collab blended with a popularity prior (path `collab_popular`); with 1-2 the content strategy
+        answers `content_cold_start`; collab/hybrid fall back to content when none of the user's
+        movies has a collab vector. Collab answers keep Tuning.new_share of the list (the last
+        places) for the best movies nobody has rated yet. `only_new`: rank only those movies."""
         index = self._index()
         unseen = replace(
             filter, exclude_ids=filter.exclude_ids | {r.movie_id for r in ratings} | {h.movie_id for h in hidden}
         )
+        if only_new:
+            unseen = replace(unseen, collab_source="content")
         taste = self._taste(index, ratings, with_collab=strategy != "content", hidden=hidden) if ratings else None
         ranked = max(offset + limit, depth or 0)
         if taste is None:
             return RecommendationList(strategy, "popular", self._popular(index, unseen, offset + limit)[offset:])
         n = ranked * self.candidate_factor
-        if taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
+        collab_query = None
+        if taste.collab is not None and len(ratings) <= self.tuning.new_user_max:
+            # A short history: collab from even one rating, pulled towards what is popular.
+            collab_query = self._with_prior(index, taste.collab, len(ratings))
+            hits = index.query(collab_query, "collab", n, unseen, with_vectors=WITH_COLLAB)
+            path: Path = "collab_popular"
+        elif taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
             hits = index.query(taste.content, "combined", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
-            path: Path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
+            path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
         elif strategy == "collab" or taste.content is None:
-            hits = index.query(taste.collab, "collab", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
+            collab_query = taste.collab
+            hits = index.query(collab_query, "collab", n, unseen, with_vectors=WITH_COLLAB)
             path = "collab"
         else:
+            collab_query = taste.collab
             t = self.tuning
             hits = index.query_fused(
                 {"combined": taste.content, "collab": taste.collab},
                 {"combined": t.content_weight, "collab": t.collab_weight},
                 n,
                 unseen,
-                with_vectors=(CANDIDATE_VECTOR,),
+                with_vectors=WITH_COLLAB,
                 prefetch_limit=n,
                 rrf_k=t.rrf_k,
             )
             path = "hybrid"
         # Diversity is judged on content for every strategy: "not five sequels".
-        picks = rerank(hits, CANDIDATE_VECTOR, offset + limit, popularity, diversity)[offset:]
-        items = _with_reasons(picks, taste.liked)
+        shown = offset + limit
+        every = round(1 / self.tuning.new_share) if self.tuning.new_share > 0 else 0
+        slots = 0 if only_new or collab_query is None or not every else shown // every
+        fresh = self._new_movies(index, collab_query, slots, unseen) if slots else []
+        fresh_ids = {f.id for f in fresh}
+        picks = rerank([h for h in hits if h.id not in fresh_ids], CANDIDATE_VECTOR, shown, popularity, diversity)
+        if fresh:
+            picks = _interleave_new(picks, fresh, collab_query, every, self.tuning.new_min_ratio)[:shown]
+        liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
+        items = [_recommendation(h, score, taste.liked, liked_collab) for h, score in picks[offset:]]
         return RecommendationList(strategy, path, items)
+
+    def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
+        """The exploration share: the `slots` best movies whose collab vector is predicted from
+        content (nobody rated them yet), by the user's own collab query."""
+        return index.query(query, "collab", slots, replace(filter, collab_source="content"), with_vectors=WITH_COLLAB)
 
     def _taste(
         self, index: MovieIndex, ratings: Sequence[UserRating], with_collab: bool, hidden: Sequence[HiddenMovie] = ()
@@ -228,10 +268,12 @@ class Recommender:
         if with_collab:
             long = list(ratings[: self.tuning.collab_history])
             factors = {m.id: m for m in index.retrieve([r.movie_id for r in long], vectors=("collab",))}
-            collab_vec = self._collab_taste([r for r in long if r.movie_id in factors], factors, mean)
+            mine = [r for r in long if r.movie_id in factors and "collab" in factors[r.movie_id].vectors]
+            collab_vec = self._collab_taste(mine, factors, mean)
+            liked_collab = [(r, factors[r.movie_id]) for r in _liked(mine, mean)]
         if content is None and collab_vec is None:
             return None
-        return Taste(content, collab_vec, liked)
+        return Taste(content, collab_vec, liked, liked_collab if with_collab else [])
 
     def _content_taste(
         self, history: list[UserRating], stored: dict[int, StoredMovie], mean: float
@@ -246,7 +288,7 @@ class Recommender:
         # np.array rather than np.stack, here and below: 2.7x faster on a list of 1-d rows.
         vectors = np.array([stored[r.movie_id].vectors["combined"] for r in history])
         # The reasons name movies rated above the user's mean, whichever weights built the vector.
-        liked = [(r, stored[r.movie_id]) for r, w in zip(history, centred.weights, strict=True) if w > 0]
+        liked = [(r, stored[r.movie_id]) for r in _liked(history, mean)]
         return weighted_mean(vectors, weights.weights), liked
 
     def _collab_taste(
@@ -258,6 +300,34 @@ class Recommender:
         t = self.tuning
         weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
         return collab_vector(np.array([stored[r.movie_id].vectors["collab"] for r in history]), weights.weights)
+
+    def _with_prior(self, index: MovieIndex, user: np.ndarray, n_ratings: int) -> np.ndarray:
+        """The collab query unit(u) + α(n) unit(p): the user's factors and the popularity direction
+        p, with α fading as the history grows (Tuning.prior_weight). Ranks by the dot product."""
+        prior = self._prior(index)
+        if prior is None:
+            return user
+        blended = collab.factor_part(user) + self.tuning.prior_weight(n_ratings) * prior
+        query = collab.as_query(blended)
+        return user if query is None else query
+
+    def _prior(self, index: MovieIndex) -> np.ndarray | None:
+        """p = Σ_j popularity_j f_j over the PRIOR_MOVIES most popular movies' factors, unit length:
+        EASE reconstructs the interactions (XB ≈ X), so p·f_j ≈ the popularity of j. Once per index
+        generation (one scroll and one retrieve)."""
+        known = self._prior_cache
+        if known is None or known[0] is not index:
+            popular = index.popular(PRIOR_MOVIES)
+            weight = {h.id: float(h.payload.get("local_rating_count") or 0.0) for h in popular}
+            stored = [m for m in index.retrieve(list(weight), vectors=("collab",)) if "collab" in m.vectors]
+            p = None
+            if stored:
+                w = np.array([weight[m.id] for m in stored])
+                total = w @ collab.factor_part(np.array([m.vectors["collab"] for m in stored]))
+                norm = float(np.linalg.norm(total))
+                p = (total / norm).astype(np.float32) if norm > 1e-9 else None
+            known = self._prior_cache = (index, p)
+        return known[1]
 
     def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
         return [
@@ -319,21 +389,25 @@ class Recommender:
         return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
 
     # -- explain -------------------------------------------------------------------------------
-    def explain(self, ratings: Sequence[UserRating], movie_id: int) -> Explanation:
-        """Why `movie_id` suits the user: overall similarity, its text/image split, closest ratings."""
+    def explain(self, ratings: Sequence[UserRating], movie_id: int, strategy: Strategy = "content") -> Explanation:
+        """Why `movie_id` suits the user: overall content similarity and its text/image split, the
+        closest movies the user rated, and the same reason the recommendation list gives for it:
+        for collab and hybrid the liked movie nearest in the collab space ("people who liked X also
+        liked this"), for content the liked movie nearest in text. NotFound when not indexed."""
         index = self._index()
         history = list(ratings[: self.history_size])
-        stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=("combined",))}
+        names = ("combined", CANDIDATE_VECTOR, "collab")
+        stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=names)}
         target = stored.get(movie_id)
         if target is None or "combined" not in target.vectors:
             raise NotFound(f"movie {movie_id} is not in the index")
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
         if not history:
-            sentence = f"You have no ratings yet; {title} is suggested for its popularity."
+            sentence = f"{title} is a popular pick: you have no ratings yet."
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
-        # The same taste vector the content recommendations query with.
-        user, _ = self._content_taste(history, stored, float(np.mean([r.rating for r in ratings])))
+        mean = float(np.mean([r.rating for r in ratings]))
+        user, liked = self._content_taste(history, stored, mean)
         m = target.vectors["combined"]
         text_part = float(user[:TEXT_HALF] @ m[:TEXT_HALF]) if user is not None else 0.0
         image_part = float(user[TEXT_HALF:] @ m[TEXT_HALF:]) if user is not None else 0.0
@@ -344,39 +418,116 @@ class Recommender:
             (
                 RelatedRating(r.movie_id, stored[r.movie_id].payload.get("title", ""), r.rating,
                               round(float(stored[r.movie_id].vectors["combined"] @ m), 4))
-                for r in history
+                for r in history if "combined" in stored[r.movie_id].vectors
             ),
             key=lambda x: -x.similarity,
         )[:RELATED_SHOWN]
+        liked_collab = self._liked_collab(index, ratings, movie_id) if strategy != "content" else None
+        hit = Hit(movie_id, 0.0, target.payload, target.vectors)
+        reason = _recommendation(hit, 0.0, liked, liked_collab).reason
         return Explanation(
             movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related,
-            _sentence(title, similarity, text_share, related),
+            _sentence(title, reason, similarity, text_share),
         )
 
-
-def _with_reasons(picks: list[tuple[Hit, float]], liked: list[tuple[UserRating, StoredMovie]]) -> list[Recommendation]:
-    """Each pick with the liked movie closest to it: "because you liked Heat (5.0★)". One matrix product."""
-    items = [Recommendation(**vars(ScoredMovie.from_payload(h.id, h.payload, s)), reason="close to your overall taste")
-             for h, s in picks]
-    usable = [i for i, (h, _) in enumerate(picks) if CANDIDATE_VECTOR in h.vectors]
-    if not liked or not usable:
-        return items
-    # The text half of `combined` is the text vector, scaled by sqrt(0.7) when there is a poster.
-    liked_text = np.array([m.vectors["combined"][:TEXT_HALF] for _, m in liked])
-    liked_text /= np.maximum(np.linalg.norm(liked_text, axis=1, keepdims=True), 1e-12)
-    sims = np.array([picks[i][0].vectors[CANDIDATE_VECTOR] for i in usable]) @ liked_text.T
-    for i, best in zip(usable, sims.argmax(axis=1), strict=True):
-        rating, movie = liked[int(best)]
-        items[i].reason = f"because you liked {movie.payload.get('title', movie.id)} ({rating.rating:.1f}★)"
-    return items
+    def _liked_collab(
+        self, index: MovieIndex, ratings: Sequence[UserRating], movie_id: int
+    ) -> list[tuple[UserRating, StoredMovie]] | None:
+        """The liked movies a collab answer cites, as recommend() finds them; None when the user's
+        movies have no collab vectors (the list then answered from content)."""
+        long = [r for r in ratings[: self.tuning.collab_history] if r.movie_id != movie_id]
+        factors = {m.id: m for m in index.retrieve([r.movie_id for r in long], vectors=("collab",))}
+        mine = [r for r in long if r.movie_id in factors and "collab" in factors[r.movie_id].vectors]
+        if not mine:
+            return None
+        mean = float(np.mean([r.rating for r in ratings]))
+        return [(r, factors[r.movie_id]) for r in _liked(mine, mean)]
 
 
-def _sentence(title: str, similarity: float, text_share: float, related: list[RelatedRating]) -> str:
-    liked = [r for r in related if r.rating >= 3.5][:2] or related[:1]
-    names = " and ".join(f"{r.title} ({r.rating:.1f}★)" for r in liked)
+def _interleave_new(
+    picks: list[tuple[Hit, float]], fresh: list[Hit], query: np.ndarray, every: int, min_ratio: float
+) -> list[tuple[Hit, float]]:
+    """The ranking with one new movie (no ratings yet) in every `every`-th place (the 10th, 20th...),
+    best first. A new movie earns its place only when the user's collab query scores it at least
+    `min_ratio` x the pick it displaces (both cosines to the same query); otherwise the pick stays."""
+    ranking: list[tuple[Hit, float]] = []
+    queue = list(fresh)
+    for pick in picks:
+        due = queue and (len(ranking) + 1) % every == 0 and "collab" in pick[0].vectors
+        if due and queue[0].score >= min_ratio * float(query @ pick[0].vectors["collab"]):
+            new = queue.pop(0)
+            ranking += [(new, new.score), pick]
+        else:
+            ranking.append(pick)
+    return ranking
+
+
+def _liked(history: Sequence[UserRating], mean: float) -> list[UserRating]:
+    """The movies a reason may cite: rated at least LIKED_MIN and above the user's own midpoint
+    (user_vector.taste_weights), so a disliked movie is never given as why they will like another."""
+    midpoint = mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
+    return [r for r in history if r.rating >= LIKED_MIN and r.rating > midpoint]
+
+
+def _recommendation(
+    hit: Hit, score: float, liked: list[tuple[UserRating, StoredMovie]],
+    liked_collab: list[tuple[UserRating, StoredMovie]] | None,
+) -> Recommendation:
+    """The pick with the reason that describes what ranked it. Collab answers (liked_collab not
+    None): the liked movie with the largest collab cosine, "people who liked X (you: 5.0★) also liked
+    this"; a movie nobody rated yet says so, its factors being predicted from content. Content
+    answers: the liked movie with the largest text cosine. Below MATCH_MIN, or with nothing liked,
+    it is called a popular pick, never a match."""
+    item = Recommendation(**vars(ScoredMovie.from_payload(hit.id, hit.payload, score)), reason="a popular pick")
+    new = hit.payload.get("collab_source") == "content"
+    if liked_collab is not None and "collab" in hit.vectors:
+        best = _nearest(hit.vectors["collab"], liked_collab, "collab", collab.similarity)
+        if best is not None:
+            cited = f"{_title(best)} (you: {best[0].rating:.1f}★)"
+            item.reason = (f"new: nobody has rated it yet; its story and poster predict it for fans of {cited}"
+                           if new else f"people who liked {cited} also liked this")
+        elif new:
+            item.reason = "new: nobody has rated it yet"
+        return item
+    text = hit.vectors.get(CANDIDATE_VECTOR)
+    if text is not None:
+        best = _nearest(text, liked, "combined", _text_cosine)
+        if best is not None:
+            item.reason = f"because you liked {_title(best)} ({best[0].rating:.1f}★)"
+    return item
+
+
+def _nearest(
+    vector: np.ndarray, liked: list[tuple[UserRating, StoredMovie]], name: str,
+    cosine: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[UserRating, StoredMovie] | None:
+    """The liked movie most similar to `vector`, when that similarity reaches MATCH_MIN."""
+    usable = [pair for pair in liked if name in pair[1].vectors]
+    if not usable:
+        return None
+    sims = np.ravel(cosine(np.array([m.vectors[name] for _, m in usable]), vector))
+    best = int(np.argmax(sims))
+    return usable[best] if sims[best] >= MATCH_MIN else None
+
+
+def _text_cosine(combined: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """Cosine of text vectors, from the text half of `combined` (scaled by sqrt(0.7) with a poster)."""
+    half = combined[:, :TEXT_HALF]
+    return (half / np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)) @ text
+
+
+def _title(pair: tuple[UserRating, StoredMovie]) -> str:
+    return str(pair[1].payload.get("title", pair[1].id))
+
+
+def _sentence(title: str, reason: str, similarity: float, text_share: float) -> str:
+    """The explanation: the list's own reason, then the content similarity, called a match only
+    when it reaches MATCH_MIN."""
     source = "story and genres" if text_share >= 0.5 else "poster style"
-    verdict = "matches" if similarity > 0 else "is far from"
-    return (
-        f"{title} {verdict} your taste (similarity {similarity:.2f}), mostly through its {source} "
-        f"({text_share:.0%} text, {1 - text_share:.0%} image); it is closest to {names}, which you rated."
+    content = (
+        f"its content matches your taste (similarity {similarity:.2f}), mostly through its {source} "
+        f"({text_share:.0%} text, {1 - text_share:.0%} image)"
+        if similarity >= MATCH_MIN
+        else f"its content is not close to what you rated (similarity {similarity:.2f})"
     )
+    return f"{title}: {reason}; {content}."

@@ -113,6 +113,7 @@ class MovieFilter:
     exclude_ids: frozenset[int] = frozenset()
     only_ids: frozenset[int] | None = None
     has_poster: bool | None = None  # True: only movies with an image vector; False: only without
+    collab_source: str | None = None  # "ratings" or "content": where the movie's collab vector came from
 
     def is_empty(self) -> bool:
         return self == MovieFilter()
@@ -169,6 +170,10 @@ class MovieIndex(Protocol):
 
     def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
         """Remove one named vector from points; the points and their other vectors stay."""
+        ...
+
+    def set_payload(self, ids: Iterable[int], payload: Mapping[str, Any]) -> None:
+        """Set these payload keys on existing points, keeping their other keys and vectors."""
         ...
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:

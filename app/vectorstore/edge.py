@@ -84,6 +84,8 @@ def edge_filter(f: MovieFilter | None) -> qe.Filter | None:
         must.append(qe.FieldCondition("year", range=qe.RangeFloat(gte=f.year_min, lte=f.year_max)))
     if f.only_ids is not None:
         must.append(qe.HasIdCondition(set(f.only_ids)))
+    if f.collab_source is not None:
+        must.append(qe.FieldCondition("collab_source", match=qe.MatchValue(f.collab_source)))
     must_not: list[Any] = [qe.HasIdCondition(set(f.exclude_ids))] if f.exclude_ids else []
     if f.has_poster is not None:
         # A poster exists in the index exactly when the image vector does. (Edge 0.9 cannot
@@ -236,6 +238,11 @@ class EdgeIndex:
         ids = [int(i) for i in ids]
         if ids:
             self._shard.update(qe.UpdateOperation.delete_vectors(ids, [name]))
+
+    def set_payload(self, ids: Iterable[int], payload: Mapping[str, Any]) -> None:
+        ids = [int(i) for i in ids]
+        if ids:
+            self._shard.update(qe.UpdateOperation.set_payload(ids, dict(payload)))
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         records, _ = self._shard.scroll(

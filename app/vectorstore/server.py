@@ -130,6 +130,8 @@ def server_filter(f: MovieFilter | None) -> models.Filter | None:
         must.append(models.FieldCondition(key="year", range=models.Range(gte=f.year_min, lte=f.year_max)))
     if f.only_ids is not None:
         must.append(models.HasIdCondition(has_id=sorted(f.only_ids)))
+    if f.collab_source is not None:
+        must.append(models.FieldCondition(key="collab_source", match=models.MatchValue(value=f.collab_source)))
     must_not: list[Any] = [models.HasIdCondition(has_id=sorted(f.exclude_ids))] if f.exclude_ids else []
     if f.has_poster is not None:
         # A poster exists exactly when the image vector does; Edge filters the same way.
@@ -270,6 +272,12 @@ class ServerIndex:
         if ids:
             selector = models.PointIdsList(points=ids)
             self._call(self._client.delete_vectors, self.name, vectors=[name], points=selector, wait=True)
+
+    def set_payload(self, ids: Iterable[int], payload: Mapping[str, Any]) -> None:
+        ids = [int(i) for i in ids]
+        if ids:
+            selector = models.PointIdsList(points=ids)
+            self._call(self._client.set_payload, self.name, payload=dict(payload), points=selector, wait=True)
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         records, _ = self._call(

@@ -82,9 +82,10 @@ class MovieController(Controller):
         movie_id: MovieIdPath,
         limit: Limit = 10,
         vector: Annotated[
-            Literal["combined", "text", "image"],
+            Literal["combined", "text", "image", "collab"],
             Parameter(
-                description="Which embedding to compare: text+poster, text only, or poster only.",
+                description="Which embedding to compare: text+poster, text only, poster only, or collab "
+                "(people who liked this also liked; a movie without ratings uses its content-predicted factors).",
                 examples=examples("combined"),
             ),
         ] = "combined",

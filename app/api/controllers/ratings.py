@@ -37,9 +37,7 @@ class RatingController(Controller):
         offset: Offset = 0,
     ) -> RatingsPage:
         uid = owner
-        ratings = repo.user_ratings(db_session, uid)
-        if not ratings:
-            repo.require_user(db_session, uid)
+        ratings = repo.user_ratings(db_session, uid)  # an unknown user is a new one: an empty list
         page = ratings[offset : offset + limit]
         movies = repo.movies_by_id(db_session, (r.movie_id for r in page))
         items = [RatedMovieOut.from_domain(r, movies) for r in page]

@@ -61,9 +61,11 @@ class RecommendationController(Controller):
         summary="Recommendations for a user",
         description=(
             "Two database queries (the user's ratings, their hidden movies), one vector retrieve per named vector "
-            "used and one ANN query. `path` says how the answer was made: `popular` (no ratings, or "
-            "use_embeddings=false), `content_cold_start` (1-2 ratings), `content`, `collab` or `hybrid`. Rated, "
-            "hidden and `exclude`d movies are never returned."
+            "used and one ANN query. `path` says how the answer was made: `popular` (no ratings, an unknown user id "
+            "included: never 404; or use_embeddings=false), `content_cold_start` (content strategy, 1-2 ratings), "
+            "`content`, `collab_popular` (collab or hybrid with 1-10 ratings: collab blended with a popularity prior "
+            "that fades as the history grows), `collab` or `hybrid`. Rated, hidden and `exclude`d movies are never "
+            "returned."
         ),
         sync_to_thread=True,
     )
@@ -78,8 +80,9 @@ class RecommendationController(Controller):
             Literal["content", "collab", "hybrid"],
             Parameter(
                 description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
-                "collab: rating factors alone; content: text and poster alone. With 1-2 ratings, or when none "
-                "of the user's movies has ratings-based factors yet, every strategy answers from content.",
+                "collab: rating factors alone; content: text and poster alone. With 1-10 ratings collab and hybrid "
+                "answer `collab_popular`; when none of the user's movies has collab factors yet, collab and hybrid "
+                "answer from content.",
                 examples=examples("hybrid"),
             ),
         ] = "hybrid",
@@ -102,12 +105,20 @@ class RecommendationController(Controller):
             int, Parameter(ge=0, le=PAGE_DEPTH - 1, description=OFFSET_DOC, examples=examples(0, 10))
         ] = 0,
         exclude: Exclude = None,
+        only_new: Annotated[
+            bool,
+            Parameter(
+                description="true: new for you, ranked among movies nobody has rated yet "
+                "(their collab factors are predicted from content).",
+                examples=examples(False),
+            ),
+        ] = False,
     ) -> RecommendationsOut:
         uid = owner
         if offset and offset + limit > PAGE_DEPTH:  # a first page may be longer: it is one ranking of `limit`
             raise InvalidInput(f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset")
         wanted = movie_filter(recommender, genres, year_min, year_max)
-        ratings = _ratings_of_known_user(db_session, uid)
+        ratings = repo.user_ratings(db_session, uid)  # an unknown user is a new one: `popular`
         wanted = replace(wanted, exclude_ids=wanted.exclude_ids | parse_ids(exclude, "exclude"))
         history: list[UserRating] = ratings
         if not use_embeddings:
@@ -116,7 +127,17 @@ class RecommendationController(Controller):
             wanted = replace(wanted, exclude_ids=wanted.exclude_ids | {r.movie_id for r in ratings})
         hidden = repo.hidden_movies(db_session, uid)  # never answered, whatever the path
         result = _recommend(
-            recommender, services, history, wanted, limit, strategy, popularity, diversity, offset=offset, hidden=hidden
+            recommender,
+            services,
+            history,
+            wanted,
+            limit,
+            strategy,
+            popularity,
+            diversity,
+            offset=offset,
+            hidden=hidden,
+            only_new=only_new,
         )
         return RecommendationsOut.from_domain(uid, result)
 
@@ -125,14 +146,30 @@ class RecommendationController(Controller):
         operation_id="explainRecommendation",
         responses=error_responses(400, 401, 403, 404, 503),
         summary="Why a movie suits a user",
-        description="Similarity to the user's taste, its text/image split, and the closest movies the user rated.",
+        description=(
+            "The reason the recommendation list gives for this movie (collab and hybrid: the liked movie nearest "
+            "in the collab space; content: nearest in text), then its content similarity to the user's taste, "
+            "its text/image split, and the closest movies the user rated. A user with no ratings gets a "
+            "popularity sentence."
+        ),
         sync_to_thread=True,
     )
     def explain(
-        self, db_session: Session, recommender: Recommender, owner: int, movie_id: MovieIdPath
+        self,
+        db_session: Session,
+        recommender: Recommender,
+        owner: int,
+        movie_id: MovieIdPath,
+        strategy: Annotated[
+            Literal["content", "collab", "hybrid"],
+            Parameter(
+                description="The strategy of the list being explained: its items' `reason` is this sentence's.",
+                examples=examples("hybrid"),
+            ),
+        ] = "hybrid",
     ) -> ExplanationOut:
-        ratings = _ratings_of_known_user(db_session, owner)
-        return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id))
+        ratings = repo.user_ratings(db_session, owner)  # an unknown user gets a popularity sentence
+        return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id, strategy=strategy))
 
 
 def _recommend(
@@ -147,6 +184,7 @@ def _recommend(
     *,
     offset: int = 0,
     hidden: Sequence[HiddenMovie] = (),
+    only_new: bool = False,
 ) -> RecommendationList:
     """One page of recommendations, re-ranked with the request's weights or the settings' defaults."""
     settings = services.settings
@@ -160,16 +198,8 @@ def _recommend(
         offset=offset,
         depth=PAGE_DEPTH,
         hidden=hidden,
+        only_new=only_new,
     )
-
-
-def _ratings_of_known_user(session: Session, user_id: int) -> list[UserRating]:
-    """All ratings, newest first. Only when there are none is a second query needed, to tell an
-    unknown user (404) from a known one without ratings (cold start)."""
-    ratings = repo.user_ratings(session, user_id)
-    if not ratings:
-        repo.require_user(session, user_id)
-    return ratings
 
 
 class GuestRecommendationController(Controller):

@@ -1,4 +1,4 @@
-"""Reference rankers computed with numpy from the training ratings: popularity, item-kNN, random.
+"""Reference rankers computed with numpy from the training ratings: popularity, item-kNN, EASE, random.
 
 Each returns user id -> top-k movie ids, never a movie the user rated in training.
 """
@@ -60,4 +60,24 @@ def itemknn(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]
     for u in users:
         seen = cat.rated.get(u, np.zeros(0, dtype=np.int64))
         out[u] = cat.top_k(sim[seen].sum(axis=0), u, k)
+    return out
+
+
+def ease(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]]:
+    """Full-rank EASE (Steck, 2019), x_u B with B = -P / diag(P), P = (XᵀX + λI)⁻¹, on the same
+    movies and λ as the collab vectors (app/embedding/collab.py: the most rated MAX_ITEMS)."""
+    from app.embedding import collab
+
+    t = cat.train
+    items, x = collab._interactions(t["user_id"].to_numpy(), t["movie_id"].to_numpy(), collab.MAX_ITEMS)
+    b = collab._ease(x, collab.EASE_L2)
+    cols = np.searchsorted(cat.ids, items)
+    position = np.full(len(cat.ids), -1)
+    position[cols] = np.arange(len(cols))
+    out = {}
+    for u in users:
+        mine = position[cat.rated.get(u, np.zeros(0, dtype=np.int64))]
+        scores = np.zeros(len(cat.ids))
+        scores[cols] = b[mine[mine >= 0]].sum(axis=0)
+        out[u] = cat.top_k(scores, u, k)
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -29,18 +29,21 @@ from app.embedding import collab as collab_math
 from app.embedding.text import TextEncoder
 from app.recommend.eval import baselines, splits
 from app.recommend.eval.embed_cache import cached_text_vectors
-from app.recommend.eval.metrics import METRICS, rmse, summarise
+from app.recommend.eval.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summarise
 from app.recommend.eval.world import World, build_world
 from app.recommend.tuning import TUNED, Tuning
 from app.vectorstore import Manifest
 
 Dataset = Literal["ml-100k", "demo"]
-Protocol = Literal["stratified", "temporal"]
+Protocol = Literal["stratified", "temporal", "new-movies"]
 DATASETS: tuple[str, ...] = ("ml-100k", "demo")
-PROTOCOLS: tuple[str, ...] = ("stratified", "temporal")
-BASELINES = ("popularity", "itemknn", "random")
+PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "new-movies")
+SPLITS: tuple[str, ...] = ("user", "item")
+BASELINES = ("popularity", "itemknn", "ease", "random")
 RECOMMENDER_STRATEGIES = ("content", "collab", "hybrid")
-STRATEGIES = BASELINES + RECOMMENDER_STRATEGIES
+SERVED = "served"  # hybrid with the API's default re-rank (popularity and diversity from the settings)
+STRATEGIES = BASELINES + RECOMMENDER_STRATEGIES + (SERVED,)
+SWEEP_STRATEGIES = ("popularity", "itemknn", "ease", "collab", "hybrid", SERVED)
 NEIGHBOURS = 20  # rated movies a predicted rating is averaged over
 
 
@@ -53,6 +56,10 @@ class EvalReport:
     cold_start_rows: list[dict[str, Any]]
     rmse_rows: list[dict[str, Any]]
     seconds: float
+    split: str = "user"
+    seeds: list[int] = field(default_factory=lambda: [splits.SEED])
+    new_user_rows: list[dict[str, Any]] = field(default_factory=list)  # one row set per history length
+    new_movie_rows: list[dict[str, Any]] = field(default_factory=list)  # the new-movies protocol
     # Context for the text table; not part of the JSON answer.
     users: int = 0
     cold_start_users: int = 0
@@ -62,7 +69,8 @@ class EvalReport:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("dataset", "protocol", "k", "rows", "cold_start_rows", "rmse_rows", "seconds")
+        keys = ("dataset", "protocol", "split", "seeds", "k", "rows", "cold_start_rows", "rmse_rows",
+                "new_user_rows", "new_movie_rows", "seconds")
         data = asdict(self)
         return {key: data[key] for key in keys}
 
@@ -77,6 +85,8 @@ class EvalConfig:
     history_size: int = 50
     half_life_days: float = 365.0
     tuning: Tuning = TUNED
+    popularity: float = 0.1  # the served row's re-rank: the API's defaults
+    diversity: float = 0.2
 
 
 def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
@@ -94,56 +104,162 @@ def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
     return movies, ratings.reset_index(drop=True)
 
 
-def split(ratings: pd.DataFrame, protocol: str) -> splits.Split:
+def split(
+    ratings: pd.DataFrame, protocol: str, *, by: str = "user", seed: int = splits.SEED
+) -> tuple[splits.Split, set[int]]:
+    """The split, and the movies that lost their training ratings (new-movies protocol; else none)."""
+    if by not in SPLITS:
+        raise ValueError(f"unknown split {by!r}; choose one of {', '.join(SPLITS)}")
     if protocol == "stratified":
-        return splits.stratified_split(ratings)
+        return splits.stratified_split(ratings, seed=seed, by=by), set()
     if protocol == "temporal":
-        return splits.temporal_split(ratings)
+        return splits.temporal_split(ratings), set()
+    if protocol == "new-movies":
+        return splits.new_movies_split(ratings, ratings["movie_id"].to_numpy(), seed=seed)
     raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
 
 
 def run_eval(
     dataset: str, protocol: str, k: int, config: EvalConfig, *, users: int | None = None,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = lambda _: None, by: str = "user", seeds: Sequence[int] = (splits.SEED,),
+    new_users: bool = False,
 ) -> EvalReport:
-    """The whole evaluation; `users` evaluates a seeded sample of the test users (training uses everyone)."""
+    """The whole evaluation, once per seed (rows then hold the mean and a `<metric>_std`); `users`
+    evaluates a seeded sample of the test users (training uses everyone); `new_users` adds the sweep
+    of training histories cut to splits.NEW_USER_LENGTHS ratings."""
     started = time.perf_counter()
-    timings: dict[str, float] = {}
     movies, ratings = load_dataset(dataset)
-    parts = split(ratings, protocol)
-    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
-    evaluated = splits.sample_users(np.array(sorted(relevant)), users or len(relevant))
-    log(f"{dataset}/{protocol}: {len(movies)} movies, {len(parts.train)} training and {len(parts.test)} test ratings")
-
     mark = time.perf_counter()
     text = cached_text_vectors(movies, config.cache_dir, config.make_encoder, config.manifest.text_model)
-    timings["text_embeddings"] = time.perf_counter() - mark
+    embed_s = time.perf_counter() - mark
+    reports = [
+        _run_once(dataset, protocol, k, config, movies, ratings, text, users, log, by, seed, new_users)
+        for seed in seeds
+    ]
+    report = reports[0] if len(reports) == 1 else _mean_report(reports)
+    report.seeds = list(seeds)
+    report.timings = {"text_embeddings": round(embed_s, 2), **report.timings}
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report
+
+
+def _run_once(
+    dataset: str, protocol: str, k: int, config: EvalConfig, movies: list[Movie], ratings: pd.DataFrame,
+    text: dict[int, np.ndarray], users: int | None, log: Callable[[str], None], by: str, seed: int,
+    new_users: bool,
+) -> EvalReport:
+    timings: dict[str, float] = {}
+    parts, new = split(ratings, protocol, by=by, seed=seed)
+    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
+    evaluated = splits.sample_users(np.array(sorted(relevant)), users or len(relevant))
+    log(f"{dataset}/{protocol}/{by} seed {seed}: {len(movies)} movies, {len(parts.train)} training and "
+        f"{len(parts.test)} test ratings")
 
     mark = time.perf_counter()
     world = _world(movies, text, parts.train, config)
     try:
-        rows = evaluate(world, parts.train, evaluated, relevant, k, len(movies), log)
+        lists: dict[str, dict[int, list[int]]] = {}
+        rows = evaluate(world, parts.train, evaluated, relevant, k, len(movies), log, config=config, lists=lists)
         rmse_rows = rating_errors(world, parts.train, parts.test[parts.test["user_id"].isin(evaluated)])
+        new_movie_rows = new_movie_metrics(world, parts.train, evaluated, relevant, new, k, lists) if new else []
     finally:
         world.close()
     timings["main"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
     n_cold = max(1, round(splits.COLD_START_SHARE * len(evaluated)))
-    cold_train, cold_users = splits.cold_start(parts.train, evaluated, n_cold)
-    cold_world = _world(movies, text, cold_train, config)
-    try:
-        cold_rows = evaluate(cold_world, cold_train, cold_users, relevant, k, len(movies), log)
-    finally:
-        cold_world.close()
+    cold_rows = _cut_histories(movies, text, parts.train, evaluated, relevant, k, config, n_cold,
+                               splits.COLD_START_KEEP, STRATEGIES, log)
     timings["cold_start"] = time.perf_counter() - mark
+    new_user_rows = []
+    if new_users:
+        mark = time.perf_counter()
+        for keep in splits.NEW_USER_LENGTHS:
+            sweep = _cut_histories(movies, text, parts.train, evaluated, relevant, k, config, n_cold, keep,
+                                   SWEEP_STRATEGIES, log)
+            new_user_rows += [{"history": keep, **row} for row in sweep]
+        timings["new_users"] = time.perf_counter() - mark
 
     return EvalReport(
-        dataset, protocol, k, rows, cold_rows, rmse_rows, round(time.perf_counter() - started, 2),
-        users=len(evaluated), cold_start_users=len(cold_users), movies=len(movies),
+        dataset, protocol, k, rows, cold_rows, rmse_rows, 0.0, split=by, seeds=[seed],
+        new_user_rows=new_user_rows, new_movie_rows=new_movie_rows,
+        users=len(evaluated), cold_start_users=n_cold, movies=len(movies),
         train_ratings=len(parts.train), test_ratings=len(parts.test),
         timings={key: round(v, 2) for key, v in timings.items()},
     )
+
+
+def _mean_report(reports: list[EvalReport]) -> EvalReport:
+    """One report whose rows hold each metric's mean over the seeds and its standard deviation."""
+    first = reports[0]
+    tables = ("rows", "cold_start_rows", "rmse_rows", "new_user_rows", "new_movie_rows")
+    merged = {name: _mean_rows([getattr(r, name) for r in reports]) for name in tables}
+    timings = {key: round(sum(r.timings.get(key, 0.0) for r in reports), 2) for key in first.timings}
+    return replace(first, **merged, timings=timings)
+
+
+def _mean_rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    out = []
+    for position, row in enumerate(runs[0]):
+        merged = dict(row)
+        for key, value in row.items():
+            if isinstance(value, float) and key not in ("history", "users"):
+                values = np.array([run[position][key] for run in runs], dtype=np.float64)
+                merged[key], merged[f"{key}_std"] = round(float(values.mean()), 4), round(float(values.std()), 4)
+        out.append(merged)
+    return out
+
+
+def _cut_histories(
+    movies: list[Movie], text: dict[int, np.ndarray], train: pd.DataFrame, evaluated: np.ndarray,
+    relevant: dict[int, set[int]], k: int, config: EvalConfig, n_users: int, keep: int,
+    strategies: Sequence[str], log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """A sample of users with their training history cut to `keep` random ratings, every model
+    fitted again on that reduced training part."""
+    cold_train, cold_users = splits.cold_start(train, evaluated, n_users, keep=keep)
+    world = _world(movies, text, cold_train, config)
+    try:
+        return evaluate(world, cold_train, cold_users, relevant, k, len(movies), log, strategies, config=config)
+    finally:
+        world.close()
+
+
+def new_movie_metrics(
+    world: World, train: pd.DataFrame, users: Sequence[int], relevant: dict[int, set[int]], new: set[int], k: int,
+    lists: dict[str, dict[int, list[int]]],
+) -> list[dict[str, Any]]:
+    """Over the users with a held-out rating on a new movie: new-movie recall@k of each full list
+    (new movies found in the top k over the user's new ones), and NDCG@k ranking among new movies
+    only (the Recommender with only_new; random among them for reference)."""
+    mine = [int(u) for u in users if relevant[int(u)] & new]
+    rel_new = {u: relevant[u] & new for u in mine}
+    out = []
+    for strategy, recs in lists.items():
+        row: dict[str, Any] = {"strategy": strategy, "users": len(mine)}
+        row["new_recall"] = round(float(np.mean([recall_at_k(recs[u], rel_new[u], k) for u in mine])), 4)
+        among = _among_new(world, train, strategy, mine, new, k)
+        row["among_new_ndcg"] = (
+            round(float(np.mean([ndcg_at_k(among[u], rel_new[u], k) for u in mine])), 4) if among else None
+        )
+        out.append(row)
+    return out
+
+
+def _among_new(
+    world: World, train: pd.DataFrame, strategy: str, users: list[int], new: set[int], k: int
+) -> dict[int, list[int]] | None:
+    if strategy == "random":
+        catalogue = baselines.Catalogue(sorted(new), train[train["movie_id"].isin(new)])
+        return baselines.random(catalogue, users, k)
+    if strategy not in RECOMMENDER_STRATEGIES:
+        return None  # the baselines know nothing of movies without ratings
+    return {
+        u: [i.id for i in world.recommender.recommend(
+            world.histories.get(u, []), limit=k, strategy=strategy, popularity=0.0, diversity=0.0,  # type: ignore[arg-type]
+            only_new=True).items]
+        for u in users
+    }
 
 
 def _world(movies: list[Movie], text: dict[int, np.ndarray], train: pd.DataFrame, config: EvalConfig) -> World:
@@ -156,25 +272,39 @@ def _world(movies: list[Movie], text: dict[int, np.ndarray], train: pd.DataFrame
 def evaluate(
     world: World, train: pd.DataFrame, users: Sequence[int], relevant: dict[int, set[int]], k: int,
     catalogue_size: int, log: Callable[[str], None] = lambda _: None,
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[str] = STRATEGIES, *, config: EvalConfig | None = None,
+    lists: dict[str, dict[int, list[int]]] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row of metrics per strategy over `users`."""
+    """One row of metrics per strategy over `users`; `lists` collects each strategy's top k."""
     users = [int(u) for u in users]
     catalogue = baselines.Catalogue(world.combined.keys(), train)
     rows = []
     for strategy in strategies:
         mark = time.perf_counter()
-        recs = rankings(world, catalogue, strategy, users, k)
+        recs = rankings(world, catalogue, strategy, users, k, config)
+        if lists is not None:
+            lists[strategy] = recs
         rows.append({"strategy": strategy, **summarise(recs, relevant, k, catalogue_size)})
         log(f"  {strategy}: {time.perf_counter() - mark:.1f} s")
     return rows
 
 
 def rankings(
-    world: World, catalogue: baselines.Catalogue, strategy: str, users: Sequence[int], k: int
+    world: World, catalogue: baselines.Catalogue, strategy: str, users: Sequence[int], k: int,
+    config: EvalConfig | None = None,
 ) -> dict[int, list[int]]:
     if strategy == "popularity":
         return baselines.popularity(catalogue, users, k)
+    if strategy == "ease":
+        return baselines.ease(catalogue, users, k)
+    if strategy == SERVED:
+        served = config or EvalConfig(None, None, None)  # type: ignore[arg-type]
+        return {
+            u: [i.id for i in world.recommender.recommend(
+                world.histories.get(u, []), limit=k, strategy="hybrid",
+                popularity=served.popularity, diversity=served.diversity).items]
+            for u in users
+        }
     if strategy == "itemknn":
         return baselines.itemknn(catalogue, users, k)
     if strategy == "random":
@@ -246,15 +376,28 @@ def _weighted_deviation(sims: np.ndarray, deviations: np.ndarray) -> np.ndarray:
 
 # -- text output ---------------------------------------------------------------------------------
 def format_report(report: EvalReport) -> str:
+    seeds = f", seeds {','.join(map(str, report.seeds))} (mean ± std)" if len(report.seeds) > 1 else ""
     head = (
-        f"{report.dataset}, {report.protocol} split, k={report.k}: {report.users} test users, "
-        f"{report.movies} movies, {report.train_ratings} training / {report.test_ratings} test ratings"
+        f"{report.dataset}, {report.protocol} split by {report.split}, k={report.k}{seeds}: {report.users} test "
+        f"users, {report.movies} movies, {report.train_ratings} training / {report.test_ratings} test ratings"
     )
     parts = [
         head,
         _table(report.rows, METRICS),
         f"\ncold start ({report.cold_start_users} users, training history cut to {splits.COLD_START_KEEP} ratings)",
         _table(report.cold_start_rows, METRICS),
+    ]
+    for keep in splits.NEW_USER_LENGTHS:
+        rows = [r for r in report.new_user_rows if r["history"] == keep]
+        if rows:
+            parts += [f"\nnew users: training history cut to {keep}", _table(rows, METRICS)]
+    if report.new_movie_rows:
+        title = (
+            "\nnew movies (users with a held-out rating on one): new-movie recall@k of the full list, "
+            "NDCG@k ranking among new movies only"
+        )
+        parts += [title, _table(report.new_movie_rows, ("new_recall", "among_new_ndcg"))]
+    parts += [
         "\nrating prediction (neighbours among the user's rated movies; fallback: the user's mean)",
         _table(report.rmse_rows, ("rmse",)),
         f"\n{report.seconds:.1f} s ({', '.join(f'{key} {v:.1f} s' for key, v in report.timings.items())})",
@@ -263,7 +406,17 @@ def format_report(report: EvalReport) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
-    lines = [f"{'strategy':<12}" + "".join(f"{c:>10}" for c in columns)]
+    std = any(f"{c}_std" in row for row in rows for c in columns)
+    width = 16 if std else 10
+    lines = [f"{'strategy':<12}" + "".join(f"{c:>{width}}" for c in columns)]
     for row in rows:
-        lines.append(f"{row['strategy']:<12}" + "".join(f"{row[c]:>10.4f}" for c in columns))
+        lines.append(f"{row['strategy']:<12}" + "".join(f"{_cell(row, c):>{width}}" for c in columns))
     return "\n".join(lines)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column)
+    if value is None:
+        return "-"
+    std = row.get(f"{column}_std")
+    return f"{value:.4f}" if std is None else f"{value:.4f}±{std:.4f}"

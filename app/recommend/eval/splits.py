@@ -19,6 +19,8 @@ TEST_RATIO = 0.25
 SEED = 42
 COLD_START_KEEP = 5
 COLD_START_SHARE = 0.2  # of the evaluated users
+NEW_USER_LENGTHS = (1, 2, 3, 5, 10)  # the new-user sweep: training histories cut to these lengths
+NEW_MOVIE_SHARE = 0.15  # the new-movies protocol: this share of the movies loses its training ratings
 
 
 @dataclass(frozen=True)
@@ -27,11 +29,26 @@ class Split:
     test: pd.DataFrame
 
 
-def stratified_split(ratings: pd.DataFrame, test_ratio: float = TEST_RATIO, seed: int = SEED) -> Split:
+def stratified_split(
+    ratings: pd.DataFrame, test_ratio: float = TEST_RATIO, seed: int = SEED, by: str = "user"
+) -> Split:
+    """`by="user"`: round(25%) of each user's ratings held out; `by="item"`: of each movie's (MSR's
+    benchmark notebook, `python_stratified_split(filter_by="item")`)."""
+    column = {"user": "user_id", "item": "movie_id"}[by]
     rng = np.random.default_rng(seed)
     order = ratings.assign(_key=rng.random(len(ratings)))
-    position = order.groupby("user_id")["_key"].rank(method="first").to_numpy() - 1
-    return _split_by_position(ratings, position, test_ratio)
+    position = order.groupby(column)["_key"].rank(method="first").to_numpy() - 1
+    return _split_by_position(ratings, position, test_ratio, column=column)
+
+
+def new_movies_split(ratings: pd.DataFrame, movie_ids: np.ndarray, share: float = NEW_MOVIE_SHARE,
+                     seed: int = SEED) -> tuple[Split, set[int]]:
+    """The user-stratified split, then a seeded `share` of the catalogue loses all its training
+    ratings (the movies stay in the catalogue; their test ratings stay). Returns the split and them."""
+    parts = stratified_split(ratings, seed=seed)
+    ids = np.unique(movie_ids)
+    new = np.random.default_rng(seed + 2).choice(ids, size=round(share * len(ids)), replace=False)
+    return Split(parts.train[~parts.train["movie_id"].isin(new)].reset_index(drop=True), parts.test), set(new.tolist())
 
 
 def temporal_split(ratings: pd.DataFrame, test_ratio: float = TEST_RATIO) -> Split:
@@ -45,9 +62,11 @@ def temporal_split(ratings: pd.DataFrame, test_ratio: float = TEST_RATIO) -> Spl
     return Split(_sorted(pd.concat([split.train, tied])), _sorted(split.test[later]))
 
 
-def _split_by_position(ratings: pd.DataFrame, position: np.ndarray, test_ratio: float, from_end: bool = False) -> Split:
-    """Hold out round(test_ratio x n) ratings per user: those of lowest position, or highest."""
-    n = ratings.groupby("user_id")["user_id"].transform("size").to_numpy()
+def _split_by_position(
+    ratings: pd.DataFrame, position: np.ndarray, test_ratio: float, from_end: bool = False, column: str = "user_id"
+) -> Split:
+    """Hold out round(test_ratio x n) ratings per user (or movie): those of lowest position, or highest."""
+    n = ratings.groupby(column)[column].transform("size").to_numpy()
     n_test = np.round(n * test_ratio)
     held_out = position >= n - n_test if from_end else position < n_test
     return Split(_sorted(ratings[~held_out]), _sorted(ratings[held_out]))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from app.catalog.models import Movie
 from app.catalog.repository import UserRating
-from app.embedding.collab import item_vectors
+from app.embedding.collab import from_content, item_vectors
 from app.embedding.movie import combine
 from app.recommend.recommender import Recommender
 from app.recommend.tuning import Tuning
@@ -50,14 +50,17 @@ def build_world(
     history_size: int,
     half_life_days: float,
 ) -> World:
-    """Index every movie (content vectors; collab vectors where the training part rated it) in a
-    fresh Edge shard in a temporary directory, and a Recommender over it."""
+    """Index every movie (content vectors; collab vectors fitted on the training part, or predicted
+    from content for a movie it never rated) in a fresh Edge shard in a temporary directory, and a
+    Recommender over it."""
     combined = {m.id: combine(text[m.id], None)[0] for m in movies}  # the eval catalogues have no posters
-    collab = item_vectors(train["user_id"].to_numpy(), train["movie_id"].to_numpy(), COLLAB_DIM)
+    rated = item_vectors(train["user_id"].to_numpy(), train["movie_id"].to_numpy(), COLLAB_DIM)
+    # As the ingest does: a movie the training part never rated gets factors predicted from content.
+    collab = {**rated, **from_content(rated, combined)}
     tmp = tempfile.TemporaryDirectory(prefix="movierec-eval-")
     index = EdgeIndex.create(Path(tmp.name) / "shard", manifest)
     stats = train.groupby("movie_id")["rating"].agg(["size", "mean"])
-    points = [_point(m, text[m.id], combined[m.id], collab.get(m.id), stats) for m in movies]
+    points = [_point(m, text[m.id], combined[m.id], collab.get(m.id), stats, m.id in rated) for m in movies]
     for start in range(0, len(points), UPSERT_BATCH):
         index.upsert(points[start : start + UPSERT_BATCH])
     # No optimize(): small unindexed segments are searched exactly, which is what an evaluation wants.
@@ -72,7 +75,8 @@ def build_world(
 
 
 def _point(
-    movie: Movie, text: np.ndarray, combined: np.ndarray, collab: np.ndarray | None, stats: pd.DataFrame
+    movie: Movie, text: np.ndarray, combined: np.ndarray, collab: np.ndarray | None, stats: pd.DataFrame,
+    rated: bool,
 ) -> MoviePoint:
     """Popularity and votes from the training part only (the source's own counts include the test part)."""
     count = int(stats.at[movie.id, "size"]) if movie.id in stats.index else 0
@@ -90,6 +94,8 @@ def _point(
         content_hash="",
         local_rating_count=count,
     )
+    if collab is not None:
+        payload["collab_source"] = "ratings" if rated else "content"
     return MoviePoint(movie.id, vectors, payload)
 
 

@@ -1,0 +1,199 @@
+"""Tune first contact on a validation split carved from the training part, never on test: the
+popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
+(part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
+
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies]
+
+users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings; the collab
+    user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
+    unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN; and an exact
+    popularity term (x=: max-scaled collab score + α x max-scaled count).
+movies: 15% of the movies lose their fitting ratings; the content -> factors ridge map's penalty
+    and handicap, and the exploration place (share of the list, minimum score ratio), by overall
+    NDCG@10, new-movie recall@10 and NDCG@10 among new movies (vs the content taste vector, random).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from _common import log  # also puts the repository root on sys.path
+
+from app.embedding import collab
+from app.recommend.eval import baselines, splits
+from app.recommend.eval.metrics import ndcg_at_k
+from app.recommend.eval.runner import load_dataset
+
+K = 10
+LENGTHS = (1, 2, 3, 5, 10)
+ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
+ALPHAS_EXACT = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def factors(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Movie ids and their (unnormalised) EASE factors."""
+    items, x = collab._interactions(train["user_id"].to_numpy(), train["movie_id"].to_numpy(), collab.MAX_ITEMS)
+    return items, collab._symmetric_factors(collab._ease(x, collab.EASE_L2), 255)
+
+
+def ndcg(recs: dict[int, list[int]], relevant: dict[int, set[int]]) -> float:
+    return float(np.mean([ndcg_at_k(recs[u], relevant[u], K) for u in recs]))
+
+
+def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
+    ids = [m.id for m in movies]
+    for n in LENGTHS:
+        cut, chosen = splits.cold_start(fit, users, len(users), keep=n)
+        chosen = [int(u) for u in chosen]
+        cat = baselines.Catalogue(ids, cut)
+        items, f = factors(cut)
+        col = np.searchsorted(cat.ids, items)
+        full = np.zeros((len(cat.ids), f.shape[1]))
+        full[col] = f
+        counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids))
+        p = counts @ full
+        p /= np.linalg.norm(p)
+        line = {
+            "popularity": ndcg(baselines.popularity(cat, chosen, K), relevant),
+            "itemknn": ndcg(baselines.itemknn(cat, chosen, K), relevant),
+        }
+        for a in ALPHAS:
+            recs = {}
+            for u in chosen:
+                uv = full[cat.rated[u]].sum(axis=0)
+                uv = uv / max(np.linalg.norm(uv), 1e-12)
+                recs[u] = cat.top_k(full @ (uv + a * p), u, K)
+            line[f"a={a:g}"] = ndcg(recs, relevant)
+        pop = counts / counts.max()
+        for a in ALPHAS_EXACT:  # max-scaled collab score + α x max-scaled training count
+            recs = {}
+            for u in chosen:
+                s = full @ full[cat.rated[u]].sum(axis=0)
+                recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
+            line[f"x={a:g}"] = ndcg(recs, relevant)
+        print(f"n={n:<3} users={len(chosen)} " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+
+
+def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
+    """15% of the movies lose their fitting ratings; their factors come from content (ridge map)."""
+    from app.embedding.movie import combine
+    from app.embedding.text import TextEncoder
+    from app.recommend.eval.embed_cache import cached_text_vectors
+    from app.settings import get_settings
+
+    text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))
+    content = {m.id: combine(text[m.id], None)[0] for m in movies}
+    ids = np.array(sorted(content))
+    new = set(np.random.default_rng(7).choice(ids, size=round(0.15 * len(ids)), replace=False).tolist())
+    fit = fit[~fit["movie_id"].isin(new)]
+    rated = collab.item_vectors(fit["user_id"].to_numpy(), fit["movie_id"].to_numpy(), 256)
+    cat = baselines.Catalogue(ids, fit)
+    chosen = [int(u) for u in users if int(u) in cat.rated and relevant[int(u)] & new]
+    new_cols = np.searchsorted(cat.ids, sorted(new))
+    cmat = np.array([content[m] for m in cat.ids])
+    for l2 in (collab.CONTENT_L2,):  # the exploration place, with the chosen map
+        pred = collab.from_content(rated, content, l2=l2)
+        full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
+        old_cols = np.setdiff1d(np.arange(len(cat.ids)), new_cols)
+        for share, tau in ((0, 0), (1, 0), (1, 0.25), (1, 0.5), (1, 0.75), (2, 0)):
+            # the last `share` places go to the best new movies, when they score >= tau x the last warm pick
+            overall, recall_new, recall_all = {}, [], []
+            for u in chosen:
+                s = full @ full[cat.rated[u]].sum(axis=0)
+                warm, cold = s.copy(), s.copy()
+                warm[new_cols] = -np.inf
+                cold[old_cols] = -np.inf
+                top = cat.top_k(warm, u, K)
+                fresh = [m for m in cat.top_k(cold, u, share) if s[cat.column[m]] >= tau * s[cat.column[top[-1]]]]
+                overall[u] = top[: K - len(fresh)] + fresh
+                rel_new = relevant[u] & new
+                recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
+                recall_all.append(len(set(overall[u]) & relevant[u]) / len(relevant[u]))
+            print(
+                f"share={share} ratio={tau} overall ndcg={ndcg(overall, relevant):.4f} "
+                f"recall={np.mean(recall_all):.4f} new recall={np.mean(recall_new):.4f}",
+                flush=True,
+            )
+    for l2 in (0.1, 1.0, 10.0):  # the map's penalty, and new movies competing on a handicapped score
+        for handicap in (0.5, 1.0, 1.5, 2.0):
+            pred = collab.from_content(rated, content, l2=l2, handicap=handicap)
+            full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
+            among, overall, recall_new = [], {}, []
+            for u in chosen:
+                s = full @ full[cat.rated[u]].sum(axis=0)
+                overall[u] = cat.top_k(s, u, K)
+                rel_new = relevant[u] & new
+                recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
+                only = np.full(len(cat.ids), -np.inf)
+                only[new_cols] = s[new_cols]
+                among.append(ndcg_at_k(cat.top_k(only, u, K), rel_new, K))
+            print(
+                f"l2={l2:<5} handicap={handicap:<4} among-new ndcg={np.mean(among):.4f} "
+                f"overall ndcg={ndcg(overall, relevant):.4f} new recall={np.mean(recall_new):.4f}",
+                flush=True,
+            )
+    taste, rand = [], []
+    rng = np.random.default_rng(0)
+    for u in chosen:
+        rel_new = relevant[u] & new
+        t = cmat[cat.rated[u]].mean(axis=0) @ cmat.T
+        for scores, out in ((t, taste), (rng.random(len(ids)), rand)):
+            only = np.full(len(cat.ids), -np.inf)
+            only[new_cols] = scores[new_cols]
+            out.append(ndcg_at_k(cat.top_k(only, u, K), rel_new, K))
+    print(f"among-new: content taste {np.mean(taste):.4f}, random {np.mean(rand):.4f}; {len(chosen)} users")
+
+
+def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
+    """The collab user vector Σ w_i f_i with w_i = 0.5^(age_i / half-life), on a temporal validation
+    split (each user's latest 25% of their temporal-training ratings) and on the stratified one."""
+    from app.recommend.user_vector import SECONDS_PER_DAY
+
+    for name, fit_split in (
+        ("temporal", splits.temporal_split(splits.temporal_split(ratings).train)),
+        ("stratified", splits.stratified_split(splits.stratified_split(ratings).train, seed=splits.SEED + 1)),
+    ):
+        fit = fit_split.train
+        relevant = {int(u): set(g.tolist()) for u, g in fit_split.test.groupby("user_id")["movie_id"]}
+        users = [int(u) for u in splits.sample_users(np.array(sorted(relevant)), 400)]
+        cat = baselines.Catalogue([m.id for m in movies], fit)
+        items, f = factors(fit)
+        full = np.zeros((len(cat.ids), f.shape[1]))
+        full[np.searchsorted(cat.ids, items)] = f
+        stamps = {int(u): g["timestamp"].to_numpy() for u, g in fit.groupby("user_id")}
+        line = {}
+        for half_life in (None, 730, 365, 180, 90, 30):
+            recs = {}
+            for u in users:
+                age = (stamps[u].max() - stamps[u]) / SECONDS_PER_DAY
+                w = np.ones(len(age)) if half_life is None else np.power(0.5, age / half_life)
+                recs[u] = cat.top_k(full @ (w @ full[cat.rated[u]]), u, K)
+            line[f"h={half_life}"] = ndcg(recs, relevant)
+        print(f"{dataset} {name}: " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
+    parser.add_argument("--part", default="users", choices=["users", "movies", "time"])
+    args = parser.parse_args()
+    started = time.perf_counter()
+    movies, ratings = load_dataset(args.dataset)
+    train = splits.stratified_split(ratings).train
+    parts = splits.stratified_split(train, seed=splits.SEED + 1)  # the validation split
+    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
+    users = splits.sample_users(np.array(sorted(relevant)), 400)
+    if args.part == "time":
+        recency(movies, ratings, args.dataset)
+    elif args.part == "users":
+        new_users(movies, parts.train, relevant, users)
+    else:
+        new_movies(movies, parts.train, relevant, users)
+    log(f"{time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""First contact (issue 11): unknown users, short histories, new movies, honest explanations.
+Through the real API on a copy of the demo fixture, and the Recommender on hand-built indexes."""
+
+# ruff: noqa: F811  (the module fixtures of test_api are imported by name, then requested as arguments)
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.test_api import (  # noqa: F401  (module fixtures, shared by name)
+    NEW_USER,
+    admin,
+    anyio_backend,
+    api_settings,
+    app,
+    assert_error,
+    client,
+    db,
+    movie_ids,
+    real_users,
+    recommend,
+)
+from tests.test_collab import NEW, _user, recommender, world  # noqa: F401
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_unknown_user_is_a_new_user(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]
+) -> None:
+    ghost = NEW_USER + 77_777
+    body = await recommend(client, admin, ghost, limit=5, genres="Drama")
+    assert body["path"] == "popular"
+    assert len(body["items"]) == 5 and all("Drama" in i["genres"] for i in body["items"])
+    listed = await client.get(f"/users/{ghost}/ratings", headers=admin)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["total"] == 0 and listed.json()["items"] == []
+    explained = await client.get(f"/movies/explain/{ghost}/{movie_ids[0]}", headers=admin)
+    assert explained.status_code == 200, explained.text
+    assert "popular" in explained.json()["sentence"]
+
+
+async def test_similar_by_collab(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    listed = (await client.get(f"/users/{real_users[0]}/ratings", headers=admin)).json()
+    movie = listed["items"][0]["movie_id"]  # rated, so it has rating-fitted factors
+    resp = await client.get(f"/movies/{movie}/similar", params={"vector": "collab", "limit": 5}, headers=admin)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["vector"] == "collab" and len(body["items"]) == 5
+    assert movie not in [i["movie_id"] for i in body["items"]]
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+async def test_only_new_answers_over_http(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    # Every movie of the demo slice has ratings: "new for you" is empty, not an error.
+    body = await recommend(client, admin, real_users[1], only_new="true")
+    assert body["items"] == []
+    assert_error(
+        await client.get("/movies/recommendations", params={"user_id": 1, "only_new": "maybe"}, headers=admin),
+        400,
+        "only_new",
+    )
+
+
+def test_a_movie_added_without_ratings_is_recommended(world, recommender) -> None:
+    """test_collab's world adds three movies nobody rated: their collab vectors come from content at
+    ingest, one takes a collab list's exploration place, and only_new ranks among them alone."""
+    ratings = _user(world[0])
+    fresh = recommender.recommend(ratings, limit=10, strategy="collab", only_new=True)
+    assert {i.id for i in fresh.items} == {NEW, NEW + 1, NEW + 2}
+    for strategy in ("collab", "hybrid"):
+        full = recommender.recommend(ratings, limit=10, strategy=strategy)  # type: ignore[arg-type]
+        assert len(full.items) == 10
+        assert full.items[-1].id == fresh.items[0].id  # the exploration place: the best new movie for this user
+        assert "nobody has rated" in full.items[-1].reason
+        assert len({i.id for i in full.items}) == 10  # another new movie may also earn a place of its own
+
+
+# -- honest explanations, on a hand-built index -----------------------------------------------------
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _axis(i: int, dim: int, other: int | None = None, mix: float = 0.0) -> np.ndarray:
+    v = np.zeros(dim)
+    v[i] = 1.0
+    if other is not None:
+        v[other] = mix
+    return _unit(v)
+
+
+@pytest.fixture()
+def handmade(tmp_path):
+    """Five movies with chosen vectors. Liked (5★) and Disliked (1★) are rated; Twin's collab and text
+    vectors lie next to Disliked's and orthogonal to Liked's; Kin's lie next to Liked's; Loner is
+    orthogonal to both, in text and in collab."""
+    from app.settings import Settings
+    from app.vectorstore import MoviePoint, build_manifest, payload_for
+    from app.vectorstore.edge import EdgeIndex
+
+    index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
+    axes = {1: (0, None), 2: (1, None), 3: (1, 2), 4: (0, 3), 5: (5, None)}  # id -> (axis, second axis)
+    names = {1: "Liked", 2: "Disliked", 3: "Twin", 4: "Kin", 5: "Loner"}
+    points = []
+    for mid, (axis, other) in axes.items():
+        text = _axis(axis, 384, other, 0.3)
+        collab_factors = _axis(axis, 255, other, 0.3) * 0.8
+        collab_vec = np.append(collab_factors, np.sqrt(1 - 0.64)).astype(np.float32)
+        payload = payload_for(
+            title=names[mid],
+            year=2000,
+            genres=["Drama"],
+            popularity=float(mid),
+            vote_average=None,
+            vote_count=0,
+            has_poster=False,
+            content_hash="",
+        )
+        payload["collab_source"] = "ratings"
+        vectors = {"text": text, "combined": np.append(text, np.zeros(384)).astype(np.float32), "collab": collab_vec}
+        points.append(MoviePoint(mid, vectors, payload))
+    index.upsert(points)
+    yield index
+    index.close()
+
+
+def test_reasons_never_cite_a_disliked_movie_nor_call_noise_a_match(handmade) -> None:
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]  # newest first
+    for strategy in ("content", "collab", "hybrid"):
+        result = rec.recommend(ratings, limit=3, strategy=strategy, popularity=0.0, diversity=0.0)
+        reasons = {i.title: i.reason for i in result.items}
+        assert set(reasons) == {"Twin", "Kin", "Loner"}, (strategy, result.path)
+        assert all("Disliked" not in r for r in reasons.values()), reasons  # never the 1★ movie
+        assert reasons["Twin"] == reasons["Loner"] == "a popular pick", reasons  # cosine to Liked: ~0
+        cited = (
+            "people who liked Liked (you: 5.0★) also liked this"
+            if strategy != "content"
+            else "because you liked Liked (5.0★)"
+        )
+        assert reasons["Kin"] == cited
+        for item in result.items:  # the list and the explanation say the same thing
+            why = rec.explain(ratings, item.id, strategy=strategy)
+            assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence
+            assert "Disliked" not in why.sentence
+    far = rec.explain(ratings, 5, strategy="hybrid")
+    assert "matches your taste" not in far.sentence and "not close" in far.sentence
+
+
+def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(2, 2.0, 3_000), UserRating(1, 2.0, 2_000), UserRating(5, 2.0, 1_000)]  # all alike, low
+    result = rec.recommend(ratings, limit=2, strategy="hybrid", popularity=0.0, diversity=0.0)
+    assert result.items and all(i.reason == "a popular pick" for i in result.items)
