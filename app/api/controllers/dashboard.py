@@ -8,21 +8,19 @@ only: a user token gets 403.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from litestar import Controller, MediaType, Response, get
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Parameter
 
 from app.api.assets import DASHBOARD_DIR
-from app.api.deps import MovieIdPath
+from app.api.deps import MovieIdPath, examples
 from app.api.metrics import ServiceHistory
-from app.api.schemas import ERROR_RESPONSES
+from app.api.schemas import error_responses
+from app.api.security import admin_only
 from app.api.state import Services
-from app.auth import Principal
 from app.errors import InvalidInput, NotFound
 from app.recommend.recommender import Recommender
 from app.status import embedding_metrics
@@ -32,12 +30,6 @@ from app.vectorstore.maps import MAP_SPACES
 DISTANCE = "cosine"  # both adapters create every named vector with cosine distance
 NEIGHBOURS = 10
 PAYLOAD_SAMPLE = 256  # points whose payload keys list the payload fields
-ADMIN_ERRORS = {code: ERROR_RESPONSES[code] for code in (401, 403, 503)}
-
-
-def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
-    if not connection.user.admin:
-        raise PermissionDeniedException(detail="the dashboard needs an admin token")
 
 
 class DashboardPageController(Controller):
@@ -67,8 +59,11 @@ class DashboardController(Controller):
     @get(
         "/index",
         operation_id="dashboardIndex",
-        responses=ADMIN_ERRORS,
+        responses=error_responses(401, 403, 503),
         summary="The published index: generation, engine, vectors, payload fields, manifest, coverage",
+        description="What the dashboard's Index page shows: the served generation, the engine, its point count, "
+        "the named vectors (dimension, distance), the payload fields and which are indexed, the manifest, "
+        "coverage and poster coverage, and collab vectors by source.",
         sync_to_thread=True,
     )
     def index(self, services: Services) -> dict[str, Any]:
@@ -77,8 +72,10 @@ class DashboardController(Controller):
     @get(
         "/movies/{movie_id:str}",
         operation_id="dashboardMovie",
-        responses={**ADMIN_ERRORS, 400: ERROR_RESPONSES[400], 404: ERROR_RESPONSES[404]},
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="One movie as indexed: payload, the norm of each vector, its 10 nearest under each vector",
+        description="The Movies page: the movie's payload, the norm of each of its named vectors, and its 10 "
+        "nearest neighbours under each named vector (text, image, combined, collab), side by side.",
         sync_to_thread=True,
     )
     def movie(self, services: Services, recommender: Recommender, movie_id: MovieIdPath) -> dict[str, Any]:
@@ -87,17 +84,24 @@ class DashboardController(Controller):
     @get(
         "/map/{space:str}",
         operation_id="dashboardMap",
-        responses={**ADMIN_ERRORS, 400: ERROR_RESPONSES[400], 404: ERROR_RESPONSES[404]},
+        responses=error_responses(400, 401, 403, 404, 503),
         summary="The 2-D map of a vector space computed at ingest, with each point's title and genre",
+        description="The Map page: a PCA projection of `combined` or `collab`, stored with the generation at ingest.",
         sync_to_thread=True,
     )
-    def map(self, services: Services, space: str) -> dict[str, Any]:
+    def map(
+        self,
+        services: Services,
+        space: Annotated[
+            str, Parameter(description="The vector space: combined or collab.", examples=examples("combined"))
+        ],
+    ) -> dict[str, Any]:
         return map_view(services, space)
 
     @get(
         "/quality",
         operation_id="dashboardQuality",
-        responses=ADMIN_ERRORS,
+        responses=error_responses(401, 403, 503),
         summary="The last `movierec eval --save` report",
         description='`{"report": <movierec eval --json>}`, or `{"report": null, "hint": ...}` when none is saved '
         "(a 200, not a 404: the page asks for it every time, and a missing report is not an error).",
@@ -112,7 +116,7 @@ class DashboardController(Controller):
     @get(
         "/service",
         operation_id="dashboardService",
-        responses=ADMIN_ERRORS,
+        responses=error_responses(401, 403, 503),
         summary="Request counts and latency buckets per route over the last minutes, and the live worker count",
         description="Cumulative snapshots of every worker's Prometheus request metrics, one every few seconds over "
         "the last five minutes, the last one taken now: rates and quantiles are differences between two.",

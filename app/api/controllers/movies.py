@@ -10,7 +10,7 @@ from litestar.response import File
 from sqlmodel import Session
 
 from app.api.controllers.recommendations import POPULARITY_DOC
-from app.api.deps import Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_ids
+from app.api.deps import MIN_ZERO, Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_ids
 from app.api.schemas import (
     GenreOut,
     GenresOut,
@@ -58,7 +58,10 @@ class MovieController(Controller):
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
-        popularity: Annotated[float | None, Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC)] = None,
+        popularity: Annotated[
+            float | None,
+            Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC, examples=examples(0.1), schema_extra=MIN_ZERO),
+        ] = None,
     ) -> SearchOut:
         wanted = movie_filter(recommender, genres, year_min, year_max)
         prior = services.settings.popularity_weight if popularity is None else popularity

@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import Parameter
 from sqlmodel import Session
 
-from app.api.deps import Limit, MovieIdPath, Offset
+from app.api.deps import Limit, MovieIdPath, Offset, examples
 from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
@@ -70,7 +70,10 @@ class RatingController(Controller):
         db_session: Session,
         owner: int,
         body: bytes,  # Litestar's reserved `body`: the raw request body (a CSV file, not JSON)
-        format: Annotated[Format, Parameter(description="Which export the body is: letterboxd or imdb.")],  # noqa: A002
+        format: Annotated[
+            Format,
+            Parameter(description="Which export the body is: letterboxd or imdb.", examples=examples("letterboxd")),
+        ],  # noqa: A002
     ) -> HistoryImportOut:
         report = import_history(db_session, owner, body, format)
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))
