@@ -70,6 +70,8 @@ def test_counters_and_histograms_rise_after_requests(base_url: str, admin: dict[
         answer = httpx.get(f"{base_url}/movies/recommendations?user_id={user}&strategy={strategy}", headers=admin)
         assert answer.status_code == 200
     assert httpx.get(f"{base_url}/movies/recommendations?user_id=x", headers=admin).status_code == 400
+    guest = httpx.post(f"{base_url}/recommendations", json={"liked": [1], "strategy": "collab"}, headers=admin)
+    assert guest.status_code == 200, guest.text
     after = scrape(base_url)
 
     def rise(name: str, **labels: str) -> float:
@@ -82,6 +84,7 @@ def test_counters_and_histograms_rise_after_requests(base_url: str, admin: dict[
     assert rise("movierec_request_duration_seconds_sum", **route) > 0
     assert rise("movierec_recommendation_paths_total", strategy="hybrid") == 2
     assert rise("movierec_recommendation_paths_total", strategy="content", path="content") == 1
+    assert rise("movierec_recommendation_paths_total", strategy="collab", path=guest.json()["path"]) == 1
 
 
 def test_index_model_and_worker_gauges(base_url: str, world: Settings) -> None:

@@ -85,8 +85,9 @@ def test_a_movie_vector_holds_title_people_keywords_genres_with_bm25_weights() -
 
 def test_a_query_vector_weighs_each_distinct_term_once() -> None:
     q = lexical.query_vector("Keanu keanu REEVES the")
-    assert sorted(q.indices) == sorted([lexical.term_id("keanu"), lexical.term_id("reeve")])
-    assert q.values == (1.0, 1.0)
+    words_and_pairs = ["keanu", "reeve", "keanu_keanu", "keanu_reeve"]
+    assert sorted(q.indices) == sorted(lexical.term_id(t) for t in words_and_pairs)
+    assert q.values == (1.0,) * 4
     assert lexical.query_vector("the of and").indices == ()
 
 
@@ -117,13 +118,14 @@ def test_the_engines_score_a_query_by_bm25_with_their_idf(engine: str, tmp_path:
         [MoviePoint(i, {SPARSE_VECTOR: lexical.movie_vector(m)}, {"title": m.title}) for i, m in small.items()]
     )
     hits = index.query(lexical.query_vector("Tom Hanks"), SPARSE_VECTOR, 10)
-    tom, hanks = lexical.term_id("tom"), lexical.term_id("hank")
+    # n = 4 movies: "tom" in 3 of them, "hanks" in 2, the full name "tom_hanks" in 2
+    df = {lexical.term_id("tom"): 3, lexical.term_id("hank"): 2, lexical.term_id("tom_hank"): 2}
     expected = {}
     for i, m in small.items():
         vec = lexical.movie_vector(m)
         doc = dict(zip(vec.indices, vec.values, strict=True))
-        if tom in doc:  # n = 4 movies: "tom" in 3 of them, "hanks" in 2
-            expected[i] = idf(4, 3) * doc[tom] + idf(4, 2) * doc.get(hanks, 0.0)
+        if doc.keys() & df.keys():
+            expected[i] = sum(idf(4, n) * doc.get(t, 0.0) for t, n in df.items())
     assert {h.id: h.score for h in hits} == pytest.approx(expected, rel=1e-4)
     assert {h.id for h in hits[:2]} == {1, 3}  # the rarer name decides: both Hanks films before Cruise's
     index.close()

@@ -36,7 +36,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.schemas import RecommendationsOut
+from app.api.schemas import GuestRecommendationsOut, RecommendationsOut
 from app.api.state import Services
 from app.errors import IndexUnavailable
 from app.multiproc import MULTIPROC_ENV
@@ -133,7 +133,7 @@ class PrometheusController(Controller):
 async def count_recommendation_path(response: Response) -> Response:  # type: ignore[type-arg]
     """after_request hook: count which path answered, read from the answer itself."""
     body = getattr(response, "content", None)  # file responses (static assets) have none
-    if isinstance(body, RecommendationsOut):
+    if isinstance(body, RecommendationsOut | GuestRecommendationsOut):
         RECOMMENDATION_PATHS.labels(body.strategy, body.path).inc()
     return response
 

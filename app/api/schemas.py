@@ -66,7 +66,7 @@ REASON_DOC = (
 )
 SCORE_DOC = (
     "similar: cosine similarity on the chosen vector, -1 to 1. search: the fused reciprocal-rank score of the "
-    "dense `text` and sparse `lexical` lists (at most 1.26) times the popularity boost."
+    "dense `text` and sparse `lexical` lists (at most 1.39) times the popularity boost."
 )
 
 

@@ -15,10 +15,13 @@ Qdrant's IDF is ln(1 + (N - n(t) + 0.5) / (n(t) + 0.5)) over the points that hav
 Tokens: the text is NFKD-folded to ASCII and lower-cased, apostrophes are dropped ("O'Bannon" ->
 "obannon"), and anything but a-z and 0-9 splits words. English stopwords are dropped and a
 final "s" is cut from words of four letters or more not ending in "ss" ("zombies" -> "zombie"),
-the same on both sides. Each token's id is the first 4 bytes of its BLAKE2b digest, big-endian,
-modulo 2^31: the same on every run and machine (Python's own hash() is salted per process). Two
-tokens that share an id add up, as one term; n distinct tokens expect about n^2 / 2^32 such pairs
-(0.3 for the demo catalogue's ~34,000).
+the same on both sides. Each pair of adjacent words within one line of the document (a name, a
+title; a comma also ends a line) is a term too, "tom_hanks", and so is each adjacent pair of the
+query's words: a person's full name or a title phrase is then one rare term with a high IDF, where
+"tom" alone also matches Tom Jones. Only single words count towards |d|. Each token's id is the
+first 4 bytes of its BLAKE2b digest, big-endian, modulo 2^31: the same on every run and machine
+(Python's own hash() is salted per process). Two tokens that share an id add up, as one term; n
+distinct tokens expect about n^2 / 2^32 such pairs (a few for the demo catalogue's words and pairs).
 
 Nothing is loaded: encoding is pure Python.
 """
@@ -47,9 +50,10 @@ AVG_LEN = 38.0
 ID_SPACE = 2**31
 # Names this encoder in the index manifest, so an index built with other tokens, ids or weights is
 # rebuilt rather than queried with different term ids. Bump the version when the token rules change.
-ENCODER_ID = f"bm25-k{K1}-b{B}-title{TITLE_WEIGHT}-len{AVG_LEN}-blake2b31-v1"
+ENCODER_ID = f"bm25-k{K1}-b{B}-title{TITLE_WEIGHT}-len{AVG_LEN}-blake2b31-v2"  # v2: word pairs
 
 _WORD = re.compile(r"[a-z0-9]+")
+_LINES = re.compile(r"[\n,;|]")
 _APOSTROPHES = re.compile(r"['\u2019`]")
 # fmt: off
 STOPWORDS = frozenset([
@@ -65,6 +69,15 @@ def tokens(text: str) -> list[str]:
     folded = "".join(c for c in folded if not unicodedata.combining(c)).lower()
     words = _WORD.findall(_APOSTROPHES.sub("", folded))
     return [_singular(w) for w in words if w not in STOPWORDS]
+
+
+def pairs(words: list[str]) -> list[str]:
+    """Adjacent word pairs of one line's terms: ["tom", "hanks"] -> ["tom_hanks"]."""
+    return [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+
+
+def _line_pairs(text: str) -> list[str]:
+    return [p for line in _LINES.split(text) for p in pairs(tokens(line))]
 
 
 def _singular(word: str) -> str:
@@ -95,12 +108,15 @@ def document_vector(text: str) -> SparseVector:
     An empty or all-stopword text gives an empty vector."""
     words = tokens(text)
     norm = K1 * (1 - B + B * len(words) / AVG_LEN)
-    return _sparse(_by_id((t, tf * (K1 + 1) / (tf + norm)) for t, tf in Counter(words).items()))
+    counts = Counter(words) + Counter(_line_pairs(text))
+    return _sparse(_by_id((t, tf * (K1 + 1) / (tf + norm)) for t, tf in counts.items()))
 
 
 def query_vector(text: str) -> SparseVector:
-    """1.0 for each distinct term of `text`, so the dot product with a document is its BM25 score."""
-    return _sparse(_by_id((t, 1.0) for t in dict.fromkeys(tokens(text))))
+    """1.0 for each distinct term of `text` (its words and adjacent word pairs), so the dot product
+    with a document is its BM25 score."""
+    words = tokens(text)
+    return _sparse(_by_id((t, 1.0) for t in dict.fromkeys([*words, *pairs(words)])))
 
 
 def movie_document(movie: Movie) -> str:

@@ -37,10 +37,11 @@ SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (R
 # RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
 # matches is near-certain evidence, while the dense list always returns something. On the query set,
 # hybrid NDCG@10 with lexical weight 1, 2, 3, 4: 0.463, 0.484, 0.492, 0.496 (people 0.69 -> 0.89,
-# titles 0.84 -> 0.81). 3.2, not 3: with integer weights a lexical rank ties a dense one exactly
-# (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2), and engines break ties differently; 3.2 first ties at
-# lexical rank 15. Same NDCG (bench/search.py, README).
-SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 3.2}
+# titles 0.84 -> 0.81); with word pairs and the search prior of 0.6, weight 3.2, 5.2, 8.2: 0.438,
+# 0.444, 0.448 over the query kinds. Not an integer: with integer weights a lexical rank ties a dense
+# one exactly (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2) and engines break ties differently; 8.2
+# first ties at lexical rank 40, past the candidates a page reads (bench/search.py, README).
+SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 8.2}
 Path = Literal["popular", "content_cold_start", "content", "collab_popular", "collab", "hybrid"]
 COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5

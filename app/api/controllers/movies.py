@@ -9,7 +9,6 @@ from litestar.params import Parameter
 from litestar.response import File
 from sqlmodel import Session
 
-from app.api.controllers.recommendations import POPULARITY_DOC
 from app.api.deps import MIN_ZERO, Exclude, Genres, Limit, MovieIdPath, Year, examples, movie_filter, parse_ids
 from app.api.schemas import (
     GenreOut,
@@ -25,6 +24,12 @@ from app.catalog import repository as repo
 from app.embedding.posters import image_media_type, poster_file
 from app.errors import NotFound
 from app.recommend.recommender import Recommender
+from app.settings import Settings
+
+SEARCH_POPULARITY_DOC = (
+    "Weight of popularity in the search re-rank, 0-1 "
+    f"(default: MOVIEREC_SEARCH_POPULARITY_WEIGHT, {Settings.model_fields['search_popularity_weight'].default})."
+)
 
 
 class MovieController(Controller):
@@ -60,11 +65,11 @@ class MovieController(Controller):
         year_max: Year = None,
         popularity: Annotated[
             float | None,
-            Parameter(ge=0.0, le=1.0, description=POPULARITY_DOC, examples=examples(0.1), schema_extra=MIN_ZERO),
+            Parameter(ge=0.0, le=1.0, description=SEARCH_POPULARITY_DOC, examples=examples(0.6), schema_extra=MIN_ZERO),
         ] = None,
     ) -> SearchOut:
         wanted = movie_filter(recommender, genres, year_min, year_max)
-        prior = services.settings.popularity_weight if popularity is None else popularity
+        prior = services.settings.search_popularity_weight if popularity is None else popularity
         hits = recommender.search(q, limit=limit, filter=wanted, popularity=prior)
         return SearchOut(query=q, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
