@@ -281,6 +281,11 @@ async def test_pages_do_not_overlap(
     assert deep == flat
     odd = ids(await recommend(client, admin, user, limit=7, offset=13, strategy=strategy))
     assert odd == flat[13:20]
+    # Pages shorter than the new movies' spacing (every 10th place) are cut from the same ranking too.
+    fives = [ids(await recommend(client, admin, user, limit=5, offset=o, strategy=strategy)) for o in range(0, 40, 5)]
+    assert [m for page in fives for m in page] == flat
+    short = ids(await recommend(client, admin, user, limit=3, strategy=strategy))
+    assert short == flat[:3]
 
 
 async def test_popular_pages_do_not_overlap(

@@ -117,11 +117,12 @@ def handmade(tmp_path):
             title=names[mid],
             year=2000,
             genres=["Drama"],
-            popularity=float(mid),
+            popularity=None,
             vote_average=None,
             vote_count=0,
             has_poster=False,
             content_hash="",
+            local_rating_count=mid,  # rated: these are not new movies
         )
         payload["collab_source"] = "ratings"
         vectors = {"text": text, "combined": np.append(text, np.zeros(384)).astype(np.float32), "collab": collab_vec}
@@ -165,3 +166,56 @@ def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
     ratings = [UserRating(2, 2.0, 3_000), UserRating(1, 2.0, 2_000), UserRating(5, 2.0, 1_000)]  # all alike, low
     result = rec.recommend(ratings, limit=2, strategy="hybrid", popularity=0.0, diversity=0.0)
     assert result.items and all(i.reason == "a popular pick" for i in result.items)
+
+
+def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None:
+    """New movies (nobody rated them) take every 10th place of the ranking; pages shorter than that
+    spacing must still be slices of one list (a page of 5, then the next, never repeat a movie)."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+    from app.settings import Settings
+    from app.vectorstore import MoviePoint, build_manifest, payload_for
+    from app.vectorstore.edge import EdgeIndex
+
+    rng = np.random.default_rng(7)
+    taste = _unit(rng.normal(size=255))
+    index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
+    points = []
+    for mid in range(1, 61):
+        unrated = mid > 48  # 12 new movies, close to the user's taste like the rated ones
+        factors = _unit(taste + rng.normal(scale=0.6, size=255)) * 0.8
+        text = _unit(rng.normal(size=384))
+        payload = payload_for(
+            title=f"Movie {mid}",
+            year=2000,
+            genres=["Drama"],
+            popularity=None,
+            vote_average=None,
+            vote_count=0,
+            has_poster=False,
+            content_hash="",
+            local_rating_count=0 if unrated else 100 - mid,
+        )
+        payload["collab_source"] = "content" if unrated else "ratings"
+        vectors = {
+            "text": text,
+            "combined": np.append(text, np.zeros(384)).astype(np.float32),
+            "collab": np.append(factors, np.sqrt(1 - 0.64)).astype(np.float32),
+        }
+        points.append(MoviePoint(mid, vectors, payload))
+    index.upsert(points)
+    rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(mid, 5.0 if mid % 2 else 4.0, 10_000 - mid) for mid in range(1, 13)]  # 12: warm
+    deep = rec.recommend(ratings, limit=30, strategy="collab", popularity=0.0, diversity=0.0, depth=30)
+    flat = [i.id for i in deep.items]
+    assert deep.path == "collab" and len(flat) == 30 == len(set(flat))
+    assert any(mid > 48 for mid in flat), flat  # the new movies' places are in use
+    assert all(i.reason.startswith("new:") == (i.id > 48) for i in deep.items)  # "new" means unrated
+    for size in (3, 5, 7):
+        pages = [
+            rec.recommend(ratings, limit=size, offset=o, strategy="collab", popularity=0.0, diversity=0.0, depth=30)
+            for o in range(0, 30 - size + 1, size)
+        ]
+        cut = [i.id for page in pages for i in page.items]
+        assert cut == flat[: len(cut)], size
+    index.close()

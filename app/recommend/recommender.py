@@ -205,7 +205,7 @@ class Recommender:
             filter, exclude_ids=filter.exclude_ids | {r.movie_id for r in ratings} | {h.movie_id for h in hidden}
         )
         if only_new:
-            unseen = replace(unseen, collab_source="content")
+            unseen = replace(unseen, unrated=True)
         taste = self._taste(index, ratings, with_collab=strategy != "content", hidden=hidden) if ratings else None
         ranked = max(offset + limit, depth or 0)
         if taste is None:
@@ -240,7 +240,9 @@ class Recommender:
         # Diversity is judged on content for every strategy: "not five sequels".
         shown = offset + limit
         every = round(1 / self.tuning.new_share) if self.tuning.new_share > 0 else 0
-        slots = 0 if only_new or collab_query is None or not every else shown // every
+        # The new movies' places are fixed for the whole ranking (`ranked` deep), so every page is cut from
+        # the same list: a page of 5 and the next one never show the same movie.
+        slots = 0 if only_new or collab_query is None or not every else ranked // every
         fresh = self._new_movies(index, collab_query, slots, unseen) if slots else []
         fresh_ids = {f.id for f in fresh}
         picks = rerank([h for h in hits if h.id not in fresh_ids], CANDIDATE_VECTOR, shown, popularity, diversity)
@@ -253,7 +255,7 @@ class Recommender:
     def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
         """The exploration share: the `slots` best movies whose collab vector is predicted from
         content (nobody rated them yet), by the user's own collab query."""
-        return index.query(query, "collab", slots, replace(filter, collab_source="content"), with_vectors=WITH_COLLAB)
+        return index.query(query, "collab", slots, replace(filter, unrated=True), with_vectors=WITH_COLLAB)
 
     def _taste(
         self, index: MovieIndex, ratings: Sequence[UserRating], with_collab: bool, hidden: Sequence[HiddenMovie] = ()
@@ -480,12 +482,12 @@ def _recommendation(
     answers: the liked movie with the largest text cosine. Below MATCH_MIN, or with nothing liked,
     it is called a popular pick, never a match."""
     item = Recommendation(**vars(ScoredMovie.from_payload(hit.id, hit.payload, score)), reason="a popular pick")
-    new = hit.payload.get("collab_source") == "content"
+    new = not hit.payload.get("local_rating_count")
     if liked_collab is not None and "collab" in hit.vectors:
         best = _nearest(hit.vectors["collab"], liked_collab, "collab", collab.similarity)
         if best is not None:
             cited = f"{_title(best)} (you: {best[0].rating:.1f}★)"
-            item.reason = (f"new: nobody has rated it yet; its story and poster predict it for fans of {cited}"
+            item.reason = (f"new: nobody has rated it yet; its content predicts it for fans of {cited}"
                            if new else f"people who liked {cited} also liked this")
         elif new:
             item.reason = "new: nobody has rated it yet"

@@ -114,6 +114,7 @@ class MovieFilter:
     only_ids: frozenset[int] | None = None
     has_poster: bool | None = None  # True: only movies with an image vector; False: only without
     collab_source: str | None = None  # "ratings" or "content": where the movie's collab vector came from
+    unrated: bool = False  # True: only movies nobody has rated yet (payload local_rating_count 0)
 
     def is_empty(self) -> bool:
         return self == MovieFilter()

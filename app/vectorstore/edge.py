@@ -86,6 +86,8 @@ def edge_filter(f: MovieFilter | None) -> qe.Filter | None:
         must.append(qe.HasIdCondition(set(f.only_ids)))
     if f.collab_source is not None:
         must.append(qe.FieldCondition("collab_source", match=qe.MatchValue(f.collab_source)))
+    if f.unrated:
+        must.append(qe.FieldCondition("local_rating_count", match=qe.MatchValue(0)))
     must_not: list[Any] = [qe.HasIdCondition(set(f.exclude_ids))] if f.exclude_ids else []
     if f.has_poster is not None:
         # A poster exists in the index exactly when the image vector does. (Edge 0.9 cannot

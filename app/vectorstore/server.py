@@ -132,6 +132,8 @@ def server_filter(f: MovieFilter | None) -> models.Filter | None:
         must.append(models.HasIdCondition(has_id=sorted(f.only_ids)))
     if f.collab_source is not None:
         must.append(models.FieldCondition(key="collab_source", match=models.MatchValue(value=f.collab_source)))
+    if f.unrated:
+        must.append(models.FieldCondition(key="local_rating_count", match=models.MatchValue(value=0)))
     must_not: list[Any] = [models.HasIdCondition(has_id=sorted(f.exclude_ids))] if f.exclude_ids else []
     if f.has_poster is not None:
         # A poster exists exactly when the image vector does; Edge filters the same way.
