@@ -5,13 +5,19 @@ Real SQLite or PostgreSQL (MOVIEREC_TEST_DB=postgres), the real 300-movie demo i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 import qdrant_edge as qe
+from litestar.security.jwt import Token
+from litestar.testing import AsyncTestClient
 from sqlmodel import Session, col, select
 
+from app.api import create_app
+from app.auth import ALGORITHM, signing_key
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Hidden, Movie, Rating
@@ -19,7 +25,7 @@ from app.recommend import Recommender
 from app.vectorstore import MovieFilter, open_store
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.edge import PAYLOAD_INDEXES, EdgeIndex
-from tests.conftest import copy_settings
+from tests.conftest import copy_settings, make_settings
 
 HEAVY = 900_000  # a user id no demo user has
 
@@ -109,3 +115,29 @@ def test_every_payload_index_is_built_new_or_added_to_an_older_shard(tmp_path: P
         assert set(PAYLOAD_INDEXES) <= set(old.payload_schema())
     finally:
         old.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_a_verified_token_is_refused_once_it_expires(tmp_path: Path, text_encoder) -> None:
+    """Workers keep the tokens that verified (app/api/security.py): a kept token still expires on
+    time, a tampered copy of it is refused, and a token that failed is not let in later."""
+    settings = make_settings(tmp_path / "data")
+    key = signing_key(settings)
+    short = Token(sub="admin", exp=datetime.now(UTC) + timedelta(seconds=2)).encode(key, ALGORITHM)
+    tampered = short[:-2] + ("A" if short[-2] != "A" else "B") + short[-1]
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
+        for _ in range(2):  # the second use is answered from the kept verification
+            assert (await client.get("/metrics/embeddings", headers=_bearer(short))).status_code == 200
+        assert (await client.get("/metrics/embeddings", headers=_bearer(tampered))).status_code == 401
+        await anyio.sleep(max(0.0, (Token.decode(short, key, ALGORITHM).exp - datetime.now(UTC)).total_seconds()) + 0.1)
+        assert (await client.get("/metrics/embeddings", headers=_bearer(short))).status_code == 401
+        assert (await client.get("/metrics/embeddings", headers=_bearer(tampered))).status_code == 401
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
