@@ -16,6 +16,7 @@ import asyncio
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +48,13 @@ def _start_server(port: int, data_dir: Path | None, workers: int | None) -> subp
     cmd += ["--workers", str(workers)] if workers else []
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+
+
+def _free_port() -> int:
+    """A port nothing listens on now (the OS picks it), for the server this script starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _workers(args: argparse.Namespace) -> int | None:
@@ -139,9 +147,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = None
     url = args.url
     if url is None:
-        url = f"http://127.0.0.1:{args.port}"
+        port = args.port or _free_port()
+        url = f"http://127.0.0.1:{port}"
         log(f"starting the API on {url} over {args.data_dir or './data'}")
-        server = _start_server(args.port, args.data_dir, args.workers)
+        server = _start_server(port, args.data_dir, args.workers)
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
@@ -167,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running API; without it the script serves --data-dir itself")
     parser.add_argument("--data-dir", type=Path, help="MOVIEREC_DATA_DIR for the server it starts (default ./data)")
-    parser.add_argument("--port", type=int, default=8765, help="port for the server it starts")
+    parser.add_argument("--port", type=int, help="port for the server it starts (default: a free one)")
     parser.add_argument("--workers", type=int, help="API workers of the server it starts (default: serve's own)")
     parser.add_argument("--token", help="an admin token (default: created with movierec token create --admin)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients")

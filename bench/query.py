@@ -29,8 +29,16 @@ served ("demo+cache"), on the same engine without the cache ("demo") and on an e
 baseline over the index's own vectors (`ExactIndex`; for hybrid, exact weighted RRF over the two
 exact lists). `request_*` is the ratings query plus the recommendation, per request.
 
+--history 50,500,5000: heavy users. Seeded synthetic users with that many ratings (popular movies
+more likely, MovieLens-like stars, six years of timestamps) are written into the demo database
+through the repository; per user, the request's two queries and `Recommender.recommend` (hybrid
+and content) are timed on the API's own `Services` (same engine, index and vector cache), then the
+users are removed. --save-answers / --check-answers compare the lists of two runs (same seed), so a
+speed-up can show it changed no answer.
+
 Run: .venv/bin/python bench/query.py --sizes 10000,100000 [--queries 300] [--json]
      .venv/bin/python bench/query.py --demo [--demo-data-dir DIR] [--queries 300] [--json]
+     .venv/bin/python bench/query.py --history 50,500,5000 [--demo-data-dir DIR] [--save-answers F | --check-answers F]
 """
 
 from __future__ import annotations
@@ -1073,6 +1081,176 @@ DEMO_COLUMNS = (
 )
 
 
+# -- heavy users: latency by history length ------------------------------------------------------
+HEAVY_USER_BASE = 900_000_000_000  # synthetic users' ids: far above any source's, removed after the run
+HEAVY_STRATEGIES = ("hybrid", "content")
+HALF_STARS = np.arange(1, 11) / 2
+STAR_WEIGHTS = np.array([1, 3, 2, 7, 4, 20, 13, 27, 8, 15], dtype=float)  # roughly MovieLens' half-star shares
+HISTORY_SPAN_S = 6 * 365 * 86_400  # a heavy user's ratings spread over six years, ending now
+
+
+class NoTextModel:
+    """The API's Services need a text encoder; recommend() never encodes text, so none is loaded."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        raise AssertionError("recommend() never encodes text")
+
+
+def heavy_histories(movies: Mapping[int, float], lengths: Sequence[int], per_length: int, seed: int,
+                    now: int) -> dict[int, list[tuple[int, int, float, int]]]:
+    """Seeded synthetic users: per history length, `per_length` users with that many distinct movies
+    drawn by popularity (weight 1 + the movie's local rating count, so heavy users rate the popular
+    head and some of the tail), half-star ratings with MovieLens-like shares, timestamps over six
+    years. {user id: [(user_id, movie_id, rating, timestamp), ...]}."""
+    ids = np.array(sorted(movies), dtype=np.int64)
+    weight = np.array([1.0 + movies[i] for i in ids.tolist()])
+    users: dict[int, list[tuple[int, int, float, int]]] = {}
+    for length in lengths:
+        if length > len(ids):
+            sys.exit(f"--history {length}: the index has only {len(ids):,} movies")
+        for k in range(per_length):
+            uid = HEAVY_USER_BASE + length * 1_000 + k
+            rng = np.random.default_rng([seed, 5, length, k])
+            picked = rng.choice(ids, size=length, replace=False, p=weight / weight.sum())
+            stars = rng.choice(HALF_STARS, size=length, p=STAR_WEIGHTS / STAR_WEIGHTS.sum())
+            stamps = now - rng.integers(0, HISTORY_SPAN_S, size=length)
+            users[uid] = [(uid, int(m), float(r), int(t)) for m, r, t in zip(picked, stars, stamps, strict=True)]
+    return users
+
+
+def _write_users(db: Any, users: Mapping[int, list[tuple[int, int, float, int]]]) -> None:
+    """Through the repository, as an import writes ratings (replacing any left by an earlier run)."""
+    from sqlmodel import Session
+
+    from app.catalog.repository import upsert_ratings
+
+    _remove_users(db, list(users))
+    with Session(db) as session:
+        for rows in users.values():
+            upsert_ratings(session, rows)
+        session.commit()
+
+
+def _remove_users(db: Any, user_ids: Sequence[int]) -> None:
+    from sqlmodel import Session, col, delete
+
+    from app.catalog.models import Rating, User
+
+    with Session(db) as session:
+        session.exec(delete(Rating).where(col(Rating.user_id).in_(user_ids)))  # type: ignore[call-overload]
+        session.exec(delete(User).where(col(User.id).in_(user_ids)))  # type: ignore[call-overload]
+        session.commit()
+
+
+def request_inputs(db: Any, user_id: int) -> tuple[list[UserRating], list[Any]]:
+    """The two queries GET /movies/recommendations makes (ratings, hidden) in one Session, committed
+    and closed as the API's db_session dependency does."""
+    from sqlmodel import Session
+
+    from app.catalog.repository import hidden_movies, user_ratings
+
+    session = Session(db)
+    try:
+        ratings, hidden = user_ratings(session, user_id), hidden_movies(session, user_id)
+        session.commit()
+    finally:
+        session.close()
+    return ratings, hidden
+
+
+def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Recommendation latency by history length, on the API's own Services (Services.open: the same
+    database engine, live index with its vector cache, and Recommender a worker builds) over the demo
+    index. Synthetic heavy users are written through the repository and removed afterwards. Per user
+    and strategy, repeated `--repeats` times: the request's two queries ("db"), then
+    `Recommender.recommend` with the API's arguments ("recommend"); "request" is their sum."""
+    from app.api.controllers.recommendations import PAGE_DEPTH
+    from app.api.state import Services
+
+    settings = demo_settings(args.demo_data_dir)
+    services = Services.open(settings, NoTextModel())
+    rec, db = services.recommender, services.engine
+    try:
+        services.sync_database()  # as the API's lifespan does: the schema's missing indexes are added
+        with timer() as t:
+            index = services.live.current()
+        log(f"history: index generation {services.live.generation} opened in {t[0]:.1f} s")
+        movies = {m.id: float(m.payload.get("local_rating_count") or 0.0) for m in _all_movies(index)}
+        users = heavy_histories(movies, args.history, args.users_per_length, args.seed, int(time.time()))
+        with timer() as t:
+            _write_users(db, users)
+        log(f"history: {len(users)} synthetic users written in {t[0]:.1f} s")
+        kwargs = {"limit": LIMIT, "filter": MovieFilter(), "popularity": settings.popularity_weight,
+                  "diversity": settings.diversity, "depth": PAGE_DEPTH}
+        timing: dict[tuple[int, str], dict[str, list[float]]] = {}
+        answers: dict[str, list[int]] = {}
+        for rep in range(args.repeats + 1):  # the first pass warms up and is not timed
+            for uid, rows in users.items():
+                for strategy in HEAVY_STRATEGIES:
+                    with timer() as d:
+                        ratings, hidden = request_inputs(db, uid)
+                    with timer() as r:
+                        answer = rec.recommend(ratings, strategy=strategy, hidden=hidden, **kwargs)  # type: ignore[arg-type]
+                    answers[f"{len(rows)}/{uid}/{strategy}"] = [i.id for i in answer.items]
+                    if rep:
+                        row = timing.setdefault((len(rows), strategy), {"db": [], "recommend": [], "path": []})
+                        row["db"].append(d[0])
+                        row["recommend"].append(r[0])
+                        row["path"].append(answer.path)  # type: ignore[arg-type]
+    finally:
+        with contextlib.suppress(NameError):
+            _remove_users(db, list(users))
+        services.close()
+    return _history_rows(timing, len(movies)), {"answers": answers, "users_per_length": args.users_per_length,
+                                                "repeats": args.repeats, "data_dir": settings.data_dir}
+
+
+def _history_rows(timing: Mapping[tuple[int, str], Mapping[str, list[Any]]], size: int) -> list[dict[str, Any]]:
+    rows = []
+    for (length, strategy), t in sorted(timing.items()):
+        request = [d + r for d, r in zip(t["db"], t["recommend"], strict=True)]
+        rows.append({
+            "size": size, "history": length, "strategy": strategy, "path": max(set(t["path"]), key=t["path"].count),
+            "n": len(request), **{f"recommend_{k}": v for k, v in percentiles_ms(t["recommend"]).items()},
+            **{f"db_{k}": v for k, v in percentiles_ms(t["db"]).items()},
+            **{f"request_{k}": v for k, v in percentiles_ms(request).items()},
+        })
+    return rows
+
+
+def check_answers(answers: Mapping[str, list[int]], save: Path | None, check: Path | None) -> dict[str, Any]:
+    """--save-answers writes every user's list; --check-answers compares with a saved run (same seed)."""
+    import json
+
+    out: dict[str, Any] = {}
+    if save is not None:
+        save.write_text(json.dumps(answers, indent=0, sort_keys=True))
+        out["answers_saved"] = str(save)
+    if check is not None:
+        before = json.loads(check.read_text())
+        differ = sorted(k for k in answers if before.get(k) != answers[k])
+        out["answers_compared"] = len(answers)
+        out["answers_differ"] = differ
+        log(f"history: {len(answers) - len(differ)}/{len(answers)} answers identical to {check}")
+    return out
+
+
+HISTORY_COLUMNS = (
+    "size",
+    "history",
+    "strategy",
+    "path",
+    "n",
+    "recommend_p50_ms",
+    "recommend_p99_ms",
+    "db_p50_ms",
+    "db_p99_ms",
+    "request_p50_ms",
+    "request_p95_ms",
+    "request_p99_ms",
+)
+
+
 # -- main ----------------------------------------------------------------------------------------
 COLUMNS = (
     "size",
@@ -1138,10 +1316,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --demo: the data dir holding qdrant/ and movierec.db (default: the project's settings, "
         "MOVIEREC_DATA_DIR or ./data)",
     )
+    p.add_argument(
+        "--history",
+        type=parse_ints,
+        help="heavy users on the demo index (or --demo-data-dir): latency by history length, e.g. 50,500,5000; "
+        "synthetic users with that many ratings are written through the repository and removed afterwards",
+    )
+    p.add_argument("--users-per-length", type=int, default=10, help="with --history: users per length (default 10)")
+    p.add_argument("--repeats", type=int, default=5, help="with --history: timed passes over the users (default 5)")
+    p.add_argument("--save-answers", type=Path, help="with --history: write every user's recommended ids here")
+    p.add_argument("--check-answers", type=Path, help="with --history: compare the answers with a saved run")
     p.add_argument("--json", action="store_true", help="print one JSON object {'results': [...]} on stdout")
     args = p.parse_args(argv)
-    if args.demo_data_dir is not None and not args.demo:
-        p.error("--demo-data-dir goes with --demo")
+    if args.demo_data_dir is not None and not (args.demo or args.history):
+        p.error("--demo-data-dir goes with --demo or --history")
+    if (args.save_answers or args.check_answers) and not args.history:
+        p.error("--save-answers and --check-answers go with --history")
     return args
 
 
@@ -1151,7 +1341,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     demo_meta: dict[str, Any] = {}
     with threadpool_limits(limits=args.blas_threads, user_api="blas"), contextlib.redirect_stdout(sys.stderr):
-        if args.demo:
+        if args.history:
+            results, demo_meta = bench_history(args)
+            demo_meta |= check_answers(demo_meta.pop("answers"), args.save_answers, args.check_answers)
+        elif args.demo:
             results, demo_meta = bench_demo(args)
         else:
             results = run(args)
@@ -1164,7 +1357,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "blas_threads": args.blas_threads,
         **demo_meta,
     }
-    columns = DEMO_COLUMNS if args.demo else COLUMNS
+    columns = HISTORY_COLUMNS if args.history else DEMO_COLUMNS if args.demo else COLUMNS
     emit(format_table(results, columns), {"results": results, "params": meta}, args.json)
 
 

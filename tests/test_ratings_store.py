@@ -336,6 +336,6 @@ def test_a_large_sqlite_write_rebuilds_the_indexes_it_dropped(
     n, _, _ = ingest_file(engine, TMDB / "movies.json", TMDB / "ratings.csv")
     with engine.connect() as conn:
         names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'ratings'")).scalars())
-    assert {"ix_ratings_user_ts", "ix_ratings_movie_id"} <= names
+    assert {"ix_ratings_user_history", "ix_ratings_movie_id"} <= names
     assert stored(engine) == stored(reference) and n == 58
     reference.dispose()

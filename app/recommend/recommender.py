@@ -249,7 +249,8 @@ class Recommender:
         if fresh:
             picks = _interleave_new(picks, fresh, collab_query, every, self.tuning.new_min_ratio)[:shown]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
-        items = [_recommendation(h, score, taste.liked, liked_collab) for h, score in picks[offset:]]
+        cite, cite_collab = _citable(taste.liked, liked_collab)
+        items = [_recommendation(h, score, cite, cite_collab) for h, score in picks[offset:]]
         return RecommendationList(strategy, path, items)
 
     def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
@@ -427,7 +428,7 @@ class Recommender:
         )[:RELATED_SHOWN]
         liked_collab = self._liked_collab(index, ratings, movie_id) if strategy != "content" else None
         hit = Hit(movie_id, 0.0, target.payload, target.vectors)
-        reason = _recommendation(hit, 0.0, liked, liked_collab).reason
+        reason = _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
         return Explanation(
             movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related,
             _sentence(title, reason, similarity, text_share),
@@ -472,10 +473,7 @@ def _liked(history: Sequence[UserRating], mean: float) -> list[UserRating]:
     return [r for r in history if r.rating >= LIKED_MIN and r.rating > midpoint]
 
 
-def _recommendation(
-    hit: Hit, score: float, liked: list[tuple[UserRating, StoredMovie]],
-    liked_collab: list[tuple[UserRating, StoredMovie]] | None,
-) -> Recommendation:
+def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Citable | None) -> Recommendation:
     """The pick with the reason that describes what ranked it. Collab answers (liked_collab not
     None): the liked movie with the largest collab cosine, "people who liked X (you: 5.0★) also liked
     this"; a movie nobody rated yet says so, its factors being predicted from content. Content
@@ -484,7 +482,7 @@ def _recommendation(
     item = Recommendation(**vars(ScoredMovie.from_payload(hit.id, hit.payload, score)), reason="a popular pick")
     new = not hit.payload.get("local_rating_count")
     if liked_collab is not None and "collab" in hit.vectors:
-        best = _nearest(hit.vectors["collab"], liked_collab, "collab", collab.similarity)
+        best = liked_collab.nearest(hit.vectors["collab"])
         if best is not None:
             cited = f"{_title(best)} (you: {best[0].rating:.1f}★)"
             item.reason = (f"new: nobody has rated it yet; its content predicts it for fans of {cited}"
@@ -494,23 +492,39 @@ def _recommendation(
         return item
     text = hit.vectors.get(CANDIDATE_VECTOR)
     if text is not None:
-        best = _nearest(text, liked, "combined", _text_cosine)
+        best = liked.nearest(text)
         if best is not None:
             item.reason = f"because you liked {_title(best)} ({best[0].rating:.1f}★)"
     return item
 
 
-def _nearest(
-    vector: np.ndarray, liked: list[tuple[UserRating, StoredMovie]], name: str,
-    cosine: Callable[[np.ndarray, np.ndarray], np.ndarray],
-) -> tuple[UserRating, StoredMovie] | None:
-    """The liked movie most similar to `vector`, when that similarity reaches MATCH_MIN."""
-    usable = [pair for pair in liked if name in pair[1].vectors]
-    if not usable:
-        return None
-    sims = np.ravel(cosine(np.array([m.vectors[name] for _, m in usable]), vector))
-    best = int(np.argmax(sims))
-    return usable[best] if sims[best] >= MATCH_MIN else None
+class _Citable:
+    """The liked movies a reason may cite through one named vector, their vectors stacked once per
+    answer rather than once per item (for a 5,000-rating user's 10 items that restacking cost 8 ms)."""
+
+    def __init__(
+        self, liked: list[tuple[UserRating, StoredMovie]], name: str,
+        cosine: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ) -> None:
+        self.pairs = [pair for pair in liked if name in pair[1].vectors]
+        self.matrix = np.array([m.vectors[name] for _, m in self.pairs]) if self.pairs else None
+        self.cosine = cosine
+
+    def nearest(self, vector: np.ndarray) -> tuple[UserRating, StoredMovie] | None:
+        """The liked movie most similar to `vector`, when that similarity reaches MATCH_MIN."""
+        if self.matrix is None:
+            return None
+        sims = np.ravel(self.cosine(self.matrix, vector))
+        best = int(np.argmax(sims))
+        return self.pairs[best] if sims[best] >= MATCH_MIN else None
+
+
+def _citable(
+    liked: list[tuple[UserRating, StoredMovie]], liked_collab: list[tuple[UserRating, StoredMovie]] | None
+) -> tuple[_Citable, _Citable | None]:
+    """Content answers cite by text (from `combined`), collab answers by collab factors."""
+    content = _Citable(liked, "combined", _text_cosine)
+    return content, None if liked_collab is None else _Citable(liked_collab, "collab", collab.similarity)
 
 
 def _text_cosine(combined: np.ndarray, text: np.ndarray) -> np.ndarray:

@@ -74,6 +74,18 @@ SHAREABLE = re.compile(
 )
 
 
+PAYLOAD_INDEXES = {
+    "genres": qe.PayloadSchemaType.Keyword,
+    "year": qe.PayloadSchemaType.Integer,
+    # the rating count orders the cold-start answer; ordering by a field needs its index
+    "popularity": qe.PayloadSchemaType.Float,
+    "local_rating_count": qe.PayloadSchemaType.Integer,
+    # The exploration share's filter (new movies: collab predicted from content). Without an index the
+    # engine reads every point's payload: 21-27 ms per query on the demo, 0.3 ms with it.
+    "collab_source": qe.PayloadSchemaType.Keyword,
+}
+
+
 def edge_filter(f: MovieFilter | None) -> qe.Filter | None:
     if f is None or f.is_empty():
         return None
@@ -131,13 +143,17 @@ class EdgeIndex:
             sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             payload_memory=qe.Memory.Cached,
         )
-        shard = qe.EdgeShard.create(str(path), config)
-        shard.update(qe.UpdateOperation.create_field_index("genres", qe.PayloadSchemaType.Keyword))
-        shard.update(qe.UpdateOperation.create_field_index("year", qe.PayloadSchemaType.Integer))
-        # the rating count orders the cold-start answer; ordering by a field needs its index
-        shard.update(qe.UpdateOperation.create_field_index("popularity", qe.PayloadSchemaType.Float))
-        shard.update(qe.UpdateOperation.create_field_index("local_rating_count", qe.PayloadSchemaType.Integer))
-        return cls(shard)
+        index = cls(qe.EdgeShard.create(str(path), config))
+        index.ensure_payload_indexes()
+        return index
+
+    def ensure_payload_indexes(self) -> None:
+        """Create the payload indexes of PAYLOAD_INDEXES that the shard lacks (a generation built by
+        an older version gets the new ones in its next incremental build)."""
+        have = self._shard.info().payload_schema
+        for name, schema in PAYLOAD_INDEXES.items():
+            if name not in have:
+                self._shard.update(qe.UpdateOperation.create_field_index(name, schema))
 
     @classmethod
     def load(cls, path: Path, owned_dir: Path | None = None) -> EdgeIndex:
@@ -405,6 +421,7 @@ class EdgeStore:
             assert current is not None
             shutil.copytree(current / "shard", staging / "shard", ignore=shutil.ignore_patterns(TEMP_SEGMENTS))
             index = EdgeIndex.load(staging / "shard")
+            index.ensure_payload_indexes()
         _write_json(staging / "staging.json", {"manifest": manifest.to_dict(), "fresh": fresh})
         return index
 

@@ -54,6 +54,7 @@ PAYLOAD_INDEXES = {
     "year": models.PayloadSchemaType.INTEGER,
     "popularity": models.PayloadSchemaType.FLOAT,
     "local_rating_count": models.PayloadSchemaType.INTEGER,  # the server orders by a field only if indexed
+    "collab_source": models.PayloadSchemaType.KEYWORD,  # the exploration share's filter (app/vectorstore/edge.py)
 }
 _TRANSIENT_GRPC = {
     grpc.StatusCode.UNAVAILABLE,
