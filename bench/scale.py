@@ -68,7 +68,8 @@ def dataset(workdir: Path, ratings: int, movies: int, users: int, seed: int) -> 
 
 
 def run_ingest(data: Path, env: dict[str, str], log_path: Path) -> dict[str, Any]:
-    """One `movierec ingest` in its own process: its JSON summary, wall seconds and peak RSS (MiB)."""
+    """One `movierec ingest` in its own process: its JSON summary, wall seconds, CPU seconds (user +
+    system: on a shared machine they say more than the wall time) and peak RSS (MiB)."""
     cmd = [sys.executable, "-m", "app.cli", "ingest", "--source", "tmdb", "--json"]
     cmd += ["--movies", str(data / "movies.jsonl"), "--ratings", str(data / "ratings.csv")]
     started = time.perf_counter()
@@ -82,7 +83,8 @@ def run_ingest(data: Path, env: dict[str, str], log_path: Path) -> dict[str, Any
     if child.returncode:
         raise SystemExit(f"ingest failed ({child.returncode}); see {log_path}:\n{log_path.read_text()[-2000:]}")
     summary = json.loads(text.strip().splitlines()[-1])
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": summary}
+    cpu = usage.ru_utime + usage.ru_stime
+    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": usage.ru_maxrss / 1024, "summary": summary}
 
 
 def db_size_mb(url: str) -> float:
@@ -235,6 +237,7 @@ def measure(ratings: int, kind: str, args: argparse.Namespace, workdir: Path) ->
         log(f"{ratings:,} ratings, {kind}: {run} ingest")
         result = run_ingest(data, env, run_dir / f"ingest-{run}.log")
         row[f"{run}_s"] = round(result["seconds"], 1)
+        row[f"{run}_cpu_s"] = round(result["cpu_s"], 1)
         row[f"{run}_rss_mb"] = round(result["peak_rss_mb"])
         summary = result["summary"]
         if run == "first":
