@@ -242,7 +242,10 @@ def measure(ratings: int, kind: str, args: argparse.Namespace, workdir: Path) ->
         summary = result["summary"]
         if run == "first":
             row["ratings_stored"] = summary["ratings"]
-            row["ratings_per_s"] = round(summary["ratings"] / result["seconds"])
+            # The ratings step's own time (read, check, write, refresh counts); older summaries lack it:
+            # then all but the index step (start-up and the movies' load included).
+            seconds = summary["source_stats"].get("ratings_seconds") or result["seconds"] - summary["seconds"]
+            row["ratings_per_s"] = round(summary["ratings"] / seconds)
             row["collab_fit_s"] = summary.get("collab_seconds")
             row["collab_fitted"] = summary.get("collab_fitted")
         else:
