@@ -240,6 +240,7 @@ def measure(ratings: int, kind: str, args: argparse.Namespace, workdir: Path) ->
         row[f"{run}_cpu_s"] = round(result["cpu_s"], 1)
         row[f"{run}_rss_mb"] = round(result["peak_rss_mb"])
         summary = result["summary"]
+        log(f"  {run}: {result['seconds']:.1f} s wall, {result['cpu_s']:.1f} s CPU, {result['peak_rss_mb']:.0f} MiB")
         if run == "first":
             row["ratings_stored"] = summary["ratings"]
             # The ratings step's own time (read, check, write, refresh counts); older summaries lack it:
