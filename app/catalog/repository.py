@@ -209,7 +209,8 @@ def rated_pair_array(session: Session) -> np.ndarray:
     PostgreSQL), so the peak is the array, not one Python tuple per rating (25M ratings: 400 MB,
     not 3.5 GB)."""
     query = select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id)
-    result = session.connection().execution_options(stream_results=True, yield_per=PAIRS_CHUNK).execute(query)
+    # On the statement, not the connection: a connection option would outlive this read.
+    result = session.connection().execute(query.execution_options(stream_results=True, yield_per=PAIRS_CHUNK))
     parts = [np.array(rows, dtype=np.int64).reshape(-1, 2) for rows in result.partitions(PAIRS_CHUNK)]
     return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
 
