@@ -205,13 +205,21 @@ def rated_pairs(session: Session) -> list[tuple[int, int]]:
 def rated_pair_array(session: Session) -> np.ndarray:
     """(user id, movie id) of every rating, ordered: what the collaborative vectors learn from.
 
-    Shape (n, 2), int64. Streamed in partitions of PAIRS_CHUNK rows (a server-side cursor on
-    PostgreSQL), so the peak is the array, not one Python tuple per rating (25M ratings: 400 MB,
-    not 3.5 GB)."""
+    Shape (n, 2), int64. Read through the driver's own cursor (a server-side one on PostgreSQL) in
+    batches of PAIRS_CHUNK rows: no ORM rows (numpy converts SQLAlchemy's Row objects 60x slower than
+    plain tuples) and never one Python object per rating at once (25M ratings: 400 MB, not 3.5 GB)."""
+    connection = session.connection()
     query = select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id)
-    # On the statement, not the connection: a connection option would outlive this read.
-    result = session.connection().execute(query.execution_options(stream_results=True, yield_per=PAIRS_CHUNK))
-    parts = [np.array(rows, dtype=np.int64).reshape(-1, 2) for rows in result.partitions(PAIRS_CHUNK)]
+    sql = str(query.compile(dialect=connection.dialect))
+    raw = connection.connection.driver_connection
+    cursor = raw.cursor(name="rated_pairs") if connection.dialect.name == "postgresql" else raw.cursor()
+    parts = []
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(PAIRS_CHUNK):
+            parts.append(np.array(rows, dtype=np.int64).reshape(-1, 2))
+    finally:
+        cursor.close()
     return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
 
 
