@@ -15,6 +15,8 @@ import typer
 from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ingest.pipeline import IngestSummary
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
@@ -171,7 +173,12 @@ def _ingest(
         typer.echo(f"skipped: {err}", err=True)
     with Session(engine) as session:
         all_movies = repo.all_movies(session)
-        rated = repo.rated_pairs(session)  # the collab vectors learn from every rating in the database
+        checksum = repo.ratings_checksum(session)
+
+    def rated() -> np.ndarray:  # the collab vectors learn from every rating; read only when staging
+        with Session(engine) as session:
+            return repo.rated_pair_array(session)
+
     summary = index_movies(
         all_movies,
         store,
@@ -181,6 +188,7 @@ def _ingest(
         rebuild=rebuild,
         progress=progress,
         ratings=rated,
+        ratings_checksum=checksum,
     )
     with Session(engine) as session:
         repo.mark_posters_embedded(session, summary.poster_embedded)

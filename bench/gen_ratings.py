@@ -1,11 +1,13 @@
 """A seeded synthetic catalogue and ratings file in the tmdb source's format (MovieLens-shaped).
 
-- movies.jsonl: id, title, release_date, genres, overview, popularity, vote_average, vote_count;
+- movies.jsonl: id, title, release_date, genres, overview, tagline, keywords, cast, director,
+  runtime, original_language, popularity, vote_average, vote_count;
 - ratings.csv: userId,movieId,rating,timestamp (epoch seconds), half-star ratings.
 
-Item and user activity follow power laws (Zipf-like weights, exponents ITEM_ALPHA and USER_ALPHA),
-timestamps are spread over 1996-2023 and each user's ratings lie in their own active window. A
-(user, movie) pair appears at most once. The same seed gives the same bytes.
+Item and user activity follow power laws (Zipf-like weights, exponents ITEM_ALPHA and USER_ALPHA);
+no user's expected activity exceeds USER_CAP of the catalogue (MovieLens 25M's heaviest user rated
+about half of it). Timestamps are spread over 1996-2023 and each user's ratings lie in their own
+active window. A (user, movie) pair appears at most once. The same seed gives the same bytes.
 
     .venv/bin/python bench/gen_ratings.py --out /tmp/scale --movies 5000 --users 50000 --ratings 4.1m
 """
@@ -24,7 +26,81 @@ from _common import log, parse_ints
 ITEM_ALPHA, USER_ALPHA = 1.0, 0.8
 GENRES = ["Action", "Comedy", "Drama", "Thriller", "Romance", "Horror", "Documentary", "Animation", "Crime"]
 START, END = 820_454_400, 1_700_000_000  # 1996-01-01 .. 2023-11-14
-CHUNK = 1_000_000
+USER_CAP = 0.5  # the most a user is expected to rate, as a share of the catalogue
+WORDS = [
+    "love",
+    "war",
+    "city",
+    "night",
+    "river",
+    "secret",
+    "last",
+    "long",
+    "road",
+    "heart",
+    "king",
+    "shadow",
+    "summer",
+    "winter",
+    "dream",
+    "family",
+    "stranger",
+    "house",
+    "island",
+    "storm",
+    "fire",
+    "ghost",
+    "game",
+    "ship",
+    "train",
+    "letter",
+    "garden",
+    "mirror",
+    "empire",
+    "journey",
+    "song",
+]
+FIRST = [
+    "Anna",
+    "Ben",
+    "Clara",
+    "David",
+    "Elena",
+    "Frank",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jack",
+    "Kate",
+    "Leo",
+    "Maria",
+    "Nina",
+    "Omar",
+    "Paul",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Victor",
+]
+LAST = [
+    "Adams",
+    "Brown",
+    "Costa",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Kim",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Olsen",
+    "Park",
+    "Rossi",
+]
 
 
 def zipf_weights(n: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
@@ -34,26 +110,46 @@ def zipf_weights(n: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
     return w / w.sum()
 
 
+def _name(rng: np.random.Generator) -> str:
+    return f"{FIRST[rng.integers(len(FIRST))]} {LAST[rng.integers(len(LAST))]}"
+
+
+def movie_record(i: int, rng: np.random.Generator) -> dict:
+    """One movie in the tmdb source's format: every field it reads, from the seeded `rng`."""
+    words = [WORDS[k] for k in rng.integers(len(WORDS), size=6)]
+    genres = sorted({GENRES[k] for k in rng.integers(len(GENRES), size=int(rng.integers(1, 4)))})
+    director = _name(rng)
+    return {
+        "id": i,
+        "title": " ".join(w.capitalize() for w in words[: int(rng.integers(1, 4))]),
+        "release_date": f"{int(1920 + 104 * rng.beta(4, 1.5))}-{int(rng.integers(1, 13)):02d}-01",
+        "genres": genres,
+        "overview": f"{genres[0]} story of a {words[3]} and a {words[4]}, directed by {director}; "
+        f"the {words[5]} changes everything for those who remember it.",
+        "tagline": f"Every {words[1]} has a {words[2]}.",
+        "keywords": words[3:6],
+        "cast": [_name(rng) for _ in range(int(rng.integers(2, 6)))],
+        "director": director,
+        "runtime": int(rng.integers(75, 180)),
+        "original_language": "en" if rng.random() < 0.7 else str(rng.choice(["fr", "de", "ja", "es", "ko"])),
+        "popularity": round(float(rng.pareto(1.5)) + 1.0, 3),
+        "vote_average": round(float(rng.uniform(4, 9)), 1),
+        "vote_count": int(rng.integers(10, 20_000)),
+    }
+
+
 def write_movies(path: Path, n: int, rng: np.random.Generator) -> None:
+    """Movies 1..n as JSON Lines."""
     with path.open("w") as f:
-        for i in range(1, n + 1):
-            record = {
-                "id": i,
-                "title": f"Synthetic Movie {i}",
-                "release_date": f"{1950 + i % 74}-01-01",
-                "genres": [GENRES[i % len(GENRES)], GENRES[(i * 7) % len(GENRES)]],
-                "overview": f"A generated film number {i} about {GENRES[i % len(GENRES)].lower()}.",
-                "popularity": round(float(rng.pareto(1.5)) + 1.0, 3),
-                "vote_average": round(float(rng.uniform(4, 9)), 1),
-                "vote_count": int(rng.integers(10, 20_000)),
-            }
-            f.write(json.dumps(record) + "\n")
+        f.writelines(json.dumps(movie_record(i, rng)) + "\n" for i in range(1, n + 1))
 
 
 def ratings_table(movies: int, users: int, ratings: int, seed: int) -> pa.Table:
     """`ratings` distinct (user, movie) pairs with power-law activity, half-star ratings, timestamps."""
     rng = np.random.default_rng(seed)
     item_p, user_p = zipf_weights(movies, ITEM_ALPHA, rng), zipf_weights(users, USER_ALPHA, rng)
+    if ratings * user_p.max() > USER_CAP * movies:  # cap the heaviest users, give the rest what they lose
+        user_p = capped(user_p, USER_CAP * movies / ratings)
     keys = np.zeros(0, dtype=np.int64)
     while len(keys) < ratings:  # draw more than needed, drop repeated pairs, until enough are distinct
         n = int((ratings - len(keys)) * 1.3) + 1000
@@ -69,6 +165,30 @@ def ratings_table(movies: int, users: int, ratings: int, seed: int) -> pa.Table:
     return pa.table({"userId": user[order], "movieId": movie[order], "rating": stars[order], "timestamp": ts[order]})
 
 
+def capped(p: np.ndarray, cap: float) -> np.ndarray:
+    """Probabilities `p` with none above `cap` (when cap * len(p) >= 1), the excess spread over the rest
+    in proportion; shape as `p`."""
+    p = p.copy()
+    for _ in range(50):  # water filling: each pass caps the ones the last spread pushed over
+        over = p > cap
+        if not over.any():
+            break
+        excess = (p[over] - cap).sum()
+        p[over] = cap
+        free = p < cap
+        p[free] += excess * p[free] / p[free].sum()
+    return p / p.sum()
+
+
+def generate(out: Path, movies: int, users: int, ratings: int, seed: int) -> pa.Table:
+    """Write `out`/movies.jsonl and `out`/ratings.csv; returns the ratings table."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_movies(out / "movies.jsonl", movies, np.random.default_rng(seed))
+    table = ratings_table(movies, users, ratings, seed)
+    pacsv.write_csv(table, out / "ratings.csv", pacsv.WriteOptions(quoting_style="none"))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="Folder for movies.jsonl and ratings.csv.")
@@ -79,10 +199,7 @@ def main() -> None:
     args = parser.parse_args()
     n = round(float(args.ratings.lower().rstrip("m")) * 1_000_000) if args.ratings.lower().endswith("m") else None
     n = n or parse_ints(args.ratings)[0]
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_movies(args.out / "movies.jsonl", args.movies, np.random.default_rng(args.seed))
-    table = ratings_table(args.movies, args.users, n, args.seed)
-    pacsv.write_csv(table, args.out / "ratings.csv", pacsv.WriteOptions(quoting_style="none"))
+    table = generate(args.out, args.movies, args.users, n, args.seed)
     log(f"{args.out}: {args.movies} movies, {table.num_rows} ratings of {args.users} users")
 
 

@@ -7,7 +7,9 @@
   ratings (app/embedding/collab.py) and set as the `collab` vector of every rated movie; every
   other movie gets one predicted from its content (payload `collab_source`: `ratings`/`content`).
   They are recomputed whenever anything is staged, and a change in the ratings alone (their
-  fingerprint, kept in the manifest's stats) is enough to stage.
+  fingerprint, kept in the manifest's stats) is enough to stage. The CLI passes the database's
+  checksum of the pairs and a reader called only when staging: an unchanged re-ingest never reads
+  the ratings out of the database.
 The index mirrors the database's movies table, so what a crashed run stored is never lost.
 """
 
@@ -40,6 +42,7 @@ from ingest.sources.files import FileProblem
 
 log = logging.getLogger(__name__)
 COLLAB_BATCH = 1024
+Pairs = Sequence[tuple[int, int]] | np.ndarray  # (user id, movie id) rows
 
 
 @dataclass
@@ -55,6 +58,8 @@ class IngestSummary:
     bad_rows: int = 0  # rows skipped, each reported once with its file and line (or record)
     movies_read: int = 0  # movie rows the source read, before validation
     collab_vectors: int = 0  # movies given a collaborative vector (from ratings, or predicted from content)
+    collab_fitted: int = 0  # of those, the ones fitted from ratings (the rest: predicted from content)
+    collab_seconds: float = 0.0  # the collab step of this run (reading the pairs, fit, writes); 0 when skipped
     seconds: float = 0.0
     movies_per_s: float = 0.0
     source_stats: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +94,7 @@ def store_catalogue(
         raise NothingUsable(in_file_order(errors), catalogue.name)
     source = source_key(catalogue.name, ratings_file)
     movie_ids = np.array([m.id for m in movies], dtype=np.int64)
+    started = time.perf_counter()  # the ratings' part: read, check, write, refresh the movies' counts
     file_import = FileImport(engine, ratings_file, source, rating_scale, force) if ratings_file else None
     if file_import is not None:
         file_import.prepare(movie_ids)  # a file problem raises here, before anything is written
@@ -102,11 +108,12 @@ def store_catalogue(
         with Session(engine) as session:
             repo.refresh_rating_stats(session)
             session.commit()
+    ratings_seconds = time.perf_counter() - started
     ratings_files = {r.file for r in catalogue.ratings} | ({ratings_file.name} if ratings_file else set())
     errors = in_file_order([*errors, *result.errors], ratings_files)
     if errors:
         log.info("%d bad rows skipped", len(errors))
-    catalogue.stats.update({**result.stats(), "ratings": result.stored})
+    catalogue.stats.update({**result.stats(), "ratings": result.stored, "ratings_seconds": round(ratings_seconds, 3)})
     return result.stored, errors
 
 
@@ -152,14 +159,24 @@ def index_movies(
     batch_size: int,
     rebuild: bool = False,
     progress: bool = True,
-    ratings: Sequence[tuple[int, int]] | None = None,
+    ratings: Pairs | Callable[[], Pairs] | None = None,
+    ratings_checksum: str | None = None,
 ) -> IngestSummary:
-    """Bring the index up to date with `movies` and publish it. `ratings`: (user id, movie id)
-    pairs to learn the collab vectors from; None leaves collab vectors out."""
+    """Bring the index up to date with `movies` and publish it.
+
+    `ratings`: (user id, movie id) pairs to learn the collab vectors from (shape (n, 2)), or a
+    function returning them, called only when something is staged; None leaves collab vectors out.
+    `ratings_checksum`: what identifies those pairs (repo.ratings_checksum), so that they need not
+    be read to see that nothing changed; None: a hash of the pairs themselves."""
     started = time.perf_counter()
     wanted = {m.id: content_hash(m) for m in movies}
     summary = IngestSummary(movies=len(movies))
-    fingerprint = ratings_fingerprint(ratings)
+    if ratings is not None and ratings_checksum is None and callable(ratings):
+        ratings = ratings()
+    if ratings is None:
+        fingerprint = None
+    else:
+        fingerprint = f"db:{ratings_checksum}" if ratings_checksum is not None else ratings_fingerprint(ratings)  # type: ignore[arg-type]
     published = store.manifest()
     if (
         not rebuild
@@ -182,11 +199,15 @@ def index_movies(
     index.delete(orphans)
     summary.embedded, summary.deleted = len(todo), len(orphans)
     if ratings is not None:
-        summary.collab_vectors = _set_collab(index, set(wanted), ratings, manifest.collab_dim)
+        collab_started = time.perf_counter()
+        pairs = ratings() if callable(ratings) else ratings
+        summary.collab_fitted, summary.collab_vectors = _set_collab(index, set(wanted), pairs, manifest.collab_dim)
+        summary.collab_seconds = round(time.perf_counter() - collab_started, 3)
     stats = {
         "points": index.count(),
         "with_poster": index.count(MovieFilter(has_poster=True)),
         "collab_vectors": summary.collab_vectors,
+        "collab_fitted": summary.collab_fitted,
         "ratings_fingerprint": fingerprint,
         # The dashboard's 2-D maps, stored with the generation; collab: the directions of the model's
         # factors (the stored vector's last coordinate only pads norms; a factor's length is popularity).
@@ -231,17 +252,26 @@ def _embed_into(
     return failures
 
 
-def ratings_fingerprint(ratings: Sequence[tuple[int, int]] | None) -> str | None:
+def ratings_fingerprint(ratings: Pairs | None) -> str | None:
     """Changes exactly when the set of (user, movie) pairs does."""
     if ratings is None:
         return None
-    pairs = np.unique(np.asarray(ratings, dtype=np.int64).reshape(-1, 2), axis=0)
-    return hashlib.sha256(pairs.tobytes()).hexdigest()[:32]
+    pairs = np.asarray(ratings, dtype=np.int64).reshape(-1, 2)
+    if not _strictly_sorted(pairs):  # the database's pairs come sorted and unique: no second sort
+        pairs = np.unique(pairs, axis=0)
+    return hashlib.sha256(np.ascontiguousarray(pairs).tobytes()).hexdigest()[:32]
 
 
-def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Sequence[tuple[int, int]], dim: int) -> int:
+def _strictly_sorted(pairs: np.ndarray) -> bool:
+    """Whether the (n, 2) rows are in strictly increasing (first, second) order."""
+    u, m = pairs[:, 0], pairs[:, 1]
+    return bool(np.all((u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (m[1:] > m[:-1]))))
+
+
+def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Pairs, dim: int) -> tuple[int, int]:
     """Learn the item factors and set them on the points, keeping their other vectors. A movie with
-    no ratings (any more) gets factors predicted from its content, marked `collab_source: content`."""
+    no ratings (any more) gets factors predicted from its content, marked `collab_source: content`.
+    Returns (movies fitted from ratings, movies given a collab vector in all)."""
     started = time.perf_counter()
     pairs = np.asarray(ratings, dtype=np.int64).reshape(-1, 2)
     known = np.isin(pairs[:, 1], np.fromiter(movie_ids, dtype=np.int64, count=len(movie_ids)))
@@ -256,7 +286,7 @@ def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Sequence[tuple[
     index.flush()
     log.info("collab vectors for %d movies (%d from content) in %.1f s", len(vectors) + len(predicted),
              len(predicted), time.perf_counter() - started)
-    return len(vectors) + len(predicted)
+    return len(vectors), len(vectors) + len(predicted)
 
 
 def collab_from_content(index: MovieIndex, movie_ids: set[int], rated: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -279,5 +309,6 @@ def _finish(summary: IngestSummary, manifest: Manifest | None, started: float) -
     summary.with_poster = int(stats.get("with_poster", 0))
     summary.without_poster = int(stats.get("points", 0)) - summary.with_poster
     summary.collab_vectors = int(stats.get("collab_vectors", 0))
+    summary.collab_fitted = int(stats.get("collab_fitted", 0))
     summary.seconds = round(time.perf_counter() - started, 3)
     summary.movies_per_s = round(summary.embedded / summary.seconds, 2) if summary.seconds else 0.0

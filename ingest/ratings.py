@@ -80,6 +80,10 @@ class RatingArrays:
     def take(self, index: np.ndarray) -> RatingArrays:
         return RatingArrays(*(a[index] for a in self._columns()))
 
+    def where(self, mask: np.ndarray) -> RatingArrays:
+        """The rows where the boolean `mask` holds; these very arrays, not a copy, when it holds everywhere."""
+        return self if mask.all() else self.take(mask)
+
     def _columns(self) -> tuple[np.ndarray, ...]:
         return self.user, self.movie, self.rating, self.timestamp, self.line
 
@@ -365,17 +369,18 @@ def apply_rules(
     columns = {"userId": arrays.user, "movieId": arrays.movie, "rating": arrays.rating, "timestamp": ts}
     keep, errors = _errors(problems, arrays.line, file, lambda name, i: columns[name][i].item())
     arrays = RatingArrays(arrays.user, arrays.movie, arrays.rating, ts, arrays.line)
-    return arrays.take(keep), errors
+    return arrays.where(keep), errors
 
 
 def latest(arrays: RatingArrays) -> tuple[RatingArrays, int]:
     """One row per (user, movie): the latest timestamp, the later line on a tie. Sorted by (user, movie).
     Returns (rows, how many duplicates were dropped)."""
     order = np.lexsort((arrays.line, arrays.timestamp, arrays.movie, arrays.user))
-    s = arrays.take(order)
-    last = np.ones(len(s), dtype=bool)
-    last[:-1] = (s.user[1:] != s.user[:-1]) | (s.movie[1:] != s.movie[:-1])
-    return s.take(last), int((~last).sum())
+    user, movie = arrays.user[order], arrays.movie[order]  # two sorted columns, not a sorted copy of all five
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (user[1:] != user[:-1]) | (movie[1:] != movie[:-1])
+    del user, movie
+    return arrays.take(order[last]), int((~last).sum())
 
 
 def _bucket_hashes(rows: RatingArrays) -> tuple[list[str], np.ndarray]:
@@ -418,7 +423,7 @@ def store_ratings(
         previous = conn.execute(select(RatingImport.bucket_hashes).where(RatingImport.source == source)).scalar()
         old = previous if previous and len(previous) == BUCKETS and not force else [None] * BUCKETS
         changed = np.array([h != o for h, o in zip(hashes, old, strict=True)])
-        todo = rows.take(changed[bucket])
+        todo = rows.where(changed[bucket])
         if len(todo):
             result.written = _write(conn, todo)
         edited = conn.execute(select(RatingEdit.user_id, RatingEdit.movie_id)).all()
@@ -598,7 +603,9 @@ class FileImport:
             return
         arrays, parse_errors, notes = read_ratings_file(self.path, self.scale)
         valid, errors = apply_rules(arrays, ids, int(time.time()), self.path.name, notes)
+        del arrays  # each step's input is dropped as soon as its output exists: 1 GB per copy at 25M rows
         self.rows, self.result.duplicates = latest(valid)
+        del valid
         self.result.errors = sorted([*parse_errors, *errors], key=lambda e: e.line)
         self.result.notes = notes
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from itertools import starmap
 from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -17,7 +18,8 @@ from app.catalog.models import MAX_ID, Hidden, Movie, Rating, RatingEdit, User
 from app.catalog.rating_rules import check_rating
 from app.errors import NotFound
 
-CHUNK = 500  # rows per multi-row INSERT: well under SQLite's bound-parameter limit
+CHUNK = 500  # rows per executemany batch of an upsert; ids per IN (...): under SQLite's parameter limit
+PAIRS_CHUNK = 200_000  # rows per partition when reading every rating pair
 _Row = TypeVar("_Row", bound=tuple)  # type: ignore[type-arg]
 
 
@@ -43,15 +45,17 @@ def _upsert(
     rows = [row for _, row in sorted({tuple(r[k] for k in keys): r for r in rows}.items(), key=lambda kv: kv[0])]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = model.__table__  # type: ignore[attr-defined]
+    stmt = insert(table)
+    # Only the columns the rows carry: the others (derived ones) keep their stored values.
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
+    if update and updates:
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    # One statement, compiled once, run over the rows (executemany): a multi-row VALUES statement
+    # per chunk cost more to compile than to run (8 s of 11 for 12k movies).
     for start in range(0, len(rows), CHUNK):
-        stmt = insert(table).values(list(rows[start : start + CHUNK]))
-        # Only the columns the rows carry: the others (derived ones) keep their stored values.
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
-        if update and updates:
-            stmt = stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-        session.execute(stmt)
+        session.execute(stmt, list(rows[start : start + CHUNK]))
 
 
 # Set by the ingest from the ratings table and the index, never by a source: an upsert keeps them.
@@ -208,9 +212,45 @@ def popular_movie_ids(session: Session, limit: int) -> list[int]:
 
 
 def rated_pairs(session: Session) -> list[tuple[int, int]]:
-    """(user id, movie id) of every rating, ordered: what the collaborative vectors learn from."""
-    rows = session.exec(select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id))
-    return [(int(u), int(m)) for u, m in rows]
+    """(user id, movie id) of every rating, ordered, as Python ints: for small data (tests)."""
+    return [(u, m) for u, m in rated_pair_array(session).tolist()]
+
+
+def rated_pair_array(session: Session) -> np.ndarray:
+    """(user id, movie id) of every rating, ordered: what the collaborative vectors learn from.
+
+    Shape (n, 2), int64. Read through the driver's own cursor (a server-side one on PostgreSQL) in
+    batches of PAIRS_CHUNK rows: no ORM rows (numpy converts SQLAlchemy's Row objects 60x slower than
+    plain tuples) and never one Python object per rating at once (25M ratings: 400 MB, not 3.5 GB)."""
+    connection = session.connection()
+    query = select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id)
+    sql = str(query.compile(dialect=connection.dialect))
+    raw = connection.connection.driver_connection
+    cursor = raw.cursor(name="rated_pairs") if connection.dialect.name == "postgresql" else raw.cursor()
+    parts = []
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(PAIRS_CHUNK):
+            parts.append(np.array(rows, dtype=np.int64).reshape(-1, 2))
+    finally:
+        cursor.close()
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+
+
+# A pair's mix: 64-bit-safe products under a 31-bit prime (no overflow on SQLite, sums stay < 2^63).
+_P, _A, _B = 2_147_483_647, 1_000_003, 7_919
+
+
+def ratings_checksum(session: Session) -> str:
+    """A checksum of the set of (user id, movie id) pairs in the ratings table, computed by the
+    database in one pass (0.6 s per million ratings on SQLite here, under load), without reading the pairs out.
+
+    It is the count and the sums of h and h^2 mod P, where h = (A*(user mod P) + B*(movie mod P)) mod P: adding or
+    deleting any one pair changes it; a set of changes that leaves all three unchanged is a
+    coincidence of odds about 1/P^2 (the idea of a multiset hash, Clarke et al., ASIACRYPT 2003)."""
+    h = ((col(Rating.user_id) % _P) * _A + (col(Rating.movie_id) % _P) * _B) % _P
+    count, first, second = session.exec(select(func.count(), func.sum(h), func.sum((h * h) % _P))).one()
+    return f"{int(count)}:{int(first or 0)}:{int(second or 0)}"
 
 
 # -- "not interested" ------------------------------------------------------------------------------
