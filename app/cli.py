@@ -181,6 +181,7 @@ def _ingest(
         rebuild=rebuild,
         progress=progress,
         ratings=rated,
+        collab_min_ratings=settings.collab_min_ratings,
     )
     with Session(engine) as session:
         repo.mark_posters_embedded(session, summary.poster_embedded)

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     half_life_days: float = Field(default=365.0, gt=0)
     popularity_weight: float = Field(default=0.1, ge=0, le=1)
     diversity: float = Field(default=0.2, ge=0, le=1)
+    # Movies with at least this many ratings get rating-fitted collab vectors (app/embedding/collab.py);
+    # the others get content-predicted ones. Keep equal to collab.MIN_RATINGS (tested).
+    collab_min_ratings: int = Field(default=1, ge=1)
     # Where `movierec serve`'s workers share their Prometheus samples (emptied at start);
     # None: $TMPDIR/movierec-metrics-<port>.
     metrics_dir: Path | None = Field(

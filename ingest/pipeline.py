@@ -4,8 +4,8 @@
 - Resumable: batches land in a staging index that survives a crash; the rerun skips what is there.
 - Atomic: readers keep the published index until the staging one is complete and published.
 - Collaborative: after the content embedding, item factors are learned from the database's
-  ratings (app/embedding/collab.py) and set as the `collab` vector of every rated movie; every
-  other movie gets one predicted from its content (payload `collab_source`: `ratings`/`content`).
+  ratings (app/embedding/collab.py) and set as the `collab` vector of every movie with at least
+  MOVIEREC_COLLAB_MIN_RATINGS ratings; every other movie gets one predicted from its content (payload `collab_source`: `ratings`/`content`).
   They are recomputed whenever anything is staged, and a change in the ratings alone (their
   fingerprint, kept in the manifest's stats) is enough to stage.
 The index mirrors the database's movies table, so what a crashed run stored is never lost.
@@ -153,9 +153,11 @@ def index_movies(
     rebuild: bool = False,
     progress: bool = True,
     ratings: Sequence[tuple[int, int]] | None = None,
+    collab_min_ratings: int = collab.MIN_RATINGS,
 ) -> IngestSummary:
     """Bring the index up to date with `movies` and publish it. `ratings`: (user id, movie id)
-    pairs to learn the collab vectors from; None leaves collab vectors out."""
+    pairs to learn the collab vectors from; None leaves collab vectors out. Movies with at least
+    `collab_min_ratings` of them get rating-fitted collab vectors, the others content-predicted ones."""
     started = time.perf_counter()
     wanted = {m.id: content_hash(m) for m in movies}
     summary = IngestSummary(movies=len(movies))
@@ -182,7 +184,7 @@ def index_movies(
     index.delete(orphans)
     summary.embedded, summary.deleted = len(todo), len(orphans)
     if ratings is not None:
-        summary.collab_vectors = _set_collab(index, set(wanted), ratings, manifest.collab_dim)
+        summary.collab_vectors = _set_collab(index, set(wanted), ratings, manifest.collab_dim, collab_min_ratings)
     stats = {
         "points": index.count(),
         "with_poster": index.count(MovieFilter(has_poster=True)),
@@ -239,13 +241,16 @@ def ratings_fingerprint(ratings: Sequence[tuple[int, int]] | None) -> str | None
     return hashlib.sha256(pairs.tobytes()).hexdigest()[:32]
 
 
-def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Sequence[tuple[int, int]], dim: int) -> int:
+def _set_collab(
+    index: MovieIndex, movie_ids: set[int], ratings: Sequence[tuple[int, int]], dim: int, min_ratings: int
+) -> int:
     """Learn the item factors and set them on the points, keeping their other vectors. A movie with
-    no ratings (any more) gets factors predicted from its content, marked `collab_source: content`."""
+    fewer than `min_ratings` ratings gets factors predicted from its content, marked
+    `collab_source: content`."""
     started = time.perf_counter()
     pairs = np.asarray(ratings, dtype=np.int64).reshape(-1, 2)
     known = np.isin(pairs[:, 1], np.fromiter(movie_ids, dtype=np.int64, count=len(movie_ids)))
-    vectors = item_vectors(pairs[known, 0], pairs[known, 1], dim)
+    vectors = item_vectors(pairs[known, 0], pairs[known, 1], dim, min_ratings=min_ratings)
     predicted = collab_from_content(index, movie_ids, vectors)
     for source, found in (("ratings", vectors), ("content", predicted)):
         ids = sorted(found)
