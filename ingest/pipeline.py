@@ -5,7 +5,8 @@
 - Atomic: readers keep the published index until the staging one is complete and published.
 - Collaborative: after the content embedding, item factors are learned from the database's
   ratings (app/embedding/collab.py) and set as the `collab` vector of every movie with at least
-  MOVIEREC_COLLAB_MIN_RATINGS ratings; every other movie gets one predicted from its content (payload `collab_source`: `ratings`/`content`).
+  MOVIEREC_COLLAB_MIN_RATINGS ratings; every other movie gets one predicted from its content
+  (payload `collab_source`: `ratings`/`content`).
   They are recomputed whenever anything is staged, and a change in the ratings alone (their
   fingerprint, kept in the manifest's stats) is enough to stage.
 The index mirrors the database's movies table, so what a crashed run stored is never lost.
