@@ -16,11 +16,27 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pacsv
 from _common import log  # also puts the repository root on sys.path
-from gen_ratings import ratings_table
+from gen_ratings import ITEM_ALPHA, USER_ALPHA, zipf_weights
 
 from app.embedding import collab
 from app.settings import get_settings
 from app.vectorstore import COLLAB_DIM
+
+
+def pairs(movies: int, users: int, ratings: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`ratings` distinct (user, movie) pairs drawn from gen_ratings.py's power laws. One oversized
+    draw, deduplicated: gen_ratings.py redraws until every pair is distinct, which at 25M ratings
+    and 162k users takes far longer than the fit (the heaviest users' pairs repeat)."""
+    rng = np.random.default_rng(seed)
+    item_p, user_p = zipf_weights(movies, ITEM_ALPHA, rng), zipf_weights(users, USER_ALPHA, rng)
+    draw = int(ratings * 2.0)
+    keys = np.unique(
+        rng.choice(users, size=draw, p=user_p).astype(np.int64) * (movies + 1)
+        + rng.choice(movies, size=draw, p=item_p)
+        + 1
+    )
+    keys = rng.permutation(keys)[:ratings]
+    return keys // (movies + 1) + 1, keys % (movies + 1)
 
 
 def main() -> None:
@@ -33,10 +49,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.csv:
         table = pacsv.read_csv(args.csv, convert_options=pacsv.ConvertOptions(include_columns=["userId", "movieId"]))
+        users, movies = table["userId"].to_numpy(), table["movieId"].to_numpy()
+        del table
     else:
-        table = ratings_table(args.movies, args.users, round(float(args.ratings.lower().rstrip("m")) * 1e6), args.seed)
-    users, movies = table["userId"].to_numpy(), table["movieId"].to_numpy()
-    del table
+        users, movies = pairs(args.movies, args.users, round(float(args.ratings.lower().rstrip("m")) * 1e6), args.seed)
     min_ratings = get_settings().collab_min_ratings
     started = time.perf_counter()
     vectors = collab.item_vectors(users, movies, COLLAB_DIM, min_ratings=min_ratings)
