@@ -189,6 +189,7 @@ def _ingest(
         progress=progress,
         ratings=rated,
         ratings_checksum=checksum,
+        collab_min_ratings=settings.collab_min_ratings,
     )
     with Session(engine) as session:
         repo.mark_posters_embedded(session, summary.poster_embedded)
@@ -271,8 +272,10 @@ def eval_(
     dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = EvalDataset.ml100k,
     protocol: Annotated[
         EvalProtocol,
-        typer.Option(help="stratified: a random 25% held out; temporal: each user's latest 25%; "
-                     "new-movies: stratified, and a seeded 15% of movies lose all training ratings."),
+        typer.Option(
+            help="stratified: a random 25% held out; temporal: each user's latest 25%; "
+            "new-movies: stratified, and a seeded 15% of movies lose all training ratings."
+        ),
     ] = EvalProtocol.stratified,
     k: Annotated[int, typer.Option("--k", min=1, help="Length of each recommendation list.")] = 10,
     users: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many test users.")] = None,
@@ -313,7 +316,14 @@ def eval_(
         raise typer.BadParameter("at least one seed", param_hint="--seeds")
     log = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
     report = run_eval(
-        dataset.value, protocol.value, k, config, users=users, log=log, by=split.value, seeds=seed_list,
+        dataset.value,
+        protocol.value,
+        k,
+        config,
+        users=users,
+        log=log,
+        by=split.value,
+        seeds=seed_list,
         new_users=new_users,
     )
     if save:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # for. Chosen on bench/search_queries.json (hybrid NDCG@10 0.501 at 0.1, 0.520 at 0.6, 0.524 at 1.0).
     search_popularity_weight: float = Field(default=0.6, ge=0, le=1)
     diversity: float = Field(default=0.2, ge=0, le=1)
+    # Movies with at least this many ratings get rating-fitted collab vectors (app/embedding/collab.py);
+    # the others get content-predicted ones. Keep equal to collab.MIN_RATINGS (tested).
+    collab_min_ratings: int = Field(default=1, ge=1)
     # Where `movierec serve`'s workers share their Prometheus samples (emptied at start);
     # None: $TMPDIR/movierec-metrics-<port>.
     metrics_dir: Path | None = Field(

@@ -4,8 +4,9 @@
 - Resumable: batches land in a staging index that survives a crash; the rerun skips what is there.
 - Atomic: readers keep the published index until the staging one is complete and published.
 - Collaborative: after the content embedding, item factors are learned from the database's
-  ratings (app/embedding/collab.py) and set as the `collab` vector of every rated movie; every
-  other movie gets one predicted from its content (payload `collab_source`: `ratings`/`content`).
+  ratings (app/embedding/collab.py) and set as the `collab` vector of every movie with at least
+  MOVIEREC_COLLAB_MIN_RATINGS ratings; every other movie gets one predicted from its content
+  (payload `collab_source`: `ratings`/`content`).
   They are recomputed whenever anything is staged, and a change in the ratings alone (their
   fingerprint, kept in the manifest's stats) is enough to stage. The CLI passes the database's
   checksum of the pairs and a reader called only when staging: an unchanged re-ingest never reads
@@ -161,13 +162,15 @@ def index_movies(
     progress: bool = True,
     ratings: Pairs | Callable[[], Pairs] | None = None,
     ratings_checksum: str | None = None,
+    collab_min_ratings: int = collab.MIN_RATINGS,
 ) -> IngestSummary:
     """Bring the index up to date with `movies` and publish it.
 
     `ratings`: (user id, movie id) pairs to learn the collab vectors from (shape (n, 2)), or a
     function returning them, called only when something is staged; None leaves collab vectors out.
     `ratings_checksum`: what identifies those pairs (repo.ratings_checksum), so that they need not
-    be read to see that nothing changed; None: a hash of the pairs themselves."""
+    be read to see that nothing changed; None: a hash of the pairs themselves. Movies with at least
+    `collab_min_ratings` of them get rating-fitted collab vectors, the others content-predicted ones."""
     started = time.perf_counter()
     wanted = {m.id: content_hash(m) for m in movies}
     summary = IngestSummary(movies=len(movies))
@@ -201,7 +204,9 @@ def index_movies(
     if ratings is not None:
         collab_started = time.perf_counter()
         pairs = ratings() if callable(ratings) else ratings
-        summary.collab_fitted, summary.collab_vectors = _set_collab(index, set(wanted), pairs, manifest.collab_dim)
+        summary.collab_fitted, summary.collab_vectors = _set_collab(
+            index, set(wanted), pairs, manifest.collab_dim, collab_min_ratings
+        )
         summary.collab_seconds = round(time.perf_counter() - collab_started, 3)
     stats = {
         "points": index.count(),
@@ -268,14 +273,14 @@ def _strictly_sorted(pairs: np.ndarray) -> bool:
     return bool(np.all((u[1:] > u[:-1]) | ((u[1:] == u[:-1]) & (m[1:] > m[:-1]))))
 
 
-def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Pairs, dim: int) -> tuple[int, int]:
+def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Pairs, dim: int, min_ratings: int) -> tuple[int, int]:
     """Learn the item factors and set them on the points, keeping their other vectors. A movie with
-    no ratings (any more) gets factors predicted from its content, marked `collab_source: content`.
-    Returns (movies fitted from ratings, movies given a collab vector in all)."""
+    fewer than `min_ratings` ratings gets factors predicted from its content, marked
+    `collab_source: content`. Returns (movies fitted from ratings, movies given a collab vector in all)."""
     started = time.perf_counter()
     pairs = np.asarray(ratings, dtype=np.int64).reshape(-1, 2)
     known = np.isin(pairs[:, 1], np.fromiter(movie_ids, dtype=np.int64, count=len(movie_ids)))
-    vectors = item_vectors(pairs[known, 0], pairs[known, 1], dim)
+    vectors = item_vectors(pairs[known, 0], pairs[known, 1], dim, min_ratings=min_ratings)
     predicted = collab_from_content(index, movie_ids, vectors)
     for source, found in (("ratings", vectors), ("content", predicted)):
         ids = sorted(found)
@@ -284,8 +289,12 @@ def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Pairs, dim: int
             index.set_payload(ids[start : start + COLLAB_BATCH], {"collab_source": source})
     index.delete_vectors("collab", sorted(movie_ids - vectors.keys() - predicted.keys()))
     index.flush()
-    log.info("collab vectors for %d movies (%d from content) in %.1f s", len(vectors) + len(predicted),
-             len(predicted), time.perf_counter() - started)
+    log.info(
+        "collab vectors for %d movies (%d from content) in %.1f s",
+        len(vectors) + len(predicted),
+        len(predicted),
+        time.perf_counter() - started,
+    )
     return len(vectors), len(vectors) + len(predicted)
 
 

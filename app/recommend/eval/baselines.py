@@ -65,11 +65,11 @@ def itemknn(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]
 
 def ease(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]]:
     """Full-rank EASE (Steck, 2019), x_u B with B = -P / diag(P), P = (XᵀX + λI)⁻¹, on the same
-    movies and λ as the collab vectors (app/embedding/collab.py: the most rated MAX_ITEMS)."""
+    movies and λ as the collab vectors (app/embedding/collab.py: the most rated CORE_ITEMS)."""
     from app.embedding import collab
 
     t = cat.train
-    items, x = collab._interactions(t["user_id"].to_numpy(), t["movie_id"].to_numpy(), collab.MAX_ITEMS)
+    items, x = collab.core_interactions(t["user_id"].to_numpy(), t["movie_id"].to_numpy())
     b = collab._ease(x, collab.EASE_L2)
     cols = np.searchsorted(cat.ids, items)
     position = np.full(len(cat.ids), -1)
