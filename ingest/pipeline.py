@@ -179,7 +179,9 @@ def index_movies(
     if ratings is None:
         fingerprint = None
     else:
-        fingerprint = f"db:{ratings_checksum}" if ratings_checksum is not None else ratings_fingerprint(ratings)  # type: ignore[arg-type]
+        pairs_id = f"db:{ratings_checksum}" if ratings_checksum is not None else ratings_fingerprint(ratings)  # type: ignore[arg-type]
+        # The fit's own identity too: another method or threshold refits even when the ratings are the same.
+        fingerprint = f"{pairs_id}|{collab.FIT_ID}|min{collab_min_ratings}"
     published = store.manifest()
     if (
         not rebuild

@@ -93,3 +93,16 @@ def test_ingest_fits_every_movie_with_min_ratings(tmp_path: Path, text_encoder) 
     assert {m for m, s in source.items() if s == "ratings"} == eligible
     assert {m for m, s in source.items() if s == "content"} == {m.id for m in movies} - eligible
     assert summary.collab_vectors == len(movies)
+    # The same catalogue and ratings with another threshold: nothing to embed, but the collab fit
+    # is part of the index's identity, so it runs again instead of keeping the old coverage.
+    again = index_movies(
+        movies,
+        open_store(settings),
+        build_manifest(settings),
+        lambda _: MovieEmbedder(text_encoder, None, None),
+        batch_size=64,
+        progress=False,
+        ratings=rated,
+        collab_min_ratings=1,
+    )
+    assert again.embedded == 0 and again.collab_fitted == len(ids) > len(eligible)
