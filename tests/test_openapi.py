@@ -162,3 +162,11 @@ def test_enum_errors_list_the_allowed_values(
     # A type error is not an enum error: no list of values.
     resp = client.get("/movies/recommendations", params={"user_id": 1, "limit": "x"}, headers=headers)
     assert resp.status_code == 400 and "allowed" not in resp.json()["detail"]
+
+
+def test_a_missing_required_parameter_is_named(client: TestClient[Litestar]) -> None:
+    headers = {"Authorization": f"Bearer {issue_token(client.app.state.services.settings, user_id=None, admin=True)}"}
+    resp = client.get("/movies/search", headers=headers)
+    assert resp.status_code == 400 and resp.json()["field"] == "q" and "q" in resp.json()["detail"], resp.text
+    resp = client.post("/users/15/ratings/import", content=b"Date,Name\n", headers=headers)
+    assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text

@@ -6,6 +6,7 @@ Nothing here ever puts a traceback in a response; unexpected errors are logged a
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -56,11 +57,17 @@ def domain_error(_: Request[Any, Any, Any], exc: MovieRecError) -> Response[Any]
     return _respond(status, detail, field)
 
 
+_MISSING = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+
+
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     """Litestar reports parameter and body errors as `extra=[{"message", "key", "source"}]`;
     rewrite them into one message that names the field, and drop the echoed request URL."""
     problems = [p for p in exc.extra or [] if isinstance(p, dict)] if isinstance(exc.extra, list) else []
     if not problems:
+        missing = _MISSING.match(exc.detail)  # Litestar names a missing parameter only in its message
+        if missing:
+            return _respond(400, f"{missing.group(2)} is required (a {missing.group(1)} parameter)", missing.group(2))
         return _respond(400, exc.detail)
     # The whole body is the `data` kwarg; call it what the client sent.
     fields = ["body" if p.get("key") == "data" else str(p.get("key")) for p in problems]
