@@ -101,7 +101,7 @@ def test_demo_limit() -> None:
     ids = [m.movie.id for m in catalogue.movies]
     assert ids == sorted(ids) and len(ids) == 50 and ids[0] == 1
     assert catalogue.ratings and {r.movie_id for r in catalogue.ratings} <= set(ids)
-    assert catalogue.stats["movies"] == 50
+    assert catalogue.stats["movies_read"] == 50
 
 
 # --- ml-100k ------------------------------------------------------------------------------------

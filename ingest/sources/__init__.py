@@ -89,7 +89,7 @@ def apply_limit(catalogue: Catalogue, limit: int | None) -> Catalogue:
     catalogue.movies = catalogue.movies[:limit]
     kept = {item.movie.id for item in catalogue.movies}
     catalogue.ratings = [r for r in catalogue.ratings if r.movie_id in kept]
-    catalogue.stats["movies"] = len(catalogue.movies)
+    catalogue.stats["movies_read"] = len(catalogue.movies)
     if "ratings" in catalogue.stats:
         catalogue.stats["ratings"] = len(catalogue.ratings)
     return catalogue

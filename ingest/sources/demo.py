@@ -316,7 +316,7 @@ def _stats(meta: list[_Meta | None], plots: list[str | None]) -> dict[str, float
     matched = sum(m is not None for m in meta)
     plotted = sum(p is not None for p in plots)
     return {
-        "movies": n,
+        "movies_read": n,
         "metadata_matched": matched,
         "metadata_match_rate": round(matched / n, 4) if n else 0.0,
         "plot_matched": plotted,

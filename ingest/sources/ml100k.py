@@ -91,4 +91,4 @@ def load(directory: Path | None = None) -> Catalogue:
     errors: list[RowError] = []
     movies = _movies(directory / "ml-100k.item", errors)
     ratings = _ratings(directory / "ml-100k.inter", errors)
-    return Catalogue(NAME, movies, ratings, errors, stats={"movies": len(movies), "ratings": len(ratings)})
+    return Catalogue(NAME, movies, ratings, errors, stats={"movies_read": len(movies), "ratings": len(ratings)})

@@ -97,7 +97,7 @@ def load(directory: Path) -> Catalogue:
         item.movie.keywords = tags.get(item.movie.id, [])
     ratings = read_ratings(optional["ratings"], errors, warnings) if optional["ratings"].is_file() else []
     stats = {
-        "movies": len(movies),
+        "movies_read": len(movies),
         "ratings": len(ratings),
         "linked_imdb": sum(1 for m in movies if m.movie.imdb_id),
         "linked_tmdb": sum(1 for m in movies if m.movie.tmdb_id),

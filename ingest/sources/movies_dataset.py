@@ -100,7 +100,7 @@ def load(directory: Path, poster_base: str | None = None) -> Catalogue:
         to_tmdb = _movielens_to_tmdb(links_path, errors, warnings)
         ratings = _map_ratings(read_ratings(ratings_path, errors, warnings), to_tmdb, errors)
     stats = {
-        "movies": len(movies),
+        "movies_read": len(movies),
         "ratings": len(ratings),
         "with_keywords": sum(1 for m in movies if m.movie.keywords),
         "with_credits": sum(1 for m in movies if m.movie.cast or m.movie.director),

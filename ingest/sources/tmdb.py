@@ -260,7 +260,7 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     items = read_movies(Path(movies), errors, warnings, poster_base)
     rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
     with_poster = sum(1 for m in items if m.movie.poster)
-    stats = {"movies": len(items), "ratings": len(rows), "with_poster_source": with_poster}
+    stats = {"movies_read": len(items), "ratings": len(rows), "with_poster_source": with_poster}
     return Catalogue(NAME, items, rows, errors, stats, warnings)
 
 
