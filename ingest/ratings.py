@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from ingest.sources.base import RatingRow, RowError
+from ingest.sources.files import sniff_delimiter
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _sniff(path: Path) -> tuple[str, str, list[str]]:
         else:
             text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8"
     first = text.splitlines()[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
+    delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
     header = [h.strip().strip('"') for h in first.split(delimiter)]
     if missing := [c for c in COLUMNS if c not in header]:
         raise RatingsFileError(
