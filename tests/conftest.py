@@ -9,7 +9,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # ---- qdrant server fixtures (owned by tests/qdrant_fixtures.py) ----
-pytest_plugins = ["tests.qdrant_fixtures"]
+pytest_plugins = ["tests.qdrant_fixtures", "tests.api_world"]
 
 
 # ---- which database the suite runs on ----

@@ -3,7 +3,6 @@ a real database and Edge index (a copy of the demo fixture), the real text model
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -11,9 +10,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlmodel import Session, select
 
-from app.api import create_app
 from app.catalog import repository as repo
-from app.catalog.db import make_engine
 from app.catalog.models import Hidden
 from app.catalog.repository import HiddenMovie, UserRating
 from app.recommend.history import (
@@ -26,40 +23,11 @@ from app.recommend.history import (
 )
 from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights
 from app.settings import Settings
-from tests.conftest import copy_settings
 from tests.test_api import assert_error, bearer, rated_by, recommend
 
 pytestmark = pytest.mark.anyio
 
 NEW_USER = 9_100_000  # above every MovieLens user, and apart from tests/test_api.py's
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return copy_settings(demo_settings, tmp_path_factory.mktemp("guests") / "data")
-
-
-@pytest.fixture(scope="module")
-def db(settings: Settings) -> Iterator[Any]:
-    engine = make_engine(settings.sqlalchemy_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def admin(settings: Settings) -> dict[str, str]:
-    return bearer(settings, admin=True)
 
 
 @pytest.fixture(scope="module")

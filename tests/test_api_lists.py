@@ -4,7 +4,6 @@ Each list is checked against the same list computed here in plain Python from th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -12,43 +11,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlmodel import Session, select
 
-from app.api import create_app
-from app.catalog.db import make_engine
 from app.catalog.lists import PRIOR_VOTES, SECONDS_PER_DAY
 from app.catalog.models import Movie, Rating
 from app.settings import Settings
-from tests.conftest import copy_settings
 from tests.test_api import assert_error, bearer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return copy_settings(demo_settings, tmp_path_factory.mktemp("lists") / "data")
-
-
-@pytest.fixture(scope="module")
-def db(settings: Settings) -> Iterator[Any]:
-    engine = make_engine(settings.sqlalchemy_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def admin(settings: Settings) -> dict[str, str]:
-    return bearer(settings, admin=True)
 
 
 def rows(db: Any) -> tuple[dict[int, Movie], list[Rating]]:

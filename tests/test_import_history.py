@@ -5,7 +5,6 @@ are demo catalogue movies (a copy of the session's demo fixture: real database, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from app.cli import cli
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from ingest.sources import load_catalogue
-from tests.conftest import DEMO_LIMIT, copy_settings
+from tests.conftest import DEMO_LIMIT
 
 pytestmark = pytest.mark.anyio
 
@@ -53,24 +52,6 @@ IMDB_ROWS = [
 ]
 IMDB = "\n".join([IMDB_HEADER, *IMDB_ROWS]) + "\n"
 USER = 9_100_000  # above every MovieLens user
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return copy_settings(demo_settings, tmp_path_factory.mktemp("history") / "data")
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    from app.api import create_app
-
-    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:
-        yield c
 
 
 def ratings_of(settings: Settings, user: int) -> dict[int, tuple[float, int]]:

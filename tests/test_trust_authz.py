@@ -7,7 +7,6 @@ and an id in both the path and the query, against the real API on a copy of the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,30 +16,12 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.api import create_app
 from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.models import Movie, Rating
 from app.settings import Settings
-from tests.conftest import copy_settings
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def settings(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return copy_settings(demo_settings, tmp_path_factory.mktemp("authz") / "data")
-
-
-@pytest.fixture(scope="module")
-async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
