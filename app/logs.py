@@ -32,9 +32,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "json"}},
         "root": {"handlers": ["stderr"], "level": level},
-        "loggers": {
-            name: {"level": "WARNING"} for name in ("httpx", "httpcore", "sentence_transformers", "urllib3")
-        },
+        "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpcore", "sentence_transformers", "urllib3")},
     }
 
 

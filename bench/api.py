@@ -28,17 +28,30 @@ import httpx
 from _common import ROOT, emit, format_table, log, percentiles_ms
 
 SEARCHES = [
-    "heist thriller with a twist", "space adventure with robots", "romantic comedy in paris",
-    "haunted house horror", "coming of age drama", "animated film about toys", "courtroom drama",
-    "war movie about soldiers", "detective noir mystery", "superhero saves the city",
+    "heist thriller with a twist",
+    "space adventure with robots",
+    "romantic comedy in paris",
+    "haunted house horror",
+    "coming of age drama",
+    "animated film about toys",
+    "courtroom drama",
+    "war movie about soldiers",
+    "detective noir mystery",
+    "superhero saves the city",
 ]
 MIX = (("recommend", 0.45), ("recommend_filtered", 0.15), ("similar", 0.2), ("search", 0.1), ("rate", 0.1))
 
 
 def _token(data_dir: Path | None) -> str:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
-    out = subprocess.run([sys.executable, "-m", "app.cli", "token", "create", "--admin"], env=env, cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "token", "create", "--admin"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -46,8 +59,9 @@ def _start_server(port: int, data_dir: Path | None, workers: int | None) -> subp
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
     cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers)] if workers else []
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def _free_port() -> int:
@@ -115,8 +129,14 @@ def _request_maker(users: list[int], movies: list[int], rng: random.Random) -> C
     return make
 
 
-async def _load(client: httpx.AsyncClient, headers: dict[str, str], make: Callable[[], tuple[str, str, Any]],
-                clients: int, total: int, max_seconds: float) -> dict[str, Any]:
+async def _load(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    make: Callable[[], tuple[str, str, Any]],
+    clients: int,
+    total: int,
+    max_seconds: float,
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     remaining = total
@@ -139,8 +159,12 @@ async def _load(client: httpx.AsyncClient, headers: dict[str, str], make: Callab
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - began
-    return {"requests": len(latencies), "rps": round(len(latencies) / elapsed, 1), "errors": errors,
-            **percentiles_ms(latencies)}
+    return {
+        "requests": len(latencies),
+        "rps": round(len(latencies) / elapsed, 1),
+        "errors": errors,
+        **percentiles_ms(latencies),
+    }
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,16 +184,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             make = _request_maker(users, movies, random.Random(args.seed))
             log(f"warm-up, then {args.requests} mixed requests from {args.clients} clients")
             await _load(client, headers, make, args.clients, min(200, args.requests), args.max_seconds)
-            health = await _load(client, {}, lambda: ("GET", "/health", None), args.clients, args.requests,
-                                 args.max_seconds)
+            health = await _load(
+                client, {}, lambda: ("GET", "/health", None), args.clients, args.requests, args.max_seconds
+            )
             mixed = await _load(client, headers, make, args.clients, args.requests, args.max_seconds)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
-    return {**mixed, "health_rps": health["rps"], "health_p50_ms": health["p50_ms"],
-            "ratio_to_health": round(mixed["rps"] / health["rps"], 3) if health["rps"] else None,
-            "clients": args.clients, "workers": _workers(args), "url": url}
+    return {
+        **mixed,
+        "health_rps": health["rps"],
+        "health_p50_ms": health["p50_ms"],
+        "ratio_to_health": round(mixed["rps"] / health["rps"], 3) if health["rps"] else None,
+        "clients": args.clients,
+        "workers": _workers(args),
+        "url": url,
+    }
 
 
 def main() -> None:
@@ -186,8 +217,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    table = format_table([result], ["requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "health_rps",
-                                    "ratio_to_health"])
+    table = format_table(
+        [result], ["requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "health_rps", "ratio_to_health"]
+    )
     emit(table, result, args.json)
 
 

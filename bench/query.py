@@ -516,8 +516,9 @@ def bench_edge(
         with timer() as t:
             cached = CachedIndex.wrap(index, max_points=size)
         log(f"edge {size:,}: vectors cached in {t[0]:.1f} s; timing the cached HNSW index")
-        rows.append(_row(size, "edge", "hnsw+cache", build, t[0], time_queries(cached, NumpyIndex(cols), queries,
-                                                                            args.warmup)))
+        rows.append(
+            _row(size, "edge", "hnsw+cache", build, t[0], time_queries(cached, NumpyIndex(cols), queries, args.warmup))
+        )
         index.close()
     for row in rows:
         row["filter_share"] = filter_share(cols, queries)
@@ -932,8 +933,10 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
         users = sample_users(db, args.queries + args.warmup, args.seed)
         log(f"demo: {len(users)} users ({args.warmup} warm-up), strategies {', '.join(DEMO_STRATEGIES)}")
         timing, counts = _time_demo(db, recs, users, args.warmup, settings)
-        recall_at = {s: _demo_recall(db, live, baseline, settings, s, users[args.warmup:][:RECALL_QUERIES])
-                     for s in DEMO_STRATEGIES}
+        recall_at = {
+            s: _demo_recall(db, live, baseline, settings, s, users[args.warmup :][:RECALL_QUERIES])
+            for s in DEMO_STRATEGIES
+        }
         if live.generation != generation:
             log(f"demo: WARNING: a new generation ({live.generation}) was published during the run")
     finally:
@@ -1007,8 +1010,12 @@ def _time_demo(
     counts: dict[str, Any] = {"ratings": []}
     for s in DEMO_STRATEGIES:
         counts[s] = {f"paths_{k}": Counter() for k in names} | {f"overlap_{k}": [] for k in names}
-    kwargs = {"limit": LIMIT, "filter": MovieFilter(), "popularity": settings.popularity_weight,
-              "diversity": settings.diversity}
+    kwargs = {
+        "limit": LIMIT,
+        "filter": MovieFilter(),
+        "popularity": settings.popularity_weight,
+        "diversity": settings.diversity,
+    }
     for n, uid in enumerate(users):
         timed = n >= warmup
         order = names[n % len(names) :] + names[: n % len(names)]
@@ -1032,24 +1039,32 @@ def _time_demo(
             if strategy == DEMO_STRATEGIES[0]:
                 counts["ratings"].append(ratings)
         if (n + 1) % PROGRESS_EVERY == 0:
-            last = ", ".join(f"{s} {timing[s]['served'][-1] * 1e3:.1f} ms" for s in DEMO_STRATEGIES
-                             if timing[s]["served"])
+            last = ", ".join(
+                f"{s} {timing[s]['served'][-1] * 1e3:.1f} ms" for s in DEMO_STRATEGIES if timing[s]["served"]
+            )
             log(f"  {n + 1}/{len(users)} users, last served: {last}")
     return timing, counts
 
 
-def _demo_recall(
-    db: Any, live: Any, baseline: ExactIndex, settings: Any, strategy: str, users: Sequence[int]
-) -> float:
+def _demo_recall(db: Any, live: Any, baseline: ExactIndex, settings: Any, strategy: str, users: Sequence[int]) -> float:
     """Share of the exact candidates (limit x candidate_factor; for hybrid the exact fused list) that
     the engine's own search returned, on the served index, for the same query vectors and filter."""
     probe = LastCall(live.current())
-    rec = Recommender(index=lambda: probe, encode_query=lambda _: np.zeros(0), history_size=settings.history_size,
-                      half_life_days=settings.half_life_days)
+    rec = Recommender(
+        index=lambda: probe,
+        encode_query=lambda _: np.zeros(0),
+        history_size=settings.history_size,
+        half_life_days=settings.half_life_days,
+    )
     found = total = 0
     for uid in users:
-        rec.recommend(ratings_as_a_request(db, uid), limit=LIMIT, strategy=strategy,  # type: ignore[arg-type]
-                      popularity=settings.popularity_weight, diversity=settings.diversity)
+        rec.recommend(
+            ratings_as_a_request(db, uid),
+            limit=LIMIT,
+            strategy=strategy,  # type: ignore[arg-type]
+            popularity=settings.popularity_weight,
+            diversity=settings.diversity,
+        )
         if probe.call is None:
             continue
         exact = _exact_ids(baseline, probe.call)
@@ -1096,8 +1111,9 @@ class NoTextModel:
         raise AssertionError("recommend() never encodes text")
 
 
-def heavy_histories(movies: Mapping[int, float], lengths: Sequence[int], per_length: int, seed: int,
-                    now: int) -> dict[int, list[tuple[int, int, float, int]]]:
+def heavy_histories(
+    movies: Mapping[int, float], lengths: Sequence[int], per_length: int, seed: int, now: int
+) -> dict[int, list[tuple[int, int, float, int]]]:
     """Seeded synthetic users: per history length, `per_length` users with that many distinct movies
     drawn by popularity (weight 1 + the movie's local rating count, so heavy users rate the popular
     head and some of the tail), half-star ratings with MovieLens-like shares, timestamps over six
@@ -1180,8 +1196,13 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         with timer() as t:
             _write_users(db, users)
         log(f"history: {len(users)} synthetic users written in {t[0]:.1f} s")
-        kwargs = {"limit": LIMIT, "filter": MovieFilter(), "popularity": settings.popularity_weight,
-                  "diversity": settings.diversity, "depth": PAGE_DEPTH}
+        kwargs = {
+            "limit": LIMIT,
+            "filter": MovieFilter(),
+            "popularity": settings.popularity_weight,
+            "diversity": settings.diversity,
+            "depth": PAGE_DEPTH,
+        }
         timing: dict[tuple[int, str], dict[str, list[float]]] = {}
         answers: dict[str, list[int]] = {}
         for rep in range(args.repeats + 1):  # the first pass warms up and is not timed
@@ -1201,20 +1222,30 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         with contextlib.suppress(NameError):
             _remove_users(db, list(users))
         services.close()
-    return _history_rows(timing, len(movies)), {"answers": answers, "users_per_length": args.users_per_length,
-                                                "repeats": args.repeats, "data_dir": settings.data_dir}
+    return _history_rows(timing, len(movies)), {
+        "answers": answers,
+        "users_per_length": args.users_per_length,
+        "repeats": args.repeats,
+        "data_dir": settings.data_dir,
+    }
 
 
 def _history_rows(timing: Mapping[tuple[int, str], Mapping[str, list[Any]]], size: int) -> list[dict[str, Any]]:
     rows = []
     for (length, strategy), t in sorted(timing.items()):
         request = [d + r for d, r in zip(t["db"], t["recommend"], strict=True)]
-        rows.append({
-            "size": size, "history": length, "strategy": strategy, "path": max(set(t["path"]), key=t["path"].count),
-            "n": len(request), **{f"recommend_{k}": v for k, v in percentiles_ms(t["recommend"]).items()},
-            **{f"db_{k}": v for k, v in percentiles_ms(t["db"]).items()},
-            **{f"request_{k}": v for k, v in percentiles_ms(request).items()},
-        })
+        rows.append(
+            {
+                "size": size,
+                "history": length,
+                "strategy": strategy,
+                "path": max(set(t["path"]), key=t["path"].count),
+                "n": len(request),
+                **{f"recommend_{k}": v for k, v in percentiles_ms(t["recommend"]).items()},
+                **{f"db_{k}": v for k, v in percentiles_ms(t["db"]).items()},
+                **{f"request_{k}": v for k, v in percentiles_ms(request).items()},
+            }
+        )
     return rows
 
 

@@ -43,8 +43,10 @@ def _new_pg_database(template: str | None = None) -> str:
 
     name = f"movierec_t_{uuid.uuid4().hex[:12]}"
     if template:  # a template must have no other sessions: close the pools that still hold one
-        _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{template}' "
-                  "AND pid <> pg_backend_pid()")
+        _pg_admin(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{template}' "
+            "AND pid <> pg_backend_pid()"
+        )
     _pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     _created_databases.append(name)
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
@@ -103,8 +105,16 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory, text_encoder):
     return settings
 
 
-def build_index(settings, text_encoder, source: str, movies: Path | None = None, ratings: Path | None = None,
-                limit: int | None = None, image_encoder=None, collab: bool = True):
+def build_index(
+    settings,
+    text_encoder,
+    source: str,
+    movies: Path | None = None,
+    ratings: Path | None = None,
+    limit: int | None = None,
+    image_encoder=None,
+    collab: bool = True,
+):
     """Ingest a catalogue into `settings`' database and index, reusing already loaded models."""
     from sqlmodel import Session
 

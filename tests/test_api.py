@@ -117,14 +117,26 @@ async def test_health_and_schema_need_no_token(client: AsyncTestClient[Litestar]
     health = await client.get("/health")
     assert health.status_code == 200, health.text
     assert health.json() | {"index_generation": None} == {
-        "status": "ok", "database": True, "index": True, "index_generation": None, "detail": None,
+        "status": "ok",
+        "database": True,
+        "index": True,
+        "index_generation": None,
+        "detail": None,
     }
     assert (await client.get("/schema")).status_code == 200
     spec = (await client.get("/schema/openapi.json")).json()
     assert "BearerToken" in spec["components"]["securitySchemes"]
-    for path in ("/movies/recommendations", "/movies/{movie_id}/similar", "/movies/explain/{user_id}/{movie_id}",
-                 "/movies/search", "/movies/{movie_id}", "/users/{user_id}/ratings",
-                 "/users/{user_id}/ratings/{movie_id}", "/metrics/embeddings", "/health"):
+    for path in (
+        "/movies/recommendations",
+        "/movies/{movie_id}/similar",
+        "/movies/explain/{user_id}/{movie_id}",
+        "/movies/search",
+        "/movies/{movie_id}",
+        "/users/{user_id}/ratings",
+        "/users/{user_id}/ratings/{movie_id}",
+        "/metrics/embeddings",
+        "/health",
+    ):
         assert path in spec["paths"], path
     operations = [op for item in spec["paths"].values() for op in item.values() if isinstance(op, dict)]
     assert all(op.get("operationId") for op in operations)
@@ -151,8 +163,12 @@ async def test_every_endpoint_needs_a_valid_token(
     in_an_hour = datetime.now(UTC) + timedelta(hours=1)
     foreign = Token(sub="admin", exp=in_an_hour).encode("another-secret-of-at-least-32-bytes", "HS256")
     odd_subject = Token(sub="robot", exp=in_an_hour).encode(api_settings.secret_key, "HS256")
-    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": f"Bearer {foreign}"},
-                    {"Authorization": f"Bearer {odd_subject}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": f"Bearer {foreign}"},
+        {"Authorization": f"Bearer {odd_subject}"},
+    ):
         resp = await client.request(method, url, headers=headers, json={"movie_id": 1, "rating": 4})
         assert_error(resp, 401)
         assert resp.headers["www-authenticate"] == "Bearer"
@@ -181,8 +197,9 @@ async def test_user_token_reaches_only_its_own_data(
 
 
 # -- recommendations ------------------------------------------------------------------------------
-async def test_recommendation_shape(client: AsyncTestClient[Litestar], admin: dict[str, str],
-                                    real_users: list[int]) -> None:
+async def test_recommendation_shape(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
     body = await recommend(client, admin, real_users[0], limit=7)
     assert body["user_id"] == real_users[0]
     assert (body["strategy"], body["path"]) == ("hybrid", "hybrid")  # the default, once collab landed
@@ -209,8 +226,16 @@ async def test_filters_hold_for_every_result(
 ) -> None:
     wanted = {"Comedy", "Romance"}
     for use_embeddings in ("true", "false"):
-        body = await recommend(client, admin, real_users[2], limit=50, genres="Comedy, Romance",
-                               year_min=1990, year_max=1999, use_embeddings=use_embeddings)
+        body = await recommend(
+            client,
+            admin,
+            real_users[2],
+            limit=50,
+            genres="Comedy, Romance",
+            year_min=1990,
+            year_max=1999,
+            use_embeddings=use_embeddings,
+        )
         assert body["items"], body
         for item in body["items"]:
             assert 1990 <= item["year"] <= 1999, item
@@ -256,21 +281,21 @@ async def test_use_embeddings_false_answers_from_popularity(
     assert scores == sorted(scores, reverse=True)
 
 
-async def test_cold_start_paths(
-    client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]
-) -> None:
+async def test_cold_start_paths(client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]) -> None:
     user = NEW_USER + 1
     # POST then DELETE leaves a known user with no ratings: popular, not 404.
-    assert (await client.post(f"/users/{user}/ratings", json={"movie_id": movie_ids[0], "rating": 5},
-                              headers=admin)).status_code == 201
+    assert (
+        await client.post(f"/users/{user}/ratings", json={"movie_id": movie_ids[0], "rating": 5}, headers=admin)
+    ).status_code == 201
     assert (await client.delete(f"/users/{user}/ratings/{movie_ids[0]}", headers=admin)).status_code == 204
     assert (await recommend(client, admin, user))["path"] == "popular"
 
     for n, path in ((1, "collab_popular"), (20, "hybrid")):
         user = NEW_USER + 1 + n
         for i, movie in enumerate(movie_ids[:n]):
-            resp = await client.post(f"/users/{user}/ratings", json={"movie_id": movie, "rating": 4.5 - (i % 4)},
-                                     headers=admin)
+            resp = await client.post(
+                f"/users/{user}/ratings", json={"movie_id": movie, "rating": 4.5 - (i % 4)}, headers=admin
+            )
             assert resp.status_code == 201, resp.text
         body = await recommend(client, admin, user, limit=15)
         assert body["path"] == path and len(body["items"]) == 15
@@ -312,8 +337,10 @@ async def test_strategies_disagree_where_they_should(
     client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
 ) -> None:
     user = real_users[0]
-    lists = {s: [i["movie_id"] for i in (await recommend(client, admin, user, strategy=s, limit=10))["items"]]
-             for s in ("content", "collab", "hybrid")}
+    lists = {
+        s: [i["movie_id"] for i in (await recommend(client, admin, user, strategy=s, limit=10))["items"]]
+        for s in ("content", "collab", "hybrid")
+    }
     assert lists["content"] != lists["collab"]
     # The tuned fusion leans on collab: most of its list is collab's.
     assert len(set(lists["hybrid"]) & set(lists["collab"])) >= 5
@@ -346,8 +373,7 @@ async def test_similar(client: AsyncTestClient[Litestar], admin: dict[str, str],
 
 
 async def test_search(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> None:
-    resp = await client.get("/movies/search", params={"q": "animated toys come to life", "limit": 3},
-                            headers=admin)
+    resp = await client.get("/movies/search", params={"q": "animated toys come to life", "limit": 3}, headers=admin)
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["query"] == "animated toys come to life" and len(body["items"]) == 3
@@ -364,8 +390,9 @@ async def test_get_movie(client: AsyncTestClient[Litestar], admin: dict[str, str
     assert body["movie_id"] == movie_ids[0] and body["title"] and isinstance(body["genres"], list)
 
 
-async def test_embedding_metrics(client: AsyncTestClient[Litestar], admin: dict[str, str],
-                                 movie_ids: list[int]) -> None:
+async def test_embedding_metrics(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]
+) -> None:
     resp = await client.get("/metrics/embeddings", headers=admin)
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -394,8 +421,9 @@ async def test_ratings_are_paginated(
     assert past_end["items"] == []
 
 
-async def test_rate_and_unrate(client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int],
-                               db: Any) -> None:
+async def test_rate_and_unrate(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int], db: Any
+) -> None:
     user, movie = NEW_USER + 100, movie_ids[3]
     resp = await client.post(f"/users/{user}/ratings", json={"movie_id": movie, "rating": 3.5}, headers=admin)
     assert resp.status_code == 201, resp.text
@@ -416,8 +444,7 @@ async def test_unknown_movie_is_404(
     assert_error(await client.get(f"/movies/{no_movie}", headers=admin), 404)
     assert_error(await client.get(f"/movies/{no_movie}/similar", headers=admin), 404)
     assert_error(await client.get(f"/movies/explain/{real_users[0]}/{no_movie}", headers=admin), 404)
-    resp = await client.post(f"/users/{real_users[0]}/ratings", json={"movie_id": no_movie, "rating": 4},
-                             headers=admin)
+    resp = await client.post(f"/users/{real_users[0]}/ratings", json={"movie_id": no_movie, "rating": 4}, headers=admin)
     assert_error(resp, 404)
     assert_error(await client.get("/no/such/route", headers=admin), 404)
     assert_error(await client.put(f"/movies/{movie_ids[0]}", headers=admin), 405)
@@ -463,8 +490,12 @@ BAD_QUERIES = [
 
 @pytest.mark.parametrize(("url", "field"), BAD_QUERIES)
 async def test_bad_parameters_are_400_naming_the_field(
-    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int], movie_ids: list[int],
-    url: str, field: str,
+    client: AsyncTestClient[Litestar],
+    admin: dict[str, str],
+    real_users: list[int],
+    movie_ids: list[int],
+    url: str,
+    field: str,
 ) -> None:
     resp = await client.get(url.format(u=real_users[0], m=movie_ids[0]), headers=admin)
     assert_error(resp, 400, field)
@@ -495,14 +526,13 @@ async def test_malformed_json_and_bad_ids_on_writes_are_400(
 ) -> None:
     resp = await client.post(f"/users/{NEW_USER}/ratings", content=b"{not json", headers=admin)
     assert_error(resp, 400)
-    assert_error(await client.post("/users/abc/ratings", json={"movie_id": 1, "rating": 4}, headers=admin),
-                 400, "user_id")
+    assert_error(
+        await client.post("/users/abc/ratings", json={"movie_id": 1, "rating": 4}, headers=admin), 400, "user_id"
+    )
     assert_error(await client.delete(f"/users/{NEW_USER}/ratings/abc", headers=admin), 400, "movie_id")
 
 
-async def test_lifespan_releases_the_index(
-    demo_settings: Settings, tmp_path: Any, text_encoder: Any
-) -> None:
+async def test_lifespan_releases_the_index(demo_settings: Settings, tmp_path: Any, text_encoder: Any) -> None:
     # An Edge shard locks its directory until it is closed: after the lifespan, the published
     # generation must open in place again (a reader that finds it locked reads a copy instead).
     from app.vectorstore.edge import EdgeIndex
@@ -549,7 +579,6 @@ async def test_missing_index_is_503(tmp_path: Any, text_encoder: Any) -> None:
             repo.upsert_ratings(s, [(1, 1, 4.0, 1)])
             s.commit()
         assert_error(await client.get("/movies/recommendations?user_id=1", headers=headers), 503)
-
 
 
 async def test_unreachable_qdrant_server_is_a_quick_503(tmp_path: Any, text_encoder: Any) -> None:

@@ -32,8 +32,13 @@ def ingest(settings, text_encoder) -> IngestSummary:
         movies, rated = repo.all_movies(session), repo.rated_pairs(session)
     engine.dispose()
     return index_movies(
-        movies, open_store(settings), build_manifest(settings),
-        lambda _: MovieEmbedder(text_encoder, None, None), batch_size=64, progress=False, ratings=rated,
+        movies,
+        open_store(settings),
+        build_manifest(settings),
+        lambda _: MovieEmbedder(text_encoder, None, None),
+        batch_size=64,
+        progress=False,
+        ratings=rated,
     )
 
 
@@ -44,8 +49,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, text_encoder):
     store_catalogue(engine, load_catalogue("demo", limit=LIMIT))
     with Session(engine) as session:  # three new movies that nobody has rated yet
         firsts = repo.all_movies(session)[:3]
-        repo.upsert_movies(session, [m.model_copy(update={"id": NEW + i, "title": f"{m.title} II"})
-                                     for i, m in enumerate(firsts)])
+        repo.upsert_movies(
+            session, [m.model_copy(update={"id": NEW + i, "title": f"{m.title} II"}) for i, m in enumerate(firsts)]
+        )
         session.commit()
     engine.dispose()
     summary = ingest(settings, text_encoder)
@@ -169,8 +175,11 @@ def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_
         assert index.retrieve([twin_id], vectors=("collab",))[0].payload["collab_source"] == "content"
         disliked = [r._replace(rating=1.0) for r in ratings if r.movie_id != liked_id][:4]
         history = [UserRating(liked_id, 5.0, ratings[0].timestamp + 1), *disliked]  # newest first
-        rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32),
-                          tuning=replace(TUNED, content_weight=1.0, new_user_max=0))  # 5 ratings: no prior
+        rec = Recommender(
+            index=lambda: index,
+            encode_query=lambda _: np.zeros(384, dtype=np.float32),
+            tuning=replace(TUNED, content_weight=1.0, new_user_max=0),
+        )  # 5 ratings: no prior
         result = rec.recommend(history, limit=10, strategy="hybrid", popularity=0.0, diversity=0.0)
         assert result.path == "hybrid"
         assert twin_id in [i.id for i in result.items]

@@ -213,8 +213,9 @@ def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
     for name in _movierec_services(services):
         assert _split_image(services[name]["image"]) == ("movierec", pyproject["project"]["version"]), name
 
-    bases = [args.split()[-1] if " AS " not in args.upper() else args.split()[0] for k, args in _dockerfile()
-             if k == "FROM"]
+    bases = [
+        args.split()[-1] if " AS " not in args.upper() else args.split()[0] for k, args in _dockerfile() if k == "FROM"
+    ]
     assert bases, "the Dockerfile has no FROM"
     for base in bases:
         _, tag = _split_image(base)
@@ -285,8 +286,9 @@ def test_cluster_profile_has_three_qdrant_peers(services: dict[str, dict[str, An
 
 
 def test_commands_are_real_movierec_subcommands(services: dict[str, dict[str, Any]]) -> None:
-    used = {name: _check_movierec_command(_command(svc["command"])) for name, svc in
-            _movierec_services(services).items()}
+    used = {
+        name: _check_movierec_command(_command(svc["command"])) for name, svc in _movierec_services(services).items()
+    }
     assert used == {"api": "serve", "ingest": "ingest", "api-cluster": "serve", "ingest-cluster": "ingest"}
     assert _command(services["api"]["command"])[1:] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
     assert _command(services["ingest"]["command"])[1:] == ["ingest", "--source", "demo"]

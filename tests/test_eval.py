@@ -55,7 +55,12 @@ def test_coverage_rmse_and_summary() -> None:
     assert metrics.rmse([2.5], [2.5]) == 0.0
     summary = metrics.summarise({1: [1, 2], 2: [3, 4]}, {1: {1}, 2: {9}}, k=2, catalogue_size=8)
     assert summary == {
-        "precision": 0.25, "recall": 0.5, "ndcg": 0.5, "map": 0.5, "hit_rate": 0.5, "coverage": 0.5,
+        "precision": 0.25,
+        "recall": 0.5,
+        "ndcg": 0.5,
+        "map": 0.5,
+        "hit_rate": 0.5,
+        "coverage": 0.5,
     }
 
 
@@ -170,8 +175,21 @@ def eval_data_dir(request: pytest.FixtureRequest, text_encoder) -> Path:
 def test_eval_cli_small_run(eval_data_dir: Path) -> None:
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(eval_data_dir), "HF_HUB_OFFLINE": "1", "MOVIEREC_DEVICE": "cpu"}
     env.pop("QDRANT_URL", None)
-    cmd = [sys.executable, "-m", "app.cli", "eval", "--dataset", "ml-100k", "--protocol", "stratified",
-           "--k", "10", "--users", "100", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "eval",
+        "--dataset",
+        "ml-100k",
+        "--protocol",
+        "stratified",
+        "--k",
+        "10",
+        "--users",
+        "100",
+        "--json",
+    ]
     started = time.monotonic()
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     elapsed = time.monotonic() - started

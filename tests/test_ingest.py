@@ -38,7 +38,11 @@ def image_encoder():
 def tmdb_run(tmp_path_factory, text_encoder, image_encoder):
     settings = make_settings(tmp_path_factory.mktemp("tmdb"))
     summary = build_index(
-        settings, text_encoder, "tmdb", movies=TMDB / "movies.json", ratings=TMDB / "ratings.csv",
+        settings,
+        text_encoder,
+        "tmdb",
+        movies=TMDB / "movies.json",
+        ratings=TMDB / "ratings.csv",
         image_encoder=image_encoder,
     )
     return settings, summary
@@ -58,8 +62,14 @@ def _index_snapshot(settings: Settings) -> dict[int, tuple[str, dict[str, np.nda
 def test_posters_give_image_vectors_and_broken_ones_fall_back(tmdb_run) -> None:
     settings, summary = tmdb_run
     movies = json.loads((TMDB / "movies.json").read_text())
-    with_file = {m["id"] for m in movies if m.get("title") and m.get("poster_path")
-                 and (TMDB / m["poster_path"].lstrip("/")).exists() and "broken" not in m["poster_path"]}
+    with_file = {
+        m["id"]
+        for m in movies
+        if m.get("title")
+        and m.get("poster_path")
+        and (TMDB / m["poster_path"].lstrip("/")).exists()
+        and "broken" not in m["poster_path"]
+    }
     failing = {m["id"] for m in movies if m.get("title") and m.get("poster_path")} - with_file
     assert with_file and failing
     assert summary.failed == len(failing)
@@ -95,7 +105,8 @@ def test_combined_cosine_is_the_weighted_sum_of_parts(tmdb_run) -> None:
     p = projection_matrix(1280, 384)
     pa, pb = p @ a["image"], p @ b["image"]
     expected = TEXT_WEIGHT * a["text"] @ b["text"] + (1 - TEXT_WEIGHT) * (pa @ pb) / (
-        np.linalg.norm(pa) * np.linalg.norm(pb))
+        np.linalg.norm(pa) * np.linalg.norm(pb)
+    )
     assert a["combined"] @ b["combined"] == pytest.approx(expected, abs=1e-4)
 
 
@@ -151,9 +162,13 @@ def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_
     with Session(make_engine(copy.sqlalchemy_url)) as session:
         movies = repo.all_movies(session)
     summary = index_movies(
-        movies, store, build_manifest(copy),
+        movies,
+        store,
+        build_manifest(copy),
         lambda wi: MovieEmbedder(text_encoder, image_encoder, PosterLoader(copy.poster_cache_dir)),
-        batch_size=8, rebuild=True, progress=False,
+        batch_size=8,
+        rebuild=True,
+        progress=False,
     )
     assert summary.embedded == len(movies)
     assert store.generation() != before_gen
@@ -171,8 +186,21 @@ def _ingest_cmd(settings: Settings, *extra: str) -> tuple[list[str], dict[str, s
     env.pop("DATABASE_URL", None)
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
-    cmd = [sys.executable, "-m", "app.cli", "ingest", "--source", "demo", "--limit", str(KILL_LIMIT),
-           "--batch-size", str(KILL_BATCH), "--device", "cpu", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "ingest",
+        "--source",
+        "demo",
+        "--limit",
+        str(KILL_LIMIT),
+        "--batch-size",
+        str(KILL_BATCH),
+        "--device",
+        "cpu",
+        *extra,
+    ]
     return cmd, env
 
 

@@ -68,8 +68,13 @@ class Catalogue:
         )
 
     def exact_rrf(
-        self, queries: dict[str, np.ndarray], weights: dict[str, float], limit: int, f: MovieFilter,
-        prefetch_limit: int, k: int = RRF_K,
+        self,
+        queries: dict[str, np.ndarray],
+        weights: dict[str, float],
+        limit: int,
+        f: MovieFilter,
+        prefetch_limit: int,
+        k: int = RRF_K,
     ) -> list[tuple[int, float]]:
         """Weighted reciprocal rank fusion of exact prefetches, written out once: 1 / ((rank + 1) / w + k - 1)."""
         scores: dict[int, float] = {}

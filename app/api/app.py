@@ -98,6 +98,4 @@ def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder |
     settings = settings or get_settings()
     # The body limit goes to the constructor: Litestar 2.25 ignores it when an init plugin sets it.
     # Larger bodies get 413 before they are read whole; `movierec serve` caps the headers.
-    return Litestar(
-        plugins=[ApplicationCore(settings, text_encoder)], request_max_body_size=settings.max_body_bytes
-    )
+    return Litestar(plugins=[ApplicationCore(settings, text_encoder)], request_max_body_size=settings.max_body_bytes)

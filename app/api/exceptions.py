@@ -80,7 +80,7 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
 
 
 def _allowed(request: Request[Any, Any, Any], field: str) -> str:
-    """"; allowed: a, b, c" when `field` (a parameter, or a field of the body) takes a fixed set of
+    """ "; allowed: a, b, c" when `field` (a parameter, or a field of the body) takes a fixed set of
     values: msgspec's own message ("Invalid enum value 'x'") does not say which."""
     try:
         params = request.route_handler.parsed_fn_signature.parameters

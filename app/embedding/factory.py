@@ -18,9 +18,7 @@ def build_movie_embedder(
     settings: Settings, device: str, batch_size: int | None = None, with_images: bool = True
 ) -> MovieEmbedder:
     """`with_images=False` skips loading the CNN, for catalogues that have no posters at all."""
-    image = (
-        load_image_encoder(settings.image_model, device, settings.resnet50_weights) if with_images else None
-    )
+    image = load_image_encoder(settings.image_model, device, settings.resnet50_weights) if with_images else None
     posters = (
         PosterLoader(settings.poster_cache_dir, settings.poster_timeout_s, settings.poster_concurrency)
         if with_images

@@ -103,9 +103,7 @@ class ResNet50Encoder(_TorchImageEncoder):
     mean = (0.485, 0.456, 0.406)
     std = (0.229, 0.224, 0.225)
 
-    def __init__(
-        self, device: str = "cpu", weights: Path | Literal["imagenet", "random"] = "imagenet"
-    ) -> None:
+    def __init__(self, device: str = "cpu", weights: Path | Literal["imagenet", "random"] = "imagenet") -> None:
         import torch
         from torchvision.models import resnet50
 
@@ -141,9 +139,7 @@ def _resnet50_state_dict(weights: Path | str) -> dict:
         socket.setdefaulttimeout(previous)
 
 
-def load_image_encoder(
-    name: str, device: str = "cpu", resnet50_weights: Path | None = None
-) -> ImageEncoder:
+def load_image_encoder(name: str, device: str = "cpu", resnet50_weights: Path | None = None) -> ImageEncoder:
     if name == "efficientnet-lite0":
         return EfficientNetLite0Encoder(device)
     if name == "resnet50":

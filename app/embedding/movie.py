@@ -81,9 +81,7 @@ class MovieEmbedder:
         self.posters = posters
         self.text_batch_size = text_batch_size
         self.image_batch_size = image_batch_size
-        self.projection = (
-            projection_matrix(image.dim, text.dim, projection_seed) if image is not None else None
-        )
+        self.projection = projection_matrix(image.dim, text.dim, projection_seed) if image is not None else None
 
     def embed(self, movies: Sequence[Movie]) -> EmbedResult:
         text = self.text.encode([movie_text(m) for m in movies], batch_size=self.text_batch_size)

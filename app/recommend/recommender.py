@@ -339,7 +339,6 @@ class Recommender:
             for h in index.popular(limit, filter)
         ]
 
-
     # -- similar, search -----------------------------------------------------------------------
     def similar(
         self, movie_id: int, *, limit: int = 10, vector: str = "combined", exclude: frozenset[int] = frozenset()
@@ -420,9 +419,14 @@ class Recommender:
         text_share = abs(text_part) / magnitude if magnitude else 1.0
         related = sorted(
             (
-                RelatedRating(r.movie_id, stored[r.movie_id].payload.get("title", ""), r.rating,
-                              round(float(stored[r.movie_id].vectors["combined"] @ m), 4))
-                for r in history if "combined" in stored[r.movie_id].vectors
+                RelatedRating(
+                    r.movie_id,
+                    stored[r.movie_id].payload.get("title", ""),
+                    r.rating,
+                    round(float(stored[r.movie_id].vectors["combined"] @ m), 4),
+                )
+                for r in history
+                if "combined" in stored[r.movie_id].vectors
             ),
             key=lambda x: -x.similarity,
         )[:RELATED_SHOWN]
@@ -430,7 +434,12 @@ class Recommender:
         hit = Hit(movie_id, 0.0, target.payload, target.vectors)
         reason = _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
         return Explanation(
-            movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related,
+            movie_id,
+            title,
+            round(similarity, 4),
+            round(text_share, 4),
+            round(1 - text_share, 4),
+            related,
             _sentence(title, reason, similarity, text_share),
         )
 
@@ -485,8 +494,11 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
         best = liked_collab.nearest(hit.vectors["collab"])
         if best is not None:
             cited = f"{_title(best)} (you: {best[0].rating:.1f}★)"
-            item.reason = (f"new: nobody has rated it yet; its content predicts it for fans of {cited}"
-                           if new else f"people who liked {cited} also liked this")
+            item.reason = (
+                f"new: nobody has rated it yet; its content predicts it for fans of {cited}"
+                if new
+                else f"people who liked {cited} also liked this"
+            )
         elif new:
             item.reason = "new: nobody has rated it yet"
         return item
@@ -503,7 +515,9 @@ class _Citable:
     answer rather than once per item (for a 5,000-rating user's 10 items that restacking cost 8 ms)."""
 
     def __init__(
-        self, liked: list[tuple[UserRating, StoredMovie]], name: str,
+        self,
+        liked: list[tuple[UserRating, StoredMovie]],
+        name: str,
         cosine: Callable[[np.ndarray, np.ndarray], np.ndarray],
     ) -> None:
         self.pairs = [pair for pair in liked if name in pair[1].vectors]

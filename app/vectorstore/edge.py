@@ -184,9 +184,7 @@ class EdgeIndex:
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
         if not ids:
             return []
-        records = self._shard.retrieve(
-            list(ids), with_payload=True, with_vector=list(vectors) if vectors else False
-        )
+        records = self._shard.retrieve(list(ids), with_payload=True, with_vector=list(vectors) if vectors else False)
         return [StoredMovie(int(r.id), r.payload or {}, _vectors(r.vector)) for r in records]
 
     def query(
@@ -205,10 +203,7 @@ class EdgeIndex:
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )
-        return [
-            Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector))
-            for p in self._shard.query(request)
-        ]
+        return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in self._shard.query(request)]
 
     def query_fused(
         self,
@@ -241,10 +236,7 @@ class EdgeIndex:
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )
-        return [
-            Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector))
-            for p in self._shard.query(request)
-        ]
+        return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in self._shard.query(request)]
 
     def set_vectors(self, name: str, vectors: Mapping[int, np.ndarray]) -> None:
         if not vectors:

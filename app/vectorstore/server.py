@@ -179,9 +179,7 @@ class ServerIndex:
         if not points:
             return
         batch = [
-            models.PointStruct(
-                id=p.id, vector={k: server_vector(v) for k, v in p.vectors.items()}, payload=p.payload
-            )
+            models.PointStruct(id=p.id, vector={k: server_vector(v) for k, v in p.vectors.items()}, payload=p.payload)
             for p in points
         ]
         # An upsert of the same points is idempotent, so retrying one is safe.

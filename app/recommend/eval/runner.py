@@ -69,8 +69,19 @@ class EvalReport:
     timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("dataset", "protocol", "split", "seeds", "k", "rows", "cold_start_rows", "rmse_rows",
-                "new_user_rows", "new_movie_rows", "seconds")
+        keys = (
+            "dataset",
+            "protocol",
+            "split",
+            "seeds",
+            "k",
+            "rows",
+            "cold_start_rows",
+            "rmse_rows",
+            "new_user_rows",
+            "new_movie_rows",
+            "seconds",
+        )
         data = asdict(self)
         return {key: data[key] for key in keys}
 
@@ -120,8 +131,15 @@ def split(
 
 
 def run_eval(
-    dataset: str, protocol: str, k: int, config: EvalConfig, *, users: int | None = None,
-    log: Callable[[str], None] = lambda _: None, by: str = "user", seeds: Sequence[int] = (splits.SEED,),
+    dataset: str,
+    protocol: str,
+    k: int,
+    config: EvalConfig,
+    *,
+    users: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    by: str = "user",
+    seeds: Sequence[int] = (splits.SEED,),
     new_users: bool = False,
 ) -> EvalReport:
     """The whole evaluation, once per seed (rows then hold the mean and a `<metric>_std`); `users`
@@ -144,16 +162,27 @@ def run_eval(
 
 
 def _run_once(
-    dataset: str, protocol: str, k: int, config: EvalConfig, movies: list[Movie], ratings: pd.DataFrame,
-    text: dict[int, np.ndarray], users: int | None, log: Callable[[str], None], by: str, seed: int,
+    dataset: str,
+    protocol: str,
+    k: int,
+    config: EvalConfig,
+    movies: list[Movie],
+    ratings: pd.DataFrame,
+    text: dict[int, np.ndarray],
+    users: int | None,
+    log: Callable[[str], None],
+    by: str,
+    seed: int,
     new_users: bool,
 ) -> EvalReport:
     timings: dict[str, float] = {}
     parts, new = split(ratings, protocol, by=by, seed=seed)
     relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
     evaluated = splits.sample_users(np.array(sorted(relevant)), users or len(relevant))
-    log(f"{dataset}/{protocol}/{by} seed {seed}: {len(movies)} movies, {len(parts.train)} training and "
-        f"{len(parts.test)} test ratings")
+    log(
+        f"{dataset}/{protocol}/{by} seed {seed}: {len(movies)} movies, {len(parts.train)} training and "
+        f"{len(parts.test)} test ratings"
+    )
 
     mark = time.perf_counter()
     world = _world(movies, text, parts.train, config)
@@ -168,23 +197,37 @@ def _run_once(
 
     mark = time.perf_counter()
     n_cold = max(1, round(splits.COLD_START_SHARE * len(evaluated)))
-    cold_rows = _cut_histories(movies, text, parts.train, evaluated, relevant, k, config, n_cold,
-                               splits.COLD_START_KEEP, STRATEGIES, log)
+    cold_rows = _cut_histories(
+        movies, text, parts.train, evaluated, relevant, k, config, n_cold, splits.COLD_START_KEEP, STRATEGIES, log
+    )
     timings["cold_start"] = time.perf_counter() - mark
     new_user_rows = []
     if new_users:
         mark = time.perf_counter()
         for keep in splits.NEW_USER_LENGTHS:
-            sweep = _cut_histories(movies, text, parts.train, evaluated, relevant, k, config, n_cold, keep,
-                                   SWEEP_STRATEGIES, log)
+            sweep = _cut_histories(
+                movies, text, parts.train, evaluated, relevant, k, config, n_cold, keep, SWEEP_STRATEGIES, log
+            )
             new_user_rows += [{"history": keep, **row} for row in sweep]
         timings["new_users"] = time.perf_counter() - mark
 
     return EvalReport(
-        dataset, protocol, k, rows, cold_rows, rmse_rows, 0.0, split=by, seeds=[seed],
-        new_user_rows=new_user_rows, new_movie_rows=new_movie_rows,
-        users=len(evaluated), cold_start_users=n_cold, movies=len(movies),
-        train_ratings=len(parts.train), test_ratings=len(parts.test),
+        dataset,
+        protocol,
+        k,
+        rows,
+        cold_rows,
+        rmse_rows,
+        0.0,
+        split=by,
+        seeds=[seed],
+        new_user_rows=new_user_rows,
+        new_movie_rows=new_movie_rows,
+        users=len(evaluated),
+        cold_start_users=n_cold,
+        movies=len(movies),
+        train_ratings=len(parts.train),
+        test_ratings=len(parts.test),
         timings={key: round(v, 2) for key, v in timings.items()},
     )
 
@@ -211,9 +254,17 @@ def _mean_rows(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def _cut_histories(
-    movies: list[Movie], text: dict[int, np.ndarray], train: pd.DataFrame, evaluated: np.ndarray,
-    relevant: dict[int, set[int]], k: int, config: EvalConfig, n_users: int, keep: int,
-    strategies: Sequence[str], log: Callable[[str], None],
+    movies: list[Movie],
+    text: dict[int, np.ndarray],
+    train: pd.DataFrame,
+    evaluated: np.ndarray,
+    relevant: dict[int, set[int]],
+    k: int,
+    config: EvalConfig,
+    n_users: int,
+    keep: int,
+    strategies: Sequence[str],
+    log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """A sample of users with their training history cut to `keep` random ratings, every model
     fitted again on that reduced training part."""
@@ -226,7 +277,12 @@ def _cut_histories(
 
 
 def new_movie_metrics(
-    world: World, train: pd.DataFrame, users: Sequence[int], relevant: dict[int, set[int]], new: set[int], k: int,
+    world: World,
+    train: pd.DataFrame,
+    users: Sequence[int],
+    relevant: dict[int, set[int]],
+    new: set[int],
+    k: int,
     lists: dict[str, dict[int, list[int]]],
 ) -> list[dict[str, Any]]:
     """Over the users with a held-out rating on a new movie: new-movie recall@k of each full list
@@ -255,24 +311,44 @@ def _among_new(
     if strategy not in RECOMMENDER_STRATEGIES:
         return None  # the baselines know nothing of movies without ratings
     return {
-        u: [i.id for i in world.recommender.recommend(
-            world.histories.get(u, []), limit=k, strategy=strategy, popularity=0.0, diversity=0.0,  # type: ignore[arg-type]
-            only_new=True).items]
+        u: [
+            i.id
+            for i in world.recommender.recommend(
+                world.histories.get(u, []),
+                limit=k,
+                strategy=strategy,
+                popularity=0.0,
+                diversity=0.0,  # type: ignore[arg-type]
+                only_new=True,
+            ).items
+        ]
         for u in users
     }
 
 
 def _world(movies: list[Movie], text: dict[int, np.ndarray], train: pd.DataFrame, config: EvalConfig) -> World:
     return build_world(
-        movies, text, train, config.manifest,
-        tuning=config.tuning, history_size=config.history_size, half_life_days=config.half_life_days,
+        movies,
+        text,
+        train,
+        config.manifest,
+        tuning=config.tuning,
+        history_size=config.history_size,
+        half_life_days=config.half_life_days,
     )
 
 
 def evaluate(
-    world: World, train: pd.DataFrame, users: Sequence[int], relevant: dict[int, set[int]], k: int,
-    catalogue_size: int, log: Callable[[str], None] = lambda _: None,
-    strategies: Sequence[str] = STRATEGIES, *, config: EvalConfig | None = None,
+    world: World,
+    train: pd.DataFrame,
+    users: Sequence[int],
+    relevant: dict[int, set[int]],
+    k: int,
+    catalogue_size: int,
+    log: Callable[[str], None] = lambda _: None,
+    strategies: Sequence[str] = STRATEGIES,
+    *,
+    config: EvalConfig | None = None,
     lists: dict[str, dict[int, list[int]]] | None = None,
 ) -> list[dict[str, Any]]:
     """One row of metrics per strategy over `users`; `lists` collects each strategy's top k."""
@@ -290,7 +366,11 @@ def evaluate(
 
 
 def rankings(
-    world: World, catalogue: baselines.Catalogue, strategy: str, users: Sequence[int], k: int,
+    world: World,
+    catalogue: baselines.Catalogue,
+    strategy: str,
+    users: Sequence[int],
+    k: int,
     config: EvalConfig | None = None,
 ) -> dict[int, list[int]]:
     if strategy == "popularity":
@@ -300,9 +380,16 @@ def rankings(
     if strategy == SERVED:
         served = config or EvalConfig(None, None, None)  # type: ignore[arg-type]
         return {
-            u: [i.id for i in world.recommender.recommend(
-                world.histories.get(u, []), limit=k, strategy="hybrid",
-                popularity=served.popularity, diversity=served.diversity).items]
+            u: [
+                i.id
+                for i in world.recommender.recommend(
+                    world.histories.get(u, []),
+                    limit=k,
+                    strategy="hybrid",
+                    popularity=served.popularity,
+                    diversity=served.diversity,
+                ).items
+            ]
             for u in users
         }
     if strategy == "itemknn":
@@ -314,7 +401,11 @@ def rankings(
     out = {}
     for user in users:
         result = world.recommender.recommend(
-            world.histories.get(user, []), limit=k, strategy=strategy, popularity=0.0, diversity=0.0  # type: ignore[arg-type]
+            world.histories.get(user, []),
+            limit=k,
+            strategy=strategy,
+            popularity=0.0,
+            diversity=0.0,  # type: ignore[arg-type]
         )
         out[user] = [item.id for item in result.items]
     return out
@@ -340,7 +431,9 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _neighbour_predictions(
-    by_user: dict[int, pd.DataFrame], test: pd.DataFrame, vectors: dict[int, np.ndarray],
+    by_user: dict[int, pd.DataFrame],
+    test: pd.DataFrame,
+    vectors: dict[int, np.ndarray],
     similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
 ) -> np.ndarray:
     """mean_u + Σ s·(r - mean_u) / Σ s over the NEIGHBOURS most similar rated movies with s > 0;

@@ -41,8 +41,9 @@ def stratified_split(
     return _split_by_position(ratings, position, test_ratio, column=column)
 
 
-def new_movies_split(ratings: pd.DataFrame, movie_ids: np.ndarray, share: float = NEW_MOVIE_SHARE,
-                     seed: int = SEED) -> tuple[Split, set[int]]:
+def new_movies_split(
+    ratings: pd.DataFrame, movie_ids: np.ndarray, share: float = NEW_MOVIE_SHARE, seed: int = SEED
+) -> tuple[Split, set[int]]:
     """The user-stratified split, then a seeded `share` of the catalogue loses all its training
     ratings (the movies stay in the catalogue; their test ratings stay). Returns the split and them."""
     parts = stratified_split(ratings, seed=seed)

@@ -75,7 +75,11 @@ def build_world(
 
 
 def _point(
-    movie: Movie, text: np.ndarray, combined: np.ndarray, collab: np.ndarray | None, stats: pd.DataFrame,
+    movie: Movie,
+    text: np.ndarray,
+    combined: np.ndarray,
+    collab: np.ndarray | None,
+    stats: pd.DataFrame,
     rated: bool,
 ) -> MoviePoint:
     """Popularity and votes from the training part only (the source's own counts include the test part)."""
