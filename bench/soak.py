@@ -61,7 +61,7 @@ def _rss_mb(server_pid: int | None) -> dict[str, float]:
     if server_pid is None:
         return {}
     pids = [server_pid]
-    for _ in range(2):  # `python -m app.cli serve` -> uvicorn's supervisor -> workers
+    for _ in range(2):  # `python -m movierec.cli serve` -> uvicorn's supervisor -> workers
         children = []
         for pid in pids:
             with contextlib.suppress(OSError):

@@ -66,7 +66,7 @@ QUERIES = (
 
 def demo_texts(limit: int | None) -> list[str]:
     from app.catalog.text import movie_text
-    from ingest.sources import load_catalogue, validate
+    from app.datasets import load_catalogue, validate
 
     movies, _, _ = validate(load_catalogue("demo", limit=limit))
     return [movie_text(m) for m in movies]

@@ -23,9 +23,9 @@ import pandas as pd
 from _common import log  # also puts the repository root on sys.path
 
 from app.embedding import collab
-from app.recommend.eval import baselines, splits
-from app.recommend.eval.metrics import ndcg_at_k
-from app.recommend.eval.runner import load_dataset
+from app.evaluation import baselines, splits
+from app.evaluation.metrics import ndcg_at_k
+from app.evaluation.runner import load_dataset
 
 K = 10
 LENGTHS = (1, 2, 3, 5, 10)
@@ -81,7 +81,7 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
     """15% of the movies lose their fitting ratings; their factors come from content (ridge map)."""
     from app.embedding.movie import combine
     from app.embedding.text import TextEncoder
-    from app.recommend.eval.embed_cache import cached_text_vectors
+    from app.evaluation.embed_cache import cached_text_vectors
     from app.settings import get_settings
 
     text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))

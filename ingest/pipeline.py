@@ -32,14 +32,14 @@ from tqdm import tqdm
 from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.text import content_hash, movie_text
+from app.datasets.base import Catalogue, RowError, validate
+from app.datasets.files import FileProblem
 from app.embedding import collab, lexical
 from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from app.vectorstore.maps import project_maps, unit_rows
 from ingest.ratings import FileImport, import_rows, source_key
-from ingest.sources.base import Catalogue, RowError, validate
-from ingest.sources.files import FileProblem
 
 log = logging.getLogger(__name__)
 COLLAB_BATCH = 1024

@@ -40,8 +40,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
-from ingest.sources.base import RatingRow, RowError
-from ingest.sources.files import sniff_delimiter
+from app.datasets.base import RatingRow, RowError
+from app.datasets.files import sniff_delimiter
 
 log = logging.getLogger(__name__)
 

@@ -120,11 +120,11 @@ def build_index(
 
     from app.catalog import repository as repo
     from app.catalog.db import make_engine
+    from app.datasets import load_catalogue
     from app.embedding.movie import MovieEmbedder
     from app.embedding.posters import PosterLoader
     from app.vectorstore import build_manifest, open_store
     from ingest.pipeline import index_movies, store_catalogue
-    from ingest.sources import load_catalogue
 
     engine = make_engine(settings.sqlalchemy_url)
     catalogue = load_catalogue(source, movies=movies, ratings=ratings, limit=limit)

@@ -620,7 +620,7 @@ def test_serve_with_two_workers(demo_settings: Settings, tmp_path: Any) -> None:
     if settings.database_url:
         env["DATABASE_URL"] = settings.database_url
     log = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
+    cmd = [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port), "--workers", "2"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
     readers = settings.index_dir / "readers"

@@ -178,8 +178,8 @@ async def test_hidden_movies_survive_a_later_import(
 ) -> None:
     """What a user wrote through the API is not the import's to touch: a re-import of the source
     (as `movierec ingest` runs it) keeps every hidden movie, and they stay out of the answers."""
+    from app.datasets import load_catalogue
     from ingest.pipeline import store_catalogue
-    from ingest.sources import load_catalogue
     from tests.conftest import DEMO_LIMIT
 
     user = users[1]

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
+from app.datasets import load_catalogue, validate
 from app.settings import Settings, get_settings
 from app.vectorstore import MovieFilter, open_store
 from ingest.pipeline import store_catalogue
-from ingest.sources import load_catalogue, validate
 from tests.conftest import build_index, make_settings
 
 CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
@@ -206,7 +206,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
 
 
 def run_cli(*args: str) -> Any:
-    from app.cli import cli
+    from movierec.cli import cli
 
     return CliRunner().invoke(cli, ["ingest", *args])
 

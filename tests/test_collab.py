@@ -13,12 +13,12 @@ from sqlmodel import Session
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.repository import UserRating
+from app.datasets import load_catalogue
 from app.embedding.movie import MovieEmbedder
 from app.recommend import Recommender
 from app.recommend.tuning import TUNED
 from app.vectorstore import COLLAB_DIM, build_manifest, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
-from ingest.sources import load_catalogue
 from tests.conftest import make_settings
 
 LIMIT = 150
@@ -188,7 +188,7 @@ def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_
 
 
 def test_similar_by_collab(world, recommender: Recommender) -> None:
-    from app.errors import InvalidInput
+    from app.errors import InvalidInputError
 
     ratings = _user(world[0])
     movie = ratings[0].movie_id
@@ -197,5 +197,5 @@ def test_similar_by_collab(world, recommender: Recommender) -> None:
     assert [s.score for s in similar] == sorted((s.score for s in similar), reverse=True)
     # Issue 11: a new movie has content-predicted factors, so it has collab neighbours too.
     assert len(recommender.similar(NEW, limit=5, vector="collab")) == 5
-    with pytest.raises(InvalidInput, match="no usable poster"):
+    with pytest.raises(InvalidInputError, match="no usable poster"):
         recommender.similar(NEW, vector="image")

@@ -11,12 +11,12 @@ from sqlmodel import Session
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
+from app.datasets import load_catalogue
 from app.embedding import collab
 from app.embedding.movie import MovieEmbedder
 from app.settings import Settings
 from app.vectorstore import build_manifest, open_store
 from ingest.pipeline import index_movies, store_catalogue
-from ingest.sources import load_catalogue
 from tests.conftest import make_settings
 
 

@@ -20,8 +20,8 @@ import typer.main
 import yaml
 from pydantic import AliasChoices
 
-from app.cli import cli
 from app.settings import Settings
+from movierec.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"

@@ -43,7 +43,7 @@ def saved_report(eval_data_dir: Path) -> Path:  # noqa: F811
     """`movierec eval --save` on a 30-user sample of ml-100k: the real report the Quality page shows."""
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(eval_data_dir), "MOVIEREC_DEVICE": "cpu"}
     env.pop("QDRANT_URL", None)
-    cmd = [sys.executable, "-m", "app.cli", "eval", "--dataset", "ml-100k", "--users", "30", "--json", "--save"]
+    cmd = [sys.executable, "-m", "movierec.cli", "eval", "--dataset", "ml-100k", "--users", "30", "--json", "--save"]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     saved = Settings(data_dir=eval_data_dir).eval_report_path

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from app.cli import cli
 from app.embedding.device import default_batch_size
 from app.settings import Settings
 from app.vectorstore import COLLAB_DIM, build_manifest
+from movierec.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +76,12 @@ def test_status_on_an_empty_data_dir_says_so_and_creates_nothing(tmp_path: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOVIEREC_", "QDRANT_", "DATABASE_URL"))}
     env |= {"MOVIEREC_DATA_DIR": str(data), "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, "-m", "app.cli", "status"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+        [sys.executable, "-m", "movierec.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert run.returncode == 1, run
     assert "no index yet: run `movierec ingest`" in run.stderr

@@ -17,7 +17,7 @@ from app.embedding.device import resolve_device
 from app.embedding.image import ResNet50Encoder
 from app.embedding.movie import combine, projection_matrix
 from app.embedding.posters import PosterLoader
-from app.errors import ModelUnavailable
+from app.errors import ModelUnavailableError
 
 POSTERS = Path(__file__).parent / "fixtures" / "tmdb" / "posters"
 
@@ -31,7 +31,7 @@ def test_resnet50_random_init_gives_unit_2048d_features() -> None:
 
 
 def test_resnet50_without_weights_fails_with_a_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailable, match="weights file not found"):
+    with pytest.raises(ModelUnavailableError, match="weights file not found"):
         ResNet50Encoder("cpu", weights=tmp_path / "nope.pth")
 
 
@@ -162,7 +162,7 @@ def _installed_text_backends() -> list[str]:
 @pytest.fixture(scope="module")
 def movie_texts() -> list[str]:
     from app.catalog.text import movie_text
-    from ingest.sources import load_catalogue, validate
+    from app.datasets import load_catalogue, validate
 
     movies, _, _ = validate(load_catalogue("demo", limit=12))
     return [movie_text(m) for m in movies]
@@ -258,7 +258,7 @@ def test_a_failed_export_raises_model_unavailable(tmp_path: Path) -> None:
         pytest.skip("onnxruntime is not installed")
     broken = _bundled_model_but(tmp_path / "broken-model", "model.safetensors")
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ModelUnavailable, match="exporting the text model"):
+    with pytest.raises(ModelUnavailableError, match="exporting the text model"):
         TextEncoder("cpu", model_path=broken, backend="onnx", cache_dir=tmp_path / "cache")
     assert not list((tmp_path / "cache").rglob("model.onnx"))
     assert not list((tmp_path / "cache").rglob(".tmp-*"))
@@ -272,7 +272,7 @@ def test_a_cls_pooled_model_is_refused_by_the_onnx_backends(tmp_path: Path) -> N
     other = _bundled_model_but(tmp_path / "cls-model", "1_Pooling")
     (other / "1_Pooling").mkdir()
     (other / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
-    with pytest.raises(ModelUnavailable, match="mean pooling models only"):
+    with pytest.raises(ModelUnavailableError, match="mean pooling models only"):
         TextEncoder("cpu", model_path=other, backend="onnx", cache_dir=tmp_path / "cache")
 
 

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from app.embedding import collab
-from app.recommend.eval import STRATEGIES, metrics, splits
-from app.recommend.eval.runner import load_dataset
+from app.evaluation import STRATEGIES, metrics, splits
+from app.evaluation.runner import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,7 +164,7 @@ def test_collab_query_ranks_by_the_factor_dot_product() -> None:
 def eval_data_dir(request: pytest.FixtureRequest, text_encoder) -> Path:
     """A data dir whose embedding cache holds ml-100k's text vectors. It lives in pytest's cache,
     so only the first session pays for embedding the catalogue (about a minute on 2 cores)."""
-    from app.recommend.eval.embed_cache import cached_text_vectors
+    from app.evaluation.embed_cache import cached_text_vectors
 
     data_dir = Path(request.config.cache.mkdir("movierec-eval-data"))
     movies, _ = load_dataset("ml-100k")
@@ -178,7 +178,7 @@ def test_eval_cli_small_run(eval_data_dir: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "app.cli",
+        "movierec.cli",
         "eval",
         "--dataset",
         "ml-100k",

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.recommend.eval import baselines, splits
-from app.recommend.eval.runner import _mean_rows, load_dataset
+from app.evaluation import baselines, splits
+from app.evaluation.runner import _mean_rows, load_dataset
 from tests.test_eval import _check_partition, _pairs
 
 
@@ -51,7 +51,7 @@ def test_new_user_sweep_cuts_histories_from_training_only(ml100k: pd.DataFrame, 
 
 
 def test_ease_baseline_ranks_unrated_movies_and_beats_popularity(ml100k: pd.DataFrame) -> None:
-    from app.recommend.eval.metrics import ndcg_at_k
+    from app.evaluation.metrics import ndcg_at_k
 
     split = splits.stratified_split(ml100k)
     cat = baselines.Catalogue(sorted(ml100k["movie_id"].unique()), split.train)

@@ -17,10 +17,10 @@ from typer.testing import CliRunner
 from app.auth import issue_token
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
-from app.cli import cli
+from app.datasets import load_catalogue
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
-from ingest.sources import load_catalogue
+from movierec.cli import cli
 from tests.conftest import DEMO_LIMIT
 
 pytestmark = pytest.mark.anyio

@@ -28,7 +28,7 @@ import pytest
 from litestar.testing import AsyncTestClient, TestClient
 
 from app.api import create_app
-from app.errors import IndexUnavailable
+from app.errors import IndexUnavailableError
 from app.settings import Settings
 from app.vectorstore import live as live_module
 from app.vectorstore.base import Manifest, MovieIndex, MoviePoint
@@ -123,7 +123,7 @@ def test_a_damaged_pointer_without_a_good_generation_is_unavailable(
     DAMAGE[damage](store.root)
     live = LiveIndex(store)
     for _ in range(3):
-        with pytest.raises(IndexUnavailable) as raised:
+        with pytest.raises(IndexUnavailableError) as raised:
             live.current()
         assert str(tmp_path) not in str(raised.value)
     assert live.generation is None and live.manifest() is None

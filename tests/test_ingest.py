@@ -189,7 +189,7 @@ def _ingest_cmd(settings: Settings, *extra: str) -> tuple[list[str], dict[str, s
     cmd = [
         sys.executable,
         "-m",
-        "app.cli",
+        "movierec.cli",
         "ingest",
         "--source",
         "demo",

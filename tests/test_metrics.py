@@ -144,7 +144,7 @@ def test_serve_sums_every_workers_samples(demo_settings: Settings, tmp_path: Pat
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if world.database_url:
         env["DATABASE_URL"] = world.database_url
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
+    cmd = [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port), "--workers", "2"]
     server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -168,7 +168,7 @@ def test_serve_sets_the_folder_before_prometheus_client_is_imported() -> None:
     """With one worker uvicorn serves in the process of `movierec serve` itself: preparing the folder
     must not import prometheus_client, which fixes its storage (per process or shared) at import."""
     code = (
-        "import sys; import app.cli; from app.multiproc import prepare_multiprocess_dir; "
+        "import sys; import movierec.cli; from app.multiproc import prepare_multiprocess_dir; "
         "assert 'prometheus_client' not in sys.modules, 'imported too early'"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

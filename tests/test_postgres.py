@@ -25,7 +25,7 @@ from sqlmodel import Session, SQLModel, select
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Movie, Rating, User
-from app.errors import NotFound
+from app.errors import NotFoundError
 
 pytestmark = pytest.mark.postgres
 
@@ -187,7 +187,7 @@ def test_movies_upsert_round_trip_with_json_lists(db: Engine) -> None:
         assert repo.get_movie(session, BIG).model_dump() == changed.model_dump()
         assert set(repo.movies_by_id(session, [BIG, 2, 999])) == {BIG, 2}
         assert repo.count_movies(session) == (2, 0)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             repo.get_movie(session, 999)
 
 
@@ -204,9 +204,9 @@ def test_ratings_upsert_round_trip(db: Engine) -> None:
         repo.rate(session, BIG, 1, 1.5, timestamp=30)  # rating again replaces
         repo.unrate(session, 7, 2)
         session.commit()
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             repo.unrate(session, 7, 2)
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             repo.rate(session, 7, 999, 3.0)  # no such movie
     assert _all_ratings(db) == [(BIG, 1, 1.5, 30), (BIG, BIG, 3.0, ms)]
 
@@ -226,7 +226,7 @@ def test_user_ratings_newest_first(db: Engine) -> None:
         assert got == [(4, 2.0, 300), (2, 4.0, 300), (3, 5.0, 200), (1, 3.0, 100)]
         assert repo.user_ratings(session, 3) == []
         repo.require_user(session, 3)  # known, no ratings: cold start, not 404
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFoundError):
             repo.require_user(session, 4)
 
 

@@ -19,11 +19,11 @@ from sqlalchemy.engine import Engine
 from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.rating_rules import RULE
+from app.datasets import load_catalogue
+from app.datasets.base import Catalogue, SourceMovie, make_movie
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from ingest.ratings import RatingsFileError, read_ratings_file
-from ingest.sources import load_catalogue
-from ingest.sources.base import Catalogue, SourceMovie, make_movie
 from tests.conftest import DEMO_LIMIT, copy_settings, make_settings
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
@@ -300,8 +300,8 @@ def test_unchanged_reingest_writes_nothing(engine: Engine, tmp_path: Path) -> No
 def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from app.cli import cli
     from app.settings import get_settings
+    from movierec.cli import cli
 
     bad = tmp_path / "ratings.csv"
     bad.write_text("user|movie|stars\n1|2001|4\n")

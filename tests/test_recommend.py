@@ -10,7 +10,7 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.catalog.repository import UserRating
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInputError, NotFoundError
 from app.recommend import Recommender
 from app.recommend.rerank import rerank
 from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights, weighted_mean
@@ -127,9 +127,9 @@ def test_similar_excludes_itself_and_search_finds_by_meaning(recommender) -> Non
     similar = recommender.similar(found[0].id, limit=5)
     assert found[0].id not in {s.id for s in similar}
     assert [s.score for s in similar] == sorted((s.score for s in similar), reverse=True)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInputError):
         recommender.similar(found[0].id, vector="image")  # the demo has no posters
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         recommender.similar(10**9)
 
 

@@ -18,9 +18,9 @@ from sqlmodel import Session
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
+from app.datasets import load_catalogue
 from app.vectorstore import build_manifest, open_store
 from ingest.pipeline import index_movies, store_catalogue
-from ingest.sources import load_catalogue
 from tests.conftest import make_settings
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"

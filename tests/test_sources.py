@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.sources import Catalogue, load_catalogue, validate
-from ingest.sources.demo import display_title, normalise_title, title_keys
+from app.datasets import Catalogue, load_catalogue, validate
+from app.datasets.demo import display_title, normalise_title, title_keys
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tmdb"
 MOVIES_JSON, MOVIES_CSV, RATINGS = FIXTURE / "movies.json", FIXTURE / "movies.csv", FIXTURE / "ratings.csv"

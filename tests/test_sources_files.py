@@ -12,9 +12,9 @@ import pytest
 
 from app.catalog.genres import clean_genres, genre_key
 from app.catalog.models import MAX_ID
+from app.datasets import FileProblem, load_catalogue, validate
+from app.datasets.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
 from ingest.pipeline import in_file_order
-from ingest.sources import FileProblem, load_catalogue, validate
-from ingest.sources.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
 
 HEADER = "id,title,release_date,genres,overview\n"
 

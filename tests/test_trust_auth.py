@@ -56,7 +56,7 @@ def cli(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProce
     if settings.database_url:
         environ["DATABASE_URL"] = settings.database_url
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, env=environ, timeout=120
+        [sys.executable, "-m", "movierec.cli", *args], capture_output=True, text=True, env=environ, timeout=120
     )
 
 

@@ -28,8 +28,8 @@ from sqlmodel import Session, create_engine
 from app.api import create_app
 from app.auth import issue_token
 from app.catalog.models import Movie
-from app.cli import server_limits
 from app.settings import Settings
+from movierec.cli import server_limits
 from tests.conftest import PG_ADMIN_URL, TEST_DB, _new_pg_database, copy_settings, make_settings
 from tests.trust_server import served
 

@@ -22,7 +22,7 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from app.errors import Conflict, IndexUnavailable
+from app.errors import ConflictError, IndexUnavailableError
 from app.settings import Settings
 from app.vectorstore import edge as edge_module
 from app.vectorstore import server as server_module
@@ -197,7 +197,7 @@ def test_open_before_publish_raises(engine: Engine) -> None:
     assert store.manifest() is None
     assert store.generation() is None
     assert store.published_hashes() == {}
-    with pytest.raises(IndexUnavailable):
+    with pytest.raises(IndexUnavailableError):
         store.open()
 
 
@@ -474,7 +474,7 @@ def test_publish_refuses_a_collection_in_the_alias_place() -> None:
     client.create_collection(alias, vectors_config={})  # e.g. left by an older version of the app
     store = ServerStore(client, alias=alias)
     index = store.stage(MANIFEST, rebuild=True)
-    with pytest.raises(Conflict, match=alias):
+    with pytest.raises(ConflictError, match=alias):
         store.publish(index, MANIFEST)
     store.close()
 
@@ -597,7 +597,7 @@ def test_unreachable_server_fails_fast() -> None:
     settings = Settings(qdrant_url="http://127.0.0.1:1", qdrant_timeout_s=1)
     store = ServerStore.from_settings(settings)
     start = time.monotonic()
-    with pytest.raises(IndexUnavailable, match="127.0.0.1:1") as exc_info:
+    with pytest.raises(IndexUnavailableError, match="127.0.0.1:1") as exc_info:
         store.open()
     assert time.monotonic() - start < 10
     assert "\n" not in str(exc_info.value)
@@ -638,6 +638,6 @@ def test_client_errors_are_not_retried() -> None:
 
 def test_retries_give_up_with_index_unavailable() -> None:
     flaky = Flaky(*[_http_error(502)] * 10)
-    with pytest.raises(IndexUnavailable, match="Qdrant at test is unreachable: boom"):
+    with pytest.raises(IndexUnavailableError, match="Qdrant at test is unreachable: boom"):
         call_with_retries("test", flaky)
     assert flaky.calls == server_module.RETRY_ATTEMPTS

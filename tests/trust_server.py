@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import uvicorn
 from litestar import Litestar
 
-from app.cli import server_limits
 from app.settings import Settings
+from movierec.cli import server_limits
 
 
 @contextlib.contextmanager

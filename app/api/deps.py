@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from app.api.schemas import MAX_ID
 from app.api.state import Services, services_from
-from app.errors import InvalidInput
+from app.errors import InvalidInputError
 from app.recommend.recommender import Recommender
 from app.vectorstore import MovieFilter
 
@@ -89,11 +89,11 @@ def parse_id(raw: str | int | None, field: str) -> int:
     already parsed (`UserIdPath` and the like are `int`) is only checked against the bounds.
     """
     if raw is None:
-        raise InvalidInput(f"{field} is required", field=field)
+        raise InvalidInputError(f"{field} is required", field=field)
     if isinstance(raw, int):
         raw = str(raw)
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
-        raise InvalidInput(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
+        raise InvalidInputError(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
     return int(raw)
 
 
@@ -101,7 +101,7 @@ def parse_ids(raw: str | None, field: str) -> frozenset[int]:
     """Comma-separated positive ids (blanks ignored), or 400 naming the field."""
     parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
     if len(parts) > MAX_EXCLUDED:
-        raise InvalidInput(f"{field} takes at most {MAX_EXCLUDED} ids, got {len(parts)}", field=field)
+        raise InvalidInputError(f"{field} takes at most {MAX_EXCLUDED} ids, got {len(parts)}", field=field)
     return frozenset(parse_id(p, field) for p in parts)
 
 
@@ -110,7 +110,7 @@ def movie_filter(
 ) -> MovieFilter:
     """The filter query parameters as the index spells them; 400 naming the field otherwise."""
     if year_min is not None and year_max is not None and year_min > year_max:
-        raise InvalidInput(f"year_min ({year_min}) is greater than year_max ({year_max})", field="year_min")
+        raise InvalidInputError(f"year_min ({year_min}) is greater than year_max ({year_max})", field="year_min")
     wanted = recommender.canonical_genres((genres or "").split(","))
     return MovieFilter(genres=wanted, year_min=year_min, year_max=year_max)
 

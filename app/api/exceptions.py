@@ -18,26 +18,26 @@ from sqlalchemy import exc as sa_exc
 
 from app.api.schemas import ErrorBody
 from app.errors import (
-    Conflict,
-    DatabaseUnavailable,
-    IndexUnavailable,
-    InvalidInput,
-    ModelUnavailable,
+    ConflictError,
+    DatabaseUnavailableError,
+    IndexUnavailableError,
+    InvalidInputError,
+    ModelUnavailableError,
     MovieRecError,
-    NotFound,
+    NotFoundError,
     NotImplementedYet,
 )
 
 log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
-    NotFound: 404,
-    InvalidInput: 400,
-    Conflict: 409,
-    IndexUnavailable: 503,
+    NotFoundError: 404,
+    InvalidInputError: 400,
+    ConflictError: 409,
+    IndexUnavailableError: 503,
     NotImplementedYet: 501,
-    ModelUnavailable: 503,
-    DatabaseUnavailable: 503,
+    ModelUnavailableError: 503,
+    DatabaseUnavailableError: 503,
 }
 PG_READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a hot standby, or default_transaction_read_only
 

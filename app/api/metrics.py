@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import GuestRecommendationsOut, RecommendationsOut
 from app.api.state import Services
-from app.errors import IndexUnavailable
+from app.errors import IndexUnavailableError
 from app.multiproc import MULTIPROC_ENV
 
 PREFIX = "movierec"
@@ -140,7 +140,7 @@ async def count_recommendation_path(response: Response) -> Response:  # type: ig
 
 def count_error(exc: Exception, _: Scope) -> None:
     """after_exception hook: errors of the two stores, whatever answer the mapper then gives."""
-    if isinstance(exc, IndexUnavailable):
+    if isinstance(exc, IndexUnavailableError):
         ERRORS.labels("index").inc()
     elif isinstance(exc, SQLAlchemyError):
         ERRORS.labels("database").inc()

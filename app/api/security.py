@@ -16,7 +16,7 @@ from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from app.api.deps import UserIdPath, parse_id
 from app.api.state import services_from
 from app.auth import ALGORITHM, Principal, principal_from_subject, signing_key, token_version_of
-from app.errors import InvalidInput
+from app.errors import InvalidInputError
 from app.settings import Settings
 
 PUBLIC_PATHS = [r"^/health$", r"^/schema"]
@@ -129,15 +129,15 @@ def requested_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
     query = connection.query_params
     variants = sorted({key for key in query if key.lower() == USER_ID and key != USER_ID})
     if variants:
-        raise InvalidInput(f"{USER_ID} must be spelled in lower case, got {variants[0]!r}", field=USER_ID)
+        raise InvalidInputError(f"{USER_ID} must be spelled in lower case, got {variants[0]!r}", field=USER_ID)
     values = query.getall(USER_ID, [])
     if USER_ID in connection.path_params:
         if values:
-            raise InvalidInput(f"{USER_ID} is in the path: it may not be repeated in the query", field=USER_ID)
+            raise InvalidInputError(f"{USER_ID} is in the path: it may not be repeated in the query", field=USER_ID)
         raw = connection.path_params[USER_ID]
     else:
         if len(values) > 1:
-            raise InvalidInput(f"{USER_ID} must be given once, got {len(values)} values", field=USER_ID)
+            raise InvalidInputError(f"{USER_ID} must be given once, got {len(values)} values", field=USER_ID)
         raw = values[0] if values else None
     return parse_id(None if raw is None else str(raw), USER_ID)
 

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from app.catalog.db import ensure_schema, make_engine
 from app.catalog.tokens import all_token_versions
 from app.embedding.text import cached_query_encoder
-from app.errors import DatabaseUnavailable, IndexUnavailable
+from app.errors import DatabaseUnavailableError, IndexUnavailableError
 from app.recommend.recommender import Recommender
 from app.settings import Settings
 from app.vectorstore import IndexStore, MovieIndex, open_store
@@ -77,7 +77,7 @@ class DatabaseGate:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         if not self.ready:
-            raise DatabaseUnavailable("the database is unavailable: it could not be reached since start-up")
+            raise DatabaseUnavailableError("the database is unavailable: it could not be reached since start-up")
         if self._semaphore is None:
             self._semaphore = anyio.Semaphore(self.slots)
         acquired = False
@@ -85,7 +85,7 @@ class DatabaseGate:
             await self._semaphore.acquire()
             acquired = True
         if not acquired:
-            raise DatabaseUnavailable(f"the database is busy: no connection freed within {self.wait_s:g} s")
+            raise DatabaseUnavailableError(f"the database is busy: no connection freed within {self.wait_s:g} s")
         try:
             yield
         finally:
@@ -221,7 +221,7 @@ def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:
     try:
         live.current()
         manifest = live.store.manifest()
-    except IndexUnavailable as exc:
+    except IndexUnavailableError as exc:
         log.warning("index unavailable at start-up", extra={"error": str(exc)})
         return None
     query_model = getattr(encoder, "model_id", None)

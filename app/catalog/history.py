@@ -30,7 +30,7 @@ from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.catalog.text import normalise_title
-from app.errors import InvalidInput
+from app.errors import InvalidInputError
 
 Format = Literal["letterboxd", "imdb"]
 FORMATS: tuple[Format, ...] = ("letterboxd", "imdb")
@@ -70,9 +70,9 @@ class HistoryReport:
 def parse_history(data: bytes, fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:
     """Rows of a Letterboxd or IMDb export, and the rows skipped ({line, field, message}).
 
-    Raises InvalidInput(field="file") when the bytes are not such a CSV (empty, wrong columns)."""
+    Raises InvalidInputError(field="file") when the bytes are not such a CSV (empty, wrong columns)."""
     if fmt not in _COLUMNS:
-        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}", field="format")
+        raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}", field="format")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -80,14 +80,14 @@ def parse_history(data: bytes, fmt: Format) -> tuple[list[HistoryRow], list[dict
     try:
         return _parse(csv.DictReader(io.StringIO(text)), fmt)
     except csv.Error as exc:  # a NUL byte, an endless quoted field: not a CSV export
-        raise InvalidInput(f"not a readable CSV: {exc}", field="file") from None
+        raise InvalidInputError(f"not a readable CSV: {exc}", field="file") from None
 
 
 def _parse(reader: csv.DictReader, fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:  # type: ignore[type-arg]
     needed = list(_COLUMNS[fmt][:4])
     if missing := [c for c in needed if c not in (reader.fieldnames or [])]:
         found = ", ".join(reader.fieldnames or []) or "nothing"
-        raise InvalidInput(
+        raise InvalidInputError(
             f"not a {fmt} ratings export: lacks column(s) {', '.join(missing)}; found {found}", field="file"
         )
     rows, skipped = [], []
@@ -171,7 +171,7 @@ def _title_keys(title: str) -> list[str]:
 def import_history(session: Session, user_id: int, data: bytes, fmt: Format) -> HistoryReport:
     """Import one user's Letterboxd or IMDb export as their own ratings; the caller commits.
 
-    Raises InvalidInput (field "file" or "format") when the file is not such an export."""
+    Raises InvalidInputError (field "file" or "format") when the file is not such an export."""
     rows, skipped = parse_history(data, fmt)
     report = HistoryReport(rows=len(rows) + len(skipped), skipped=skipped)
     matcher = _Matcher(session)

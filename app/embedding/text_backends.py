@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import ModelUnavailable
+from app.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +63,20 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelUnavailable(f"cannot read {path}: {exc}") from exc
+        raise ModelUnavailableError(f"cannot read {path}: {exc}") from exc
 
 
 def check_mean_pooled(path: Path) -> int:
     """The model's max_seq_length. Raises unless the folder is a transformer + mean pooling
     (+ optional Normalize) sentence-transformers model: the only shape these runtimes reproduce."""
     if not (path / "tokenizer.json").exists():
-        raise ModelUnavailable(f"{path} has no tokenizer.json (a fast tokenizer is needed for ONNX/OpenVINO)")
+        raise ModelUnavailableError(f"{path} has no tokenizer.json (a fast tokenizer is needed for ONNX/OpenVINO)")
     modules = _read_json(path / "modules.json") if (path / "modules.json").exists() else []
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     pooling = next((m for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
     mean = pooling is not None and _read_json(path / pooling["path"] / "config.json").get("pooling_mode_mean_tokens")
     if kinds[:2] != ["Transformer", "Pooling"] or not mean or set(kinds[2:]) - {"Normalize"}:
-        raise ModelUnavailable(
+        raise ModelUnavailableError(
             f"{path}: the onnx/openvino text backends support transformer + mean pooling models only "
             f"(found {kinds or 'no modules.json'}); use MOVIEREC_TEXT_BACKEND=torch"
         )
@@ -134,7 +134,7 @@ def _materialise(final: Path, build: Callable[[Path], dict[str, Any]]) -> tuple[
         _sweep_stale(final.parent)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     except OSError as exc:
-        raise ModelUnavailable(f"cannot write the model cache {final.parent}: {exc}") from exc
+        raise ModelUnavailableError(f"cannot write the model cache {final.parent}: {exc}") from exc
     try:
         started = time.perf_counter()
         info = build(tmp)
@@ -149,10 +149,10 @@ def _materialise(final: Path, build: Callable[[Path], dict[str, Any]]) -> tuple[
             return final / MODEL_FILE, False  # another process published it first: theirs is as good
         log.info("exported the text model", extra={"path": str(final), **info})
         return final / MODEL_FILE, True
-    except ModelUnavailable:
+    except ModelUnavailableError:
         raise
     except Exception as exc:  # any exporter failure: the caller gets one clear error
-        raise ModelUnavailable(f"exporting the text model to {final} failed: {type(exc).__name__}: {exc}") from exc
+        raise ModelUnavailableError(f"exporting the text model to {final} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -200,7 +200,7 @@ def _export_fp32(path: Path, out: Path) -> dict[str, Any]:
     got = OnnxRuntimeModel(out / MODEL_FILE, path, max_len).run_batch(list(CHECK_TEXTS))
     err = float(np.abs(got - expected).max())
     if err > FP32_TOLERANCE:
-        raise ModelUnavailable(f"the ONNX export of {path} disagrees with torch (max error {err:.2g})")
+        raise ModelUnavailableError(f"the ONNX export of {path} disagrees with torch (max error {err:.2g})")
     return {"variant": "fp32", "source": str(path), "max_abs_error_vs_torch": err, "torch": torch.__version__}
 
 
@@ -225,7 +225,7 @@ def _quantise(path: Path, fp32: Path, out: Path, variant: str) -> dict[str, Any]
     got = OnnxRuntimeModel(out / MODEL_FILE, path, max_len).run_batch(list(CHECK_TEXTS))
     cosine = float((ref * got).sum(axis=1).min())
     if cosine < INT8_MIN_COSINE:
-        raise ModelUnavailable(f"the int8 export of {path} is broken: cosine {cosine:.3f} to fp32")
+        raise ModelUnavailableError(f"the int8 export of {path} is broken: cosine {cosine:.3f} to fp32")
     return {"variant": variant, "source": str(path), "weights": weights.name, "min_cosine_vs_fp32": cosine}
 
 
@@ -360,11 +360,11 @@ def runtime_installed(backend: str) -> bool:
 
 
 def load_runtime(backend: str, model_path: Path, cache_dir: Path) -> tuple[_SortedBatches, bool]:
-    """(the runtime for `backend`, whether its model was exported just now). ModelUnavailable when
+    """(the runtime for `backend`, whether its model was exported just now). ModelUnavailableError when
     a package is missing or the export fails."""
     if not runtime_installed(backend):
         pkg = "openvino" if backend == "openvino" else "onnxruntime"
-        raise ModelUnavailable(
+        raise ModelUnavailableError(
             f"text backend {backend!r} needs the {pkg} and onnx packages: `pip install -e .` installs them, "
             "or use MOVIEREC_TEXT_BACKEND=torch"
         )
@@ -376,4 +376,4 @@ def load_runtime(backend: str, model_path: Path, cache_dir: Path) -> tuple[_Sort
             return OpenVinoModel(onnx_file, model_path, max_len), exported
         return OnnxRuntimeModel(onnx_file, model_path, max_len), exported
     except Exception as exc:
-        raise ModelUnavailable(f"cannot load {onnx_file} with {backend}: {type(exc).__name__}: {exc}") from exc
+        raise ModelUnavailableError(f"cannot load {onnx_file} with {backend}: {type(exc).__name__}: {exc}") from exc

@@ -16,7 +16,7 @@ import numpy as np
 from app.catalog.genres import genre_key
 from app.catalog.repository import HiddenMovie, UserRating
 from app.embedding import collab, lexical
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInputError, NotFoundError
 from app.recommend.history import with_hidden
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
@@ -151,7 +151,7 @@ class Recommender:
 
     def canonical_genres(self, names: Iterable[str]) -> tuple[str, ...]:
         """The index's spelling of each genre, matched ignoring case and spaces ("sci-fi" -> "Sci-Fi").
-        An unknown one is InvalidInput naming `genres`. A server collection can gain a genre in an
+        An unknown one is InvalidInputError naming `genres`. A server collection can gain a genre in an
         incremental reindex, so a miss reads the genres again before it is reported."""
         wanted = list(dict.fromkeys(n.strip() for n in names if n.strip()))
         if not wanted:
@@ -163,7 +163,7 @@ class Recommender:
             unknown = [n for n in wanted if genre_key(n) not in spelling]
             if not unknown:
                 return tuple(dict.fromkeys(g for n in wanted for g in spelling[genre_key(n)]))
-        raise InvalidInput(
+        raise InvalidInputError(
             f"unknown genre {', '.join(map(repr, unknown))}; known: {', '.join(sorted(self.genres()))}",
             field="genres",
         )
@@ -347,10 +347,10 @@ class Recommender:
         index = self._index()
         found = index.retrieve([movie_id], vectors=(vector,))
         if not found:
-            raise NotFound(f"movie {movie_id} is not in the index")
+            raise NotFoundError(f"movie {movie_id} is not in the index")
         if vector not in found[0].vectors:
             why = "no ratings yet" if vector == "collab" else "no usable poster"
-            raise InvalidInput(f"movie {movie_id} has no {vector} vector ({why})", field="vector")
+            raise InvalidInputError(f"movie {movie_id} has no {vector} vector ({why})", field="vector")
         query = found[0].vectors[vector]
         if vector == "collab":  # rank by the model's dot product, not by the stored norm coordinate
             query = collab.as_query(collab.factor_part(query))
@@ -372,10 +372,10 @@ class Recommender:
         `text` list and the sparse `lexical` (BM25) list by weighted RRF in one engine query, so a
         person's or a title's name is found by its words and a theme by its meaning. The popularity
         prior re-ranks `candidate_factor` x `limit` candidates as recommendations do; score = the
-        list's score (cosine, BM25 or RRF) x the popularity boost. Raises InvalidInput (field `q`)
+        list's score (cosine, BM25 or RRF) x the popularity boost. Raises InvalidInputError (field `q`)
         on blank text."""
         if not text.strip():
-            raise InvalidInput("the search text is empty", field="q")
+            raise InvalidInputError("the search text is empty", field="q")
         n = limit * self.candidate_factor if popularity > 0 else limit
         hits = self._search_hits(self._index(), text, n, filter, mode)
         picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, 0.0)
@@ -396,14 +396,14 @@ class Recommender:
         """Why `movie_id` suits the user: overall content similarity and its text/image split, the
         closest movies the user rated, and the same reason the recommendation list gives for it:
         for collab and hybrid the liked movie nearest in the collab space ("people who liked X also
-        liked this"), for content the liked movie nearest in text. NotFound when not indexed."""
+        liked this"), for content the liked movie nearest in text. NotFoundError when not indexed."""
         index = self._index()
         history = list(ratings[: self.history_size])
         names = ("combined", CANDIDATE_VECTOR, "collab")
         stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=names)}
         target = stored.get(movie_id)
         if target is None or "combined" not in target.vectors:
-            raise NotFound(f"movie {movie_id} is not in the index")
+            raise NotFoundError(f"movie {movie_id} is not in the index")
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
         if not history:

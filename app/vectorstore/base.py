@@ -22,7 +22,7 @@ MAX_GENRES = 1000  # a facet's bound: catalogues have tens of genres
 # Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores
 # 1 / ((r + 1) / w + k - 1). Both engines use this formula; 2 is Qdrant's own default.
 RRF_K = 2
-NOT_BUILT = "the index is not built yet: run `movierec ingest`"  # IndexUnavailable's words, every engine
+NOT_BUILT = "the index is not built yet: run `movierec ingest`"  # IndexUnavailableError's words, every engine
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ class IndexStore(Protocol):
         ...
 
     def open(self) -> MovieIndex:
-        """The published index, for reading. Raises IndexUnavailable."""
+        """The published index, for reading. Raises IndexUnavailableError."""
         ...
 
     def published_hashes(self) -> dict[int, str]: ...

@@ -12,7 +12,7 @@ Readers open the generation CURRENT names; the ingest never touches it. It build
 (resumed after a crash, else a copy of the current generation, else empty), then renames it
 to a new generation and switches CURRENT. A reader notices the new name and reopens. A CURRENT
 that cannot be followed (not text, a directory, no generation name, a generation that is not
-there, deleted while generations exist) is IndexUnavailable for readers, with a message that
+there, deleted while generations exist) is IndexUnavailableError for readers, with a message that
 names no path; for the ingest it is "nothing published", so the next ingest repairs it.
 
 The first reader opens the generation in place. Another reader (a second API worker) finds it
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from app.errors import IndexUnavailable
+from app.errors import IndexUnavailableError
 from app.vectorstore.base import (
     MAX_GENRES,
     NOT_BUILT,
@@ -121,7 +121,7 @@ def _vectors(raw: Any) -> dict[str, np.ndarray]:
     return {name: np.asarray(v, dtype=np.float32) for name, v in raw.items()}
 
 
-class ShardLocked(IndexUnavailable):
+class ShardLocked(IndexUnavailableError):
     """Another open shard (another process, or another handle in this one) holds the directory."""
 
 
@@ -158,7 +158,7 @@ class EdgeIndex:
     @classmethod
     def load(cls, path: Path, owned_dir: Path | None = None) -> EdgeIndex:
         """Open the shard at `path` (`<root>/<generation>/shard`). Raises ShardLocked, or
-        IndexUnavailable naming the generation only: the path and the engine's words go to the log."""
+        IndexUnavailableError naming the generation only: the path and the engine's words go to the log."""
         try:
             return cls(qe.EdgeShard.load(str(path)), owned_dir)
         except BaseException as exc:  # the binding raises bare Exception, and a Rust panic a BaseException
@@ -168,7 +168,7 @@ class EdgeIndex:
             if "WouldBlock" in str(exc):
                 raise ShardLocked(f"index {name} is open in another process") from exc
             log.error("cannot open an Edge shard", extra={"path": str(path), "error": str(exc)})
-            raise IndexUnavailable(f"index generation {name} cannot be opened: it is damaged") from exc
+            raise IndexUnavailableError(f"index generation {name} cannot be opened: it is damaged") from exc
 
     def upsert(self, points: Sequence[MoviePoint]) -> None:
         if not points:
@@ -311,23 +311,23 @@ class EdgeStore:
     def generation(self) -> str | None:
         """The published generation's name, None when nothing was ever published.
 
-        Raises IndexUnavailable, with a message that names no path, when CURRENT cannot be
+        Raises IndexUnavailableError, with a message that names no path, when CURRENT cannot be
         followed: not UTF-8 text, a directory, unreadable, not a generation's name, naming a
         generation that is not on disk, or missing while generations are."""
         try:
             name = (self.root / "CURRENT").read_bytes().decode("utf-8").strip()
         except FileNotFoundError:
             if any(p.is_dir() for p in self.root.glob("gen-*")):
-                raise IndexUnavailable(_damaged("is missing, though index generations are on disk")) from None
+                raise IndexUnavailableError(_damaged("is missing, though index generations are on disk")) from None
             return None
         except UnicodeDecodeError:
-            raise IndexUnavailable(_damaged("is not UTF-8 text")) from None
+            raise IndexUnavailableError(_damaged("is not UTF-8 text")) from None
         except OSError as exc:  # a directory, no permission, an I/O error: strerror names no path
-            raise IndexUnavailable(_damaged(f"cannot be read ({exc.strerror or type(exc).__name__})")) from None
+            raise IndexUnavailableError(_damaged(f"cannot be read ({exc.strerror or type(exc).__name__})")) from None
         if not GENERATION_NAME.fullmatch(name):
-            raise IndexUnavailable(_damaged("does not name an index generation"))
+            raise IndexUnavailableError(_damaged("does not name an index generation"))
         if not (self.root / name / "shard").is_dir():
-            raise IndexUnavailable(_damaged(f"names generation {name}, which is not on disk"))
+            raise IndexUnavailableError(_damaged(f"names generation {name}, which is not on disk"))
         return name
 
     def _published_dir(self) -> Path | None:
@@ -335,7 +335,7 @@ class EdgeStore:
         nothing published: it builds afresh and its publish repairs CURRENT."""
         try:
             gen = self.generation()
-        except IndexUnavailable as exc:
+        except IndexUnavailableError as exc:
             log.warning("ignoring the published index", extra={"problem": str(exc)})
             return None
         return self.root / gen if gen else None
@@ -346,10 +346,10 @@ class EdgeStore:
 
     def open(self) -> MovieIndex:
         """The published generation, opened in place or, when another process holds it, as a private
-        copy. Raises IndexUnavailable (naming no path) when none is published or it cannot be opened."""
+        copy. Raises IndexUnavailableError (naming no path) when none is published or it cannot be opened."""
         name = self.generation()
         if name is None:
-            raise IndexUnavailable(NOT_BUILT)
+            raise IndexUnavailableError(NOT_BUILT)
         current = self.root / name
         try:
             index = EdgeIndex.load(current / "shard")
@@ -377,7 +377,9 @@ class EdgeStore:
             shutil.rmtree(own, ignore_errors=True)
             if isinstance(exc, OSError):  # e.g. the disk is full: say so without the path
                 log.error("cannot copy an index generation", extra={"path": str(own), "error": str(exc)})
-                raise IndexUnavailable(f"index generation {generation.name} cannot be copied for this reader") from exc
+                raise IndexUnavailableError(
+                    f"index generation {generation.name} cannot be copied for this reader"
+                ) from exc
             raise
 
     def published_hashes(self) -> dict[int, str]:
@@ -441,7 +443,7 @@ class EdgeStore:
 
 
 def _check_complete(index: EdgeIndex, name: str, manifest: Manifest | None) -> None:
-    """Close `index` and raise IndexUnavailable unless it holds the points its manifest counted
+    """Close `index` and raise IndexUnavailableError unless it holds the points its manifest counted
     (a generation that lost segment files still opens, with fewer points)."""
     expected = manifest.stats.get("points") if manifest is not None else None
     if expected is None:
@@ -449,7 +451,9 @@ def _check_complete(index: EdgeIndex, name: str, manifest: Manifest | None) -> N
     found = index.count()
     if found != expected:
         index.close()
-        raise IndexUnavailable(f"index generation {name} is damaged: it holds {found} movies, its manifest {expected}")
+        raise IndexUnavailableError(
+            f"index generation {name} is damaged: it holds {found} movies, its manifest {expected}"
+        )
 
 
 def _damaged(what: str) -> str:

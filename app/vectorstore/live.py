@@ -4,7 +4,7 @@ Two promises, for an API that serves for days across reindexes and operator mist
 
 - **One consistent state.** When what is published cannot be opened (a malformed or dangling
   `CURRENT`, a missing or corrupt generation, a server alias gone), the last good generation keeps
-  serving and `problem` says why; with no good generation ever, every read raises IndexUnavailable.
+  serving and `problem` says why; with no good generation ever, every read raises IndexUnavailableError.
   The state changes only when the published pointer does: never back and forth from one second to
   the next.
 - **A switched-out generation is released** (shard closed, vector cache dropped) as soon as the last
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
-from app.errors import IndexUnavailable
+from app.errors import IndexUnavailableError
 from app.vectorstore.base import NOT_BUILT, IndexStore, Manifest, MovieIndex
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class LiveIndex:
     def current(self) -> MovieIndex:
         """The generation to serve: the leased one inside a lease, else the newest good one.
 
-        Raises IndexUnavailable (its message names no path) when no good generation was ever opened,
+        Raises IndexUnavailableError (its message names no path) when no good generation was ever opened,
         or when the served one stops answering as well (a server that went away)."""
         lease = self._lease.get()
         if lease is not None and lease.held is not None:
@@ -83,7 +83,7 @@ class LiveIndex:
         with self._lock:
             serving = self._serving
             if serving is None or not self._answers:
-                raise IndexUnavailable(self._problem or NOT_BUILT)
+                raise IndexUnavailableError(self._problem or NOT_BUILT)
             if lease is not None:
                 serving.users += 1
                 lease.held = serving
@@ -167,7 +167,7 @@ class LiveIndex:
             if self._serving is None or name != self._serving.name:
                 self._switch(name)
             return None
-        except IndexUnavailable as exc:
+        except IndexUnavailableError as exc:
             return str(exc)
         except Exception:  # noqa: BLE001  a server client's own errors, an engine's panic: never a 500
             log.exception("opening the published index failed")
@@ -178,7 +178,7 @@ class LiveIndex:
         try:
             manifest = self.store.manifest()
             if manifest is None:
-                raise IndexUnavailable(f"index generation {name} has no manifest")
+                raise IndexUnavailableError(f"index generation {name} has no manifest")
             if self._prepare is not None:
                 fresh = self._prepare(fresh)
         except BaseException:

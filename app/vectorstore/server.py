@@ -27,7 +27,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from app.errors import Conflict, IndexUnavailable
+from app.errors import ConflictError, IndexUnavailableError
 from app.settings import Settings
 from app.vectorstore.base import (
     MAX_GENRES,
@@ -82,7 +82,7 @@ def is_transient(exc: BaseException) -> bool:
 def call_with_retries(where: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Call `fn`, retrying transient failures with exponential backoff inside a time budget.
 
-    When the server stays unreachable, raise IndexUnavailable naming `where`, in one line.
+    When the server stays unreachable, raise IndexUnavailableError naming `where`, in one line.
     """
     start = time.monotonic()
     delay = RETRY_BASE_DELAY_S
@@ -90,10 +90,10 @@ def call_with_retries(where: str, fn: Callable[P, T], *args: P.args, **kwargs: P
         try:
             return fn(*args, **kwargs)
         except ResourceExhaustedResponse as exc:  # a 429: the server asked us to slow down
-            raise IndexUnavailable(f"Qdrant at {where} is overloaded: {_one_line(exc)}") from exc
+            raise IndexUnavailableError(f"Qdrant at {where} is overloaded: {_one_line(exc)}") from exc
         except UnexpectedResponse as exc:
             if exc.status_code == 404:  # the collection behind the alias went away
-                raise IndexUnavailable(f"Qdrant at {where}: {_one_line(exc)}") from exc
+                raise IndexUnavailableError(f"Qdrant at {where}: {_one_line(exc)}") from exc
             if not is_transient(exc):
                 raise
             failure: Exception = exc
@@ -102,7 +102,7 @@ def call_with_retries(where: str, fn: Callable[P, T], *args: P.args, **kwargs: P
                 raise
             failure = exc
         if attempt == RETRY_ATTEMPTS or time.monotonic() - start + delay > RETRY_BUDGET_S:
-            raise IndexUnavailable(f"Qdrant at {where} is unreachable: {_one_line(failure)}") from failure
+            raise IndexUnavailableError(f"Qdrant at {where} is unreachable: {_one_line(failure)}") from failure
         time.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable")  # the loop always returns or raises
@@ -388,7 +388,7 @@ class ServerStore:
 
     def open(self) -> MovieIndex:
         if self._target() is None:
-            raise IndexUnavailable(
+            raise IndexUnavailableError(
                 f"no index is published at {self._where} (alias {self.alias!r} is missing): run `movierec ingest`"
             )
         # Through the alias, so the next publish is picked up without reopening.
@@ -430,7 +430,7 @@ class ServerStore:
             return  # an incremental update of the live collection: nothing to switch
         if target is None and self._call(self._client.collection_exists, self.alias):
             # Say so plainly, rather than let the server refuse the alias with a 4xx.
-            raise Conflict(
+            raise ConflictError(
                 f"Qdrant at {self._where} has a collection named {self.alias!r} where the alias "
                 "should be: delete or rename it, or set MOVIEREC_COLLECTION"
             )

@@ -21,7 +21,7 @@ from app.api.metrics import ServiceHistory
 from app.api.schemas import error_responses
 from app.api.security import admin_only
 from app.api.state import Services
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInputError, NotFoundError
 from app.recommend.recommender import Recommender
 from app.status import embedding_metrics
 from app.vectorstore import VECTOR_NAMES, MovieIndex
@@ -160,13 +160,13 @@ def movie_view(index: MovieIndex, recommender: Recommender, movie_id: int) -> di
     (Recommender.similar: the same neighbours `GET /movies/{id}/similar` answers); None where it has none."""
     found = index.retrieve([movie_id], vectors=VECTOR_NAMES)
     if not found:
-        raise NotFound(f"movie {movie_id} is not in the index")
+        raise NotFoundError(f"movie {movie_id} is not in the index")
     movie = found[0]
     neighbours: dict[str, Any] = {}
     for name in VECTOR_NAMES:
         try:
             hits = recommender.similar(movie_id, limit=NEIGHBOURS, vector=name)
-        except InvalidInput:  # the movie has no such vector (no poster, no ratings)
+        except InvalidInputError:  # the movie has no such vector (no poster, no ratings)
             neighbours[name] = None
             continue
         neighbours[name] = [{"movie_id": h.id, "title": h.title, "year": h.year, "score": h.score} for h in hits]
@@ -181,11 +181,11 @@ def movie_view(index: MovieIndex, recommender: Recommender, movie_id: int) -> di
 def map_view(services: Services, space: str) -> dict[str, Any]:
     """{"space", "explained_variance", "points": [[movie id, x, y, title, first genre], ...]}."""
     if space not in MAP_SPACES:
-        raise InvalidInput(f"space must be one of {', '.join(MAP_SPACES)}, got {space[:40]!r}", field="space")
+        raise InvalidInputError(f"space must be one of {', '.join(MAP_SPACES)}, got {space[:40]!r}", field="space")
     manifest = services.store.manifest()
     stored = (manifest.stats.get("maps") or {}).get(space) if manifest else None
     if not stored:
-        raise NotFound(f"the index has no {space} map: run `movierec ingest --rebuild` to compute it")
+        raise NotFoundError(f"the index has no {space} map: run `movierec ingest --rebuild` to compute it")
     payloads = {m.id: m.payload for m in _retrieve_all(services.live.current(), stored["ids"])}
     points = []
     for movie_id, (x, y) in zip(stored["ids"], stored["xy"], strict=True):

@@ -22,7 +22,7 @@ from app.api.schemas import (
 from app.api.state import Services
 from app.catalog import repository as repo
 from app.embedding.posters import image_media_type, poster_file
-from app.errors import NotFound
+from app.errors import NotFoundError
 from app.recommend.recommender import Recommender
 from app.settings import Settings
 
@@ -116,7 +116,7 @@ class MovieController(Controller):
         path = poster_file(services.settings.poster_cache_dir, movie.poster) if movie.poster_embedded else None
         media_type = image_media_type(path) if path is not None else None
         if path is None or media_type is None:
-            raise NotFound(f"movie {movie_id} has no poster")
+            raise NotFoundError(f"movie {movie_id} has no poster")
         return File(path=path, media_type=media_type, content_disposition_type="inline")
 
     @get(

@@ -27,7 +27,7 @@ from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
 from app.catalog.repository import HiddenMovie, UserRating
-from app.errors import InvalidInput
+from app.errors import InvalidInputError
 from app.recommend.history import guest_history
 from app.recommend.recommender import RecommendationList, Recommender, Strategy
 from app.settings import Settings
@@ -116,7 +116,9 @@ class RecommendationController(Controller):
     ) -> RecommendationsOut:
         uid = owner
         if offset and offset + limit > PAGE_DEPTH:  # a first page may be longer: it is one ranking of `limit`
-            raise InvalidInput(f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset")
+            raise InvalidInputError(
+                f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset"
+            )
         wanted = movie_filter(recommender, genres, year_min, year_max)
         ratings = repo.user_ratings(db_session, uid)  # an unknown user is a new one: `popular`
         wanted = replace(wanted, exclude_ids=wanted.exclude_ids | parse_ids(exclude, "exclude"))
@@ -226,11 +228,11 @@ class GuestRecommendationController(Controller):
     ) -> GuestRecommendationsOut:
         overlap = sorted(set(data.liked) & set(data.disliked))
         if overlap:
-            raise InvalidInput(f"movies both liked and disliked: {overlap[:10]}", field="disliked")
+            raise InvalidInputError(f"movies both liked and disliked: {overlap[:10]}", field="disliked")
         for field, ids in (("liked", data.liked), ("disliked", data.disliked)):
             unknown = sorted(set(ids) - repo.movies_by_id(db_session, ids).keys())
             if unknown:
-                raise InvalidInput(f"unknown movie ids: {unknown[:10]}", field=field)
+                raise InvalidInputError(f"unknown movie ids: {unknown[:10]}", field=field)
         wanted = movie_filter(recommender, ",".join(data.genres), data.year_min, data.year_max)
         history = guest_history(data.liked, data.disliked, int(time.time()))
         result = _recommend(recommender, services, history, wanted, data.limit, data.strategy, None, None)

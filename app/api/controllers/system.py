@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import EmbeddingMetricsOut, HealthOut, error_responses
 from app.api.state import Services
-from app.errors import DatabaseUnavailable, IndexUnavailable, MovieRecError
+from app.errors import DatabaseUnavailableError, IndexUnavailableError, MovieRecError
 from app.status import index_metrics
 
 
@@ -22,7 +22,7 @@ async def check_database(services: Services) -> str | None:
     DbTimeouts), else why not, in words that carry no URL, path or driver message."""
     try:
         await services.db_gate.run(_select_one, services.engine)
-    except DatabaseUnavailable as exc:
+    except DatabaseUnavailableError as exc:
         return str(exc)
     except SQLAlchemyError:
         return "the database is unreachable or not answering in time (check DATABASE_URL)"
@@ -89,7 +89,7 @@ class MetricsController(Controller):
     )
     def embeddings(self, services: Services) -> EmbeddingMetricsOut:
         live = services.live
-        with contextlib.suppress(IndexUnavailable):  # none served: the metrics say 0 in the index
+        with contextlib.suppress(IndexUnavailableError):  # none served: the metrics say 0 in the index
             live.current()  # the index this API serves, as /health reports it, not merely the published one
         metrics = index_metrics(services.engine, live.manifest(), live.generation, services.device)
         return EmbeddingMetricsOut.from_metrics(metrics)

@@ -16,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie
-from ingest.sources.files import FileProblem, csv_records
-from ingest.sources.tmdb import BadField, parse_int, parse_movie, read_ratings
+from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie
+from app.datasets.files import FileProblem, csv_records
+from app.datasets.tmdb import BadField, parse_int, parse_movie, read_ratings
 
 NAME = "movies-dataset"
 METADATA = "movies_metadata.csv"

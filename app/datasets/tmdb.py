@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.models import Movie
-from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
-from ingest.sources.files import FileProblem, csv_records, json_records
+from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
+from app.datasets.files import FileProblem, csv_records, json_records
 
 NAME = "tmdb"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
@@ -204,7 +204,7 @@ def read_movies(
 ) -> list[SourceMovie]:
     """Movies from a JSON list, JSON Lines or CSV file. A CSV in GroupLens's MovieLens layout
     (movieId, title with the year in it, genres) is read as the movielens source reads it."""
-    from ingest.sources import movielens  # noqa: PLC0415 - movielens imports this module
+    from app.datasets import movielens  # noqa: PLC0415 - movielens imports this module
 
     base_dir = path.resolve().parent
     movies, grouplens = [], False

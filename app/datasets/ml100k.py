@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
-from ingest.sources.demo import display_title
+from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
+from app.datasets.demo import display_title
 
 NAME = "ml-100k"
 _YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")

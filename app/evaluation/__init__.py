@@ -1,6 +1,6 @@
 """Offline evaluation: splits, metrics, baselines and the run behind `movierec eval`."""
 
-from app.recommend.eval.runner import (
+from app.evaluation.runner import (
     DATASETS,
     PROTOCOLS,
     STRATEGIES,

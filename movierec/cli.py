@@ -85,8 +85,8 @@ def ingest(
 
     Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
     be read stops the ingest with one line and exit status 2, before anything is written."""
+    from app.datasets import FileProblem
     from ingest.ratings import RatingsFileError
-    from ingest.sources import FileProblem
 
     # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
@@ -137,11 +137,11 @@ def _ingest(
 
     from app.catalog import repository as repo
     from app.catalog.db import make_engine
+    from app.datasets import FileProblem, load_catalogue
     from app.embedding.device import default_batch_size, resolve_device
     from app.embedding.factory import build_movie_embedder
     from app.vectorstore import build_manifest, open_store
     from ingest.pipeline import index_movies, store_catalogue
-    from ingest.sources import FileProblem, load_catalogue
 
     settings = get_settings()
     store = open_store(settings)
@@ -220,13 +220,13 @@ def import_ratings(
 
     from app.catalog.db import make_engine
     from app.catalog.history import import_history
-    from app.errors import InvalidInput
+    from app.errors import InvalidInputError
 
     engine = make_engine(get_settings().sqlalchemy_url)
     with Session(engine) as session:
         try:
             report = import_history(session, user, file.read_bytes(), fmt.value)
-        except InvalidInput as exc:
+        except InvalidInputError as exc:
             typer.echo(f"error: {file}: {exc}", err=True)
             raise typer.Exit(1) from None
         session.commit()
@@ -294,7 +294,7 @@ def eval_(
     """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
     from app.embedding.device import resolve_device
     from app.embedding.factory import build_text_encoder
-    from app.recommend.eval import EvalConfig, format_report, run_eval
+    from app.evaluation import EvalConfig, format_report, run_eval
     from app.vectorstore import build_manifest
 
     settings = get_settings()

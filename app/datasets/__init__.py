@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.sources.base import Catalogue, RatingRow, RowError, SourceMovie, validate
-from ingest.sources.files import FileProblem
+from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, validate
+from app.datasets.files import FileProblem
 
 SOURCES = ("demo", "ml-100k", "tmdb", "movielens", "movies-dataset")
 FOLDER_SOURCES = ("movielens", "movies-dataset")  # read a folder (--dir), not files
@@ -44,7 +44,7 @@ def load_catalogue(
     if source == "tmdb":
         if movies is None:
             raise ValueError("the tmdb source needs a movies file (JSON, JSONL or CSV)")
-        from ingest.sources import tmdb
+        from app.datasets import tmdb
 
         catalogue = tmdb.load(Path(movies), Path(ratings) if ratings is not None else None, poster_base)
     elif source in FOLDER_SOURCES:
@@ -64,20 +64,20 @@ def _load_folder(source: str, directory: Path, poster_base: str | None) -> Catal
     if not directory.is_dir():
         raise FileProblem(str(directory), "not a folder", f"give --dir the folder that holds the {source} files")
     if source == "movielens":
-        from ingest.sources import movielens
+        from app.datasets import movielens
 
         return movielens.load(directory)
-    from ingest.sources import movies_dataset
+    from app.datasets import movies_dataset
 
     return movies_dataset.load(directory, poster_base)
 
 
 def _load_packaged(source: str, limit: int | None) -> Catalogue:
     if source == "demo":
-        from ingest.sources import demo
+        from app.datasets import demo
 
         return demo.load(limit)  # trims before the joins, so its match rates describe what is kept
-    from ingest.sources import ml100k
+    from app.datasets import ml100k
 
     return ml100k.load()
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.models import Movie
-from ingest.sources.base import Catalogue, RowError, SourceMovie, make_movie
-from ingest.sources.demo import display_title
-from ingest.sources.files import FileProblem, csv_records
-from ingest.sources.tmdb import BadField, parse_int, parse_names, parse_text, read_ratings
+from app.datasets.base import Catalogue, RowError, SourceMovie, make_movie
+from app.datasets.demo import display_title
+from app.datasets.files import FileProblem, csv_records
+from app.datasets.tmdb import BadField, parse_int, parse_names, parse_text, read_ratings
 
 NAME = "movielens"
 MAX_KEYWORDS = 20

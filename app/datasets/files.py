@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.sources.base import RowError
+from app.datasets.base import RowError
 
 DELIMITERS = ",;\t"
 # The csv module refuses cells over 128 KiB by default; real overviews and credits cells can be

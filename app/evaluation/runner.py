@@ -1,9 +1,9 @@
 """`movierec eval`: rank the whole catalogue for every test user, from training ratings only.
 
 For one dataset and protocol:
-1. split each user's ratings into training and test (app/recommend/eval/splits.py);
+1. split each user's ratings into training and test (app/evaluation/splits.py);
 2. build a World from the training part: a fresh Edge index with content and collab vectors, and
-   the real Recommender over it (app/recommend/eval/world.py);
+   the real Recommender over it (app/evaluation/world.py);
 3. ask every strategy for each test user's top k, excluding what the user rated in training, and
    score it against the user's test movies (every test movie is relevant, its rating ignored);
 4. again on the cold-start slice: a sample of users whose training history is cut to 5 ratings,
@@ -27,10 +27,10 @@ import pandas as pd
 from app.catalog.models import Movie
 from app.embedding import collab as collab_math
 from app.embedding.text import TextEncoder
-from app.recommend.eval import baselines, splits
-from app.recommend.eval.embed_cache import cached_text_vectors
-from app.recommend.eval.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summarise
-from app.recommend.eval.world import World, build_world
+from app.evaluation import baselines, splits
+from app.evaluation.embed_cache import cached_text_vectors
+from app.evaluation.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summarise
+from app.evaluation.world import World, build_world
 from app.recommend.tuning import TUNED, Tuning
 from app.vectorstore import Manifest
 
@@ -102,7 +102,7 @@ class EvalConfig:
 
 def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
     """The source's valid movies and ratings (one rating per user and movie: the latest)."""
-    from ingest.sources import load_catalogue, validate
+    from app.datasets import load_catalogue, validate
 
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

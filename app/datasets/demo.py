@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from app.catalog.models import Movie
 from app.catalog.text import normalise_title
-from ingest.sources.base import Catalogue, RatingRow, SourceMovie, make_movie
+from app.datasets.base import Catalogue, RatingRow, SourceMovie, make_movie
 
 if TYPE_CHECKING:
     import pandas as pd
