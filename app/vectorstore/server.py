@@ -26,6 +26,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential
 
 from app.errors import ConflictError, IndexUnavailableError
 from app.settings import Settings
@@ -80,32 +81,30 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def call_with_retries(where: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Call `fn`, retrying transient failures with exponential backoff inside a time budget.
+    """Call `fn`, retrying transient failures (`is_transient`) with exponential backoff: at most
+    RETRY_ATTEMPTS calls, RETRY_BASE_DELAY_S before the second, doubling, and no new attempt once
+    RETRY_BUDGET_S would be passed.
 
-    When the server stays unreachable, raise IndexUnavailableError naming `where`, in one line.
+    Raises IndexUnavailableError naming `where`, in one line, when the server stays unreachable,
+    answers 429 (overloaded: not retried) or 404 (the collection behind the alias went away);
+    any other error as it is, at once.
     """
-    start = time.monotonic()
-    delay = RETRY_BASE_DELAY_S
-    for attempt in range(1, RETRY_ATTEMPTS + 1):
-        try:
-            return fn(*args, **kwargs)
-        except ResourceExhaustedResponse as exc:  # a 429: the server asked us to slow down
-            raise IndexUnavailableError(f"Qdrant at {where} is overloaded: {_one_line(exc)}") from exc
-        except UnexpectedResponse as exc:
-            if exc.status_code == 404:  # the collection behind the alias went away
-                raise IndexUnavailableError(f"Qdrant at {where}: {_one_line(exc)}") from exc
-            if not is_transient(exc):
-                raise
-            failure: Exception = exc
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            failure = exc
-        if attempt == RETRY_ATTEMPTS or time.monotonic() - start + delay > RETRY_BUDGET_S:
-            raise IndexUnavailableError(f"Qdrant at {where} is unreachable: {_one_line(failure)}") from failure
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")  # the loop always returns or raises
+    retrying = Retrying(
+        stop=stop_after_attempt(RETRY_ATTEMPTS) | stop_before_delay(RETRY_BUDGET_S),
+        wait=wait_exponential(multiplier=RETRY_BASE_DELAY_S),
+        retry=retry_if_exception(is_transient),
+        reraise=True,  # the last failure itself, not tenacity's RetryError
+    )
+    try:
+        return retrying(fn, *args, **kwargs)
+    except ResourceExhaustedResponse as exc:  # a 429: the server asked us to slow down
+        raise IndexUnavailableError(f"Qdrant at {where} is overloaded: {_one_line(exc)}") from exc
+    except Exception as exc:
+        if isinstance(exc, UnexpectedResponse) and exc.status_code == 404:
+            raise IndexUnavailableError(f"Qdrant at {where}: {_one_line(exc)}") from exc
+        if is_transient(exc):  # retried until the attempts or the budget ran out
+            raise IndexUnavailableError(f"Qdrant at {where} is unreachable: {_one_line(exc)}") from exc
+        raise
 
 
 def _one_line(exc: BaseException) -> str:
