@@ -336,10 +336,10 @@ def eval_(
 
 def _save_eval(target: Path, report: dict) -> None:  # type: ignore[type-arg]
     """Atomically replace the saved report that the dashboard's Quality page reads."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**report, "saved_at": int(time.time())}, default=str))
-    tmp.replace(target)
+    from app.files import atomic_write
+
+    with atomic_write(target) as tmp:
+        tmp.write_text(json.dumps({**report, "saved_at": int(time.time())}, default=str))
 
 
 @cli.command()

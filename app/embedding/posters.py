@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from app.files import atomic_write
+
 log = logging.getLogger(__name__)
 
 DECODE_SIZE = (256, 256)  # JPEG draft mode decodes at reduced scale: 2x faster for big posters
@@ -50,10 +52,8 @@ class PosterLoader:
         response.raise_for_status()
         if len(response.content) > MAX_BYTES:
             raise ValueError(f"poster larger than {MAX_BYTES} bytes")
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".part")
-        tmp.write_bytes(response.content)
-        tmp.replace(cached)
+        with atomic_write(cached, suffix=".part") as tmp:
+            tmp.write_bytes(response.content)
         return response.content
 
     def close(self) -> None:

@@ -141,6 +141,7 @@ def _materialise(final: Path, build: Callable[[Path], dict[str, Any]]) -> tuple[
         info |= {"export_version": EXPORT_VERSION, "seconds": round(time.perf_counter() - started, 2)}
         (tmp / "export.json").write_text(json.dumps(info, indent=1))
         tmp.chmod(0o755)  # mkdtemp made it private; the published folder is an ordinary one
+        # A folder: one rename publishes it whole (app.files.atomic_write is for files).
         try:
             os.rename(tmp, final)
         except OSError:

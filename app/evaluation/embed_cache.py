@@ -7,7 +7,6 @@ movie is embedded from: a changed title or overview gets a new entry, an unchang
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from app.catalog.models import Movie
 from app.catalog.text import movie_text
 from app.embedding.text import TEXT_MODEL, TextEncoder
+from app.files import atomic_write
 
 BATCH = 64
 
@@ -52,8 +52,6 @@ def _load(path: Path) -> dict[str, np.ndarray]:
 
 
 def _save(path: Path, cache: dict[str, np.ndarray]) -> None:
-    """Write beside and rename, so a killed run leaves the old cache, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())).astype(np.float32))
-    os.replace(tmp, path)
+    """Written all at once, so a killed run leaves the old cache, never half a file."""
+    with atomic_write(path, suffix=".tmp.npz") as tmp:  # np.savez adds .npz to a name without it
+        np.savez(tmp, keys=np.array(list(cache)), vectors=np.stack(list(cache.values())).astype(np.float32))

@@ -41,6 +41,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from app.errors import IndexUnavailableError
+from app.files import atomic_write
 from app.vectorstore.base import (
     MAX_GENRES,
     NOT_BUILT,
@@ -431,7 +432,7 @@ class EdgeStore:
         _write_json(staging / "manifest.json", manifest.to_dict())
         (staging / "staging.json").unlink()
         name = time.strftime("gen-%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
-        staging.rename(self.root / name)
+        staging.rename(self.root / name)  # a folder: published by its own rename, then pointed at by CURRENT
         _write_text_atomic(self.root / "CURRENT", name)
         self._prune(keep=name)
 
@@ -524,11 +525,6 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    """Write beside, fsync, then rename: a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """A reader sees the old file or the new one, never half; fsynced, as CURRENT must survive a crash."""
+    with atomic_write(path, fsync=True) as tmp:
+        tmp.write_text(text)
