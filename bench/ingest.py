@@ -558,8 +558,8 @@ def run_device(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from app.embedding.factory import build_manifest
     from app.settings import Settings
-    from app.vectorstore import build_manifest
 
     args = parse_args(argv)
     devices = [d.strip() for d in (args.device or default_devices()).split(",") if d.strip()]

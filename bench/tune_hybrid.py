@@ -20,13 +20,13 @@ from typing import Any
 
 from _common import log  # also puts the repository root on sys.path
 
+from app.embedding.factory import build_manifest
 from app.embedding.text import TextEncoder
 from app.evaluation import splits
 from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.runner import EvalConfig, _world, evaluate, load_dataset
 from app.recommend.tuning import TUNED, Tuning
 from app.settings import get_settings
-from app.vectorstore import build_manifest
 
 K = 10
 

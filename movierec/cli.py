@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from enum import Enum
@@ -139,8 +140,8 @@ def _ingest(
     from app.catalog.db import make_engine
     from app.datasets import FileProblem, load_catalogue
     from app.embedding.device import default_batch_size, resolve_device
-    from app.embedding.factory import build_movie_embedder
-    from app.vectorstore import build_manifest, open_store
+    from app.embedding.factory import build_manifest, build_movie_embedder
+    from app.vectorstore import open_store
     from ingest.pipeline import index_movies, store_catalogue
 
     settings = get_settings()
@@ -293,9 +294,8 @@ def eval_(
 ) -> None:
     """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
     from app.embedding.device import resolve_device
-    from app.embedding.factory import build_text_encoder
+    from app.embedding.factory import build_manifest, build_text_encoder
     from app.evaluation import EvalConfig, format_report, run_eval
-    from app.vectorstore import build_manifest
 
     settings = get_settings()
     dev = resolve_device(settings.device)
@@ -446,6 +446,9 @@ def token_revoke(
 
 
 def main() -> None:
+    # Set once, where the process starts, before anything imports huggingface_hub: every model loads
+    # from a local path, so nothing may try the hub (and hang without a network). Workers inherit it.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from pydantic import ValidationError
 
     from app.logs import configure_logging

@@ -14,10 +14,11 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.repository import UserRating
 from app.datasets import load_catalogue
+from app.embedding.factory import build_manifest
 from app.embedding.movie import MovieEmbedder
 from app.recommend import Recommender
 from app.recommend.tuning import TUNED
-from app.vectorstore import COLLAB_DIM, build_manifest, open_store
+from app.vectorstore import COLLAB_DIM, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
 from tests.conftest import make_settings
 

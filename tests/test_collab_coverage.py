@@ -13,9 +13,10 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
 from app.embedding import collab
+from app.embedding.factory import build_manifest
 from app.embedding.movie import MovieEmbedder
 from app.settings import Settings
-from app.vectorstore import build_manifest, open_store
+from app.vectorstore import open_store
 from ingest.pipeline import index_movies, store_catalogue
 from tests.conftest import make_settings
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from app.embedding.device import default_batch_size
+from app.embedding.factory import build_manifest
 from app.settings import Settings
-from app.vectorstore import COLLAB_DIM, build_manifest
+from app.vectorstore import COLLAB_DIM
 from movierec.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent

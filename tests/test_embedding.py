@@ -279,8 +279,8 @@ def test_a_cls_pooled_model_is_refused_by_the_onnx_backends(tmp_path: Path) -> N
 def test_only_the_int8_backend_changes_the_index_identity() -> None:
     """int8 vectors move 14-18% of the top-10 neighbours (bench/text_backends.py): an index built
     with them is another space, so an ingest that switches re-embeds. The others share one space."""
+    from app.embedding.factory import build_manifest as _manifest
     from app.settings import Settings
-    from app.vectorstore import build_manifest as _manifest
 
     base = _manifest(Settings(text_backend="torch"))
     assert _manifest(Settings(text_backend="openvino")).compatible(base)
@@ -288,3 +288,22 @@ def test_only_the_int8_backend_changes_the_index_identity() -> None:
     assert _manifest(Settings(text_backend="auto")).compatible(base)
     int8 = _manifest(Settings(text_backend="onnx-int8"))
     assert not int8.compatible(base) and int8.text_model == "all-MiniLM-L6-v2+int8"
+
+
+def test_the_manifest_says_what_the_embedder_makes(text_encoder, tmp_path: Path) -> None:
+    """The manifest is known without loading a model (an unchanged ingest loads none), so the vectors
+    of the embedder the same settings build must have its widths, split as combined_halves says."""
+    from app.catalog.models import Movie
+    from app.embedding.factory import build_manifest
+    from app.embedding.image import EfficientNetLite0Encoder
+    from app.embedding.movie import TEXT_WEIGHT, MovieEmbedder, combined_halves
+    from app.settings import Settings
+
+    manifest = build_manifest(Settings(data_dir=tmp_path, image_model="efficientnet-lite0"))
+    embedder = MovieEmbedder(text_encoder, EfficientNetLite0Encoder("cpu"), PosterLoader(tmp_path))
+    made = embedder.embed([Movie(id=1, title="Rocket", poster=str(POSTERS / "rocket.jpg"))]).vectors[0]
+    widths = {name: len(vector) for name, vector in made.as_dict().items()}
+    assert widths == {name: manifest.vector_dims()[name] for name in ("text", "image", "combined")}
+    text_half, image_half = combined_halves(made.combined)
+    assert np.allclose(text_half, np.sqrt(TEXT_WEIGHT) * made.text, atol=1e-5)
+    assert np.linalg.norm(image_half) ** 2 == pytest.approx(1 - TEXT_WEIGHT, abs=1e-5)

@@ -101,8 +101,9 @@ def handmade(tmp_path):
     """Five movies with chosen vectors. Liked (5★) and Disliked (1★) are rated; Twin's collab and text
     vectors lie next to Disliked's and orthogonal to Liked's; Kin's lie next to Liked's; Loner is
     orthogonal to both, in text and in collab."""
+    from app.embedding.factory import build_manifest
     from app.settings import Settings
-    from app.vectorstore import MoviePoint, build_manifest, payload_for
+    from app.vectorstore import MoviePoint, payload_for
     from app.vectorstore.edge import EdgeIndex
 
     index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
@@ -172,9 +173,10 @@ def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None
     """New movies (nobody rated them) take every 10th place of the ranking; pages shorter than that
     spacing must still be slices of one list (a page of 5, then the next, never repeat a movie)."""
     from app.catalog.repository import UserRating
+    from app.embedding.factory import build_manifest
     from app.recommend import Recommender
     from app.settings import Settings
-    from app.vectorstore import MoviePoint, build_manifest, payload_for
+    from app.vectorstore import MoviePoint, payload_for
     from app.vectorstore.edge import EdgeIndex
 
     rng = np.random.default_rng(7)

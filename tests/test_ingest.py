@@ -150,9 +150,9 @@ def test_second_run_embeds_nothing_and_a_change_embeds_one(tmp_path, text_encode
 
 
 def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_run, text_encoder, image_encoder):
+    from app.embedding.factory import build_manifest
     from app.embedding.movie import MovieEmbedder
     from app.embedding.posters import PosterLoader
-    from app.vectorstore import build_manifest
     from ingest.pipeline import index_movies
 
     settings, _ = tmdb_run

@@ -19,7 +19,8 @@ from sqlmodel import Session
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
-from app.vectorstore import build_manifest, open_store
+from app.embedding.factory import build_manifest
+from app.vectorstore import open_store
 from ingest.pipeline import index_movies, store_catalogue
 from tests.conftest import make_settings
 

@@ -37,6 +37,18 @@ def _normalise(m: np.ndarray) -> np.ndarray:
     return m / np.maximum(norms, 1e-12)
 
 
+def combined_dim(text_dim: int) -> int:
+    """The width of a combined vector: a text half and an image half, each `text_dim` wide."""
+    return 2 * text_dim
+
+
+def combined_halves(combined: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(text half, image half) of a combined vector, or of each row of a matrix of them: views, not
+    copies. The text half is the text vector scaled by sqrt(TEXT_WEIGHT) when there is a poster."""
+    width = combined.shape[-1] // 2
+    return combined[..., :width], combined[..., width:]
+
+
 def combine(text: np.ndarray, projected_image: np.ndarray | None) -> np.ndarray:
     """Rows of unit text vectors (+ projected image vectors, NaN-free) -> unit combined vectors."""
     text = np.atleast_2d(text)

@@ -17,7 +17,6 @@ back to torch (with a warning) if the export fails.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import ModelUnavailableError
+from app.settings import default_model_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +74,15 @@ class TextEncoder:
         self,
         device: str = "cpu",
         model_path: Path | None = None,
-        backend: str | None = None,
+        backend: str = "auto",
         cache_dir: Path | None = None,
     ) -> None:
-        """`backend` and `cache_dir` default to the settings (MOVIEREC_TEXT_BACKEND,
-        MOVIEREC_MODEL_CACHE_DIR), so every process that embeds agrees without being told."""
-        # A local path never needs the hub; make sure nothing tries (and hangs) anyway.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if backend is None or cache_dir is None:
-            from app.settings import get_settings
-
-            settings = get_settings()
-            backend = backend or settings.text_backend
-            cache_dir = cache_dir or settings.model_cache_dir
+        """The model at `model_path` (default: the bundled all-MiniLM-L6-v2) on `device` ("cpu" or
+        "cuda"), run by `backend` (TEXT_BACKENDS); `cache_dir` keeps the ONNX exports (default
+        ~/.cache/movierec). The caller reads them from the settings (app/embedding/factory.py).
+        Raises ModelUnavailableError when the model or a requested backend cannot load, ValueError
+        for a backend the device cannot run."""
+        cache_dir = Path(cache_dir) if cache_dir else default_model_cache_dir()
         requested = backend
         backend = resolve_text_backend(requested, device)
         path = Path(model_path) if model_path else bundled_model_path()
@@ -98,7 +94,7 @@ class TextEncoder:
             from app.embedding.text_backends import load_runtime
 
             try:
-                self.model, self.exported = load_runtime(backend, path, Path(cache_dir))
+                self.model, self.exported = load_runtime(backend, path, cache_dir)
             except ModelUnavailableError as exc:
                 if requested != "auto":
                     raise

@@ -16,6 +16,7 @@ import numpy as np
 from app.catalog.genres import genre_key
 from app.catalog.repository import HiddenMovie, UserRating
 from app.embedding import collab, lexical
+from app.embedding.movie import combined_halves
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend.history import with_hidden
 from app.recommend.rerank import rerank
@@ -45,7 +46,6 @@ SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 8.2}
 Path = Literal["popular", "content_cold_start", "content", "collab_popular", "collab", "hybrid"]
 COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5
-TEXT_HALF = 384  # the combined vector is [text half | image half]; see app/embedding/movie.py
 # Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
 # `combined`, and converting the engine's vectors to numpy is most of a query's cost.
 CANDIDATE_VECTOR = "text"
@@ -412,8 +412,10 @@ class Recommender:
         mean = float(np.mean([r.rating for r in ratings]))
         user, liked = self._content_taste(history, stored, mean)
         m = target.vectors["combined"]
-        text_part = float(user[:TEXT_HALF] @ m[:TEXT_HALF]) if user is not None else 0.0
-        image_part = float(user[TEXT_HALF:] @ m[TEXT_HALF:]) if user is not None else 0.0
+        text_part = image_part = 0.0
+        if user is not None:  # combined = [text half | image half] (app/embedding/movie.py)
+            (user_text, user_image), (m_text, m_image) = combined_halves(user), combined_halves(m)
+            text_part, image_part = float(user_text @ m_text), float(user_image @ m_image)
         similarity = text_part + image_part
         magnitude = abs(text_part) + abs(image_part)
         text_share = abs(text_part) / magnitude if magnitude else 1.0
@@ -543,7 +545,7 @@ def _citable(
 
 def _text_cosine(combined: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Cosine of text vectors, from the text half of `combined` (scaled by sqrt(0.7) with a poster)."""
-    half = combined[:, :TEXT_HALF]
+    half, _ = combined_halves(combined)
     return (half / np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)) @ text
 
 
