@@ -9,16 +9,11 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from ingest.pipeline import IngestSummary
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
@@ -86,24 +81,49 @@ def ingest(
 
     Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
     be read stops the ingest with one line and exit status 2, before anything is written."""
+    import ingest as ingest_
     from app.datasets import FileProblem
+    from app.errors import InvalidInputError
+    from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
 
+    settings = get_settings()
+    store = open_store(settings)
+    if if_missing and store.manifest() is not None:
+        typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
+        return
+    if source is Source.tmdb and movies is None:
+        raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
+    if source.value in ("movielens", "movies-dataset") and directory is None:
+        raise typer.BadParameter(f"--source {source.value} needs --dir PATH", param_hint="--dir")
+    if ratings is not None and source is not Source.tmdb:
+        raise typer.BadParameter(f"the {source.value} source reads its own ratings", param_hint="--ratings")
     # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
         with quiet:
-            scale = int(rating_scale.value) if rating_scale else None
-            summary = _ingest(
-                source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json, scale
+            summary = ingest_.run(
+                settings,
+                source.value,
+                movies=movies,
+                ratings=ratings,
+                directory=directory,
+                limit=limit,
+                rating_scale=int(rating_scale.value) if rating_scale else None,
+                rebuild=rebuild,
+                device=device.value if device else None,
+                batch_size=batch_size,
+                progress=not as_json,
+                store=store,
+                report=lambda line: typer.echo(line, err=True),
             )
     except (FileProblem, RatingsFileError) as exc:
         for err in getattr(exc, "errors", []):  # NothingUsable: the rows that were refused
             typer.echo(f"skipped: {err}", err=True)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if summary is None:
-        return
+    except InvalidInputError as exc:  # a wrong combination of options
+        raise typer.BadParameter(str(exc), param_hint=f"--{exc.field}" if exc.field else None) from None
     if as_json:
         _echo_json(summary.to_dict())
         return
@@ -117,89 +137,6 @@ def ingest(
     )
     for key, value in s.source_stats.items():
         typer.echo(f"  {key}: {value}")
-
-
-def _ingest(
-    source: Source,
-    movies: Path | None,
-    ratings: Path | None,
-    directory: Path | None,
-    limit: int | None,
-    rebuild: bool,
-    device: DeviceOpt | None,
-    batch_size: int | None,
-    if_missing: bool,
-    progress: bool,
-    rating_scale: int | None,
-) -> IngestSummary | None:
-    """The ingest command's work; returns its summary, or None when `if_missing` skipped it.
-    Raises FileProblem (nothing written) for a file that cannot be read or holds no usable movie."""
-    from sqlmodel import Session
-
-    from app.catalog import repository as repo
-    from app.catalog.db import make_engine
-    from app.datasets import FileProblem, load_catalogue
-    from app.embedding.device import default_batch_size, resolve_device
-    from app.embedding.factory import build_manifest, build_movie_embedder
-    from app.vectorstore import open_store
-    from ingest.pipeline import index_movies, store_catalogue
-
-    settings = get_settings()
-    store = open_store(settings)
-    if if_missing and store.manifest() is not None:
-        typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
-        return None
-    dev = resolve_device((device.value if device else None) or settings.device)
-    batch = batch_size or settings.batch_size or default_batch_size(dev, "text")
-    if source is Source.tmdb and movies is None:
-        raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
-    if source.value in ("movielens", "movies-dataset") and directory is None:
-        raise typer.BadParameter(f"--source {source.value} needs --dir PATH", param_hint="--dir")
-    if ratings is not None and source is not Source.tmdb:
-        raise typer.BadParameter(f"the {source.value} source reads its own ratings", param_hint="--ratings")
-    try:
-        # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
-        catalogue = load_catalogue(
-            source.value, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
-        )
-    except FileProblem:
-        raise
-    except ValueError as exc:  # a wrong combination of options
-        raise typer.BadParameter(str(exc)) from None
-    for warning in catalogue.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-    engine = make_engine(settings.sqlalchemy_url)
-    n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
-    for err in errors:  # each once, in file order
-        typer.echo(f"skipped: {err}", err=True)
-    with Session(engine) as session:
-        all_movies = repo.all_movies(session)
-        checksum = repo.ratings_checksum(session)
-
-    def rated() -> np.ndarray:  # the collab vectors learn from every rating; read only when staging
-        with Session(engine) as session:
-            return repo.rated_pair_array(session)
-
-    summary = index_movies(
-        all_movies,
-        store,
-        build_manifest(settings),
-        lambda with_images: build_movie_embedder(settings, dev, batch, with_images=with_images),
-        batch_size=batch,
-        rebuild=rebuild,
-        progress=progress,
-        ratings=rated,
-        ratings_checksum=checksum,
-        collab_min_ratings=settings.collab_min_ratings,
-    )
-    with Session(engine) as session:
-        repo.mark_posters_embedded(session, summary.poster_embedded)
-        session.commit()
-    summary.ratings, summary.bad_rows = n_ratings, len(errors)
-    summary.movies_read = len(catalogue.movies)
-    summary.warnings = list(catalogue.warnings)
-    summary.source_stats = dict(catalogue.stats)
-    return summary
 
 
 class HistoryFormat(str, Enum):

@@ -116,31 +116,18 @@ def build_index(
     collab: bool = True,
 ):
     """Ingest a catalogue into `settings`' database and index, reusing already loaded models."""
-    from sqlmodel import Session
-
-    from app.catalog import repository as repo
-    from app.catalog.db import make_engine
-    from app.datasets import load_catalogue
+    import ingest
     from app.embedding.movie import MovieEmbedder
     from app.embedding.posters import PosterLoader
-    from app.vectorstore import build_manifest, open_store
-    from ingest.pipeline import index_movies, store_catalogue
 
-    engine = make_engine(settings.sqlalchemy_url)
-    catalogue = load_catalogue(source, movies=movies, ratings=ratings, limit=limit)
-    store_catalogue(engine, catalogue)
-    with Session(engine) as session:
-        movies_ = repo.all_movies(session)
-        rated = repo.rated_pairs(session)
     posters = PosterLoader(settings.poster_cache_dir, timeout_s=2.0)
-    summary = index_movies(
-        movies_,
-        open_store(settings),
-        build_manifest(settings),
-        lambda with_images: MovieEmbedder(text_encoder, image_encoder if with_images else None, posters),
+    return ingest.run(
+        settings,
+        source,
+        movies=movies,
+        ratings=ratings,
+        limit=limit,
         batch_size=64,
-        progress=False,
-        ratings=rated if collab else None,
+        collab=collab,
+        make_embedder=lambda with_images: MovieEmbedder(text_encoder, image_encoder if with_images else None, posters),
     )
-    engine.dispose()
-    return summary

@@ -1,0 +1,106 @@
+"""One ingest, wired once: load a catalogue, validate and store it with its ratings, embed what
+changed, publish the index, sum it up. The `movierec ingest` command, the tests and the benchmarks
+all call `run`; they differ only in what they pass in (models already loaded, a store to time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from sqlmodel import Session
+
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
+from app.datasets import FileProblem, load_catalogue
+from app.embedding.device import default_batch_size, resolve_device
+from app.embedding.factory import build_manifest, build_movie_embedder
+from app.embedding.movie import MovieEmbedder
+from app.errors import InvalidInputError
+from app.settings import Settings
+from app.vectorstore import IndexStore, open_store
+from ingest.pipeline import IngestSummary, index_movies, store_catalogue
+
+
+def run(
+    settings: Settings,
+    source: str,
+    *,
+    movies: Path | None = None,
+    ratings: Path | None = None,
+    directory: Path | None = None,
+    limit: int | None = None,
+    rating_scale: int | None = None,
+    rebuild: bool = False,
+    device: str | None = None,
+    batch_size: int | None = None,
+    collab: bool = True,
+    progress: bool = False,
+    store: IndexStore | None = None,
+    make_embedder: Callable[[bool], MovieEmbedder] | None = None,
+    report: Callable[[str], None] = lambda line: None,
+) -> IngestSummary:
+    """Ingest the catalogue `source` (app.datasets.SOURCES) into the settings' database and index.
+
+    `movies`, `directory`, `limit`: as load_catalogue takes them; `ratings`: a ratings CSV streamed
+    into the database (tmdb only), its scale 5 or 10 (`rating_scale`, default: detected).
+    `rebuild`: re-embed everything into a fresh index. `device` (default MOVIEREC_DEVICE) and
+    `batch_size` (default MOVIEREC_BATCH_SIZE, else the device's): for the embedder built from the
+    settings, or `make_embedder(with_images)` instead (models already loaded). `collab=False`
+    leaves the collab vectors out. `store`: the index store (default: the settings'). `report`
+    receives the lines a user should read, in order: "warning: ..." per file-level note and
+    "skipped: ..." per bad row (file:line). `progress`: a progress bar on stderr.
+
+    Raises FileProblem, before anything is written, for a file that cannot be read or holds no
+    usable movie; InvalidInputError for a wrong combination of arguments (`field`: which one)."""
+    if ratings is not None and source != "tmdb":
+        raise InvalidInputError(f"the {source} source reads its own ratings", field="ratings")
+    store = store or open_store(settings)
+    dev = resolve_device(device or settings.device)
+    batch = batch_size or settings.batch_size or default_batch_size(dev, "text")
+    # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
+    try:
+        catalogue = load_catalogue(
+            source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
+        )
+    except FileProblem:
+        raise
+    except ValueError as exc:  # a wrong combination of arguments
+        raise InvalidInputError(str(exc)) from None
+    for warning in catalogue.warnings:
+        report(f"warning: {warning}")
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
+        for err in errors:  # each once, in file order
+            report(f"skipped: {err}")
+        with Session(engine) as session:
+            stored = repo.all_movies(session)
+            checksum = repo.ratings_checksum(session) if collab else None
+
+        def rated() -> np.ndarray:  # the collab vectors learn from every rating; read only when staging
+            with Session(engine) as session:
+                return repo.rated_pair_array(session)
+
+        summary = index_movies(
+            stored,
+            store,
+            build_manifest(settings),
+            make_embedder or (lambda with_images: build_movie_embedder(settings, dev, batch, with_images=with_images)),
+            batch_size=batch,
+            rebuild=rebuild,
+            progress=progress,
+            ratings=rated if collab else None,
+            ratings_checksum=checksum,
+            collab_min_ratings=settings.collab_min_ratings,
+        )
+        with Session(engine) as session:
+            repo.mark_posters_embedded(session, summary.poster_embedded)
+            session.commit()
+    finally:
+        engine.dispose()
+    summary.ratings, summary.bad_rows = n_ratings, len(errors)
+    summary.movies_read = len(catalogue.movies)
+    summary.warnings = list(catalogue.warnings)
+    summary.source_stats = dict(catalogue.stats)
+    return summary
