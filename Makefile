@@ -46,7 +46,7 @@ test-all: install
 
 bench: install
 	$(PY) bench/query.py --sizes 10000
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest_throughput.py
 	$(PY) bench/api.py
 
 lint: install

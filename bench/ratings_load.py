@@ -24,9 +24,8 @@ from pathlib import Path
 from _common import ROOT, emit, format_table, log
 
 RUN = """
-import json, resource, sys, time
+import json, resource, time
 from pathlib import Path
-sys.path.insert(0, {root!r})
 from app.catalog.db import make_engine
 from ingest.pipeline import store_catalogue
 from app.datasets import load_catalogue
@@ -43,8 +42,9 @@ print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": rss, "stored
 
 
 def run_once(url: str, data: Path) -> dict:
-    code = RUN.format(root=str(ROOT), url=url, movies=str(data / "movies.jsonl"), ratings=str(data / "ratings.csv"))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    code = RUN.format(url=url, movies=str(data / "movies.jsonl"), ratings=str(data / "ratings.csv"))
+    # From the repository root: `python -c` puts the working directory first on sys.path.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -97,7 +97,7 @@ class MovieEmbedder:
 
     def embed(self, movies: Sequence[Movie]) -> EmbedResult:
         text = self.text.encode([movie_text(m) for m in movies], batch_size=self.text_batch_size)
-        images, failures = self._embed_posters(movies)
+        images, failures = self.embed_posters(movies)
         vectors = []
         for i, t in enumerate(text):
             img = images[i]
@@ -105,7 +105,9 @@ class MovieEmbedder:
             vectors.append(MovieVectors(t, img, combine(t, projected)[0]))
         return EmbedResult(vectors, failures)
 
-    def _embed_posters(self, movies: Sequence[Movie]) -> tuple[list[np.ndarray | None], int]:
+    def embed_posters(self, movies: Sequence[Movie]) -> tuple[list[np.ndarray | None], int]:
+        """(one unit image vector per movie, None where it has no usable poster or the embedder no
+        CNN; the number of posters that failed to load)."""
         out: list[np.ndarray | None] = [None] * len(movies)
         wanted = [i for i, m in enumerate(movies) if m.poster]
         if not wanted or self.image is None or self.posters is None:

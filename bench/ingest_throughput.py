@@ -2,8 +2,9 @@
 
 Text, per batch size and text backend (--backends: torch, onnx, onnx-int8, openvino; the same
 texts each time: `movie_text` of the first --limit demo movies):
-- pipeline: the real `ingest.pipeline.index_movies` into a fresh temporary Edge store, with a
-  text-only `MovieEmbedder` (text batch = ingest batch = the batch size), publish included;
+- pipeline: the real ingest (`ingest.run`) of those demo movies into a fresh temporary data dir,
+  with a text-only `MovieEmbedder` (text batch = ingest batch = the batch size); timed: its index
+  step (`IngestSummary.seconds`: hashes, embed, upsert, publish), not the database's part;
 - raw:      `TextEncoder.model.encode(texts, batch_size=B)` on the same texts in one call: that
   backend's own model (sentence-transformers for torch, the ONNX Runtime / OpenVINO session else);
 - raw_chunked (extra): the same, called once per ingest batch, as the pipeline calls it. Its gap to
@@ -15,9 +16,9 @@ Images, per batch size (posters: real photos, written as 500x750 JPEG files, so 
 ratio = pipeline / raw. The target for text is >= 0.8.
 
 Also reported (--json "overhead"): where the text pipeline's time goes (embed, upsert, flush,
-publish, the rest), and micro-timings of the Edge adapter's upsert (tolist vs numpy) and flush.
+publish, the rest), and micro-timings of the Edge adapter's upsert and flush.
 
-Run: .venv/bin/python bench/ingest.py [--limit 1024] [--posters 64] [--batch-sizes 16,64,256]
+Run: .venv/bin/python bench/ingest_throughput.py [--limit 1024] [--posters 64] [--batch-sizes 16,64,256]
                                      [--backends all|torch,onnx,onnx-int8,openvino] [--json]
 """
 
@@ -35,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import ROOT, emit, format_table, log, parse_ints, timer  # first: it puts the repository on sys.path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app.catalog.models import Movie  # noqa: E402
-from app.vectorstore.base import Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie  # noqa: E402
-from bench._common import ROOT, emit, format_table, log, parse_ints, timer  # noqa: E402
+from app.catalog.models import Movie
+from app.embedding.image import ImageEncoder
+from app.embedding.movie import EmbedResult, MovieEmbedder
+from app.embedding.posters import PosterLoader
+from app.settings import Settings
+from app.vectorstore.base import Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
 
 POSTER_SIZE = (500, 750)  # TMDB's w500 posters
 MIN_SOURCE_SIDE = 128  # skip icons and tiny test images
@@ -173,26 +176,28 @@ class TimedStore:
         self.spent.add("publish", start)
 
 
-def timed_embedder(embedder: Any, spent: Spent, raw: Callable[[Sequence[Movie]], None] | None = None) -> Any:
-    """Wrap the embedder's `embed` so its time is counted (the instance is otherwise untouched).
+class TimedEmbedder(MovieEmbedder):
+    """A text-only MovieEmbedder whose `embed` is timed ("embed").
 
     `raw`, when given, runs on each batch just before the embedder does, timed apart as "raw_interleaved":
     the raw model on the very batches the pipeline embeds, interleaved with them.
     """
-    embed = embedder.embed
 
-    def timed(movies: Sequence[Movie]) -> Any:
-        if raw is not None:
+    def __init__(
+        self, text: Any, batch_size: int, spent: Spent, raw: Callable[[Sequence[Movie]], None] | None = None
+    ) -> None:
+        super().__init__(text, None, None, text_batch_size=batch_size)
+        self.spent, self.raw = spent, raw
+
+    def embed(self, movies: Sequence[Movie]) -> EmbedResult:
+        if self.raw is not None:
             start = time.perf_counter()
-            raw(movies)
-            spent.add("raw_interleaved", start)
+            self.raw(movies)
+            self.spent.add("raw_interleaved", start)
         start = time.perf_counter()
-        out = embed(movies)
-        spent.add("embed", start)
+        out = super().embed(movies)
+        self.spent.add("embed", start)
         return out
-
-    embedder.embed = timed
-    return embedder
 
 
 # -- text ----------------------------------------------------------------------------------------
@@ -217,34 +222,36 @@ def _encode(models: Models, texts: list[str], batch_size: int) -> None:
 
 
 def text_pipeline(
-    models: Models, movies: list[Movie], batch_size: int, manifest: Manifest, workdir: Path, interleave: bool = True
+    models: Models, movies: list[Movie], batch_size: int, settings: Settings, interleave: bool = True
 ) -> tuple[float, float, dict[str, float]]:
-    """Seconds for index_movies into a fresh Edge store (less the interleaved raw calls), the seconds of
-    the raw model on the same batches, and where the pipeline's time went."""
+    """Seconds of the ingest's index step for `movies` (the first demo movies) into a fresh data dir
+    beside `settings`' (less the interleaved raw calls), the seconds of the raw model on the same
+    batches, and where the index step's time went."""
+    import ingest
     from app.catalog.text import movie_text
-    from app.embedding.movie import MovieEmbedder
-    from app.vectorstore.edge import EdgeStore
-    from ingest.pipeline import index_movies
+    from app.vectorstore import open_store
 
     spent = Spent()
-    store = TimedStore(EdgeStore(workdir / f"text-b{batch_size}-{time.time_ns()}"), spent)
+    fresh = settings.model_copy(update={"data_dir": settings.data_dir / f"text-b{batch_size}-{time.time_ns()}"})
 
     def raw(batch: Sequence[Movie]) -> None:
         _encode(models, [movie_text(m) for m in batch], batch_size)
 
-    def make_embedder(_with_images: bool) -> MovieEmbedder:
-        embedder = MovieEmbedder(models.text, None, None, text_batch_size=batch_size)
-        return timed_embedder(embedder, spent, raw if interleave else None)
-
-    with timer() as t:
-        summary = index_movies(
-            movies, store, manifest, make_embedder, batch_size=batch_size, rebuild=True, progress=False
-        )  # type: ignore[arg-type]
+    summary = ingest.run(
+        fresh,
+        "demo",
+        limit=len(movies),
+        rebuild=True,
+        batch_size=batch_size,
+        collab=False,  # text only: the collab fit is another benchmark's (bench/collab_fit.py)
+        store=TimedStore(open_store(fresh), spent),  # type: ignore[arg-type]
+        make_embedder=lambda _with_images: TimedEmbedder(models.text, batch_size, spent, raw if interleave else None),
+    )
     assert summary.embedded == len(movies), summary
     raw_s = spent.seconds.pop("raw_interleaved", 0.0)
     parts = {k: round(v, 3) for k, v in spent.seconds.items()}
-    parts["other"] = round(t[0] - raw_s - sum(spent.seconds.values()), 3)
-    return t[0] - raw_s, raw_s, parts
+    parts["other"] = round(summary.seconds - raw_s - sum(spent.seconds.values()), 3)
+    return summary.seconds - raw_s, raw_s, parts
 
 
 def bench_text(
@@ -252,8 +259,7 @@ def bench_text(
     movies: list[Movie],
     batch_sizes: list[int],
     device: str,
-    manifest: Manifest,
-    workdir: Path,
+    settings: Settings,
     repeats: int,
 ) -> list[dict[str, Any]]:
     """`encoders`: text backend -> TextEncoder. Backends take turns within each batch size, so drift on
@@ -262,7 +268,7 @@ def bench_text(
 
     texts = [movie_text(m) for m in movies]
     for text in encoders.values():  # warm model and engine
-        text_pipeline(Models(text, None, ""), movies[:WARMUP_TEXTS], WARMUP_TEXTS, manifest, workdir, False)
+        text_pipeline(Models(text, None, ""), movies[:WARMUP_TEXTS], WARMUP_TEXTS, settings, False)
     rows = []
     for bs in batch_sizes:
         for backend, text in encoders.items():
@@ -272,7 +278,7 @@ def bench_text(
             raw, chunked, pipe, parts = [], [], [], {}
             for _ in range(repeats):
                 raw.append(text_raw(models, texts, bs))
-                seconds, raw_chunked, p = text_pipeline(models, movies, bs, manifest, workdir)
+                seconds, raw_chunked, p = text_pipeline(models, movies, bs, settings)
                 if not pipe or seconds < min(pipe):
                     parts = p
                 pipe.append(seconds)
@@ -313,42 +319,51 @@ def _text_row(
 
 
 # -- images --------------------------------------------------------------------------------------
+class TimedLoader(PosterLoader):
+    """A PosterLoader whose read + decode is timed ("read_decode")."""
+
+    def __init__(self, cache: Path, spent: Spent) -> None:
+        super().__init__(cache)
+        self.spent = spent
+
+    def load_many(self, refs: Sequence[str | None]) -> list[Any]:
+        start = time.perf_counter()
+        out = super().load_many(refs)
+        self.spent.add("read_decode", start)
+        return out
+
+
+class TimedImageEncoder:
+    """An ImageEncoder passing everything to `inner`, its transform + CNN timed ("transform_cnn")."""
+
+    def __init__(self, inner: ImageEncoder, spent: Spent) -> None:
+        self.inner, self.spent = inner, spent
+        self.name, self.dim = inner.name, inner.dim
+
+    def encode(self, images: Sequence[Any], batch_size: int = 16) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.inner.encode(images, batch_size=batch_size)
+        self.spent.add("transform_cnn", start)
+        return out
+
+
 class PosterPath:
     """MovieEmbedder's poster path with its two stages timed: read + decode, transform + CNN."""
 
     def __init__(self, models: Models, batch_size: int, cache: Path) -> None:
-        from app.embedding.movie import MovieEmbedder
-        from app.embedding.posters import PosterLoader
-
         self.spent = Spent()
-        self.loader = PosterLoader(cache)
-        self.embedder = MovieEmbedder(models.text, models.image, self.loader, image_batch_size=batch_size)
-        self._load_many, self._encode = self.loader.load_many, models.image.encode
-        self.loader.load_many = self._timed_load  # type: ignore[method-assign]
-        self.models = models
-        models.image.encode = self._timed_encode
-
-    def _timed_load(self, refs: Sequence[str | None]) -> list[Any]:
-        start = time.perf_counter()
-        out = self._load_many(refs)
-        self.spent.add("read_decode", start)
-        return out
-
-    def _timed_encode(self, images: Sequence[Any], batch_size: int = 16) -> np.ndarray:
-        start = time.perf_counter()
-        out = self._encode(images, batch_size=batch_size)
-        self.spent.add("transform_cnn", start)
-        return out
+        self.loader = TimedLoader(cache, self.spent)
+        image = TimedImageEncoder(models.image, self.spent)
+        self.embedder = MovieEmbedder(models.text, image, self.loader, image_batch_size=batch_size)
 
     def run(self, movies: Sequence[Movie]) -> float:
         """Seconds for one ingest batch of posters."""
         with timer() as t:
-            _, failures = self.embedder._embed_posters(movies)
+            _, failures = self.embedder.embed_posters(movies)
         assert failures == 0, f"{failures} posters failed to load"
         return t[0]
 
     def close(self) -> None:
-        del self.models.image.encode  # back to the class's method
         self.loader.close()
 
 
@@ -370,9 +385,9 @@ def bench_images(
 ) -> list[dict[str, Any]]:
     """Raw and pipeline interleaved batch by batch (alternating which goes first), so load spikes from
     other users hit both alike. With one batch in all (B >= posters), raw always goes first."""
-    from app.embedding.posters import _decode
-
-    tensors = [models.image.transform(_decode(p.read_bytes())) for p in paths]  # pre-decoded, untimed
+    decoder = PosterLoader(workdir / "decode-cache")
+    tensors = [models.image.transform(decoder.load(str(p))) for p in paths]  # pre-decoded, untimed
+    decoder.close()
     movies = [Movie(id=i, title=f"poster {i}", poster=str(p)) for i, p in enumerate(paths)]
     rows = []
     for bs in batch_sizes:
@@ -419,9 +434,7 @@ def _image_row(
 def adapter_overhead(
     models: Models, movies: list[Movie], batch_size: int, manifest: Manifest, workdir: Path, rounds: int = 5
 ) -> dict[str, float]:
-    """Per ingest batch: encode, to_point, EdgeIndex.upsert (tolist) vs numpy vectors, and flush."""
-    import qdrant_edge as qe
-
+    """Per ingest batch: encode, to_point, EdgeIndex.upsert and flush."""
     from app.embedding.movie import MovieEmbedder
     from app.vectorstore.edge import EdgeIndex
     from ingest.pipeline import to_point
@@ -433,15 +446,11 @@ def adapter_overhead(
     with timer() as tp:
         pts = [to_point(m, v.as_dict(), False) for m, v in zip(batch, vectors, strict=True)]
     index = EdgeIndex.create(workdir / f"overhead-{time.time_ns()}", manifest)
-    tolist, numpy_, flush = [], [], []
+    upsert, flush = [], []
     for _ in range(rounds):
         with timer() as t:
             index.upsert(pts)
-        tolist.append(t[0])
-        with timer() as t:
-            raw = [qe.Point(p.id, dict(p.vectors), p.payload) for p in pts]
-            index._shard.update(qe.UpdateOperation.upsert_points(raw))
-        numpy_.append(t[0])
+        upsert.append(t[0])
         with timer() as t:
             index.flush()
         flush.append(t[0])
@@ -451,8 +460,7 @@ def adapter_overhead(
         "batch_size": len(batch),
         "encode_ms": round(e[0] * ms, 2),
         "to_point_ms": round(tp[0] * ms, 3),
-        "upsert_tolist_ms": round(float(np.median(tolist)) * ms, 3),
-        "upsert_numpy_ms": round(float(np.median(numpy_)) * ms, 3),
+        "upsert_ms": round(float(np.median(upsert)) * ms, 3),
         "flush_ms": round(float(np.median(flush)) * ms, 3),
     }
 
@@ -536,13 +544,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run_device(
-    device: str, args: argparse.Namespace, movies: list[Movie], posters: list[Path], manifest: Manifest, workdir: Path
+    device: str, args: argparse.Namespace, movies: list[Movie], posters: list[Path], settings: Settings
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    from app.embedding.factory import build_manifest
+
+    workdir, manifest = settings.data_dir, build_manifest(settings)
     text_rows: list[dict[str, Any]] = []
     overhead: dict[str, Any] = {}
     if not args.skip_text:
         encoders = load_text_encoders(device, args.backends)
-        text_rows = bench_text(encoders, movies, args.batch_sizes, device, manifest, workdir, args.repeats)
+        text_rows = bench_text(encoders, movies, args.batch_sizes, device, settings, args.repeats)
         first = next(iter(encoders.values()))
         overhead = {
             "device": device,
@@ -558,20 +569,17 @@ def run_device(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from app.embedding.factory import build_manifest
-    from app.settings import Settings
-
     args = parse_args(argv)
     devices = [d.strip() for d in (args.device or default_devices()).split(",") if d.strip()]
     # Libraries print to stdout (EfficientNet's "Loaded pretrained weights"): keep it for the table/JSON.
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, contextlib.redirect_stdout(sys.stderr):
         workdir = Path(tmp)
-        manifest = build_manifest(Settings(data_dir=workdir, qdrant_url=None, image_model=args.image_model))
+        settings = Settings(data_dir=workdir, qdrant_url=None, database_url=None, image_model=args.image_model)
         movies = [] if args.skip_text else demo_movies(args.limit)
         posters = [] if args.skip_images else write_posters(args.posters, workdir / "posters")
         text, image, overhead = [], [], []
         for device in devices:
-            t, i, o = run_device(device, args, movies, posters, manifest, workdir)
+            t, i, o = run_device(device, args, movies, posters, settings)
             text, image, overhead = text + t, image + i, overhead + ([o] if o else [])
     payload = {
         "device": ",".join(devices),
