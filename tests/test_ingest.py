@@ -249,3 +249,16 @@ def test_killed_ingest_resumes_to_the_same_index(tmp_path, text_encoder) -> None
     for mid, (digest, vectors) in reference.items():
         assert resumed[mid][0] == digest
         assert float(resumed[mid][1]["text"] @ vectors["text"]) > 0.9999
+
+
+def test_run_refuses_a_wrong_combination_before_writing_anything(tmp_path: Path) -> None:
+    import ingest
+    from app.errors import InvalidInputError
+
+    settings = make_settings(tmp_path / "data")
+    with pytest.raises(InvalidInputError, match="reads its own ratings") as refused:
+        ingest.run(settings, "demo", ratings=TMDB / "ratings.csv")
+    assert refused.value.field == "ratings"
+    with pytest.raises(InvalidInputError, match="needs a movies file"):
+        ingest.run(settings, "tmdb")
+    assert not settings.index_dir.exists() and not any(settings.data_dir.glob("*.db"))
