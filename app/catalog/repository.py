@@ -175,9 +175,7 @@ def rate(session: Session, user_id: int, movie_id: int, rating: float, timestamp
 
 def unrate(session: Session, user_id: int, movie_id: int) -> None:
     """Remove a user's rating and leave a tombstone, so no later import brings it back. Raises NotFoundError."""
-    result = session.exec(
-        delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id)
-    )
+    result = session.exec(delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id))
     if result.rowcount == 0:
         raise NotFoundError(f"user {user_id} has no rating for movie {movie_id}")
     mark_user_edits(session, [(user_id, movie_id, int(time.time()))], deleted=True)
@@ -272,9 +270,7 @@ def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = 
 
 def unhide(session: Session, user_id: int, movie_id: int) -> None:
     """NotFoundError when the movie was not hidden."""
-    result = session.exec(
-        delete(Hidden).where(col(Hidden.user_id) == user_id, col(Hidden.movie_id) == movie_id)
-    )
+    result = session.exec(delete(Hidden).where(col(Hidden.user_id) == user_id, col(Hidden.movie_id) == movie_id))
     if result.rowcount == 0:
         raise NotFoundError(f"user {user_id} has not hidden movie {movie_id}")
 
