@@ -8,7 +8,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 import typer
 
@@ -59,7 +59,7 @@ class DeviceOpt(str, Enum):
     cuda = "cuda"
 
 
-def _echo_json(data: dict) -> None:  # type: ignore[type-arg]
+def _echo_json(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
 
 
@@ -334,7 +334,7 @@ def eval_(
         typer.echo(format_report(report))
 
 
-def _save_eval(target: Path, report: dict) -> None:  # type: ignore[type-arg]
+def _save_eval(target: Path, report: dict[str, Any]) -> None:
     """Atomically replace the saved report that the dashboard's Quality page reads."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
@@ -384,7 +384,13 @@ def serve(
     )
 
 
-def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> dict[str, object]:
+class ServerLimits(TypedDict):
+    http: Literal["h11"]
+    h11_max_incomplete_event_size: int
+    timeout_keep_alive: int
+
+
+def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> ServerLimits:
     """The uvicorn options `serve` bounds connections with (shared with the tests that check them).
 
     h11, not httptools: only h11 caps the size of a request's line and headers (larger: 400).
