@@ -38,9 +38,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.catalog.models import Movie  # noqa: E402
-from app.vectorstore.base import Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie  # noqa: E402
-from bench._common import ROOT, emit, format_table, log, parse_ints, timer  # noqa: E402
+from app.catalog.models import Movie
+from app.vectorstore.base import Manifest, MovieFilter, MovieIndex, MoviePoint, StoredMovie
+from bench._common import ROOT, emit, format_table, log, parse_ints, timer
 
 POSTER_SIZE = (500, 750)  # TMDB's w500 posters
 MIN_SOURCE_SIDE = 128  # skip icons and tiny test images

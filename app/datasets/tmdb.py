@@ -206,7 +206,7 @@ def read_movies(
 ) -> list[SourceMovie]:
     """Movies from a JSON list, JSON Lines or CSV file. A CSV in GroupLens's MovieLens layout
     (movieId, title with the year in it, genres) is read as the movielens source reads it."""
-    from app.datasets import movielens  # noqa: PLC0415 - movielens imports this module
+    from app.datasets import movielens  # movielens imports this module
 
     base_dir = path.resolve().parent
     movies, grouplens = [], False
