@@ -80,7 +80,7 @@ class RatingArrays:
     def __len__(self) -> int:
         return len(self.user)
 
-    def take(self, index: np.ndarray) -> RatingArrays:
+    def take(self, index: np.ndarray | slice) -> RatingArrays:
         return RatingArrays(*(a[index] for a in self._columns()))
 
     def where(self, mask: np.ndarray) -> RatingArrays:
@@ -511,7 +511,7 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
 
 def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
     for start in range(0, len(rows), WRITE_CHUNK):
-        yield rows.take(slice(start, start + WRITE_CHUNK))  # type: ignore[arg-type]
+        yield rows.take(slice(start, start + WRITE_CHUNK))
 
 
 def _load_staging(conn: Connection, rows: RatingArrays) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class ScoredMovie:
     vote_average: float | None = None
 
     @classmethod
-    def from_payload(cls, movie_id: int, payload: dict, score: float) -> ScoredMovie:  # type: ignore[type-arg]
+    def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> ScoredMovie:
         return cls(
             id=movie_id,
             title=payload.get("title", ""),
