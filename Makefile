@@ -34,7 +34,7 @@ DB_TESTS := tests/test_api.py tests/test_ingest.py tests/test_recommend.py
 DB_TESTS += tests/test_trust_authz.py tests/test_trust_auth.py tests/test_trust_database.py
 DB_TESTS += tests/test_ratings_store.py tests/test_import_history.py tests/test_api_lists.py tests/test_api_guests.py
 DB_TESTS += tests/test_first_contact.py tests/test_index_trust.py tests/test_byod_cases.py
-test: install
+test: lint
 	$(VENV)/bin/pytest -q
 	@if pg_isready -q -h 127.0.0.1 2>/dev/null; then \
 		echo "== the database-backed tests again, on PostgreSQL"; \
@@ -49,8 +49,12 @@ bench: install
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/api.py
 
+# CI runs `make test`, so lint gates it: ruff's rules, ruff's formatting, and mypy (strict; pyproject.toml).
+LINT_PATHS := app ingest movierec tests bench
 lint: install
-	$(VENV)/bin/ruff check app ingest tests bench
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf data .pytest_cache

@@ -59,9 +59,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.catalog.repository import UserRating  # noqa: E402
-from app.recommend.recommender import Recommender  # noqa: E402
-from app.vectorstore.base import (  # noqa: E402
+from app.catalog.repository import UserRating
+from app.recommend.recommender import Recommender
+from app.vectorstore.base import (
     RRF_K,
     Hit,
     Manifest,
@@ -72,7 +72,7 @@ from app.vectorstore.base import (  # noqa: E402
     fused_names,
     payload_for,
 )
-from bench._common import emit, format_table, log, parse_ints, percentiles_ms, timer  # noqa: E402
+from bench._common import emit, format_table, log, parse_ints, percentiles_ms, timer
 
 TEXT_DIM = 384
 COMBINED_DIM = 2 * TEXT_DIM

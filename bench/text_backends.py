@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import emit, format_table, log, timer  # noqa: E402
+from bench._common import emit, format_table, log, timer
 
 K = 10
 # Searches people type: genres, moods, plots, people. Embedded as cached_query_encoder does.

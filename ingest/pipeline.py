@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,7 @@ def in_file_order(errors: list[RowError], ratings_files: Collection[str] = ()) -
     return sorted(dict.fromkeys(errors), key=lambda e: (e.file in ratings_files, rank[e.file], e.line))
 
 
-def to_point(movie: Movie, vectors: dict, has_poster: bool) -> MoviePoint:  # type: ignore[type-arg]
+def to_point(movie: Movie, vectors: Mapping[str, np.ndarray], has_poster: bool) -> MoviePoint:
     payload = payload_for(
         title=movie.title,
         year=movie.year,
@@ -179,6 +179,7 @@ def index_movies(
     if ratings is None:
         fingerprint = None
     else:
+        # Without a checksum, a callable `ratings` was called above (the ignore: mypy cannot follow that).
         pairs_id = f"db:{ratings_checksum}" if ratings_checksum is not None else ratings_fingerprint(ratings)  # type: ignore[arg-type]
         # The fit's own identity too: another method or threshold refits even when the ratings are the same.
         fingerprint = f"{pairs_id}|{collab.FIT_ID}|min{collab_min_ratings}"

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +38,7 @@ from sqlalchemy import BigInteger, Column, Float, MetaData, Table, and_, exists,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import col
 
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
@@ -78,7 +80,7 @@ class RatingArrays:
     def __len__(self) -> int:
         return len(self.user)
 
-    def take(self, index: np.ndarray) -> RatingArrays:
+    def take(self, index: np.ndarray | slice) -> RatingArrays:
         return RatingArrays(*(a[index] for a in self._columns()))
 
     def where(self, mask: np.ndarray) -> RatingArrays:
@@ -190,7 +192,8 @@ def read_ratings_file(
         invalid.append(row.text)
         return "skip"
 
-    parts, errors, notes = [], [], {}
+    parts, errors = [], []
+    notes: dict[str, int | str] = {}
     offset = 0
     try:
         reader = pacsv.open_csv(
@@ -250,7 +253,9 @@ def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)), np.asarray(ok)
 
 
-def _timestamps(column: pa.ChunkedArray | pa.Array | None, n: int, notes: dict) -> tuple[np.ndarray, np.ndarray]:
+def _timestamps(
+    column: pa.ChunkedArray | pa.Array | None, n: int, notes: dict[str, int | str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(int64: seconds or ms as written, ISO-8601 converted, MISSING_TS where empty; mask of parse failures)."""
     if column is None:
         return np.full(n, MISSING_TS, dtype=np.int64), np.zeros(n, dtype=bool)
@@ -291,7 +296,7 @@ def _iso_seconds(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parse_batch(
-    batch: pa.RecordBatch, lines: np.ndarray, delimiter: str, scale: int, file: str, notes: dict
+    batch: pa.RecordBatch, lines: np.ndarray, delimiter: str, scale: int, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
     user, user_ok = _ids(batch.column("userId"))
     movie, movie_ok = _ids(batch.column("movieId"))
@@ -347,7 +352,7 @@ def _shift(errors: list[RowError], skipped: list[int]) -> list[RowError]:
 
 
 def apply_rules(
-    arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: dict
+    arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
     """Check ids, the rating rule and timestamps; convert ms to seconds, a missing time to `now`.
     `movie_ids`: the ids the catalogue holds. Returns the valid rows and one RowError per bad one."""
@@ -408,10 +413,20 @@ _staging = Table(
     Column("timestamp", BigInteger),
     prefixes=["TEMPORARY"],
 )
+# The Core tables, typed once: SQLModel does not declare __table__ on the classes it makes tables of.
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_RATINGS: Table = Rating.__table__  # type: ignore[attr-defined]
+_EDITS: Table = RatingEdit.__table__  # type: ignore[attr-defined]
+_IMPORTS: Table = RatingImport.__table__  # type: ignore[attr-defined]
 
 
 def store_ratings(
-    engine: Engine, rows: RatingArrays, source: str, fingerprint: str, force: bool = False, stats: dict | None = None
+    engine: Engine,
+    rows: RatingArrays,
+    source: str,
+    fingerprint: str,
+    force: bool = False,
+    stats: dict[str, Any] | None = None,
 ) -> RatingsResult:
     """Write `rows` (valid, one per pair: `latest`) as source `source`, in one transaction.
 
@@ -421,13 +436,15 @@ def store_ratings(
     result = RatingsResult()
     hashes, bucket = _bucket_hashes(rows)
     with engine.begin() as conn:
-        previous = conn.execute(select(RatingImport.bucket_hashes).where(RatingImport.source == source)).scalar()
+        previous = conn.execute(
+            select(col(RatingImport.bucket_hashes)).where(col(RatingImport.source) == source)
+        ).scalar()
         old = previous if previous and len(previous) == BUCKETS and not force else [None] * BUCKETS
         changed = np.array([h != o for h, o in zip(hashes, old, strict=True)])
         todo = rows.where(changed[bucket])
         if len(todo):
             result.written = _write(conn, todo)
-        edited = conn.execute(select(RatingEdit.user_id, RatingEdit.movie_id)).all()
+        edited = conn.execute(select(col(RatingEdit.user_id), col(RatingEdit.movie_id))).all()
         if edited:
             pairs = np.array(edited, dtype=np.int64).reshape(-1, 2)
             result.user_edited = int(_pair_isin(rows.user, rows.movie, pairs[:, 0], pairs[:, 1]).sum())
@@ -444,7 +461,7 @@ def _pair_isin(u: np.ndarray, m: np.ndarray, pu: np.ndarray, pm: np.ndarray) -> 
     return np.fromiter(((a, b) in wanted for a, b in zip(u.tolist(), m.tolist(), strict=True)), bool, len(u))
 
 
-def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+def _insert(conn: Connection) -> Any:  # the dialects' inserts share their upserts, not a type
     return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
@@ -458,19 +475,17 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
     try:
         _load_staging(conn, rows)
         insert = _insert(conn)
-        users = select(_staging.c.user_id, literal(datetime.now(UTC), User.__table__.c.created_at.type)).distinct()
-        conn.execute(
-            insert(User.__table__).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing()
-        )
-        r = Rating.__table__
+        users = select(_staging.c.user_id, literal(datetime.now(UTC), _USERS.c.created_at.type)).distinct()
+        conn.execute(insert(_USERS).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing())
+        r = _RATINGS
         rebuild_indexes = conn.dialect.name == "sqlite" and len(rows) >= SQLITE_REINDEX_ROWS
         if rebuild_indexes:  # one sort per index afterwards beats millions of random index inserts
             for index in r.indexes:
                 index.drop(conn)
         not_edited = ~exists().where(
             and_(
-                RatingEdit.__table__.c.user_id == _staging.c.user_id,
-                RatingEdit.__table__.c.movie_id == _staging.c.movie_id,
+                _EDITS.c.user_id == _staging.c.user_id,
+                _EDITS.c.movie_id == _staging.c.movie_id,
             )
         )
         source = select(_staging.c.user_id, _staging.c.movie_id, _staging.c.rating, _staging.c.timestamp).where(
@@ -496,12 +511,12 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
 
 def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
     for start in range(0, len(rows), WRITE_CHUNK):
-        yield rows.take(slice(start, start + WRITE_CHUNK))  # type: ignore[arg-type]
+        yield rows.take(slice(start, start + WRITE_CHUNK))
 
 
 def _load_staging(conn: Connection, rows: RatingArrays) -> None:
     """PostgreSQL: COPY (tab-separated text written by pyarrow); SQLite: executemany, chunk by chunk."""
-    raw = conn.connection.driver_connection
+    raw: Any = conn.connection.driver_connection  # a DB-API connection: set while checked out
     if conn.dialect.name == "postgresql":
         with (
             raw.cursor() as cur,
@@ -521,7 +536,7 @@ def _load_staging(conn: Connection, rows: RatingArrays) -> None:
         raw.executemany("INSERT INTO _rating_import VALUES (?, ?, ?, ?)", values)
 
 
-def _save_state(conn: Connection, source: str, fingerprint: str, hashes: list[str], stats: dict) -> None:
+def _save_state(conn: Connection, source: str, fingerprint: str, hashes: list[str], stats: dict[str, Any]) -> None:
     insert = _insert(conn)
     values = {
         "source": source,
@@ -530,7 +545,7 @@ def _save_state(conn: Connection, source: str, fingerprint: str, hashes: list[st
         "stats": stats,
         "updated_at": datetime.now(UTC),
     }
-    stmt = insert(RatingImport.__table__).values(values)
+    stmt = insert(_IMPORTS).values(values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["source"], set_={k: stmt.excluded[k] for k in values if k != "source"}
@@ -538,11 +553,11 @@ def _save_state(conn: Connection, source: str, fingerprint: str, hashes: list[st
     )
 
 
-def last_import(engine: Engine, source: str) -> tuple[str, dict] | None:
+def last_import(engine: Engine, source: str) -> tuple[str, dict[str, Any]] | None:
     """(fingerprint, stats) of the last import of `source`, or None."""
     with engine.connect() as conn:
         row = conn.execute(
-            select(RatingImport.fingerprint, RatingImport.stats).where(RatingImport.source == source)
+            select(col(RatingImport.fingerprint), col(RatingImport.stats)).where(col(RatingImport.source) == source)
         ).first()
     return (row[0], row[1]) if row else None
 

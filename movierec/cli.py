@@ -9,7 +9,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal, TypedDict
 
 import typer
 
@@ -55,7 +55,7 @@ class DeviceOpt(str, Enum):
     cuda = "cuda"
 
 
-def _echo_json(data: dict) -> None:  # type: ignore[type-arg]
+def _echo_json(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
 
 
@@ -271,7 +271,7 @@ def eval_(
         typer.echo(format_report(report))
 
 
-def _save_eval(target: Path, report: dict) -> None:  # type: ignore[type-arg]
+def _save_eval(target: Path, report: dict[str, Any]) -> None:
     """Atomically replace the saved report that the dashboard's Quality page reads."""
     from app.files import atomic_write
 
@@ -321,7 +321,13 @@ def serve(
     )
 
 
-def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> dict[str, object]:
+class ServerLimits(TypedDict):
+    http: Literal["h11"]
+    h11_max_incomplete_event_size: int
+    timeout_keep_alive: int
+
+
+def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> ServerLimits:
     """The uvicorn options `serve` bounds connections with (shared with the tests that check them).
 
     h11, not httptools: only h11 caps the size of a request's line and headers (larger: 400).

@@ -77,7 +77,7 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     hits: dict[str, int] = {}
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         _Handler.hits[self.path] = _Handler.hits.get(self.path, 0) + 1
         if self.path == "/slow.jpg":
             time.sleep(5)

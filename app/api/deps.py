@@ -12,8 +12,8 @@ from litestar.openapi.spec import Example
 from litestar.params import Parameter, ParameterKwarg
 from sqlmodel import Session
 
-from app.api.schemas import MAX_ID
 from app.api.state import Services, services_from
+from app.catalog.models import MAX_ID
 from app.errors import InvalidInputError
 from app.recommend.recommender import Recommender
 from app.vectorstore import MovieFilter
@@ -35,13 +35,14 @@ def _id_param(what: str, example: int) -> ParameterKwarg:
     """An id typed as an integer in the spec with its exact bounds (`le` alone is rendered as a float,
     1e+18, one past MAX_ID). Routes declare the path segment as `{x:str}` and the handler as `int`:
     a malformed id is then a 400 naming the field, where `{x:int}` would answer 404."""
-    return Parameter(
+    param: ParameterKwarg = Parameter(  # typed Any, for use inside Annotated
         ge=1,
         le=MAX_ID,
         description=f"The {what}'s id, 1 to {MAX_ID}.",
         schema_extra={"minimum": 1, "maximum": MAX_ID},
         examples=examples(example),
     )
+    return param
 
 
 Limit = Annotated[int, Parameter(ge=1, le=100, description="How many results, 1 to 100.", examples=examples(10))]

@@ -84,7 +84,7 @@ def _allowed(request: Request[Any, Any, Any], field: str) -> str:
     values: msgspec's own message ("Invalid enum value 'x'") does not say which."""
     try:
         params = request.route_handler.parsed_fn_signature.parameters
-    except Exception:  # noqa: BLE001  no handler resolved (e.g. an error before routing): say nothing more
+    except Exception:  # no handler resolved (e.g. an error before routing): say nothing more
         return ""
     annotation = params[field].annotation if field in params else None
     body = params.get("data")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import anyio
 import anyio.to_thread
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 
@@ -15,7 +16,7 @@ def index_lease(app: ASGIApp) -> ASGIApp:
     """Litestar middleware factory: wraps `app` so that each HTTP request holds a lease."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        services = scope["app"].state.get("services") if scope["type"] == "http" else None
+        services = scope["app"].state.get("services") if scope["type"] == ScopeType.HTTP else None
         if services is None:  # the lifespan, or a request before the services exist
             await app(scope, receive, send)
             return

@@ -63,7 +63,7 @@ def registry() -> CollectorRegistry:
     if not os.environ.get(MULTIPROC_ENV):
         return REGISTRY
     merged = CollectorRegistry()
-    prom_multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+    prom_multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # an unannotated __init__
     return merged
 
 
@@ -130,7 +130,7 @@ class PrometheusController(Controller):
         return Response(exposition(services), media_type=MEDIA_TYPE)
 
 
-async def count_recommendation_path(response: Response) -> Response:  # type: ignore[type-arg]
+async def count_recommendation_path(response: Response[Any]) -> Response[Any]:
     """after_request hook: count which path answered, read from the answer itself."""
     body = getattr(response, "content", None)  # file responses (static assets) have none
     if isinstance(body, RecommendationsOut | GuestRecommendationsOut):
@@ -162,7 +162,7 @@ async def worker_stopped(app: Litestar) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     if os.environ.get(MULTIPROC_ENV):
-        prom_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+        prom_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # unannotated
     else:
         WORKERS.set(0)
 

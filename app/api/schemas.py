@@ -17,13 +17,13 @@ from app.recommend.tuning import TUNED
 MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
 
 
-def doc(description: str, *examples: Any, **bounds: float) -> msgspec.Meta:
-    """A field's OpenAPI documentation: description, examples, and bounds (ge, le, ...).
+def doc(description: str, *examples: Any, ge: float | None = None, le: float | None = None) -> msgspec.Meta:
+    """A field's OpenAPI documentation: description, examples, and bounds (ge, le; None: unbounded).
     Litestar leaves a bound of 0 out of the schema (it tests the bound's truth), so a 0 is also
     restated in the raw JSON schema."""
-    zero = {"minimum": 0} if bounds.get("ge") == 0 else {}
-    extra = {"extra": zero} if zero else None
-    return msgspec.Meta(description=description, examples=list(examples) or None, extra_json_schema=extra, **bounds)
+    zero = {"minimum": 0} if ge == 0 else {}
+    extra: dict[str, Any] | None = {"extra": zero} if zero else None
+    return msgspec.Meta(description=description, examples=list(examples) or None, extra_json_schema=extra, ge=ge, le=le)
 
 
 OutMovieId = Annotated[int, doc("The movie's id.", 1, ge=1, le=MAX_ID)]

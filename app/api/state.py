@@ -236,4 +236,5 @@ def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:
 
 
 def services_from(state: State) -> Services:
-    return state.services  # type: ignore[no-any-return]
+    services: Services = state.services  # set by the lifespan; State's values are Any
+    return services

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def _postgres_engine(url: str, timeouts: DbTimeouts | None) -> Engine:
     return engine
 
 
-class BoundedConnection(psycopg.Connection):  # type: ignore[type-arg]
+class BoundedConnection(psycopg.Connection):
     """A psycopg connection whose every wait on the server (query, fetch, commit, rollback, ping)
     ends after `wait_timeout_s`.
 
@@ -132,7 +133,7 @@ def _add_missing_columns(conn: Connection) -> None:
                 conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}'))
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -83,7 +83,7 @@ def parse_history(data: bytes, fmt: Format) -> tuple[list[HistoryRow], list[dict
         raise InvalidInputError(f"not a readable CSV: {exc}", field="file") from None
 
 
-def _parse(reader: csv.DictReader, fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:  # type: ignore[type-arg]
+def _parse(reader: csv.DictReader[str], fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:
     needed = list(_COLUMNS[fmt][:4])
     if missing := [c for c in needed if c not in (reader.fieldnames or [])]:
         found = ", ".join(reader.fieldnames or []) or "nothing"

@@ -129,7 +129,7 @@ def _has_genre(genre: str) -> ColumnElement[bool]:
     """The JSON list column holds the genre as a JSON string: match that token in its text, the
     same on SQLite and PostgreSQL (their JSON operators differ). LIKE's wildcards are escaped."""
     token = json.dumps(genre).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return cast(Movie.genres, String).like(f"%{token}%", escape="\\")  # type: ignore[arg-type]
+    return cast(Movie.genres, String).like(f"%{token}%", escape="\\")
 
 
 def _page(session: Session, query: Any, order: tuple[Any, ...], limit: int, offset: int) -> Page:

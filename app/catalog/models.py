@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer
 from sqlmodel import Field, SQLModel
@@ -107,5 +108,5 @@ class RatingImport(SQLModel, table=True):
     fingerprint: str
     bucket_hashes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # what the summary of an unchanged re-import repeats: rows stored, bad rows, per-movie totals
-    stats: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # type: ignore[type-arg]
+    stats: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=_now)

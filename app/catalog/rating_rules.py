@@ -19,7 +19,8 @@ def valid_ratings(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         in_range = (values >= MIN_RATING) & (values <= MAX_RATING)
-        return in_range & (np.mod(values, STEP) == 0)
+        valid: np.ndarray = in_range & (np.mod(values, STEP) == 0)
+        return valid
 
 
 def check_rating(value: float) -> float:

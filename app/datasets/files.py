@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from app.datasets.base import RowError
 
@@ -217,7 +217,7 @@ def _swallow_message(start: int, end: int) -> str:
 
 def json_records(
     path: Path, errors: list[RowError], warnings: list[str] | None = None
-) -> Iterator[tuple[int, Any, str]]:
+) -> Iterator[tuple[int, Any, Literal["line", "record"]]]:
     """(position, record, unit): for a JSON list, or an object holding one under "results" (TMDB's
     API pages) or "movies", unit 'record' and the 1-based index of the object; for JSON Lines, unit
     'line' and the file line. A list that does not parse is a FileProblem with its line and column;
@@ -266,6 +266,6 @@ def _whole_document(text: str) -> list[Any] | None:
     if not isinstance(document, dict):
         return None
     for key in ("results", "movies"):
-        if isinstance(document.get(key), list):
-            return document[key]
+        if isinstance(records := document.get(key), list):
+            return records
     return [document]

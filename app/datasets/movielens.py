@@ -96,7 +96,7 @@ def load(directory: Path) -> Catalogue:
         item.movie.imdb_id, item.movie.tmdb_id = links.get(item.movie.id, (None, None))
         item.movie.keywords = tags.get(item.movie.id, [])
     ratings = read_ratings(optional["ratings"], errors, warnings) if optional["ratings"].is_file() else []
-    stats = {
+    stats: dict[str, float | int | str] = {
         "movies_read": len(movies),
         "ratings": len(ratings),
         "linked_imdb": sum(1 for m in movies if m.movie.imdb_id),

@@ -28,7 +28,9 @@ def _first(directory: Path, *names: str) -> Path | None:
     return next((directory / n for n in names if (directory / n).is_file()), None)
 
 
-def _by_id(path: Path | None, columns: tuple[str, ...], errors: list[RowError], warnings: list[str]) -> dict[int, dict]:
+def _by_id(
+    path: Path | None, columns: tuple[str, ...], errors: list[RowError], warnings: list[str]
+) -> dict[int, dict[str, Any]]:
     """{id: row} of a side file; the first row of an id wins, a bad id is a row error."""
     rows: dict[int, dict[str, Any]] = {}
     if path is None:
@@ -99,7 +101,7 @@ def load(directory: Path, poster_base: str | None = None) -> Catalogue:
             )
         to_tmdb = _movielens_to_tmdb(links_path, errors, warnings)
         ratings = _map_ratings(read_ratings(ratings_path, errors, warnings), to_tmdb, errors)
-    stats = {
+    stats: dict[str, float | int | str] = {
         "movies_read": len(movies),
         "ratings": len(ratings),
         "with_keywords": sum(1 for m in movies if m.movie.keywords),

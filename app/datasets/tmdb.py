@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from app.catalog.models import Movie
 from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
@@ -38,7 +38,9 @@ class BadField(ValueError):
 MOVIE_COLUMNS = (("id", "movieId"), ("title",))
 
 
-def _records(path: Path, errors: list[RowError], warnings: list[str]) -> Iterator[tuple[int, Any, str]]:
+def _records(
+    path: Path, errors: list[RowError], warnings: list[str]
+) -> Iterator[tuple[int, Any, Literal["line", "record"]]]:
     """(position, record, unit) from a CSV (file lines) or a JSON list / JSON Lines file."""
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
         for line, row in csv_records(path, MOVIE_COLUMNS, warnings, errors):
@@ -204,7 +206,7 @@ def read_movies(
 ) -> list[SourceMovie]:
     """Movies from a JSON list, JSON Lines or CSV file. A CSV in GroupLens's MovieLens layout
     (movieId, title with the year in it, genres) is read as the movielens source reads it."""
-    from app.datasets import movielens  # noqa: PLC0415 - movielens imports this module
+    from app.datasets import movielens  # movielens imports this module
 
     base_dir = path.resolve().parent
     movies, grouplens = [], False
@@ -226,18 +228,25 @@ def read_movies(
 # --- ratings ------------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+def _required(value: T | None, column: str) -> T:
+    if value is None:
+        raise BadField(column, "missing value")
+    return value
+
+
 def _rating_row(row: dict[str, str], line: int, file: str) -> RatingRow:
-    values = {}
-    for column in (*RATING_COLUMNS, "timestamp"):
-        parse = parse_float if column == "rating" else parse_int
-        values[column] = parse(row.get(column), column)
-        if values[column] is None and column != "timestamp":
-            raise BadField(column, "missing value")
+    # In RATING_COLUMNS order, so the first bad column is the one reported.
+    user_id = _required(parse_int(row.get("userId"), "userId"), "userId")
+    movie_id = _required(parse_int(row.get("movieId"), "movieId"), "movieId")
+    rating = _required(parse_float(row.get("rating"), "rating"), "rating")
     return RatingRow(
-        user_id=values["userId"],
-        movie_id=values["movieId"],
-        rating=values["rating"],
-        timestamp=values["timestamp"],  # None: not given; the import stores the import time
+        user_id=user_id,
+        movie_id=movie_id,
+        rating=rating,
+        timestamp=parse_int(row.get("timestamp"), "timestamp"),  # None: not given; the import stores the import time
         line=line,
         file=file,
     )
@@ -246,7 +255,8 @@ def _rating_row(row: dict[str, str], line: int, file: str) -> RatingRow:
 def read_ratings(path: Path, errors: list[RowError], warnings: list[str] | None = None) -> list[RatingRow]:
     """userId, movieId, rating (0.5-5), timestamp (optional) rows; FileProblem when a column is missing."""
     ratings = []
-    for line, row in csv_records(path, [(c,) for c in RATING_COLUMNS], warnings, errors):
+    notes = [] if warnings is None else warnings  # csv_records appends an encoding it had to guess
+    for line, row in csv_records(path, [(c,) for c in RATING_COLUMNS], notes, errors):
         try:
             ratings.append(_rating_row(row, line, path.name))
         except BadField as exc:
@@ -260,7 +270,11 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     items = read_movies(Path(movies), errors, warnings, poster_base)
     rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
     with_poster = sum(1 for m in items if m.movie.poster)
-    stats = {"movies_read": len(items), "ratings": len(rows), "with_poster_source": with_poster}
+    stats: dict[str, float | int | str] = {
+        "movies_read": len(items),
+        "ratings": len(rows),
+        "with_poster_source": with_poster,
+    }
     return Catalogue(NAME, items, rows, errors, stats, warnings)
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 from PIL import Image
 
 from app.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_DIMS = {"efficientnet-lite0": 1280, "resnet50": 2048}
 INPUT_SIZE = 224
@@ -37,7 +40,7 @@ class _TorchImageEncoder:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
-    def __init__(self, model, device: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, model: Any, device: str) -> None:  # an untyped backbone (torchvision, efficientnet)
         import torch
         from torchvision.transforms import v2
 
@@ -57,8 +60,9 @@ class _TorchImageEncoder:
             ]
         )
 
-    def features(self, batch):  # type: ignore[no-untyped-def]
-        return self.model(batch)
+    def features(self, batch: torch.Tensor) -> torch.Tensor:
+        pooled: torch.Tensor = self.model(batch)
+        return pooled
 
     def encode(self, images: Sequence[Image.Image], batch_size: int = 16) -> np.ndarray:
         torch = self._torch
@@ -93,8 +97,9 @@ class EfficientNetLite0Encoder(_TorchImageEncoder):
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
         super().__init__(model, device)
 
-    def features(self, batch):  # type: ignore[no-untyped-def]
-        return self.model.extract_features(batch).mean(dim=(2, 3))
+    def features(self, batch: torch.Tensor) -> torch.Tensor:
+        pooled: torch.Tensor = self.model.extract_features(batch).mean(dim=(2, 3))
+        return pooled
 
 
 class ResNet50Encoder(_TorchImageEncoder):
@@ -114,7 +119,7 @@ class ResNet50Encoder(_TorchImageEncoder):
         super().__init__(model, device)
 
 
-def _resnet50_state_dict(weights: Path | str) -> dict:
+def _resnet50_state_dict(weights: Path | str) -> dict[str, Any]:
     import torch
     from torchvision.models import ResNet50_Weights
 
@@ -122,12 +127,14 @@ def _resnet50_state_dict(weights: Path | str) -> dict:
         path = Path(weights)
         if not path.exists():
             raise ModelUnavailableError(f"ResNet-50 weights file not found: {path}")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        return state
     # torch's own cache first, then a bounded download; never an unbounded hang.
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False)
+        state = ResNet50_Weights.IMAGENET1K_V2.get_state_dict(progress=False)
+        return state
     except Exception as exc:
         raise ModelUnavailableError(
             "ResNet-50 ImageNet weights are not cached and cannot be downloaded "

@@ -34,7 +34,8 @@ def projection_matrix(image_dim: int, out_dim: int, seed: int = PROJECTION_SEED)
 
 def _normalise(m: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(m, axis=-1, keepdims=True)
-    return m / np.maximum(norms, 1e-12)
+    unit: np.ndarray = m / np.maximum(norms, 1e-12)
+    return unit
 
 
 def combined_dim(text_dim: int) -> int:

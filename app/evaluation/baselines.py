@@ -5,7 +5,7 @@ Each returns user id -> top-k movie ids, never a movie the user rated in trainin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,12 +17,13 @@ SEED = 42
 class Catalogue:
     """Movie ids <-> columns, and each evaluated user's training movies as columns."""
 
-    def __init__(self, movie_ids: Sequence[int], train: pd.DataFrame) -> None:
+    def __init__(self, movie_ids: Iterable[int], train: pd.DataFrame) -> None:
         self.ids = np.asarray(sorted(movie_ids), dtype=np.int64)
         self.column = {int(m): i for i, m in enumerate(self.ids)}
         self.train = train
         cols = np.searchsorted(self.ids, train["movie_id"].to_numpy())
-        self.rated = {int(u): cols[idx] for u, idx in train.groupby("user_id").indices.items()}
+        # pandas-stubs types the labels of groupby(...).indices as Hashable
+        self.rated = {int(u): cols[idx] for u, idx in train.groupby("user_id").indices.items()}  # type: ignore[call-overload]
 
     def top_k(self, scores: np.ndarray, user: int, k: int) -> list[int]:
         """The k best-scoring columns the user has not rated, as movie ids."""
@@ -30,7 +31,8 @@ class Catalogue:
         s[self.rated.get(user, [])] = -np.inf
         k = min(k, int(np.isfinite(s).sum()))
         top = np.argpartition(-s, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        return self.ids[top[np.argsort(-s[top], kind="stable")]].tolist()
+        ids: list[int] = self.ids[top[np.argsort(-s[top], kind="stable")]].tolist()
+        return ids
 
 
 def popularity(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]]:

@@ -17,7 +17,7 @@ presentation re-rank, which trades accuracy for variety on purpose.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from app.evaluation import baselines, splits
 from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summarise
 from app.evaluation.world import World, build_world
+from app.recommend.recommender import Strategy
 from app.recommend.tuning import TUNED, Tuning
 from app.vectorstore import Manifest
 
@@ -40,7 +41,7 @@ DATASETS: tuple[str, ...] = ("ml-100k", "demo")
 PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "new-movies")
 SPLITS: tuple[str, ...] = ("user", "item")
 BASELINES = ("popularity", "itemknn", "ease", "random")
-RECOMMENDER_STRATEGIES = ("content", "collab", "hybrid")
+RECOMMENDER_STRATEGIES: tuple[Strategy, ...] = ("content", "collab", "hybrid")
 SERVED = "served"  # hybrid with the API's default re-rank (popularity and diversity from the settings)
 STRATEGIES = BASELINES + RECOMMENDER_STRATEGIES + (SERVED,)
 SWEEP_STRATEGIES = ("popularity", "itemknn", "ease", "collab", "hybrid", SERVED)
@@ -177,7 +178,8 @@ def _run_once(
 ) -> EvalReport:
     timings: dict[str, float] = {}
     parts, new = split(ratings, protocol, by=by, seed=seed)
-    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
+    # pandas-stubs types a group's label as any scalar (the ignore): here a user id
+    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}  # type: ignore[arg-type]
     evaluated = splits.sample_users(np.array(sorted(relevant)), users or len(relevant))
     log(
         f"{dataset}/{protocol}/{by} seed {seed}: {len(movies)} movies, {len(parts.train)} training and "
@@ -236,7 +238,7 @@ def _mean_report(reports: list[EvalReport]) -> EvalReport:
     """One report whose rows hold each metric's mean over the seeds and its standard deviation."""
     first = reports[0]
     tables = ("rows", "cold_start_rows", "rmse_rows", "new_user_rows", "new_movie_rows")
-    merged = {name: _mean_rows([getattr(r, name) for r in reports]) for name in tables}
+    merged: dict[str, Any] = {name: _mean_rows([getattr(r, name) for r in reports]) for name in tables}
     timings = {key: round(sum(r.timings.get(key, 0.0) for r in reports), 2) for key in first.timings}
     return replace(first, **merged, timings=timings)
 
@@ -279,7 +281,7 @@ def _cut_histories(
 def new_movie_metrics(
     world: World,
     train: pd.DataFrame,
-    users: Sequence[int],
+    users: Iterable[int],
     relevant: dict[int, set[int]],
     new: set[int],
     k: int,
@@ -318,7 +320,7 @@ def _among_new(
                 limit=k,
                 strategy=strategy,
                 popularity=0.0,
-                diversity=0.0,  # type: ignore[arg-type]
+                diversity=0.0,
                 only_new=True,
             ).items
         ]
@@ -341,7 +343,7 @@ def _world(movies: list[Movie], text: dict[int, np.ndarray], train: pd.DataFrame
 def evaluate(
     world: World,
     train: pd.DataFrame,
-    users: Sequence[int],
+    users: Iterable[int],
     relevant: dict[int, set[int]],
     k: int,
     catalogue_size: int,
@@ -378,6 +380,7 @@ def rankings(
     if strategy == "ease":
         return baselines.ease(catalogue, users, k)
     if strategy == SERVED:
+        # A stand-in config: only its popularity and diversity defaults are read.
         served = config or EvalConfig(None, None, None)  # type: ignore[arg-type]
         return {
             u: [
@@ -405,7 +408,7 @@ def rankings(
             limit=k,
             strategy=strategy,
             popularity=0.0,
-            diversity=0.0,  # type: ignore[arg-type]
+            diversity=0.0,
         )
         out[user] = [item.id for item in result.items]
     return out
@@ -414,7 +417,7 @@ def rankings(
 # -- rating prediction ---------------------------------------------------------------------------
 def rating_errors(world: World, train: pd.DataFrame, test: pd.DataFrame) -> list[dict[str, Any]]:
     """RMSE of the user's mean, and of neighbour predictions by content and by collab similarity."""
-    by_user = {int(u): g for u, g in train.groupby("user_id")}
+    by_user = {int(u): g for u, g in train.groupby("user_id")}  # type: ignore[arg-type]  # a pandas label
     actual = test["rating"].to_numpy(np.float64)
     content = _neighbour_predictions(by_user, test, world.combined, _dot)
     collab = _neighbour_predictions(by_user, test, world.collab, collab_math.similarity)
@@ -427,7 +430,8 @@ def rating_errors(world: World, train: pd.DataFrame, test: pd.DataFrame) -> list
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.atleast_2d(a) @ np.atleast_2d(b).T  # unit vectors: the cosine
+    cosines: np.ndarray = np.atleast_2d(a) @ np.atleast_2d(b).T  # unit vectors: the cosine
+    return cosines
 
 
 def _neighbour_predictions(
@@ -439,18 +443,20 @@ def _neighbour_predictions(
     """mean_u + Σ s·(r - mean_u) / Σ s over the NEIGHBOURS most similar rated movies with s > 0;
     the user's mean where the movie or its neighbours have no vector."""
     out = np.empty(len(test))
-    positions = {int(u): idx for u, idx in test.groupby("user_id").indices.items()}
+    # pandas-stubs types the labels of groupby(...).indices as Hashable
+    positions = {int(u): idx for u, idx in test.groupby("user_id").indices.items()}  # type: ignore[call-overload]
+    test_movies = test["movie_id"].to_numpy()
     for user, idx in positions.items():
         history = by_user[user]
         mean = float(history["rating"].mean())
         out[idx] = mean
         known = [i for i, m in enumerate(history["movie_id"]) if m in vectors]
-        targets = [p for p in idx if int(test["movie_id"].iat[p]) in vectors]
+        targets = [p for p in idx if int(test_movies[p]) in vectors]
         if not known or not targets:
             continue
         rated = history["rating"].to_numpy(np.float64)[known] - mean
         sims = similarity(
-            np.stack([vectors[int(test["movie_id"].iat[p])] for p in targets]),
+            np.stack([vectors[int(test_movies[p])] for p in targets]),
             np.stack([vectors[int(m)] for m in history["movie_id"].to_numpy()[known]]),
         )
         out[targets] = mean + _weighted_deviation(sims, rated)

@@ -20,6 +20,7 @@ from app.embedding.movie import combine
 from app.recommend.recommender import Recommender
 from app.recommend.tuning import Tuning
 from app.vectorstore import COLLAB_DIM, Manifest, MoviePoint, payload_for
+from app.vectorstore.base import Vector
 from app.vectorstore.edge import EdgeIndex
 
 UPSERT_BATCH = 512
@@ -83,8 +84,9 @@ def _point(
     rated: bool,
 ) -> MoviePoint:
     """Popularity and votes from the training part only (the source's own counts include the test part)."""
-    count = int(stats.at[movie.id, "size"]) if movie.id in stats.index else 0
-    vectors = {"text": text, "combined": combined}
+    # pandas-stubs types a cell (.at) as any scalar: hence the two ignores
+    count = int(stats.at[movie.id, "size"]) if movie.id in stats.index else 0  # type: ignore[arg-type]
+    vectors: dict[str, Vector] = {"text": text, "combined": combined}
     if collab is not None:
         vectors["collab"] = collab
     payload = payload_for(
@@ -92,7 +94,7 @@ def _point(
         year=movie.year,
         genres=list(movie.genres),
         popularity=float(count),
-        vote_average=round(float(stats.at[movie.id, "mean"]), 3) if count else None,
+        vote_average=round(float(stats.at[movie.id, "mean"]), 3) if count else None,  # type: ignore[arg-type]
         vote_count=count,
         has_poster=False,
         content_hash="",

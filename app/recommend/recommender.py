@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from app.recommend.user_vector import (
     taste_weights,
     weighted_mean,
 )
-from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, StoredMovie
+from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, SparseVector, StoredMovie
 
 Strategy = Literal["content", "collab", "hybrid"]
 # dense: the query's MiniLM vector on `text`; sparse: its BM25 terms on `lexical`; hybrid: both, RRF.
@@ -67,7 +67,7 @@ class ScoredMovie:
     vote_average: float | None = None
 
     @classmethod
-    def from_payload(cls, movie_id: int, payload: dict, score: float) -> ScoredMovie:  # type: ignore[type-arg]
+    def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> ScoredMovie:
         return cls(
             id=movie_id,
             title=payload.get("title", ""),
@@ -220,15 +220,17 @@ class Recommender:
         elif taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
             hits = index.query(taste.content, "combined", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
-        elif strategy == "collab" or taste.content is None:
+        elif taste.collab is not None and (strategy == "collab" or taste.content is None):
             collab_query = taste.collab
             hits = index.query(collab_query, "collab", n, unseen, with_vectors=WITH_COLLAB)
             path = "collab"
         else:
+            # A taste has one vector at least and the content-only ones took the content branch.
+            assert taste.content is not None and taste.collab is not None
             collab_query = taste.collab
             t = self.tuning
             hits = index.query_fused(
-                {"combined": taste.content, "collab": taste.collab},
+                {"combined": taste.content, "collab": collab_query},
                 {"combined": t.content_weight, "collab": t.collab_weight},
                 n,
                 unseen,
@@ -243,10 +245,10 @@ class Recommender:
         # The new movies' places are fixed for the whole ranking (`ranked` deep), so every page is cut from
         # the same list: a page of 5 and the next one never show the same movie.
         slots = 0 if only_new or collab_query is None or not every else ranked // every
-        fresh = self._new_movies(index, collab_query, slots, unseen) if slots else []
+        fresh = self._new_movies(index, collab_query, slots, unseen) if slots and collab_query is not None else []
         fresh_ids = {f.id for f in fresh}
         picks = rerank([h for h in hits if h.id not in fresh_ids], CANDIDATE_VECTOR, shown, popularity, diversity)
-        if fresh:
+        if fresh and collab_query is not None:
             picks = _interleave_new(picks, fresh, collab_query, every, self.tuning.new_min_ratio)[:shown]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
         cite, cite_collab = _citable(taste.liked, liked_collab)
@@ -351,11 +353,11 @@ class Recommender:
         if vector not in found[0].vectors:
             why = "no ratings yet" if vector == "collab" else "no usable poster"
             raise InvalidInputError(f"movie {movie_id} has no {vector} vector ({why})", field="vector")
-        query = found[0].vectors[vector]
-        if vector == "collab":  # rank by the model's dot product, not by the stored norm coordinate
-            query = collab.as_query(collab.factor_part(query))
-            if query is None:
-                return []
+        stored = found[0].vectors[vector]
+        # collab: rank by the model's dot product, not by the stored norm coordinate
+        query = collab.as_query(collab.factor_part(stored)) if vector == "collab" else stored
+        if query is None:  # collab factors of zero
+            return []
         hits = index.query(query, vector, limit, MovieFilter(exclude_ids=exclude | {movie_id}))
         return [ScoredMovie.from_payload(h.id, h.payload, h.score) for h in hits]
 
@@ -388,7 +390,7 @@ class Recommender:
         dense = self._encode_query(text)
         if mode == "dense" or not terms.indices:  # only stopwords: nothing for the lexical list to match
             return index.query(dense, "text", n, filter)
-        vectors = {"text": dense, SPARSE_VECTOR: terms}
+        vectors: dict[str, np.ndarray | SparseVector] = {"text": dense, SPARSE_VECTOR: terms}
         return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
 
     # -- explain -------------------------------------------------------------------------------
@@ -546,7 +548,7 @@ def _citable(
 def _text_cosine(combined: np.ndarray, text: np.ndarray) -> np.ndarray:
     """Cosine of text vectors, from the text half of `combined` (scaled by sqrt(0.7) with a poster)."""
     half, _ = combined_halves(combined)
-    return (half / np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)) @ text
+    return np.asarray((half / np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)) @ text)
 
 
 def _title(pair: tuple[UserRating, StoredMovie]) -> str:

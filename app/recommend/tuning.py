@@ -61,7 +61,8 @@ class Tuning:
 
     def prior_weight(self, n_ratings: int) -> float:
         """α(n): the popularity prior's weight for a history of n ratings (1 for n <= 2, 0.5 at 10)."""
-        return min(1.0, self.prior_scale / max(n_ratings, 1) ** 0.5)
+        alpha: float = min(1.0, self.prior_scale / max(n_ratings, 1) ** 0.5)  # int ** float is typed Any
+        return alpha
 
 
 TUNED = Tuning()

@@ -10,10 +10,11 @@ payloads come from memory. 9k movies take about 50 MB; past `max_points` nothing
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from app.vectorstore.base import RRF_K, VECTOR_NAMES, Hit, MovieFilter, MovieIndex, MoviePoint, StoredMovie
+from app.vectorstore.base import RRF_K, VECTOR_NAMES, Hit, MovieFilter, MovieIndex, MoviePoint, StoredMovie, Vector
 
 LOAD_CHUNK = 1024
 
@@ -69,7 +70,7 @@ class CachedIndex:
 
     def query(
         self,
-        vector: np.ndarray,
+        vector: Vector,
         using: str,
         limit: int,
         filter: MovieFilter | None = None,
@@ -80,7 +81,7 @@ class CachedIndex:
 
     def query_fused(
         self,
-        vectors: Mapping[str, np.ndarray],
+        vectors: Mapping[str, Vector],
         weights: Mapping[str, float],
         limit: int,
         filter: MovieFilter | None = None,
@@ -127,4 +128,7 @@ class CachedIndex:
         raise TypeError("a cached index is read-only")
 
     def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
+        raise TypeError("a cached index is read-only")
+
+    def set_payload(self, ids: Iterable[int], payload: Mapping[str, Any]) -> None:
         raise TypeError("a cached index is read-only")

@@ -178,9 +178,9 @@ class EdgeIndex:
         self._shard.update(qe.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Iterable[int]) -> None:
-        ids = list(ids)
-        if ids:
-            self._shard.update(qe.UpdateOperation.delete_points(ids))
+        points: list[qe.PointId] = list(ids)
+        if points:
+            self._shard.update(qe.UpdateOperation.delete_points(points))
 
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
         if not ids:
@@ -232,7 +232,8 @@ class EdgeIndex:
         request = qe.QueryRequest(
             limit=limit,
             prefetches=prefetches,
-            query=qe.Fusion.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names]),
+            # The stub's ScoringQueryType names Fusion, not its Rrf class, which the engine takes.
+            query=qe.Fusion.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names]),  # type: ignore[arg-type]
             filter=flt,
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
@@ -246,14 +247,14 @@ class EdgeIndex:
         self._shard.update(qe.UpdateOperation.update_vectors(batch))
 
     def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
-        ids = [int(i) for i in ids]
-        if ids:
-            self._shard.update(qe.UpdateOperation.delete_vectors(ids, [name]))
+        points: list[qe.PointId] = [int(i) for i in ids]
+        if points:
+            self._shard.update(qe.UpdateOperation.delete_vectors(points, [name]))
 
     def set_payload(self, ids: Iterable[int], payload: Mapping[str, Any]) -> None:
-        ids = [int(i) for i in ids]
-        if ids:
-            self._shard.update(qe.UpdateOperation.set_payload(ids, dict(payload)))
+        points: list[qe.PointId] = [int(i) for i in ids]
+        if points:
+            self._shard.update(qe.UpdateOperation.set_payload(points, dict(payload)))
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:
         records, _ = self._shard.scroll(

@@ -169,7 +169,7 @@ class LiveIndex:
             return None
         except IndexUnavailableError as exc:
             return str(exc)
-        except Exception:  # noqa: BLE001  a server client's own errors, an engine's panic: never a 500
+        except Exception:  # a server client's own errors, an engine's panic: never a 500
             log.exception("opening the published index failed")
             return UNREADABLE
 
@@ -218,6 +218,6 @@ class LiveIndex:
 def _answers(index: MovieIndex) -> bool:
     try:
         index.count()
-    except Exception:  # noqa: BLE001  whatever the engine raises, it does not answer
+    except Exception:  # whatever the engine raises, it does not answer
         return False
     return True

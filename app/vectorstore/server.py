@@ -76,7 +76,7 @@ def is_transient(exc: BaseException) -> bool:
         # The REST client wraps transport errors (refused, reset, timed out) in this.
         return isinstance(exc.source, httpx.TransportError | OSError)
     if isinstance(exc, grpc.RpcError):
-        return exc.code() in _TRANSIENT_GRPC  # type: ignore[attr-defined]
+        return exc.code() in _TRANSIENT_GRPC
     return isinstance(exc, httpx.TransportError | ConnectionError | TimeoutError)
 
 
@@ -185,9 +185,9 @@ class ServerIndex:
         self._call(self._client.upsert, self.name, points=batch, wait=True)
 
     def delete(self, ids: Iterable[int]) -> None:
-        ids = list(ids)
-        if ids:
-            selector = models.PointIdsList(points=ids)
+        points: list[models.ExtendedPointId] = list(ids)
+        if points:
+            selector = models.PointIdsList(points=points)
             self._call(self._client.delete, self.name, points_selector=selector, wait=True)
 
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
@@ -268,15 +268,15 @@ class ServerIndex:
         self._call(self._client.update_vectors, self.name, points=points, wait=True)
 
     def delete_vectors(self, name: str, ids: Iterable[int]) -> None:
-        ids = [int(i) for i in ids]
-        if ids:
-            selector = models.PointIdsList(points=ids)
+        points: list[models.ExtendedPointId] = [int(i) for i in ids]
+        if points:
+            selector = models.PointIdsList(points=points)
             self._call(self._client.delete_vectors, self.name, vectors=[name], points=selector, wait=True)
 
     def set_payload(self, ids: Iterable[int], payload: Mapping[str, Any]) -> None:
-        ids = [int(i) for i in ids]
-        if ids:
-            selector = models.PointIdsList(points=ids)
+        points: list[models.ExtendedPointId] = [int(i) for i in ids]
+        if points:
+            selector = models.PointIdsList(points=points)
             self._call(self._client.set_payload, self.name, payload=dict(payload), points=selector, wait=True)
 
     def popular(self, limit: int, filter: MovieFilter | None = None) -> list[Hit]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar import Controller, get
 from litestar.params import Parameter
@@ -32,9 +32,9 @@ def _where(
     return lists.ListFilter(genres=wanted.genres, year_min=wanted.year_min, year_max=wanted.year_max)
 
 
-def _out(name: str, page: lists.Page, limit: int, offset: int) -> MovieListOut:
+def _out(name: Literal["popular", "top-rated", "new"], page: lists.Page, limit: int, offset: int) -> MovieListOut:
     items = [ListedMovieOut.from_domain(m) for m in page.items]
-    return MovieListOut(kind=name, total=page.total, limit=limit, offset=offset, items=items)  # type: ignore[arg-type]
+    return MovieListOut(kind=name, total=page.total, limit=limit, offset=offset, items=items)
 
 
 class ListController(Controller):

@@ -73,7 +73,7 @@ class RatingController(Controller):
         format: Annotated[
             Format,
             Parameter(description="Which export the body is: letterboxd or imdb.", examples=examples("letterboxd")),
-        ],  # noqa: A002
+        ],
     ) -> HistoryImportOut:
         report = import_history(db_session, owner, body, format)
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))

@@ -62,7 +62,7 @@ class HealthController(Controller):
             index, problem = True, services.live.problem  # a problem here: the last good index serves
         except MovieRecError as exc:
             index, problem = False, str(exc)
-        except Exception:  # noqa: BLE001  an unreachable server raises its client's own errors
+        except Exception:  # an unreachable server raises its client's own errors
             index, problem = False, "the index is unreachable"
         ok = database and index
         body = HealthOut(
