@@ -14,8 +14,8 @@ the engine's approximation or a bug. It answers as the engines do:
 - ties rank by movie id.
 
 Reads build columns (one float32 matrix per vector name, genre masks, payload columns) once after
-a write, so a batch of upserts followed by many queries costs one build. Returned payloads and
-vectors are shared with the index: read-only.
+a write, so a batch of upserts followed by many queries costs one build. Every answer holds fresh
+copies of the payloads and vectors, as an engine's do: changing one never changes the index.
 """
 
 from __future__ import annotations
@@ -137,8 +137,8 @@ class MemoryIndex:
         for i in ids:
             p = self._points.get(int(i))
             if p is not None:
-                dense = {n: p.vectors[n] for n in vectors if isinstance(p.vectors.get(n), np.ndarray)}
-                out.append(StoredMovie(p.id, p.payload, dense))  # type: ignore[arg-type]
+                dense = {n: p.vectors[n].copy() for n in vectors if isinstance(p.vectors.get(n), np.ndarray)}
+                out.append(StoredMovie(p.id, dict(p.payload), dense))  # type: ignore[arg-type]
         return out
 
     def query(
@@ -183,7 +183,9 @@ class MemoryIndex:
         cols = self._cols()
         rows = np.flatnonzero(self._mask(cols, filter))
         rows = rows[np.argsort(-cols.rating_count[rows], kind="stable")][:limit]
-        return [Hit(int(cols.ids[r]), float(max(cols.rating_count[r], 0)), cols.payloads[r]) for r in rows.tolist()]
+        return [
+            Hit(int(cols.ids[r]), float(max(cols.rating_count[r], 0)), dict(cols.payloads[r])) for r in rows.tolist()
+        ]
 
     def count(self, filter: MovieFilter | None = None) -> int:
         if filter is None or filter.is_empty():
@@ -266,7 +268,7 @@ class MemoryIndex:
     def _hits(self, cols: _Columns, rows: list[int], scores: list[float], with_vectors: Sequence[str]) -> list[Hit]:
         dense = [(n, cols.dense[n], cols.present[n]) for n in with_vectors if n in cols.dense]
         return [
-            Hit(int(cols.ids[r]), float(s), cols.payloads[r], {n: m[r] for n, m, has in dense if has[r]})
+            Hit(int(cols.ids[r]), float(s), dict(cols.payloads[r]), {n: m[r].copy() for n, m, has in dense if has[r]})
             for r, s in zip(rows, scores, strict=True)
         ]
 

@@ -131,3 +131,15 @@ def test_copy_of_another_index_answers_alike() -> None:
         assert [h.id for h in got] == [h.id for h in want]
         np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-6)
     assert copy.hashes() == CATALOGUE.oracle.hashes()
+
+
+def test_answers_are_copies() -> None:
+    index = MemoryIndex(TINY)
+    hit = index.query(np.array([1.0, 0.0]), "text", 1, with_vectors=["text"])[0]
+    hit.payload["genres"] = ["Western"]
+    hit.vectors["text"][:] = 0
+    index.retrieve([30])[0].payload.clear()
+    index.popular(1)[0].payload.clear()
+    assert index.genres()["Drama"] == 2 and "Western" not in index.genres()
+    assert index.query(np.array([1.0, 0.0]), "text", 1)[0].score == pytest.approx(1.0)
+    assert index.retrieve([30])[0].payload["title"] == "Movie 30"
