@@ -89,65 +89,19 @@ HISTORY = 50
 LIMIT = 10
 RECALL_QUERIES = 50
 PROGRESS_EVERY = 100
+# fmt: off
 GENRES = (
-    "Drama",
-    "Comedy",
-    "Thriller",
-    "Action",
-    "Romance",
-    "Horror",
-    "Crime",
-    "Documentary",
-    "Adventure",
-    "Science Fiction",
-    "Family",
-    "Mystery",
-    "Fantasy",
-    "Animation",
-    "Music",
-    "History",
-    "War",
-    "Western",
-    "TV Movie",
-    "Foreign",
+    "Drama", "Comedy", "Thriller", "Action", "Romance", "Horror", "Crime", "Documentary", "Adventure",
+    "Science Fiction", "Family", "Mystery", "Fantasy", "Animation", "Music", "History", "War", "Western",
+    "TV Movie", "Foreign",
 )
 GENRE_WEIGHTS = np.array([20, 14, 9, 8, 7, 6, 6, 5, 4, 4, 3, 3, 3, 2, 2, 1.5, 1, 1, 0.7, 0.5])
 WORDS = (
-    "night",
-    "love",
-    "last",
-    "city",
-    "dark",
-    "man",
-    "woman",
-    "river",
-    "king",
-    "dream",
-    "blood",
-    "summer",
-    "war",
-    "house",
-    "road",
-    "secret",
-    "star",
-    "game",
-    "storm",
-    "heart",
-    "ghost",
-    "island",
-    "fire",
-    "day",
-    "shadow",
-    "empire",
-    "silent",
-    "golden",
-    "lost",
-    "wild",
-    "return",
-    "strange",
-    "little",
-    "final",
+    "night", "love", "last", "city", "dark", "man", "woman", "river", "king", "dream", "blood", "summer",
+    "war", "house", "road", "secret", "star", "game", "storm", "heart", "ghost", "island", "fire", "day",
+    "shadow", "empire", "silent", "golden", "lost", "wild", "return", "strange", "little", "final",
 )
+# fmt: on
 
 
 # -- the synthetic catalogue ---------------------------------------------------------------------
@@ -409,7 +363,7 @@ def time_queries(
             base_s.append(b[0])
         if (n + 1) % PROGRESS_EVERY == 0:
             log(f"  {n + 1}/{len(queries)} queries, last: engine {t[0] * 1e3:.1f} ms, baseline {b[0] * 1e3:.1f} ms")
-    out = percentiles_ms(engine_s)
+    out: dict[str, Any] = {**percentiles_ms(engine_s)}
     out["baseline_p50_ms"] = percentiles_ms(base_s)["p50_ms"]
     out["baseline_p95_ms"] = percentiles_ms(base_s)["p95_ms"]
     out["ratio"] = round(out["p50_ms"] / out["baseline_p50_ms"], 3) if out["baseline_p50_ms"] else None
@@ -445,7 +399,7 @@ def bench_edge(
         log(f"edge {size:,}: regenerated the baseline in {t[0]:.1f} s")
         queries = queries_for(synthetic)
         build = {k: stats.get(k) for k in ("upsert_s", "optimize_s", "publish_s")}
-        rows = []
+        rows: list[dict[str, Any]] = []
     else:
         synthetic, queries, build, rows = _build_edge(store, size, seed, queries_for, args)
     if not args.skip_hnsw:
@@ -646,6 +600,7 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
     log(f"demo: data dir {settings.data_dir}, database {settings.sqlalchemy_url.split('://')[0]}")
     engine_name = "server" if settings.qdrant_url else "edge"
     engine_index: MovieIndex | None = None
+    cache_s = 0.0
     try:
         with timer() as t:
             served_index = live.current()
@@ -683,17 +638,17 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
     rows = []
     kinds = [("served", "demo+cache" if cached else "demo")] + ([("engine", "demo")] if cached else [])
     for strategy in DEMO_STRATEGIES:
-        t = timing[strategy]
-        base = percentiles_ms(t["baseline"])
-        db_ms = percentiles_ms(t["db"])
+        times = timing[strategy]
+        base = percentiles_ms(times["baseline"])
+        db_ms = percentiles_ms(times["db"])
         for key, kind in kinds:
             row: dict[str, Any] = {
                 "size": baseline.count(),
                 "engine": engine_name,
                 "index": kind,
                 "strategy": strategy,
-                "users": len(t[key]),
-                **percentiles_ms(t[key]),
+                "users": len(times[key]),
+                **percentiles_ms(times[key]),
                 "baseline_p50_ms": base["p50_ms"],
                 "baseline_p95_ms": base["p95_ms"],
                 "baseline_p99_ms": base["p99_ms"],
@@ -701,9 +656,9 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
             }
             row["ratio"] = round(row["p50_ms"] / base["p50_ms"], 3) if base["p50_ms"] else None
             row.update({f"db_{k}": v for k, v in db_ms.items()})
-            req = [d + r for d, r in zip(t["db"], t[key], strict=True)]  # per request, not summed percentiles
+            req = [d + r for d, r in zip(times["db"], times[key], strict=True)]  # per request, not summed percentiles
             row.update({f"request_{k}": v for k, v in percentiles_ms(req).items()})
-            row["db_share_p50"] = round(float(np.median([d / r for d, r in zip(t["db"], req, strict=True)])), 3)
+            row["db_share_p50"] = round(float(np.median([d / r for d, r in zip(times["db"], req, strict=True)])), 3)
             row["recall_at_50"] = recall_at[strategy]
             row["top10_overlap"] = round(float(np.mean(counts[strategy][f"overlap_{key}"])), 4)
             row["paths"] = dict(counts[strategy][f"paths_{key}"])
