@@ -548,7 +548,8 @@ class NoTextModel:
 
 def demo_services(data_dir: Path | None) -> Services:
     """The API's Services (MOVIEREC_* and DATABASE_URL/QDRANT_URL from the environment), with the data
-    dir replaced when given. Exits with a hint when no demo index or database is there."""
+    dir replaced when given, and its database schema checked as the API's lifespan does. Exits with a
+    hint when no demo index or database is there."""
     settings = get_settings() if data_dir is None else Settings(data_dir=data_dir)
     if not settings.database_url and not (settings.data_dir / "movierec.db").is_file():
         sys.exit(f"no database at {settings.data_dir / 'movierec.db'}: {MISSING_DEMO}")
@@ -556,6 +557,7 @@ def demo_services(data_dir: Path | None) -> Services:
     if not settings.qdrant_url and services.store.generation() is None:
         services.close()
         sys.exit(f"no published index in {settings.index_dir}: {MISSING_DEMO}")
+    services.sync_database()  # as the API's lifespan does: the schema's missing indexes are added
     return services
 
 
@@ -829,7 +831,6 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
     services = demo_services(args.demo_data_dir)
     settings, rec, db = services.settings, services.recommender, services.engine
     try:
-        services.sync_database()  # as the API's lifespan does: the schema's missing indexes are added
         with timer() as t:
             index = services.live.current()
         log(f"history: index generation {services.live.generation} opened in {t[0]:.1f} s")
