@@ -299,7 +299,8 @@ SearchCall = tuple[str, tuple[Any, ...], dict[str, Any]]  # ("query" or "query_f
 
 
 class Probe:
-    """Wraps a MovieIndex: times retrieve and the searches, and keeps the last search's call and hits."""
+    """Wraps a MovieIndex: times retrieve and the searches, and keeps the first search since the last
+    `recall()`: a recommendation's candidate search, not the exploration query that may follow it."""
 
     def __init__(self, inner: MovieIndex) -> None:
         self.inner = inner
@@ -326,16 +327,20 @@ class Probe:
 
     def _search(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Hit]:
         start = time.perf_counter()
-        self.hits = getattr(self.inner, kind)(*args, **kwargs)
+        hits = getattr(self.inner, kind)(*args, **kwargs)
         self.search_s.append(time.perf_counter() - start)
-        self.call = (kind, args, kwargs)
-        return self.hits
+        if self.call is None:
+            self.call, self.hits = (kind, args, kwargs), hits
+        return hits
 
     def recall(self, oracle: MemoryIndex) -> tuple[int, int]:
-        """(found, total): how many of the oracle's answer to the last search the engine's hits hold."""
-        assert self.call is not None
+        """(found, total): how many of the oracle's answer to the kept search the engine's hits hold
+        ((0, 0) when there was none); then forgets it."""
+        if self.call is None:
+            return 0, 0
         kind, args, kwargs = self.call
         exact = {h.id for h in getattr(oracle, kind)(*args, **kwargs)}
+        self.call = None
         return len(exact & {h.id for h in self.hits}), len(exact)
 
 
@@ -377,6 +382,7 @@ def time_queries(
 def recall(probe: Probe, rec: Recommender, baseline: MemoryIndex, queries: Sequence[UserQuery]) -> float:
     """Share of the exact top candidates (limit x candidate_factor) the engine's ANN query returned."""
     found = total = 0
+    probe.call = None
     for q in queries:
         rec.recommend(q.ratings, limit=LIMIT, filter=MovieFilter(genres=(q.genre,)))
         f, t = probe.recall(baseline)
@@ -745,11 +751,8 @@ def _demo_recall(services: Services, baseline: MemoryIndex, strategy: str, users
             popularity=settings.popularity_weight,
             diversity=settings.diversity,
         )
-        if probe.call is None:
-            continue
         f, t = probe.recall(baseline)
         found, total = found + f, total + t
-        probe.call = None
     return round(found / total, 4) if total else float("nan")
 
 
