@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import ROOT, emit, format_table, log, percentiles_ms
+from common import ROOT, emit, format_table, log, percentiles_ms
+
+from app.settings import get_settings
 
 SEARCHES = [
     "heist thriller with a twist",
@@ -42,7 +44,7 @@ SEARCHES = [
 MIX = (("recommend", 0.45), ("recommend_filtered", 0.15), ("similar", 0.2), ("search", 0.1), ("rate", 0.1))
 
 
-def _token(data_dir: Path | None) -> str:
+def token(data_dir: Path | None) -> str:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
     out = subprocess.run(
         [sys.executable, "-m", "movierec.cli", "token", "create", "--admin"],
@@ -55,7 +57,7 @@ def _token(data_dir: Path | None) -> str:
     return out.stdout.strip()
 
 
-def _start_server(port: int, data_dir: Path | None, workers: int | None) -> subprocess.Popen[bytes]:
+def start_server(port: int, data_dir: Path | None, workers: int | None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
     cmd = [sys.executable, "-m", "movierec.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers)] if workers else []
@@ -64,7 +66,7 @@ def _start_server(port: int, data_dir: Path | None, workers: int | None) -> subp
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A port nothing listens on now (the OS picks it), for the server this script starts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,12 +77,10 @@ def _workers(args: argparse.Namespace) -> int | None:
     """How many workers served: known only for a server this script started."""
     if args.url is not None:
         return None
-    from app.settings import get_settings
-
     return args.workers or get_settings().api_workers
 
 
-async def _wait_healthy(client: httpx.AsyncClient, seconds: float) -> None:
+async def wait_healthy(client: httpx.AsyncClient, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -92,7 +92,7 @@ async def _wait_healthy(client: httpx.AsyncClient, seconds: float) -> None:
     raise SystemExit("the API did not become healthy: is the demo index built? (make run / movierec ingest)")
 
 
-async def _sample_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[list[int], list[int]]:
+async def sample_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[list[int], list[int]]:
     """Real users and movies to ask about, found through the API itself."""
     users: list[int] = []
     for uid in range(1, 400):
@@ -110,7 +110,7 @@ async def _sample_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> tup
     return users, movies
 
 
-def _request_maker(users: list[int], movies: list[int], rng: random.Random) -> Callable[[], tuple[str, str, Any]]:
+def request_maker(users: list[int], movies: list[int], rng: random.Random) -> Callable[[], tuple[str, str, Any]]:
     kinds, weights = zip(*MIX, strict=True)
 
     def make() -> tuple[str, str, Any]:
@@ -171,17 +171,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = None
     url = args.url
     if url is None:
-        port = args.port or _free_port()
+        port = args.port or free_port()
         url = f"http://127.0.0.1:{port}"
         log(f"starting the API on {url} over {args.data_dir or './data'}")
-        server = _start_server(port, args.data_dir, args.workers)
+        server = start_server(port, args.data_dir, args.workers)
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-            await _wait_healthy(client, 120)
-            headers = {"Authorization": f"Bearer {args.token or _token(args.data_dir)}"}
-            users, movies = await _sample_ids(client, headers)
-            make = _request_maker(users, movies, random.Random(args.seed))
+            await wait_healthy(client, 120)
+            headers = {"Authorization": f"Bearer {args.token or token(args.data_dir)}"}
+            users, movies = await sample_ids(client, headers)
+            make = request_maker(users, movies, random.Random(args.seed))
             log(f"warm-up, then {args.requests} mixed requests from {args.clients} clients")
             await _load(client, headers, make, args.clients, min(200, args.requests), args.max_seconds)
             health = await _load(

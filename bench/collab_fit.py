@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
-from _common import log  # also puts the repository root on sys.path
+from common import log
 from gen_ratings import ITEM_ALPHA, USER_ALPHA, zipf_weights
 
 from app.embedding import collab

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from _common import log, parse_ints
+from common import log, parse_ints
 
 ITEM_ALPHA, USER_ALPHA = 1.0, 0.8
 GENRES = ["Action", "Comedy", "Drama", "Thriller", "Romance", "Horror", "Documentary", "Animation", "Crime"]

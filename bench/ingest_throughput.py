@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, emit, format_table, log, parse_ints, timer  # first: it puts the repository on sys.path
+from common import ROOT, emit, format_table, log, parse_ints, timer
 
 from app.catalog.models import Movie
 from app.embedding.image import ImageEncoder

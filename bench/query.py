@@ -12,22 +12,22 @@ Measured per size and engine:
 - server/hnsw: through `ServerStore` when QDRANT_URL (or --server-url) is set.
 
 Baseline, in the same run and interleaved query by query with the engine: the same Recommender
-over `NumpyIndex`, an exact in-memory index (float32 matrix of the combined vectors, columnar
-payload). Its per-query work is what an engine must do: the filter mask (OR of per-genre boolean
-columns built once at load, like a payload index, then the rated ids cleared), exact dot products
-over the rows that pass, top-k by argpartition, and building the hits (payload dicts and vectors).
+over `MemoryIndex` (app/vectorstore/memory.py), the project's exact in-memory index, holding the
+combined vectors and payloads. Its per-query work is what an engine must do: the filter mask (genre
+masks built once, like a payload index, then the rated ids cleared), exact dot products over the
+rows that pass, top-k by argpartition, and building the hits (payload dicts and vectors).
 So `ratio = p50 / baseline_p50` compares like with like: same Python above the index, same user.
 
 --demo: the README's target ("recommendation in-process: p50 <= 5 ms, p99 <= 25 ms on the 10k-movie
 demo index") on the real thing. The published index and the database of the project's settings
-(./data, or --demo-data-dir) are opened as the API opens them (open_store, LiveIndex with the vector
-cache); `--queries` real users are sampled (seeded) from the database. Per user and strategy
-(content; hybrid, the API's default), timed in turn: the ratings query as a request makes it (a
-Session, `user_ratings`, commit, close), then `Recommender.recommend(ratings, limit=10,
-strategy=..., filter=MovieFilter())` with the settings' popularity and diversity on the index as
-served ("demo+cache"), on the same engine without the cache ("demo") and on an exact in-memory
-baseline over the index's own vectors (`ExactIndex`; for hybrid, exact weighted RRF over the two
-exact lists). `request_*` is the ratings query plus the recommendation, per request.
+(./data, or --demo-data-dir) are opened by the API's own `Services` (its database engine, LiveIndex
+with the vector cache, Recommender); `--queries` real users are sampled (seeded) from the database.
+Per user and strategy (content; hybrid, the API's default), timed in turn: the ratings query as a
+request makes it (a Session, `user_ratings`, commit, close), then `Recommender.recommend(ratings,
+limit=10, strategy=..., filter=MovieFilter())` with the settings' popularity and diversity on the
+index as served ("demo+cache"), on the same engine without the cache ("demo") and on a
+`MemoryIndex` copy of the index's own vectors (for hybrid, exact weighted RRF over the two exact
+lists). `request_*` is the ratings query plus the recommendation, per request.
 
 --history 50,500,5000: heavy users. Seeded synthetic users with that many ratings (popular movies
 more likely, MovieLens-like stars, six years of timestamps) are written into the demo database
@@ -46,106 +46,62 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
+import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import emit, format_table, log, parse_ints, percentiles_ms, timer
+from qdrant_client import QdrantClient, models
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, select
+from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from app.catalog.repository import UserRating
+from app.api.controllers.recommendations import PAGE_DEPTH
+from app.api.state import Services
+from app.catalog.models import Rating, User
+from app.catalog.repository import HiddenMovie, UserRating, hidden_movies, upsert_ratings, user_ratings
+from app.embedding.movie import combine
+from app.embedding.text import TEXT_DIM
 from app.recommend.recommender import Recommender
-from app.vectorstore.base import (
-    RRF_K,
-    Hit,
-    Manifest,
-    MovieFilter,
-    MovieIndex,
-    MoviePoint,
-    StoredMovie,
-    fused_names,
-    payload_for,
-)
-from bench._common import emit, format_table, log, parse_ints, percentiles_ms, timer
+from app.settings import Settings, get_settings
+from app.vectorstore import Hit, Manifest, MemoryIndex, MovieFilter, MovieIndex, MoviePoint, StoredMovie, payload_for
+from app.vectorstore.cache import CachedIndex
+from app.vectorstore.edge import EdgeIndex, EdgeStore
+from app.vectorstore.server import ServerStore
 
-TEXT_DIM = 384
-COMBINED_DIM = 2 * TEXT_DIM
+COMBINED_DIM = 2 * TEXT_DIM  # text half + projected image half (app/embedding/movie.py combine)
 CHUNK = 10_000  # movies generated at a time; fixed, so a 10k catalogue is the first chunk of a 100k one
 UPSERT_BATCH = 1_000  # points per Edge update call while building
 SERVER_UPSERT_BATCH = 256  # points per request to a server (REST bodies stay a few MB)
 N_CLUSTERS = 200  # topics: movies are noisy copies of a topic centroid, as real embeddings cluster
 TEXT_NOISE = 1.0  # noise norm relative to the unit centroid: same-topic cosine ~0.5, others ~0
 POSTER_SHARE = 0.7  # movies with a poster get an image half in the combined vector
-TEXT_WEIGHT = 0.7
 HISTORY = 50
 LIMIT = 10
 RECALL_QUERIES = 50
 PROGRESS_EVERY = 100
+# fmt: off
 GENRES = (
-    "Drama",
-    "Comedy",
-    "Thriller",
-    "Action",
-    "Romance",
-    "Horror",
-    "Crime",
-    "Documentary",
-    "Adventure",
-    "Science Fiction",
-    "Family",
-    "Mystery",
-    "Fantasy",
-    "Animation",
-    "Music",
-    "History",
-    "War",
-    "Western",
-    "TV Movie",
-    "Foreign",
+    "Drama", "Comedy", "Thriller", "Action", "Romance", "Horror", "Crime", "Documentary", "Adventure",
+    "Science Fiction", "Family", "Mystery", "Fantasy", "Animation", "Music", "History", "War", "Western",
+    "TV Movie", "Foreign",
 )
 GENRE_WEIGHTS = np.array([20, 14, 9, 8, 7, 6, 6, 5, 4, 4, 3, 3, 3, 2, 2, 1.5, 1, 1, 0.7, 0.5])
 WORDS = (
-    "night",
-    "love",
-    "last",
-    "city",
-    "dark",
-    "man",
-    "woman",
-    "river",
-    "king",
-    "dream",
-    "blood",
-    "summer",
-    "war",
-    "house",
-    "road",
-    "secret",
-    "star",
-    "game",
-    "storm",
-    "heart",
-    "ghost",
-    "island",
-    "fire",
-    "day",
-    "shadow",
-    "empire",
-    "silent",
-    "golden",
-    "lost",
-    "wild",
-    "return",
-    "strange",
-    "little",
-    "final",
+    "night", "love", "last", "city", "dark", "man", "woman", "river", "king", "dream", "blood", "summer",
+    "war", "house", "road", "secret", "star", "game", "storm", "heart", "ghost", "island", "fire", "day",
+    "shadow", "empire", "silent", "golden", "lost", "wild", "return", "strange", "little", "final",
 )
+# fmt: on
 
 
 # -- the synthetic catalogue ---------------------------------------------------------------------
@@ -192,14 +148,13 @@ def make_chunk(seed: int, index: int, n: int, cents: tuple[np.ndarray, np.ndarra
     text = _noisy(rng, text_c[cluster])
     has_poster = rng.random(n) < POSTER_SHARE
     image_half = _noisy(rng, image_c[(cluster + rng.integers(0, 3, n)) % N_CLUSTERS])
-    combined = np.concatenate(
-        [np.sqrt(TEXT_WEIGHT) * text, np.sqrt(1 - TEXT_WEIGHT) * image_half * has_poster[:, None]], axis=1
-    )
-    combined[~has_poster, :TEXT_DIM] = text[~has_poster]  # no poster: the text half alone, as combine() does
+    combined = np.empty((n, COMBINED_DIM), dtype=np.float32)
+    combined[has_poster] = combine(text[has_poster], image_half[has_poster])
+    combined[~has_poster] = combine(text[~has_poster], None)  # no poster: the text half alone
     return Chunk(
         start=index * CHUNK,
         text=text,
-        combined=_unit(combined),
+        combined=combined,
         cluster=cluster.astype(np.int32),
         year=np.clip(2024 - rng.exponential(22, n), 1920, 2024).astype(np.int16),
         genre_bits=_genre_bits(rng, n),
@@ -276,93 +231,38 @@ def manifest(size: int, seed: int) -> Manifest:
     )
 
 
-# -- the exact baseline --------------------------------------------------------------------------
-@dataclass
-class Columns:
-    """The whole catalogue in memory for the baseline: combined vectors and payload columns."""
+Sink = Callable[[Chunk, list[MoviePoint]], None]  # takes each generated chunk and its points
 
-    seed: int
-    combined: np.ndarray
-    parts: list[Chunk] = field(default_factory=list)
-    genre_masks: dict[str, np.ndarray] = field(default_factory=dict)
-    clusters: list[np.ndarray] = field(default_factory=list)  # movie ids per topic
+
+@dataclass
+class Synthetic:
+    """The whole catalogue in the baseline (combined vectors and payloads), and its topics."""
+
+    size: int
+    baseline: MemoryIndex
+    clusters: list[np.ndarray]  # movie ids per topic
 
     @classmethod
-    def collect(cls, size: int, seed: int, sink: Callable[[Chunk], None] | None = None) -> Columns:
-        """Generate the catalogue chunk by chunk, keep what the baseline needs, pass each chunk on."""
-        cols = cls(seed, np.empty((size, COMBINED_DIM), dtype=np.float32))
+    def generate(cls, size: int, seed: int, sink: Sink | None = None) -> Synthetic:
+        """Generate the catalogue chunk by chunk into the baseline, passing each chunk's points on."""
+        baseline = MemoryIndex()
+        cluster = []
         for chunk in chunks(size, seed):
-            cols.combined[chunk.start : chunk.start + len(chunk)] = chunk.combined
+            pts = points(chunk, seed)
             if sink is not None:
-                sink(chunk)
-            chunk.text = chunk.combined = np.empty((0, 0), dtype=np.float32)  # free: the matrix has them
-            cols.parts.append(chunk)
-        bits = np.concatenate([c.genre_bits for c in cols.parts])
-        cols.genre_masks = {g: (bits >> b & 1).astype(bool) for b, g in enumerate(GENRES)}  # "payload index"
-        cluster = np.concatenate([c.cluster for c in cols.parts])
-        order = np.argsort(cluster, kind="stable")
-        cols.clusters = np.split(order, np.searchsorted(cluster[order], np.arange(1, N_CLUSTERS)))
-        return cols
+                sink(chunk, pts)
+            baseline.upsert([MoviePoint(p.id, {"combined": p.vectors["combined"]}, p.payload) for p in pts])
+            cluster.append(chunk.cluster)
+        topics = np.concatenate(cluster)
+        order = np.argsort(topics, kind="stable")
+        clusters = np.split(order, np.searchsorted(topics[order], np.arange(1, N_CLUSTERS)))
+        baseline.count(MovieFilter(genres=GENRES))  # builds its columns now, not in the first query
+        return cls(size, baseline, clusters)
 
-    def payload(self, movie_id: int) -> dict[str, Any]:
-        chunk = self.parts[movie_id // CHUNK]
-        return payload(chunk, movie_id - chunk.start, self.seed)
-
-
-def exact_top(m: np.ndarray, rows: np.ndarray, q: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `limit` best of `rows` of `m` by dot product with `q`, best first: (rows, scores)."""
-    # Few rows pass: gather them. Many pass: one full matrix-vector product is cheaper than the copy.
-    scores = m[rows] @ q if 3 * len(rows) < len(m) else (m @ q)[rows]
-    k = min(limit, len(rows))
-    part = np.argpartition(-scores, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-    order = part[np.argsort(-scores[part], kind="stable")]
-    return rows[order], scores[order]
-
-
-class NumpyIndex:
-    """Exact search over the in-memory matrix; implements the MovieIndex reads the Recommender uses."""
-
-    def __init__(self, cols: Columns) -> None:
-        self.cols = cols
-
-    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
-        m = self.cols.combined
-        return [
-            StoredMovie(i, self.cols.payload(i), {"combined": m[i].copy()} if "combined" in vectors else {})
-            for i in ids
-            if 0 <= i < len(m)
-        ]
-
-    def mask(self, f: MovieFilter | None) -> np.ndarray | None:
-        """Rows that pass the filter (genres and exclusions only: what this benchmark asks)."""
-        if f is None or f.is_empty():
-            return None
-        masks = [self.cols.genre_masks[g] for g in f.genres]
-        keep = np.logical_or.reduce(masks) if len(masks) > 1 else masks[0].copy()
-        if f.exclude_ids:
-            keep[np.fromiter(f.exclude_ids, dtype=np.int64, count=len(f.exclude_ids))] = False
-        return keep
-
-    def query(
-        self,
-        vector: np.ndarray,
-        using: str,
-        limit: int,
-        filter: MovieFilter | None = None,
-        with_vectors: Sequence[str] = (),
-    ) -> list[Hit]:
-        ids, scores = self.top(vector, limit, filter)
-        m = self.cols.combined
-        return [
-            Hit(int(i), float(s), self.cols.payload(int(i)), {"combined": m[i].copy()} if with_vectors else {})
-            for i, s in zip(ids, scores, strict=True)
-        ]
-
-    def top(self, vector: np.ndarray, limit: int, filter: MovieFilter | None) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and scores of the exact top `limit` under the filter, best first."""
-        m = self.cols.combined
-        keep = self.mask(filter)
-        return exact_top(m, np.flatnonzero(keep) if keep is not None else np.arange(len(m)), vector, limit)
+    def filter_share(self, queries: Sequence[UserQuery]) -> float:
+        """Mean share of the catalogue that passes a query's genre filter."""
+        share = {g: self.baseline.count(MovieFilter(genres=(g,))) / self.size for g in {q.genre for q in queries}}
+        return round(float(np.mean([share[q.genre] for q in queries])), 4)
 
 
 # -- users and queries ---------------------------------------------------------------------------
@@ -372,18 +272,17 @@ class UserQuery:
     genre: str
 
 
-def make_queries(cols: Columns, n: int, seed: int) -> list[UserQuery]:
+def make_queries(synthetic: Synthetic, n: int, seed: int) -> list[UserQuery]:
     """Users who like two or three topics (rated 3.5-5) and rated some random movies lower (0.5-3)."""
     rng = np.random.default_rng([seed, 2])
-    size = len(cols.combined)
     p = GENRE_WEIGHTS / GENRE_WEIGHTS.sum()
-    nonempty = [c for c in cols.clusters if len(c)]
+    nonempty = [c for c in synthetic.clusters if len(c)]
     out = []
     for _ in range(n):
         liked_topics = rng.choice(len(nonempty), size=rng.integers(2, 4), replace=False)
         pool = np.concatenate([nonempty[t] for t in liked_topics])
         liked = rng.choice(pool, size=min(35, len(pool)), replace=False)
-        rest = rng.choice(size, size=HISTORY, replace=False)
+        rest = rng.choice(synthetic.size, size=HISTORY, replace=False)
         ids = list(dict.fromkeys([*liked.tolist(), *rest.tolist()]))[:HISTORY]
         stars = np.where(
             np.isin(ids, liked), rng.choice([3.5, 4, 4.5, 5], len(ids)), rng.choice(np.arange(1, 7) / 2, len(ids))
@@ -396,18 +295,22 @@ def make_queries(cols: Columns, n: int, seed: int) -> list[UserQuery]:
 
 
 # -- timing --------------------------------------------------------------------------------------
-class ProbeIndex:
-    """Wraps a MovieIndex, timing retrieve and query and keeping the last query's arguments and hits."""
+SearchCall = tuple[str, tuple[Any, ...], dict[str, Any]]  # ("query" or "query_fused", args, kwargs)
+
+
+class Probe:
+    """Wraps a MovieIndex: times retrieve and the searches, and keeps the first search since the last
+    `recall()`: a recommendation's candidate search, not the exploration query that may follow it."""
 
     def __init__(self, inner: MovieIndex) -> None:
         self.inner = inner
         self.retrieve_s: list[float] = []
-        self.query_s: list[float] = []
-        self.last_query: tuple[np.ndarray, int, MovieFilter | None] | None = None
-        self.last_hits: list[Hit] = []
+        self.search_s: list[float] = []
+        self.call: SearchCall | None = None
+        self.hits: list[Hit] = []
 
     def __getattr__(self, name: str) -> Any:
-        """Anything else (query_fused, set_vectors, ...) goes straight to the wrapped index."""
+        """Anything else (popular, genres, ...) goes straight to the wrapped index."""
         return getattr(self.inner, name)
 
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
@@ -416,32 +319,42 @@ class ProbeIndex:
         self.retrieve_s.append(time.perf_counter() - start)
         return out
 
-    def query(
-        self,
-        vector: np.ndarray,
-        using: str,
-        limit: int,
-        filter: MovieFilter | None = None,
-        with_vectors: Sequence[str] = (),
-    ) -> list[Hit]:
+    def query(self, *args: Any, **kwargs: Any) -> list[Hit]:
+        return self._search("query", args, kwargs)
+
+    def query_fused(self, *args: Any, **kwargs: Any) -> list[Hit]:
+        return self._search("query_fused", args, kwargs)
+
+    def _search(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Hit]:
         start = time.perf_counter()
-        out = self.inner.query(vector, using, limit, filter, with_vectors)
-        self.query_s.append(time.perf_counter() - start)
-        self.last_query, self.last_hits = (vector, limit, filter), out
-        return out
+        hits = getattr(self.inner, kind)(*args, **kwargs)
+        self.search_s.append(time.perf_counter() - start)
+        if self.call is None:
+            self.call, self.hits = (kind, args, kwargs), hits
+        return hits
+
+    def recall(self, oracle: MemoryIndex) -> tuple[int, int]:
+        """(found, total): how many of the oracle's answer to the kept search the engine's hits hold
+        ((0, 0) when there was none); then forgets it."""
+        if self.call is None:
+            return 0, 0
+        kind, args, kwargs = self.call
+        exact = {h.id for h in getattr(oracle, kind)(*args, **kwargs)}
+        self.call = None
+        return len(exact & {h.id for h in self.hits}), len(exact)
 
 
-def recommender(index: Any) -> Recommender:
-    def no_text(_: str) -> np.ndarray:
-        raise AssertionError("recommend() never encodes text")
-
-    return Recommender(index=lambda: index, encode_query=no_text)
+def no_text(_: str) -> np.ndarray:
+    raise AssertionError("recommend() never encodes text")
 
 
-def time_queries(engine: MovieIndex, baseline: NumpyIndex, queries: Sequence[UserQuery], warmup: int) -> dict[str, Any]:
+def time_queries(
+    engine: MovieIndex, baseline: MemoryIndex, queries: Sequence[UserQuery], warmup: int
+) -> dict[str, Any]:
     """Engine and baseline interleaved query by query, so drift on a shared machine hits both alike."""
-    probe, base_probe = ProbeIndex(engine), ProbeIndex(baseline)
-    rec, base = recommender(probe), recommender(base_probe)
+    probe, base_probe = Probe(engine), Probe(baseline)
+    rec = Recommender(index=lambda: probe, encode_query=no_text)
+    base = Recommender(index=lambda: base_probe, encode_query=no_text)
     engine_s: list[float] = []
     base_s: list[float] = []
     for n, q in enumerate(queries):  # the first `warmup` are not timed
@@ -455,103 +368,92 @@ def time_queries(engine: MovieIndex, baseline: NumpyIndex, queries: Sequence[Use
             base_s.append(b[0])
         if (n + 1) % PROGRESS_EVERY == 0:
             log(f"  {n + 1}/{len(queries)} queries, last: engine {t[0] * 1e3:.1f} ms, baseline {b[0] * 1e3:.1f} ms")
-    out = percentiles_ms(engine_s)
+    out: dict[str, Any] = {**percentiles_ms(engine_s)}
     out["baseline_p50_ms"] = percentiles_ms(base_s)["p50_ms"]
     out["baseline_p95_ms"] = percentiles_ms(base_s)["p95_ms"]
     out["ratio"] = round(out["p50_ms"] / out["baseline_p50_ms"], 3) if out["baseline_p50_ms"] else None
     out["retrieve_p50_ms"] = percentiles_ms(probe.retrieve_s[warmup:])["p50_ms"]
-    out["query_p50_ms"] = percentiles_ms(probe.query_s[warmup:])["p50_ms"]
-    out["baseline_query_p50_ms"] = percentiles_ms(base_probe.query_s[warmup:])["p50_ms"]
+    out["query_p50_ms"] = percentiles_ms(probe.search_s[warmup:])["p50_ms"]
+    out["baseline_query_p50_ms"] = percentiles_ms(base_probe.search_s[warmup:])["p50_ms"]
     out["recall_at_50"] = recall(probe, rec, baseline, queries[warmup : warmup + RECALL_QUERIES])
     return out
 
 
-def recall(probe: ProbeIndex, rec: Recommender, baseline: NumpyIndex, queries: Sequence[UserQuery]) -> float:
+def recall(probe: Probe, rec: Recommender, baseline: MemoryIndex, queries: Sequence[UserQuery]) -> float:
     """Share of the exact top candidates (limit x candidate_factor) the engine's ANN query returned."""
     found = total = 0
+    probe.call = None
     for q in queries:
         rec.recommend(q.ratings, limit=LIMIT, filter=MovieFilter(genres=(q.genre,)))
-        assert probe.last_query is not None
-        vector, limit, f = probe.last_query
-        exact, _ = baseline.top(vector, limit, f)
-        found += len(set(exact.tolist()) & {h.id for h in probe.last_hits})
-        total += len(exact)
+        f, t = probe.recall(baseline)
+        found, total = found + f, total + t
     return round(found / total, 4) if total else float("nan")
-
-
-def filter_share(cols: Columns, queries: Iterable[UserQuery]) -> float:
-    """Mean share of the catalogue that passes a query's genre filter."""
-    return round(float(np.mean([cols.genre_masks[q.genre].mean() for q in queries])), 4)
 
 
 # -- engines -------------------------------------------------------------------------------------
 def bench_edge(
-    size: int, seed: int, root: Path, queries_for: Callable[[Columns], list[UserQuery]], args: argparse.Namespace
-) -> tuple[Columns, list[dict[str, Any]]]:
+    size: int, seed: int, root: Path, queries_for: Callable[[Synthetic], list[UserQuery]], args: argparse.Namespace
+) -> tuple[Synthetic, list[dict[str, Any]]]:
     """Build (or reuse) the Edge store for `size`; time the plain and the HNSW index."""
-    from app.vectorstore.edge import EdgeStore
-
     store = EdgeStore(root)
     published = store.manifest()
     stats = published.stats if published is not None else {}
     if not args.rebuild and stats.get("bench_size") == size and stats.get("bench_seed") == seed:
         log(f"edge {size:,}: reusing the published index in {root}")
         with timer() as t:
-            cols = Columns.collect(size, seed)
-        log(f"edge {size:,}: regenerated the baseline's columns in {t[0]:.1f} s")
-        queries = queries_for(cols)
+            synthetic = Synthetic.generate(size, seed)
+        log(f"edge {size:,}: regenerated the baseline in {t[0]:.1f} s")
+        queries = queries_for(synthetic)
         build = {k: stats.get(k) for k in ("upsert_s", "optimize_s", "publish_s")}
-        rows = []
+        rows: list[dict[str, Any]] = []
     else:
-        cols, queries, build, rows = _build_edge(store, size, seed, queries_for, args)
+        synthetic, queries, build, rows = _build_edge(store, size, seed, queries_for, args)
     if not args.skip_hnsw:
         with timer() as t:
             index = store.open()
         log(f"edge {size:,}: timing {len(queries)} queries on the HNSW index")
-        timing = time_queries(index, NumpyIndex(cols), queries, args.warmup)
+        timing = time_queries(index, synthetic.baseline, queries, args.warmup)
         rows.append(_row(size, "edge", "hnsw", build, t[0], timing))
         # What the API serves: the same generation with its vectors held in memory (app/vectorstore/cache.py).
-        from app.vectorstore.cache import CachedIndex
-
         with timer() as t:
             cached = CachedIndex.wrap(index, max_points=size)
         log(f"edge {size:,}: vectors cached in {t[0]:.1f} s; timing the cached HNSW index")
-        rows.append(
-            _row(size, "edge", "hnsw+cache", build, t[0], time_queries(cached, NumpyIndex(cols), queries, args.warmup))
-        )
+        timing = time_queries(cached, synthetic.baseline, queries, args.warmup)
+        rows.append(_row(size, "edge", "hnsw+cache", build, t[0], timing))
         index.close()
     for row in rows:
-        row["filter_share"] = filter_share(cols, queries)
-    return cols, rows
+        row["filter_share"] = synthetic.filter_share(queries)
+    return synthetic, rows
 
 
 def _build_edge(
-    store: Any, size: int, seed: int, queries_for: Callable[[Columns], list[UserQuery]], args: argparse.Namespace
-) -> tuple[Columns, list[UserQuery], dict[str, Any], list[dict[str, Any]]]:
+    store: EdgeStore,
+    size: int,
+    seed: int,
+    queries_for: Callable[[Synthetic], list[UserQuery]],
+    args: argparse.Namespace,
+) -> tuple[Synthetic, list[UserQuery], dict[str, Any], list[dict[str, Any]]]:
     """Stage, upsert and time the plain index; then optimize and publish unless --skip-hnsw."""
-    from app.vectorstore.edge import EdgeIndex
-
     m = manifest(size, seed)
     staged = store.stage(m, rebuild=True)
-    sink, upsert_s = _edge_sink(staged, size, seed)
+    sink, upsert_s = _upserter(staged, size, UPSERT_BATCH)
     with timer() as t:
-        cols = Columns.collect(size, seed, sink)
+        synthetic = Synthetic.generate(size, seed, sink)
         staged.flush()
     log(f"edge {size:,}: upserted in {upsert_s[0]:.1f} s (+{t[0] - upsert_s[0]:.1f} s generating)")
     staged.close()
-    queries = queries_for(cols)
+    queries = queries_for(synthetic)
     with timer() as t:
         plain = EdgeIndex.load(store.root / "staging" / "shard")
     build: dict[str, Any] = {"upsert_s": round(upsert_s[0], 2)}
     rows = []
     if not args.skip_plain:
         log(f"edge {size:,}: timing {len(queries)} queries on the plain index")
-        rows.append(
-            _row(size, "edge", "plain", build, t[0], time_queries(plain, NumpyIndex(cols), queries, args.warmup))
-        )
+        timing = time_queries(plain, synthetic.baseline, queries, args.warmup)
+        rows.append(_row(size, "edge", "plain", build, t[0], timing))
     if args.skip_hnsw:
         plain.close()
-        return cols, queries, build, rows
+        return synthetic, queries, build, rows
     log(f"edge {size:,}: optimize (HNSW build) started; minutes at 100k on 2 cores, hours at 1M")
     with timer() as o:
         plain.optimize()
@@ -560,18 +462,19 @@ def _build_edge(
         store.publish(plain, _with_stats(m, build))  # hashes() + optimize (a no-op now) + flush + rename
     build["publish_s"] = round(p[0], 2)
     log(f"edge {size:,}: optimize {o[0]:.1f} s, publish {p[0]:.1f} s")
-    return cols, queries, build, rows
+    return synthetic, queries, build, rows
 
 
-def _edge_sink(index: MovieIndex, size: int, seed: int) -> tuple[Callable[[Chunk], None], list[float]]:
+def _upserter(
+    index: MovieIndex, size: int, batch: int
+) -> tuple[Callable[[Chunk, list[MoviePoint]], None], list[float]]:
     """A chunk consumer that upserts in batches, accumulating only the upsert time."""
     spent = [0.0]
 
-    def sink(chunk: Chunk) -> None:
-        pts = points(chunk, seed)
+    def sink(chunk: Chunk, pts: list[MoviePoint]) -> None:
         start = time.perf_counter()
-        for i in range(0, len(pts), UPSERT_BATCH):
-            index.upsert(pts[i : i + UPSERT_BATCH])
+        for i in range(0, len(pts), batch):
+            index.upsert(pts[i : i + batch])
         spent[0] += time.perf_counter() - start
         done = chunk.start + len(chunk)
         if done % 100_000 == 0 or done == size:
@@ -600,44 +503,34 @@ def _row(
 
 
 def bench_server(
-    size: int, seed: int, url: str, cols: Columns, queries: list[UserQuery], args: argparse.Namespace
+    size: int, seed: int, url: str, synthetic: Synthetic, queries: list[UserQuery], args: argparse.Namespace
 ) -> dict[str, Any]:
     """The same catalogue through ServerStore: a fresh collection behind a bench alias, then dropped."""
-    from qdrant_client import QdrantClient
-
-    from app.vectorstore.server import ServerStore
-
     client = QdrantClient(location=":memory:") if url == ":memory:" else QdrantClient(url=url, timeout=120)
     store = ServerStore(client, alias=f"bench_{size}_{seed}")
     m = manifest(size, seed)
     index = store.stage(m, rebuild=True)
-    upsert_s = 0.0
+    sink, upsert_s = _upserter(index, size, SERVER_UPSERT_BATCH)
     for chunk in chunks(size, seed):
-        pts = points(chunk, seed)
-        with timer() as t:
-            for i in range(0, len(pts), SERVER_UPSERT_BATCH):
-                index.upsert(pts[i : i + SERVER_UPSERT_BATCH])
-        upsert_s += t[0]
+        sink(chunk, points(chunk, seed))
     with timer() as p:
         store.publish(index, m)  # waits (bounded) for the server's optimiser to build HNSW
-    log(f"server {size:,}: upserted in {upsert_s:.1f} s, publish {p[0]:.1f} s")
+    log(f"server {size:,}: upserted in {upsert_s[0]:.1f} s, publish {p[0]:.1f} s")
     with timer() as t:
         live = store.open()
     try:
-        timing = time_queries(live, NumpyIndex(cols), queries, args.warmup)
+        timing = time_queries(live, synthetic.baseline, queries, args.warmup)
     finally:
         if not args.keep_server:
             _drop_alias(client, store.alias)
         client.close()
-    build = {"upsert_s": round(upsert_s, 2), "publish_s": round(p[0], 2)}
+    build = {"upsert_s": round(upsert_s[0], 2), "publish_s": round(p[0], 2)}
     row = _row(size, "server", "hnsw", build, t[0], timing)
-    row["filter_share"] = filter_share(cols, queries)
+    row["filter_share"] = synthetic.filter_share(queries)
     return row
 
 
-def _drop_alias(client: Any, alias: str) -> None:
-    from qdrant_client import models
-
+def _drop_alias(client: QdrantClient, alias: str) -> None:
     target = next((a.collection_name for a in client.get_aliases().aliases if a.alias_name == alias), None)
     drop = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
     client.update_collection_aliases(change_aliases_operations=[drop])
@@ -652,197 +545,36 @@ TARGET = {"p50_ms": 5.0, "p99_ms": 25.0}  # README: recommendation in-process on
 MISSING_DEMO = "run `make run` or `movierec ingest --source demo` first"
 
 
-class ExactIndex:
-    """Exact in-memory search over a real index's vectors and payloads: the demo's baseline.
+class NoTextModel:
+    """The API's Services need a text encoder; recommend() never encodes text, so none is loaded."""
 
-    Implements the reads the Recommender makes: `retrieve` (ready-made answers per tuple of vector
-    names, as the API's vector cache keeps them, so only the searches differ), `query` (exact dot
-    products under the filter, top-k by argpartition) and `query_fused` (two exact prefetches fused
-    by weighted RRF with the formula of app/vectorstore/base.py, as the engines do)."""
-
-    def __init__(self, movies: Sequence[StoredMovie]) -> None:
-        movies = sorted(movies, key=lambda m: m.id)
-        self.ids = np.array([m.id for m in movies], dtype=np.int64)  # row order, sorted for searchsorted
-        self.payloads = [m.payload for m in movies]
-        self.matrix: dict[str, np.ndarray] = {}
-        self.present: dict[str, np.ndarray] = {}
-        for name in DEMO_VECTORS:
-            dim = next((len(m.vectors[name]) for m in movies if name in m.vectors), 0)
-            self.present[name] = np.array([name in m.vectors for m in movies], dtype=bool)
-            mat = np.zeros((len(movies), dim), dtype=np.float32)
-            for row in np.flatnonzero(self.present[name]):
-                mat[row] = movies[row].vectors[name]
-            norms = np.linalg.norm(mat, axis=1, keepdims=True)  # the engines rank by cosine
-            self.matrix[name] = np.divide(mat, norms, out=np.zeros_like(mat), where=norms > 0)
-            self.matrix[name].setflags(write=False)
-        # A "payload index" per genre and the year column, built once, as an engine keeps them.
-        genres = sorted({g for p in self.payloads for g in p.get("genres") or ()})
-        self.genre_masks = {g: np.array([g in (p.get("genres") or ()) for p in self.payloads]) for g in genres}
-        self.year = np.array([p.get("year") if p.get("year") is not None else np.nan for p in self.payloads])
-        self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def rows_of(self, ids: Iterable[int]) -> np.ndarray:
-        wanted = np.fromiter(ids, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
-        return pos[self.ids[pos] == wanted]
-
-    def mask(self, using: str, f: MovieFilter | None) -> np.ndarray:
-        """Rows that hold the `using` vector and pass the filter."""
-        keep = self.present[using].copy()
-        if f is None or f.is_empty():
-            return keep
-        if f.has_poster is not None:
-            raise NotImplementedError("has_poster: the demo baseline does not load image vectors")
-        if f.genres:
-            keep &= np.logical_or.reduce([self.genre_masks.get(g, np.zeros_like(keep)) for g in f.genres])
-        if f.year_min is not None:
-            keep &= self.year >= f.year_min  # NaN (no year) compares False, as the engine's range does
-        if f.year_max is not None:
-            keep &= self.year <= f.year_max
-        if f.only_ids is not None:
-            only = np.zeros_like(keep)
-            only[self.rows_of(f.only_ids)] = True
-            keep &= only
-        if f.exclude_ids:
-            keep[self.rows_of(f.exclude_ids)] = False
-        return keep
-
-    def top(self, vector: np.ndarray, using: str, limit: int, f: MovieFilter | None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and scores of the exact top `limit` under the filter, best first."""
-        m = self.matrix[using]
-        rows = np.flatnonzero(self.mask(using, f))
-        if not len(rows) or limit <= 0:
-            return rows[:0], np.zeros(0, dtype=np.float32)
-        q = np.asarray(vector, dtype=np.float32)
-        return exact_top(m, rows, q / max(float(np.linalg.norm(q)), 1e-12), limit)
-
-    def _hits(self, rows: Iterable[int], scores: Iterable[float], with_vectors: Sequence[str]) -> list[Hit]:
-        return [
-            Hit(
-                int(self.ids[r]),
-                float(s),
-                self.payloads[r],
-                {n: self.matrix[n][r] for n in with_vectors if self.present[n][r]},
-            )
-            for r, s in zip(rows, scores, strict=True)
-        ]
-
-    def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
-        key = tuple(vectors)
-        view = self._views.get(key)
-        if view is None:
-            view = {
-                int(i): StoredMovie(int(i), self.payloads[r], {n: self.matrix[n][r] for n in key if self.present[n][r]})
-                for r, i in enumerate(self.ids)
-            }
-            self._views[key] = view
-        return [view[i] for i in ids if i in view]
-
-    def query(
-        self,
-        vector: np.ndarray,
-        using: str,
-        limit: int,
-        filter: MovieFilter | None = None,
-        with_vectors: Sequence[str] = (),
-        with_payload: bool = True,
-    ) -> list[Hit]:
-        rows, scores = self.top(vector, using, limit, filter)
-        return self._hits(rows.tolist(), scores.tolist(), with_vectors)
-
-    def fused_top(
-        self,
-        vectors: Mapping[str, np.ndarray],
-        weights: Mapping[str, float],
-        limit: int,
-        filter: MovieFilter | None,
-        prefetch_limit: int | None,
-        rrf_k: int,
-    ) -> tuple[list[int], list[float]]:
-        """Rows and fused scores: each name's exact top `prefetch_limit`, a hit at rank r (from 0)
-        scoring 1 / ((r + 1) / w + k - 1), summed over the lists; best first, ties by movie id."""
-        fused: dict[int, float] = {}
-        for name in fused_names(vectors, weights):
-            w = float(weights[name])
-            rows, _ = self.top(vectors[name], name, prefetch_limit or limit, filter)
-            for rank, row in enumerate(rows.tolist()):
-                fused[row] = fused.get(row, 0.0) + 1.0 / ((rank + 1) / w + rrf_k - 1)
-        best = sorted(fused.items(), key=lambda kv: (-kv[1], self.ids[kv[0]]))[:limit]
-        return [r for r, _ in best], [s for _, s in best]
-
-    def query_fused(
-        self,
-        vectors: Mapping[str, np.ndarray],
-        weights: Mapping[str, float],
-        limit: int,
-        filter: MovieFilter | None = None,
-        with_vectors: Sequence[str] = (),
-        prefetch_limit: int | None = None,
-        rrf_k: int = RRF_K,
-        with_payload: bool = True,
-    ) -> list[Hit]:
-        rows, scores = self.fused_top(vectors, weights, limit, filter, prefetch_limit, rrf_k)
-        return self._hits(rows, scores, with_vectors)
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        raise AssertionError("recommend() never encodes text")
 
 
-class LastCall:
-    """Wraps an index and keeps the last search's arguments and hits (for recall; never timed)."""
-
-    def __init__(self, inner: MovieIndex) -> None:
-        self.inner = inner
-        self.call: tuple[str, tuple[Any, ...], dict[str, Any]] | None = None
-        self.hits: list[Hit] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def query(self, *args: Any, **kwargs: Any) -> list[Hit]:
-        self.hits = self.inner.query(*args, **kwargs)
-        self.call = ("query", args, kwargs)
-        return self.hits
-
-    def query_fused(self, *args: Any, **kwargs: Any) -> list[Hit]:
-        self.hits = self.inner.query_fused(*args, **kwargs)
-        self.call = ("query_fused", args, kwargs)
-        return self.hits
-
-
-def _exact_ids(baseline: ExactIndex, call: tuple[str, tuple[Any, ...], dict[str, Any]]) -> set[int]:
-    """The movie ids the exact index returns for the engine's own last search."""
-    kind, args, kwargs = call
-    if kind == "query":
-        vector, using, limit, *rest = args
-        rows, _ = baseline.top(vector, using, limit, rest[0] if rest else kwargs.get("filter"))
-        return {int(baseline.ids[r]) for r in rows.tolist()}
-    vectors, weights, limit, *rest = args
-    f = rest[0] if rest else kwargs.get("filter")
-    rows, _ = baseline.fused_top(vectors, weights, limit, f, kwargs.get("prefetch_limit"), kwargs.get("rrf_k", RRF_K))
-    return {int(baseline.ids[r]) for r in rows}
-
-
-def demo_settings(data_dir: Path | None) -> Any:
-    """The API's settings (MOVIEREC_* and DATABASE_URL/QDRANT_URL from the environment), with the data
-    dir replaced when given. Exits with a hint when no demo index or database is there."""
-    from app.settings import Settings, get_settings
-    from app.vectorstore import open_store
-
+def demo_services(data_dir: Path | None) -> Services:
+    """The API's Services (MOVIEREC_* and DATABASE_URL/QDRANT_URL from the environment), with the data
+    dir replaced when given, and its database schema checked as the API's lifespan does. Exits with a
+    hint when no demo index or database is there."""
     settings = get_settings() if data_dir is None else Settings(data_dir=data_dir)
     if not settings.database_url and not (settings.data_dir / "movierec.db").is_file():
         sys.exit(f"no database at {settings.data_dir / 'movierec.db'}: {MISSING_DEMO}")
-    if not settings.qdrant_url and open_store(settings).generation() is None:
+    services = Services.open(settings, NoTextModel())
+    if not settings.qdrant_url and services.store.generation() is None:
+        services.close()
         sys.exit(f"no published index in {settings.index_dir}: {MISSING_DEMO}")
-    return settings
+    services.sync_database()  # as the API's lifespan does: the schema's missing indexes are added
+    return services
 
 
-def sample_users(db: Any, n: int, seed: int) -> list[int]:
+def like_the_api(services: Services, index: Callable[[], MovieIndex]) -> Recommender:
+    """A Recommender over `index` with the settings the API's own (services.recommender) has."""
+    s = services.settings
+    return Recommender(index=index, encode_query=no_text, history_size=s.history_size, half_life_days=s.half_life_days)
+
+
+def sample_users(db: Engine, n: int, seed: int) -> list[int]:
     """A seeded sample of the users who have ratings (all of them when there are fewer than n)."""
-    from sqlmodel import Session, select
-
-    from app.catalog.models import Rating
-
     with Session(db) as session:
         users = sorted(set(session.exec(select(Rating.user_id).distinct())))
     if not users:
@@ -852,111 +584,79 @@ def sample_users(db: Any, n: int, seed: int) -> list[int]:
     return [int(users[i]) for i in picked]
 
 
-def ratings_as_a_request(db: Any, user_id: int) -> list[UserRating]:
-    """What a request does for the ratings: a Session, `user_ratings`, then commit and close (app/api/deps.py)."""
-    from sqlmodel import Session
-
-    from app.catalog.repository import user_ratings
-
+def request_inputs(db: Engine, user_id: int, *, hidden: bool) -> tuple[list[UserRating], list[HiddenMovie]]:
+    """What GET /movies/recommendations reads in one Session, committed and closed as the API's
+    db_session dependency does: the ratings, and the hidden movies when `hidden`."""
     session = Session(db)
     try:
         ratings = user_ratings(session, user_id)
+        hides = hidden_movies(session, user_id) if hidden else []
         session.commit()
     finally:
         session.close()
-    return ratings
+    return ratings, hides
 
 
 def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The published demo index and the database, opened as the API opens them; real users.
+    """The published demo index and the database, opened by the API's own Services; real users.
 
     Per sampled user and strategy (content, hybrid): the ratings query as a request makes it, then
     `Recommender.recommend` on the index as served (LiveIndex + vector cache), on the same engine
-    without the cache, and on the exact numpy baseline; the three in turn, order rotated per user."""
-    from app.catalog.db import make_engine
-    from app.vectorstore import open_store
-    from app.vectorstore.cache import CachedIndex
-    from app.vectorstore.live import LiveIndex
-
-    settings = demo_settings(args.demo_data_dir)
+    without the cache, and on the exact in-memory baseline; the three in turn, order rotated per user."""
+    services = demo_services(args.demo_data_dir)
+    settings, db, live = services.settings, services.engine, services.live
     log(f"demo: data dir {settings.data_dir}, database {settings.sqlalchemy_url.split('://')[0]}")
-    db = make_engine(settings.sqlalchemy_url)
-    store = open_store(settings)
     engine_name = "server" if settings.qdrant_url else "edge"
-
-    # The API's LiveIndex, with the API's vector cache (app/api/state.py `_vector_cache`: Edge only,
-    # up to vector_cache_max_points); the engine's own index is kept for the "engine only" rows.
-    engine_index: list[MovieIndex] = []
-    cache_s: list[float] = []
-    use_cache = not settings.qdrant_url and settings.vector_cache_max_points > 0
-
-    def prepare(index: MovieIndex) -> MovieIndex:
-        engine_index.append(index)
-        if not use_cache:
-            return index
-        with timer() as t:
-            wrapped = CachedIndex.wrap(index, settings.vector_cache_max_points)
-        cache_s.append(t[0])
-        return wrapped
-
-    live = LiveIndex(store, prepare)
+    engine_index: MovieIndex | None = None
+    cache_s = 0.0
     try:
         with timer() as t:
             served_index = live.current()
+        open_s = t[0]
         generation = live.generation
-        cached = served_index is not engine_index[0]
-        open_s = t[0] - (cache_s[0] if cache_s else 0.0)
+        cached = isinstance(served_index, CachedIndex)  # the API's rule: Edge, up to vector_cache_max_points
+        if cached:  # the engine alone, for the "engine only" rows: a second handle on the same generation
+            with timer() as t:
+                engine_index = services.store.open()
+            open_s, cache_s = t[0], open_s - t[0]
         log(
             f"demo: generation {generation} opened in {open_s:.2f} s"
-            + (f", vectors cached in {cache_s[0]:.2f} s" if cached else " (no vector cache: served = engine)")
+            + (f", vectors cached in {cache_s:.2f} s" if cached else " (no vector cache: served = engine)")
         )
         with timer() as t:
-            everything = _all_movies(served_index)
-            baseline = ExactIndex(everything)
-        log(f"demo: {len(baseline):,} movies; exact baseline loaded in {t[0]:.1f} s")
-        del everything
+            baseline = MemoryIndex.copy_of(served_index, DEMO_VECTORS)
+        log(f"demo: {baseline.count():,} movies; exact baseline loaded in {t[0]:.1f} s")
 
-        def no_text(_: str) -> np.ndarray:
-            raise AssertionError("recommend() never encodes text")
-
-        def make(index: Callable[[], MovieIndex]) -> Recommender:  # as app/api/state.py builds it
-            return Recommender(
-                index=index,
-                encode_query=no_text,
-                history_size=settings.history_size,
-                half_life_days=settings.half_life_days,
-            )
-
-        recs: dict[str, Recommender] = {"served": make(live.current), "baseline": make(lambda: baseline)}
-        if cached:
-            recs["engine"] = make(lambda: engine_index[0])
+        recs = {"served": services.recommender, "baseline": like_the_api(services, lambda: baseline)}
+        if engine_index is not None:
+            recs["engine"] = like_the_api(services, lambda: engine_index)
         users = sample_users(db, args.queries + args.warmup, args.seed)
         log(f"demo: {len(users)} users ({args.warmup} warm-up), strategies {', '.join(DEMO_STRATEGIES)}")
         timing, counts = _time_demo(db, recs, users, args.warmup, settings)
         recall_at = {
-            s: _demo_recall(db, live, baseline, settings, s, users[args.warmup :][:RECALL_QUERIES])
-            for s in DEMO_STRATEGIES
+            s: _demo_recall(services, baseline, s, users[args.warmup :][:RECALL_QUERIES]) for s in DEMO_STRATEGIES
         }
         if live.generation != generation:
             log(f"demo: WARNING: a new generation ({live.generation}) was published during the run")
     finally:
-        live.close()
-        db.dispose()
+        if engine_index is not None:
+            engine_index.close()
+        services.close()
 
     rows = []
     kinds = [("served", "demo+cache" if cached else "demo")] + ([("engine", "demo")] if cached else [])
     for strategy in DEMO_STRATEGIES:
-        t = timing[strategy]
-        base = percentiles_ms(t["baseline"])
-        db_ms = percentiles_ms(t["db"])
+        times = timing[strategy]
+        base = percentiles_ms(times["baseline"])
+        db_ms = percentiles_ms(times["db"])
         for key, kind in kinds:
             row: dict[str, Any] = {
-                "size": len(baseline),
+                "size": baseline.count(),
                 "engine": engine_name,
                 "index": kind,
                 "strategy": strategy,
-                "users": len(t[key]),
-                **percentiles_ms(t[key]),
+                "users": len(times[key]),
+                **percentiles_ms(times[key]),
                 "baseline_p50_ms": base["p50_ms"],
                 "baseline_p95_ms": base["p95_ms"],
                 "baseline_p99_ms": base["p99_ms"],
@@ -964,14 +664,14 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
             }
             row["ratio"] = round(row["p50_ms"] / base["p50_ms"], 3) if base["p50_ms"] else None
             row.update({f"db_{k}": v for k, v in db_ms.items()})
-            req = [d + r for d, r in zip(t["db"], t[key], strict=True)]  # per request, not summed percentiles
+            req = [d + r for d, r in zip(times["db"], times[key], strict=True)]  # per request, not summed percentiles
             row.update({f"request_{k}": v for k, v in percentiles_ms(req).items()})
-            row["db_share_p50"] = round(float(np.median([d / r for d, r in zip(t["db"], req, strict=True)])), 3)
+            row["db_share_p50"] = round(float(np.median([d / r for d, r in zip(times["db"], req, strict=True)])), 3)
             row["recall_at_50"] = recall_at[strategy]
             row["top10_overlap"] = round(float(np.mean(counts[strategy][f"overlap_{key}"])), 4)
             row["paths"] = dict(counts[strategy][f"paths_{key}"])
             row["meets_target"] = row["p50_ms"] <= TARGET["p50_ms"] and row["p99_ms"] <= TARGET["p99_ms"]
-            row["open_s"] = round(open_s + (cache_s[0] if key == "served" and cached else 0.0), 3)
+            row["open_s"] = round(open_s + (cache_s if key == "served" and cached else 0.0), 3)
             rows.append(row)
     n_ratings = [len(r) for r in counts["ratings"]]
     meta = {
@@ -989,24 +689,13 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
     return rows, meta
 
 
-def _all_movies(index: MovieIndex) -> list[StoredMovie]:
-    """Every movie with the vectors recommend() reads (from the cache: memory; else from the engine)."""
-    ids = sorted(index.hashes())
-    out: list[StoredMovie] = []
-    for start in range(0, len(ids), 1024):
-        out += index.retrieve(ids[start : start + 1024], vectors=DEMO_VECTORS)
-    return out
-
-
 def _time_demo(
-    db: Any, recs: dict[str, Recommender], users: Sequence[int], warmup: int, settings: Any
+    db: Engine, recs: dict[str, Recommender], users: Sequence[int], warmup: int, settings: Settings
 ) -> tuple[dict[str, dict[str, list[float]]], dict[str, Any]]:
     """Per user and strategy: the ratings query, then each recommender in turn (order rotated per
     user, so neither side always runs on warm caches). The first `warmup` users are not timed."""
-    from collections import Counter
-
     names = list(recs)
-    timing = {s: {k: [] for k in ["db", *names]} for s in DEMO_STRATEGIES}
+    timing: dict[str, dict[str, list[float]]] = {s: {k: [] for k in ["db", *names]} for s in DEMO_STRATEGIES}
     counts: dict[str, Any] = {"ratings": []}
     for s in DEMO_STRATEGIES:
         counts[s] = {f"paths_{k}": Counter() for k in names} | {f"overlap_{k}": [] for k in names}
@@ -1021,7 +710,7 @@ def _time_demo(
         order = names[n % len(names) :] + names[: n % len(names)]
         for strategy in DEMO_STRATEGIES:
             with timer() as d:
-                ratings = ratings_as_a_request(db, uid)
+                ratings, _ = request_inputs(db, uid, hidden=False)
             answers = {}
             for name in order:
                 with timer() as t:
@@ -1046,31 +735,24 @@ def _time_demo(
     return timing, counts
 
 
-def _demo_recall(db: Any, live: Any, baseline: ExactIndex, settings: Any, strategy: str, users: Sequence[int]) -> float:
+def _demo_recall(services: Services, baseline: MemoryIndex, strategy: str, users: Sequence[int]) -> float:
     """Share of the exact candidates (limit x candidate_factor; for hybrid the exact fused list) that
     the engine's own search returned, on the served index, for the same query vectors and filter."""
-    probe = LastCall(live.current())
-    rec = Recommender(
-        index=lambda: probe,
-        encode_query=lambda _: np.zeros(0),
-        history_size=settings.history_size,
-        half_life_days=settings.half_life_days,
-    )
+    probe = Probe(services.live.current())
+    rec = like_the_api(services, lambda: probe)
+    settings = services.settings
     found = total = 0
     for uid in users:
+        ratings, _ = request_inputs(services.engine, uid, hidden=False)
         rec.recommend(
-            ratings_as_a_request(db, uid),
+            ratings,
             limit=LIMIT,
             strategy=strategy,  # type: ignore[arg-type]
             popularity=settings.popularity_weight,
             diversity=settings.diversity,
         )
-        if probe.call is None:
-            continue
-        exact = _exact_ids(baseline, probe.call)
-        found += len(exact & {h.id for h in probe.hits})
-        total += len(exact)
-        probe.call = None
+        f, t = probe.recall(baseline)
+        found, total = found + f, total + t
     return round(found / total, 4) if total else float("nan")
 
 
@@ -1104,13 +786,6 @@ STAR_WEIGHTS = np.array([1, 3, 2, 7, 4, 20, 13, 27, 8, 15], dtype=float)  # roug
 HISTORY_SPAN_S = 6 * 365 * 86_400  # a heavy user's ratings spread over six years, ending now
 
 
-class NoTextModel:
-    """The API's Services need a text encoder; recommend() never encodes text, so none is loaded."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        raise AssertionError("recommend() never encodes text")
-
-
 def heavy_histories(
     movies: Mapping[int, float], lengths: Sequence[int], per_length: int, seed: int, now: int
 ) -> dict[int, list[tuple[int, int, float, int]]]:
@@ -1134,12 +809,8 @@ def heavy_histories(
     return users
 
 
-def _write_users(db: Any, users: Mapping[int, list[tuple[int, int, float, int]]]) -> None:
+def _write_users(db: Engine, users: Mapping[int, list[tuple[int, int, float, int]]]) -> None:
     """Through the repository, as an import writes ratings (replacing any left by an earlier run)."""
-    from sqlmodel import Session
-
-    from app.catalog.repository import upsert_ratings
-
     _remove_users(db, list(users))
     with Session(db) as session:
         for rows in users.values():
@@ -1147,31 +818,11 @@ def _write_users(db: Any, users: Mapping[int, list[tuple[int, int, float, int]]]
         session.commit()
 
 
-def _remove_users(db: Any, user_ids: Sequence[int]) -> None:
-    from sqlmodel import Session, col, delete
-
-    from app.catalog.models import Rating, User
-
+def _remove_users(db: Engine, user_ids: Sequence[int]) -> None:
     with Session(db) as session:
         session.exec(delete(Rating).where(col(Rating.user_id).in_(user_ids)))  # type: ignore[call-overload]
         session.exec(delete(User).where(col(User.id).in_(user_ids)))  # type: ignore[call-overload]
         session.commit()
-
-
-def request_inputs(db: Any, user_id: int) -> tuple[list[UserRating], list[Any]]:
-    """The two queries GET /movies/recommendations makes (ratings, hidden) in one Session, committed
-    and closed as the API's db_session dependency does."""
-    from sqlmodel import Session
-
-    from app.catalog.repository import hidden_movies, user_ratings
-
-    session = Session(db)
-    try:
-        ratings, hidden = user_ratings(session, user_id), hidden_movies(session, user_id)
-        session.commit()
-    finally:
-        session.close()
-    return ratings, hidden
 
 
 def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -1180,18 +831,13 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
     index. Synthetic heavy users are written through the repository and removed afterwards. Per user
     and strategy, repeated `--repeats` times: the request's two queries ("db"), then
     `Recommender.recommend` with the API's arguments ("recommend"); "request" is their sum."""
-    from app.api.controllers.recommendations import PAGE_DEPTH
-    from app.api.state import Services
-
-    settings = demo_settings(args.demo_data_dir)
-    services = Services.open(settings, NoTextModel())
-    rec, db = services.recommender, services.engine
+    services = demo_services(args.demo_data_dir)
+    settings, rec, db = services.settings, services.recommender, services.engine
     try:
-        services.sync_database()  # as the API's lifespan does: the schema's missing indexes are added
         with timer() as t:
             index = services.live.current()
         log(f"history: index generation {services.live.generation} opened in {t[0]:.1f} s")
-        movies = {m.id: float(m.payload.get("local_rating_count") or 0.0) for m in _all_movies(index)}
+        movies = {h.id: h.score for h in index.popular(index.count())}  # score: the local rating count
         users = heavy_histories(movies, args.history, args.users_per_length, args.seed, int(time.time()))
         with timer() as t:
             _write_users(db, users)
@@ -1209,7 +855,7 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
             for uid, rows in users.items():
                 for strategy in HEAVY_STRATEGIES:
                     with timer() as d:
-                        ratings, hidden = request_inputs(db, uid)
+                        ratings, hidden = request_inputs(db, uid, hidden=True)
                     with timer() as r:
                         answer = rec.recommend(ratings, strategy=strategy, hidden=hidden, **kwargs)  # type: ignore[arg-type]
                     answers[f"{len(rows)}/{uid}/{strategy}"] = [i.id for i in answer.items]
@@ -1251,8 +897,6 @@ def _history_rows(timing: Mapping[tuple[int, str], Mapping[str, list[Any]]], siz
 
 def check_answers(answers: Mapping[str, list[int]], save: Path | None, check: Path | None) -> dict[str, Any]:
     """--save-answers writes every user's list; --check-answers compares with a saved run (same seed)."""
-    import json
-
     out: dict[str, Any] = {}
     if save is not None:
         save.write_text(json.dumps(answers, indent=0, sort_keys=True))
@@ -1301,8 +945,6 @@ COLUMNS = (
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    import os
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--sizes",
@@ -1367,8 +1009,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from threadpoolctl import threadpool_limits
-
     args = parse_args(argv)
     demo_meta: dict[str, Any] = {}
     with threadpool_limits(limits=args.blas_threads, user_api="blas"), contextlib.redirect_stdout(sys.stderr):
@@ -1399,14 +1039,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         tmp = None if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-query-"))
         root = (args.data_dir or tmp) / f"edge-{size}-s{args.seed}"  # type: ignore[operator]
         try:
-            cols, rows = bench_edge(
+            synthetic, rows = bench_edge(
                 size, args.seed, root, lambda c: make_queries(c, args.queries + args.warmup, args.seed), args
             )
             results += rows
             if args.server_url:
-                queries = make_queries(cols, args.queries + args.warmup, args.seed)
-                results.append(bench_server(size, args.seed, args.server_url, cols, queries, args))
-            del cols
+                queries = make_queries(synthetic, args.queries + args.warmup, args.seed)
+                results.append(bench_server(size, args.seed, args.server_url, synthetic, queries, args))
+            del synthetic
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from _common import ROOT, emit, format_table, log
+from common import ROOT, emit, format_table, log
 
 RUN = """
 import json, resource, time

@@ -39,8 +39,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _common import ROOT, emit, format_table, log, parse_ints, percentiles_ms, timer
-from api import _start_server, _token
+from api import start_server, token
+from common import ROOT, emit, format_table, log, parse_ints, percentiles_ms, timer
 from gen_ratings import generate
 from ratings_load import database_url
 
@@ -186,10 +186,10 @@ def over_http(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: i
     data_dir = Path(env["MOVIEREC_DATA_DIR"])
     port = free_port()
     saved = dict(os.environ)
-    os.environ.update(env)  # _start_server and _token pass os.environ on to the server
+    os.environ.update(env)  # start_server and token pass os.environ on to the server
     try:
-        server = _start_server(port, data_dir, 1)
-        token = _token(data_dir)
+        server = start_server(port, data_dir, 1)
+        access_token = token(data_dir)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -206,7 +206,7 @@ def over_http(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: i
                 if time.monotonic() > deadline:
                     raise SystemExit("the API did not become healthy in 180 s")
                 time.sleep(0.5)
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = {"Authorization": f"Bearer {access_token}"}
             for h, (uid, _) in users.items():
                 times = []
                 for i in range(repeats + 3):

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import numpy as np
-from _common import ROOT, emit, format_table, log, timer
+from common import ROOT, emit, format_table, log, timer
 from sqlmodel import Session
 
 from app.catalog import repository as repo

@@ -20,7 +20,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from _common import emit, format_table, log, percentiles_ms
-from api import _request_maker, _sample_ids, _start_server, _token, _wait_healthy
+from api import free_port, request_maker, sample_ids, start_server, token, wait_healthy
+from common import emit, format_table, log, percentiles_ms
 
 SOAK_USER = 8_000_000  # above every MovieLens user: the writes go to users of their own
 
@@ -49,11 +48,6 @@ class Writes:
         self.next_movie += 1
         self.users.add(self.user)
         return "POST", f"/users/{self.user}/ratings", {"movie_id": movie, "rating": self.rng.choice([1.0, 3.5, 5.0])}
-
-
-def _free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as s:
-        return int(s.getsockname()[1])
 
 
 def _rss_mb(server_pid: int | None) -> dict[str, float]:
@@ -148,19 +142,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = None
     url = args.url
     if url is None:
-        url = f"http://127.0.0.1:{_free_port()}"
+        url = f"http://127.0.0.1:{free_port()}"
         log(f"starting the API on {url} over {args.data_dir or './data'}")
-        server = _start_server(int(url.rsplit(":", 1)[1]), args.data_dir, args.workers)
+        server = start_server(int(url.rsplit(":", 1)[1]), args.data_dir, args.workers)
     elif urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit("--url must be on 127.0.0.1 or localhost: this script loads only the loopback interface")
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     rng = random.Random(args.seed)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-            await _wait_healthy(client, 180)
-            headers = {"Authorization": f"Bearer {args.token or _token(args.data_dir)}"}
-            users, movies = await _sample_ids(client, headers)
-            make = _request_maker(users, movies, rng)
+            await wait_healthy(client, 180)
+            headers = {"Authorization": f"Bearer {args.token or token(args.data_dir)}"}
+            users, movies = await sample_ids(client, headers)
+            make = request_maker(users, movies, rng)
             writes = Writes(movies, rng)
             log(f"peak: {args.clients} closed-loop clients for {args.peak_seconds:g} s")
             peak = await _drive(client, headers, make, writes, args.clients, args.peak_seconds, None)

@@ -19,14 +19,14 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import emit, format_table, log, timer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench._common import emit, format_table, log, timer
+from app.catalog.text import movie_text
+from app.datasets import load_catalogue, validate
+from app.embedding.text import TextEncoder
 
 K = 10
 # Searches people type: genres, moods, plots, people. Embedded as cached_query_encoder does.
@@ -65,9 +65,6 @@ QUERIES = (
 
 
 def demo_texts(limit: int | None) -> list[str]:
-    from app.catalog.text import movie_text
-    from app.datasets import load_catalogue, validate
-
     movies, _, _ = validate(load_catalogue("demo", limit=limit))
     return [movie_text(m) for m in movies]
 
@@ -84,8 +81,6 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def embed(backend: str, texts: list[str], queries: Sequence[str], batch_size: int) -> dict[str, Any]:
-    from app.embedding.text import TextEncoder
-
     with timer() as load:
         encoder = TextEncoder("cpu", backend=backend)
     with timer() as t:

@@ -20,12 +20,17 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import log  # also puts the repository root on sys.path
+from common import log
 
 from app.embedding import collab
+from app.embedding.movie import combine
+from app.embedding.text import TextEncoder
 from app.evaluation import baselines, splits
+from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.metrics import ndcg_at_k
 from app.evaluation.runner import load_dataset
+from app.recommend.user_vector import SECONDS_PER_DAY
+from app.settings import get_settings
 
 K = 10
 LENGTHS = (1, 2, 3, 5, 10)
@@ -79,11 +84,6 @@ def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], us
 
 def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
     """15% of the movies lose their fitting ratings; their factors come from content (ridge map)."""
-    from app.embedding.movie import combine
-    from app.embedding.text import TextEncoder
-    from app.evaluation.embed_cache import cached_text_vectors
-    from app.settings import get_settings
-
     text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))
     content = {m.id: combine(text[m.id], None)[0] for m in movies}
     ids = np.array(sorted(content))
@@ -150,8 +150,6 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
 def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
     """The collab user vector Σ w_i f_i with w_i = 0.5^(age_i / half-life), on a temporal validation
     split (each user's latest 25% of their temporal-training ratings) and on the stratified one."""
-    from app.recommend.user_vector import SECONDS_PER_DAY
-
     for name, fit_split in (
         ("temporal", splits.temporal_split(splits.temporal_split(ratings).train)),
         ("stratified", splits.stratified_split(splits.stratified_split(ratings).train, seed=splits.SEED + 1)),

@@ -18,13 +18,14 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from _common import log  # also puts the repository root on sys.path
+from common import log
 
 from app.embedding.factory import build_manifest
 from app.embedding.text import TextEncoder
 from app.evaluation import splits
 from app.evaluation.embed_cache import cached_text_vectors
-from app.evaluation.runner import EvalConfig, _world, evaluate, load_dataset
+from app.evaluation.runner import evaluate, load_dataset
+from app.evaluation.world import build_world
 from app.recommend.tuning import TUNED, Tuning
 from app.settings import get_settings
 
@@ -45,9 +46,11 @@ def main() -> None:
     text = cached_text_vectors(
         movies, settings.data_dir / "eval-cache", lambda: TextEncoder("cpu", settings.text_model_path)
     )
-    config = EvalConfig(settings.data_dir, build_manifest(settings), lambda: TextEncoder("cpu"))
     started = time.perf_counter()
-    world = _world(movies, text, parts.train, config)  # built from the fitting part only
+    # built from the fitting part only, with the Recommender's defaults (the trials set its knobs)
+    world = build_world(
+        movies, text, parts.train, build_manifest(settings), tuning=TUNED, history_size=50, half_life_days=365.0
+    )
     log(f"validation: {len(users)} users; world built in {time.perf_counter() - started:.1f} s")
 
     def trial(strategy: str, tuning: Tuning, history: int, half_life: float) -> float:

@@ -36,8 +36,8 @@ from app.vectorstore.cache import CachedIndex
 from app.vectorstore.edge import SHAREABLE, TEMP_SEGMENTS, EdgeIndex, EdgeStore, ShardLocked
 from app.vectorstore.live import LiveIndex
 from tests.conftest import copy_settings
+from tests.helpers.vectorstore import CATALOGUE, MANIFEST, N_MOVIES, build, unit
 from tests.test_api import bearer
-from tests.test_vectorstore import CATALOGUE, MANIFEST, N_MOVIES, build, unit
 
 # -- ways to damage CURRENT -----------------------------------------------------------------------
 # Each takes the index root and leaves CURRENT unusable. The good generation stays on disk.

@@ -17,6 +17,7 @@ from app.vectorstore.base import (
     StoredMovie,
     payload_for,
 )
+from app.vectorstore.memory import MemoryIndex
 
 # 127 item factors + 1 coordinate that equalises norms (app/embedding/collab.py). 128 measured a
 # little better than 64 and 33 on a validation split of ml-100k; see app/embedding/collab.py.
@@ -42,6 +43,7 @@ __all__ = [
     "Hit",
     "IndexStore",
     "Manifest",
+    "MemoryIndex",
     "MovieFilter",
     "MovieIndex",
     "MoviePoint",

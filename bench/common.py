@@ -1,7 +1,8 @@
-"""Helpers the benchmark scripts share: the import path, percentiles, tables and logging.
+"""Helpers the benchmark scripts share: percentiles, tables, logging and the offline model environment.
 
-The scripts run as `.venv/bin/python bench/<name>.py` from the repository root, so each puts the
-root on sys.path before it imports `app` or `ingest`; importing this module does that too.
+The scripts run as `.venv/bin/python bench/<name>.py` from the repository root: Python puts bench/
+first on sys.path, so they import this module as `common` (and each other by name), and `app` and
+`ingest` from the installed (editable) package.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # Offline by construction: the models load from installed packages, never from the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,126 @@
+"""Points on every engine: retrieve, change one named vector or payload key, delete, count, facets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.vectorstore import IndexStore, MovieFilter, MovieIndex
+from app.vectorstore import edge as edge_module
+from app.vectorstore import server as server_module
+from tests.helpers.vectorstore import CATALOGUE, FILTERS, MANIFEST, N_MOVIES, same_payload, unit
+
+
+def test_retrieve(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    with_poster, without_poster = CATALOGUE.points[1], CATALOGUE.points[0]
+    assert "image" not in without_poster.vectors
+    missing = 999_999
+    got = index.retrieve([with_poster.id, missing, without_poster.id], vectors=["text", "image"])
+    assert sorted(m.id for m in got) == sorted([with_poster.id, without_poster.id])
+    for movie in got:
+        source = CATALOGUE.by_id(movie.id)
+        assert same_payload(movie.payload, source.payload)
+        assert set(movie.vectors) == {"text", "image"} & set(source.vectors)
+        for name, vector in movie.vectors.items():
+            assert vector.dtype == np.float32
+            np.testing.assert_allclose(vector, source.vectors[name], atol=1e-5)
+    bare = index.retrieve([with_poster.id])
+    assert len(bare) == 1 and bare[0].vectors == {}
+    assert same_payload(bare[0].payload, with_poster.payload)
+    assert index.retrieve([]) == []
+
+
+def test_set_and_delete_one_named_vector(published: tuple[IndexStore, MovieIndex]) -> None:
+    store, _ = published
+    index = store.stage(MANIFEST, rebuild=False)
+    changed, cleared = CATALOGUE.points[1], CATALOGUE.points[2]
+    new_collab = unit(np.arange(1, MANIFEST.collab_dim + 1, dtype=np.float32))
+    index.set_vectors("collab", {changed.id: new_collab})
+    index.set_vectors("collab", {})
+    index.delete_vectors("collab", [cleared.id])
+    index.delete_vectors("collab", [])
+    store.publish(index, MANIFEST)
+    reader = store.open()
+    got = {m.id: m for m in reader.retrieve([changed.id, cleared.id], vectors=["text", "image", "collab"])}
+    np.testing.assert_allclose(got[changed.id].vectors["collab"], new_collab, atol=1e-5)
+    assert "collab" not in got[cleared.id].vectors
+    for movie in got.values():  # the other vectors and the payload are kept
+        source = CATALOGUE.by_id(movie.id)
+        np.testing.assert_allclose(movie.vectors["text"], source.vectors["text"], atol=1e-5)
+        assert ("image" in movie.vectors) == ("image" in source.vectors)
+        assert same_payload(movie.payload, source.payload)
+    assert reader.query(new_collab, "collab", 1)[0].id == changed.id
+    assert cleared.id not in [h.id for h in reader.query(new_collab, "collab", N_MOVIES)]
+    assert reader.count() == N_MOVIES
+    reader.close()
+
+
+def test_set_payload_and_filter_by_collab_source(published: tuple[IndexStore, MovieIndex]) -> None:
+    """set_payload and the collab_source filter (issue 11) behave alike on Edge and the server adapter."""
+    store, _ = published
+    index = store.stage(MANIFEST, rebuild=False)
+    ids = [p.id for p in CATALOGUE.points]
+    by_content, by_ratings = set(ids[:3]), set(ids[3:])
+    index.set_payload(sorted(by_ratings), {"collab_source": "ratings"})
+    index.set_payload(sorted(by_content), {"collab_source": "content"})
+    index.set_payload([], {"collab_source": "content"})
+    store.publish(index, MANIFEST)
+    reader = store.open()
+    try:
+        assert reader.count(MovieFilter(collab_source="content")) == 3
+        assert reader.count(MovieFilter(collab_source="ratings")) == len(by_ratings)
+        hits = reader.popular(len(ids), MovieFilter(collab_source="content"))
+        assert {h.id for h in hits} == by_content
+        query = CATALOGUE.points[0].vectors["text"]
+        assert {h.id for h in reader.query(query, "text", len(ids), MovieFilter(collab_source="content"))} == by_content
+        for movie in reader.retrieve(ids):  # the other payload keys are kept
+            source = CATALOGUE.by_id(movie.id)
+            assert movie.payload.pop("collab_source") == ("content" if movie.id in by_content else "ratings")
+            assert same_payload(movie.payload, source.payload)
+    finally:
+        reader.close()
+
+
+def test_popular(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    for name, f in FILTERS.items():
+        hits = index.popular(10, f)
+        assert [h.id for h in hits] == [h.id for h in CATALOGUE.oracle.popular(10, f)], name
+        assert all(h.score == pytest.approx(h.payload["local_rating_count"]) for h in hits)
+
+
+def test_count(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    assert index.count() == N_MOVIES
+    for name, f in FILTERS.items():
+        assert index.count(f) == CATALOGUE.oracle.count(f), name
+
+
+def test_genres(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    assert index.genres() == CATALOGUE.oracle.genres()
+
+
+def test_delete(published: tuple[IndexStore, MovieIndex]) -> None:
+    store, _ = published
+    gone = CATALOGUE.ids[:10]
+    index = store.stage(MANIFEST, rebuild=False)
+    index.delete(gone)
+    index.delete([])
+    store.publish(index, MANIFEST)
+    reader = store.open()
+    assert reader.count() == N_MOVIES - 10
+    assert reader.retrieve(gone) == []
+    assert not set(gone) & set(reader.hashes())
+    reader.close()
+
+
+def test_hashes_page_through(published: tuple[IndexStore, MovieIndex], monkeypatch: pytest.MonkeyPatch) -> None:
+    store, index = published
+    # Pages smaller than the catalogue, so the scroll's continuation is exercised.
+    monkeypatch.setattr(edge_module, "SCROLL_PAGE", 64)
+    monkeypatch.setattr(server_module, "SCROLL_PAGE", 64)
+    expected = {p.id: p.payload["content_hash"] for p in CATALOGUE.points}
+    assert index.hashes() == expected
+    assert store.published_hashes() == expected

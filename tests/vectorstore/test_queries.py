@@ -1,0 +1,125 @@
+"""Searches on every engine give the exact oracle's answers: filtered nearest, fused (weighted RRF), sparse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.vectorstore import SPARSE_VECTOR, IndexStore, MovieIndex, MoviePoint, SparseVector
+from tests.helpers.vectorstore import (
+    CATALOGUE,
+    FILTERS,
+    FUSIONS,
+    MANIFEST,
+    N_MOVIES,
+    Engine,
+    SyntheticMovies,
+    build,
+    same_payload,
+    unit,
+)
+
+
+@pytest.mark.parametrize("using", ["text", "image", "combined", "collab"])
+def test_filtered_query_is_exact(published: tuple[IndexStore, MovieIndex], using: str) -> None:
+    _, index = published
+    rng = np.random.default_rng(7)
+    q = unit(rng.standard_normal(MANIFEST.vector_dims()[using]))
+    for name, f in FILTERS.items():
+        hits = index.query(q, using=using, limit=10, filter=f)
+        expected = CATALOGUE.oracle.query(q, using=using, limit=10, filter=f)
+        assert [h.id for h in hits] == [h.id for h in expected], name
+        np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], atol=1e-4)
+        kept = CATALOGUE.kept(f)
+        for hit in hits:
+            assert hit.id in kept, name
+            assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
+
+
+def test_query_returns_vectors(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    q = unit(np.ones(MANIFEST.text_dim, dtype=np.float32))
+    hits = index.query(q, using="text", limit=5, with_vectors=["text", "collab"])
+    assert len(hits) == 5
+    for hit in hits:
+        assert set(hit.vectors) == {"text", "collab"}
+        np.testing.assert_allclose(hit.vectors["collab"], CATALOGUE.by_id(hit.id).vectors["collab"], atol=1e-5)
+    assert all(h.vectors == {} for h in index.query(q, using="text", limit=5))
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fused_query_is_weighted_rrf(published: tuple[IndexStore, MovieIndex], fusion: str) -> None:
+    _, index = published
+    weights = FUSIONS[fusion]
+    rng = np.random.default_rng(5)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in weights}
+    for name, f in FILTERS.items():
+        hits = index.query_fused(queries, weights, 10, f, prefetch_limit=30)
+        expected = CATALOGUE.oracle.query_fused(queries, weights, 10, f, prefetch_limit=30)
+        assert [h.id for h in hits] == [h.id for h in expected], name
+        np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], rtol=1e-5)
+        kept = CATALOGUE.kept(f)
+        for hit in hits:
+            assert hit.id in kept, name
+            assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
+
+
+def test_fused_query_options(published: tuple[IndexStore, MovieIndex]) -> None:
+    _, index = published
+    rng = np.random.default_rng(9)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in ("combined", "collab")}
+    weights = {"combined": 1.0, "collab": 0.37}
+    hits = index.query_fused(queries, weights, 5, with_vectors=["combined"], rrf_k=60)
+    expected = CATALOGUE.oracle.query_fused(queries, weights, 5, prefetch_limit=5, rrf_k=60)
+    assert [h.id for h in hits] == [h.id for h in expected]  # prefetch_limit defaults to limit
+    assert all(set(h.vectors) == {"combined"} for h in hits)
+    assert index.query_fused(queries, {"combined": 0.0}, 5) == []
+
+
+def test_fused_query_reaches_movies_lacking_a_vector(engine: Engine) -> None:
+    """A movie without a collab vector (a new movie: no ratings yet) still comes through the content prefetch."""
+    points = [MoviePoint(p.id, dict(p.vectors), p.payload) for p in CATALOGUE.points]
+    new = points[7]
+    del new.vectors["collab"]
+    store = engine.make()
+    build(store, SyntheticMovies(points))
+    index = store.open()
+    queries = {"combined": new.vectors["combined"], "collab": unit(np.ones(MANIFEST.collab_dim, dtype=np.float32))}
+    hits = index.query_fused(queries, {"combined": 1.0, "collab": 1.0}, 10)
+    assert new.id in [h.id for h in hits[:2]]  # first in one list, absent from the other
+    assert new.id not in [h.id for h in index.query(queries["collab"], "collab", N_MOVIES)]
+    index.close()
+
+
+def lexical_catalogue(seed: int = 3) -> SyntheticMovies:
+    """The catalogue with a sparse `lexical` vector per movie: 2-6 of 40 terms, the low ids common
+    (so IDF differs from term to term), BM25-like weights."""
+    rng = np.random.default_rng(seed)
+    points = []
+    for p in CATALOGUE.points:
+        terms = np.sort(rng.choice(40, size=int(rng.integers(2, 7)), replace=False, p=_zipf(40)))
+        weights = rng.uniform(0.5, 2.0, len(terms))  # continuous: no two movies tie
+        sparse = SparseVector(tuple(int(t) for t in terms), tuple(float(w) for w in weights))
+        points.append(MoviePoint(p.id, {**p.vectors, SPARSE_VECTOR: sparse}, p.payload))
+    return SyntheticMovies(points)
+
+
+def _zipf(n: int) -> np.ndarray:
+    w = 1.0 / np.arange(1, n + 1)
+    return w / w.sum()
+
+
+def test_sparse_query_scores_with_idf(engine: Engine) -> None:
+    """A SparseVector query on `lexical`: dot product with the engine's IDF, under the filter."""
+    catalogue = lexical_catalogue()
+    store = engine.make()
+    build(store, catalogue)
+    index = store.open()
+    queries = [SparseVector((0, 7, 31), (1.0, 1.0, 1.0)), SparseVector((2,), (1.0,)), SparseVector((39,), (2.0,))]
+    for q in queries:
+        for name, f in FILTERS.items():
+            hits = index.query(q, SPARSE_VECTOR, 10, f)
+            expected = catalogue.oracle.query(q, SPARSE_VECTOR, 10, f)
+            assert [h.id for h in hits] == [h.id for h in expected], name
+            np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], rtol=1e-4)
+    index.close()
