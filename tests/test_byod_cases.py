@@ -21,7 +21,8 @@ from app.datasets import load_catalogue, validate
 from app.settings import Settings, get_settings
 from app.vectorstore import MovieFilter, open_store
 from ingest.pipeline import store_catalogue
-from tests.conftest import build_index, make_settings
+from tests.conftest import build_index
+from tests.helpers.worlds import make_settings
 
 CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
 if not CASES.is_dir():

@@ -20,9 +20,9 @@ from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.settings import Settings
-from tests.browser import Browser, find_chromium, serve
-from tests.conftest import DEMO_LIMIT, copy_settings
-from tests.test_eval import eval_data_dir  # noqa: F401  (the fixture: ml-100k's cached text vectors)
+from tests.helpers.browser import Browser, find_chromium
+from tests.helpers.server import serve
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = find_chromium()
@@ -39,7 +39,7 @@ SCREENSHOT_ENV = "MOVIEREC_DOCS_SCREENSHOT"
 
 
 @pytest.fixture(scope="module")
-def saved_report(eval_data_dir: Path) -> Path:  # noqa: F811
+def saved_report(eval_data_dir: Path) -> Path:
     """`movierec eval --save` on a 30-user sample of ml-100k: the real report the Quality page shows."""
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(eval_data_dir), "MOVIEREC_DEVICE": "cpu"}
     env.pop("QDRANT_URL", None)

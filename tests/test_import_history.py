@@ -21,7 +21,7 @@ from app.datasets import load_catalogue
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from movierec.cli import cli
-from tests.conftest import DEMO_LIMIT
+from tests.helpers.worlds import DEMO_LIMIT
 
 pytestmark = pytest.mark.anyio
 

@@ -22,8 +22,8 @@ from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.settings import Settings
 from app.vectorstore import open_store
-from tests.browser import serve
-from tests.conftest import DEMO_LIMIT, copy_settings, make_settings
+from tests.helpers.server import serve
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 from app.api import create_app
 from app.api.security import admin_only, owner_or_admin
 from app.auth import issue_token
-from tests.conftest import make_settings
+from tests.helpers.worlds import make_settings
 
 NUMERIC = {"integer", "number"}
 PUBLIC = {"/health", "/metrics"}  # no token: probes and Prometheus scrapers

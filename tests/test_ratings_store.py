@@ -24,7 +24,7 @@ from app.datasets.base import Catalogue, SourceMovie, make_movie
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from ingest.ratings import RatingsFileError, read_ratings_file
-from tests.conftest import DEMO_LIMIT, copy_settings, make_settings
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings, make_settings
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
 if not CASES.is_dir():  # worktrees live at /work/wt/<name>; the cases at /work/shared/cases
