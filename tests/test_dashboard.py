@@ -16,10 +16,10 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api import create_app
-from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.settings import Settings
+from tests.helpers.api import bearer
 from tests.helpers.browser import Browser, find_chromium
 from tests.helpers.server import serve
 from tests.helpers.worlds import DEMO_LIMIT, copy_settings
@@ -72,7 +72,7 @@ def base_url(dash_settings: Settings, text_encoder: Any):
 
 @pytest.fixture(scope="module")
 def admin(dash_settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(dash_settings, user_id=None, admin=True)}"}
+    return bearer(dash_settings, admin=True)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def heavy_user(dash_settings: Settings) -> int:
 
 
 def test_admin_json_needs_an_admin_token(base_url: str, dash_settings: Settings, admin: dict[str, str]) -> None:
-    user = {"Authorization": f"Bearer {issue_token(dash_settings, user_id=15, admin=False)}"}
+    user = bearer(dash_settings, user_id=15)
     for route in ADMIN_ROUTES:
         assert httpx.get(base_url + route).status_code == 401, route
         forbidden = httpx.get(base_url + route, headers=user)

@@ -26,10 +26,10 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 from app.api import create_app
-from app.auth import issue_token
 from app.catalog.models import Movie
 from app.settings import Settings
 from movierec.cli import server_limits
+from tests.helpers.api import bearer
 from tests.helpers.server import serve
 from tests.helpers.worlds import PG_ADMIN_URL, TEST_DB, copy_settings, make_settings, new_pg_database
 
@@ -149,7 +149,7 @@ async def serving(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncT
 
 
 def admin(settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
+    return bearer(settings, admin=True)
 
 
 def assert_503_naming_the_database(resp: Any) -> None:
@@ -242,7 +242,7 @@ async def test_a_wrong_database_port_at_start_up_serves_503_and_health_explains(
             assert_503_naming_the_database(await client.get(url, headers=headers))
         for url in INDEX_ROUTES:
             assert (await client.get(url, headers=headers)).status_code == 200, url
-        user = {"Authorization": f"Bearer {issue_token(settings, user_id=1, admin=False)}"}
+        user = bearer(settings, user_id=1)
         resp = await client.get("/genres", headers=user)  # revocations unreadable: 503, never trusted blindly
         assert resp.status_code == 503 and "database" in resp.json()["detail"], resp.text
 
