@@ -30,7 +30,8 @@ run: install
 	$(VENV)/bin/movierec serve --host $(HOST) --port $(PORT)
 
 # Every database-backed test runs twice: on SQLite, then on the PostgreSQL at 127.0.0.1:5432.
-DB_TESTS := tests/test_api.py tests/test_ingest.py tests/test_recommend.py
+DB_TESTS := tests/test_api.py tests/test_api_movies.py tests/test_api_errors.py tests/test_api_lifecycle.py
+DB_TESTS += tests/test_ingest.py tests/test_recommend.py tests/test_collab.py
 DB_TESTS += tests/test_trust_authz.py tests/test_trust_auth.py tests/test_trust_database.py
 DB_TESTS += tests/test_ratings_store.py tests/test_import_history.py tests/test_api_lists.py tests/test_api_guests.py
 DB_TESTS += tests/test_first_contact.py tests/test_index_trust.py tests/test_byod_cases.py

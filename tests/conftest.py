@@ -1,4 +1,6 @@
-"""Shared fixtures. Real models, real engines, real databases; small data."""
+"""Shared fixtures. Real models, real engines, real databases; small data.
+
+Plain helpers (settings for a test world, API calls, a browser, a server) are in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -8,87 +10,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# ---- qdrant server fixtures (owned by tests/qdrant_fixtures.py) ----
-pytest_plugins = ["tests.qdrant_fixtures", "tests.api_world"]
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import Engine
 
-# ---- which database the suite runs on ----
-# MOVIEREC_TEST_DB=postgres runs every database-backed test on PostgreSQL (one fresh database per
-# data dir, dropped at exit); the default is SQLite files inside each test's data dir.
-import atexit  # noqa: E402
-import contextlib  # noqa: E402
-import shutil  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-TEST_DB = os.environ.get("MOVIEREC_TEST_DB", "sqlite")
-PG_ADMIN_URL = os.environ.get("MOVIEREC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-_created_databases: list[str] = []
-
-
-def _pg_admin(statement: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with engine.connect() as conn:
-        conn.execute(text(statement))
-    engine.dispose()
-
-
-def _new_pg_database(template: str | None = None) -> str:
-    from sqlalchemy.engine import make_url
-
-    name = f"movierec_t_{uuid.uuid4().hex[:12]}"
-    if template:  # a template must have no other sessions: close the pools that still hold one
-        _pg_admin(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{template}' "
-            "AND pid <> pg_backend_pid()"
-        )
-    _pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    _created_databases.append(name)
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-@atexit.register
-def _drop_pg_databases() -> None:
-    for name in _created_databases:
-        with contextlib.suppress(Exception):  # best effort at exit; a leftover database is harmless
-            _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-TEST_SECRET_KEY = "test-only-secret-key-0123456789abcdef"  # 32+ bytes, as every key must be
-
-
-def make_settings(data_dir: Path, **overrides):
-    """Settings for one test's world: its data dir (index, posters, SQLite) and its own database."""
-    from app.settings import Settings
-
-    url = _new_pg_database() if TEST_DB == "postgres" else None
-    overrides.setdefault("secret_key", TEST_SECRET_KEY)
-    return Settings(data_dir=data_dir, database_url=url, qdrant_url=None, **overrides)
-
-
-def copy_settings(source, data_dir: Path):
-    """A private copy of another test world: data dir and database both, so writes stay local."""
-    from app.settings import Settings
-
-    shutil.copytree(source.data_dir, data_dir)
-    url = None
-    if source.database_url:
-        from sqlalchemy.engine import make_url
-
-        url = _new_pg_database(template=make_url(source.database_url).database)
-    return Settings(data_dir=data_dir, database_url=url, qdrant_url=None, secret_key=source.secret_key)
+from app.settings import Settings
+from tests.helpers.api import bearer
+from tests.helpers.ingest import build_index
+from tests.helpers.qdrant import QDRANT_IMAGE
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings, make_settings
 
 
 # ---- a small real index, built once per session with the real text model ----
-
-DEMO_LIMIT = 300  # movies: enough for real users with 20+ ratings, small enough for CI
-
-
 @pytest.fixture(scope="session")
 def text_encoder():
     from app.embedding.text import TextEncoder
@@ -105,29 +44,114 @@ def demo_settings(tmp_path_factory: pytest.TempPathFactory, text_encoder):
     return settings
 
 
-def build_index(
-    settings,
-    text_encoder,
-    source: str,
-    movies: Path | None = None,
-    ratings: Path | None = None,
-    limit: int | None = None,
-    image_encoder=None,
-    collab: bool = True,
-):
-    """Ingest a catalogue into `settings`' database and index, reusing already loaded models."""
-    import ingest
-    from app.embedding.movie import MovieEmbedder
-    from app.embedding.posters import PosterLoader
+# ---- a private API world per test module ----
+# A copy of the demo fixture (data dir and database), so the module's writes stay its own, with the
+# app serving it. A module that needs another world defines fixtures of the same names, which take
+# precedence over these.
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
 
-    posters = PosterLoader(settings.poster_cache_dir, timeout_s=2.0)
-    return ingest.run(
-        settings,
-        source,
-        movies=movies,
-        ratings=ratings,
-        limit=limit,
-        batch_size=64,
-        collab=collab,
-        make_embedder=lambda with_images: MovieEmbedder(text_encoder, image_encoder if with_images else None, posters),
-    )
+
+@pytest.fixture(scope="module")
+def settings(
+    demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Settings:
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    return copy_settings(demo_settings, tmp_path_factory.mktemp(name) / "data")
+
+
+@pytest.fixture(scope="module")
+def db(settings: Settings) -> Iterator[Engine]:
+    from app.catalog.db import make_engine
+
+    engine = make_engine(settings.sqlalchemy_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+async def client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    from app.api import create_app
+
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as c:  # runs the lifespan
+        yield c
+
+
+@pytest.fixture(scope="module")
+def admin(settings: Settings) -> dict[str, str]:
+    return bearer(settings, admin=True)
+
+
+@pytest.fixture(scope="module")
+def real_users(db: Engine) -> list[int]:
+    """Five MovieLens users with 20+ ratings among the world's movies, most ratings first."""
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from app.catalog.models import Rating
+
+    with Session(db) as s:
+        rows = s.exec(
+            select(Rating.user_id)
+            .group_by(Rating.user_id)
+            .having(func.count() >= 20)
+            .order_by(func.count().desc(), Rating.user_id)
+            .limit(5)
+        ).all()
+    assert len(rows) == 5, "the demo fixture should hold users with 20+ ratings"
+    return list(rows)
+
+
+@pytest.fixture(scope="module")
+def movie_ids(db: Engine) -> list[int]:
+    """Every movie id of the world, ascending."""
+    from sqlmodel import Session, select
+
+    from app.catalog.models import Movie
+
+    with Session(db) as s:
+        return list(s.exec(select(Movie.id).order_by(Movie.id)))
+
+
+# ---- evaluation data ----
+@pytest.fixture(scope="module")
+def ml100k() -> pd.DataFrame:
+    """MovieLens 100k's ratings, as the evaluation loads them."""
+    from app.evaluation.runner import load_dataset
+
+    return load_dataset("ml-100k")[1]
+
+
+@pytest.fixture(scope="module")
+def eval_data_dir(request: pytest.FixtureRequest, text_encoder) -> Path:
+    """A data dir whose embedding cache holds ml-100k's text vectors. It lives in pytest's cache,
+    so only the first session pays for embedding the catalogue (about a minute on 2 cores)."""
+    from app.evaluation.embed_cache import cached_text_vectors
+    from app.evaluation.runner import load_dataset
+
+    data_dir = Path(request.config.cache.mkdir("movierec-eval-data"))
+    movies, _ = load_dataset("ml-100k")
+    cached_text_vectors(movies, data_dir / "eval-cache", lambda: text_encoder)
+    return data_dir
+
+
+# ---- a real Qdrant server for the server adapter's tests ----
+@pytest.fixture(scope="session")
+def qdrant_server() -> Iterator[str]:
+    """The URL of a Qdrant server that lives as long as the test session: QDRANT_URL if set, else a
+    testcontainer. Where neither exists (no Docker daemon), the tests that need it skip saying why."""
+    url = os.environ.get("QDRANT_URL")
+    if url:
+        yield url
+        return
+    from docker.errors import DockerException
+    from testcontainers.community.qdrant import QdrantContainer
+
+    try:
+        container = QdrantContainer(QDRANT_IMAGE)  # connects to the Docker daemon at once
+    except DockerException as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        pytest.skip(f"no Qdrant server: set QDRANT_URL or run Docker ({reason[:120]})")
+    with container:
+        yield f"http://{container.get_container_host_ip()}:{container.exposed_rest_port}"

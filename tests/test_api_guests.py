@@ -23,7 +23,8 @@ from app.recommend.history import (
 )
 from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights
 from app.settings import Settings
-from tests.test_api import assert_error, bearer, rated_by, recommend
+from tests.helpers.api import assert_error, bearer, rated_by, recommend
+from tests.helpers.worlds import DEMO_LIMIT
 
 pytestmark = pytest.mark.anyio
 
@@ -31,21 +32,9 @@ NEW_USER = 9_100_000  # above every MovieLens user, and apart from tests/test_ap
 
 
 @pytest.fixture(scope="module")
-def users(db: Any) -> list[int]:
+def users(real_users: list[int]) -> list[int]:
     """Three real users with 20+ ratings, most ratings first."""
-    from sqlalchemy import func
-
-    from app.catalog.models import Rating
-
-    with Session(db) as s:
-        rows = s.exec(
-            select(Rating.user_id)
-            .group_by(Rating.user_id)
-            .having(func.count() >= 20)
-            .order_by(func.count().desc(), Rating.user_id)
-            .limit(3)
-        ).all()
-    return list(rows)
+    return real_users[:3]
 
 
 def ids(body: dict[str, Any]) -> list[int]:
@@ -180,7 +169,6 @@ async def test_hidden_movies_survive_a_later_import(
     (as `movierec ingest` runs it) keeps every hidden movie, and they stay out of the answers."""
     from app.datasets import load_catalogue
     from ingest.pipeline import store_catalogue
-    from tests.conftest import DEMO_LIMIT
 
     user = users[1]
     hidden = ids(await recommend(client, admin, user, limit=2))

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from app.catalog.lists import PRIOR_VOTES, SECONDS_PER_DAY
 from app.catalog.models import Movie, Rating
 from app.settings import Settings
-from tests.test_api import assert_error, bearer
+from tests.helpers.api import assert_error, bearer
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,9 @@ from app.datasets import load_catalogue, validate
 from app.settings import Settings, get_settings
 from app.vectorstore import MovieFilter, open_store
 from ingest.pipeline import store_catalogue
-from tests.conftest import build_index, make_settings
+from tests.helpers.api import bearer
+from tests.helpers.ingest import build_index
+from tests.helpers.worlds import make_settings
 
 CASES = Path(__file__).resolve().parents[1].parent / "shared" / "cases"
 if not CASES.is_dir():
@@ -293,9 +295,8 @@ def _check_poster_route(settings: Settings, embedded: set[int], stored: dict[int
     from litestar.testing import TestClient
 
     from app.api import create_app
-    from app.auth import issue_token
 
-    token = {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
+    token = bearer(settings, admin=True)
     with TestClient(create_app(settings, text_encoder=encoder)) as client:
         mid = min(embedded)
         response = client.get(f"/movies/{mid}/poster", headers=token)

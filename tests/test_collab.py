@@ -20,7 +20,7 @@ from app.recommend import Recommender
 from app.recommend.tuning import TUNED
 from app.vectorstore import COLLAB_DIM, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
-from tests.conftest import make_settings
+from tests.helpers.worlds import copy_settings, make_settings
 
 LIMIT = 150
 NEW = 9_000_000  # ids of movies added without ratings
@@ -93,8 +93,6 @@ def test_ingest_sets_collab_vectors_from_ratings_or_content(world) -> None:
 
 
 def test_new_ratings_alone_restage_collab(tmp_path: Path, world, text_encoder) -> None:
-    from tests.conftest import copy_settings
-
     settings = copy_settings(world[0], tmp_path / "data")
     again = ingest(settings, text_encoder)
     assert again.embedded == 0 and again.skipped_unchanged == again.movies  # nothing changed: nothing staged
@@ -147,6 +145,20 @@ def test_strategies_answer_on_their_path(world, recommender: Recommender, strate
     assert recommender.recommend([], limit=5, strategy=strategy).path == "popular"  # type: ignore[arg-type]
 
 
+def test_a_movie_added_without_ratings_is_recommended(world, recommender) -> None:
+    """The world adds three movies nobody rated (issue 11): their collab vectors come from content at
+    ingest, one takes a collab list's exploration place, and only_new ranks among them alone."""
+    ratings = _user(world[0])
+    fresh = recommender.recommend(ratings, limit=10, strategy="collab", only_new=True)
+    assert {i.id for i in fresh.items} == {NEW, NEW + 1, NEW + 2}
+    for strategy in ("collab", "hybrid"):
+        full = recommender.recommend(ratings, limit=10, strategy=strategy)  # type: ignore[arg-type]
+        assert len(full.items) == 10
+        assert full.items[-1].id == fresh.items[0].id  # the exploration place: the best new movie for this user
+        assert "nobody has rated" in full.items[-1].reason
+        assert len({i.id for i in full.items}) == 10  # another new movie may also earn a place of its own
+
+
 def test_movies_nobody_rated_still_give_a_collab_answer(recommender: Recommender) -> None:
     # Issue 11: their factors are predicted from content, so a user who rated only them gets collab
     # (this used to fall back to content).
@@ -158,8 +170,6 @@ def test_movies_nobody_rated_still_give_a_collab_answer(recommender: Recommender
 
 def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_encoder) -> None:
     """A movie with no ratings has content-predicted factors and the content prefetch: it reaches users."""
-    from tests.conftest import copy_settings
-
     settings = copy_settings(world[0], tmp_path / "data")
     ratings = _user(settings)
     engine = make_engine(settings.sqlalchemy_url)

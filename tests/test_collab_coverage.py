@@ -18,7 +18,7 @@ from app.embedding.movie import MovieEmbedder
 from app.settings import Settings
 from app.vectorstore import open_store
 from ingest.pipeline import index_movies, store_catalogue
-from tests.conftest import make_settings
+from tests.helpers.worlds import make_settings
 
 
 def _two_tastes(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """compose.yaml, Dockerfile and .dockerignore, checked statically against the code they run.
 
 No Docker is needed: these tests read the files and compare them with the settings model, the
-`movierec` command and the pins in pyproject.toml, the Makefile and tests/qdrant_fixtures.py.
+`movierec` command and the pins in pyproject.toml, the Makefile and tests/helpers/qdrant.py.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic import AliasChoices
 
 from app.settings import Settings
 from movierec.cli import cli
+from tests.helpers.qdrant import QDRANT_IMAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
@@ -223,12 +224,8 @@ def test_every_image_is_pinned(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_qdrant_image_is_the_tested_one(services: dict[str, dict[str, Any]]) -> None:
-    fixtures = pytest.importorskip("tests.qdrant_fixtures", reason="tests/qdrant_fixtures.py is not there yet")
-    pinned = getattr(fixtures, "QDRANT_IMAGE", None)
-    if pinned is None:
-        pytest.skip("tests/qdrant_fixtures.py defines no QDRANT_IMAGE")
     qdrant_images = {name: svc["image"] for name, svc in services.items() if svc["image"].startswith("qdrant/")}
-    assert qdrant_images and set(qdrant_images.values()) == {pinned}, qdrant_images
+    assert qdrant_images and set(qdrant_images.values()) == {QDRANT_IMAGE}, qdrant_images
 
 
 @pytest.mark.parametrize("name", [*APP_SERVICES, *CLUSTER_APP_SERVICES])

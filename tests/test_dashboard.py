@@ -16,13 +16,13 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from app.api import create_app
-from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.settings import Settings
-from tests.browser import Browser, find_chromium, serve
-from tests.conftest import DEMO_LIMIT, copy_settings
-from tests.test_eval import eval_data_dir  # noqa: F401  (the fixture: ml-100k's cached text vectors)
+from tests.helpers.api import bearer
+from tests.helpers.browser import Browser, find_chromium
+from tests.helpers.server import serve
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = find_chromium()
@@ -39,7 +39,7 @@ SCREENSHOT_ENV = "MOVIEREC_DOCS_SCREENSHOT"
 
 
 @pytest.fixture(scope="module")
-def saved_report(eval_data_dir: Path) -> Path:  # noqa: F811
+def saved_report(eval_data_dir: Path) -> Path:
     """`movierec eval --save` on a 30-user sample of ml-100k: the real report the Quality page shows."""
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(eval_data_dir), "MOVIEREC_DEVICE": "cpu"}
     env.pop("QDRANT_URL", None)
@@ -72,7 +72,7 @@ def base_url(dash_settings: Settings, text_encoder: Any):
 
 @pytest.fixture(scope="module")
 def admin(dash_settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(dash_settings, user_id=None, admin=True)}"}
+    return bearer(dash_settings, admin=True)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def heavy_user(dash_settings: Settings) -> int:
 
 
 def test_admin_json_needs_an_admin_token(base_url: str, dash_settings: Settings, admin: dict[str, str]) -> None:
-    user = {"Authorization": f"Bearer {issue_token(dash_settings, user_id=15, admin=False)}"}
+    user = bearer(dash_settings, user_id=15)
     for route in ADMIN_ROUTES:
         assert httpx.get(base_url + route).status_code == 401, route
         forbidden = httpx.get(base_url + route, headers=user)

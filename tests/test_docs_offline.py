@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from app.api import create_app
-from tests.browser import Browser, find_chromium, serve
-from tests.conftest import make_settings
+from tests.helpers.browser import Browser, find_chromium
+from tests.helpers.server import serve
+from tests.helpers.worlds import make_settings
 
 CHROMIUM = find_chromium()
 

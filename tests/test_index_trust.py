@@ -31,13 +31,14 @@ from app.api import create_app
 from app.errors import IndexUnavailableError
 from app.settings import Settings
 from app.vectorstore import live as live_module
-from app.vectorstore.base import Manifest, MovieIndex, MoviePoint
+from app.vectorstore.base import MovieIndex
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.edge import SHAREABLE, TEMP_SEGMENTS, EdgeIndex, EdgeStore, ShardLocked
 from app.vectorstore.live import LiveIndex
-from tests.conftest import copy_settings
+from tests.helpers.api import bearer
+from tests.helpers.synthetic import WIDE, WIDE_POINTS
 from tests.helpers.vectorstore import CATALOGUE, MANIFEST, N_MOVIES, build, unit
-from tests.test_api import bearer
+from tests.helpers.worlds import copy_settings
 
 # -- ways to damage CURRENT -----------------------------------------------------------------------
 # Each takes the index root and leaves CURRENT unusable. The good generation stays on disk.
@@ -237,18 +238,11 @@ def test_without_a_lease_a_switch_closes_the_old_generation_at_once(tmp_path: Pa
 
 
 # -- an optimize killed halfway -------------------------------------------------------------------
-# One wide vector, so that 1,200 points pass the engine's indexing threshold (10 MB of one vector)
-# and `optimize()` builds a segment in temp_segments/.
-WIDE = Manifest(
-    text_model="t", text_dim=8, image_model="i", image_dim=8, combined_dim=2560, projection_seed=7, collab_dim=8
-)
-WIDE_POINTS = 1200
-
 _INGEST = textwrap.dedent(
     """
     import sys
     from app.vectorstore.edge import EdgeStore
-    from tests.test_index_trust import WIDE, wide_points
+    from tests.helpers.synthetic import WIDE, wide_points
     store = EdgeStore(sys.argv[1])
     index = store.stage(WIDE, rebuild=True)
     index.upsert(wide_points())
@@ -258,15 +252,6 @@ _INGEST = textwrap.dedent(
     print("published", flush=True)
     """
 )
-
-
-def wide_points() -> list[MoviePoint]:
-    rng = np.random.default_rng(3)
-    points = []
-    for i in range(WIDE_POINTS):
-        vectors = {name: unit(rng.standard_normal(dim)) for name, dim in WIDE.vector_dims().items()}
-        points.append(MoviePoint(i + 1, vectors, dict(CATALOGUE.points[i % N_MOVIES].payload)))
-    return points
 
 
 def test_an_optimize_killed_halfway_leaves_nothing_in_the_published_generation(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.settings import Settings
 from app.vectorstore import MovieFilter, open_store
-from tests.conftest import build_index, copy_settings, make_settings
+from tests.helpers.ingest import build_index
+from tests.helpers.worlds import copy_settings, make_settings
 
 TMDB = Path(__file__).parent / "fixtures" / "tmdb"
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,12 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from app.api import create_app
-from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.settings import Settings
 from app.vectorstore import open_store
-from tests.browser import serve
-from tests.conftest import DEMO_LIMIT, copy_settings, make_settings
+from tests.helpers.api import bearer
+from tests.helpers.server import serve
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def base_url(world: Settings, text_encoder: Any) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def admin(world: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(world, user_id=None, admin=True)}"}
+    return bearer(world, admin=True)
 
 
 def test_counters_and_histograms_rise_after_requests(base_url: str, admin: dict[str, str]) -> None:
@@ -116,7 +116,7 @@ def test_database_and_index_errors_are_counted(
     empty = make_settings(tmp_path / "empty")  # no index published: the API answers 503
     with serve(create_app(empty, text_encoder=text_encoder)) as url:
         before = scrape(url)
-        token = {"Authorization": f"Bearer {issue_token(empty, user_id=None, admin=True)}"}
+        token = bearer(empty, admin=True)
         assert httpx.get(f"{url}/movies/1/similar", headers=token).status_code == 503
         after = scrape(url)
     assert (

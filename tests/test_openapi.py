@@ -14,8 +14,8 @@ from litestar.testing import TestClient
 
 from app.api import create_app
 from app.api.security import admin_only, owner_or_admin
-from app.auth import issue_token
-from tests.conftest import make_settings
+from tests.helpers.api import bearer
+from tests.helpers.worlds import make_settings
 
 NUMERIC = {"integer", "number"}
 PUBLIC = {"/health", "/metrics"}  # no token: probes and Prometheus scrapers
@@ -144,7 +144,7 @@ def test_scores_and_paths_are_documented_per_path(spec: dict[str, Any]) -> None:
 def test_enum_errors_list_the_allowed_values(
     client: TestClient[Litestar], spec: dict[str, Any], tmp_path: Path
 ) -> None:
-    headers = {"Authorization": f"Bearer {issue_token(client.app.state.services.settings, user_id=None, admin=True)}"}
+    headers = bearer(client.app.state.services.settings, admin=True)
     cases = [
         ("get", "/movies/{movie_id}/similar", "/movies/1/similar", "vector", {}),
         ("get", "/movies/recommendations", "/movies/recommendations", "strategy", {"user_id": 1}),
@@ -165,7 +165,7 @@ def test_enum_errors_list_the_allowed_values(
 
 
 def test_a_missing_required_parameter_is_named(client: TestClient[Litestar]) -> None:
-    headers = {"Authorization": f"Bearer {issue_token(client.app.state.services.settings, user_id=None, admin=True)}"}
+    headers = bearer(client.app.state.services.settings, admin=True)
     resp = client.get("/movies/search", headers=headers)
     assert resp.status_code == 400 and resp.json()["field"] == "q" and "q" in resp.json()["detail"], resp.text
     resp = client.post("/users/15/ratings/import", content=b"Date,Name\n", headers=headers)

@@ -16,7 +16,6 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.rating_rules import RULE
 from app.datasets import load_catalogue
@@ -24,7 +23,8 @@ from app.datasets.base import Catalogue, SourceMovie, make_movie
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from ingest.ratings import RatingsFileError, read_ratings_file
-from tests.conftest import DEMO_LIMIT, copy_settings, make_settings
+from tests.helpers.api import bearer
+from tests.helpers.worlds import DEMO_LIMIT, copy_settings, make_settings
 
 CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
 if not CASES.is_dir():  # worktrees live at /work/wt/<name>; the cases at /work/shared/cases
@@ -91,7 +91,7 @@ async def test_a_reingest_never_reverts_what_a_user_wrote_or_deleted(
     engine = make_engine(demo_copy.sqlalchemy_url)
     before = user_16_ratings(engine)
     assert before[50] == 4.5 and 318 in before  # what the demo source says
-    mine = {"Authorization": f"Bearer {issue_token(demo_copy, user_id=16, admin=False)}"}
+    mine = bearer(demo_copy, user_id=16)
     resp = await client.post("/users/16/ratings", json={"movie_id": 50, "rating": 0.5}, headers=mine)
     assert resp.status_code == 201, resp.text
     assert (await client.delete("/users/16/ratings/318", headers=mine)).status_code == 204
@@ -115,7 +115,7 @@ async def test_a_reingest_never_reverts_what_a_user_wrote_or_deleted(
 async def test_the_api_and_the_import_refuse_the_same_ratings(
     client: AsyncTestClient[Litestar], demo_copy: Settings, engine: Engine
 ) -> None:
-    admin = {"Authorization": f"Bearer {issue_token(demo_copy, user_id=None, admin=True)}"}
+    admin = bearer(demo_copy, admin=True)
     for value in (0, 3.7, 10):
         resp = await client.post("/users/16/ratings", json={"movie_id": 50, "rating": value}, headers=admin)
         assert resp.status_code == 400 and resp.json()["field"] == "rating", resp.text

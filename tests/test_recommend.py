@@ -16,7 +16,8 @@ from app.recommend.rerank import rerank
 from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, open_store
 from app.vectorstore.live import LiveIndex
-from tests.conftest import DEMO_LIMIT, build_index, make_settings
+from tests.helpers.ingest import build_index
+from tests.helpers.worlds import DEMO_LIMIT, make_settings
 
 DAY = 86_400
 

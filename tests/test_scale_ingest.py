@@ -22,7 +22,7 @@ from app.datasets import load_catalogue
 from app.embedding.factory import build_manifest
 from app.vectorstore import open_store
 from ingest.pipeline import index_movies, store_catalogue
-from tests.conftest import make_settings
+from tests.helpers.worlds import make_settings
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 TMDB = Path(__file__).parent / "fixtures" / "tmdb"

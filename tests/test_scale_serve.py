@@ -25,7 +25,7 @@ from app.recommend import Recommender
 from app.vectorstore import MovieFilter, open_store
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.edge import PAYLOAD_INDEXES, EdgeIndex
-from tests.conftest import copy_settings, make_settings
+from tests.helpers.worlds import copy_settings, make_settings
 
 HEAVY = 900_000  # a user id no demo user has
 

@@ -26,6 +26,8 @@ from app.vectorstore import SPARSE_VECTOR, MovieFilter, MovieIndex, MoviePoint, 
 from app.vectorstore.edge import EdgeIndex
 from app.vectorstore.live import LiveIndex
 from app.vectorstore.server import ServerStore
+from tests.helpers.api import bearer
+from tests.helpers.worlds import copy_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -272,11 +274,9 @@ async def test_the_search_endpoint_takes_popularity_and_finds_people(
     from litestar.testing import AsyncTestClient
 
     from app.api import create_app
-    from app.auth import issue_token
-    from tests.conftest import copy_settings
 
     settings = copy_settings(demo_settings, tmp_path_factory.mktemp("search-api") / "data")
-    headers = {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
+    headers = bearer(settings, admin=True)
     async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
         films = films_of(movies, "Keanu Reeves")
         resp = await client.get(

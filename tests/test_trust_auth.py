@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from app.api import create_app
 from app.auth import issue_token, signing_key
 from app.settings import Settings
-from tests.conftest import make_settings
+from tests.helpers.worlds import make_settings
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,10 +16,10 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from app.auth import issue_token
 from app.catalog.db import make_engine
 from app.catalog.models import Movie, Rating
 from app.settings import Settings
+from tests.helpers.api import bearer
 
 pytestmark = pytest.mark.anyio
 
@@ -36,10 +36,6 @@ def world(settings: Settings) -> dict[str, int]:
         assert movie is not None and s.get(Movie, movie) is not None
     engine.dispose()
     return {"me": users[0], "other": users[1], "movie": movie}
-
-
-def bearer(settings: Settings, user_id: int) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings, user_id=user_id, admin=False)}"}
 
 
 def user_routes(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -82,7 +78,7 @@ async def test_ownership_cannot_be_smuggled(
     client: AsyncTestClient[Litestar], settings: Settings, world: dict[str, int]
 ) -> None:
     me, other, movie = world["me"], world["other"], world["movie"]
-    mine = bearer(settings, me)
+    mine = bearer(settings, user_id=me)
     routes = await _attempts(client)
     assert len(routes) >= 5
     for method, template, where in routes:
@@ -130,7 +126,9 @@ async def test_the_reported_bypass_leaks_nothing(
     client: AsyncTestClient[Litestar], settings: Settings, world: dict[str, int]
 ) -> None:
     me, other = world["me"], world["other"]
-    resp = await client.get(f"/movies/recommendations?user_id={me}&user_id={other}", headers=bearer(settings, me))
+    resp = await client.get(
+        f"/movies/recommendations?user_id={me}&user_id={other}", headers=bearer(settings, user_id=me)
+    )
     assert resp.status_code == 400
     assert "reason" not in resp.text and "items" not in resp.text
 
@@ -138,7 +136,7 @@ async def test_the_reported_bypass_leaks_nothing(
 async def test_malformed_user_ids_are_400_naming_the_field(
     client: AsyncTestClient[Litestar], settings: Settings, world: dict[str, int]
 ) -> None:
-    mine = bearer(settings, world["me"])
+    mine = bearer(settings, user_id=world["me"])
     for url in (
         "/users/abc/ratings",
         "/users/0/ratings",

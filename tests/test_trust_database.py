@@ -26,12 +26,12 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, create_engine
 
 from app.api import create_app
-from app.auth import issue_token
 from app.catalog.models import Movie
 from app.settings import Settings
 from movierec.cli import server_limits
-from tests.conftest import PG_ADMIN_URL, TEST_DB, _new_pg_database, copy_settings, make_settings
-from tests.trust_server import served
+from tests.helpers.api import bearer
+from tests.helpers.server import serve
+from tests.helpers.worlds import PG_ADMIN_URL, TEST_DB, copy_settings, make_settings, new_pg_database
 
 pytestmark = pytest.mark.anyio
 
@@ -127,7 +127,7 @@ def proxy() -> Iterator[FlakyProxy]:
 
 def proxied_world(demo_settings: Settings, tmp_path: Any, proxy: FlakyProxy, **overrides: Any) -> Settings:
     """A copy of the demo index with a fresh PostgreSQL database behind the proxy, holding one movie."""
-    direct = _new_pg_database()
+    direct = new_pg_database()
     engine = create_engine(direct, poolclass=NullPool)
     from app.catalog.db import ensure_schema
 
@@ -149,7 +149,7 @@ async def serving(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncT
 
 
 def admin(settings: Settings) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings, user_id=None, admin=True)}"}
+    return bearer(settings, admin=True)
 
 
 def assert_503_naming_the_database(resp: Any) -> None:
@@ -169,7 +169,7 @@ async def test_a_stalled_database_answers_503_fast_and_recovers(
     settings = proxied_world(demo_settings, tmp_path, proxy)
     headers = admin(settings)
     # A real server: the test client hands requests to the app one at a time, which hides starvation.
-    with served(create_app(settings, text_encoder=text_encoder), settings) as base_url:
+    with serve(create_app(settings, text_encoder=text_encoder), settings) as base_url:
         client = httpx.AsyncClient(base_url=base_url, timeout=120, limits=httpx.Limits(max_connections=200))
         assert (await client.get("/movies/1", headers=headers)).status_code == 200
         proxy.set("drop")
@@ -242,7 +242,7 @@ async def test_a_wrong_database_port_at_start_up_serves_503_and_health_explains(
             assert_503_naming_the_database(await client.get(url, headers=headers))
         for url in INDEX_ROUTES:
             assert (await client.get(url, headers=headers)).status_code == 200, url
-        user = {"Authorization": f"Bearer {issue_token(settings, user_id=1, admin=False)}"}
+        user = bearer(settings, user_id=1)
         resp = await client.get("/genres", headers=user)  # revocations unreadable: 503, never trusted blindly
         assert resp.status_code == 503 and "database" in resp.json()["detail"], resp.text
 
@@ -296,7 +296,7 @@ async def test_bodies_over_the_limit_are_413(tmp_path: Any, text_encoder: Any) -
 
 def test_headers_over_the_limit_are_refused_by_the_server(tmp_path: Any, text_encoder: Any) -> None:
     settings = make_settings(tmp_path / "data", max_header_bytes=8 * 1024)
-    with served(create_app(settings, text_encoder=text_encoder), settings) as base_url:
+    with serve(create_app(settings, text_encoder=text_encoder), settings) as base_url:
         port = int(base_url.rsplit(":", 1)[1])
         assert httpx.get(f"{base_url}/health", headers={"X-Pad": "x" * 4096}, timeout=30).status_code in (200, 503)
         # Raw socket: the server must answer 4xx or close, without reading a 1 MB header to the end.

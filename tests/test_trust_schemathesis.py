@@ -23,8 +23,8 @@ from schemathesis.checks import not_a_server_error
 from app.api import create_app
 from app.auth import issue_token
 from app.settings import Settings
-from tests.conftest import copy_settings
-from tests.trust_server import served
+from tests.helpers.server import serve
+from tests.helpers.worlds import copy_settings
 
 EXAMPLES = int(os.environ.get("MOVIEREC_FUZZ_EXAMPLES", "40"))
 
@@ -32,7 +32,7 @@ EXAMPLES = int(os.environ.get("MOVIEREC_FUZZ_EXAMPLES", "40"))
 @pytest.fixture(scope="module")
 def fuzzed_api(demo_settings: Settings, tmp_path_factory: pytest.TempPathFactory, text_encoder: Any) -> Iterator[Any]:
     world = copy_settings(demo_settings, tmp_path_factory.mktemp("fuzz") / "data")
-    with served(create_app(world, text_encoder=text_encoder), world) as base_url:
+    with serve(create_app(world, text_encoder=text_encoder), world) as base_url:
         yield world, base_url
 
 

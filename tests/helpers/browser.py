@@ -4,7 +4,6 @@
 - `Browser`: starts Chromium with no network beyond 127.0.0.1 (every other host fails to resolve),
   opens one page and records what its console reports: console.error calls, uncaught exceptions
   and the browser's own error log entries (a resource that failed to load, a CSP violation).
-- `serve(app)`: the Litestar app under uvicorn on a free port of 127.0.0.1, in a thread.
 """
 
 from __future__ import annotations
@@ -13,12 +12,9 @@ import base64
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,26 +157,3 @@ class Browser:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free port of 127.0.0.1 in a thread; yields its base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 120  # the lifespan opens the index and fills its vector cache
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
