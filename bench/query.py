@@ -2,7 +2,7 @@
 
 For each size, a seeded synthetic catalogue (clustered unit vectors, realistic payload) is built
 through `EdgeStore.stage` + upserts + `publish`, and one recommendation per simulated user is
-timed in-process: `Recommender.recommend(ratings, limit=10, filter=MovieFilter(genres=(g,)))`,
+timed in-process: `Recommender.recommend(ratings, limit=10, strategy="content", filter=MovieFilter(genres=(g,)))`,
 i.e. one retrieve of the user's 50 rated vectors, the taste vector, one filtered ANN query for
 limit x 5 candidates (genre AND NOT the 50 rated ids) with their vectors, and the rerank.
 
@@ -447,9 +447,9 @@ def time_queries(engine: MovieIndex, baseline: NumpyIndex, queries: Sequence[Use
     for n, q in enumerate(queries):  # the first `warmup` are not timed
         f = MovieFilter(genres=(q.genre,))
         with timer() as t:
-            rec.recommend(q.ratings, limit=LIMIT, filter=f)
+            rec.recommend(q.ratings, limit=LIMIT, strategy="content", filter=f)
         with timer() as b:
-            base.recommend(q.ratings, limit=LIMIT, filter=f)
+            base.recommend(q.ratings, limit=LIMIT, strategy="content", filter=f)
         if n >= warmup:
             engine_s.append(t[0])
             base_s.append(b[0])
@@ -470,7 +470,7 @@ def recall(probe: ProbeIndex, rec: Recommender, baseline: NumpyIndex, queries: S
     """Share of the exact top candidates (limit x candidate_factor) the engine's ANN query returned."""
     found = total = 0
     for q in queries:
-        rec.recommend(q.ratings, limit=LIMIT, filter=MovieFilter(genres=(q.genre,)))
+        rec.recommend(q.ratings, limit=LIMIT, strategy="content", filter=MovieFilter(genres=(q.genre,)))
         assert probe.last_query is not None
         vector, limit, f = probe.last_query
         exact, _ = baseline.top(vector, limit, f)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.names import EvalDataset, EvalProtocol, HistoryFormat, SplitBy
 from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -35,22 +36,6 @@ class Source(str, Enum):
 class RatingScale(str, Enum):
     five = "5"
     ten = "10"
-
-
-class EvalDataset(str, Enum):
-    ml100k = "ml-100k"
-    demo = "demo"
-
-
-class EvalProtocol(str, Enum):
-    stratified = "stratified"
-    temporal = "temporal"
-    new_movies = "new-movies"
-
-
-class EvalSplit(str, Enum):
-    user = "user"
-    item = "item"
 
 
 class DeviceOpt(str, Enum):
@@ -201,11 +186,6 @@ def _ingest(
     return summary
 
 
-class HistoryFormat(str, Enum):
-    letterboxd = "letterboxd"
-    imdb = "imdb"
-
-
 @cli.command("import-ratings")
 def import_ratings(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The export's ratings CSV.")],
@@ -225,13 +205,13 @@ def import_ratings(
     engine = make_engine(get_settings().sqlalchemy_url)
     with Session(engine) as session:
         try:
-            report = import_history(session, user, file.read_bytes(), fmt.value)
+            report = import_history(session, user, file.read_bytes(), fmt)
         except InvalidInputError as exc:
             typer.echo(f"error: {file}: {exc}", err=True)
             raise typer.Exit(1) from None
         session.commit()
     if as_json:
-        _echo_json({"user_id": user, "format": fmt.value, **asdict(report)})
+        _echo_json({"user_id": user, "format": fmt, **asdict(report)})
         return
     r = report
     typer.echo(
@@ -269,19 +249,19 @@ def status(
 
 @cli.command("eval")
 def eval_(
-    dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = EvalDataset.ml100k,
+    dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = "ml-100k",
     protocol: Annotated[
         EvalProtocol,
         typer.Option(
             help="stratified: a random 25% held out; temporal: each user's latest 25%; "
             "new-movies: stratified, and a seeded 15% of movies lose all training ratings."
         ),
-    ] = EvalProtocol.stratified,
+    ] = "stratified",
     k: Annotated[int, typer.Option("--k", min=1, help="Length of each recommendation list.")] = 10,
     users: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many test users.")] = None,
     split: Annotated[
-        EvalSplit, typer.Option(help="stratified protocol: hold out 25% of each user's ratings, or of each movie's.")
-    ] = EvalSplit.user,
+        SplitBy, typer.Option(help="stratified protocol: hold out 25% of each user's ratings, or of each movie's.")
+    ] = "user",
     seeds: Annotated[str, typer.Option(help="Split seeds, comma-separated, e.g. 1,2,3,4,5: mean ± std.")] = "42",
     new_users: Annotated[
         bool, typer.Option("--new-users", help="Add the new-user sweep: histories cut to 1, 2, 3, 5, 10.")
@@ -316,13 +296,13 @@ def eval_(
         raise typer.BadParameter("at least one seed", param_hint="--seeds")
     log = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
     report = run_eval(
-        dataset.value,
-        protocol.value,
+        dataset,
+        protocol,
         k,
         config,
         users=users,
         log=log,
-        by=split.value,
+        by=split,
         seeds=seed_list,
         new_users=new_users,
     )

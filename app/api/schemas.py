@@ -10,8 +10,8 @@ from litestar.openapi import ResponseSpec
 from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
 from app.catalog.repository import UserRating
-from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie, Strategy
-from app.recommend.recommender import Path as RecommendationPath
+from app.names import DEFAULT_STRATEGY, AnswerPath, ListKind, SimilarVector, Strategy
+from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 from app.recommend.tuning import TUNED
 
 MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
@@ -36,8 +36,6 @@ UnixTime = Annotated[int, doc("Unix seconds.", 1469330735, ge=0)]
 Total = Annotated[int, doc("How many there are in all, before the page is cut.", 42, ge=0)]
 PageLimit = Annotated[int, doc("The page size asked for.", 20, ge=1, le=100)]
 PageOffset = Annotated[int, doc("How many were skipped.", 0, ge=0)]
-StrategyName = Strategy
-PathName = RecommendationPath
 
 # What a score means, per way of answering. Scores compare within one answer, not across paths.
 PATH_DOC = (
@@ -123,8 +121,8 @@ class RecommendationOut(msgspec.Struct):
 
 class RecommendationsOut(msgspec.Struct):
     user_id: OutUserId
-    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
-    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    strategy: Annotated[Strategy, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[AnswerPath, doc(PATH_DOC, "hybrid")]
     items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
@@ -138,7 +136,7 @@ def recommendation_items(result: RecommendationList) -> list[RecommendationOut]:
 
 class SimilarOut(msgspec.Struct):
     movie_id: OutMovieId
-    vector: Annotated[str, doc("The named vector compared.", "combined")]
+    vector: Annotated[SimilarVector, doc("The named vector compared.", "combined")]
     items: Annotated[list[ScoredMovieOut], doc("Most similar first; `score` is the cosine similarity.")]
 
 
@@ -361,8 +359,8 @@ class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
     ] = msgspec.field(default_factory=list)
     limit: Annotated[int, msgspec.Meta(ge=1, le=100, description="How many results, 1 to 100.", examples=[10])] = 10
     strategy: Annotated[
-        StrategyName, msgspec.Meta(description="As for GET /movies/recommendations.", examples=["hybrid"])
-    ] = "hybrid"
+        Strategy, msgspec.Meta(description="As for GET /movies/recommendations.", examples=[DEFAULT_STRATEGY])
+    ] = DEFAULT_STRATEGY
     genres: Annotated[
         list[str],
         msgspec.Meta(
@@ -376,8 +374,8 @@ class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
 class GuestRecommendationsOut(msgspec.Struct):
     """Recommendations for a visitor: RecommendationsOut without a user id."""
 
-    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
-    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    strategy: Annotated[Strategy, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[AnswerPath, doc(PATH_DOC, "hybrid")]
     items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
@@ -432,7 +430,7 @@ class ListedMovieOut(msgspec.Struct):
 
 
 class MovieListOut(msgspec.Struct):
-    kind: Annotated[Literal["popular", "top-rated", "new"], doc("Which list this is.", "popular")]
+    kind: Annotated[ListKind, doc("Which list this is.", "popular")]
     total: Annotated[int, doc("Movies in the whole list, under the filters.", 120, ge=0)]
     limit: PageLimit
     offset: PageOffset

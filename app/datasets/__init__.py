@@ -4,12 +4,14 @@ because the demo pulls in pandas and the others should not pay for it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, validate
 from app.datasets.files import FileProblem
+from app.names import FolderSource, SourceName
 
-SOURCES = ("demo", "ml-100k", "tmdb", "movielens", "movies-dataset")
-FOLDER_SOURCES = ("movielens", "movies-dataset")  # read a folder (--dir), not files
+SOURCES: tuple[SourceName, ...] = get_args(SourceName)
+FOLDER_SOURCES: tuple[FolderSource, ...] = get_args(FolderSource)
 
 __all__ = [
     "FOLDER_SOURCES",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -31,17 +31,16 @@ from app.evaluation import baselines, splits
 from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summarise
 from app.evaluation.world import World, build_world
+from app.names import DEFAULT_STRATEGY, EvalDataset, EvalProtocol, SplitBy, Strategy
 from app.recommend.tuning import TUNED, Tuning
 from app.vectorstore import Manifest
 
-Dataset = Literal["ml-100k", "demo"]
-Protocol = Literal["stratified", "temporal", "new-movies"]
-DATASETS: tuple[str, ...] = ("ml-100k", "demo")
-PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "new-movies")
-SPLITS: tuple[str, ...] = ("user", "item")
+DATASETS: tuple[EvalDataset, ...] = get_args(EvalDataset)
+PROTOCOLS: tuple[EvalProtocol, ...] = get_args(EvalProtocol)
+SPLITS: tuple[SplitBy, ...] = get_args(SplitBy)
 BASELINES = ("popularity", "itemknn", "ease", "random")
-RECOMMENDER_STRATEGIES = ("content", "collab", "hybrid")
-SERVED = "served"  # hybrid with the API's default re-rank (popularity and diversity from the settings)
+RECOMMENDER_STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+SERVED = "served"  # the API's default strategy and re-rank (popularity and diversity from the settings)
 STRATEGIES = BASELINES + RECOMMENDER_STRATEGIES + (SERVED,)
 SWEEP_STRATEGIES = ("popularity", "itemknn", "ease", "collab", "hybrid", SERVED)
 NEIGHBOURS = 20  # rated movies a predicted rating is averaged over
@@ -100,7 +99,7 @@ class EvalConfig:
     diversity: float = 0.2
 
 
-def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
+def load_dataset(name: EvalDataset) -> tuple[list[Movie], pd.DataFrame]:
     """The source's valid movies and ratings (one rating per user and movie: the latest)."""
     from app.datasets import load_catalogue, validate
 
@@ -116,7 +115,7 @@ def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
 
 
 def split(
-    ratings: pd.DataFrame, protocol: str, *, by: str = "user", seed: int = splits.SEED
+    ratings: pd.DataFrame, protocol: EvalProtocol, *, by: SplitBy = "user", seed: int = splits.SEED
 ) -> tuple[splits.Split, set[int]]:
     """The split, and the movies that lost their training ratings (new-movies protocol; else none)."""
     if by not in SPLITS:
@@ -131,14 +130,14 @@ def split(
 
 
 def run_eval(
-    dataset: str,
-    protocol: str,
+    dataset: EvalDataset,
+    protocol: EvalProtocol,
     k: int,
     config: EvalConfig,
     *,
     users: int | None = None,
     log: Callable[[str], None] = lambda _: None,
-    by: str = "user",
+    by: SplitBy = "user",
     seeds: Sequence[int] = (splits.SEED,),
     new_users: bool = False,
 ) -> EvalReport:
@@ -162,8 +161,8 @@ def run_eval(
 
 
 def _run_once(
-    dataset: str,
-    protocol: str,
+    dataset: EvalDataset,
+    protocol: EvalProtocol,
     k: int,
     config: EvalConfig,
     movies: list[Movie],
@@ -171,7 +170,7 @@ def _run_once(
     text: dict[int, np.ndarray],
     users: int | None,
     log: Callable[[str], None],
-    by: str,
+    by: SplitBy,
     seed: int,
     new_users: bool,
 ) -> EvalReport:
@@ -385,7 +384,7 @@ def rankings(
                 for i in world.recommender.recommend(
                     world.histories.get(u, []),
                     limit=k,
-                    strategy="hybrid",
+                    strategy=DEFAULT_STRATEGY,
                     popularity=served.popularity,
                     diversity=served.diversity,
                 ).items

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.params import Parameter
@@ -23,6 +23,7 @@ from app.api.state import Services
 from app.catalog import repository as repo
 from app.embedding.posters import image_media_type, poster_file
 from app.errors import NotFoundError
+from app.names import SimilarVector
 from app.recommend.recommender import Recommender
 from app.settings import Settings
 
@@ -90,7 +91,7 @@ class MovieController(Controller):
         movie_id: MovieIdPath,
         limit: Limit = 10,
         vector: Annotated[
-            Literal["combined", "text", "image", "collab"],
+            SimilarVector,
             Parameter(
                 description="Which embedding to compare: text+poster, text only, poster only, or collab "
                 "(people who liked this also liked; a movie without ratings uses its content-predicted factors).",

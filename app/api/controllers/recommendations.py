@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.params import Parameter
@@ -28,8 +28,9 @@ from app.api.state import Services
 from app.catalog import repository as repo
 from app.catalog.repository import HiddenMovie, UserRating
 from app.errors import InvalidInputError
+from app.names import DEFAULT_STRATEGY, Strategy
 from app.recommend.history import guest_history
-from app.recommend.recommender import RecommendationList, Recommender, Strategy
+from app.recommend.recommender import RecommendationList, Recommender
 from app.settings import Settings
 from app.vectorstore import MovieFilter
 
@@ -77,15 +78,15 @@ class RecommendationController(Controller):
         owner: int,
         limit: Limit = 10,
         strategy: Annotated[
-            Literal["content", "collab", "hybrid"],
+            Strategy,
             Parameter(
                 description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
                 "collab: rating factors alone; content: text and poster alone. With 1-10 ratings collab and hybrid "
                 "answer `collab_popular`; when none of the user's movies has collab factors yet, collab and hybrid "
                 "answer from content.",
-                examples=examples("hybrid"),
+                examples=examples(DEFAULT_STRATEGY),
             ),
-        ] = "hybrid",
+        ] = DEFAULT_STRATEGY,
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
@@ -163,12 +164,12 @@ class RecommendationController(Controller):
         owner: int,
         movie_id: MovieIdPath,
         strategy: Annotated[
-            Literal["content", "collab", "hybrid"],
+            Strategy,
             Parameter(
                 description="The strategy of the list being explained: its items' `reason` is this sentence's.",
-                examples=examples("hybrid"),
+                examples=examples(DEFAULT_STRATEGY),
             ),
-        ] = "hybrid",
+        ] = DEFAULT_STRATEGY,
     ) -> ExplanationOut:
         ratings = repo.user_ratings(db_session, owner)  # an unknown user gets a popularity sentence
         return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id, strategy=strategy))
