@@ -6,14 +6,13 @@ import contextlib
 import json
 import sys
 import time
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from app.names import EvalDataset, EvalProtocol, HistoryFormat, SplitBy
-from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
+from app.names import EvalDataset, EvalProtocol, HistoryFormat, SourceName, SplitBy
+from app.settings import MAX_TOKEN_TTL_HOURS, Device, Settings, get_settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,23 +24,7 @@ token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
 cli.add_typer(token_cli, name="token")
 
 
-class Source(str, Enum):
-    demo = "demo"
-    ml100k = "ml-100k"
-    tmdb = "tmdb"
-    movielens = "movielens"
-    movies_dataset = "movies-dataset"
-
-
-class RatingScale(str, Enum):
-    five = "5"
-    ten = "10"
-
-
-class DeviceOpt(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+RatingScale = Literal["5", "10"]  # --rating-scale: stars out of 5, or out of 10 (halved)
 
 
 def _echo_json(data: dict) -> None:  # type: ignore[type-arg]
@@ -50,7 +33,7 @@ def _echo_json(data: dict) -> None:  # type: ignore[type-arg]
 
 @cli.command()
 def ingest(
-    source: Annotated[Source, typer.Option(help="Catalogue source.")] = Source.demo,
+    source: Annotated[SourceName, typer.Option(help="Catalogue source.")] = "demo",
     movies: Annotated[Path | None, typer.Option(help="Movies file (tmdb: JSON, JSONL or CSV).")] = None,
     ratings: Annotated[Path | None, typer.Option(help="Ratings CSV (userId,movieId,rating,timestamp).")] = None,
     directory: Annotated[
@@ -58,7 +41,7 @@ def ingest(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N movies.")] = None,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything into a fresh index, then switch.")] = False,
-    device: Annotated[DeviceOpt | None, typer.Option(help="Compute device (default: MOVIEREC_DEVICE).")] = None,
+    device: Annotated[Device | None, typer.Option(help="Compute device (default: MOVIEREC_DEVICE).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Movies per embedding batch.")] = None,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -77,7 +60,7 @@ def ingest(
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
         with quiet:
-            scale = int(rating_scale.value) if rating_scale else None
+            scale = int(rating_scale) if rating_scale else None
             summary = _ingest(
                 source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json, scale
             )
@@ -104,13 +87,13 @@ def ingest(
 
 
 def _ingest(
-    source: Source,
+    source: SourceName,
     movies: Path | None,
     ratings: Path | None,
     directory: Path | None,
     limit: int | None,
     rebuild: bool,
-    device: DeviceOpt | None,
+    device: Device | None,
     batch_size: int | None,
     if_missing: bool,
     progress: bool,
@@ -122,7 +105,7 @@ def _ingest(
 
     from app.catalog import repository as repo
     from app.catalog.db import make_engine
-    from app.datasets import FileProblem, load_catalogue
+    from app.datasets import FOLDER_SOURCES, FileProblem, load_catalogue
     from app.embedding.device import default_batch_size, resolve_device
     from app.embedding.factory import build_movie_embedder
     from app.vectorstore import build_manifest, open_store
@@ -133,18 +116,18 @@ def _ingest(
     if if_missing and store.manifest() is not None:
         typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
         return None
-    dev = resolve_device((device.value if device else None) or settings.device)
+    dev = resolve_device(device or settings.device)
     batch = batch_size or settings.batch_size or default_batch_size(dev, "text")
-    if source is Source.tmdb and movies is None:
+    if source == "tmdb" and movies is None:
         raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
-    if source.value in ("movielens", "movies-dataset") and directory is None:
-        raise typer.BadParameter(f"--source {source.value} needs --dir PATH", param_hint="--dir")
-    if ratings is not None and source is not Source.tmdb:
-        raise typer.BadParameter(f"the {source.value} source reads its own ratings", param_hint="--ratings")
+    if source in FOLDER_SOURCES and directory is None:
+        raise typer.BadParameter(f"--source {source} needs --dir PATH", param_hint="--dir")
+    if ratings is not None and source != "tmdb":
+        raise typer.BadParameter(f"the {source} source reads its own ratings", param_hint="--ratings")
     try:
         # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
         catalogue = load_catalogue(
-            source.value, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
+            source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
         )
     except FileProblem:
         raise
