@@ -923,8 +923,8 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
             return Recommender(
                 index=index,
                 encode_query=no_text,
-                history_size=settings.history_size,
-                half_life_days=settings.half_life_days,
+                history_size=settings.recommend.history_size,
+                half_life_days=settings.recommend.half_life_days,
             )
 
         recs: dict[str, Recommender] = {"served": make(live.current), "baseline": make(lambda: baseline)}
@@ -980,10 +980,10 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
         "vector_cache": cached,
         "users_sampled": len(users),
         "ratings_per_user": {"min": min(n_ratings), "median": float(np.median(n_ratings)), "max": max(n_ratings)},
-        "popularity": settings.popularity_weight,
-        "diversity": settings.diversity,
-        "history_size": settings.history_size,
-        "half_life_days": settings.half_life_days,
+        "popularity": settings.recommend.popularity_weight,
+        "diversity": settings.recommend.diversity,
+        "history_size": settings.recommend.history_size,
+        "half_life_days": settings.recommend.half_life_days,
         "target": TARGET,
     }
     return rows, meta
@@ -1013,8 +1013,8 @@ def _time_demo(
     kwargs = {
         "limit": LIMIT,
         "filter": MovieFilter(),
-        "popularity": settings.popularity_weight,
-        "diversity": settings.diversity,
+        "popularity": settings.recommend.popularity_weight,
+        "diversity": settings.recommend.diversity,
     }
     for n, uid in enumerate(users):
         timed = n >= warmup
@@ -1053,8 +1053,8 @@ def _demo_recall(db: Any, live: Any, baseline: ExactIndex, settings: Any, strate
     rec = Recommender(
         index=lambda: probe,
         encode_query=lambda _: np.zeros(0),
-        history_size=settings.history_size,
-        half_life_days=settings.half_life_days,
+        history_size=settings.recommend.history_size,
+        half_life_days=settings.recommend.half_life_days,
     )
     found = total = 0
     for uid in users:
@@ -1062,8 +1062,8 @@ def _demo_recall(db: Any, live: Any, baseline: ExactIndex, settings: Any, strate
             ratings_as_a_request(db, uid),
             limit=LIMIT,
             strategy=strategy,  # type: ignore[arg-type]
-            popularity=settings.popularity_weight,
-            diversity=settings.diversity,
+            popularity=settings.recommend.popularity_weight,
+            diversity=settings.recommend.diversity,
         )
         if probe.call is None:
             continue
@@ -1199,8 +1199,8 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         kwargs = {
             "limit": LIMIT,
             "filter": MovieFilter(),
-            "popularity": settings.popularity_weight,
-            "diversity": settings.diversity,
+            "popularity": settings.recommend.popularity_weight,
+            "diversity": settings.recommend.diversity,
             "depth": PAGE_DEPTH,
         }
         timing: dict[tuple[int, str], dict[str, list[float]]] = {}

@@ -266,10 +266,10 @@ def eval_(
         cache_dir=settings.data_dir / "eval-cache",
         manifest=build_manifest(settings),
         make_encoder=lambda: build_text_encoder(settings, dev),
-        history_size=settings.history_size,
-        half_life_days=settings.half_life_days,
-        popularity=settings.popularity_weight,
-        diversity=settings.diversity,
+        history_size=settings.recommend.history_size,
+        half_life_days=settings.recommend.half_life_days,
+        popularity=settings.recommend.popularity_weight,
+        diversity=settings.recommend.diversity,
     )
     try:
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]

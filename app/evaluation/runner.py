@@ -33,6 +33,7 @@ from app.evaluation.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summar
 from app.evaluation.world import World, build_world
 from app.names import DEFAULT_STRATEGY, EvalDataset, EvalProtocol, SplitBy, Strategy
 from app.recommend.tuning import TUNED, Tuning
+from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import Manifest
 
 DATASETS: tuple[EvalDataset, ...] = get_args(EvalDataset)
@@ -92,11 +93,11 @@ class EvalConfig:
     cache_dir: Any  # Path
     manifest: Manifest
     make_encoder: Callable[[], TextEncoder]
-    history_size: int = 50
-    half_life_days: float = 365.0
+    history_size: int = RECOMMEND_DEFAULTS.history_size
+    half_life_days: float = RECOMMEND_DEFAULTS.half_life_days
     tuning: Tuning = TUNED
-    popularity: float = 0.1  # the served row's re-rank: the API's defaults
-    diversity: float = 0.2
+    popularity: float = RECOMMEND_DEFAULTS.popularity_weight  # the served row's re-rank: the API's defaults
+    diversity: float = RECOMMEND_DEFAULTS.diversity
 
 
 def load_dataset(name: EvalDataset) -> tuple[list[Movie], pd.DataFrame]:

@@ -28,6 +28,7 @@ from app.recommend.user_vector import (
     taste_weights,
     weighted_mean,
 )
+from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, StoredMovie
 
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
@@ -122,8 +123,8 @@ class Recommender:
         index: Callable[[], MovieIndex],
         encode_query: Callable[[str], np.ndarray],
         *,
-        history_size: int = 50,
-        half_life_days: float = 365.0,
+        history_size: int = RECOMMEND_DEFAULTS.history_size,
+        half_life_days: float = RECOMMEND_DEFAULTS.half_life_days,
         candidate_factor: int = 5,
         tuning: Tuning = TUNED,
     ) -> None:
@@ -172,8 +173,8 @@ class Recommender:
         limit: int = 10,
         strategy: Strategy = DEFAULT_STRATEGY,
         filter: MovieFilter = MovieFilter(),
-        popularity: float = 0.1,
-        diversity: float = 0.2,
+        popularity: float = RECOMMEND_DEFAULTS.popularity_weight,
+        diversity: float = RECOMMEND_DEFAULTS.diversity,
         offset: int = 0,
         depth: int | None = None,
         hidden: Sequence[HiddenMovie] = (),

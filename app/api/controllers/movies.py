@@ -25,11 +25,11 @@ from app.embedding.posters import image_media_type, poster_file
 from app.errors import NotFoundError
 from app.names import SimilarVector
 from app.recommend.recommender import Recommender
-from app.settings import Settings
+from app.settings import RECOMMEND_DEFAULTS
 
 SEARCH_POPULARITY_DOC = (
     "Weight of popularity in the search re-rank, 0-1 "
-    f"(default: MOVIEREC_SEARCH_POPULARITY_WEIGHT, {Settings.model_fields['search_popularity_weight'].default})."
+    f"(default: MOVIEREC_SEARCH_POPULARITY_WEIGHT, {RECOMMEND_DEFAULTS.search_popularity_weight})."
 )
 
 
@@ -70,7 +70,7 @@ class MovieController(Controller):
         ] = None,
     ) -> SearchOut:
         wanted = movie_filter(recommender, genres, year_min, year_max)
-        prior = services.settings.search_popularity_weight if popularity is None else popularity
+        prior = services.settings.recommend.search_popularity_weight if popularity is None else popularity
         hits = recommender.search(q, limit=limit, filter=wanted, popularity=prior)
         return SearchOut(query=q, items=[ScoredMovieOut.from_domain(h) for h in hits])
 

@@ -31,16 +31,15 @@ from app.errors import InvalidInputError
 from app.names import DEFAULT_STRATEGY, Strategy
 from app.recommend.history import guest_history
 from app.recommend.recommender import RecommendationList, Recommender
-from app.settings import Settings
+from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import MovieFilter
 
 # Documented from the settings' own defaults, so the schema cannot drift from them.
-_DEFAULTS = Settings.model_fields
 POPULARITY_DOC = (
     "Weight of popularity in the re-rank, 0-1 "
-    f"(default: MOVIEREC_POPULARITY_WEIGHT, {_DEFAULTS['popularity_weight'].default})."
+    f"(default: MOVIEREC_POPULARITY_WEIGHT, {RECOMMEND_DEFAULTS.popularity_weight})."
 )
-DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {_DEFAULTS['diversity'].default})."
+DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {RECOMMEND_DEFAULTS.diversity})."
 # Every page is cut from one ranking of this many movies, so pages never overlap (Recommender.recommend).
 PAGE_DEPTH = 50
 OFFSET_DOC = (
@@ -190,14 +189,14 @@ def _recommend(
     only_new: bool = False,
 ) -> RecommendationList:
     """One page of recommendations, re-ranked with the request's weights or the settings' defaults."""
-    settings = services.settings
+    ranking = services.settings.recommend
     return recommender.recommend(
         history,
         limit=limit,
         strategy=strategy,
         filter=wanted,
-        popularity=settings.popularity_weight if popularity is None else popularity,
-        diversity=settings.diversity if diversity is None else diversity,
+        popularity=ranking.popularity_weight if popularity is None else popularity,
+        diversity=ranking.diversity if diversity is None else diversity,
         offset=offset,
         depth=PAGE_DEPTH,
         hidden=hidden,
