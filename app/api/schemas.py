@@ -9,6 +9,7 @@ from litestar.openapi import ResponseSpec
 
 from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
+from app.catalog.rating_rules import MAX_RATING, MIN_RATING, STEP
 from app.catalog.repository import UserRating
 from app.names import DEFAULT_STRATEGY, AnswerPath, ListKind, SimilarVector, Strategy
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
@@ -31,7 +32,9 @@ OutUserId = Annotated[int, doc("The user's id.", 15, ge=1, le=MAX_ID)]
 Title = Annotated[str, doc("The movie's title.", "Toy Story")]
 ReleaseYear = Annotated[int, doc("Release year; null when unknown.", 1995, ge=0, le=9999)] | None
 GenreList = Annotated[list[str], doc("The movie's genres, as GET /genres spells them.", ["Animation", "Comedy"])]
-Stars = Annotated[float, doc("A rating, 0.5 to 5.0 stars in steps of 0.5.", 4.5, ge=0.5, le=5.0)]
+Stars = Annotated[
+    float, doc(f"A rating, {MIN_RATING} to {MAX_RATING} stars in steps of {STEP}.", 4.5, ge=MIN_RATING, le=MAX_RATING)
+]
 UnixTime = Annotated[int, doc("Unix seconds.", 1469330735, ge=0)]
 Total = Annotated[int, doc("How many there are in all, before the page is cut.", 42, ge=0)]
 PageLimit = Annotated[int, doc("The page size asked for.", 20, ge=1, le=100)]
@@ -250,9 +253,9 @@ class RatingIn(msgspec.Struct):
     rating: Annotated[
         float,
         msgspec.Meta(
-            description="0.5 to 5.0 in steps of 0.5.",
+            description=f"{MIN_RATING} to {MAX_RATING} in steps of {STEP}.",
             examples=[4.5],
-            extra_json_schema={"extra": {"minimum": 0.5, "maximum": 5.0, "multiple_of": 0.5}},
+            extra_json_schema={"extra": {"minimum": MIN_RATING, "maximum": MAX_RATING, "multiple_of": STEP}},
         ),
     ]
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from app.catalog.models import Movie
+from app.catalog.rating_rules import MAX_RATING, MIN_RATING
 from app.embedding import collab as collab_math
 from app.embedding.text import TextEncoder
 from app.evaluation import baselines, splits
@@ -454,7 +455,7 @@ def _neighbour_predictions(
             np.stack([vectors[int(m)] for m in history["movie_id"].to_numpy()[known]]),
         )
         out[targets] = mean + _weighted_deviation(sims, rated)
-    return np.clip(out, 0.5, 5.0)
+    return np.clip(out, MIN_RATING, MAX_RATING)
 
 
 def _weighted_deviation(sims: np.ndarray, deviations: np.ndarray) -> np.ndarray:
