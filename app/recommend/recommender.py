@@ -60,8 +60,6 @@ class ScoredMovie:
     year: int | None
     genres: list[str]
     score: float
-    popularity: float | None = None
-    vote_average: float | None = None
 
     @classmethod
     def from_payload(cls, movie_id: int, payload: dict, score: float) -> ScoredMovie:  # type: ignore[type-arg]
@@ -71,8 +69,6 @@ class ScoredMovie:
             year=payload.get("year"),
             genres=list(payload.get("genres") or []),
             score=round(float(score), 6),
-            popularity=payload.get("popularity"),
-            vote_average=payload.get("vote_average"),
         )
 
 
