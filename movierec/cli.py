@@ -53,7 +53,7 @@ def ingest(
 
     Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
     be read stops the ingest with one line and exit status 2, before anything is written."""
-    from app.datasets import FileProblem
+    from app.datasets import UnusableFileError
     from ingest.ratings import RatingsFileError
 
     # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
@@ -64,8 +64,8 @@ def ingest(
             summary = _ingest(
                 source, movies, ratings, directory, limit, rebuild, device, batch_size, if_missing, not as_json, scale
             )
-    except (FileProblem, RatingsFileError) as exc:
-        for err in getattr(exc, "errors", []):  # NothingUsable: the rows that were refused
+    except (UnusableFileError, RatingsFileError) as exc:
+        for err in getattr(exc, "errors", []):  # NothingUsableError: the rows that were refused
             typer.echo(f"skipped: {err}", err=True)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -100,12 +100,12 @@ def _ingest(
     rating_scale: int | None,
 ) -> IngestSummary | None:
     """The ingest command's work; returns its summary, or None when `if_missing` skipped it.
-    Raises FileProblem (nothing written) for a file that cannot be read or holds no usable movie."""
+    Raises UnusableFileError (nothing written) for a file that cannot be read or holds no usable movie."""
     from sqlmodel import Session
 
     from app.catalog import repository as repo
     from app.catalog.db import make_engine
-    from app.datasets import FOLDER_SOURCES, FileProblem, load_catalogue
+    from app.datasets import FOLDER_SOURCES, UnusableFileError, load_catalogue
     from app.embedding.device import default_batch_size, resolve_device
     from app.embedding.factory import build_movie_embedder
     from app.vectorstore import build_manifest, open_store
@@ -129,7 +129,7 @@ def _ingest(
         catalogue = load_catalogue(
             source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
         )
-    except FileProblem:
+    except UnusableFileError:
         raise
     except ValueError as exc:  # a wrong combination of options
         raise typer.BadParameter(str(exc)) from None

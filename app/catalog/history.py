@@ -95,12 +95,12 @@ def _parse(reader: csv.DictReader, fmt: HistoryFormat) -> tuple[list[HistoryRow]
         line = reader.line_num
         try:
             rows.append(_row(record, line, fmt))
-        except _Skip as exc:
+        except _SkippedRowError as exc:
             skipped.append({"line": line, "field": exc.field, "message": str(exc)})
     return rows, skipped
 
 
-class _Skip(ValueError):
+class _SkippedRowError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
@@ -110,23 +110,23 @@ def _row(record: dict[str, str | None], line: int, fmt: HistoryFormat) -> Histor
     title_col, year_col, rating_col, date_col, id_col = _COLUMNS[fmt]
     title = (record.get(title_col) or "").strip()
     if not title:
-        raise _Skip(title_col, "missing title")
+        raise _SkippedRowError(title_col, "missing title")
     raw = (record.get(rating_col) or "").strip()
     if not raw:
-        raise _Skip(rating_col, "no rating (a logged or watched movie without stars)")
+        raise _SkippedRowError(rating_col, "no rating (a logged or watched movie without stars)")
     try:
         rating = float(raw) / _SCALE[fmt]
     except ValueError:
-        raise _Skip(rating_col, f"not a number: {raw!r}") from None
+        raise _SkippedRowError(rating_col, f"not a number: {raw!r}") from None
     if not valid_ratings(np.array([rating]))[0]:
-        raise _Skip(rating_col, f"{RULE} (read {raw!r})")
+        raise _SkippedRowError(rating_col, f"{RULE} (read {raw!r})")
     year_text = (record.get(year_col) or "").strip()
     year = int(year_text) if year_text.isdigit() else None
     date = (record.get(date_col) or "").strip()
     try:
         when = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC) if date else datetime.now(UTC)
     except ValueError:
-        raise _Skip(date_col, f"not a YYYY-MM-DD date: {date!r}") from None
+        raise _SkippedRowError(date_col, f"not a YYYY-MM-DD date: {date!r}") from None
     imdb_id = (record.get(id_col) or "").strip() or None if id_col else None
     return HistoryRow(line, title, year, rating, int(when.timestamp()), imdb_id)
 

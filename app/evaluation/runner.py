@@ -307,7 +307,7 @@ def _among_new(
     world: World, train: pd.DataFrame, strategy: str, users: list[int], new: set[int], k: int
 ) -> dict[int, list[int]] | None:
     if strategy == "random":
-        catalogue = baselines.Catalogue(sorted(new), train[train["movie_id"].isin(new)])
+        catalogue = baselines.CandidatePool(sorted(new), train[train["movie_id"].isin(new)])
         return baselines.random(catalogue, users, k)
     if strategy not in RECOMMENDER_STRATEGIES:
         return None  # the baselines know nothing of movies without ratings
@@ -354,7 +354,7 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """One row of metrics per strategy over `users`; `lists` collects each strategy's top k."""
     users = [int(u) for u in users]
-    catalogue = baselines.Catalogue(world.combined.keys(), train)
+    catalogue = baselines.CandidatePool(world.combined.keys(), train)
     rows = []
     for strategy in strategies:
         mark = time.perf_counter()
@@ -368,7 +368,7 @@ def evaluate(
 
 def rankings(
     world: World,
-    catalogue: baselines.Catalogue,
+    catalogue: baselines.CandidatePool,
     strategy: str,
     users: Sequence[int],
     k: int,
