@@ -1,1 +1,1 @@
-"""The ingest worker: catalogue sources and the batched, resumable embedding pipeline."""
+"""The ingest worker: the batched, resumable pipeline that stores a catalogue (app/datasets) and embeds it."""

@@ -344,7 +344,7 @@ class EmbeddingMetricsOut(msgspec.Struct):
 
 
 # -- guests, hidden movies ------------------------------------------------------------------------
-MAX_CHOICES = 1000  # liked or disliked ids in one guest request: as many ratings as the collab taste reads
+MAX_CHOICES = TUNED.collab_history  # liked or disliked ids in one guest request: as many as the collab taste reads
 YearBound = Annotated[int, doc("Inclusive bound on the release year.", 1990, ge=0, le=9999)]
 
 
