@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run ingest test test-all lint bench clean
+.PHONY: install run ingest test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,9 +41,6 @@ test: lint
 		echo "== the database-backed tests again, on PostgreSQL"; \
 		MOVIEREC_TEST_DB=postgres $(VENV)/bin/pytest -q $(DB_TESTS); \
 	else echo "== PostgreSQL at 127.0.0.1:5432 is not running: skipped the PostgreSQL pass"; fi
-
-test-all: install
-	$(VENV)/bin/pytest -q -m "slow or not slow"
 
 bench: install
 	$(PY) bench/query.py --sizes 10000

@@ -27,10 +27,6 @@ class IndexUnavailableError(MovieRecError):
     """The vector index is not built or cannot be reached (503)."""
 
 
-class NotImplementedYet(MovieRecError):
-    """A documented option whose implementation has not landed (501)."""
-
-
 class ModelUnavailableError(MovieRecError):
     """Model weights cannot be found locally and cannot be downloaded."""
 

@@ -24,13 +24,34 @@ def default_model_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "movierec"
 
 
+ENV_PREFIX = "MOVIEREC_"
 MIN_SECRET_KEY_BYTES = 32  # HS256 keys shorter than the hash (RFC 7518 3.2) can be brute-forced
 MAX_TOKEN_TTL_HOURS = 24 * 365
 MAX_AUTO_WORKERS = 4  # each worker loads the text model (about 0.5 GB) and, on Edge, copies the index
 
 
+class RecommendSettings(BaseSettings):
+    """How answers are ranked: the taste vector and the re-rank's weights (`settings.recommend`).
+    A group of Settings read from the same MOVIEREC_* variables (MOVIEREC_HISTORY_SIZE, ...); its
+    field defaults are the Recommender's and the evaluation's (RECOMMEND_DEFAULTS)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True)
+
+    history_size: int = Field(default=50, ge=1)  # the taste vector: last N ratings
+    half_life_days: float = Field(default=365.0, gt=0)
+    popularity_weight: float = Field(default=0.1, ge=0, le=1)
+    # Search's own prior: a name or a word matches many films, and the known ones are what people look
+    # for. Chosen on bench/search_queries.json (hybrid NDCG@10 0.501 at 0.1, 0.520 at 0.6, 0.524 at 1.0).
+    search_popularity_weight: float = Field(default=0.6, ge=0, le=1)
+    diversity: float = Field(default=0.2, ge=0, le=1)
+
+
+# The groups' defaults without reading the environment: what a Recommender built without settings uses.
+RECOMMEND_DEFAULTS = RecommendSettings.model_construct()
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MOVIEREC_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True)
 
     data_dir: Path = Path("data")
     database_url: str | None = Field(
@@ -72,13 +93,7 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1)
     # Readers of an embedded (Edge) index keep its vectors in memory up to this many movies; 0: never.
     vector_cache_max_points: int = Field(default=200_000, ge=0)
-    history_size: int = Field(default=50, ge=1)  # the taste vector: last N ratings
-    half_life_days: float = Field(default=365.0, gt=0)
-    popularity_weight: float = Field(default=0.1, ge=0, le=1)
-    # Search's own prior: a name or a word matches many films, and the known ones are what people look
-    # for. Chosen on bench/search_queries.json (hybrid NDCG@10 0.501 at 0.1, 0.520 at 0.6, 0.524 at 1.0).
-    search_popularity_weight: float = Field(default=0.6, ge=0, le=1)
-    diversity: float = Field(default=0.2, ge=0, le=1)
+    recommend: RecommendSettings = Field(default_factory=RecommendSettings)
     # Movies with at least this many ratings get rating-fitted collab vectors (app/embedding/collab.py);
     # the others get content-predicted ones. Keep equal to collab.MIN_RATINGS (tested).
     collab_min_ratings: int = Field(default=1, ge=1)

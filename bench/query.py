@@ -2,7 +2,7 @@
 
 For each size, a seeded synthetic catalogue (clustered unit vectors, realistic payload) is built
 through `EdgeStore.stage` + upserts + `publish`, and one recommendation per simulated user is
-timed in-process: `Recommender.recommend(ratings, limit=10, filter=MovieFilter(genres=(g,)))`,
+timed in-process: `Recommender.recommend(ratings, limit=10, strategy="content", filter=MovieFilter(genres=(g,)))`,
 i.e. one retrieve of the user's 50 rated vectors, the taste vector, one filtered ANN query for
 limit x 5 candidates (genre AND NOT the 50 rated ids) with their vectors, and the rerank.
 
@@ -360,9 +360,9 @@ def time_queries(
     for n, q in enumerate(queries):  # the first `warmup` are not timed
         f = MovieFilter(genres=(q.genre,))
         with timer() as t:
-            rec.recommend(q.ratings, limit=LIMIT, filter=f)
+            rec.recommend(q.ratings, limit=LIMIT, strategy="content", filter=f)
         with timer() as b:
-            base.recommend(q.ratings, limit=LIMIT, filter=f)
+            base.recommend(q.ratings, limit=LIMIT, strategy="content", filter=f)
         if n >= warmup:
             engine_s.append(t[0])
             base_s.append(b[0])
@@ -384,7 +384,7 @@ def recall(probe: Probe, rec: Recommender, baseline: MemoryIndex, queries: Seque
     found = total = 0
     probe.call = None
     for q in queries:
-        rec.recommend(q.ratings, limit=LIMIT, filter=MovieFilter(genres=(q.genre,)))
+        rec.recommend(q.ratings, limit=LIMIT, strategy="content", filter=MovieFilter(genres=(q.genre,)))
         f, t = probe.recall(baseline)
         found, total = found + f, total + t
     return round(found / total, 4) if total else float("nan")
@@ -570,7 +570,12 @@ def demo_services(data_dir: Path | None) -> Services:
 def like_the_api(services: Services, index: Callable[[], MovieIndex]) -> Recommender:
     """A Recommender over `index` with the settings the API's own (services.recommender) has."""
     s = services.settings
-    return Recommender(index=index, encode_query=no_text, history_size=s.history_size, half_life_days=s.half_life_days)
+    return Recommender(
+        index=index,
+        encode_query=no_text,
+        history_size=s.recommend.history_size,
+        half_life_days=s.recommend.half_life_days,
+    )
 
 
 def sample_users(db: Engine, n: int, seed: int) -> list[int]:
@@ -680,10 +685,10 @@ def bench_demo(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str
         "vector_cache": cached,
         "users_sampled": len(users),
         "ratings_per_user": {"min": min(n_ratings), "median": float(np.median(n_ratings)), "max": max(n_ratings)},
-        "popularity": settings.popularity_weight,
-        "diversity": settings.diversity,
-        "history_size": settings.history_size,
-        "half_life_days": settings.half_life_days,
+        "popularity": settings.recommend.popularity_weight,
+        "diversity": settings.recommend.diversity,
+        "history_size": settings.recommend.history_size,
+        "half_life_days": settings.recommend.half_life_days,
         "target": TARGET,
     }
     return rows, meta
@@ -702,8 +707,8 @@ def _time_demo(
     kwargs = {
         "limit": LIMIT,
         "filter": MovieFilter(),
-        "popularity": settings.popularity_weight,
-        "diversity": settings.diversity,
+        "popularity": settings.recommend.popularity_weight,
+        "diversity": settings.recommend.diversity,
     }
     for n, uid in enumerate(users):
         timed = n >= warmup
@@ -748,8 +753,8 @@ def _demo_recall(services: Services, baseline: MemoryIndex, strategy: str, users
             ratings,
             limit=LIMIT,
             strategy=strategy,  # type: ignore[arg-type]
-            popularity=settings.popularity_weight,
-            diversity=settings.diversity,
+            popularity=settings.recommend.popularity_weight,
+            diversity=settings.recommend.diversity,
         )
         f, t = probe.recall(baseline)
         found, total = found + f, total + t
@@ -845,8 +850,8 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         kwargs = {
             "limit": LIMIT,
             "filter": MovieFilter(),
-            "popularity": settings.popularity_weight,
-            "diversity": settings.diversity,
+            "popularity": settings.recommend.popularity_weight,
+            "diversity": settings.recommend.diversity,
             "depth": PAGE_DEPTH,
         }
         timing: dict[tuple[int, str], dict[str, list[float]]] = {}

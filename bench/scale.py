@@ -150,7 +150,8 @@ def in_process(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: 
     def no_text(_: str) -> np.ndarray:
         raise AssertionError("recommend() never encodes text")
 
-    rec = Recommender(live.current, no_text, history_size=settings.history_size, half_life_days=settings.half_life_days)
+    taste = settings.recommend
+    rec = Recommender(live.current, no_text, history_size=taste.history_size, half_life_days=taste.half_life_days)
     out = {}
     try:
         coverage = collab_coverage(db, live.current())
@@ -163,8 +164,8 @@ def in_process(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: 
                         ratings,
                         limit=10,
                         strategy="hybrid",
-                        popularity=settings.popularity_weight,
-                        diversity=settings.diversity,
+                        popularity=settings.recommend.popularity_weight,
+                        diversity=settings.recommend.diversity,
                     )
                 if i >= 3:
                     times.append(t[0])

@@ -86,7 +86,7 @@ def main() -> None:
     log(f"{len(queries)} queries; loading the text model ({settings.text_backend})")
     encoder = TextEncoder("cpu")
     recommender = Recommender(lambda: index, cached_query_encoder(encoder))
-    priors = {"": 0.0, "+pop": settings.search_popularity_weight}
+    priors = {"": 0.0, "+pop": settings.recommend.search_popularity_weight}
     scores: dict[str, list[float]] = {}
     with timer() as elapsed:
         for q in queries:
@@ -114,7 +114,7 @@ def main() -> None:
         )
     avg_len = mean_tokens(settings)
     table += (
-        f"\n\nNDCG@{K}, graded; +pop: popularity prior {settings.search_popularity_weight}; hybrid RRF weights "
+        f"\n\nNDCG@{K}, graded; +pop: popularity prior {priors['+pop']}; hybrid RRF weights "
         f"{SEARCH_WEIGHTS}. "
         f"{elapsed[0]:.1f} s. Mean lexical tokens per movie: {avg_len:.1f} (lexical.AVG_LEN = {lexical.AVG_LEN})"
     )

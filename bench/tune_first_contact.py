@@ -53,7 +53,7 @@ def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], us
     for n in LENGTHS:
         cut, chosen = splits.cold_start(fit, users, len(users), keep=n)
         chosen = [int(u) for u in chosen]
-        cat = baselines.Catalogue(ids, cut)
+        cat = baselines.CandidatePool(ids, cut)
         items, f = factors(cut)
         col = np.searchsorted(cat.ids, items)
         full = np.zeros((len(cat.ids), f.shape[1]))
@@ -90,7 +90,7 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
     new = set(np.random.default_rng(7).choice(ids, size=round(0.15 * len(ids)), replace=False).tolist())
     fit = fit[~fit["movie_id"].isin(new)]
     rated = collab.item_vectors(fit["user_id"].to_numpy(), fit["movie_id"].to_numpy(), 256)
-    cat = baselines.Catalogue(ids, fit)
+    cat = baselines.CandidatePool(ids, fit)
     chosen = [int(u) for u in users if int(u) in cat.rated and relevant[int(u)] & new]
     new_cols = np.searchsorted(cat.ids, sorted(new))
     cmat = np.array([content[m] for m in cat.ids])
@@ -157,7 +157,7 @@ def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
         fit = fit_split.train
         relevant = {int(u): set(g.tolist()) for u, g in fit_split.test.groupby("user_id")["movie_id"]}
         users = [int(u) for u in splits.sample_users(np.array(sorted(relevant)), 400)]
-        cat = baselines.Catalogue([m.id for m in movies], fit)
+        cat = baselines.CandidatePool([m.id for m in movies], fit)
         items, f = factors(fit)
         full = np.zeros((len(cat.ids), f.shape[1]))
         full[np.searchsorted(cat.ids, items)] = f
@@ -178,7 +178,9 @@ def coverage(fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray
     old rule: the rest have none) vs the core plus every other movie with >= min ratings folded in,
     by the fold-in's penalty. Movies without a vector cannot be recommended here (in the service
     they get content-predicted ones, which only take the exploration place)."""
-    cat = baselines.Catalogue(sorted(set(fit["movie_id"].tolist()) | {m for r in relevant.values() for m in r}), fit)
+    cat = baselines.CandidatePool(
+        sorted(set(fit["movie_id"].tolist()) | {m for r in relevant.values() for m in r}), fit
+    )
     u_ids, m_ids = fit["user_id"].to_numpy(), fit["movie_id"].to_numpy()
     grid = [(m, f) for m in (1, 5, 20) for f in (1.0, 3.0, 10.0, 30.0)]
     configs = [("core only", None)] + [(f"min={m} fold_l2={f:g}", {"min_ratings": m, "fold_l2": f}) for m, f in grid]

@@ -32,8 +32,8 @@ from tqdm import tqdm
 from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.text import content_hash, movie_text
-from app.datasets.base import Catalogue, RowError, validate
-from app.datasets.files import FileProblem
+from app.datasets.base import RowError, SourceCatalogue, validate
+from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
 from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
@@ -76,7 +76,7 @@ class IngestSummary:
 
 def store_catalogue(
     engine: Engine,
-    catalogue: Catalogue,
+    catalogue: SourceCatalogue,
     ratings_file: Path | None = None,
     *,
     rating_scale: int | None = None,
@@ -89,10 +89,10 @@ def store_catalogue(
     wrote or deleted are never touched, and only what changed since the last import is written
     (`force`: every pair). Returns (ratings of this input now stored, row errors in file order,
     each once, for the caller to report); the counts and notes of the ratings import go into
-    `catalogue.stats`. Raises FileProblem, writing nothing, when no movie is usable."""
+    `catalogue.stats`. Raises UnusableFileError, writing nothing, when no movie is usable."""
     movies, rows, errors = validate(catalogue)
     if not movies:
-        raise NothingUsable(in_file_order(errors), catalogue.name)
+        raise NothingUsableError(in_file_order(errors), catalogue.name)
     source = source_key(catalogue.name, ratings_file)
     movie_ids = np.array([m.id for m in movies], dtype=np.int64)
     started = time.perf_counter()  # the ratings' part: read, check, write, refresh the movies' counts
@@ -118,7 +118,7 @@ def store_catalogue(
     return result.stored, errors
 
 
-class NothingUsable(FileProblem):
+class NothingUsableError(UnusableFileError):
     """Not one movie of a catalogue is usable; `errors` says why, row by row."""
 
     def __init__(self, errors: list[RowError], source: str) -> None:

@@ -608,7 +608,7 @@ class FileImport:
 
     def prepare(self, movie_ids: np.ndarray) -> None:
         """Unless the file's fingerprint (content hash, scale, movie ids) is the last import's,
-        read, check and dedupe the file. Raises FileProblem for an unreadable file."""
+        read, check and dedupe the file. Raises UnusableFileError for an unreadable file."""
         ids = np.unique(np.asarray(movie_ids, dtype=np.int64))
         self.fingerprint = fingerprint_of(file_hash(self.path), str(self.scale), movie_ids_digest(ids))
         last = last_import(self.engine, self.source)

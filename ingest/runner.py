@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
-from app.datasets import FileProblem, load_catalogue
+from app.datasets import UnusableFileError, load_catalogue
 from app.embedding.device import default_batch_size, resolve_device
 from app.embedding.factory import build_manifest, build_movie_embedder
 from app.embedding.movie import MovieEmbedder
@@ -51,7 +51,7 @@ def run(
     receives the lines a user should read, in order: "warning: ..." per file-level note and
     "skipped: ..." per bad row (file:line). `progress`: a progress bar on stderr.
 
-    Raises FileProblem, before anything is written, for a file that cannot be read or holds no
+    Raises UnusableFileError, before anything is written, for a file that cannot be read or holds no
     usable movie; InvalidInputError for a wrong combination of arguments (`field`: which one)."""
     if ratings is not None and source != "tmdb":
         raise InvalidInputError(f"the {source} source reads its own ratings", field="ratings")
@@ -63,7 +63,7 @@ def run(
         catalogue = load_catalogue(
             source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
         )
-    except FileProblem:
+    except UnusableFileError:
         raise
     except ValueError as exc:  # a wrong combination of arguments
         raise InvalidInputError(str(exc)) from None

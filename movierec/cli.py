@@ -7,52 +7,20 @@ import json
 import os
 import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
 import typer
 
-from app.settings import MAX_TOKEN_TTL_HOURS, Settings, get_settings
+from app.names import EvalDataset, EvalProtocol, HistoryFormat, SourceName, SplitBy
+from app.settings import MAX_TOKEN_TTL_HOURS, Device, Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Movie recommendations on Qdrant.")
 token_cli = typer.Typer(no_args_is_help=True, help="Bearer tokens for the API.")
 cli.add_typer(token_cli, name="token")
 
 
-class Source(str, Enum):
-    demo = "demo"
-    ml100k = "ml-100k"
-    tmdb = "tmdb"
-    movielens = "movielens"
-    movies_dataset = "movies-dataset"
-
-
-class RatingScale(str, Enum):
-    five = "5"
-    ten = "10"
-
-
-class EvalDataset(str, Enum):
-    ml100k = "ml-100k"
-    demo = "demo"
-
-
-class EvalProtocol(str, Enum):
-    stratified = "stratified"
-    temporal = "temporal"
-    new_movies = "new-movies"
-
-
-class EvalSplit(str, Enum):
-    user = "user"
-    item = "item"
-
-
-class DeviceOpt(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+RatingScale = Literal["5", "10"]  # --rating-scale: stars out of 5, or out of 10 (halved)
 
 
 def _echo_json(data: dict[str, Any]) -> None:
@@ -61,7 +29,7 @@ def _echo_json(data: dict[str, Any]) -> None:
 
 @cli.command()
 def ingest(
-    source: Annotated[Source, typer.Option(help="Catalogue source.")] = Source.demo,
+    source: Annotated[SourceName, typer.Option(help="Catalogue source.")] = "demo",
     movies: Annotated[Path | None, typer.Option(help="Movies file (tmdb: JSON, JSONL or CSV).")] = None,
     ratings: Annotated[Path | None, typer.Option(help="Ratings CSV (userId,movieId,rating,timestamp).")] = None,
     directory: Annotated[
@@ -69,7 +37,7 @@ def ingest(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N movies.")] = None,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything into a fresh index, then switch.")] = False,
-    device: Annotated[DeviceOpt | None, typer.Option(help="Compute device (default: MOVIEREC_DEVICE).")] = None,
+    device: Annotated[Device | None, typer.Option(help="Compute device (default: MOVIEREC_DEVICE).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Movies per embedding batch.")] = None,
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -82,7 +50,7 @@ def ingest(
     Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
     be read stops the ingest with one line and exit status 2, before anything is written."""
     import ingest as ingest_
-    from app.datasets import FileProblem
+    from app.datasets import FOLDER_SOURCES, UnusableFileError
     from app.errors import InvalidInputError
     from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
@@ -92,33 +60,33 @@ def ingest(
     if if_missing and store.manifest() is not None:
         typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
         return
-    if source is Source.tmdb and movies is None:
+    if source == "tmdb" and movies is None:
         raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
-    if source.value in ("movielens", "movies-dataset") and directory is None:
-        raise typer.BadParameter(f"--source {source.value} needs --dir PATH", param_hint="--dir")
-    if ratings is not None and source is not Source.tmdb:
-        raise typer.BadParameter(f"the {source.value} source reads its own ratings", param_hint="--ratings")
+    if source in FOLDER_SOURCES and directory is None:
+        raise typer.BadParameter(f"--source {source} needs --dir PATH", param_hint="--dir")
+    if ratings is not None and source != "tmdb":
+        raise typer.BadParameter(f"the {source} source reads its own ratings", param_hint="--ratings")
     # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
         with quiet:
             summary = ingest_.run(
                 settings,
-                source.value,
+                source,
                 movies=movies,
                 ratings=ratings,
                 directory=directory,
                 limit=limit,
-                rating_scale=int(rating_scale.value) if rating_scale else None,
+                rating_scale=int(rating_scale) if rating_scale else None,
                 rebuild=rebuild,
-                device=device.value if device else None,
+                device=device,
                 batch_size=batch_size,
                 progress=not as_json,
                 store=store,
                 report=lambda line: typer.echo(line, err=True),
             )
-    except (FileProblem, RatingsFileError) as exc:
-        for err in getattr(exc, "errors", []):  # NothingUsable: the rows that were refused
+    except (UnusableFileError, RatingsFileError) as exc:
+        for err in getattr(exc, "errors", []):  # NothingUsableError: the rows that were refused
             typer.echo(f"skipped: {err}", err=True)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -137,11 +105,6 @@ def ingest(
     )
     for key, value in s.source_stats.items():
         typer.echo(f"  {key}: {value}")
-
-
-class HistoryFormat(str, Enum):
-    letterboxd = "letterboxd"
-    imdb = "imdb"
 
 
 @cli.command("import-ratings")
@@ -163,13 +126,13 @@ def import_ratings(
     engine = make_engine(get_settings().sqlalchemy_url)
     with Session(engine) as session:
         try:
-            report = import_history(session, user, file.read_bytes(), fmt.value)
+            report = import_history(session, user, file.read_bytes(), fmt)
         except InvalidInputError as exc:
             typer.echo(f"error: {file}: {exc}", err=True)
             raise typer.Exit(1) from None
         session.commit()
     if as_json:
-        _echo_json({"user_id": user, "format": fmt.value, **asdict(report)})
+        _echo_json({"user_id": user, "format": fmt, **asdict(report)})
         return
     r = report
     typer.echo(
@@ -207,19 +170,19 @@ def status(
 
 @cli.command("eval")
 def eval_(
-    dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = EvalDataset.ml100k,
+    dataset: Annotated[EvalDataset, typer.Option(help="Catalogue and ratings to evaluate on.")] = "ml-100k",
     protocol: Annotated[
         EvalProtocol,
         typer.Option(
             help="stratified: a random 25% held out; temporal: each user's latest 25%; "
             "new-movies: stratified, and a seeded 15% of movies lose all training ratings."
         ),
-    ] = EvalProtocol.stratified,
+    ] = "stratified",
     k: Annotated[int, typer.Option("--k", min=1, help="Length of each recommendation list.")] = 10,
     users: Annotated[int | None, typer.Option(min=1, help="Evaluate a seeded sample of this many test users.")] = None,
     split: Annotated[
-        EvalSplit, typer.Option(help="stratified protocol: hold out 25% of each user's ratings, or of each movie's.")
-    ] = EvalSplit.user,
+        SplitBy, typer.Option(help="stratified protocol: hold out 25% of each user's ratings, or of each movie's.")
+    ] = "user",
     seeds: Annotated[str, typer.Option(help="Split seeds, comma-separated, e.g. 1,2,3,4,5: mean ± std.")] = "42",
     new_users: Annotated[
         bool, typer.Option("--new-users", help="Add the new-user sweep: histories cut to 1, 2, 3, 5, 10.")
@@ -240,10 +203,10 @@ def eval_(
         cache_dir=settings.data_dir / "eval-cache",
         manifest=build_manifest(settings),
         make_encoder=lambda: build_text_encoder(settings, dev),
-        history_size=settings.history_size,
-        half_life_days=settings.half_life_days,
-        popularity=settings.popularity_weight,
-        diversity=settings.diversity,
+        history_size=settings.recommend.history_size,
+        half_life_days=settings.recommend.half_life_days,
+        popularity=settings.recommend.popularity_weight,
+        diversity=settings.recommend.diversity,
     )
     try:
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
@@ -253,13 +216,13 @@ def eval_(
         raise typer.BadParameter("at least one seed", param_hint="--seeds")
     log = (lambda _: None) if as_json else (lambda line: typer.echo(line, err=True))
     report = run_eval(
-        dataset.value,
-        protocol.value,
+        dataset,
+        protocol,
         k,
         config,
         users=users,
         log=log,
-        by=split.value,
+        by=split,
         seeds=seed_list,
         new_users=new_users,
     )

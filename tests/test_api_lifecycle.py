@@ -32,7 +32,7 @@ async def test_lifespan_releases_the_index(demo_settings: Settings, tmp_path: An
         async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
             assert (await client.get("/health")).status_code == 200
         generation = settings.index_dir / (settings.index_dir / "CURRENT").read_text().strip()
-        EdgeIndex.load(generation / "shard").close()  # raises ShardLocked if the app kept it open
+        EdgeIndex.load(generation / "shard").close()  # raises ShardLockedError if the app kept it open
 
 
 async def test_a_query_model_unlike_the_index_is_reported(

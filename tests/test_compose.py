@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ import typer
 import typer.main
 import yaml
 from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
 
 from app.settings import Settings
 from movierec.cli import cli
@@ -107,11 +110,19 @@ def _exec_form(instruction: str) -> list[str]:
     return json.loads(args)
 
 
+def _setting_fields(model: type[BaseSettings]) -> Iterator[tuple[str, str, FieldInfo]]:
+    """(env prefix, field name, field) of every setting, those of a group (settings.recommend) included."""
+    for field, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings):
+            yield from _setting_fields(info.annotation)
+        else:
+            yield model.model_config.get("env_prefix", ""), field, info
+
+
 def _accepted_env_names() -> dict[str, str]:
     """Every environment variable Settings reads, upper-cased, mapped to its field name."""
-    prefix = Settings.model_config.get("env_prefix", "")
     names: dict[str, str] = {}
-    for field, info in Settings.model_fields.items():
+    for prefix, field, info in _setting_fields(Settings):
         alias = info.validation_alias
         if isinstance(alias, AliasChoices):
             choices = [c for c in alias.choices if isinstance(c, str)]

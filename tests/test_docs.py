@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
 
 from app.embedding.device import default_batch_size
@@ -22,11 +23,15 @@ from movierec.cli import cli
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def env_names() -> dict[str, list[str]]:
-    """Setting -> the environment variables that set it (its alias choices, else MOVIEREC_<NAME>)."""
-    prefix = Settings.model_config.get("env_prefix", "")
+def env_names(model: type[BaseSettings] = Settings) -> dict[str, list[str]]:
+    """Setting -> the environment variables that set it (its alias choices, else MOVIEREC_<NAME>); a
+    group's settings (settings.recommend) are read from the same variables as the others."""
+    prefix = model.model_config.get("env_prefix", "")
     names = {}
-    for name, field in Settings.model_fields.items():
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+            names.update(env_names(field.annotation))
+            continue
         alias = field.validation_alias
         choices = getattr(alias, "choices", None) or ([alias] if isinstance(alias, str) else [])
         names[name] = [str(c) for c in choices] or [f"{prefix}{name}".upper()]

@@ -49,7 +49,7 @@ def test_ease_baseline_ranks_unrated_movies_and_beats_popularity(ml100k: pd.Data
     from app.evaluation.metrics import ndcg_at_k
 
     split = splits.stratified_split(ml100k)
-    cat = baselines.Catalogue(sorted(ml100k["movie_id"].unique()), split.train)
+    cat = baselines.CandidatePool(sorted(ml100k["movie_id"].unique()), split.train)
     users = [int(u) for u in splits.sample_users(np.array(sorted(split.test["user_id"].unique())), 150)]
     relevant = {int(u): set(g) for u, g in split.test.groupby("user_id")["movie_id"]}
     ease, pop = baselines.ease(cat, users, 10), baselines.popularity(cat, users, 10)

@@ -33,7 +33,7 @@ from app.settings import Settings
 from app.vectorstore import live as live_module
 from app.vectorstore.base import MovieIndex
 from app.vectorstore.cache import CachedIndex
-from app.vectorstore.edge import SHAREABLE, TEMP_SEGMENTS, EdgeIndex, EdgeStore, ShardLocked
+from app.vectorstore.edge import SHAREABLE, TEMP_SEGMENTS, EdgeIndex, EdgeStore, ShardLockedError
 from app.vectorstore.live import LiveIndex
 from tests.helpers.api import bearer
 from tests.helpers.synthetic import WIDE, WIDE_POINTS
@@ -204,7 +204,7 @@ def test_the_old_generation_closes_when_its_last_lease_ends(tmp_path: Path, ever
     assert not opened[0].closed
     assert live.end(in_flight) is opened[0]  # its last user: the caller closes it
     opened[0].close()
-    EdgeIndex.load(first / "shard").close()  # released for real: raises ShardLocked while it is open
+    EdgeIndex.load(first / "shard").close()  # released for real: raises ShardLockedError while it is open
     assert not opened[1].closed
     live.close()
     assert opened[1].closed
@@ -414,7 +414,7 @@ def test_api_releases_the_old_generation_when_its_last_request_ends(world: Setti
         time.sleep(live_module.CHECK_EVERY_S)
         health = client.get("/health").json()  # a new request switches to it
         assert health["status"] == "ok" and health["index_generation"] != old.name
-        with pytest.raises(ShardLocked):
+        with pytest.raises(ShardLockedError):
             EdgeIndex.load(old / "shard")  # the request in flight still holds the old one open
         gate.go.set()
         resp = in_flight.result(60)

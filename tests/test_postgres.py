@@ -225,9 +225,6 @@ def test_user_ratings_newest_first(db: Engine) -> None:
         # Newest first; equal timestamps by movie id, descending, so the order is total.
         assert got == [(4, 2.0, 300), (2, 4.0, 300), (3, 5.0, 200), (1, 3.0, 100)]
         assert repo.user_ratings(session, 3) == []
-        repo.require_user(session, 3)  # known, no ratings: cold start, not 404
-        with pytest.raises(NotFoundError):
-            repo.require_user(session, 4)
 
 
 # -- concurrency --------------------------------------------------------------------------------

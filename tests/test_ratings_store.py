@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from app.catalog.db import make_engine
 from app.catalog.rating_rules import RULE
 from app.datasets import load_catalogue
-from app.datasets.base import Catalogue, SourceMovie, make_movie
+from app.datasets.base import SourceCatalogue, SourceMovie, make_movie
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from ingest.ratings import RatingsFileError, read_ratings_file
@@ -55,10 +55,10 @@ def ingest_file(engine: Engine, movies: Path, ratings: Path, **kwargs: Any) -> t
     return n, errors, catalogue.stats
 
 
-def two_movies() -> Catalogue:
+def two_movies() -> SourceCatalogue:
     """A catalogue holding movies 1001 and 1002 (the latin1 case's ids), built in code."""
     movies = [SourceMovie(make_movie(id=i, title=f"Movie {i}", year=2000)) for i in (1001, 1002)]
-    return Catalogue("tmdb", movies, [])
+    return SourceCatalogue("tmdb", movies, [])
 
 
 # -- issue 10.2: the repro, through the API, on a copy of the demo data ----------------------------

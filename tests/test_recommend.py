@@ -87,7 +87,7 @@ def heavy_users(demo_settings) -> list[list[UserRating]]:
 
 def test_no_rated_movie_is_ever_recommended(recommender, heavy_users) -> None:
     for ratings in heavy_users:
-        result = recommender.recommend(ratings, limit=20)
+        result = recommender.recommend(ratings, limit=20, strategy="content")
         assert result.path == "content" and len(result.items) == 20
         assert not {i.id for i in result.items} & {r.movie_id for r in ratings}
         assert all(i.reason.startswith("because you liked") for i in result.items)
@@ -95,29 +95,29 @@ def test_no_rated_movie_is_ever_recommended(recommender, heavy_users) -> None:
 
 def test_filters_hold_for_every_result(recommender, heavy_users) -> None:
     f = MovieFilter(genres=("Comedy", "Horror"), year_min=1990, year_max=1999)
-    result = recommender.recommend(heavy_users[0], limit=15, filter=f)
+    result = recommender.recommend(heavy_users[0], limit=15, strategy="content", filter=f)
     assert result.items
     for item in result.items:
         assert set(item.genres) & {"Comedy", "Horror"} and 1990 <= item.year <= 1999
 
 
 def test_cold_start_paths(recommender, heavy_users) -> None:
-    assert recommender.recommend([], limit=5).path == "popular"
-    popular = recommender.recommend([], limit=5).items
+    assert recommender.recommend([], limit=5, strategy="content").path == "popular"
+    popular = recommender.recommend([], limit=5, strategy="content").items
     # ordered by the local rating count (popular()'s score), never by TMDB's popularity
     assert [i.score for i in popular] == sorted((i.score for i in popular), reverse=True)
     assert popular[-1].score > 0
-    one = recommender.recommend(heavy_users[0][:1], limit=5)
+    one = recommender.recommend(heavy_users[0][:1], limit=5, strategy="content")
     assert one.path == "content_cold_start"
     assert heavy_users[0][0].movie_id not in {i.id for i in one.items}
 
 
 def test_a_new_rating_changes_the_answer(recommender, heavy_users) -> None:
     ratings = heavy_users[1]
-    before = recommender.recommend(ratings, limit=10)
+    before = recommender.recommend(ratings, limit=10, strategy="content")
     top = before.items[0]
     newer = [UserRating(top.id, 0.5, ratings[0].timestamp + DAY), *ratings]
-    after = recommender.recommend(newer, limit=10)
+    after = recommender.recommend(newer, limit=10, strategy="content")
     assert top.id not in {i.id for i in after.items}
     assert [i.id for i in after.items] != [i.id for i in before.items]
 
@@ -136,8 +136,8 @@ def test_similar_excludes_itself_and_search_finds_by_meaning(recommender) -> Non
 
 def test_explain_splits_similarity_into_text_and_image(recommender, heavy_users) -> None:
     ratings = heavy_users[2]
-    target = recommender.recommend(ratings, limit=1).items[0]
-    why = recommender.explain(ratings, target.id)
+    target = recommender.recommend(ratings, limit=1, strategy="content").items[0]
+    why = recommender.explain(ratings, target.id, strategy="content")
     assert why.similarity > 0
     assert why.text_share + why.image_share == pytest.approx(1.0)
     assert 3 <= len(why.related) <= 5

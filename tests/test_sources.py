@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from app.datasets import Catalogue, load_catalogue, validate
+from app.datasets import SourceCatalogue, load_catalogue, validate
 from app.datasets.demo import display_title, normalise_title, title_keys
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tmdb"
 MOVIES_JSON, MOVIES_CSV, RATINGS = FIXTURE / "movies.json", FIXTURE / "movies.csv", FIXTURE / "ratings.csv"
 
 
-def by_id(catalogue: Catalogue) -> dict:
+def by_id(catalogue: SourceCatalogue) -> dict:
     return {item.movie.id: item.movie for item in catalogue.movies}
 
 
 @pytest.fixture(scope="module")
-def demo() -> Catalogue:
+def demo() -> SourceCatalogue:
     return load_catalogue("demo")
 
 
@@ -64,7 +64,7 @@ def test_display_title_puts_articles_first() -> None:
 # --- demo ---------------------------------------------------------------------------------------
 
 
-def test_demo_counts_and_match_rates(demo: Catalogue) -> None:
+def test_demo_counts_and_match_rates(demo: SourceCatalogue) -> None:
     assert len(demo.movies) == 9066
     assert len(demo.ratings) == 100_004
     assert 0.7 < demo.stats["metadata_match_rate"] < 0.95
@@ -72,7 +72,7 @@ def test_demo_counts_and_match_rates(demo: Catalogue) -> None:
     assert demo.stats["metadata_matched"] == round(demo.stats["metadata_match_rate"] * 9066)
 
 
-def test_demo_enrichment(demo: Catalogue) -> None:
+def test_demo_enrichment(demo: SourceCatalogue) -> None:
     movies = by_id(demo)
     heat = movies[6]
     assert (heat.title, heat.year, heat.director, heat.runtime) == ("Heat", 1995, "Michael Mann", 170)
@@ -87,7 +87,7 @@ def test_demo_enrichment(demo: Catalogue) -> None:
     assert all(m.movie.poster is None for m in demo.movies)
 
 
-def test_demo_validates(demo: Catalogue) -> None:
+def test_demo_validates(demo: SourceCatalogue) -> None:
     movies, ratings, errors = validate(demo)
     # Five movies have no title in this copy of the data; validate reports and drops them.
     assert len(movies) == 9061

@@ -12,7 +12,7 @@ import pytest
 
 from app.catalog.genres import clean_genres, genre_key
 from app.catalog.models import MAX_ID
-from app.datasets import FileProblem, load_catalogue, validate
+from app.datasets import UnusableFileError, load_catalogue, validate
 from app.datasets.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
 from ingest.pipeline import in_file_order
 
@@ -91,7 +91,7 @@ def test_a_cell_larger_than_the_csv_default_limit_is_read(tmp_path: Path) -> Non
 
 def test_a_quote_never_closed_is_one_line_naming_where(tmp_path: Path) -> None:
     path = write(tmp_path / "movies.csv", HEADER + '1,Fine,2001,Drama,x\n2,"Broken,2002,Drama,y\n3,Lost,2003,Drama,z\n')
-    with pytest.raises(FileProblem) as info:
+    with pytest.raises(UnusableFileError) as info:
         load_catalogue("tmdb", path)
     text = str(info.value)
     assert "\n" not in text
@@ -129,7 +129,7 @@ def test_a_multi_line_overview_is_not_mistaken_for_swallowed_rows(tmp_path: Path
     ],
 )
 def test_file_problems_are_one_line(tmp_path: Path, name: str, text: str, expected: str) -> None:
-    with pytest.raises(FileProblem) as info:
+    with pytest.raises(UnusableFileError) as info:
         load_catalogue("tmdb", write(tmp_path / name, text))
     assert str(info.value).startswith(expected)
     assert "\n" not in str(info.value) and "; " in str(info.value)  # what is wrong; what to do
@@ -144,15 +144,17 @@ def test_a_stray_quote_is_a_row_error_and_reading_goes_on(tmp_path: Path) -> Non
 
 
 def test_a_missing_file_or_a_folder_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(FileProblem, match=r"nope\.csv: cannot read the file \(No such file or directory\); check"):
+    with pytest.raises(
+        UnusableFileError, match=r"nope\.csv: cannot read the file \(No such file or directory\); check"
+    ):
         load_catalogue("tmdb", tmp_path / "nope.csv")
-    with pytest.raises(FileProblem, match="cannot read the file"):
+    with pytest.raises(UnusableFileError, match="cannot read the file"):
         load_catalogue("tmdb", tmp_path)
 
 
 def test_csv_records_reports_the_delimiter_it_used(tmp_path: Path) -> None:
     path = write(tmp_path / "ratings.csv", "user;movie;score\n1;2;3\n")
-    with pytest.raises(FileProblem, match="delimiter ';'"):
+    with pytest.raises(UnusableFileError, match="delimiter ';'"):
         list(csv_records(path, [("userId",)], [], []))
 
 
@@ -162,7 +164,7 @@ def test_nothing_usable_is_refused_before_writing(tmp_path: Path) -> None:
 
     path = write(tmp_path / "movies.csv", HEADER + "x,No id,2001,Drama,a\n-1,Negative,2001,Drama,b\n")
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    with pytest.raises(FileProblem, match=r"movies.csv: no usable movie \(2 bad rows\)"):
+    with pytest.raises(UnusableFileError, match=r"movies.csv: no usable movie \(2 bad rows\)"):
         store_catalogue(engine, load_catalogue("tmdb", path))
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM movies").scalar() == 0
@@ -325,9 +327,9 @@ def test_movielens_folder(tmp_path: Path) -> None:
 
 
 def test_folder_sources_need_their_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileProblem, match="no movies.csv in this folder"):
+    with pytest.raises(UnusableFileError, match="no movies.csv in this folder"):
         load_catalogue("movielens", directory=tmp_path)
-    with pytest.raises(FileProblem, match="no movies_metadata.csv in this folder"):
+    with pytest.raises(UnusableFileError, match="no movies_metadata.csv in this folder"):
         load_catalogue("movies-dataset", directory=tmp_path)
     with pytest.raises(ValueError, match="--dir"):
         load_catalogue("movielens")

@@ -25,7 +25,6 @@ from app.errors import (
     ModelUnavailableError,
     MovieRecError,
     NotFoundError,
-    NotImplementedYet,
 )
 
 log = logging.getLogger(__name__)
@@ -35,7 +34,6 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
     InvalidInputError: 400,
     ConflictError: 409,
     IndexUnavailableError: 503,
-    NotImplementedYet: 501,
     ModelUnavailableError: 503,
     DatabaseUnavailableError: 503,
 }

@@ -9,9 +9,10 @@ from litestar.openapi import ResponseSpec
 
 from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
+from app.catalog.rating_rules import MAX_RATING, MIN_RATING, STEP
 from app.catalog.repository import UserRating
-from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie, Strategy
-from app.recommend.recommender import Path as RecommendationPath
+from app.names import DEFAULT_STRATEGY, AnswerPath, ListKind, SimilarVector, Strategy
+from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 from app.recommend.tuning import TUNED
 
 MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
@@ -31,13 +32,13 @@ OutUserId = Annotated[int, doc("The user's id.", 15, ge=1, le=MAX_ID)]
 Title = Annotated[str, doc("The movie's title.", "Toy Story")]
 ReleaseYear = Annotated[int, doc("Release year; null when unknown.", 1995, ge=0, le=9999)] | None
 GenreList = Annotated[list[str], doc("The movie's genres, as GET /genres spells them.", ["Animation", "Comedy"])]
-Stars = Annotated[float, doc("A rating, 0.5 to 5.0 stars in steps of 0.5.", 4.5, ge=0.5, le=5.0)]
+Stars = Annotated[
+    float, doc(f"A rating, {MIN_RATING} to {MAX_RATING} stars in steps of {STEP}.", 4.5, ge=MIN_RATING, le=MAX_RATING)
+]
 UnixTime = Annotated[int, doc("Unix seconds.", 1469330735, ge=0)]
 Total = Annotated[int, doc("How many there are in all, before the page is cut.", 42, ge=0)]
 PageLimit = Annotated[int, doc("The page size asked for.", 20, ge=1, le=100)]
 PageOffset = Annotated[int, doc("How many were skipped.", 0, ge=0)]
-StrategyName = Strategy
-PathName = RecommendationPath
 
 # What a score means, per way of answering. Scores compare within one answer, not across paths.
 PATH_DOC = (
@@ -123,8 +124,8 @@ class RecommendationOut(msgspec.Struct):
 
 class RecommendationsOut(msgspec.Struct):
     user_id: OutUserId
-    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
-    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    strategy: Annotated[Strategy, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[AnswerPath, doc(PATH_DOC, "hybrid")]
     items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
@@ -138,7 +139,7 @@ def recommendation_items(result: RecommendationList) -> list[RecommendationOut]:
 
 class SimilarOut(msgspec.Struct):
     movie_id: OutMovieId
-    vector: Annotated[str, doc("The named vector compared.", "combined")]
+    vector: Annotated[SimilarVector, doc("The named vector compared.", "combined")]
     items: Annotated[list[ScoredMovieOut], doc("Most similar first; `score` is the cosine similarity.")]
 
 
@@ -252,9 +253,9 @@ class RatingIn(msgspec.Struct):
     rating: Annotated[
         float,
         msgspec.Meta(
-            description="0.5 to 5.0 in steps of 0.5.",
+            description=f"{MIN_RATING} to {MAX_RATING} in steps of {STEP}.",
             examples=[4.5],
-            extra_json_schema={"extra": {"minimum": 0.5, "maximum": 5.0, "multiple_of": 0.5}},
+            extra_json_schema={"extra": {"minimum": MIN_RATING, "maximum": MAX_RATING, "multiple_of": STEP}},
         ),
     ]
 
@@ -343,7 +344,7 @@ class EmbeddingMetricsOut(msgspec.Struct):
 
 
 # -- guests, hidden movies ------------------------------------------------------------------------
-MAX_CHOICES = 1000  # liked or disliked ids in one guest request: as many ratings as the collab taste reads
+MAX_CHOICES = TUNED.collab_history  # liked or disliked ids in one guest request: as many as the collab taste reads
 YearBound = Annotated[int, doc("Inclusive bound on the release year.", 1990, ge=0, le=9999)]
 
 
@@ -361,8 +362,8 @@ class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
     ] = msgspec.field(default_factory=list)
     limit: Annotated[int, msgspec.Meta(ge=1, le=100, description="How many results, 1 to 100.", examples=[10])] = 10
     strategy: Annotated[
-        StrategyName, msgspec.Meta(description="As for GET /movies/recommendations.", examples=["hybrid"])
-    ] = "hybrid"
+        Strategy, msgspec.Meta(description="As for GET /movies/recommendations.", examples=[DEFAULT_STRATEGY])
+    ] = DEFAULT_STRATEGY
     genres: Annotated[
         list[str],
         msgspec.Meta(
@@ -376,8 +377,8 @@ class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
 class GuestRecommendationsOut(msgspec.Struct):
     """Recommendations for a visitor: RecommendationsOut without a user id."""
 
-    strategy: Annotated[StrategyName, doc("The strategy asked for.", "hybrid")]
-    path: Annotated[PathName, doc(PATH_DOC, "hybrid")]
+    strategy: Annotated[Strategy, doc("The strategy asked for.", "hybrid")]
+    path: Annotated[AnswerPath, doc(PATH_DOC, "hybrid")]
     items: Annotated[list[RecommendationOut], doc("Best first.")]
 
     @classmethod
@@ -432,7 +433,7 @@ class ListedMovieOut(msgspec.Struct):
 
 
 class MovieListOut(msgspec.Struct):
-    kind: Annotated[Literal["popular", "top-rated", "new"], doc("Which list this is.", "popular")]
+    kind: Annotated[ListKind, doc("Which list this is.", "popular")]
     total: Annotated[int, doc("Movies in the whole list, under the filters.", 120, ge=0)]
     limit: PageLimit
     offset: PageOffset

@@ -120,8 +120,8 @@ class Services:
         recommender = Recommender(
             index=live.current,
             encode_query=cached_query_encoder(encoder),
-            history_size=settings.history_size,
-            half_life_days=settings.half_life_days,
+            history_size=settings.recommend.history_size,
+            half_life_days=settings.recommend.half_life_days,
         )
         gate = DatabaseGate(settings.db_max_concurrency, settings.db_pool_timeout_s)
         return cls(settings, engine, store, live, encoder, device, recommender, gate)

@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 from sqlmodel import Session, select
@@ -31,9 +31,9 @@ from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.catalog.text import normalise_title
 from app.errors import InvalidInputError
+from app.names import HistoryFormat
 
-Format = Literal["letterboxd", "imdb"]
-FORMATS: tuple[Format, ...] = ("letterboxd", "imdb")
+FORMATS: tuple[HistoryFormat, ...] = get_args(HistoryFormat)
 # per format: (title, year, rating, date, external id) columns; the rating scale's maximum
 _COLUMNS: dict[str, tuple[str, str, str, str, str | None]] = {
     "letterboxd": ("Name", "Year", "Rating", "Date", None),
@@ -67,7 +67,7 @@ class HistoryReport:
     skipped: list[dict[str, object]] = field(default_factory=list)  # {line, field, message}
 
 
-def parse_history(data: bytes, fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:
+def parse_history(data: bytes, fmt: HistoryFormat) -> tuple[list[HistoryRow], list[dict[str, object]]]:
     """Rows of a Letterboxd or IMDb export, and the rows skipped ({line, field, message}).
 
     Raises InvalidInputError(field="file") when the bytes are not such a CSV (empty, wrong columns)."""
@@ -83,7 +83,7 @@ def parse_history(data: bytes, fmt: Format) -> tuple[list[HistoryRow], list[dict
         raise InvalidInputError(f"not a readable CSV: {exc}", field="file") from None
 
 
-def _parse(reader: csv.DictReader[str], fmt: Format) -> tuple[list[HistoryRow], list[dict[str, object]]]:
+def _parse(reader: csv.DictReader[str], fmt: HistoryFormat) -> tuple[list[HistoryRow], list[dict[str, object]]]:
     needed = list(_COLUMNS[fmt][:4])
     if missing := [c for c in needed if c not in (reader.fieldnames or [])]:
         found = ", ".join(reader.fieldnames or []) or "nothing"
@@ -95,38 +95,38 @@ def _parse(reader: csv.DictReader[str], fmt: Format) -> tuple[list[HistoryRow], 
         line = reader.line_num
         try:
             rows.append(_row(record, line, fmt))
-        except _Skip as exc:
+        except _SkippedRowError as exc:
             skipped.append({"line": line, "field": exc.field, "message": str(exc)})
     return rows, skipped
 
 
-class _Skip(ValueError):
+class _SkippedRowError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
 
 
-def _row(record: dict[str, str | None], line: int, fmt: Format) -> HistoryRow:
+def _row(record: dict[str, str | None], line: int, fmt: HistoryFormat) -> HistoryRow:
     title_col, year_col, rating_col, date_col, id_col = _COLUMNS[fmt]
     title = (record.get(title_col) or "").strip()
     if not title:
-        raise _Skip(title_col, "missing title")
+        raise _SkippedRowError(title_col, "missing title")
     raw = (record.get(rating_col) or "").strip()
     if not raw:
-        raise _Skip(rating_col, "no rating (a logged or watched movie without stars)")
+        raise _SkippedRowError(rating_col, "no rating (a logged or watched movie without stars)")
     try:
         rating = float(raw) / _SCALE[fmt]
     except ValueError:
-        raise _Skip(rating_col, f"not a number: {raw!r}") from None
+        raise _SkippedRowError(rating_col, f"not a number: {raw!r}") from None
     if not valid_ratings(np.array([rating]))[0]:
-        raise _Skip(rating_col, f"{RULE} (read {raw!r})")
+        raise _SkippedRowError(rating_col, f"{RULE} (read {raw!r})")
     year_text = (record.get(year_col) or "").strip()
     year = int(year_text) if year_text.isdigit() else None
     date = (record.get(date_col) or "").strip()
     try:
         when = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC) if date else datetime.now(UTC)
     except ValueError:
-        raise _Skip(date_col, f"not a YYYY-MM-DD date: {date!r}") from None
+        raise _SkippedRowError(date_col, f"not a YYYY-MM-DD date: {date!r}") from None
     imdb_id = (record.get(id_col) or "").strip() or None if id_col else None
     return HistoryRow(line, title, year, rating, int(when.timestamp()), imdb_id)
 
@@ -168,7 +168,7 @@ def _title_keys(title: str) -> list[str]:
     return keys
 
 
-def import_history(session: Session, user_id: int, data: bytes, fmt: Format) -> HistoryReport:
+def import_history(session: Session, user_id: int, data: bytes, fmt: HistoryFormat) -> HistoryReport:
     """Import one user's Letterboxd or IMDb export as their own ratings; the caller commits.
 
     Raises InvalidInputError (field "file" or "format") when the file is not such an export."""

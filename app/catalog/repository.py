@@ -134,11 +134,6 @@ def movies_by_id(session: Session, ids: Iterable[int]) -> dict[int, Movie]:
     return {m.id: m for m in session.exec(select(Movie).where(col(Movie.id).in_(ids)))}
 
 
-def require_user(session: Session, user_id: int) -> None:
-    if session.get(User, user_id) is None:
-        raise NotFoundError(f"user {user_id} not found")
-
-
 def user_ratings(session: Session, user_id: int) -> list[UserRating]:
     """Every rating of a user, newest first: one query serves both the history and the exclusions."""
     query = (
@@ -201,13 +196,6 @@ def count_movies(session: Session) -> tuple[int, int]:
     total = session.exec(select(func.count()).select_from(Movie)).one()
     with_poster = session.exec(select(func.count()).select_from(Movie).where(col(Movie.poster).is_not(None))).one()
     return int(total), int(with_poster)
-
-
-def popular_movie_ids(session: Session, limit: int) -> list[int]:
-    rows = session.exec(
-        select(Movie.id).order_by(col(Movie.local_rating_count).desc().nulls_last(), col(Movie.id)).limit(limit)
-    )
-    return list(rows)
 
 
 def rated_pairs(session: Session) -> list[tuple[int, int]]:

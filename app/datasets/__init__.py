@@ -4,21 +4,23 @@ because the demo pulls in pandas and the others should not pay for it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
-from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, validate
-from app.datasets.files import FileProblem
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, validate
+from app.datasets.files import UnusableFileError
+from app.names import FolderSource, SourceName
 
-SOURCES = ("demo", "ml-100k", "tmdb", "movielens", "movies-dataset")
-FOLDER_SOURCES = ("movielens", "movies-dataset")  # read a folder (--dir), not files
+SOURCES: tuple[SourceName, ...] = get_args(SourceName)
+FOLDER_SOURCES: tuple[FolderSource, ...] = get_args(FolderSource)
 
 __all__ = [
     "FOLDER_SOURCES",
     "SOURCES",
-    "Catalogue",
-    "FileProblem",
     "RatingRow",
     "RowError",
+    "SourceCatalogue",
     "SourceMovie",
+    "UnusableFileError",
     "load_catalogue",
     "validate",
 ]
@@ -32,10 +34,10 @@ def load_catalogue(
     *,
     directory: Path | None = None,
     poster_base: str | None = None,
-) -> Catalogue:
+) -> SourceCatalogue:
     """Load a named source. `limit` keeps the first N movies (file or id order) and their ratings.
     `directory`: the folder of a folder source; `poster_base`: a URL or folder that relative poster
-    paths resolve against (MOVIEREC_POSTER_BASE). Raises FileProblem for an unreadable file and
+    paths resolve against (MOVIEREC_POSTER_BASE). Raises UnusableFileError for an unreadable file and
     ValueError for a wrong combination of arguments."""
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
@@ -60,9 +62,9 @@ def load_catalogue(
     return apply_limit(catalogue, limit)
 
 
-def _load_folder(source: str, directory: Path, poster_base: str | None) -> Catalogue:
+def _load_folder(source: str, directory: Path, poster_base: str | None) -> SourceCatalogue:
     if not directory.is_dir():
-        raise FileProblem(str(directory), "not a folder", f"give --dir the folder that holds the {source} files")
+        raise UnusableFileError(str(directory), "not a folder", f"give --dir the folder that holds the {source} files")
     if source == "movielens":
         from app.datasets import movielens
 
@@ -72,7 +74,7 @@ def _load_folder(source: str, directory: Path, poster_base: str | None) -> Catal
     return movies_dataset.load(directory, poster_base)
 
 
-def _load_packaged(source: str, limit: int | None) -> Catalogue:
+def _load_packaged(source: str, limit: int | None) -> SourceCatalogue:
     if source == "demo":
         from app.datasets import demo
 
@@ -82,7 +84,7 @@ def _load_packaged(source: str, limit: int | None) -> Catalogue:
     return ml100k.load()
 
 
-def apply_limit(catalogue: Catalogue, limit: int | None) -> Catalogue:
+def apply_limit(catalogue: SourceCatalogue, limit: int | None) -> SourceCatalogue:
     """Keep the first `limit` movies and only ratings of those movies."""
     if limit is None or len(catalogue.movies) <= limit:
         return catalogue

@@ -49,7 +49,7 @@ class SourceMovie:
 
 
 @dataclass
-class Catalogue:
+class SourceCatalogue:
     """A source's movies and ratings, before validation."""
 
     name: str
@@ -61,7 +61,7 @@ class Catalogue:
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
 
 
-def validate(catalogue: Catalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:
+def validate(catalogue: SourceCatalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:
     """Drop bad rows, each reported once with where it came from, in file order.
 
     Movies: an id outside 1..MAX_ID (what the API, the database and the index can all hold), a

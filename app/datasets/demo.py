@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from app.catalog.models import Movie
 from app.catalog.text import normalise_title
-from app.datasets.base import Catalogue, RatingRow, SourceMovie, make_movie
+from app.datasets.base import RatingRow, SourceCatalogue, SourceMovie, make_movie
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -268,7 +268,7 @@ def _genres(value: object) -> list[str]:
     return [g for g in value.split("|") if g]
 
 
-def load(limit: int | None = None) -> Catalogue:
+def load(limit: int | None = None) -> SourceCatalogue:
     frame = _frame()
     first = frame.drop_duplicates("movieId").sort_values("movieId")
     if limit is not None:
@@ -287,7 +287,7 @@ def load(limit: int | None = None) -> Catalogue:
         for n, (i, t, y, g, m, p) in enumerate(rows, start=1)
     ]
     ratings = _ratings(frame, set(ids) if limit is not None else None)
-    return Catalogue(NAME, movies, ratings, stats={**_stats(meta, plots), "ratings": len(ratings)})
+    return SourceCatalogue(NAME, movies, ratings, stats={**_stats(meta, plots), "ratings": len(ratings)})
 
 
 def _movie(mid: int, title: str, year: int | None, genres: list[str], meta: _Meta | None, plot: str | None) -> Movie:

@@ -1,11 +1,11 @@
 """Reading users' files: encodings, CSV dialects, JSON, and one-line reports of what is wrong.
 
 Every source reads its files through here, so every file-level problem is reported the same way:
-a `FileProblem` whose text is one line naming the file, where in it (line and column, or record),
+an `UnusableFileError` whose text is one line naming the file, where in it (line and column, or record),
 what is wrong and what to do. Row-level problems are the caller's (see `base.RowError`).
 
 Public API:
-- `FileProblem`: a file that cannot be read at all; the ingest stops before writing anything.
+- `UnusableFileError`: a file that cannot be read at all; the ingest stops before writing anything.
 - `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning.
 - `sniff_delimiter(header_line)`: ',' ';' or tab.
 - `csv_records(path, required, warnings)`: (line where the record starts, {column: value}).
@@ -31,7 +31,7 @@ CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _CHUNK = 1 << 20
 
 
-class FileProblem(ValueError):
+class UnusableFileError(ValueError):
     """A file that cannot be used (a ValueError: the input is wrong).
 
     `str()` is one line: 'file:line:column: problem; what to do'."""
@@ -57,12 +57,12 @@ def detect_encoding(path: Path) -> Encoding:
     """UTF-8 (a BOM is dropped) when the whole file decodes as UTF-8; else cp1252 (Windows' Western
     European, a superset of Latin-1's printable range), else Latin-1, which decodes any byte.
     Reads the file in 1 MiB chunks, so a large file is never held in memory. A UTF-16 file
-    (Excel's "Unicode text") is recognised by its BOM. FileProblem when the file cannot be opened."""
+    (Excel's "Unicode text") is recognised by its BOM. UnusableFileError when the file cannot be opened."""
     try:
         with path.open("rb") as f:
             head = f.read(4)
     except OSError as exc:
-        raise FileProblem(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
+        raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _first_decode_error(path, "utf-16") is None:
         return Encoding("utf-16")
     problem = _first_decode_error(path, "utf-8")
@@ -112,7 +112,7 @@ def _read_header(path: Path, encoding: str) -> str:
         for raw in f:
             if raw.strip():
                 return raw.rstrip("\r\n")
-    raise FileProblem(path.name, "empty file", "export it again, with a header row")
+    raise UnusableFileError(path.name, "empty file", "export it again, with a header row")
 
 
 def csv_records(
@@ -121,10 +121,10 @@ def csv_records(
     """(line where the record starts, {header column: value}) for each non-empty record.
 
     `required`: groups of alternative column names; each group must have one present, or
-    FileProblem names the missing column and the delimiter that was used. The header is line 1.
+    UnusableFileError names the missing column and the delimiter that was used. The header is line 1.
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
     values than columns, or a cell that swallowed what look like whole rows (a quote closed only
-    lines later). A quote left open to the end of the file is a FileProblem. File-level notes (an
+    lines later). A quote left open to the end of the file is an UnusableFileError. File-level notes (an
     encoding guessed) go to `warnings`.
     """
     csv.field_size_limit(CSV_FIELD_LIMIT)
@@ -158,14 +158,14 @@ def csv_records(
 
 
 def _next(reader: Any, path: Path, start: int) -> list[str] | None:
-    """The next record; FileProblem for what ends the file's usefulness (a quote open to the end, a
+    """The next record; UnusableFileError for what ends the file's usefulness (a quote open to the end, a
     runaway cell); other csv.Errors are raised for the caller to report as the record's error."""
     try:
         return next(reader, None)
     except csv.Error as exc:
         text = str(exc)
         if "unexpected end of data" in text:
-            raise FileProblem(
+            raise UnusableFileError(
                 path.name,
                 f"a quote opened in the record starting here is never closed; it swallows lines "
                 f"{start}-{reader.line_num} to the end of the file",
@@ -173,7 +173,7 @@ def _next(reader: Any, path: Path, start: int) -> list[str] | None:
                 line=start,
             ) from None
         if "field larger than field limit" in text:
-            raise FileProblem(
+            raise UnusableFileError(
                 path.name,
                 f"a cell is larger than {CSV_FIELD_LIMIT // (1024 * 1024)} MiB",
                 "an unclosed quote usually causes this: check the quotes near this line",
@@ -186,7 +186,7 @@ def _check_columns(path: Path, header: list[str], required: Sequence[Sequence[st
     for group in required:
         if not any(name in header for name in group):
             shown = {",": "','", ";": "';'", "\t": "tab"}[delimiter]
-            raise FileProblem(
+            raise UnusableFileError(
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "
                 f"{', '.join(header)[:120]})",
@@ -220,21 +220,21 @@ def json_records(
 ) -> Iterator[tuple[int, Any, Literal["line", "record"]]]:
     """(position, record, unit): for a JSON list, or an object holding one under "results" (TMDB's
     API pages) or "movies", unit 'record' and the 1-based index of the object; for JSON Lines, unit
-    'line' and the file line. A list that does not parse is a FileProblem with its line and column;
+    'line' and the file line. A list that does not parse is an UnusableFileError with its line and column;
     a JSON Lines line that does not parse is a RowError."""
     encoding = detect_encoding(path)
     if encoding.warning and warnings is not None:
         warnings.append(encoding.warning)
     text = path.read_text(encoding=encoding.name)
     if not text.strip():
-        raise FileProblem(path.name, "empty file", "export it again")
+        raise UnusableFileError(path.name, "empty file", "export it again")
     if (whole := _whole_document(text)) is not None:
         records = whole
     elif text.lstrip().startswith("["):
         try:
             records = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise FileProblem(
+            raise UnusableFileError(
                 path.name,
                 f"invalid JSON ({exc.msg})",
                 "the file is probably truncated or hand-edited: export it again",

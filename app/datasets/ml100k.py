@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
 from app.datasets.demo import display_title
 
 NAME = "ml-100k"
@@ -86,9 +86,9 @@ def _ratings(path: Path, errors: list[RowError]) -> list[RatingRow]:
     return ratings
 
 
-def load(directory: Path | None = None) -> Catalogue:
+def load(directory: Path | None = None) -> SourceCatalogue:
     directory = directory or data_dir()
     errors: list[RowError] = []
     movies = _movies(directory / "ml-100k.item", errors)
     ratings = _ratings(directory / "ml-100k.inter", errors)
-    return Catalogue(NAME, movies, ratings, errors, stats={"movies_read": len(movies), "ratings": len(ratings)})
+    return SourceCatalogue(NAME, movies, ratings, errors, stats={"movies_read": len(movies), "ratings": len(ratings)})

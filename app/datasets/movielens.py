@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.models import Movie
-from app.datasets.base import Catalogue, RowError, SourceMovie, make_movie
+from app.datasets.base import RowError, SourceCatalogue, SourceMovie, make_movie
 from app.datasets.demo import display_title
-from app.datasets.files import FileProblem, csv_records
-from app.datasets.tmdb import BadField, parse_int, parse_names, parse_text, read_ratings
+from app.datasets.files import UnusableFileError, csv_records
+from app.datasets.tmdb import BadFieldError, parse_int, parse_names, parse_text, read_ratings
 
 NAME = "movielens"
 MAX_KEYWORDS = 20
@@ -35,10 +35,10 @@ def parse_title(raw: str) -> tuple[str, int | None]:
 
 
 def parse_movie(row: dict[str, Any]) -> Movie:
-    """One movies.csv row; BadField names an unparseable field."""
+    """One movies.csv row; BadFieldError names an unparseable field."""
     mid = parse_int(row.get("movieId"), "movieId")
     if mid is None:
-        raise BadField("movieId", "missing id")
+        raise BadFieldError("movieId", "missing id")
     title, year = parse_title(parse_text(row.get("title")) or "")
     return make_movie(id=mid, title=title, year=year, genres=parse_names(row.get("genres"), "genres"))
 
@@ -50,7 +50,7 @@ def _links(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int,
             mid = parse_int(row.get("movieId"), "movieId")
             imdb = parse_int(row.get("imdbId"), "imdbId")
             tmdb = parse_int(row.get("tmdbId"), "tmdbId")
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
             continue
         if mid is not None:
@@ -64,7 +64,7 @@ def _tags(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, 
     for line, row in csv_records(path, [("movieId",), ("tag",)], warnings, errors):
         try:
             mid = parse_int(row.get("movieId"), "movieId")
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
             continue
         tag = " ".join((row.get("tag") or "").split())
@@ -75,11 +75,13 @@ def _tags(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, 
     return {mid: [spelling[mid, key] for key, _ in c.most_common(MAX_KEYWORDS)] for mid, c in counts.items()}
 
 
-def load(directory: Path) -> Catalogue:
-    """Read a GroupLens folder; FileProblem when movies.csv is missing or unreadable."""
+def load(directory: Path) -> SourceCatalogue:
+    """Read a GroupLens folder; UnusableFileError when movies.csv is missing or unreadable."""
     directory = Path(directory)
     if not (directory / "movies.csv").is_file():
-        raise FileProblem(str(directory), "no movies.csv in this folder", "give the folder GroupLens's zip unpacks to")
+        raise UnusableFileError(
+            str(directory), "no movies.csv in this folder", "give the folder GroupLens's zip unpacks to"
+        )
     errors: list[RowError] = []
     warnings: list[str] = []
     movies = []
@@ -87,7 +89,7 @@ def load(directory: Path) -> Catalogue:
     for line, row in csv_records(path, [("movieId",), ("title",)], warnings, errors):
         try:
             movies.append(SourceMovie(parse_movie(row), line=line, file=path.name))
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     optional = {name: directory / f"{name}.csv" for name in ("links", "tags", "ratings")}
     links = _links(optional["links"], errors, warnings) if optional["links"].is_file() else {}
@@ -103,4 +105,4 @@ def load(directory: Path) -> Catalogue:
         "linked_tmdb": sum(1 for m in movies if m.movie.tmdb_id),
         "with_keywords": sum(1 for m in movies if m.movie.keywords),
     }
-    return Catalogue(NAME, movies, ratings, errors, stats, warnings)
+    return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)

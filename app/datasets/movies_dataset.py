@@ -16,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie
-from app.datasets.files import FileProblem, csv_records
-from app.datasets.tmdb import BadField, parse_int, parse_movie, read_ratings
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie
+from app.datasets.files import UnusableFileError, csv_records
+from app.datasets.tmdb import BadFieldError, parse_int, parse_movie, read_ratings
 
 NAME = "movies-dataset"
 METADATA = "movies_metadata.csv"
@@ -38,7 +38,7 @@ def _by_id(
     for line, row in csv_records(path, [("id",)], warnings, errors):
         try:
             mid = parse_int(row.get("id"), "id")
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
             continue
         if mid is not None:
@@ -51,7 +51,7 @@ def _movielens_to_tmdb(path: Path, errors: list[RowError], warnings: list[str]) 
     for line, row in csv_records(path, [("movieId",), ("tmdbId",)], warnings, errors):
         try:
             ml, tmdb = parse_int(row.get("movieId"), "movieId"), parse_int(row.get("tmdbId"), "tmdbId")
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
             continue
         if ml is not None and tmdb is not None:
@@ -70,11 +70,11 @@ def _map_ratings(rows: list[RatingRow], to_tmdb: dict[int, int], errors: list[Ro
     return mapped
 
 
-def load(directory: Path, poster_base: str | None = None) -> Catalogue:
+def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
     directory = Path(directory)
     meta = directory / METADATA
     if not meta.is_file():
-        raise FileProblem(
+        raise UnusableFileError(
             str(directory), f"no {METADATA} in this folder", "give the folder Kaggle's archive unpacks to"
         )
     errors: list[RowError] = []
@@ -87,14 +87,14 @@ def load(directory: Path, poster_base: str | None = None) -> Catalogue:
             mid = parse_int(row.get("id"), "id")
             record = {**row, **keywords.get(mid or 0, {}), **credits.get(mid or 0, {}), "tmdb_id": mid}
             movies.append(SourceMovie(parse_movie(record, directory, poster_base), line=line, file=meta.name))
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(meta.name, line, exc.field, str(exc)))
     ratings: list[RatingRow] = []
     ratings_path = _first(directory, "ratings.csv", "ratings_small.csv")
     links_path = _first(directory, "links.csv", "links_small.csv")
     if ratings_path is not None:
         if links_path is None:
-            raise FileProblem(
+            raise UnusableFileError(
                 ratings_path.name,
                 "ratings need links.csv to map MovieLens ids to TMDB ids",
                 "add links.csv to the folder, or remove the ratings file",
@@ -108,4 +108,4 @@ def load(directory: Path, poster_base: str | None = None) -> Catalogue:
         "with_credits": sum(1 for m in movies if m.movie.cast or m.movie.director),
         "with_poster_source": sum(1 for m in movies if m.movie.poster),
     }
-    return Catalogue(NAME, movies, ratings, errors, stats, warnings)
+    return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from app.catalog.models import Movie
-from app.datasets.base import Catalogue, RatingRow, RowError, SourceMovie, make_movie
-from app.datasets.files import FileProblem, csv_records, json_records
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.files import UnusableFileError, csv_records, json_records
 
 NAME = "tmdb"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
@@ -27,7 +27,7 @@ _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
 RATING_COLUMNS = ("userId", "movieId", "rating")  # timestamp is optional (the import time when absent)
 
 
-class BadField(ValueError):
+class BadFieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
@@ -49,7 +49,7 @@ def _records(
         yield from json_records(path, errors, warnings)
 
 
-# --- field parsers: None for absent values, BadField for present but unparseable ones ------------
+# --- field parsers: None for absent values, BadFieldError for present but unparseable ones ------------
 
 
 def _missing(value: Any) -> bool:
@@ -72,9 +72,9 @@ def parse_float(value: Any, field: str) -> float | None:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BadField(field, f"not a number: {value!r}") from None
+        raise BadFieldError(field, f"not a number: {value!r}") from None
     if isinstance(value, bool) or math.isinf(number):
-        raise BadField(field, f"not a number: {value!r}")
+        raise BadFieldError(field, f"not a number: {value!r}")
     return None if math.isnan(number) else number
 
 
@@ -88,7 +88,7 @@ def parse_int(value: Any, field: str) -> int | None:
     if number is None:
         return None
     if not number.is_integer():
-        raise BadField(field, f"not an integer: {value!r}")
+        raise BadFieldError(field, f"not an integer: {value!r}")
     return int(number)
 
 
@@ -102,7 +102,7 @@ def parse_names(value: Any, field: str, separators: str = "|") -> list[str]:
     if isinstance(value, dict):
         value = [value]
     if not isinstance(value, list):
-        raise BadField(field, f"expected a list, got {type(value).__name__}")
+        raise BadFieldError(field, f"expected a list, got {type(value).__name__}")
     names = [item.get("name") if isinstance(item, dict) else item for item in value]
     return [str(n).strip() for n in names if not _missing(n)]
 
@@ -117,7 +117,7 @@ def _parse_list_text(text: str, field: str, separators: str = "|") -> Any:
     try:
         return ast.literal_eval(text)  # The Movies Dataset writes Python reprs: [{'id': 28, ...}]
     except (ValueError, SyntaxError):
-        raise BadField(field, f"unparseable list: {text[:60]!r}") from None
+        raise BadFieldError(field, f"unparseable list: {text[:60]!r}") from None
 
 
 def _year(record: dict[str, Any]) -> int | None:
@@ -128,7 +128,7 @@ def _year(record: dict[str, Any]) -> int | None:
         return None
     m = _LEADING_YEAR.match(date) or _ANY_YEAR.search(date)
     if m is None:
-        raise BadField("release_date", f"no year in {date!r}")
+        raise BadFieldError("release_date", f"no year in {date!r}")
     return int(m.group(1))
 
 
@@ -172,12 +172,12 @@ def resolve_poster(record: dict[str, Any], base_dir: Path, poster_base: str | No
 
 
 def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> Movie:
-    """One record to a Movie; BadField names the first unparseable field."""
+    """One record to a Movie; BadFieldError names the first unparseable field."""
     if not isinstance(record, dict):
-        raise BadField("row", f"expected an object, got {type(record).__name__}")
+        raise BadFieldError("row", f"expected an object, got {type(record).__name__}")
     mid = parse_int(record.get("id"), "id")
     if mid is None:
-        raise BadField("id", "missing id")
+        raise BadFieldError("id", "missing id")
     return make_movie(
         id=mid,
         title=parse_text(record.get("title")) or "",  # empty title: validate reports it
@@ -218,7 +218,7 @@ def read_movies(
             else:
                 movie = parse_movie(record, base_dir, poster_base)
             movies.append(SourceMovie(movie, line=line, file=path.name, unit=unit))
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc), unit))
     if grouplens:
         warnings.append(f"{path.name}: GroupLens MovieLens layout (movieId, title, genres); read as --source movielens")
@@ -233,7 +233,7 @@ T = TypeVar("T")
 
 def _required(value: T | None, column: str) -> T:
     if value is None:
-        raise BadField(column, "missing value")
+        raise BadFieldError(column, "missing value")
     return value
 
 
@@ -253,18 +253,18 @@ def _rating_row(row: dict[str, str], line: int, file: str) -> RatingRow:
 
 
 def read_ratings(path: Path, errors: list[RowError], warnings: list[str] | None = None) -> list[RatingRow]:
-    """userId, movieId, rating (0.5-5), timestamp (optional) rows; FileProblem when a column is missing."""
+    """userId, movieId, rating (0.5-5), timestamp (optional) rows; UnusableFileError when a column is missing."""
     ratings = []
     notes = [] if warnings is None else warnings  # csv_records appends an encoding it had to guess
     for line, row in csv_records(path, [(c,) for c in RATING_COLUMNS], notes, errors):
         try:
             ratings.append(_rating_row(row, line, path.name))
-        except BadField as exc:
+        except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     return ratings
 
 
-def load(movies: Path, ratings: Path | None = None, poster_base: str | None = None) -> Catalogue:
+def load(movies: Path, ratings: Path | None = None, poster_base: str | None = None) -> SourceCatalogue:
     errors: list[RowError] = []
     warnings: list[str] = []
     items = read_movies(Path(movies), errors, warnings, poster_base)
@@ -275,7 +275,7 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
         "ratings": len(rows),
         "with_poster_source": with_poster,
     }
-    return Catalogue(NAME, items, rows, errors, stats, warnings)
+    return SourceCatalogue(NAME, items, rows, errors, stats, warnings)
 
 
-__all__ = ["FileProblem", "load", "parse_movie", "read_movies", "read_ratings", "resolve_poster"]
+__all__ = ["UnusableFileError", "load", "parse_movie", "read_movies", "read_ratings", "resolve_poster"]

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 SEED = 42
 
 
-class Catalogue:
+class CandidatePool:
     """Movie ids <-> columns, and each evaluated user's training movies as columns."""
 
     def __init__(self, movie_ids: Iterable[int], train: pd.DataFrame) -> None:
@@ -35,19 +35,19 @@ class Catalogue:
         return ids
 
 
-def popularity(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]]:
+def popularity(cat: CandidatePool, users: Sequence[int], k: int) -> dict[int, list[int]]:
     """Most rated in training first (ties: lower id)."""
     counts = np.bincount(np.searchsorted(cat.ids, cat.train["movie_id"].to_numpy()), minlength=len(cat.ids))
     scores = counts - np.arange(len(cat.ids)) * 1e-9
     return {u: cat.top_k(scores, u, k) for u in users}
 
 
-def random(cat: Catalogue, users: Sequence[int], k: int, seed: int = SEED) -> dict[int, list[int]]:
+def random(cat: CandidatePool, users: Sequence[int], k: int, seed: int = SEED) -> dict[int, list[int]]:
     rng = np.random.default_rng(seed)
     return {u: cat.top_k(rng.random(len(cat.ids)), u, k) for u in users}
 
 
-def itemknn(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]]:
+def itemknn(cat: CandidatePool, users: Sequence[int], k: int) -> dict[int, list[int]]:
     """Item-based kNN over all neighbours: score(u, j) = Σ_{i rated by u} cos(i, j), with the cosine
     between the movies' rating columns (rating values, not just who rated)."""
     t = cat.train
@@ -65,7 +65,7 @@ def itemknn(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]
     return out
 
 
-def ease(cat: Catalogue, users: Sequence[int], k: int) -> dict[int, list[int]]:
+def ease(cat: CandidatePool, users: Sequence[int], k: int) -> dict[int, list[int]]:
     """Full-rank EASE (Steck, 2019), x_u B with B = -P / diag(P), P = (XᵀX + λI)⁻¹, on the same
     movies and λ as the collab vectors (app/embedding/collab.py: the most rated CORE_ITEMS)."""
     from app.embedding import collab

@@ -19,30 +19,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from app.catalog.models import Movie
+from app.catalog.rating_rules import MAX_RATING, MIN_RATING
 from app.embedding import collab as collab_math
 from app.embedding.text import TextEncoder
 from app.evaluation import baselines, splits
 from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.metrics import METRICS, ndcg_at_k, recall_at_k, rmse, summarise
 from app.evaluation.world import World, build_world
-from app.recommend.recommender import Strategy
+from app.names import DEFAULT_STRATEGY, EvalDataset, EvalProtocol, SplitBy, Strategy
 from app.recommend.tuning import TUNED, Tuning
+from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import Manifest
 
-Dataset = Literal["ml-100k", "demo"]
-Protocol = Literal["stratified", "temporal", "new-movies"]
-DATASETS: tuple[str, ...] = ("ml-100k", "demo")
-PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "new-movies")
-SPLITS: tuple[str, ...] = ("user", "item")
+DATASETS: tuple[EvalDataset, ...] = get_args(EvalDataset)
+PROTOCOLS: tuple[EvalProtocol, ...] = get_args(EvalProtocol)
+SPLITS: tuple[SplitBy, ...] = get_args(SplitBy)
 BASELINES = ("popularity", "itemknn", "ease", "random")
-RECOMMENDER_STRATEGIES: tuple[Strategy, ...] = ("content", "collab", "hybrid")
-SERVED = "served"  # hybrid with the API's default re-rank (popularity and diversity from the settings)
+RECOMMENDER_STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+SERVED = "served"  # the API's default strategy and re-rank (popularity and diversity from the settings)
 STRATEGIES = BASELINES + RECOMMENDER_STRATEGIES + (SERVED,)
 SWEEP_STRATEGIES = ("popularity", "itemknn", "ease", "collab", "hybrid", SERVED)
 NEIGHBOURS = 20  # rated movies a predicted rating is averaged over
@@ -94,14 +94,14 @@ class EvalConfig:
     cache_dir: Any  # Path
     manifest: Manifest
     make_encoder: Callable[[], TextEncoder]
-    history_size: int = 50
-    half_life_days: float = 365.0
+    history_size: int = RECOMMEND_DEFAULTS.history_size
+    half_life_days: float = RECOMMEND_DEFAULTS.half_life_days
     tuning: Tuning = TUNED
-    popularity: float = 0.1  # the served row's re-rank: the API's defaults
-    diversity: float = 0.2
+    popularity: float = RECOMMEND_DEFAULTS.popularity_weight  # the served row's re-rank: the API's defaults
+    diversity: float = RECOMMEND_DEFAULTS.diversity
 
 
-def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
+def load_dataset(name: EvalDataset) -> tuple[list[Movie], pd.DataFrame]:
     """The source's valid movies and ratings (one rating per user and movie: the latest)."""
     from app.datasets import load_catalogue, validate
 
@@ -117,7 +117,7 @@ def load_dataset(name: str) -> tuple[list[Movie], pd.DataFrame]:
 
 
 def split(
-    ratings: pd.DataFrame, protocol: str, *, by: str = "user", seed: int = splits.SEED
+    ratings: pd.DataFrame, protocol: EvalProtocol, *, by: SplitBy = "user", seed: int = splits.SEED
 ) -> tuple[splits.Split, set[int]]:
     """The split, and the movies that lost their training ratings (new-movies protocol; else none)."""
     if by not in SPLITS:
@@ -132,14 +132,14 @@ def split(
 
 
 def run_eval(
-    dataset: str,
-    protocol: str,
+    dataset: EvalDataset,
+    protocol: EvalProtocol,
     k: int,
     config: EvalConfig,
     *,
     users: int | None = None,
     log: Callable[[str], None] = lambda _: None,
-    by: str = "user",
+    by: SplitBy = "user",
     seeds: Sequence[int] = (splits.SEED,),
     new_users: bool = False,
 ) -> EvalReport:
@@ -163,8 +163,8 @@ def run_eval(
 
 
 def _run_once(
-    dataset: str,
-    protocol: str,
+    dataset: EvalDataset,
+    protocol: EvalProtocol,
     k: int,
     config: EvalConfig,
     movies: list[Movie],
@@ -172,7 +172,7 @@ def _run_once(
     text: dict[int, np.ndarray],
     users: int | None,
     log: Callable[[str], None],
-    by: str,
+    by: SplitBy,
     seed: int,
     new_users: bool,
 ) -> EvalReport:
@@ -308,7 +308,7 @@ def _among_new(
     world: World, train: pd.DataFrame, strategy: str, users: list[int], new: set[int], k: int
 ) -> dict[int, list[int]] | None:
     if strategy == "random":
-        catalogue = baselines.Catalogue(sorted(new), train[train["movie_id"].isin(new)])
+        catalogue = baselines.CandidatePool(sorted(new), train[train["movie_id"].isin(new)])
         return baselines.random(catalogue, users, k)
     if strategy not in RECOMMENDER_STRATEGIES:
         return None  # the baselines know nothing of movies without ratings
@@ -355,7 +355,7 @@ def evaluate(
 ) -> list[dict[str, Any]]:
     """One row of metrics per strategy over `users`; `lists` collects each strategy's top k."""
     users = [int(u) for u in users]
-    catalogue = baselines.Catalogue(world.combined.keys(), train)
+    catalogue = baselines.CandidatePool(world.combined.keys(), train)
     rows = []
     for strategy in strategies:
         mark = time.perf_counter()
@@ -369,7 +369,7 @@ def evaluate(
 
 def rankings(
     world: World,
-    catalogue: baselines.Catalogue,
+    catalogue: baselines.CandidatePool,
     strategy: str,
     users: Sequence[int],
     k: int,
@@ -388,7 +388,7 @@ def rankings(
                 for i in world.recommender.recommend(
                     world.histories.get(u, []),
                     limit=k,
-                    strategy="hybrid",
+                    strategy=DEFAULT_STRATEGY,
                     popularity=served.popularity,
                     diversity=served.diversity,
                 ).items
@@ -460,7 +460,7 @@ def _neighbour_predictions(
             np.stack([vectors[int(m)] for m in history["movie_id"].to_numpy()[known]]),
         )
         out[targets] = mean + _weighted_deviation(sims, rated)
-    return np.clip(out, 0.5, 5.0)
+    return np.clip(out, MIN_RATING, MAX_RATING)
 
 
 def _weighted_deviation(sims: np.ndarray, deviations: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from app.names import SplitBy
+
 TEST_RATIO = 0.25
 SEED = 42
 COLD_START_KEEP = 5
@@ -30,7 +32,7 @@ class Split:
 
 
 def stratified_split(
-    ratings: pd.DataFrame, test_ratio: float = TEST_RATIO, seed: int = SEED, by: str = "user"
+    ratings: pd.DataFrame, test_ratio: float = TEST_RATIO, seed: int = SEED, by: SplitBy = "user"
 ) -> Split:
     """`by="user"`: round(25%) of each user's ratings held out; `by="item"`: of each movie's (MSR's
     benchmark notebook, `python_stratified_split(filter_by="item")`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from app.catalog.repository import HiddenMovie, UserRating
 from app.embedding import collab, lexical
 from app.embedding.movie import combined_halves
 from app.errors import InvalidInputError, NotFoundError
+from app.names import DEFAULT_STRATEGY, AnswerPath, SearchMode, SimilarVector, Strategy
 from app.recommend.history import with_hidden
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
@@ -29,11 +30,9 @@ from app.recommend.user_vector import (
     taste_weights,
     weighted_mean,
 )
+from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, SparseVector, StoredMovie
 
-Strategy = Literal["content", "collab", "hybrid"]
-# dense: the query's MiniLM vector on `text`; sparse: its BM25 terms on `lexical`; hybrid: both, RRF.
-SearchMode = Literal["dense", "sparse", "hybrid"]
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
 # RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
 # matches is near-certain evidence, while the dense list always returns something. On the query set,
@@ -43,7 +42,6 @@ SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (R
 # one exactly (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2) and engines break ties differently; 8.2
 # first ties at lexical rank 40, past the candidates a page reads (bench/search.py, README).
 SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 8.2}
-Path = Literal["popular", "content_cold_start", "content", "collab_popular", "collab", "hybrid"]
 COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5
 # Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
@@ -63,8 +61,6 @@ class ScoredMovie:
     year: int | None
     genres: list[str]
     score: float
-    popularity: float | None = None
-    vote_average: float | None = None
 
     @classmethod
     def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> ScoredMovie:
@@ -74,8 +70,6 @@ class ScoredMovie:
             year=payload.get("year"),
             genres=list(payload.get("genres") or []),
             score=round(float(score), 6),
-            popularity=payload.get("popularity"),
-            vote_average=payload.get("vote_average"),
         )
 
 
@@ -87,7 +81,7 @@ class Recommendation(ScoredMovie):
 @dataclass
 class RecommendationList:
     strategy: Strategy
-    path: Path
+    path: AnswerPath
     items: list[Recommendation]
 
 
@@ -126,8 +120,8 @@ class Recommender:
         index: Callable[[], MovieIndex],
         encode_query: Callable[[str], np.ndarray],
         *,
-        history_size: int = 50,
-        half_life_days: float = 365.0,
+        history_size: int = RECOMMEND_DEFAULTS.history_size,
+        half_life_days: float = RECOMMEND_DEFAULTS.half_life_days,
         candidate_factor: int = 5,
         tuning: Tuning = TUNED,
     ) -> None:
@@ -174,10 +168,10 @@ class Recommender:
         ratings: Sequence[UserRating],
         *,
         limit: int = 10,
-        strategy: Strategy = "content",
+        strategy: Strategy = DEFAULT_STRATEGY,
         filter: MovieFilter = MovieFilter(),
-        popularity: float = 0.1,
-        diversity: float = 0.2,
+        popularity: float = RECOMMEND_DEFAULTS.popularity_weight,
+        diversity: float = RECOMMEND_DEFAULTS.diversity,
         offset: int = 0,
         depth: int | None = None,
         hidden: Sequence[HiddenMovie] = (),
@@ -216,7 +210,7 @@ class Recommender:
             # A short history: collab from even one rating, pulled towards what is popular.
             collab_query = self._with_prior(index, taste.collab, len(ratings))
             hits = index.query(collab_query, "collab", n, unseen, with_vectors=WITH_COLLAB)
-            path: Path = "collab_popular"
+            path: AnswerPath = "collab_popular"
         elif taste.content is not None and (taste.collab is None or len(ratings) <= COLD_START_MAX):
             hits = index.query(taste.content, "combined", n, unseen, with_vectors=(CANDIDATE_VECTOR,))
             path = "content_cold_start" if len(ratings) <= COLD_START_MAX else "content"
@@ -343,7 +337,12 @@ class Recommender:
 
     # -- similar, search -----------------------------------------------------------------------
     def similar(
-        self, movie_id: int, *, limit: int = 10, vector: str = "combined", exclude: frozenset[int] = frozenset()
+        self,
+        movie_id: int,
+        *,
+        limit: int = 10,
+        vector: SimilarVector = "combined",
+        exclude: frozenset[int] = frozenset(),
     ) -> list[ScoredMovie]:
         """The `limit` movies nearest to `movie_id` on `vector`, never itself nor one in `exclude`."""
         index = self._index()
@@ -394,7 +393,9 @@ class Recommender:
         return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
 
     # -- explain -------------------------------------------------------------------------------
-    def explain(self, ratings: Sequence[UserRating], movie_id: int, strategy: Strategy = "content") -> Explanation:
+    def explain(
+        self, ratings: Sequence[UserRating], movie_id: int, strategy: Strategy = DEFAULT_STRATEGY
+    ) -> Explanation:
         """Why `movie_id` suits the user: overall content similarity and its text/image split, the
         closest movies the user rated, and the same reason the recommendation list gives for it:
         for collab and hybrid the liked movie nearest in the collab space ("people who liked X also

@@ -122,7 +122,7 @@ def _vectors(raw: Any) -> dict[str, np.ndarray]:
     return {name: np.asarray(v, dtype=np.float32) for name, v in raw.items()}
 
 
-class ShardLocked(IndexUnavailableError):
+class ShardLockedError(IndexUnavailableError):
     """Another open shard (another process, or another handle in this one) holds the directory."""
 
 
@@ -158,7 +158,7 @@ class EdgeIndex:
 
     @classmethod
     def load(cls, path: Path, owned_dir: Path | None = None) -> EdgeIndex:
-        """Open the shard at `path` (`<root>/<generation>/shard`). Raises ShardLocked, or
+        """Open the shard at `path` (`<root>/<generation>/shard`). Raises ShardLockedError, or
         IndexUnavailableError naming the generation only: the path and the engine's words go to the log."""
         try:
             return cls(qe.EdgeShard.load(str(path)), owned_dir)
@@ -167,7 +167,7 @@ class EdgeIndex:
                 raise
             name = path.parent.name
             if "WouldBlock" in str(exc):
-                raise ShardLocked(f"index {name} is open in another process") from exc
+                raise ShardLockedError(f"index {name} is open in another process") from exc
             log.error("cannot open an Edge shard", extra={"path": str(path), "error": str(exc)})
             raise IndexUnavailableError(f"index generation {name} cannot be opened: it is damaged") from exc
 
@@ -355,7 +355,7 @@ class EdgeStore:
         current = self.root / name
         try:
             index = EdgeIndex.load(current / "shard")
-        except ShardLocked:
+        except ShardLockedError:
             index = self._open_copy(current)
         _check_complete(index, name, _read_manifest(current))
         return index

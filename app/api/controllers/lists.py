@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.params import Parameter
@@ -11,6 +11,7 @@ from sqlmodel import Session
 from app.api.deps import Genres, Limit, Offset, Year, examples, movie_filter
 from app.api.schemas import ListedMovieOut, MovieListOut, error_responses
 from app.catalog import lists
+from app.names import ListKind
 from app.recommend.recommender import Recommender
 
 WindowDays = Annotated[
@@ -32,7 +33,7 @@ def _where(
     return lists.ListFilter(genres=wanted.genres, year_min=wanted.year_min, year_max=wanted.year_max)
 
 
-def _out(name: Literal["popular", "top-rated", "new"], page: lists.Page, limit: int, offset: int) -> MovieListOut:
+def _out(name: ListKind, page: lists.Page, limit: int, offset: int) -> MovieListOut:
     items = [ListedMovieOut.from_domain(m) for m in page.items]
     return MovieListOut(kind=name, total=page.total, limit=limit, offset=offset, items=items)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.params import Parameter
@@ -23,12 +23,13 @@ from app.api.state import Services
 from app.catalog import repository as repo
 from app.embedding.posters import image_media_type, poster_file
 from app.errors import NotFoundError
+from app.names import SimilarVector
 from app.recommend.recommender import Recommender
-from app.settings import Settings
+from app.settings import RECOMMEND_DEFAULTS
 
 SEARCH_POPULARITY_DOC = (
     "Weight of popularity in the search re-rank, 0-1 "
-    f"(default: MOVIEREC_SEARCH_POPULARITY_WEIGHT, {Settings.model_fields['search_popularity_weight'].default})."
+    f"(default: MOVIEREC_SEARCH_POPULARITY_WEIGHT, {RECOMMEND_DEFAULTS.search_popularity_weight})."
 )
 
 
@@ -69,7 +70,7 @@ class MovieController(Controller):
         ] = None,
     ) -> SearchOut:
         wanted = movie_filter(recommender, genres, year_min, year_max)
-        prior = services.settings.search_popularity_weight if popularity is None else popularity
+        prior = services.settings.recommend.search_popularity_weight if popularity is None else popularity
         hits = recommender.search(q, limit=limit, filter=wanted, popularity=prior)
         return SearchOut(query=q, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
@@ -90,7 +91,7 @@ class MovieController(Controller):
         movie_id: MovieIdPath,
         limit: Limit = 10,
         vector: Annotated[
-            Literal["combined", "text", "image", "collab"],
+            SimilarVector,
             Parameter(
                 description="Which embedding to compare: text+poster, text only, poster only, or collab "
                 "(people who liked this also liked; a movie without ratings uses its content-predicted factors).",

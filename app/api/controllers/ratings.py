@@ -13,7 +13,8 @@ from app.api.deps import Limit, MovieIdPath, Offset, examples
 from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
 from app.api.security import owner_or_admin
 from app.catalog import repository as repo
-from app.catalog.history import Format, import_history
+from app.catalog.history import import_history
+from app.names import HistoryFormat
 
 
 class RatingController(Controller):
@@ -71,7 +72,7 @@ class RatingController(Controller):
         owner: int,
         body: bytes,  # Litestar's reserved `body`: the raw request body (a CSV file, not JSON)
         format: Annotated[
-            Format,
+            HistoryFormat,
             Parameter(description="Which export the body is: letterboxd or imdb.", examples=examples("letterboxd")),
         ],
     ) -> HistoryImportOut:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.params import Parameter
@@ -28,18 +28,18 @@ from app.api.state import Services
 from app.catalog import repository as repo
 from app.catalog.repository import HiddenMovie, UserRating
 from app.errors import InvalidInputError
+from app.names import DEFAULT_STRATEGY, Strategy
 from app.recommend.history import guest_history
-from app.recommend.recommender import RecommendationList, Recommender, Strategy
-from app.settings import Settings
+from app.recommend.recommender import RecommendationList, Recommender
+from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import MovieFilter
 
 # Documented from the settings' own defaults, so the schema cannot drift from them.
-_DEFAULTS = Settings.model_fields
 POPULARITY_DOC = (
     "Weight of popularity in the re-rank, 0-1 "
-    f"(default: MOVIEREC_POPULARITY_WEIGHT, {_DEFAULTS['popularity_weight'].default})."
+    f"(default: MOVIEREC_POPULARITY_WEIGHT, {RECOMMEND_DEFAULTS.popularity_weight})."
 )
-DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {_DEFAULTS['diversity'].default})."
+DIVERSITY_DOC = f"Diversity of the re-rank (MMR), 0-1 (default: MOVIEREC_DIVERSITY, {RECOMMEND_DEFAULTS.diversity})."
 # Every page is cut from one ranking of this many movies, so pages never overlap (Recommender.recommend).
 PAGE_DEPTH = 50
 OFFSET_DOC = (
@@ -77,15 +77,15 @@ class RecommendationController(Controller):
         owner: int,
         limit: Limit = 10,
         strategy: Annotated[
-            Literal["content", "collab", "hybrid"],
+            Strategy,
             Parameter(
                 description="hybrid (default): content and collaborative vectors fused in one query (RRF); "
                 "collab: rating factors alone; content: text and poster alone. With 1-10 ratings collab and hybrid "
                 "answer `collab_popular`; when none of the user's movies has collab factors yet, collab and hybrid "
                 "answer from content.",
-                examples=examples("hybrid"),
+                examples=examples(DEFAULT_STRATEGY),
             ),
-        ] = "hybrid",
+        ] = DEFAULT_STRATEGY,
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
@@ -163,12 +163,12 @@ class RecommendationController(Controller):
         owner: int,
         movie_id: MovieIdPath,
         strategy: Annotated[
-            Literal["content", "collab", "hybrid"],
+            Strategy,
             Parameter(
                 description="The strategy of the list being explained: its items' `reason` is this sentence's.",
-                examples=examples("hybrid"),
+                examples=examples(DEFAULT_STRATEGY),
             ),
-        ] = "hybrid",
+        ] = DEFAULT_STRATEGY,
     ) -> ExplanationOut:
         ratings = repo.user_ratings(db_session, owner)  # an unknown user gets a popularity sentence
         return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id, strategy=strategy))
@@ -189,14 +189,14 @@ def _recommend(
     only_new: bool = False,
 ) -> RecommendationList:
     """One page of recommendations, re-ranked with the request's weights or the settings' defaults."""
-    settings = services.settings
+    ranking = services.settings.recommend
     return recommender.recommend(
         history,
         limit=limit,
         strategy=strategy,
         filter=wanted,
-        popularity=settings.popularity_weight if popularity is None else popularity,
-        diversity=settings.diversity if diversity is None else diversity,
+        popularity=ranking.popularity_weight if popularity is None else popularity,
+        diversity=ranking.diversity if diversity is None else diversity,
         offset=offset,
         depth=PAGE_DEPTH,
         hidden=hidden,
