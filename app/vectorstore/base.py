@@ -13,10 +13,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from app.names import SimilarVector
+
 # 2: the sparse `lexical` vector (app/embedding/lexical.py) and the payload's local_rating_count
 # (indexed for ordering); an index without them is rebuilt.
 SCHEMA_VERSION = 2
-VECTOR_NAMES = ("text", "image", "combined", "collab")  # the dense ones, all cosine
+VECTOR_NAMES: tuple[SimilarVector, ...] = ("text", "image", "combined", "collab")  # the dense ones, all cosine
 SPARSE_VECTOR = "lexical"  # BM25-style term weights; the engine applies IDF (its IDF modifier)
 MAX_GENRES = 1000  # a facet's bound: catalogues have tens of genres
 # Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores

@@ -67,7 +67,8 @@ class _Columns:
         if not len(self.ids) or not len(wanted):
             return np.zeros(0, dtype=np.int64)
         pos = np.minimum(np.searchsorted(self.ids, wanted), len(self.ids) - 1)
-        return pos[self.ids[pos] == wanted]
+        found: np.ndarray = pos[self.ids[pos] == wanted]
+        return found
 
 
 class MemoryIndex:
@@ -137,8 +138,8 @@ class MemoryIndex:
         for i in ids:
             p = self._points.get(int(i))
             if p is not None:
-                dense = {n: p.vectors[n].copy() for n in vectors if isinstance(p.vectors.get(n), np.ndarray)}
-                out.append(StoredMovie(p.id, dict(p.payload), dense))  # type: ignore[arg-type]
+                dense = {n: v.copy() for n in vectors if isinstance(v := p.vectors.get(n), np.ndarray)}
+                out.append(StoredMovie(p.id, dict(p.payload), dense))
         return out
 
     def query(
@@ -291,7 +292,9 @@ class MemoryIndex:
                 continue
             matrix = np.zeros((len(points), len(first)), dtype=np.float32)
             for row in np.flatnonzero(has).tolist():
-                matrix[row] = points[row].vectors[name]
+                vector = points[row].vectors[name]
+                assert isinstance(vector, np.ndarray), f"{name} is dense in one point, sparse in another"
+                matrix[row] = vector
                 points[row].vectors[name] = matrix[row]  # a view: one copy of each vector
             matrix.setflags(write=False)
             dense[name], present[name] = matrix, has
