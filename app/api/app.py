@@ -18,7 +18,8 @@ from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
 from app.api.index_lease import index_lease
 from app.api.security import jwt_auth, provide_owner
-from app.api.state import QueryEncoder, make_lifespan
+from app.api.state import make_lifespan
+from app.embedding.text import QueryEncoder
 from app.settings import Settings, get_settings
 
 

@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
-import numpy as np
 from litestar import Litestar
 from litestar.datastructures import State
 from sqlalchemy.engine import Engine
@@ -27,7 +26,7 @@ from sqlmodel import Session
 
 from app.catalog.db import ensure_schema, make_engine
 from app.catalog.tokens import all_token_versions
-from app.embedding.text import cached_query_encoder
+from app.embedding.text import QueryEncoder, cached_query_encoder
 from app.errors import DatabaseUnavailableError, IndexUnavailableError
 from app.recommend.recommender import Recommender
 from app.settings import Settings
@@ -36,12 +35,6 @@ from app.vectorstore.cache import CachedIndex
 from app.vectorstore.live import LiveIndex
 
 log = logging.getLogger(__name__)
-
-
-class QueryEncoder(Protocol):
-    """What the API needs from a text model: TextEncoder, or any test double with the same shape."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 T = TypeVar("T")

@@ -142,13 +142,13 @@ class TextEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-class EncodesTexts(Protocol):
-    """TextEncoder's shape, so a test double or the API's QueryEncoder fits."""
+class QueryEncoder(Protocol):
+    """What search needs from a text model: TextEncoder's shape, so a test double fits too."""
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def cached_query_encoder(encoder: EncodesTexts, cache_size: int = 4096) -> Callable[[str], np.ndarray]:
+def cached_query_encoder(encoder: QueryEncoder, cache_size: int = 4096) -> Callable[[str], np.ndarray]:
     """Search text -> vector, memoised: popular queries repeat, and each costs a model forward pass
     (30-60 ms on a CPU). The model is uncased, so case and spacing do not change the key."""
 
