@@ -74,27 +74,40 @@ def item_vectors(
     if len(movies) == 0:
         return {}
     items, x = _interactions(users, movies, min_ratings)
+    del users, movies
     if len(items) == 0:
         return {}
     core = _core_columns(x, core_items)
     tail = np.setdiff1d(np.arange(len(items)), core)
-    core_factors = _symmetric_factors(_ease(x[:, core].tocsr(), l2), dim - 1)
+    x_core = x[:, core].tocsr()  # one copy, for the fit and the fold-in
+    x_tail = x[:, tail] if len(tail) else None
+    del x
+    core_factors = _symmetric_factors(_ease(x_core, l2), dim - 1)
     factors = np.zeros((len(items), dim - 1), dtype=np.float64)
     factors[core] = core_factors
-    if len(tail):
-        factors[tail] = _fold_in(x[:, core], core_factors, x[:, tail], fold_l2)
+    if x_tail is not None:
+        factors[tail] = _fold_in(x_core, core_factors, x_tail, fold_l2)
     return dict(zip(items.tolist(), _equal_norms(factors), strict=True))
 
 
 def _interactions(users: np.ndarray, movies: np.ndarray, min_ratings: int = 1) -> tuple[np.ndarray, sp.csc_matrix]:
     """The kept movie ids (those with >= min_ratings distinct raters) and the binary users x movies
-    matrix over them (CSC: the callers slice columns)."""
-    ids, cols = np.unique(movies, return_inverse=True)
-    _, rows = np.unique(users, return_inverse=True)
-    x = sp.csc_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(rows.max() + 1, len(ids)))
-    x.data[:] = 1.0  # a pair listed twice is still one interaction
-    kept = np.flatnonzero(np.diff(x.indptr) >= min_ratings)
-    return ids[kept], x[:, kept]
+    matrix over them (CSC: the callers slice columns).
+
+    Built straight in CSC form from one sorted int64 key per pair (column-major; a pair listed
+    twice is one interaction), never through COO: at the peak three int64 arrays as long as the
+    ratings; int32 indices in the result."""
+    user_ids, ids = np.unique(users), np.unique(movies)
+    key = np.searchsorted(ids, movies) * len(user_ids)  # int64: 162k users x 62k movies is 1e10
+    key += np.searchsorted(user_ids, users)
+    key = np.unique(key)  # sorted by (column, row), each pair once
+    counts = np.bincount(key // len(user_ids), minlength=len(ids))
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    indices = (key % len(user_ids)).astype(np.int32)
+    del key
+    x = sp.csc_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(user_ids), len(ids)))
+    kept = np.flatnonzero(counts >= min_ratings)
+    return (ids, x) if len(kept) == len(ids) else (ids[kept], x[:, kept])
 
 
 def core_interactions(
