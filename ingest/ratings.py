@@ -22,6 +22,8 @@ them; the SQLite page cache is bounded by SQLITE_CACHE_KIB.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
 import logging
@@ -694,6 +696,7 @@ class FileImport:
         self.rows, self.result.duplicates = latest(valid)  # consumes `valid`: the rows are never held twice
         self.result.errors = errors
         self.result.notes = notes
+        release_freed_memory()
 
     def store(self) -> RatingsResult:
         if self.rows is None:
@@ -701,9 +704,20 @@ class FileImport:
         extra = {"bad_rows": len(self.result.errors)}
         stored = store_ratings(self.engine, self.rows, self.source, self.fingerprint, self.force, extra)
         self.rows = None  # 0.6 GB at 25M ratings, not needed past the write
+        release_freed_memory()
         stored.duplicates, stored.errors, stored.notes = self.result.duplicates, self.result.errors, self.result.notes
         self.result = stored
         return stored
+
+
+def release_freed_memory() -> None:
+    """Return the heap pages freed so far to the OS (glibc's malloc_trim; a no-op elsewhere).
+
+    numpy's per-block arrays (a few MB) come from the heap once glibc has raised its mmap threshold,
+    and the heap keeps the holes they leave: without this the steps after the ratings (embedding,
+    collab fit) would stand on about 0.45 GB of freed memory at 4.1M ratings, measured."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
