@@ -27,6 +27,8 @@ ITEM_ALPHA, USER_ALPHA = 1.0, 0.8
 GENRES = ["Action", "Comedy", "Drama", "Thriller", "Romance", "Horror", "Documentary", "Animation", "Crime"]
 START, END = 820_454_400, 1_700_000_000  # 1996-01-01 .. 2023-11-14
 USER_CAP = 0.5  # the most a user is expected to rate, as a share of the catalogue
+MARGIN = 0.02  # distinct pairs drawn beyond the target, in expectation, then trimmed at random
+SLICE_CELLS = 200_000_000  # (user, movie) cells marked at once: a 200 MB boolean array
 WORDS = [
     "love",
     "war",
@@ -145,24 +147,69 @@ def write_movies(path: Path, n: int, rng: np.random.Generator) -> None:
 
 
 def ratings_table(movies: int, users: int, ratings: int, seed: int) -> pa.Table:
-    """`ratings` distinct (user, movie) pairs with power-law activity, half-star ratings, timestamps."""
+    """`ratings` distinct (user, movie) pairs with power-law activity, half-star ratings, timestamps.
+
+    Pairs are drawn with replacement from the product of the user and item weights, repeated pairs
+    dropped, and `ratings` of the distinct ones kept at random. The number of draws is computed
+    beforehand (`_draws_for`: MARGIN more distinct pairs than needed, in expectation), so the draws
+    are made in one vectorised pass, slice by slice, with no redraw loop."""
     rng = np.random.default_rng(seed)
     item_p, user_p = zipf_weights(movies, ITEM_ALPHA, rng), zipf_weights(users, USER_ALPHA, rng)
     if ratings * user_p.max() > USER_CAP * movies:  # cap the heaviest users, give the rest what they lose
         user_p = capped(user_p, USER_CAP * movies / ratings)
-    keys = np.zeros(0, dtype=np.int64)
-    while len(keys) < ratings:  # draw more than needed, drop repeated pairs, until enough are distinct
-        n = int((ratings - len(keys)) * 1.3) + 1000
-        u = rng.choice(users, size=n, p=user_p).astype(np.int64) + 1
-        m = rng.choice(movies, size=n, p=item_p).astype(np.int64) + 1
-        keys = np.unique(np.concatenate([keys, u * (movies + 1) + m]))
-    keys = rng.permutation(keys)[:ratings]
+    keys = _distinct_pairs(_draws_for(ratings * (1 + MARGIN), user_p, item_p), user_p, item_p, rng)
+    if len(keys) < ratings:
+        raise ValueError(f"{users} users x {movies} movies gave {len(keys)} distinct pairs, not {ratings}")
+    keys = keys[np.sort(rng.choice(len(keys), size=ratings, replace=False))]
     user, movie = keys // (movies + 1), keys % (movies + 1)
     start = rng.integers(START, END - 86_400 * 365, size=users + 1)  # each user's first day
     ts = start[user] + rng.integers(0, 86_400 * 365, size=ratings)
     stars = np.clip(np.round(rng.normal(3.6, 1.0, size=ratings) * 2) / 2, 0.5, 5.0)
     order = np.lexsort((ts, user))  # MovieLens files are ordered by user, then time
     return pa.table({"userId": user[order], "movieId": movie[order], "rating": stars[order], "timestamp": ts[order]})
+
+
+def _draws_for(distinct: float, user_p: np.ndarray, item_p: np.ndarray) -> int:
+    """The number of pair draws whose expected count of distinct pairs is `distinct`.
+
+    E(D) = sum_u g(D p_u) with g(c) = sum_m 1 - exp(-c q_m) (Poisson approximation, one user's
+    c draws); g is tabulated once on a geometric grid, D found by bisection."""
+    grid = np.geomspace(1e-3, 1e4 * len(item_p), 4096)
+    g = np.array([len(item_p) - np.exp(-c * item_p).sum() for c in grid])
+
+    def expected(draws: float) -> float:
+        c = draws * user_p
+        return float(np.where(c < grid[0], c, np.interp(c, grid, g)).sum())
+
+    if expected(1e4 * len(item_p) / user_p.max() * 0.99) < distinct:
+        raise ValueError(f"{len(user_p)} users x {len(item_p)} movies cannot give {distinct:.0f} distinct pairs")
+    lo, hi = distinct, distinct
+    while expected(hi) < distinct:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if expected(mid) < distinct else (lo, mid)
+    return int(np.ceil(hi))
+
+
+def _distinct_pairs(draws: int, user_p: np.ndarray, item_p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sorted distinct keys user * (movies + 1) + movie (ids from 1) of `draws` draws from user_p x
+    item_p. Each user's number of draws is one multinomial; the users are then taken in slices of
+    about SLICE_CELLS (user, movie) cells, where a boolean mark per cell drops the repeated pairs
+    (no sort of all the draws)."""
+    movies = len(item_p)
+    per_user = rng.multinomial(draws, user_p)
+    item_cdf = np.cumsum(item_p)
+    step = max(1, SLICE_CELLS // (movies + 1))
+    parts = []
+    for lo in range(0, len(user_p), step):
+        counts = per_user[lo : lo + step]
+        user = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        movie = np.minimum(np.searchsorted(item_cdf, rng.random(len(user)) * item_cdf[-1], side="right"), movies - 1)
+        seen = np.zeros(len(counts) * (movies + 1), dtype=bool)
+        seen[user * (movies + 1) + movie + 1] = True
+        parts.append(np.flatnonzero(seen) + (lo + 1) * (movies + 1))
+    return np.concatenate(parts)
 
 
 def capped(p: np.ndarray, cap: float) -> np.ndarray:

@@ -283,7 +283,9 @@ def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Pairs, dim: int
     started = time.perf_counter()
     pairs = np.asarray(ratings, dtype=np.int64).reshape(-1, 2)
     known = np.isin(pairs[:, 1], np.fromiter(movie_ids, dtype=np.int64, count=len(movie_ids)))
-    vectors = item_vectors(pairs[known, 0], pairs[known, 1], dim, min_ratings=min_ratings)
+    if not known.all():  # else the columns as they are: no 2 x 200 MB copy at 25M ratings
+        pairs = pairs[known]
+    vectors = item_vectors(pairs[:, 0], pairs[:, 1], dim, min_ratings=min_ratings)
     predicted = collab_from_content(index, movie_ids, vectors)
     for source, found in (("ratings", vectors), ("content", predicted)):
         ids = sorted(found)

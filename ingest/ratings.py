@@ -13,12 +13,17 @@ The rules (README, "Ratings: rules of the import"):
   rewrites only the buckets whose rows changed.
 
 The file path streams the CSV with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
-vectorised, and keeps the rows in numpy arrays, never one Python object per row. Writes go through a
-temporary table loaded with executemany (SQLite) or COPY (PostgreSQL), then one INSERT ... SELECT.
+vectorised, and keeps only each block's valid rows, in compact numpy columns (24 bytes a row: int32
+ids where they fit, float32 half stars), never one Python object per row. Writes go, STAGE_ROWS at a
+time, through a temporary table loaded with executemany (SQLite) or COPY (PostgreSQL), then
+INSERT ... SELECT. Memory (25M rows): the columns (0.6 GB) and at most one sort's indices beside
+them; the SQLite page cache is bounded by SQLITE_CACHE_KIB.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
 import logging
@@ -52,8 +57,11 @@ BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrit
 MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
 MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
 WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
+STAGE_ROWS = 1_000_000  # rows through the temporary table per INSERT ... SELECT: it stays small
 SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
-SQLITE_CACHE_KIB = 512 * 1024  # page cache while writing ratings (SQLite's default is 2 MiB)
+# Page cache while writing ratings (SQLite's default is 2 MiB); it also bounds the memory of the
+# index builds' sorts (beyond it they spill to temporary files). Rows arrive sorted by the key.
+SQLITE_CACHE_KIB = 128 * 1024
 COLUMNS = ("userId", "movieId", "rating")
 SCHEMA_VERSION = "1"  # part of every fingerprint: a change of these rules re-imports once
 
@@ -68,8 +76,9 @@ class RatingsFileError(ValueError):
 
 @dataclass
 class RatingArrays:
-    """Ratings as columns, shape (n,) each: int64 ids, float64 stars, int64 unix seconds
-    (MISSING_TS where not given) and the 1-based file line (header = line 1; 0: not from a file)."""
+    """Ratings as columns, shape (n,) each: ids (int64; int32 after `compact` where all fit), stars
+    (float64; float32 after `compact`: half stars are exact), int64 unix seconds (MISSING_TS where
+    not given) and the 1-based file line (header = line 1; 0: not from a file)."""
 
     user: np.ndarray
     movie: np.ndarray
@@ -87,14 +96,39 @@ class RatingArrays:
         """The rows where the boolean `mask` holds; these very arrays, not a copy, when it holds everywhere."""
         return self if mask.all() else self.take(mask)
 
+    def keep_only(self, index: np.ndarray) -> None:
+        """Keep the rows at `index` (in that order), in place, one column at a time: each old column
+        is freed before the next is taken, so the rows are never held twice."""
+        for name in _FIELDS:
+            setattr(self, name, getattr(self, name)[index])
+
+    def compact(self) -> RatingArrays:
+        """The same rows in less memory, for checked rows (`apply_rules`): ids as int32 where every
+        id of the column fits, stars as float32, lines as int32."""
+        return RatingArrays(
+            _small_ids(self.user),
+            _small_ids(self.movie),
+            self.rating.astype(np.float32),
+            self.timestamp,
+            self.line.astype(np.int32),
+        )
+
     def _columns(self) -> tuple[np.ndarray, ...]:
         return self.user, self.movie, self.rating, self.timestamp, self.line
 
     @classmethod
-    def concat(cls, parts: Sequence[RatingArrays]) -> RatingArrays:
+    def concat(cls, parts: list[RatingArrays]) -> RatingArrays:
+        """All rows of `parts`, in order. Empties `parts` column by column as it goes (each column's
+        pieces are freed once joined): the peak is the rows plus one column, not twice the rows."""
         if not parts:
             return cls.empty()
-        return cls(*(np.concatenate(cols) for cols in zip(*(p._columns() for p in parts), strict=True)))
+        columns = []
+        for name in _FIELDS:
+            columns.append(np.concatenate([getattr(p, name) for p in parts]))
+            for p in parts:
+                setattr(p, name, None)
+        parts.clear()
+        return cls(*columns)
 
     @classmethod
     def empty(cls) -> RatingArrays:
@@ -111,6 +145,13 @@ class RatingArrays:
             np.fromiter((MISSING_TS if r.timestamp is None else r.timestamp for r in rows), np.int64, len(rows)),
             np.fromiter((r.line for r in rows), dtype=np.int64, count=len(rows)),
         )
+
+
+_FIELDS = ("user", "movie", "rating", "timestamp", "line")
+
+
+def _small_ids(ids: np.ndarray) -> np.ndarray:
+    return ids.astype(np.int32) if ids.size == 0 or (ids.min() >= 0 and ids.max() < 2**31) else ids
 
 
 @dataclass
@@ -175,15 +216,19 @@ def _sniff(path: Path) -> tuple[str, str, list[str]]:
     return encoding, delimiter, header
 
 
+Check = Callable[[RatingArrays, dict], tuple[RatingArrays, list[RowError]]]
+
+
 def read_ratings_file(
-    path: Path, scale: int | None = None
+    path: Path, scale: int | None = None, check: Check | None = None
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
     """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1).
 
     Returns the rows that parse (ratings on the 0.5-5 scale, timestamps raw: see `apply_rules`), the
     rows that do not (RowError by line) and notes for the summary. `scale`: 5 or 10; None detects 10
-    from the first block (whole numbers 1-10, some above 5). Raises RatingsFileError for file-level
-    problems.
+    from the first block (whole numbers 1-10, some above 5). `check(rows, notes)`, if given, runs on
+    each block's parsed rows and returns the ones to keep and its own row errors: only those are
+    held in memory. Raises RatingsFileError for file-level problems.
     """
     encoding, delimiter, header = _sniff(path)
     invalid: list[str] = []
@@ -213,6 +258,10 @@ def read_ratings_file(
                 scale = _detect_scale(batch.column("rating"), delimiter)
                 notes["rating_scale"] = scale
             part, bad = _parse_batch(batch, lines, delimiter, scale, path.name, notes)
+            del batch
+            if check is not None:
+                part, rejected = check(part, notes)
+                bad += rejected
             parts.append(part)
             errors.extend(bad)
     except pa.ArrowInvalid as exc:
@@ -364,7 +413,8 @@ def apply_rules(
     if ms.any():
         notes["timestamps_ms_converted"] = int(notes.get("timestamps_ms_converted", 0)) + int(ms.sum())
     if missing.any():
-        notes["timestamps_missing_set_to_import_time"] = int(missing.sum())
+        key = "timestamps_missing_set_to_import_time"
+        notes[key] = int(notes.get(key, 0)) + int(missing.sum())
     problems = [
         ((arrays.user < 1) | (arrays.user > MAX_ID), "userId", f"user id outside 1..{MAX_ID}"),
         ((arrays.movie < 1) | (arrays.movie > MAX_ID), "movieId", f"movie id outside 1..{MAX_ID}"),
@@ -380,25 +430,54 @@ def apply_rules(
 
 def latest(arrays: RatingArrays) -> tuple[RatingArrays, int]:
     """One row per (user, movie): the latest timestamp, the later line on a tie. Sorted by (user, movie).
-    Returns (rows, how many duplicates were dropped)."""
-    order = np.lexsort((arrays.line, arrays.timestamp, arrays.movie, arrays.user))
-    user, movie = arrays.user[order], arrays.movie[order]  # two sorted columns, not a sorted copy of all five
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = (user[1:] != user[:-1]) | (movie[1:] != movie[:-1])
-    del user, movie
-    return arrays.take(order[last]), int((~last).sum())
+    Returns (rows, how many duplicates were dropped). Consumes `arrays`: its columns are replaced by
+    the result's (RatingArrays.keep_only), so that a large input is never held twice."""
+    if len(arrays) == 0:
+        return arrays, 0
+    pair = _pair_key(arrays.user, arrays.movie)
+    keys = (
+        (arrays.line, arrays.timestamp, pair)
+        if pair is not None
+        else (arrays.line, arrays.timestamp, arrays.movie, arrays.user)
+    )
+    order = np.lexsort(keys)
+    del keys
+    if pair is not None:
+        pair = pair[order]
+        last = np.append(pair[1:] != pair[:-1], True)
+    else:
+        user, movie = arrays.user[order], arrays.movie[order]  # two sorted columns, not a sorted copy of all five
+        last = np.append((user[1:] != user[:-1]) | (movie[1:] != movie[:-1]), True)
+        del user, movie
+    del pair
+    duplicates = int(len(last) - np.count_nonzero(last))
+    arrays.keep_only(order[last] if duplicates else order)
+    return arrays, duplicates
+
+
+def _pair_key(user: np.ndarray, movie: np.ndarray) -> np.ndarray | None:
+    """user << 32 | movie as int64, ordered as (user, movie) are; None when an id needs more than 31 bits."""
+    if user.size and (max(int(user.max()), int(movie.max())) >= 2**31 or min(int(user.min()), int(movie.min())) < 0):
+        return None
+    return (user.astype(np.int64) << 32) | movie.astype(np.int64)
 
 
 def _bucket_hashes(rows: RatingArrays) -> tuple[list[str], np.ndarray]:
     """One hash per user bucket of rows sorted by (user, movie); and each row's bucket."""
-    bucket = rows.user % BUCKETS
+    bucket = (rows.user % BUCKETS).astype(np.int16)
     order = np.argsort(bucket, kind="stable")  # keeps (user, movie) order within a bucket
     bounds = np.searchsorted(bucket[order], np.arange(BUCKETS + 1))
-    columns = (rows.user, rows.movie, rows.rating.view(np.int64), rows.timestamp)
     hashes = []
     for b in range(BUCKETS):  # bucket by bucket: no copy of the whole table
         idx = order[bounds[b] : bounds[b + 1]]
-        hashes.append(hashlib.sha256(np.column_stack([c[idx] for c in columns]).tobytes()).hexdigest()[:24])
+        # As int64 and float64 whatever the columns' dtypes (compact), so a hash never depends on them.
+        columns = (
+            rows.user[idx],
+            rows.movie[idx],
+            rows.rating[idx].astype(np.float64).view(np.int64),
+            rows.timestamp[idx],
+        )
+        hashes.append(hashlib.sha256(np.column_stack([c.astype(np.int64) for c in columns]).tobytes()).hexdigest()[:24])
     return hashes, bucket
 
 
@@ -456,7 +535,7 @@ def store_ratings(
 def _pair_isin(u: np.ndarray, m: np.ndarray, pu: np.ndarray, pm: np.ndarray) -> np.ndarray:
     """Mask over (u, m): True where the pair is one of (pu, pm)."""
     if max(int(a.max()) if a.size else 0 for a in (u, m, pu, pm)) < 2**31:  # two ids fit in one int64
-        return np.isin((u << 32) | m, (pu << 32) | pm)
+        return np.isin(_pair_key(u, m), _pair_key(pu, pm))
     wanted = set(zip(pu.tolist(), pm.tolist(), strict=True))
     return np.fromiter(((a, b) in wanted for a, b in zip(u.tolist(), m.tolist(), strict=True)), bool, len(u))
 
@@ -466,39 +545,22 @@ def _insert(conn: Connection) -> Any:  # the dialects' inserts share their upser
 
 
 def _write(conn: Connection, rows: RatingArrays) -> int:
-    """Load `rows` into a temporary table, then users and ratings by INSERT ... SELECT. Returns the
-    number of ratings inserted or changed."""
+    """Load `rows` into a temporary table, STAGE_ROWS at a time, then users and ratings by
+    INSERT ... SELECT. Returns the number of ratings inserted or changed."""
     if conn.dialect.name == "sqlite":  # the index pages a large import touches stay in memory
         conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+    r = _RATINGS
+    rebuild_indexes = conn.dialect.name == "sqlite" and len(rows) >= SQLITE_REINDEX_ROWS
     _staging.create(conn)
     try:
-        _load_staging(conn, rows)
-        insert = _insert(conn)
-        users = select(_staging.c.user_id, literal(datetime.now(UTC), _USERS.c.created_at.type)).distinct()
-        conn.execute(insert(_USERS).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing())
-        r = _RATINGS
-        rebuild_indexes = conn.dialect.name == "sqlite" and len(rows) >= SQLITE_REINDEX_ROWS
         if rebuild_indexes:  # one sort per index afterwards beats millions of random index inserts
             for index in r.indexes:
                 index.drop(conn)
-        not_edited = ~exists().where(
-            and_(
-                _EDITS.c.user_id == _staging.c.user_id,
-                _EDITS.c.movie_id == _staging.c.movie_id,
-            )
-        )
-        source = select(_staging.c.user_id, _staging.c.movie_id, _staging.c.rating, _staging.c.timestamp).where(
-            not_edited
-        )
-        stmt = insert(r).from_select(["user_id", "movie_id", "rating", "timestamp"], source)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["user_id", "movie_id"],
-            set_={"rating": stmt.excluded.rating, "timestamp": stmt.excluded.timestamp},
-            where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
-        )
-        # Run as driver SQL (it has no parameters): through execute() psycopg's rowcount comes back -1.
-        written = int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
+        written = 0
+        for start in range(0, len(rows), STAGE_ROWS):
+            _load_staging(conn, rows.take(slice(start, start + STAGE_ROWS)))
+            written += _from_staging(conn)
+            conn.execute(_staging.delete())
         if rebuild_indexes:
             for index in r.indexes:
                 index.create(conn)
@@ -507,6 +569,30 @@ def _write(conn: Connection, rows: RatingArrays) -> int:
         _staging.drop(conn)
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
+
+
+def _from_staging(conn: Connection) -> int:
+    """The staged rows' users, then their ratings (not the pairs in rating_edits; an identical row is
+    not rewritten). Returns the number of ratings inserted or changed."""
+    insert = _insert(conn)
+    users = select(_staging.c.user_id, literal(datetime.now(UTC), _USERS.c.created_at.type)).distinct()
+    conn.execute(insert(_USERS).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing())
+    r = _RATINGS
+    not_edited = ~exists().where(
+        and_(
+            _EDITS.c.user_id == _staging.c.user_id,
+            _EDITS.c.movie_id == _staging.c.movie_id,
+        )
+    )
+    source = select(_staging.c.user_id, _staging.c.movie_id, _staging.c.rating, _staging.c.timestamp).where(not_edited)
+    stmt = insert(r).from_select(["user_id", "movie_id", "rating", "timestamp"], source)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["user_id", "movie_id"],
+        set_={"rating": stmt.excluded.rating, "timestamp": stmt.excluded.timestamp},
+        where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
+    )
+    # Run as driver SQL (it has no parameters): through execute() psycopg's rowcount comes back -1.
+    return int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
 
 
 def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
@@ -583,10 +669,10 @@ def import_rows(
     """A source's parsed rows (already checked by base.validate) through the shared rules into the store."""
     arrays = RatingArrays.from_rows(rows)
     notes: dict[str, int | str] = {}
-    valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)
-    unique, duplicates = latest(valid)
     content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
     fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
+    valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)
+    unique, duplicates = latest(valid)
     result = store_ratings(engine, unique, source, fingerprint, force)
     result.duplicates, result.errors, result.notes = duplicates, errors, notes
     return result
@@ -617,22 +703,38 @@ class FileImport:
             self.result = RatingsResult(stored=int(stats.get("stored", 0)), unchanged=True)
             self.result.notes = {"ratings_bad_rows_last_import": int(stats.get("bad_rows", 0))}
             return
-        arrays, parse_errors, notes = read_ratings_file(self.path, self.scale)
-        valid, errors = apply_rules(arrays, ids, int(time.time()), self.path.name, notes)
-        del arrays  # each step's input is dropped as soon as its output exists: 1 GB per copy at 25M rows
-        self.rows, self.result.duplicates = latest(valid)
-        del valid
-        self.result.errors = sorted([*parse_errors, *errors], key=lambda e: e.line)
+        now = int(time.time())
+
+        def check(rows: RatingArrays, notes: dict) -> tuple[RatingArrays, list[RowError]]:
+            valid, errors = apply_rules(rows, ids, now, self.path.name, notes)
+            return valid.compact(), errors  # only each block's valid rows are kept, 24 bytes each
+
+        valid, errors, notes = read_ratings_file(self.path, self.scale, check)
+        self.rows, self.result.duplicates = latest(valid)  # consumes `valid`: the rows are never held twice
+        self.result.errors = errors
         self.result.notes = notes
+        release_freed_memory()
 
     def store(self) -> RatingsResult:
         if self.rows is None:
             return self.result
         extra = {"bad_rows": len(self.result.errors)}
         stored = store_ratings(self.engine, self.rows, self.source, self.fingerprint, self.force, extra)
+        self.rows = None  # 0.6 GB at 25M ratings, not needed past the write
+        release_freed_memory()
         stored.duplicates, stored.errors, stored.notes = self.result.duplicates, self.result.errors, self.result.notes
         self.result = stored
         return stored
+
+
+def release_freed_memory() -> None:
+    """Return the heap pages freed so far to the OS (glibc's malloc_trim; a no-op elsewhere).
+
+    numpy's per-block arrays (a few MB) come from the heap once glibc has raised its mmap threshold,
+    and the heap keeps the holes they leave: without this the steps after the ratings (embedding,
+    collab fit) would stand on about 0.45 GB of freed memory at 4.1M ratings, measured."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")

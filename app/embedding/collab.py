@@ -50,6 +50,7 @@ MIN_RATINGS = 1  # the default of MOVIEREC_COLLAB_MIN_RATINGS (bench/tune_first_
 # catalogue and ratings are refitted once (v2: the EASE core plus fold-in of every rated movie).
 FIT_ID = f"ease-core{CORE_ITEMS}-foldin-v2"
 FOLD_L2 = 10.0  # ridge penalty of the fold-in (bench/tune_first_contact.py --part coverage)
+FOLD_USERS = 16_384  # users per slice of the fold-in's user factors (16k x 255 float64: 33 MB)
 _FULL_EIGH_MAX = 2_000  # below this, a full eigendecomposition is fast and exact
 
 
@@ -74,27 +75,45 @@ def item_vectors(
     if len(movies) == 0:
         return {}
     items, x = _interactions(users, movies, min_ratings)
+    del users, movies
     if len(items) == 0:
         return {}
     core = _core_columns(x, core_items)
     tail = np.setdiff1d(np.arange(len(items)), core)
-    core_factors = _symmetric_factors(_ease(x[:, core].tocsr(), l2), dim - 1)
+    x_core = x[:, core].tocsr()  # one copy, for the fit and the fold-in
+    x_tail = x[:, tail].tocsr() if len(tail) else None
+    del x
+    core_factors = _symmetric_factors(_ease(x_core, l2), dim - 1)
     factors = np.zeros((len(items), dim - 1), dtype=np.float64)
     factors[core] = core_factors
-    if len(tail):
-        factors[tail] = _fold_in(x[:, core], core_factors, x[:, tail], fold_l2)
+    if x_tail is not None:
+        factors[tail] = _fold_in(x_core, core_factors, x_tail, fold_l2)
     return dict(zip(items.tolist(), _equal_norms(factors), strict=True))
 
 
 def _interactions(users: np.ndarray, movies: np.ndarray, min_ratings: int = 1) -> tuple[np.ndarray, sp.csc_matrix]:
     """The kept movie ids (those with >= min_ratings distinct raters) and the binary users x movies
-    matrix over them (CSC: the callers slice columns)."""
-    ids, cols = np.unique(movies, return_inverse=True)
-    _, rows = np.unique(users, return_inverse=True)
-    x = sp.csc_matrix((np.ones(len(cols), dtype=np.float32), (rows, cols)), shape=(rows.max() + 1, len(ids)))
-    x.data[:] = 1.0  # a pair listed twice is still one interaction
-    kept = np.flatnonzero(np.diff(x.indptr) >= min_ratings)
-    return ids[kept], x[:, kept]
+    matrix over them (CSC: the callers slice columns).
+
+    Built straight in CSC form from one sorted int64 key per pair (column-major; a pair listed
+    twice is one interaction), never through COO: at the peak two int64 arrays as long as the
+    ratings (25M: 400 MB) beside the inputs; int32 indices in the result."""
+    user_ids, ids = np.unique(users), np.unique(movies)
+    n_users = len(user_ids)
+    key = np.searchsorted(ids, movies)  # int64: 162k users x 62k movies is 1e10
+    key *= n_users
+    key += np.searchsorted(user_ids, users)
+    key.sort()  # by (column, row)
+    repeated = key[1:] == key[:-1]
+    if repeated.any():
+        key = key[np.append(True, ~repeated)]
+    del repeated
+    indptr = np.searchsorted(key, np.arange(len(ids) + 1) * n_users)
+    np.remainder(key, n_users, out=key)
+    x = sp.csc_matrix((np.ones(len(key), dtype=np.float32), key.astype(np.int32), indptr), shape=(n_users, len(ids)))
+    del key
+    kept = np.flatnonzero(np.diff(indptr) >= min_ratings)
+    return (ids, x) if len(kept) == len(ids) else (ids[kept], x[:, kept])
 
 
 def core_interactions(
@@ -119,13 +138,19 @@ def _fold_in(x_core: sp.csc_matrix, core_factors: np.ndarray, x_tail: sp.csc_mat
     u · v. For a tail movie j, v_j = argmin ||x_j - U v||² + l2 ||v||² = (UᵀU + l2 I)⁻¹ Uᵀ x_j with
     U = X_core V: one ALS half-step against fixed user factors (Hu, Koren & Volinsky, 2008, with
     unit confidence; the penalty is l2 x the mean of diag(UᵀU)). On the core itself it gives back
-    about V, since X V Vᵀ ≈ X B ≈ X (EASE)."""
-    u = np.asarray(x_core @ core_factors)
-    gram = u.T @ u
+    about V, since X V Vᵀ ≈ X B ≈ X (EASE).
+
+    U is made FOLD_USERS users at a time (never whole: 160,000 users x 255 factors is 330 MB)."""
+    k = core_factors.shape[1]
+    gram, rhs = np.zeros((k, k)), np.zeros((x_tail.shape[1], k))
+    x_core, x_tail = sp.csr_matrix(x_core), sp.csr_matrix(x_tail)
+    for start in range(0, x_core.shape[0], FOLD_USERS):
+        u = np.asarray(x_core[start : start + FOLD_USERS] @ core_factors)
+        gram += u.T @ u
+        rhs += np.asarray(x_tail[start : start + FOLD_USERS].T @ u)
     # Relative to the Gram's mean diagonal, so one value fits 600 users and 160,000.
     gram[np.diag_indices_from(gram)] += l2 * np.trace(gram) / len(gram)
-    rhs = np.asarray(x_tail.T @ u).T  # k x n_tail
-    return np.linalg.solve(gram, rhs).T
+    return np.linalg.solve(gram, rhs.T).T
 
 
 def _ease(x: sp.csr_matrix, l2: float) -> np.ndarray:
@@ -178,8 +203,10 @@ def _equal_norms(factors: np.ndarray) -> np.ndarray:
     top = float(norms.max()) if len(norms) else 0.0
     if top <= 0:
         top = 1.0
-    pad = np.sqrt(np.maximum(top**2 - norms**2, 0.0))
-    return (np.concatenate([factors, pad[:, None]], axis=1) / top).astype(np.float32)
+    out = np.empty((len(factors), factors.shape[1] + 1), dtype=np.float32)  # no float64 copy of all the factors
+    out[:, :-1] = factors / top
+    out[:, -1] = np.sqrt(np.maximum(top**2 - norms**2, 0.0)) / top
+    return out
 
 
 def factor_part(stored: np.ndarray) -> np.ndarray:
