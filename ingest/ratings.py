@@ -216,7 +216,7 @@ def _sniff(path: Path) -> tuple[str, str, list[str]]:
     return encoding, delimiter, header
 
 
-Check = Callable[[RatingArrays, dict], tuple[RatingArrays, list[RowError]]]
+Check = Callable[[RatingArrays, dict[str, Any]], tuple[RatingArrays, list[RowError]]]
 
 
 def read_ratings_file(
@@ -534,8 +534,9 @@ def store_ratings(
 
 def _pair_isin(u: np.ndarray, m: np.ndarray, pu: np.ndarray, pm: np.ndarray) -> np.ndarray:
     """Mask over (u, m): True where the pair is one of (pu, pm)."""
-    if max(int(a.max()) if a.size else 0 for a in (u, m, pu, pm)) < 2**31:  # two ids fit in one int64
-        return np.isin(_pair_key(u, m), _pair_key(pu, pm))
+    key, wanted_key = _pair_key(u, m), _pair_key(pu, pm)
+    if key is not None and wanted_key is not None:  # two ids fit in one int64
+        return np.isin(key, wanted_key)
     wanted = set(zip(pu.tolist(), pm.tolist(), strict=True))
     return np.fromiter(((a, b) in wanted for a, b in zip(u.tolist(), m.tolist(), strict=True)), bool, len(u))
 
@@ -705,7 +706,7 @@ class FileImport:
             return
         now = int(time.time())
 
-        def check(rows: RatingArrays, notes: dict) -> tuple[RatingArrays, list[RowError]]:
+        def check(rows: RatingArrays, notes: dict[str, Any]) -> tuple[RatingArrays, list[RowError]]:
             valid, errors = apply_rules(rows, ids, now, self.path.name, notes)
             return valid.compact(), errors  # only each block's valid rows are kept, 24 bytes each
 

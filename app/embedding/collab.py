@@ -131,7 +131,7 @@ def _core_columns(x: sp.csc_matrix, core_items: int) -> np.ndarray:
     return np.sort(np.argsort(-np.diff(x.indptr), kind="stable")[:core_items])
 
 
-def _fold_in(x_core: sp.csc_matrix, core_factors: np.ndarray, x_tail: sp.csc_matrix, l2: float) -> np.ndarray:
+def _fold_in(x_core: sp.csr_matrix, core_factors: np.ndarray, x_tail: sp.csr_matrix, l2: float) -> np.ndarray:
     """Factors of the tail movies in the core's space (n_tail x k).
 
     A user's collab vector is u = x_u V (the sum of their movies' factors) and scores a movie by
@@ -143,7 +143,6 @@ def _fold_in(x_core: sp.csc_matrix, core_factors: np.ndarray, x_tail: sp.csc_mat
     U is made FOLD_USERS users at a time (never whole: 160,000 users x 255 factors is 330 MB)."""
     k = core_factors.shape[1]
     gram, rhs = np.zeros((k, k)), np.zeros((x_tail.shape[1], k))
-    x_core, x_tail = sp.csr_matrix(x_core), sp.csr_matrix(x_tail)
     for start in range(0, x_core.shape[0], FOLD_USERS):
         u = np.asarray(x_core[start : start + FOLD_USERS] @ core_factors)
         gram += u.T @ u
