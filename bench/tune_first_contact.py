@@ -41,7 +41,7 @@ ALPHAS_EXACT = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
 def factors(train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Movie ids and their (unnormalised) EASE factors."""
     items, x = collab.core_interactions(train["user_id"].to_numpy(), train["movie_id"].to_numpy())
-    return items, collab._symmetric_factors(collab._ease(x, collab.EASE_L2), 255)
+    return items, collab.ease_factors(x, 255)
 
 
 def ndcg(recs: dict[int, list[int]], relevant: dict[int, set[int]]) -> float:

@@ -83,7 +83,7 @@ def item_vectors(
     x_core = x[:, core].tocsr()  # one copy, for the fit and the fold-in
     x_tail = x[:, tail].tocsr() if len(tail) else None
     del x
-    core_factors = _symmetric_factors(_ease(x_core, l2), dim - 1)
+    core_factors = ease_factors(x_core, dim - 1, l2)
     factors = np.zeros((len(items), dim - 1), dtype=np.float64)
     factors[core] = core_factors
     if x_tail is not None:
@@ -114,6 +114,12 @@ def _interactions(users: np.ndarray, movies: np.ndarray, min_ratings: int = 1) -
     del key
     kept = np.flatnonzero(np.diff(indptr) >= min_ratings)
     return (ids, x) if len(kept) == len(ids) else (ids[kept], x[:, kept])
+
+
+def ease_factors(x: sp.csr_matrix, k: int, l2: float = EASE_L2) -> np.ndarray:
+    """EASE's item-item weights B fitted on the binary users x movies matrix `x` (Steck, 2019), as
+    a movies x k float64 matrix V with V Vᵀ ≈ B (_symmetric_factors): the core's collab factors."""
+    return _symmetric_factors(_ease(x, l2), k)
 
 
 def core_interactions(
