@@ -2,7 +2,7 @@
 popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
 (part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
 
-    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies]
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage]
 
 users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings; the collab
     user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
@@ -11,12 +11,16 @@ users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random rating
 movies: 15% of the movies lose their fitting ratings; the content -> factors ridge map's penalty
     and handicap, and the exploration place (share of the list, minimum score ratio), by overall
     NDCG@10, new-movie recall@10 and NDCG@10 among new movies (vs the content taste vector, random).
+time: recency weighting of the collab user vector (by age, by order, the newest K boosted) on a
+    temporal and a stratified validation split (see recency).
+coverage: which movies get rating-fitted collab vectors (see coverage).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -148,31 +152,53 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
 
 
 def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
-    """The collab user vector Σ w_i f_i with w_i = 0.5^(age_i / half-life), on a temporal validation
-    split (each user's latest 25% of their temporal-training ratings) and on the stratified one."""
+    """The collab user vector Σ w_i f_i on a temporal validation split (each user's latest 25% of
+    their temporal-training ratings) and on the stratified one, with w_i by age (h=: 0.5^(age /
+    half-life days)), by order (rank-h=: 0.5^(rank / h), rank 0 the newest) or the newest K boosted
+    (newK+b: 1 + b for the K newest, Tuning.collab_recent); each beside the paired difference from
+    no recency weighting (mean ± standard error over the users)."""
     from app.recommend.user_vector import SECONDS_PER_DAY
 
+    def by_age(half_life: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda age, rank: np.power(0.5, age / half_life)
+
+    def by_rank(h: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda age, rank: np.power(0.5, rank / h)
+
+    def newest(k: int, b: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda age, rank: 1.0 + b * (rank < k)
+
+    configs = {"none": lambda age, rank: np.ones(len(age))}
+    configs |= {f"h={h}": by_age(h) for h in (730, 365, 180, 90, 30)}
+    configs |= {f"rank-h={h}": by_rank(h) for h in (5, 25, 100)}
+    configs |= {f"new{k}+{b:g}": newest(k, b) for k in (3, 5, 10) for b in (0.25, 0.5)}
     for name, fit_split in (
         ("temporal", splits.temporal_split(splits.temporal_split(ratings).train)),
         ("stratified", splits.stratified_split(splits.stratified_split(ratings).train, seed=splits.SEED + 1)),
     ):
         fit = fit_split.train
         relevant = {int(u): set(g.tolist()) for u, g in fit_split.test.groupby("user_id")["movie_id"]}
-        users = [int(u) for u in splits.sample_users(np.array(sorted(relevant)), 400)]
+        users = [int(u) for u in relevant]
         cat = baselines.Catalogue([m.id for m in movies], fit)
         items, f = factors(fit)
         full = np.zeros((len(cat.ids), f.shape[1]))
         full[np.searchsorted(cat.ids, items)] = f
-        stamps = {int(u): g["timestamp"].to_numpy() for u, g in fit.groupby("user_id")}
-        line = {}
-        for half_life in (None, 730, 365, 180, 90, 30):
-            recs = {}
-            for u in users:
-                age = (stamps[u].max() - stamps[u]) / SECONDS_PER_DAY
-                w = np.ones(len(age)) if half_life is None else np.power(0.5, age / half_life)
-                recs[u] = cat.top_k(full @ (w @ full[cat.rated[u]]), u, K)
-            line[f"h={half_life}"] = ndcg(recs, relevant)
-        print(f"{dataset} {name}: " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+        newest_first = fit.sort_values(["user_id", "timestamp", "movie_id"], ascending=[True, False, False])
+        history = {int(u): g for u, g in newest_first.groupby("user_id")}
+        per_user: dict[str, list[float]] = {name: [] for name in configs}
+        for u in users:
+            cols = np.searchsorted(cat.ids, history[u]["movie_id"].to_numpy())
+            stamps = history[u]["timestamp"].to_numpy()
+            age, rank = (stamps.max() - stamps) / SECONDS_PER_DAY, np.arange(len(stamps))
+            each = full[cols] @ full.T  # one row per rated movie: f_i . f_j
+            for config, weight in configs.items():
+                per_user[config].append(ndcg_at_k(cat.top_k(weight(age, rank) @ each, u, K), relevant[u], K))
+        base = np.array(per_user["none"])
+        line = [f"itemknn={ndcg(baselines.itemknn(cat, users, K), relevant):.4f}"]
+        for config, values in per_user.items():
+            diff = np.array(values) - base
+            line.append(f"{config}={np.mean(values):.4f} ({diff.mean():+.4f}±{diff.std() / np.sqrt(len(diff)):.4f})")
+        print(f"{dataset} {name}, {len(users)} users: " + " ".join(line), flush=True)
 
 
 def coverage(fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:

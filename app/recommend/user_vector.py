@@ -49,6 +49,14 @@ def taste_weights(
     return TasteWeights([r.movie_id for r in history], (rating_w * recency_w).astype(np.float32))
 
 
+def boost_recent(weights: np.ndarray, recent: int, boost: float) -> np.ndarray:
+    """The weights of a newest-first history with its first `recent` scaled by 1 + `boost`: the
+    latest ratings say most about the next ones (order, not age: ratings come in sessions)."""
+    out = weights.astype(np.float32).copy()
+    out[:recent] *= 1.0 + boost
+    return out
+
+
 def balance(weights: np.ndarray, dislike_weight: float) -> np.ndarray:
     """Rocchio's weighting: likes and dislikes each normalised to their own total, dislikes then
     scaled by `dislike_weight`. A user who rates most movies below their mean would otherwise get a
