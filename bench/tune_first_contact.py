@@ -4,7 +4,8 @@ popularity prior of short histories (issue 11 part 2) and the content -> collab 
 
     .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage]
 
-users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings; the collab
+users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings (20% of the users
+    at a time, five folds; --targets dropped: see new_users); the collab
     user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
     unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN; and an exact
     popularity term (x=: max-scaled collab score + α x max-scaled count).
@@ -30,6 +31,7 @@ from app.embedding import collab
 from app.evaluation import baselines, splits
 from app.evaluation.metrics import ndcg_at_k
 from app.evaluation.runner import load_dataset
+from app.recommend.tuning import TUNED
 
 K = 10
 LENGTHS = (1, 2, 3, 5, 10)
@@ -47,38 +49,64 @@ def ndcg(recs: dict[int, list[int]], relevant: dict[int, set[int]]) -> float:
     return float(np.mean([ndcg_at_k(recs[u], relevant[u], K) for u in recs]))
 
 
-def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
+def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], dropped: bool, folds: int = 5) -> None:
+    """Five folds of 20% of the users (`movierec eval` cuts 20%), each fold's histories cut in turn
+    and the factors refitted. Targets: the validation part, or with `dropped` the cut users' dropped
+    ratings (`fit` is then the whole training part, so the other users are as dense as on test).
+    Columns: baselines; a=: unit(u) + α unit(p); tuned: at Tuning.prior_weight(n); rated / unit: u as
+    the rating-weighted sum, or the sum of unit-length factors, at that α; x=: an exact popularity term."""
     ids = [m.id for m in movies]
+    everyone = np.random.default_rng(splits.SEED).permutation(np.array(sorted(fit["user_id"].unique())))
+    size = round(0.2 * len(everyone))
     for n in LENGTHS:
-        cut, chosen = splits.cold_start(fit, users, len(users), keep=n)
-        chosen = [int(u) for u in chosen]
-        cat = baselines.Catalogue(ids, cut)
-        items, f = factors(cut)
-        col = np.searchsorted(cat.ids, items)
-        full = np.zeros((len(cat.ids), f.shape[1]))
-        full[col] = f
-        counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids))
-        p = counts @ full
-        p /= np.linalg.norm(p)
-        line = {
-            "popularity": ndcg(baselines.popularity(cat, chosen, K), relevant),
-            "itemknn": ndcg(baselines.itemknn(cat, chosen, K), relevant),
-        }
-        for a in ALPHAS:
-            recs = {}
-            for u in chosen:
-                uv = full[cat.rated[u]].sum(axis=0)
-                uv = uv / max(np.linalg.norm(uv), 1e-12)
-                recs[u] = cat.top_k(full @ (uv + a * p), u, K)
-            line[f"a={a:g}"] = ndcg(recs, relevant)
-        pop = counts / counts.max()
-        for a in ALPHAS_EXACT:  # max-scaled collab score + α x max-scaled training count
-            recs = {}
-            for u in chosen:
-                s = full @ full[cat.rated[u]].sum(axis=0)
-                recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
-            line[f"x={a:g}"] = ndcg(recs, relevant)
-        print(f"n={n:<3} users={len(chosen)} " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+        scores: dict[str, list[float]] = {}
+        for fold in range(folds):
+            cut, chosen = splits.cold_start(fit, everyone[fold::folds][:size], size, keep=n, seed=splits.SEED + fold)
+            targets = relevant
+            if dropped:
+                kept = cut.groupby("user_id")["movie_id"].apply(set)
+                every = fit[fit["user_id"].isin(chosen)].groupby("user_id")["movie_id"].apply(set)
+                targets = {int(u): every[u] - kept[u] for u in chosen}
+            for key, value in _new_user_scores(ids, cut, [int(u) for u in chosen], n).items():
+                scores.setdefault(key, []).extend(ndcg_at_k(value[u], targets[u], K) for u in value)
+        line = " ".join(f"{k}={np.mean(v):.4f}" for k, v in scores.items())
+        print(f"n={n:<3} users={len(scores['popularity'])} {line}", flush=True)
+
+
+def _new_user_scores(ids: list[int], cut: pd.DataFrame, chosen: list[int], n: int) -> dict[str, dict[int, list[int]]]:
+    cat = baselines.Catalogue(ids, cut)
+    items, f = factors(cut)
+    full = np.zeros((len(cat.ids), f.shape[1]))
+    full[np.searchsorted(cat.ids, items)] = f
+    counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids))
+    p = counts @ full
+    p /= np.linalg.norm(p)
+    out = {
+        "popularity": baselines.popularity(cat, chosen, K),
+        "itemknn": baselines.itemknn(cat, chosen, K),
+        "ease": baselines.ease(cat, chosen, K),
+    }
+    stars = {int(u): g.to_numpy(np.float64) for u, g in cut.groupby("user_id")["rating"]}
+    norms = np.maximum(np.linalg.norm(full, axis=1), 1e-12)
+    tuned = TUNED.prior_weight(n)
+    pop = counts / counts.max()
+    variants = {f"a={a:g}": (a, "sum") for a in ALPHAS}
+    variants |= {"tuned": (tuned, "sum"), "rated": (tuned, "rated"), "unit": (tuned, "unit")}
+    for name, (a, kind) in variants.items():
+        recs = {}
+        for u in chosen:
+            rated = cat.rated[u]
+            w = {"sum": np.ones(len(rated)), "rated": stars[u], "unit": 1.0 / norms[rated]}[kind]
+            uv = w @ full[rated]
+            recs[u] = cat.top_k(full @ (uv / max(np.linalg.norm(uv), 1e-12) + a * p), u, K)
+        out[name] = recs
+    for a in ALPHAS_EXACT:  # max-scaled collab score + α x max-scaled training count
+        recs = {}
+        for u in chosen:
+            s = full @ full[cat.rated[u]].sum(axis=0)
+            recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
+        out[f"x={a:g}"] = recs
+    return out
 
 
 def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
@@ -237,6 +265,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
     parser.add_argument("--part", default="users", choices=["users", "movies", "time", "coverage"])
+    parser.add_argument("--targets", default="held-out", choices=["held-out", "dropped"], help="users: see new_users")
     args = parser.parse_args()
     started = time.perf_counter()
     movies, ratings = load_dataset(args.dataset)
@@ -249,7 +278,7 @@ def main() -> None:
     elif args.part == "coverage":
         coverage(parts.train, relevant, [int(u) for u in users])
     elif args.part == "users":
-        new_users(movies, parts.train, relevant, users)
+        new_users(movies, train if args.targets == "dropped" else parts.train, relevant, args.targets == "dropped")
     else:
         new_movies(movies, parts.train, relevant, users)
     log(f"{time.perf_counter() - started:.1f} s")
