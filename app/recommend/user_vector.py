@@ -7,7 +7,8 @@ weight = rating weight x recency weight
   average is normalised, so only relative age matters, and old datasets do not underflow).
 
 The collab vector uses the same weights (without centring where that measured better, see
-app/recommend/tuning.py) over the factor part of the movies' collab vectors; see `collab_vector`.
+app/recommend/tuning.py), the newest few boosted (`boost_recent`), over the factor part of the
+movies' collab vectors; see `collab_vector`.
 """
 
 from __future__ import annotations
