@@ -2,21 +2,26 @@
 popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
 (part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
 
-    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies]
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage]
 
-users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings; the collab
+users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings (20% of the users
+    at a time, five folds; --targets dropped: see new_users); the collab
     user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
     unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN; and an exact
     popularity term (x=: max-scaled collab score + α x max-scaled count).
 movies: 15% of the movies lose their fitting ratings; the content -> factors ridge map's penalty
     and handicap, and the exploration place (share of the list, minimum score ratio), by overall
     NDCG@10, new-movie recall@10 and NDCG@10 among new movies (vs the content taste vector, random).
+time: recency weighting of the collab user vector (by age, by order, the newest K boosted) on a
+    temporal and a stratified validation split (see recency).
+coverage: which movies get rating-fitted collab vectors (see coverage).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -29,6 +34,7 @@ from app.evaluation import baselines, splits
 from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.metrics import ndcg_at_k
 from app.evaluation.runner import load_dataset
+from app.recommend.tuning import TUNED
 from app.recommend.user_vector import SECONDS_PER_DAY
 from app.settings import get_settings
 
@@ -48,38 +54,64 @@ def ndcg(recs: dict[int, list[int]], relevant: dict[int, set[int]]) -> float:
     return float(np.mean([ndcg_at_k(recs[u], relevant[u], K) for u in recs]))
 
 
-def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
+def new_users(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], dropped: bool, folds: int = 5) -> None:
+    """Five folds of 20% of the users (`movierec eval` cuts 20%), each fold's histories cut in turn
+    and the factors refitted. Targets: the validation part, or with `dropped` the cut users' dropped
+    ratings (`fit` is then the whole training part, so the other users are as dense as on test).
+    Columns: baselines; a=: unit(u) + α unit(p); tuned: at Tuning.prior_weight(n); rated / unit: u as
+    the rating-weighted sum, or the sum of unit-length factors, at that α; x=: an exact popularity term."""
     ids = [m.id for m in movies]
+    everyone = np.random.default_rng(splits.SEED).permutation(np.array(sorted(fit["user_id"].unique())))
+    size = round(0.2 * len(everyone))
     for n in LENGTHS:
-        cut, chosen = splits.cold_start(fit, users, len(users), keep=n)
-        chosen = [int(u) for u in chosen]
-        cat = baselines.CandidatePool(ids, cut)
-        items, f = factors(cut)
-        col = np.searchsorted(cat.ids, items)
-        full = np.zeros((len(cat.ids), f.shape[1]))
-        full[col] = f
-        counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids))
-        p = counts @ full
-        p /= np.linalg.norm(p)
-        line = {
-            "popularity": ndcg(baselines.popularity(cat, chosen, K), relevant),
-            "itemknn": ndcg(baselines.itemknn(cat, chosen, K), relevant),
-        }
-        for a in ALPHAS:
-            recs = {}
-            for u in chosen:
-                uv = full[cat.rated[u]].sum(axis=0)
-                uv = uv / max(np.linalg.norm(uv), 1e-12)
-                recs[u] = cat.top_k(full @ (uv + a * p), u, K)
-            line[f"a={a:g}"] = ndcg(recs, relevant)
-        pop = counts / counts.max()
-        for a in ALPHAS_EXACT:  # max-scaled collab score + α x max-scaled training count
-            recs = {}
-            for u in chosen:
-                s = full @ full[cat.rated[u]].sum(axis=0)
-                recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
-            line[f"x={a:g}"] = ndcg(recs, relevant)
-        print(f"n={n:<3} users={len(chosen)} " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+        scores: dict[str, list[float]] = {}
+        for fold in range(folds):
+            cut, chosen = splits.cold_start(fit, everyone[fold::folds][:size], size, keep=n, seed=splits.SEED + fold)
+            targets = relevant
+            if dropped:
+                kept = cut.groupby("user_id")["movie_id"].apply(set)
+                every = fit[fit["user_id"].isin(chosen)].groupby("user_id")["movie_id"].apply(set)
+                targets = {int(u): every[u] - kept[u] for u in chosen}
+            for key, value in _new_user_scores(ids, cut, [int(u) for u in chosen], n).items():
+                scores.setdefault(key, []).extend(ndcg_at_k(value[u], targets[u], K) for u in value)
+        line = " ".join(f"{k}={np.mean(v):.4f}" for k, v in scores.items())
+        print(f"n={n:<3} users={len(scores['popularity'])} {line}", flush=True)
+
+
+def _new_user_scores(ids: list[int], cut: pd.DataFrame, chosen: list[int], n: int) -> dict[str, dict[int, list[int]]]:
+    cat = baselines.CandidatePool(ids, cut)
+    items, f = factors(cut)
+    full = np.zeros((len(cat.ids), f.shape[1]))
+    full[np.searchsorted(cat.ids, items)] = f
+    counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids))
+    p = counts @ full
+    p /= np.linalg.norm(p)
+    out = {
+        "popularity": baselines.popularity(cat, chosen, K),
+        "itemknn": baselines.itemknn(cat, chosen, K),
+        "ease": baselines.ease(cat, chosen, K),
+    }
+    stars = {int(u): g.to_numpy(np.float64) for u, g in cut.groupby("user_id")["rating"]}
+    norms = np.maximum(np.linalg.norm(full, axis=1), 1e-12)
+    tuned = TUNED.prior_weight(n)
+    pop = counts / counts.max()
+    variants = {f"a={a:g}": (a, "sum") for a in ALPHAS}
+    variants |= {"tuned": (tuned, "sum"), "rated": (tuned, "rated"), "unit": (tuned, "unit")}
+    for name, (a, kind) in variants.items():
+        recs = {}
+        for u in chosen:
+            rated = cat.rated[u]
+            w = {"sum": np.ones(len(rated)), "rated": stars[u], "unit": 1.0 / norms[rated]}[kind]
+            uv = w @ full[rated]
+            recs[u] = cat.top_k(full @ (uv / max(np.linalg.norm(uv), 1e-12) + a * p), u, K)
+        out[name] = recs
+    for a in ALPHAS_EXACT:  # max-scaled collab score + α x max-scaled training count
+        recs = {}
+        for u in chosen:
+            s = full @ full[cat.rated[u]].sum(axis=0)
+            recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
+        out[f"x={a:g}"] = recs
+    return out
 
 
 def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
@@ -148,29 +180,52 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], u
 
 
 def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
-    """The collab user vector Σ w_i f_i with w_i = 0.5^(age_i / half-life), on a temporal validation
-    split (each user's latest 25% of their temporal-training ratings) and on the stratified one."""
+    """The collab user vector Σ w_i f_i on a temporal validation split (each user's latest 25% of
+    their temporal-training ratings) and on the stratified one, with w_i by age (h=: 0.5^(age /
+    half-life days)), by order (rank-h=: 0.5^(rank / h), rank 0 the newest) or the newest K boosted
+    (newK+b: 1 + b for the K newest, Tuning.collab_recent); each beside the paired difference from
+    no recency weighting (mean ± standard error over the users)."""
+
+    def by_age(half_life: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda age, rank: np.power(0.5, age / half_life)
+
+    def by_rank(h: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda age, rank: np.power(0.5, rank / h)
+
+    def newest(k: int, b: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda age, rank: 1.0 + b * (rank < k)
+
+    configs = {"none": lambda age, rank: np.ones(len(age))}
+    configs |= {f"h={h}": by_age(h) for h in (730, 365, 180, 90, 30)}
+    configs |= {f"rank-h={h}": by_rank(h) for h in (5, 25, 100)}
+    configs |= {f"new{k}+{b:g}": newest(k, b) for k in (3, 5, 10) for b in (0.25, 0.5)}
     for name, fit_split in (
         ("temporal", splits.temporal_split(splits.temporal_split(ratings).train)),
         ("stratified", splits.stratified_split(splits.stratified_split(ratings).train, seed=splits.SEED + 1)),
     ):
         fit = fit_split.train
         relevant = {int(u): set(g.tolist()) for u, g in fit_split.test.groupby("user_id")["movie_id"]}
-        users = [int(u) for u in splits.sample_users(np.array(sorted(relevant)), 400)]
+        users = [int(u) for u in relevant]
         cat = baselines.CandidatePool([m.id for m in movies], fit)
         items, f = factors(fit)
         full = np.zeros((len(cat.ids), f.shape[1]))
         full[np.searchsorted(cat.ids, items)] = f
-        stamps = {int(u): g["timestamp"].to_numpy() for u, g in fit.groupby("user_id")}
-        line = {}
-        for half_life in (None, 730, 365, 180, 90, 30):
-            recs = {}
-            for u in users:
-                age = (stamps[u].max() - stamps[u]) / SECONDS_PER_DAY
-                w = np.ones(len(age)) if half_life is None else np.power(0.5, age / half_life)
-                recs[u] = cat.top_k(full @ (w @ full[cat.rated[u]]), u, K)
-            line[f"h={half_life}"] = ndcg(recs, relevant)
-        print(f"{dataset} {name}: " + " ".join(f"{k}={v:.4f}" for k, v in line.items()), flush=True)
+        newest_first = fit.sort_values(["user_id", "timestamp", "movie_id"], ascending=[True, False, False])
+        history = {int(u): g for u, g in newest_first.groupby("user_id")}
+        per_user: dict[str, list[float]] = {name: [] for name in configs}
+        for u in users:
+            cols = np.searchsorted(cat.ids, history[u]["movie_id"].to_numpy())
+            stamps = history[u]["timestamp"].to_numpy()
+            age, rank = (stamps.max() - stamps) / SECONDS_PER_DAY, np.arange(len(stamps))
+            each = full[cols] @ full.T  # one row per rated movie: f_i . f_j
+            for config, weight in configs.items():
+                per_user[config].append(ndcg_at_k(cat.top_k(weight(age, rank) @ each, u, K), relevant[u], K))
+        base = np.array(per_user["none"])
+        line = [f"itemknn={ndcg(baselines.itemknn(cat, users, K), relevant):.4f}"]
+        for config, values in per_user.items():
+            diff = np.array(values) - base
+            line.append(f"{config}={np.mean(values):.4f} ({diff.mean():+.4f}±{diff.std() / np.sqrt(len(diff)):.4f})")
+        print(f"{dataset} {name}, {len(users)} users: " + " ".join(line), flush=True)
 
 
 def coverage(fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
@@ -211,6 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
     parser.add_argument("--part", default="users", choices=["users", "movies", "time", "coverage"])
+    parser.add_argument("--targets", default="held-out", choices=["held-out", "dropped"], help="users: see new_users")
     args = parser.parse_args()
     started = time.perf_counter()
     movies, ratings = load_dataset(args.dataset)
@@ -223,7 +279,7 @@ def main() -> None:
     elif args.part == "coverage":
         coverage(parts.train, relevant, [int(u) for u in users])
     elif args.part == "users":
-        new_users(movies, parts.train, relevant, users)
+        new_users(movies, train if args.targets == "dropped" else parts.train, relevant, args.targets == "dropped")
     else:
         new_movies(movies, parts.train, relevant, users)
     log(f"{time.perf_counter() - started:.1f} s")

@@ -13,7 +13,7 @@ from app.catalog.repository import UserRating
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend import Recommender
 from app.recommend.rerank import rerank
-from app.recommend.user_vector import SCALE_MIDPOINT, taste_weights, weighted_mean
+from app.recommend.user_vector import SCALE_MIDPOINT, boost_recent, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, open_store
 from app.vectorstore.live import LiveIndex
 from tests.helpers.ingest import build_index
@@ -37,6 +37,13 @@ def test_few_ratings_centre_on_the_scale_midpoint() -> None:
 def test_uniform_ratings_count_as_equal_likes() -> None:
     history = [UserRating(i, 4.0, 0) for i in range(5)]
     assert np.allclose(taste_weights(history, 4.0, 100).weights, 1.0)
+
+
+def test_boost_recent_scales_only_the_newest_weights_of_a_newest_first_history() -> None:
+    weights = np.array([1.0, 2.0, 1.0, 1.0], dtype=np.float32)
+    assert np.allclose(boost_recent(weights, 2, 0.25), [1.25, 2.5, 1.0, 1.0])
+    assert np.allclose(boost_recent(weights, 10, 0.5), 1.5 * weights)  # a history shorter than the boost
+    assert np.allclose(weights, [1.0, 2.0, 1.0, 1.0])  # the caller's weights are left alone
 
 
 def test_weighted_mean_pushes_away_from_dislikes_and_detects_cancellation() -> None:

@@ -26,6 +26,7 @@ from app.recommend.user_vector import (
     MIN_FOR_OWN_MEAN,
     SCALE_MIDPOINT,
     balance,
+    boost_recent,
     collab_vector,
     taste_weights,
     weighted_mean,
@@ -299,7 +300,8 @@ class Recommender:
             return None
         t = self.tuning
         weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
-        return collab_vector(np.array([stored[r.movie_id].vectors["collab"] for r in history]), weights.weights)
+        boosted = boost_recent(weights.weights, t.collab_recent, t.collab_recent_boost)
+        return collab_vector(np.array([stored[r.movie_id].vectors["collab"] for r in history]), boosted)
 
     def _with_prior(self, index: MovieIndex, user: np.ndarray, n_ratings: int) -> np.ndarray:
         """The collab query unit(u) + α(n) unit(p): the user's factors and the popularity direction

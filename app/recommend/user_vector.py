@@ -7,7 +7,8 @@ weight = rating weight x recency weight
   average is normalised, so only relative age matters, and old datasets do not underflow).
 
 The collab vector uses the same weights (without centring where that measured better, see
-app/recommend/tuning.py) over the factor part of the movies' collab vectors; see `collab_vector`.
+app/recommend/tuning.py), the newest few boosted (`boost_recent`), over the factor part of the
+movies' collab vectors; see `collab_vector`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def taste_weights(
     age_days = np.array([(newest - r.timestamp) / SECONDS_PER_DAY for r in history])
     recency_w = np.power(0.5, age_days / half_life_days) if half_life_days else np.ones_like(age_days)
     return TasteWeights([r.movie_id for r in history], (rating_w * recency_w).astype(np.float32))
+
+
+def boost_recent(weights: np.ndarray, recent: int, boost: float) -> np.ndarray:
+    """The weights of a newest-first history with its first `recent` scaled by 1 + `boost`: the
+    latest ratings say most about the next ones (order, not age: ratings come in sessions)."""
+    out = weights.astype(np.float32).copy()
+    out[:recent] *= 1.0 + boost
+    return out
 
 
 def balance(weights: np.ndarray, dislike_weight: float) -> np.ndarray:
