@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
-from common import log
+from common import log, parse_ints
 from gen_ratings import ITEM_ALPHA, USER_ALPHA, zipf_weights
 
 from app.embedding import collab
@@ -52,7 +52,7 @@ def main() -> None:
         users, movies = table["userId"].to_numpy(), table["movieId"].to_numpy()
         del table
     else:
-        users, movies = pairs(args.movies, args.users, round(float(args.ratings.lower().rstrip("m")) * 1e6), args.seed)
+        users, movies = pairs(args.movies, args.users, parse_ints(args.ratings)[0], args.seed)
     min_ratings = get_settings().collab_min_ratings
     started = time.perf_counter()
     vectors = collab.item_vectors(users, movies, COLLAB_DIM, min_ratings=min_ratings)

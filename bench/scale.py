@@ -16,7 +16,7 @@ Per size and database (`--db sqlite,postgres`):
 - Recommendation latency by history length: the users whose rating counts are closest to 50, 500
   and 5,000. In-process: the API's Recommender (hybrid, the API's default) over the published index
   opened as the API opens it (LiveIndex + vector cache), after the ratings query a request makes
-  (bench/query.py's `ratings_as_a_request`). Over HTTP: GET /movies/recommendations from a
+  (bench/query.py's `request_inputs`). Over HTTP: GET /movies/recommendations from a
   `movierec serve` (one worker) on a free loopback port. p50 of `--repeats` calls per user.
 
     .venv/bin/python bench/scale.py [--ratings 200k] [--db sqlite] [--workdir DIR] [--json]
@@ -134,7 +134,7 @@ def collab_coverage(db: Any, index: Any) -> float | None:
 def in_process(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: int) -> tuple[dict, float | None]:
     """p50 ms per history length of (ratings query + Recommender.recommend), as the API serves it;
     and the collab coverage."""
-    from query import ratings_as_a_request
+    from query import request_inputs
 
     from app.catalog.db import make_engine
     from app.recommend.recommender import Recommender
@@ -159,7 +159,7 @@ def in_process(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: 
             times = []
             for i in range(repeats + 3):  # 3 untimed warm-up calls
                 with timer() as t:
-                    ratings = ratings_as_a_request(db, uid)
+                    ratings, _ = request_inputs(db, uid, hidden=False)
                     rec.recommend(
                         ratings,
                         limit=10,

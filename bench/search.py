@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -81,7 +82,10 @@ def main() -> None:
 
     settings = get_settings()
     queries = load_queries(args.queries)
-    index = open_store(settings).open()
+    store = open_store(settings)
+    if store.manifest() is None:
+        sys.exit(f"no published index in {settings.data_dir}: run `make run` or `movierec ingest --source demo` first")
+    index = store.open()
     check_ids(index, queries)
     log(f"{len(queries)} queries; loading the text model ({settings.text_backend})")
     encoder = TextEncoder("cpu")
