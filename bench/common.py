@@ -59,7 +59,7 @@ def parse_ints(text: str) -> list[int]:
         if not part:
             continue
         scale = {"k": 1_000, "m": 1_000_000}.get(part[-1], 1)
-        out.append(int(float(part[:-1] if scale > 1 else part) * scale))
+        out.append(round(float(part[:-1] if scale > 1 else part) * scale))
     if not out:
         raise ValueError(f"no numbers in {text!r}")
     return out
