@@ -14,11 +14,13 @@ same files again (nothing changed: must write nothing).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import ROOT, emit, format_table, log
@@ -50,16 +52,25 @@ def run_once(url: str, data: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def database_url(kind: str, admin_url: str, workdir: Path) -> str:
+@contextlib.contextmanager
+def database_url(kind: str, admin_url: str, workdir: Path) -> Iterator[str]:
+    """A fresh database for one kind: a file in `workdir`, or a PostgreSQL database dropped afterwards."""
     if kind == "sqlite":
-        return f"sqlite:///{workdir / 'movierec.db'}"
+        yield f"sqlite:///{workdir / 'movierec.db'}"
+        return
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     name = f"movierec_bench_{uuid.uuid4().hex[:8]}"
-    with create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def main() -> None:
@@ -71,8 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for kind in args.db.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            url = database_url(kind, args.postgres_url, Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp, database_url(kind, args.postgres_url, Path(tmp)) as url:
             for run in ("first", "unchanged"):
                 log(f"{kind}: {run} load")
                 result = run_once(url, args.data)

@@ -5,7 +5,7 @@
 
 1. Peak: `--clients` closed-loop clients send bench/api.py's mixed traffic for `--peak-seconds`.
 2. Soak: the same clients pace themselves to `--fraction` of that peak for `--minutes`.
-Rating writes go to fresh users (ids from 8,000,000), each (user, movie) pair once, so the number of
+Rating writes go to fresh users (ids from 8,000,000 + the clock, new each run), each pair once, so the number of
 ratings the API acknowledged must equal the number it stores afterwards. Reported: requests, errors
 (any non-2xx or failed connection), p50/p99, ratings written vs stored, and each worker's RSS at the
 start and end of the soak (read from /proc: a server this script started, on Linux). Bounded in time
@@ -38,7 +38,9 @@ class Writes:
 
     def __init__(self, movies: list[int], rng: random.Random) -> None:
         self.movies, self.rng = sorted(set(movies)), rng
-        self.user, self.next_movie, self.acknowledged = SOAK_USER, 0, 0
+        # A new block of users each run (by the clock), so a second soak on the same data dir counts
+        # only its own writes as stored.
+        self.user, self.next_movie, self.acknowledged = SOAK_USER + int(time.time()), 0, 0
         self.users: set[int] = set()
 
     def next(self) -> tuple[str, str, Any]:
