@@ -14,33 +14,15 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.repository import UserRating
 from app.datasets import load_catalogue
-from app.embedding.factory import build_manifest
-from app.embedding.movie import MovieEmbedder
 from app.recommend import Recommender
 from app.recommend.tuning import TUNED
 from app.vectorstore import COLLAB_DIM, open_store
-from ingest.pipeline import IngestSummary, index_movies, store_catalogue
+from ingest.pipeline import store_catalogue
+from tests.helpers.ingest import index_stored
 from tests.helpers.worlds import copy_settings, make_settings
 
 LIMIT = 150
 NEW = 9_000_000  # ids of movies added without ratings
-
-
-def ingest(settings, text_encoder) -> IngestSummary:
-    """What `movierec ingest` does after storing the catalogue: embed, learn collab vectors, publish."""
-    engine = make_engine(settings.sqlalchemy_url)
-    with Session(engine) as session:
-        movies, rated = repo.all_movies(session), repo.rated_pairs(session)
-    engine.dispose()
-    return index_movies(
-        movies,
-        open_store(settings),
-        build_manifest(settings),
-        lambda _: MovieEmbedder(text_encoder, None, None),
-        batch_size=64,
-        progress=False,
-        ratings=rated,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, text_encoder):
         )
         session.commit()
     engine.dispose()
-    summary = ingest(settings, text_encoder)
+    summary = index_stored(settings, text_encoder)
     return settings, summary
 
 
@@ -94,7 +76,7 @@ def test_ingest_sets_collab_vectors_from_ratings_or_content(world) -> None:
 
 def test_new_ratings_alone_restage_collab(tmp_path: Path, world, text_encoder) -> None:
     settings = copy_settings(world[0], tmp_path / "data")
-    again = ingest(settings, text_encoder)
+    again = index_stored(settings, text_encoder)
     assert again.embedded == 0 and again.skipped_unchanged == again.movies  # nothing changed: nothing staged
     before = _stored(settings)
     unrated = sorted(mid for mid, m in before.items() if m.payload.get("collab_source") == "content")
@@ -105,7 +87,7 @@ def test_new_ratings_alone_restage_collab(tmp_path: Path, world, text_encoder) -
             repo.rate(session, user, unrated[0], 4.0)
         session.commit()
     engine.dispose()
-    third = ingest(settings, text_encoder)
+    third = index_stored(settings, text_encoder)
     assert third.embedded == 0  # content unchanged: nothing re-embedded
     assert third.collab_vectors == again.collab_vectors  # every movie has one, from ratings or content
     after = _stored(settings)
@@ -180,7 +162,7 @@ def test_hybrid_reaches_a_new_movie_through_content(tmp_path: Path, world, text_
         session.commit()
         liked_id, twin_id = liked.id, twin.id
     engine.dispose()
-    assert ingest(settings, text_encoder).embedded == 1
+    assert index_stored(settings, text_encoder).embedded == 1
     index = open_store(settings).open()
     try:
         assert index.retrieve([twin_id], vectors=("collab",))[0].payload["collab_source"] == "content"

@@ -13,11 +13,10 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
 from app.embedding import collab
-from app.embedding.factory import build_manifest
-from app.embedding.movie import MovieEmbedder
 from app.settings import Settings
 from app.vectorstore import open_store
-from ingest.pipeline import index_movies, store_catalogue
+from ingest.pipeline import store_catalogue
+from tests.helpers.ingest import index_stored
 from tests.helpers.worlds import make_settings
 
 
@@ -75,16 +74,7 @@ def test_ingest_fits_every_movie_with_min_ratings(tmp_path: Path, text_encoder) 
     min_ratings = 20
     eligible = set(ids[counts >= min_ratings].tolist())
     assert 0 < len(eligible) < len(movies)
-    summary = index_movies(
-        movies,
-        open_store(settings),
-        build_manifest(settings),
-        lambda _: MovieEmbedder(text_encoder, None, None),
-        batch_size=64,
-        progress=False,
-        ratings=rated,
-        collab_min_ratings=min_ratings,
-    )
+    summary = index_stored(settings, text_encoder, collab_min_ratings=min_ratings)
     index = open_store(settings).open()
     try:
         stored = index.retrieve([m.id for m in movies], vectors=("collab",))
@@ -96,14 +86,5 @@ def test_ingest_fits_every_movie_with_min_ratings(tmp_path: Path, text_encoder) 
     assert summary.collab_vectors == len(movies)
     # The same catalogue and ratings with another threshold: nothing to embed, but the collab fit
     # is part of the index's identity, so it runs again instead of keeping the old coverage.
-    again = index_movies(
-        movies,
-        open_store(settings),
-        build_manifest(settings),
-        lambda _: MovieEmbedder(text_encoder, None, None),
-        batch_size=64,
-        progress=False,
-        ratings=rated,
-        collab_min_ratings=1,
-    )
+    again = index_stored(settings, text_encoder, collab_min_ratings=1)
     assert again.embedded == 0 and again.collab_fitted == len(ids) > len(eligible)
