@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
-from app.datasets import UnusableFileError, load_catalogue
+from app.datasets import load_catalogue
 from app.embedding.device import default_batch_size, resolve_device
 from app.embedding.factory import build_manifest, build_movie_embedder
 from app.embedding.movie import MovieEmbedder
@@ -59,14 +59,9 @@ def run(
     dev = resolve_device(device or settings.device)
     batch = batch_size or settings.batch_size or default_batch_size(dev, "text")
     # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
-    try:
-        catalogue = load_catalogue(
-            source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
-        )
-    except UnusableFileError:
-        raise
-    except ValueError as exc:  # a wrong combination of arguments
-        raise InvalidInputError(str(exc)) from None
+    catalogue = load_catalogue(
+        source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
+    )
     for warning in catalogue.warnings:
         report(f"warning: {warning}")
     engine = make_engine(settings.sqlalchemy_url)

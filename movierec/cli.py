@@ -50,7 +50,7 @@ def ingest(
     Bad rows are reported on stderr (file:line or file: record N) and skipped; a file that cannot
     be read stops the ingest with one line and exit status 2, before anything is written."""
     import ingest as ingest_
-    from app.datasets import FOLDER_SOURCES, UnusableFileError
+    from app.datasets import UnusableFileError
     from app.errors import InvalidInputError
     from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
@@ -60,12 +60,6 @@ def ingest(
     if if_missing and store.manifest() is not None:
         typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
         return
-    if source == "tmdb" and movies is None:
-        raise typer.BadParameter("--source tmdb needs --movies PATH", param_hint="--movies")
-    if source in FOLDER_SOURCES and directory is None:
-        raise typer.BadParameter(f"--source {source} needs --dir PATH", param_hint="--dir")
-    if ratings is not None and source != "tmdb":
-        raise typer.BadParameter(f"the {source} source reads its own ratings", param_hint="--ratings")
     # Libraries print to stdout (the image model's loading line): with --json only the object goes there.
     quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
@@ -90,8 +84,9 @@ def ingest(
             typer.echo(f"skipped: {err}", err=True)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    except InvalidInputError as exc:  # a wrong combination of options
-        raise typer.BadParameter(str(exc), param_hint=f"--{exc.field}" if exc.field else None) from None
+    except InvalidInputError as exc:  # a wrong combination of options, checked once by ingest.run
+        option = {"directory": "--dir"}.get(exc.field or "", f"--{exc.field}") if exc.field else None
+        raise typer.BadParameter(str(exc), param_hint=option) from None
     if as_json:
         _echo_json(summary.to_dict())
         return

@@ -230,6 +230,26 @@ def test_cli_file_problem_is_one_line_and_exit_2(cli_env: Settings, text: str, e
     assert open_store(cli_env).manifest() is None  # nothing published
 
 
+@pytest.mark.parametrize(
+    ("args", "option", "words"),
+    [
+        (("--source", "tmdb"), "--movies", "needs a movies file"),
+        (("--source", "movielens"), "--dir", "they need it"),
+        (("--source", "demo", "--ratings", "r.csv"), "--ratings", "reads its own ratings"),
+        (("--source", "movielens", "--dir", ".", "--movies", "m.json"), "--movies", "reads its files from its folder"),
+    ],
+)
+def test_cli_wrong_option_combination_names_the_option(
+    cli_env: Settings, args: tuple[str, ...], option: str, words: str
+) -> None:
+    result = run_cli(*args)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.stderr.replace("│", " ").split())  # typer boxes and wraps the message
+    assert f"Invalid value for {option}: " in text and words in text, text
+    assert "Traceback" not in result.stderr
+    assert open_store(cli_env).manifest() is None and not any(cli_env.data_dir.glob("*.db"))
+
+
 def test_cli_nothing_usable_exits_2_and_publishes_nothing(cli_env: Settings) -> None:
     path = cli_env.data_dir.parent / "movies.csv"
     path.write_text("id,title\n-3,Negative\n0,Zero\n")

@@ -14,6 +14,7 @@ from app.catalog.genres import clean_genres, genre_key
 from app.catalog.models import MAX_ID
 from app.datasets import UnusableFileError, load_catalogue, validate
 from app.datasets.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
+from app.errors import InvalidInputError
 from ingest.pipeline import in_file_order
 
 HEADER = "id,title,release_date,genres,overview\n"
@@ -331,8 +332,9 @@ def test_folder_sources_need_their_folder(tmp_path: Path) -> None:
         load_catalogue("movielens", directory=tmp_path)
     with pytest.raises(UnusableFileError, match="no movies_metadata.csv in this folder"):
         load_catalogue("movies-dataset", directory=tmp_path)
-    with pytest.raises(ValueError, match="--dir"):
+    with pytest.raises(InvalidInputError, match="--dir") as refused:
         load_catalogue("movielens")
+    assert refused.value.field == "directory"
 
 
 def test_movies_dataset_folder_joins_by_id_and_reports_malformed_rows(tmp_path: Path) -> None:

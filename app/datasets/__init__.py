@@ -8,6 +8,7 @@ from typing import get_args
 
 from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, validate
 from app.datasets.files import UnusableFileError
+from app.errors import InvalidInputError
 from app.names import FolderSource, SourceName
 
 SOURCES: tuple[SourceName, ...] = get_args(SourceName)
@@ -38,27 +39,35 @@ def load_catalogue(
     """Load a named source. `limit` keeps the first N movies (file or id order) and their ratings.
     `directory`: the folder of a folder source; `poster_base`: a URL or folder that relative poster
     paths resolve against (MOVIEREC_POSTER_BASE). Raises UnusableFileError for an unreadable file and
-    ValueError for a wrong combination of arguments."""
+    InvalidInputError for a wrong combination of arguments, its `field` naming the argument
+    (movies, ratings, directory, limit, source): the one check of these rules, which the CLI reports
+    against its own option names."""
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise InvalidInputError(f"limit must be >= 0, got {limit}", field="limit")
     if (directory is not None) != (source in FOLDER_SOURCES):
-        raise ValueError(f"--dir is for the {' and '.join(FOLDER_SOURCES)} sources, and they need it")
+        raise InvalidInputError(
+            f"a folder (--dir) is for the {' and '.join(FOLDER_SOURCES)} sources, and they need it", field="directory"
+        )
     if source == "tmdb":
         if movies is None:
-            raise ValueError("the tmdb source needs a movies file (JSON, JSONL or CSV)")
+            raise InvalidInputError("the tmdb source needs a movies file (JSON, JSONL or CSV)", field="movies")
         from app.datasets import tmdb
 
         catalogue = tmdb.load(Path(movies), Path(ratings) if ratings is not None else None, poster_base)
     elif source in FOLDER_SOURCES and directory is not None:  # (a folder source without one raised above)
         if movies is not None or ratings is not None:
-            raise ValueError(f"the {source} source reads its files from --dir")
+            field = "movies" if movies is not None else "ratings"
+            raise InvalidInputError(f"the {source} source reads its files from its folder (--dir)", field=field)
         catalogue = _load_folder(source, Path(directory), poster_base)
     elif source in ("demo", "ml-100k"):
         if movies is not None or ratings is not None:
-            raise ValueError(f"the {source} source reads its packaged data and takes no files")
+            field = "movies" if movies is not None else "ratings"
+            raise InvalidInputError(f"the {source} source reads its packaged data and takes no files", field=field)
         catalogue = _load_packaged(source, limit)
     else:
-        raise ValueError(f"unknown catalogue source {source!r}; choose one of {', '.join(SOURCES)}")
+        raise InvalidInputError(
+            f"unknown catalogue source {source!r}; choose one of {', '.join(SOURCES)}", field="source"
+        )
     return apply_limit(catalogue, limit)
 
 
