@@ -31,13 +31,14 @@ from tqdm import tqdm
 
 from app.catalog import repository as repo
 from app.catalog.models import Movie
-from app.catalog.text import content_hash, movie_text
+from app.catalog.text import content_hash, movie_text, vectors_unchanged
 from app.datasets.base import RowError, SourceCatalogue, validate
 from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
 from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
 from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore.base import Vector
 from app.vectorstore.maps import project_maps, unit_rows
 from ingest.ratings import FileImport, import_rows, release_freed_memory, source_key
 
@@ -50,7 +51,8 @@ Pairs = Sequence[tuple[int, int]] | np.ndarray  # (user id, movie id) rows
 class IngestSummary:
     movies: int = 0
     embedded: int = 0
-    skipped_unchanged: int = 0
+    skipped_unchanged: int = 0  # movies not embedded again: their vectors' inputs are unchanged
+    payload_updated: int = 0  # of those, the ones whose payload-only fields changed (e.g. a rating count)
     failed: int = 0  # posters that failed (missing, unreadable): those movies are indexed text-only
     with_poster: int = 0
     without_poster: int = 0
@@ -136,8 +138,17 @@ def in_file_order(errors: list[RowError], ratings_files: Collection[str] = ()) -
     return sorted(dict.fromkeys(errors), key=lambda e: (e.file in ratings_files, rank[e.file], e.line))
 
 
+# The payload keys that no vector depends on: a change in these alone is written in place.
+PAYLOAD_ONLY = ("popularity", "vote_average", "vote_count", "local_rating_count", "content_hash")
+
+
 def to_point(movie: Movie, vectors: Mapping[str, np.ndarray], has_poster: bool) -> MoviePoint:
-    payload = payload_for(
+    named: dict[str, Vector] = {**vectors, SPARSE_VECTOR: lexical.movie_vector(movie)}
+    return MoviePoint(movie.id, named, movie_payload(movie, has_poster))
+
+
+def movie_payload(movie: Movie, has_poster: bool) -> dict[str, Any]:
+    return payload_for(
         title=movie.title,
         year=movie.year,
         genres=list(movie.genres),
@@ -148,7 +159,6 @@ def to_point(movie: Movie, vectors: Mapping[str, np.ndarray], has_poster: bool) 
         content_hash=content_hash(movie),
         local_rating_count=movie.local_rating_count,
     )
-    return MoviePoint(movie.id, {**vectors, SPARSE_VECTOR: lexical.movie_vector(movie)}, payload)
 
 
 def index_movies(
@@ -196,7 +206,10 @@ def index_movies(
 
     index = store.stage(manifest, rebuild)
     present = index.hashes()
-    todo = [m for m in movies if present.get(m.id) != wanted[m.id]]
+    changed = [m for m in movies if present.get(m.id) != wanted[m.id]]
+    in_place = [m for m in changed if vectors_unchanged(present.get(m.id), wanted[m.id])]
+    summary.payload_updated = _update_payloads(index, in_place)
+    todo = [m for m in changed if not vectors_unchanged(present.get(m.id), wanted[m.id])]
     summary.skipped_unchanged = len(movies) - len(todo)
     orphans = set(present) - set(wanted)
     if todo:
@@ -229,6 +242,15 @@ def index_movies(
 
 
 FLUSH_EVERY_S = 10.0
+
+
+def _update_payloads(index: MovieIndex, movies: Sequence[Movie]) -> int:
+    """Write the payload-only fields of movies whose vectors' inputs are unchanged (a rating count
+    that moved): a new rating must not re-run the text model and the poster CNN."""
+    for movie in movies:
+        payload = movie_payload(movie, has_poster=False)
+        index.set_payload([movie.id], {key: payload[key] for key in PAYLOAD_ONLY})
+    return len(movies)
 
 
 def _embed_into(

@@ -150,6 +150,35 @@ def test_second_run_embeds_nothing_and_a_change_embeds_one(tmp_path, text_encode
     assert changed == [movies[0]["id"]]
 
 
+def test_a_new_rating_updates_the_payload_without_embedding_again(tmp_path, text_encoder) -> None:
+    shutil.copytree(TMDB, tmp_path / "tmdb")
+    movies_file, ratings_file = tmp_path / "tmdb" / "movies.json", tmp_path / "tmdb" / "ratings.csv"
+    settings = make_settings(tmp_path / "data")
+    first = build_index(settings, text_encoder, "tmdb", movies=movies_file, ratings=ratings_file)
+    assert first.embedded == first.movies and first.payload_updated == 0
+    before = _index_snapshot(settings)
+    with ratings_file.open("a") as f:  # a new user rates the first movie: its rating count moves
+        f.write(f"99999,{json.loads(movies_file.read_text())[0]['id']},4.0,1700000000\n")
+    again = build_index(settings, text_encoder, "tmdb", movies=movies_file, ratings=ratings_file)
+    assert again.embedded == 0 and again.payload_updated >= 1, again
+    after = _index_snapshot(settings)
+    moved = [mid for mid in after if after[mid][0] != before[mid][0]]
+    assert len(moved) == again.payload_updated
+    for mid in after:  # vectors untouched, the hash's vectors part too
+        assert after[mid][0].split(":")[0] == before[mid][0].split(":")[0]
+        assert np.array_equal(after[mid][1]["text"], before[mid][1]["text"])
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        counts = {m.id: m.local_rating_count or 0 for m in repo.all_movies(session)}
+    engine.dispose()
+    index = open_store(settings).open()
+    try:
+        stored = {m.id: m.payload["local_rating_count"] for m in index.retrieve(sorted(counts))}
+    finally:
+        index.close()
+    assert stored == counts  # the index's counts are the database's after the payload-only update
+
+
 def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_run, text_encoder, image_encoder):
     from app.embedding.factory import build_manifest
     from app.embedding.movie import MovieEmbedder

@@ -38,16 +38,28 @@ def lexical_text(movie: Movie) -> str:
     return "\n".join(f for f in fields if f)
 
 
+HASH_SEPARATOR = ":"
+
+
 def content_hash(movie: Movie) -> str:
     """Changes exactly when the embedded text, the lexical text, the poster or an indexed payload
-    field changes."""
-    material = {
-        "text": movie_text(movie),
-        "lexical": lexical_text(movie),
-        "poster": movie.poster,
-        "payload": [movie.popularity, movie.vote_average, movie.vote_count, movie.local_rating_count],
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+    field changes. Two parts, `<vectors>:<payload>` (32 and 16 hex digits): a change in the second
+    part only (a new rating count, TMDB's votes) needs the payload updated, not the movie re-embedded
+    (`vectors_unchanged`)."""
+    vectors = {"text": movie_text(movie), "lexical": lexical_text(movie), "poster": movie.poster}
+    payload = [movie.popularity, movie.vote_average, movie.vote_count, movie.local_rating_count]
+    return f"{_digest(vectors)[:32]}{HASH_SEPARATOR}{_digest(payload)[:16]}"
+
+
+def vectors_unchanged(old_hash: str | None, new_hash: str) -> bool:
+    """Whether two content hashes agree on everything the vectors are computed from (a hash from
+    before the two parts never does)."""
+    old_vectors, sep, _ = (old_hash or "").partition(HASH_SEPARATOR)
+    return bool(sep) and old_vectors == new_hash.partition(HASH_SEPARATOR)[0]
+
+
+def _digest(material: object) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
 def normalise_title(title: str) -> str:
