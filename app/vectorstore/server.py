@@ -40,9 +40,11 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     SparseVector,
+    Stacked,
     StoredMovie,
     Vector,
     fused_names,
+    stack,
 )
 
 SCROLL_PAGE = 2048
@@ -202,6 +204,9 @@ class ServerIndex:
         )
         found = {int(r.id): StoredMovie(int(r.id), r.payload or {}, _vectors(r.vector)) for r in records}
         return [found[i] for i in dict.fromkeys(ids) if i in found]  # the caller's order
+
+    def stacked(self, ids: Sequence[int], name: str) -> Stacked:
+        return stack(self.retrieve(ids, (name,)), ids, name)
 
     def query(
         self,
