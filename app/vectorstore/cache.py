@@ -35,20 +35,21 @@ class CachedIndex:
     def __init__(self, inner: MovieIndex, movies: dict[int, StoredMovie]) -> None:
         self._inner = inner
         self._movies = movies
-        # Per vector name, one read-only matrix of every movie that has it and each movie's row; the
-        # movies' own vectors become views of those rows, so each vector is held once.
-        self._matrices: dict[str, tuple[dict[int, int], np.ndarray]] = {}
+        # Ready-made answers per requested vector names: a retrieve of a user's 1,000 rated movies is
+        # then one dict lookup each. Callers must treat what they get as read-only (it is shared).
+        self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
+        # Per vector name, the sorted ids of the movies that have it and one read-only matrix of
+        # their vectors, row for id; the movies' own vectors become views of those rows, so
+        # each vector is held once.
+        self._matrices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name in VECTOR_NAMES:
-            having = [m for m in movies.values() if name in m.vectors]
+            having = sorted((m for m in movies.values() if name in m.vectors), key=lambda m: m.id)
             if having:
                 matrix = np.array([m.vectors[name] for m in having])
                 matrix.setflags(write=False)  # shared by every request
                 for row, m in enumerate(having):
                     m.vectors[name] = matrix[row]
-                self._matrices[name] = ({m.id: row for row, m in enumerate(having)}, matrix)
-        # Ready-made answers per requested vector names: a retrieve of a user's 1,000 rated movies is
-        # then one dict lookup each. Callers must treat what they get as read-only (it is shared).
-        self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
+                self._matrices[name] = (np.array([m.id for m in having], dtype=np.int64), matrix)
 
     @classmethod
     def wrap(cls, inner: MovieIndex, max_points: int) -> MovieIndex:
@@ -88,19 +89,17 @@ class CachedIndex:
         return [view[i] for i in ids if i in view]
 
     def stacked(self, ids: Sequence[int], name: str) -> Stacked:
-        """Rows gathered from the name's matrix: for a heavy user's 1,000 collab vectors 10x less than
-        stacking them one by one (1 ms), with the same values."""
+        """Rows gathered from the name's matrix, found by binary search: for a heavy user's 1,000
+        collab vectors about 10x less than stacking them one by one (1 ms), with the same values."""
         known = self._matrices.get(name)
         if known is None:
             return Stacked([], [], np.zeros((0, 0), dtype=np.float32))
-        row_of, matrix = known
-        positions, rows = [], []
-        for k, i in enumerate(ids):
-            row = row_of.get(i)
-            if row is not None:
-                positions.append(k)
-                rows.append(row)
-        return Stacked(positions, [self._movies[ids[k]].payload for k in positions], matrix[rows])
+        have, matrix = known
+        wanted = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        rows = np.minimum(np.searchsorted(have, wanted), len(have) - 1)
+        found = have[rows] == wanted
+        positions: list[int] = np.flatnonzero(found).tolist()
+        return Stacked(positions, [self._movies[ids[k]].payload for k in positions], matrix[rows[found]])
 
     def query(
         self,
