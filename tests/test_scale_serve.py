@@ -4,6 +4,7 @@ Real SQLite or PostgreSQL (MOVIEREC_TEST_DB=postgres), the real 300-movie demo i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +22,9 @@ from app.auth import ALGORITHM, signing_key
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Hidden, Movie, Rating
+from app.embedding import collab
 from app.recommend import Recommender
-from app.vectorstore import MovieFilter, open_store
+from app.vectorstore import MemoryIndex, MovieFilter, open_store
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.edge import PAYLOAD_INDEXES, EdgeIndex
 from tests.helpers.worlds import copy_settings, make_settings
@@ -141,3 +143,66 @@ async def test_a_verified_token_is_refused_once_it_expires(tmp_path: Path, text_
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["engine", "cache"])
+@pytest.mark.parametrize("strategy", ["content", "collab", "hybrid"])
+def test_a_heavy_user_never_gets_a_rated_or_hidden_movie_back_under_filters(
+    heavy_world, strategy: str, cached: bool
+) -> None:
+    """A user who rated 80% of the catalogue, under genre, year and exclusion filters, with and
+    without only_new: every answer keeps to the filter and holds nothing rated or hidden (the
+    exploration share drops the excluded after the engine's query, the fused query filters its
+    prefetches only)."""
+    settings, engine = heavy_world
+    with Session(engine) as session:
+        ratings, hidden = repo.user_ratings(session, HEAVY), repo.hidden_movies(session, HEAVY)
+    seen = {r.movie_id for r in ratings} | {h.movie_id for h in hidden}
+    index = open_store(settings).open()
+    try:
+        served = CachedIndex.wrap(index, 10_000) if cached else index
+        rec = Recommender(index=lambda: served, encode_query=lambda _: np.zeros(0))
+        unseen = [h for h in served.popular(300) if h.id not in seen]
+        genre = Counter(g for h in unseen for g in h.payload["genres"]).most_common(1)[0][0]
+        some = frozenset(h.id for h in unseen[:5])
+        filters = [MovieFilter(genres=(genre,)), MovieFilter(year_min=1990), MovieFilter(exclude_ids=some)]
+        answered = 0
+        for f in filters:
+            for only_new in (False, True):
+                items = rec.recommend(
+                    ratings, limit=20, depth=50, strategy=strategy, hidden=hidden, filter=f, only_new=only_new
+                ).items
+                answered += len(items)
+                assert not {i.id for i in items} & (seen | f.exclude_ids)
+                assert all(genre in i.genres for i in items) if f.genres else True
+                assert all(i.year is not None and i.year >= 1990 for i in items) if f.year_min else True
+    finally:
+        index.close()
+    assert answered >= 3 * 10  # not vacuous: the filters leave movies to recommend
+
+
+def test_the_exploration_share_is_what_the_excluding_query_answers(heavy_world) -> None:
+    """The exploration query asks without the user's exclusions and drops them after; on the exact
+    index its answer is the excluding query's, whether none, some or all of the best new movies are
+    excluded (then it asks again, excluding)."""
+    settings, _ = heavy_world
+    index = open_store(settings).open()
+    try:
+        exact = MemoryIndex.copy_of(index)
+    finally:
+        index.close()
+    # 30 movies become new (nobody rated them): the demo world's 300 all have ratings
+    exact.set_payload([h.id for h in exact.popular(300)[-30:]], {"local_rating_count": 0, "collab_source": "content"})
+    rec = Recommender(index=lambda: exact, encode_query=lambda _: np.zeros(0))
+    new = MovieFilter(unrated=True)
+    top = exact.popular(1)[0].id  # the most rated movie's neighbours: a user's typical collab query
+    query = collab.as_query(collab.factor_part(exact.stacked([top], "collab").rows[0]))
+    assert query is not None
+    order = [h.id for h in exact.query(query, "collab", 300, new)]
+    assert len(order) == 30
+    for excluded in ([], order[:1], order[1:4], order[:-1], order):
+        f = MovieFilter(exclude_ids=frozenset(excluded) | {1_000_000})
+        want = [h.id for h in exact.query(query, "collab", 2, MovieFilter(exclude_ids=f.exclude_ids, unrated=True))]
+        got = rec._new_movies(exact, query, 2, f)
+        assert [h.id for h in got] == want
+        assert all("collab" in h.vectors for h in got)

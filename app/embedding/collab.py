@@ -228,12 +228,17 @@ def as_query(factors: np.ndarray) -> np.ndarray | None:
     return np.append(factors / norm, 0.0).astype(np.float32)
 
 
+def unit_factors(stored: np.ndarray) -> np.ndarray:
+    """The factor parts of stored collab vectors (rows, or one vector as a 1 x d row), each scaled to
+    unit length: what `similarity` compares. A caller comparing many vectors with one set scales it once."""
+    f = factor_part(np.atleast_2d(stored))
+    unit: np.ndarray = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine of the factor parts: stored vectors a (n x d) against b (m x d) or one vector."""
-    fa, fb = factor_part(np.atleast_2d(a)), factor_part(np.atleast_2d(b))
-    fa = fa / np.maximum(np.linalg.norm(fa, axis=1, keepdims=True), 1e-12)
-    fb = fb / np.maximum(np.linalg.norm(fb, axis=1, keepdims=True), 1e-12)
-    cosines: np.ndarray = fa @ fb.T
+    """Cosine of the factor parts: stored vectors a (n x d) against b (m x d) or one vector; n x m."""
+    cosines: np.ndarray = unit_factors(a) @ unit_factors(b).T
     return cosines
 
 

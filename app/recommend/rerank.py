@@ -29,15 +29,17 @@ def rerank(hits: list[Hit], using: str, limit: int, popularity: float, diversity
         return [(hits[i], float(relevance[i])) for i in order]
     vectors = np.array([h.vectors[using] for h in hits])
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    max_sim = np.zeros(len(hits))
+    size = np.abs(relevance)
+    max_sim = np.zeros(len(hits))  # never below 0 (the maximum of 0 and cosines), so clipping it is a minimum
     chosen: list[tuple[Hit, float]] = []
-    available = np.ones(len(hits), dtype=bool)
+    taken: list[int] = []
     for _ in range(min(limit, len(hits))):
         # relevance x (1 - diversity x max_sim), written so that a negative relevance is lowered too
-        penalised = relevance - diversity * np.clip(max_sim, 0, 1) * np.abs(relevance)
-        scores = np.where(available, penalised, -np.inf)
+        scores = relevance - diversity * np.minimum(max_sim, 1.0) * size
+        scores[taken] = -np.inf
         best = int(np.argmax(scores))
         chosen.append((hits[best], float(scores[best])))
-        available[best] = False
-        max_sim = np.maximum(max_sim, vectors @ vectors[best])
+        taken.append(best)
+        if len(chosen) < limit:  # the last pick's similarities would go unused
+            max_sim = np.maximum(max_sim, vectors @ vectors[best])
     return chosen

@@ -14,6 +14,7 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     SparseVector,
+    Stacked,
     StoredMovie,
     payload_for,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "MovieIndex",
     "MoviePoint",
     "SparseVector",
+    "Stacked",
     "StoredMovie",
     "open_store",
     "payload_for",

@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from app.vectorstore.base import RRF_K, VECTOR_NAMES, Hit, MovieFilter, MovieIndex, MoviePoint, StoredMovie, Vector
+from app.vectorstore.base import (
+    RRF_K,
+    VECTOR_NAMES,
+    Hit,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    Stacked,
+    StoredMovie,
+    Vector,
+)
 
 LOAD_CHUNK = 1024
 
@@ -28,6 +38,18 @@ class CachedIndex:
         # Ready-made answers per requested vector names: a retrieve of a user's 1,000 rated movies is
         # then one dict lookup each. Callers must treat what they get as read-only (it is shared).
         self._views: dict[tuple[str, ...], dict[int, StoredMovie]] = {}
+        # Per vector name, the sorted ids of the movies that have it and one read-only matrix of
+        # their vectors, row for id; the movies' own vectors become views of those rows, so
+        # each vector is held once.
+        self._matrices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in VECTOR_NAMES:
+            having = sorted((m for m in movies.values() if name in m.vectors), key=lambda m: m.id)
+            if having:
+                matrix = np.array([m.vectors[name] for m in having])
+                matrix.setflags(write=False)  # shared by every request
+                for row, m in enumerate(having):
+                    m.vectors[name] = matrix[row]
+                self._matrices[name] = (np.array([m.id for m in having], dtype=np.int64), matrix)
 
     @classmethod
     def wrap(cls, inner: MovieIndex, max_points: int) -> MovieIndex:
@@ -38,8 +60,6 @@ class CachedIndex:
         movies: dict[int, StoredMovie] = {}
         for start in range(0, len(ids), LOAD_CHUNK):
             for movie in inner.retrieve(ids[start : start + LOAD_CHUNK], vectors=VECTOR_NAMES):
-                for vector in movie.vectors.values():
-                    vector.setflags(write=False)  # shared by every request
                 movies[movie.id] = movie
         return cls(inner, movies)
 
@@ -67,6 +87,19 @@ class CachedIndex:
     def retrieve(self, ids: Sequence[int], vectors: Sequence[str] = ()) -> list[StoredMovie]:
         view = self._view(vectors)
         return [view[i] for i in ids if i in view]
+
+    def stacked(self, ids: Sequence[int], name: str) -> Stacked:
+        """Rows gathered from the name's matrix, found by binary search: for a heavy user's 1,000
+        collab vectors about 10x less than stacking them one by one (1 ms), with the same values."""
+        known = self._matrices.get(name)
+        if known is None:
+            return Stacked([], [], np.zeros((0, 0), dtype=np.float32))
+        have, matrix = known
+        wanted = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        rows = np.minimum(np.searchsorted(have, wanted), len(have) - 1)
+        found = have[rows] == wanted
+        positions: list[int] = np.flatnonzero(found).tolist()
+        return Stacked(positions, [self._movies[ids[k]].payload for k in positions], matrix[rows[found]])
 
     def query(
         self,
@@ -111,7 +144,7 @@ class CachedIndex:
         return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
 
     def close(self) -> None:
-        self._movies, self._views = {}, {}
+        self._movies, self._views, self._matrices = {}, {}, {}
         self._inner.close()
 
     def flush(self) -> None:

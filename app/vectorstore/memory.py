@@ -35,9 +35,11 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     SparseVector,
+    Stacked,
     StoredMovie,
     Vector,
     fused_names,
+    stack,
 )
 
 COPY_CHUNK = 1024  # movies per retrieve when copying another index
@@ -141,6 +143,9 @@ class MemoryIndex:
                 dense = {n: v.copy() for n in vectors if isinstance(v := p.vectors.get(n), np.ndarray)}
                 out.append(StoredMovie(p.id, dict(p.payload), dense))
         return out
+
+    def stacked(self, ids: Sequence[int], name: str) -> Stacked:
+        return stack(self.retrieve(ids, (name,)), ids, name)
 
     def query(
         self,

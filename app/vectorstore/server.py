@@ -40,9 +40,11 @@ from app.vectorstore.base import (
     MovieIndex,
     MoviePoint,
     SparseVector,
+    Stacked,
     StoredMovie,
     Vector,
     fused_names,
+    stack,
 )
 
 SCROLL_PAGE = 2048
@@ -203,6 +205,9 @@ class ServerIndex:
         found = {int(r.id): StoredMovie(int(r.id), r.payload or {}, _vectors(r.vector)) for r in records}
         return [found[i] for i in dict.fromkeys(ids) if i in found]  # the caller's order
 
+    def stacked(self, ids: Sequence[int], name: str) -> Stacked:
+        return stack(self.retrieve(ids, (name,)), ids, name)
+
     def query(
         self,
         vector: Vector,
@@ -244,7 +249,7 @@ class ServerIndex:
                 query=server_vector(vectors[n]),
                 using=n,
                 limit=prefetch_limit or limit,
-                filter=flt,  # as on Edge: each prefetch filtered, not only the fused list
+                filter=flt,  # as on Edge: each prefetch filtered, and the fused list holds only their points
             )
             for n in names
         ]
@@ -253,7 +258,7 @@ class ServerIndex:
             self.name,
             prefetch=prefetch,
             query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=[float(weights[n]) for n in names])),
-            query_filter=flt,
+            # No query_filter: the engine adds a root filter to each prefetch, checking it twice (edge.py).
             limit=limit,
             with_payload=with_payload,
             with_vectors=_with_vectors(with_vectors),

@@ -8,6 +8,7 @@ import pytest
 from app.vectorstore import IndexStore, MovieFilter, MovieIndex
 from app.vectorstore import edge as edge_module
 from app.vectorstore import server as server_module
+from app.vectorstore.cache import CachedIndex
 from tests.helpers.vectorstore import CATALOGUE, FILTERS, MANIFEST, N_MOVIES, same_payload, unit
 
 
@@ -124,3 +125,26 @@ def test_hashes_page_through(published: tuple[IndexStore, MovieIndex], monkeypat
     expected = {p.id: p.payload["content_hash"] for p in CATALOGUE.points}
     assert index.hashes() == expected
     assert store.published_hashes() == expected
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["engine", "cache"])
+def test_stacked_is_retrieve_as_one_matrix(published: tuple[IndexStore, MovieIndex], cached: bool) -> None:
+    """`stacked` answers what `retrieve` does, in the order asked, movies lacking the vector (no
+    poster) and unknown ids left out; the vector cache gathers its rows from one matrix."""
+    _, index = published
+    if cached:
+        index = CachedIndex.wrap(index, max_points=N_MOVIES)
+        assert isinstance(index, CachedIndex)
+    ids = [p.id for p in CATALOGUE.points[:12]][::-1] + [999_999, CATALOGUE.points[3].id]
+    for name in ("image", "text"):
+        got = index.stacked(ids, name)
+        expected = [k for k, i in enumerate(ids) if i != 999_999 and name in CATALOGUE.by_id(i).vectors]
+        assert got.positions == expected and len(expected) < len(ids)  # some are left out
+        assert got.rows.dtype == np.float32 and got.rows.shape == (len(expected), MANIFEST.vector_dims()[name])
+        for row, k in zip(got.rows, got.positions, strict=True):
+            np.testing.assert_allclose(row, CATALOGUE.by_id(ids[k]).vectors[name], atol=1e-5)
+        assert [p["title"] for p in got.payloads] == [CATALOGUE.by_id(ids[k]).payload["title"] for k in expected]
+        by_retrieve = {m.id: m.vectors[name] for m in index.retrieve(ids, vectors=(name,)) if name in m.vectors}
+        np.testing.assert_array_equal(got.rows, np.array([by_retrieve[ids[k]] for k in got.positions]))
+    nothing = index.stacked([999_999], "text")
+    assert nothing.positions == [] and nothing.payloads == [] and len(nothing.rows) == 0
