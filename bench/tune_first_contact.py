@@ -121,8 +121,9 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], d
     """15% of the movies lose their fitting ratings (`draws` seeded draws, metrics averaged); every
     validation user is scored. Maps content -> factors (see MAPS) crossed with how new movies compete
     (see _policies); columns: overall NDCG@10 and recall@10 over every user, new-movie recall@10 over
-    the users with a held-out new movie, NDCG@10 among new movies only. `oracle`: the new movies'
-    own EASE factors (fitted with their ratings): the ceiling of any map."""
+    the users with a held-out new movie, NDCG@10 among new movies only. `ceiling`: collab fitted
+    with the new movies' ratings kept; `oracle`: those ratings folded into the warm factor space
+    (collab._fold_in), what a perfect map could give through the same rules."""
     text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))
     content = {m.id: combine(text[m.id], None)[0] for m in movies}
     genres, years = {m.id: m.genres for m in movies}, {m.id: m.year for m in movies}
@@ -266,7 +267,7 @@ def _new_movie_draw(
     s_every[x_every > 0] = -np.inf
     ceiling = ctx.metrics(ctx.top(s_every), None)
     out["collab with the new movies' ratings (ceiling)"] = ceiling
-    # The ceiling: the new movies' own ratings folded into the same space (collab._fold_in).
+    # The oracle: the new movies' own ratings folded into the same space (collab._fold_in).
     x_new = np.zeros((len(users), len(new_cols)))
     held = fit[fit["movie_id"].isin(new) & fit["user_id"].isin(users)]
     x_new[
