@@ -9,9 +9,12 @@ users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random rating
     user vector u = Σ f_i is blended with the popularity direction p = Σ_j count_j f_j as
     unit(u) + α unit(p); NDCG@10 per n and α, next to popularity, EASE and item-kNN; and an exact
     popularity term (x=: max-scaled collab score + α x max-scaled count).
-movies: 15% of the movies lose their fitting ratings; the content -> factors ridge map's penalty
-    and handicap, and the exploration place (share of the list, minimum score ratio), by overall
-    NDCG@10, new-movie recall@10 and NDCG@10 among new movies (vs the content taste vector, random).
+movies: 15% of the movies lose their fitting ratings (three draws); content -> factors maps (ridge,
+    with genres and decade, kNN in content space, an MLP in torch, direction and length apart) crossed
+    with how new movies compete (a reserved place with a minimum score ratio, one or two of them,
+    per-user shares, a handicap, per-user z-calibration, a calibrated residual), by overall NDCG@10
+    and recall@10, new-movie recall@10 and NDCG@10 among new movies; then the reserved place's
+    price on the validation split as it is (see new_movies).
 time: recency weighting of the collab user vector (by age, by order, the newest K boosted) on a
     temporal and a stratified validation split (see recency).
 coverage: which movies get rating-fitted collab vectors (see coverage).
@@ -114,69 +117,290 @@ def _new_user_scores(ids: list[int], cut: pd.DataFrame, chosen: list[int], n: in
     return out
 
 
-def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray) -> None:
-    """15% of the movies lose their fitting ratings; their factors come from content (ridge map)."""
+def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], draws: int = 3) -> None:
+    """15% of the movies lose their fitting ratings (`draws` seeded draws, metrics averaged); every
+    validation user is scored. Maps content -> factors (see MAPS) crossed with how new movies compete
+    (see _policies); columns: overall NDCG@10 and recall@10 over every user, new-movie recall@10 over
+    the users with a held-out new movie, NDCG@10 among new movies only. `ceiling`: collab fitted
+    with the new movies' ratings kept; `oracle`: those ratings folded into the warm factor space
+    (collab._fold_in), what a perfect map could give through the same rules."""
     text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))
     content = {m.id: combine(text[m.id], None)[0] for m in movies}
+    genres, years = {m.id: m.genres for m in movies}, {m.id: m.year for m in movies}
+    features = {w: collab.content_inputs(content, genres, years, w) for w in (0.5, 1.0)}
     ids = np.array(sorted(content))
-    new = set(np.random.default_rng(7).choice(ids, size=round(0.15 * len(ids)), replace=False).tolist())
-    fit = fit[~fit["movie_id"].isin(new)]
-    rated = collab.item_vectors(fit["user_id"].to_numpy(), fit["movie_id"].to_numpy(), 256)
-    cat = baselines.CandidatePool(ids, fit)
-    chosen = [int(u) for u in users if int(u) in cat.rated and relevant[int(u)] & new]
-    new_cols = np.searchsorted(cat.ids, sorted(new))
-    cmat = np.array([content[m] for m in cat.ids])
-    for l2 in (collab.CONTENT_L2,):  # the exploration place, with the chosen map
-        pred = collab.from_content(rated, content, l2=l2)
-        full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
-        old_cols = np.setdiff1d(np.arange(len(cat.ids)), new_cols)
-        for share, tau in ((0, 0), (1, 0), (1, 0.25), (1, 0.5), (1, 0.75), (2, 0)):
-            # the last `share` places go to the best new movies, when they score >= tau x the last warm pick
-            overall, recall_new, recall_all = {}, [], []
-            for u in chosen:
-                s = full @ full[cat.rated[u]].sum(axis=0)
-                warm, cold = s.copy(), s.copy()
-                warm[new_cols] = -np.inf
-                cold[old_cols] = -np.inf
-                top = cat.top_k(warm, u, K)
-                fresh = [m for m in cat.top_k(cold, u, share) if s[cat.column[m]] >= tau * s[cat.column[top[-1]]]]
-                overall[u] = top[: K - len(fresh)] + fresh
-                rel_new = relevant[u] & new
-                recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
-                recall_all.append(len(set(overall[u]) & relevant[u]) / len(relevant[u]))
-            print(
-                f"share={share} ratio={tau} overall ndcg={ndcg(overall, relevant):.4f} "
-                f"recall={np.mean(recall_all):.4f} new recall={np.mean(recall_new):.4f}",
-                flush=True,
-            )
-    for l2 in (0.1, 1.0, 10.0):  # the map's penalty, and new movies competing on a handicapped score
-        for handicap in (0.5, 1.0, 1.5, 2.0):
-            pred = collab.from_content(rated, content, l2=l2, handicap=handicap)
-            full = collab.factor_part(np.array([rated.get(m, pred.get(m)) for m in cat.ids]))
-            among, overall, recall_new = [], {}, []
-            for u in chosen:
-                s = full @ full[cat.rated[u]].sum(axis=0)
-                overall[u] = cat.top_k(s, u, K)
-                rel_new = relevant[u] & new
-                recall_new.append(len(set(overall[u]) & rel_new) / len(rel_new))
-                only = np.full(len(cat.ids), -np.inf)
-                only[new_cols] = s[new_cols]
-                among.append(ndcg_at_k(cat.top_k(only, u, K), rel_new, K))
-            print(
-                f"l2={l2:<5} handicap={handicap:<4} among-new ndcg={np.mean(among):.4f} "
-                f"overall ndcg={ndcg(overall, relevant):.4f} new recall={np.mean(recall_new):.4f}",
-                flush=True,
-            )
-    taste, rand = [], []
-    rng = np.random.default_rng(0)
-    for u in chosen:
-        rel_new = relevant[u] & new
-        t = cmat[cat.rated[u]].mean(axis=0) @ cmat.T
-        for scores, out in ((t, taste), (rng.random(len(ids)), rand)):
-            only = np.full(len(cat.ids), -np.inf)
-            only[new_cols] = scores[new_cols]
-            out.append(ndcg_at_k(cat.top_k(only, u, K), rel_new, K))
-    print(f"among-new: content taste {np.mean(taste):.4f}, random {np.mean(rand):.4f}; {len(chosen)} users")
+    totals: dict[str, list[np.ndarray]] = {}
+    for draw in range(draws):
+        new = set(np.random.default_rng(7 + draw).choice(ids, size=round(0.15 * len(ids)), replace=False).tolist())
+        for name, row in _new_movie_draw(ids, content, features, fit, relevant, new).items():
+            totals.setdefault(name, []).append(row)
+            print(f"draw={draw} {name:<44} " + _cols(row), flush=True)
+    print("mean over draws:")
+    for name, rows in totals.items():
+        print(f"{name:<44} " + _cols(np.mean(rows, axis=0)), flush=True)
+    # The exploration place's price where nothing was held out: the validation split as it is, whose
+    # only movies without ratings are those the fitting part never saw.
+    unrated = set(ids.tolist()) - set(fit["movie_id"].tolist())
+    print(f"warm validation split ({len(unrated)} movies never rated in the fitting part):")
+    for name, row in _new_movie_draw(ids, content, features, fit, relevant, unrated).items():
+        if (
+            name.startswith(("EASE", "collab, no", "ridge l2=1 (before)", "ridge l2=3 +genres+decade x1"))
+            and "slot" in name
+            or " | " not in name
+        ):
+            print(f"{name:<44} " + _cols(row), flush=True)
+
+
+def _cols(row: np.ndarray) -> str:
+    return f"ndcg={row[0]:.4f} recall={row[1]:.4f} new-recall={row[2]:.4f} among-new={row[3]:.4f}"
+
+
+def _ridge(c: np.ndarray, f: np.ndarray, new: np.ndarray, l2: float, intercept: bool = False) -> np.ndarray:
+    if intercept:
+        cm, fm = c.mean(axis=0), f.mean(axis=0)
+        return fm + _ridge(c - cm, f - fm, new - cm, l2)
+    gram = c.T @ c
+    gram[np.diag_indices_from(gram)] += l2
+    return new @ np.linalg.solve(gram, c.T @ f)
+
+
+def _knn(c: np.ndarray, f: np.ndarray, new: np.ndarray, k: int, power: float) -> np.ndarray:
+    """Similarity-weighted mean of the k nearest rated movies' factors (content cosine)."""
+    sim = (new / np.linalg.norm(new, axis=1, keepdims=True)) @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T
+    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    w = np.maximum(np.take_along_axis(sim, top, axis=1), 0.0) ** power
+    w /= np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+    return np.einsum("nk,nkd->nd", w, f[top])
+
+
+def _mlp(
+    c: np.ndarray, f: np.ndarray, new: np.ndarray, hidden: int, decay: float, gram: np.ndarray | None
+) -> np.ndarray:
+    """A one-hidden-layer MLP (torch, CPU, full batch), MSE on the factors, or with `gram` the
+    users' score error tr(E G Eᵀ), G = UᵀU (what a ranking sees)."""
+    import torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    x, y = torch.tensor(c, dtype=torch.float32), torch.tensor(f, dtype=torch.float32)
+    scale = float(y.std())
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), torch.nn.GELU(), torch.nn.Linear(hidden, y.shape[1]))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=decay)
+    g = None if gram is None else torch.tensor(gram / np.trace(gram) * len(gram), dtype=torch.float32)
+    for _ in range(300):
+        opt.zero_grad()
+        e = (net(x) - y) / scale
+        loss = (e**2).mean() if g is None else ((e @ g) * e).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out: np.ndarray = net(torch.tensor(new, dtype=torch.float32)).numpy().astype(np.float64)
+    return out
+
+
+def _norm_split(c: np.ndarray, f: np.ndarray, new: np.ndarray, l2: float) -> np.ndarray:
+    """Direction and length apart: ridge on the unit factors, renormalised, times a ridge
+    prediction of the length."""
+    norms = np.linalg.norm(f, axis=1)
+    d = _ridge(c, f / np.maximum(norms[:, None], 1e-12), new, l2)
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    length = np.clip(_ridge(c, norms[:, None], new, l2, intercept=True), 0.0, norms.max())
+    return d * length
+
+
+MAPS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]] = {
+    "ridge l2=1 (before)": lambda c, f, n, g: _ridge(c, f, n, 1.0),
+    "ridge l2=3": lambda c, f, n, g: _ridge(c, f, n, 3.0),
+    "ridge l2=1 intercept": lambda c, f, n, g: _ridge(c, f, n, 1.0, intercept=True),
+    "knn k=10": lambda c, f, n, g: _knn(c, f, n, 10, 1.0),
+    "knn k=30 sim^4": lambda c, f, n, g: _knn(c, f, n, 30, 4.0),
+    "norm split l2=1": lambda c, f, n, g: _norm_split(c, f, n, 1.0),
+    "mlp 256 wd=0.01": lambda c, f, n, g: _mlp(c, f, n, 256, 0.01, None),
+    "mlp 256 wd=0.1 score loss": lambda c, f, n, g: _mlp(c, f, n, 256, 0.1, g),
+}
+
+
+def _new_movie_draw(
+    ids: np.ndarray,
+    content: dict[int, np.ndarray],
+    features: dict[int, np.ndarray],
+    fit: pd.DataFrame,
+    relevant: dict[int, set[int]],
+    new: set[int],
+) -> dict[str, np.ndarray]:
+    warm_fit = fit[~fit["movie_id"].isin(new)]
+    cat = baselines.CandidatePool(ids, warm_fit)
+    users = sorted(u for u in relevant if u in cat.rated)
+    rows = np.concatenate([np.full(len(cat.rated[u]), i) for i, u in enumerate(users)])
+    cols = np.concatenate([cat.rated[u] for u in users])
+    x = np.zeros((len(users), len(ids)))
+    x[rows, cols] = 1.0
+    new_cols = np.searchsorted(ids, sorted(new))
+    is_new = np.zeros(len(ids), dtype=bool)
+    is_new[new_cols] = True
+    warm = np.zeros((len(ids), 255))
+    items, f = factors(warm_fit)
+    warm[np.searchsorted(ids, items)] = f
+    warm /= np.linalg.norm(f, axis=1).max()  # as stored: factor parts of unit vectors (collab._equal_norms)
+    u_f = x @ warm
+    s_warm = u_f @ warm.T
+    s_warm[x > 0] = -np.inf
+    s_warm[:, is_new] = -np.inf
+    c_known = np.array([content[m] for m in ids[~is_new & warm.any(axis=1)]], dtype=np.float64)
+    c_new = np.array([content[m] for m in ids[new_cols]], dtype=np.float64)
+    f_known = warm[~is_new & warm.any(axis=1)]
+    gram = u_f.T @ u_f
+    ctx = _Draw(users, relevant, new, cat, s_warm, u_f, new_cols, x)
+    out = {}
+    ease_recs = baselines.ease(cat, users, K)
+    out["EASE full rank (reference)"] = ctx.metrics(ease_recs, None)
+    out["collab, no new movies"] = ctx.metrics(ctx.top(s_warm), None)
+    # The ceiling: collab fitted with the new movies' ratings kept (what they would score once rated).
+    every = np.zeros((len(ids), 255))
+    every_items, every_f = factors(fit)
+    every[np.searchsorted(ids, every_items)] = every_f
+    whole = baselines.CandidatePool(ids, fit[fit["user_id"].isin(users)])
+    x_every = np.zeros_like(x)
+    for i, u in enumerate(users):
+        x_every[i, whole.rated[u]] = 1.0
+    s_every = x_every @ every @ every.T
+    s_every[x_every > 0] = -np.inf
+    ceiling = ctx.metrics(ctx.top(s_every), None)
+    out["collab with the new movies' ratings (ceiling)"] = ceiling
+    # The oracle: the new movies' own ratings folded into the same space (collab._fold_in).
+    x_new = np.zeros((len(users), len(new_cols)))
+    held = fit[fit["movie_id"].isin(new) & fit["user_id"].isin(users)]
+    x_new[
+        np.searchsorted(users, held["user_id"].to_numpy()), np.searchsorted(ids[new_cols], held["movie_id"].to_numpy())
+    ] = 1
+    ridge = gram + collab.FOLD_L2 * np.trace(gram) / len(gram) * np.eye(len(gram))
+    predictions = {"oracle (own ratings)": np.linalg.solve(ridge, u_f.T @ x_new).T}
+    for name, predict in MAPS.items():
+        predictions[name] = predict(c_known, f_known, c_new, gram)
+    for weight, inputs in features.items():  # with genres and decade (collab.content_inputs)
+        known = np.array([inputs[m] for m in ids[~is_new & warm.any(axis=1)]], dtype=np.float64)
+        fresh = np.array([inputs[m] for m in ids[new_cols]], dtype=np.float64)
+        for l2 in (1.0, 3.0):
+            predictions[f"ridge l2={l2:g} +genres+decade x{weight:g}"] = _ridge(known, f_known, fresh, l2)
+    for name, pred in predictions.items():
+        capped = pred / np.maximum(np.linalg.norm(pred, axis=1, keepdims=True), 1.0)  # stored vectors are unit
+        for policy, recs in _policies(ctx, capped, warm[~is_new & warm.any(axis=1)], name).items():
+            out[f"{name} | {policy}"] = ctx.metrics(recs, u_f @ capped.T)
+    return out
+
+
+class _Draw:
+    """One draw's users, scores and metrics."""
+
+    def __init__(self, users, relevant, new, cat, s_warm, u_f, new_cols, x) -> None:  # type: ignore[no-untyped-def]
+        self.users, self.relevant, self.new, self.cat = users, relevant, new, cat
+        self.s_warm, self.u_f, self.new_cols, self.x = s_warm, u_f, new_cols, x
+
+    def top(self, s: np.ndarray, k: int = K) -> np.ndarray:
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1)
+
+    def metrics(self, recs: dict[int, list[int]] | np.ndarray, s_new: np.ndarray | None) -> np.ndarray:
+        """overall NDCG@10, recall@10 (every user); new-movie recall@10; NDCG@10 among new movies."""
+        lists = (
+            recs if isinstance(recs, dict) else {u: self.cat.ids[recs[i]].tolist() for i, u in enumerate(self.users)}
+        )
+        ndcgs, recalls, new_recalls, among = [], [], [], []
+        among_top = None
+        if s_new is not None:
+            masked = np.where(self.x[:, self.new_cols] > 0, -np.inf, s_new)
+            among_top = self.new_cols[self.top(masked)]
+        for i, u in enumerate(self.users):
+            rel = self.relevant[u]
+            ndcgs.append(ndcg_at_k(lists[u], rel, K))
+            recalls.append(len(set(lists[u]) & rel) / len(rel))
+            rel_new = rel & self.new
+            if rel_new:
+                new_recalls.append(len(set(lists[u]) & rel_new) / len(rel_new))
+                if among_top is not None:
+                    among.append(ndcg_at_k(self.cat.ids[among_top[i]].tolist(), rel_new, K))
+        return np.array([np.mean(ndcgs), np.mean(recalls), np.mean(new_recalls), np.mean(among) if among else 0.0])
+
+
+def _policies(ctx: _Draw, pred: np.ndarray, warm_known: np.ndarray, name: str) -> dict[str, np.ndarray]:
+    """How new movies compete with rated ones, each a users x K array of columns.
+    slot s/r: every 10th place (s=1) or 5th (s=2) goes to the best new movie if it scores >= r x the
+    pick it displaces (before). merge h: new scores x h, one ranking. z κ: per user, a new movie's
+    score mapped onto the rated movies' score distribution, μ_w + κ σ_w (s - μ_n) / σ_n, one ranking.
+    resid κ: f' = mean(rated F) + κ (f - mean(new F)) baked into the vectors, one ranking."""
+    s_new = ctx.u_f @ pred.T
+    s_new[ctx.x[:, ctx.new_cols] > 0] = -np.inf
+    out: dict[str, np.ndarray] = {}
+    warm_top = ctx.top(ctx.s_warm)
+    new_top = ctx.top(s_new, 2)
+    new_top = ctx.new_cols[new_top]
+    s_new_full = np.full(ctx.s_warm.shape, -np.inf)
+    s_new_full[:, ctx.new_cols] = s_new
+    s_new = s_new_full
+    rows = np.arange(len(ctx.users))
+    history = ctx.x.sum(axis=1)
+    heavy = history >= np.median(history)
+    for share, ratio in (
+        (1, 0.0),
+        (1, 0.25),
+        (1, 0.4),
+        (1, 0.5),
+        (2, 0.0),
+        (2, 0.5),
+        ("heavy 2", 0.0),
+        ("light 2", 0.0),
+    ):
+        slots = {"heavy 2": np.where(heavy, 2, 1), "light 2": np.where(heavy, 1, 2)}.get(
+            share, np.full(len(rows), share)
+        )  # type: ignore[call-overload]
+        out[f"slot {share}/{ratio}"] = np.array(
+            [_slotted(warm_top[i], new_top[i], ctx, i, s_new, int(slots[i]), ratio) for i in rows]
+        )
+    if name.startswith("oracle"):
+        out["merge 1"] = _merged(ctx, s_new[:, ctx.new_cols], 1.0)
+        return out
+    for h in (1.5,):
+        out[f"merge {h}"] = _merged(ctx, s_new[:, ctx.new_cols], h)
+    fin = np.isfinite(ctx.s_warm)
+    mu_w = np.where(fin, ctx.s_warm, 0).sum(axis=1) / fin.sum(axis=1)
+    sd_w = np.sqrt(np.where(fin, (ctx.s_warm - mu_w[:, None]) ** 2, 0).sum(axis=1) / fin.sum(axis=1))
+    raw = ctx.u_f @ pred.T
+    mu_n, sd_n = raw.mean(axis=1), raw.std(axis=1)
+    for kappa in (1.0, 1.25, 1.5):
+        z = mu_w[:, None] + kappa * sd_w[:, None] * (raw - mu_n[:, None]) / np.maximum(sd_n[:, None], 1e-12)
+        z[ctx.x[:, ctx.new_cols] > 0] = -np.inf
+        out[f"z {kappa}"] = _merged(ctx, z, 1.0)
+    for kappa in (1.5, 2.0):
+        baked = warm_known.mean(axis=0) + kappa * (pred - pred.mean(axis=0))
+        baked /= np.maximum(np.linalg.norm(baked, axis=1, keepdims=True), 1.0)
+        s = ctx.u_f @ baked.T
+        s[ctx.x[:, ctx.new_cols] > 0] = -np.inf
+        out[f"resid {kappa}"] = _merged(ctx, s, 1.0)
+    return out
+
+
+def _slotted(
+    warm: np.ndarray, fresh: np.ndarray, ctx: _Draw, i: int, s_new: np.ndarray, slots: int, ratio: float
+) -> list[int]:
+    """As recommender._interleave_new: the 10th (and with 2 slots the 5th) place to the best new
+    movies, each when it scores >= ratio x the pick it displaces."""
+    every = K // slots
+    ranking: list[int] = []
+    queue, picks = list(fresh[:slots]), list(warm)
+    while len(ranking) < K:
+        pick = picks.pop(0)
+        if queue and (len(ranking) + 1) % every == 0 and s_new[i, queue[0]] >= ratio * ctx.s_warm[i, pick]:
+            ranking += [queue.pop(0), pick]
+        else:
+            ranking.append(pick)
+    return ranking[:K]
+
+
+def _merged(ctx: _Draw, s_new: np.ndarray, h: float) -> np.ndarray:
+    s = ctx.s_warm.copy()
+    s[:, ctx.new_cols] = h * s_new
+    return ctx.top(s)
 
 
 def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
@@ -281,7 +505,7 @@ def main() -> None:
     elif args.part == "users":
         new_users(movies, train if args.targets == "dropped" else parts.train, relevant, args.targets == "dropped")
     else:
-        new_movies(movies, parts.train, relevant, users)
+        new_movies(movies, parts.train, relevant)
     log(f"{time.perf_counter() - started:.1f} s")
 
 

@@ -330,12 +330,13 @@ def _set_collab(index: MovieIndex, movie_ids: set[int], ratings: Pairs, dim: int
 def collab_from_content(index: MovieIndex, movie_ids: set[int], rated: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
     """Predicted collab vectors for the movies without rating-fitted ones (app/embedding/collab.py)."""
     ids = sorted(movie_ids)
-    content = {}
+    content, genres, years = {}, {}, {}
     for start in range(0, len(ids), COLLAB_BATCH):
         for m in index.retrieve(ids[start : start + COLLAB_BATCH], vectors=("combined",)):
             if "combined" in m.vectors:
                 content[m.id] = m.vectors["combined"]
-    return collab.from_content(rated, content)
+                genres[m.id], years[m.id] = m.payload.get("genres") or [], m.payload.get("year")
+    return collab.from_content(rated, collab.content_inputs(content, genres, years))
 
 
 def _with_stats(manifest: Manifest, stats: dict[str, Any]) -> Manifest:

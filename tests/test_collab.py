@@ -14,6 +14,7 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.repository import UserRating
 from app.datasets import load_catalogue
+from app.embedding import collab
 from app.recommend import Recommender
 from app.recommend.tuning import TUNED
 from app.vectorstore import COLLAB_DIM, open_store
@@ -192,3 +193,40 @@ def test_similar_by_collab(world, recommender: Recommender) -> None:
     assert len(recommender.similar(NEW, limit=5, vector="collab")) == 5
     with pytest.raises(InvalidInputError, match="no usable poster"):
         recommender.similar(NEW, vector="image")
+
+
+def test_content_inputs_add_genres_and_decade() -> None:
+    """The map's input: `combined`, then genres multi-hot / √count (over the genres the movies
+    name) and the decade one-hot, years outside 1920-2029 at the nearest end, none when unknown."""
+    combined = {1: np.array([1.0, 0.0]), 2: np.array([0.0, 1.0]), 3: np.array([0.6, 0.8])}
+    genres = {1: ["Drama", "Comedy"], 2: ["Horror"], 3: []}
+    inputs = collab.content_inputs(combined, genres, {1: 1995, 2: 1895, 3: None})
+    decades = (collab.LAST_DECADE - collab.FIRST_DECADE) // 10 + 1
+    assert all(v.shape == (2 + 3 + decades,) for v in inputs.values())
+    comedy, drama, horror = 2, 3, 4  # the genre columns, sorted by name
+    np.testing.assert_allclose(inputs[1][[comedy, drama, horror]], [2**-0.5, 2**-0.5, 0.0], rtol=1e-6)
+    assert inputs[1][5 + (1990 - 1920) // 10] == 1.0 and inputs[1][5:].sum() == 1.0
+    assert inputs[2][5] == 1.0 and inputs[2][horror] == 1.0  # 1895: the first decade
+    assert not inputs[3][2:].any()
+    np.testing.assert_array_equal(inputs[3][:2], combined[3].astype(np.float32))
+
+
+def test_from_content_predicts_a_new_movie_from_its_genre() -> None:
+    """Rated movies whose factors follow their genre (their `combined` vectors are noise): a new
+    horror movie gets a unit collab vector whose factor part points at the horror movies'."""
+    rng = np.random.default_rng(0)
+    directions = {"Horror": np.eye(8)[0], "Comedy": np.eye(8)[1]}
+    ids = list(range(40))
+    genre = {m: ["Horror" if m % 2 else "Comedy"] for m in ids} | {100: ["Horror"], 101: ["Comedy"]}
+    combined = {m: rng.standard_normal(16) / 4 for m in [*ids, 100, 101]}
+    rated = {}
+    for m in ids:
+        f = 0.5 * directions[genre[m][0]] + 0.02 * rng.standard_normal(8)
+        rated[m] = np.append(f, np.sqrt(1 - f @ f)).astype(np.float32)
+    predicted = collab.from_content(rated, collab.content_inputs(combined, genre, dict.fromkeys(genre, 1990)))
+    assert set(predicted) == {100, 101}
+    for movie, own, other in ((100, "Horror", "Comedy"), (101, "Comedy", "Horror")):
+        vector = predicted[movie]
+        assert vector.shape == (9,) and abs(np.linalg.norm(vector) - 1) < 1e-5
+        factors = collab.factor_part(vector)
+        assert factors @ directions[own] > 0.25 and factors @ directions[own] > 3 * abs(factors @ directions[other])

@@ -243,8 +243,39 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # -- new movies: collab vectors predicted from content ---------------------------------------------
-CONTENT_L2 = 1.0  # ridge penalty of the content -> factors map (bench/tune_first_contact.py --part movies)
-CONTENT_HANDICAP = 1.0  # predicted factors are scaled by this before the norm coordinate is added
+# Chosen on validation (bench/tune_first_contact.py --part movies; ml-100k, 15% of the movies new,
+# three draws): NDCG@10 ranking among the new movies, ridge on `combined` alone λ=1 0.1535, λ=3
+# 0.1547; with genres and decade 0.1630 (λ=3, weight 1); kNN in content space (k=10: 0.1404; 30,
+# sim⁴: 0.1453), a one-hidden-layer MLP in torch (0.1428; trained on the users' score error: 0.1421),
+# direction and length predicted apart (0.1488) all below the linear map.
+CONTENT_L2 = 3.0  # ridge penalty of the content -> factors map
+FEATURE_WEIGHT = 1.0  # the genres' and the decade's weight beside the unit `combined` vector
+FIRST_DECADE, LAST_DECADE = 1920, 2020  # years outside go to the nearest end
+
+
+def content_inputs(
+    combined: dict[int, np.ndarray],
+    genres: dict[int, Sequence[str]],
+    years: dict[int, int | None],
+    weight: float = FEATURE_WEIGHT,
+) -> dict[int, np.ndarray]:
+    """The content -> factors map's input for each movie of `combined`: its `combined` vector, then
+    its genres (multi-hot over every genre the movies name, divided by √count) and its decade
+    (one-hot, none when the year is unknown), both x `weight`; float32. The text embedding alone knows
+    the genres only through words; as explicit columns they raise the map's ranking of new movies
+    by 6% (see above)."""
+    vocabulary = {g: i for i, g in enumerate(sorted({g for m in combined for g in genres.get(m, ())}))}
+    decades = (LAST_DECADE - FIRST_DECADE) // 10 + 1
+    out = {}
+    for m, vector in combined.items():
+        extra = np.zeros(len(vocabulary) + decades)
+        mine = [vocabulary[g] for g in set(genres.get(m, ()))]
+        extra[mine] = 1.0 / max(np.sqrt(len(mine)), 1.0)
+        year = years.get(m)
+        if year is not None:
+            extra[len(vocabulary) + (min(max(year, FIRST_DECADE), LAST_DECADE) - FIRST_DECADE) // 10] = 1.0
+        out[m] = np.concatenate([np.asarray(vector, dtype=np.float32), (weight * extra).astype(np.float32)])
+    return out
 
 
 def from_content(
@@ -252,16 +283,15 @@ def from_content(
     content: dict[int, np.ndarray],
     *,
     l2: float = CONTENT_L2,
-    handicap: float = CONTENT_HANDICAP,
 ) -> dict[int, np.ndarray]:
     """Collab vectors for the movies of `content` that `rated` lacks, predicted from their content.
 
     `rated`: movie id -> stored (unit, norm coordinate last) collab vector learned from ratings;
-    `content`: movie id -> content vector (the `combined` vector: text, and poster where present).
+    `content`: movie id -> the map's input (content_inputs: the `combined` vector, genres, decade).
     A ridge regression W = (CᵀC + l2·I)⁻¹ Cᵀ F maps the rated movies' content C to their factor
     parts F (Hoerl & Kennard, 1970; the "learned map" of a two-tower model, linear); a new movie
-    gets f = handicap · c W, with its norm capped at 1, and the norm coordinate sqrt(1 - |f|²) that
-    makes it a unit vector like the others (see _equal_norms). Returns {} when nothing was rated.
+    gets f = c W, with its norm capped at 1, and the norm coordinate sqrt(1 - |f|²) that makes it a
+    unit vector like the others (see _equal_norms). Returns {} when nothing was rated.
     """
     known = [m for m in rated if m in content]
     new = [m for m in content if m not in rated]
@@ -272,7 +302,7 @@ def from_content(
     gram = c.T @ c
     gram[np.diag_indices_from(gram)] += l2
     w = np.linalg.solve(gram, c.T @ f)
-    predicted = handicap * (np.array([content[m] for m in new], dtype=np.float64) @ w)
+    predicted = np.array([content[m] for m in new], dtype=np.float64) @ w
     norms = np.linalg.norm(predicted, axis=1, keepdims=True)
     predicted /= np.maximum(norms, 1.0)
     pad = np.sqrt(np.maximum(1.0 - np.minimum(norms, 1.0) ** 2, 0.0))

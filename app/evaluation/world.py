@@ -15,7 +15,7 @@ import pandas as pd
 
 from app.catalog.models import Movie
 from app.catalog.repository import UserRating
-from app.embedding.collab import from_content, item_vectors
+from app.embedding.collab import content_inputs, from_content, item_vectors
 from app.embedding.movie import combine
 from app.recommend.recommender import Recommender
 from app.recommend.tuning import Tuning
@@ -57,7 +57,8 @@ def build_world(
     combined = {m.id: combine(text[m.id], None)[0] for m in movies}  # the eval catalogues have no posters
     rated = item_vectors(train["user_id"].to_numpy(), train["movie_id"].to_numpy(), COLLAB_DIM)
     # As the ingest does: a movie the training part never rated gets factors predicted from content.
-    collab = {**rated, **from_content(rated, combined)}
+    inputs = content_inputs(combined, {m.id: m.genres for m in movies}, {m.id: m.year for m in movies})
+    collab = {**rated, **from_content(rated, inputs)}
     tmp = tempfile.TemporaryDirectory(prefix="movierec-eval-")
     index = EdgeIndex.create(Path(tmp.name) / "shard", manifest)
     stats = train.groupby("movie_id")["rating"].agg(["size", "mean"])
