@@ -47,8 +47,9 @@ EASE_L2 = 400.0
 CORE_ITEMS = 2_000
 MIN_RATINGS = 1  # the default of MOVIEREC_COLLAB_MIN_RATINGS (bench/tune_first_contact.py --part coverage)
 # Names the fit in the index's ratings fingerprint: change it with the method, so an unchanged
-# catalogue and ratings are refitted once (v2: the EASE core plus fold-in of every rated movie).
-FIT_ID = f"ease-core{CORE_ITEMS}-foldin-v2"
+# catalogue and ratings are refitted once (v2: the EASE core plus fold-in of every rated movie;
+# v3: the content map reads genres and decade beside the combined vector, ridge λ=3).
+FIT_ID = f"ease-core{CORE_ITEMS}-foldin-v3"
 FOLD_L2 = 10.0  # ridge penalty of the fold-in (bench/tune_first_contact.py --part coverage)
 FOLD_USERS = 16_384  # users per slice of the fold-in's user factors (16k x 255 float64: 33 MB)
 _FULL_EIGH_MAX = 2_000  # below this, a full eigendecomposition is fast and exact
