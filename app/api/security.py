@@ -142,8 +142,9 @@ def requested_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
     return parse_id(None if raw is None else str(raw), USER_ID)
 
 
-def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
+async def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
     """The route's `user_id` (path or query) must be the caller's own, unless the caller is an admin.
+    Async, though it never waits: Litestar runs a sync guard in a worker thread.
 
     Guards run before Litestar parses parameters, so the id is read here by `requested_user_id`, which
     refuses every request whose id the handler could read differently. The id authorised is kept for
@@ -165,7 +166,7 @@ def provide_owner(request: Request[Principal, Any, Any], user_id: UserIdPath) ->
     return user_id
 
 
-def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
-    """Only an admin token: the dashboard's JSON shows every user's data."""
+async def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
+    """Only an admin token: the dashboard's JSON shows every user's data. Async: see owner_or_admin."""
     if not connection.user.admin:
         raise PermissionDeniedException(detail="the dashboard needs an admin token")
