@@ -7,6 +7,12 @@ Mixed traffic per client, drawn with a fixed seed: recommendations (content, wit
 filters), similar movies, semantic search over a pool of queries, and rating writes. Every run is
 bounded (`--requests` in total, and `--max-seconds`), and stops by itself. An error is any non-2xx
 answer or a failed connection.
+
+For a server it starts, it also reports the server's CPU per request in each phase (every process of
+the server's session, read from /proc): `cpu_ratio` is /health's CPU per request over the mixed
+load's, the throughput ratio a CPU-bound server would reach. On a machine shared with other work it
+is steadier than `ratio_to_health`, which also depends on how the client and the other load compete
+for the cores.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +70,32 @@ def start_server(port: int, data_dir: Path | None, workers: int | None) -> subpr
     return subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
+
+
+def server_cpu_s(session: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a session (the server this
+    script started, and its workers), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces: split after its closing parenthesis.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[3]) == session:  # field 6, the session id
+            total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _phase(
+    server: subprocess.Popen[bytes] | None, load: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """`load()`'s result, with the server's CPU milliseconds per request when this script started it."""
+    before = server_cpu_s(server.pid) if server is not None else 0.0
+    result = await load()
+    if server is not None and result["requests"]:
+        result["cpu_ms"] = round((server_cpu_s(server.pid) - before) * 1000 / result["requests"], 2)
+    return result
 
 
 def free_port() -> int:
@@ -184,10 +216,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             make = request_maker(users, movies, random.Random(args.seed))
             log(f"warm-up, then {args.requests} mixed requests from {args.clients} clients")
             await _load(client, headers, make, args.clients, min(200, args.requests), args.max_seconds)
-            health = await _load(
-                client, {}, lambda: ("GET", "/health", None), args.clients, args.requests, args.max_seconds
+            health = await _phase(
+                server,
+                lambda: _load(
+                    client, {}, lambda: ("GET", "/health", None), args.clients, args.requests, args.max_seconds
+                ),
             )
-            mixed = await _load(client, headers, make, args.clients, args.requests, args.max_seconds)
+            mixed = await _phase(
+                server, lambda: _load(client, headers, make, args.clients, args.requests, args.max_seconds)
+            )
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -197,6 +234,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "health_rps": health["rps"],
         "health_p50_ms": health["p50_ms"],
         "ratio_to_health": round(mixed["rps"] / health["rps"], 3) if health["rps"] else None,
+        "health_cpu_ms": health.get("cpu_ms"),
+        "cpu_ratio": round(health["cpu_ms"] / mixed["cpu_ms"], 3) if mixed.get("cpu_ms") else None,
         "clients": args.clients,
         "workers": _workers(args),
         "url": url,
@@ -218,7 +257,20 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(run(args))
     table = format_table(
-        [result], ["requests", "rps", "p50_ms", "p95_ms", "p99_ms", "errors", "health_rps", "ratio_to_health"]
+        [result],
+        [
+            "requests",
+            "rps",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "errors",
+            "health_rps",
+            "ratio_to_health",
+            "cpu_ms",
+            "health_cpu_ms",
+            "cpu_ratio",
+        ],
     )
     emit(table, result, args.json)
 

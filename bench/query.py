@@ -591,7 +591,7 @@ def sample_users(db: Engine, n: int, seed: int) -> list[int]:
 
 def request_inputs(db: Engine, user_id: int, *, hidden: bool) -> tuple[list[UserRating], list[HiddenMovie]]:
     """What GET /movies/recommendations reads in one Session, committed and closed as the API's
-    db_session dependency does: the ratings, and the hidden movies when `hidden`."""
+    Services.in_session does: the ratings, and the hidden movies when `hidden`."""
     session = Session(db)
     try:
         ratings = user_ratings(session, user_id)

@@ -309,4 +309,23 @@ def test_headers_over_the_limit_are_refused_by_the_server(tmp_path: Any, text_en
                 while chunk := sock.recv(65536):
                     reply += chunk
         assert reply == b"" or reply.split(b" ", 2)[1].startswith(b"4"), reply[:200]
+        # A complete head over the limit in many small headers: 400, as h11 answers; just under it: served.
+        pads = [f"X-Pad-{i}: {'x' * 1000}" for i in range(9)]
+        assert _raw_status(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + _lines(pads) + b"\r\n") == b"400"
+        assert _raw_status(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + _lines(pads[:7]) + b"\r\n") != b"400"
+        # The count starts again with each request: a keep-alive client's heads add up to more than the limit.
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            for _ in range(3):
+                assert client.get("/health", headers={"X-Pad": "x" * 6000}).status_code in (200, 503)
     assert server_limits(settings)["timeout_keep_alive"] == settings.timeout_keep_alive_s == 75
+
+
+def _lines(headers: list[str]) -> bytes:
+    return b"".join(h.encode() + b"\r\n" for h in headers)
+
+
+def _raw_status(port: int, request: bytes) -> bytes:
+    """The status code of the server's answer to one raw request."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        return sock.recv(65536).split(b" ", 2)[1]

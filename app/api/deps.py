@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
 from typing import Annotated
 
-import anyio.to_thread
 from litestar.di import Provide
 from litestar.openapi.spec import Example
 from litestar.params import Parameter, ParameterKwarg
-from sqlmodel import Session
 
-from app.api.state import Services, services_from
+from app.api.state import services_from
 from app.catalog.models import MAX_ID
 from app.errors import InvalidInputError
 from app.recommend.recommender import Recommender
@@ -116,39 +113,7 @@ def movie_filter(
     return MovieFilter(genres=wanted, year_min=year_min, year_max=year_max)
 
 
-async def provide_db_session(services: Services) -> AsyncGenerator[Session, None]:
-    """One Session per request, committed when the handler succeeds and rolled back otherwise.
-
-    Ending it can block (SQLite's lock, a network round trip), so it runs in a thread: one hop
-    for commit and close together, since each hop costs about as much as a small query. The request
-    holds one of the worker's database slots (DatabaseGate) from here to the end.
-    """
-    async with services.db_gate.slot():  # or 503 at once: a stalled database must not take every thread
-        session = Session(services.engine)
-        try:
-            yield session
-        except BaseException:
-            await anyio.to_thread.run_sync(_end, session, False)
-            raise
-        await anyio.to_thread.run_sync(_end, session, True)
-
-
-def _end(session: Session, commit: bool) -> None:
-    try:
-        if commit:
-            session.commit()
-        else:
-            session.rollback()
-    finally:
-        session.close()
-
-
-def provide_recommender(services: Services) -> Recommender:
-    return services.recommender
-
-
-DEPENDENCIES = {
-    "services": Provide(services_from, sync_to_thread=False),
-    "recommender": Provide(provide_recommender, sync_to_thread=False),
-    "db_session": Provide(provide_db_session),
-}
+# Handlers reach the recommender and the database through `services` (Services.in_session: a request's
+# database work in one thread hop). Litestar resolves two or more independent dependencies of a
+# handler in an anyio task group per request, so handlers take few.
+DEPENDENCIES = {"services": Provide(services_from, sync_to_thread=False)}

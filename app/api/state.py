@@ -119,6 +119,14 @@ class Services:
         gate = DatabaseGate(settings.db_max_concurrency, settings.db_pool_timeout_s)
         return cls(settings, engine, store, live, encoder, device, recommender, gate)
 
+    async def in_session(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in one worker thread, holding one of this worker's database slots
+        (DatabaseGate): the Session is committed when `work` returns, rolled back when it raises, and
+        closed either way. A request's whole database work goes in one call: each thread hop costs
+        about as much as a small query. `work` returns plain values (Structs, tuples): the Session's
+        objects expire when it commits."""
+        return await self.db_gate.run(_in_session, self.engine, work)
+
     def sync_database(self) -> None:
         """Check the schema until that has once succeeded, then reread token versions. Raises
         SQLAlchemyError while the database is unreachable."""
@@ -130,6 +138,13 @@ class Services:
     def close(self) -> None:
         self.live.close()
         self.engine.dispose()
+
+
+def _in_session(engine: Engine, work: Callable[[Session], T]) -> T:
+    with Session(engine) as session:  # closing it rolls back what was not committed
+        result = work(session)
+        session.commit()
+        return result
 
 
 def _vector_cache(settings: Settings) -> Callable[[MovieIndex], MovieIndex] | None:

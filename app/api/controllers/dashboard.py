@@ -78,8 +78,8 @@ class DashboardController(Controller):
         "nearest neighbours under each named vector (text, image, combined, collab), side by side.",
         sync_to_thread=True,
     )
-    def movie(self, services: Services, recommender: Recommender, movie_id: MovieIdPath) -> dict[str, Any]:
-        return movie_view(services.live.current(), recommender, movie_id)
+    def movie(self, services: Services, movie_id: MovieIdPath) -> dict[str, Any]:
+        return movie_view(services.live.current(), services.recommender, movie_id)
 
     @get(
         "/map/{space:str}",

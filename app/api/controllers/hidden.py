@@ -8,6 +8,7 @@ from sqlmodel import Session
 from app.api.deps import Limit, MovieIdPath, Offset
 from app.api.schemas import HiddenIn, HiddenOut, HiddenPage, error_responses
 from app.api.security import owner_or_admin
+from app.api.state import Services
 from app.catalog import repository as repo
 
 
@@ -22,17 +23,19 @@ class HiddenController(Controller):
         responses=error_responses(400, 401, 403),
         summary="A user's hidden movies, newest first",
         description='Movies the user marked "not interested": never recommended to them.',
-        sync_to_thread=True,
     )
-    def list_hidden(self, db_session: Session, owner: int, limit: Limit = 20, offset: Offset = 0) -> HiddenPage:
-        uid = owner
-        hidden = repo.hidden_movies(db_session, uid)  # an unknown user is a new one: an empty list
-        page = hidden[offset : offset + limit]
-        movies = repo.movies_by_id(db_session, (h.movie_id for h in page))
-        items = [
-            HiddenOut(h.movie_id, movies[h.movie_id].title if h.movie_id in movies else "", h.timestamp) for h in page
-        ]
-        return HiddenPage(user_id=uid, total=len(hidden), limit=limit, offset=offset, items=items)
+    async def list_hidden(self, services: Services, owner: int, limit: Limit = 20, offset: Offset = 0) -> HiddenPage:
+        def work(session: Session) -> HiddenPage:
+            hidden = repo.hidden_movies(session, owner)  # an unknown user is a new one: an empty list
+            page = hidden[offset : offset + limit]
+            movies = repo.movies_by_id(session, (h.movie_id for h in page))
+            items = [
+                HiddenOut(h.movie_id, movies[h.movie_id].title if h.movie_id in movies else "", h.timestamp)
+                for h in page
+            ]
+            return HiddenPage(user_id=owner, total=len(hidden), limit=limit, offset=offset, items=items)
+
+        return await services.in_session(work)
 
     @post(
         "/",
@@ -44,11 +47,13 @@ class HiddenController(Controller):
             "(one star below their mean rating, at most 2.5). Creates the user on first use; hiding again "
             "moves the timestamp."
         ),
-        sync_to_thread=True,
     )
-    def hide(self, db_session: Session, owner: int, data: HiddenIn) -> HiddenOut:
-        saved = repo.hide(db_session, owner, data.movie_id)
-        return HiddenOut(saved.movie_id, repo.get_movie(db_session, saved.movie_id).title, saved.timestamp)
+    async def hide(self, services: Services, owner: int, data: HiddenIn) -> HiddenOut:
+        def work(session: Session) -> HiddenOut:
+            saved = repo.hide(session, owner, data.movie_id)
+            return HiddenOut(saved.movie_id, repo.get_movie(session, saved.movie_id).title, saved.timestamp)
+
+        return await services.in_session(work)
 
     @delete(
         "/{movie_id:str}",
@@ -56,7 +61,6 @@ class HiddenController(Controller):
         responses=error_responses(400, 401, 403, 404),
         summary="Show a hidden movie again",
         description="404 when the movie was not hidden.",
-        sync_to_thread=True,
     )
-    def unhide(self, db_session: Session, owner: int, movie_id: MovieIdPath) -> None:
-        repo.unhide(db_session, owner, movie_id)
+    async def unhide(self, services: Services, owner: int, movie_id: MovieIdPath) -> None:
+        await services.in_session(lambda session: repo.unhide(session, owner, movie_id))

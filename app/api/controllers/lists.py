@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from app.api.deps import Genres, Limit, Offset, Year, examples, movie_filter
 from app.api.schemas import ListedMovieOut, MovieListOut, error_responses
+from app.api.state import Services
 from app.catalog import lists
 from app.names import ListKind
 from app.recommend.recommender import Recommender
@@ -48,12 +49,10 @@ class ListController(Controller):
         responses=error_responses(400, 401, 503),
         summary="The most rated movies",
         description="Ordered by the number of local ratings in the window (`score`), then newest id first.",
-        sync_to_thread=True,
     )
-    def popular(
+    async def popular(
         self,
-        db_session: Session,
-        recommender: Recommender,
+        services: Services,
         window_days: WindowDays = None,
         genres: Genres = None,
         year_min: Year = None,
@@ -61,8 +60,11 @@ class ListController(Controller):
         limit: Limit = 10,
         offset: Offset = 0,
     ) -> MovieListOut:
-        where = _where(recommender, genres, year_min, year_max)
-        return _out("popular", lists.popular(db_session, where, limit, offset, window_days), limit, offset)
+        def work(session: Session) -> MovieListOut:
+            where = _where(services.recommender, genres, year_min, year_max)
+            return _out("popular", lists.popular(session, where, limit, offset, window_days), limit, offset)
+
+        return await services.in_session(work)
 
     @get(
         "/top-rated",
@@ -74,12 +76,10 @@ class ListController(Controller):
             f"every rating in the window, m = {lists.PRIOR_VOTES} (the prior: that many ratings at C, as in "
             "IMDb's weighted rating). Only movies with at least `min_votes` ratings in the window."
         ),
-        sync_to_thread=True,
     )
-    def top_rated(
+    async def top_rated(
         self,
-        db_session: Session,
-        recommender: Recommender,
+        services: Services,
         window_days: WindowDays = None,
         min_votes: Annotated[
             int,
@@ -96,9 +96,12 @@ class ListController(Controller):
         limit: Limit = 10,
         offset: Offset = 0,
     ) -> MovieListOut:
-        where = _where(recommender, genres, year_min, year_max)
-        page = lists.top_rated(db_session, where, limit, offset, min_votes, window_days)
-        return _out("top-rated", page, limit, offset)
+        def work(session: Session) -> MovieListOut:
+            where = _where(services.recommender, genres, year_min, year_max)
+            page = lists.top_rated(session, where, limit, offset, min_votes, window_days)
+            return _out("top-rated", page, limit, offset)
+
+        return await services.in_session(work)
 
     @get(
         "/new",
@@ -109,17 +112,18 @@ class ListController(Controller):
             "Latest release year first (`score`); within a year the most recently added to the catalogue "
             "(highest id). The catalogue records the release year, not the day."
         ),
-        sync_to_thread=True,
     )
-    def new(
+    async def new(
         self,
-        db_session: Session,
-        recommender: Recommender,
+        services: Services,
         genres: Genres = None,
         year_min: Year = None,
         year_max: Year = None,
         limit: Limit = 10,
         offset: Offset = 0,
     ) -> MovieListOut:
-        where = _where(recommender, genres, year_min, year_max)
-        return _out("new", lists.newest(db_session, where, limit, offset), limit, offset)
+        def work(session: Session) -> MovieListOut:
+            where = _where(services.recommender, genres, year_min, year_max)
+            return _out("new", lists.newest(session, where, limit, offset), limit, offset)
+
+        return await services.in_session(work)

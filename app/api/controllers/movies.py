@@ -24,7 +24,6 @@ from app.catalog import repository as repo
 from app.embedding.posters import image_media_type, poster_file
 from app.errors import NotFoundError
 from app.names import SimilarVector
-from app.recommend.recommender import Recommender
 from app.settings import RECOMMEND_DEFAULTS
 
 SEARCH_POPULARITY_DOC = (
@@ -52,7 +51,6 @@ class MovieController(Controller):
     )
     def search(
         self,
-        recommender: Recommender,
         services: Services,
         q: Annotated[
             str,
@@ -69,6 +67,7 @@ class MovieController(Controller):
             Parameter(ge=0.0, le=1.0, description=SEARCH_POPULARITY_DOC, examples=examples(0.6), schema_extra=MIN_ZERO),
         ] = None,
     ) -> SearchOut:
+        recommender = services.recommender
         wanted = movie_filter(recommender, genres, year_min, year_max)
         prior = services.settings.recommend.search_popularity_weight if popularity is None else popularity
         hits = recommender.search(q, limit=limit, filter=wanted, popularity=prior)
@@ -87,7 +86,7 @@ class MovieController(Controller):
     )
     def similar(
         self,
-        recommender: Recommender,
+        services: Services,
         movie_id: MovieIdPath,
         limit: Limit = 10,
         vector: Annotated[
@@ -100,7 +99,8 @@ class MovieController(Controller):
         ] = "combined",
         exclude: Exclude = None,
     ) -> SimilarOut:
-        hits = recommender.similar(movie_id, limit=limit, vector=vector, exclude=parse_ids(exclude, "exclude"))
+        excluded = parse_ids(exclude, "exclude")
+        hits = services.recommender.similar(movie_id, limit=limit, vector=vector, exclude=excluded)
         return SimilarOut(movie_id=movie_id, vector=vector, items=[ScoredMovieOut.from_domain(h) for h in hits])
 
     @get(
@@ -109,16 +109,18 @@ class MovieController(Controller):
         responses=error_responses(400, 401, 404),
         summary="The movie's poster image",
         description="The image the index embedded (a URL's cached copy, or the local file); 404 when there is none.",
-        sync_to_thread=True,
         media_type="image/*",
     )
-    def poster(self, db_session: Session, services: Services, movie_id: MovieIdPath) -> File:
-        movie = repo.get_movie(db_session, movie_id)
-        path = poster_file(services.settings.poster_cache_dir, movie.poster) if movie.poster_embedded else None
-        media_type = image_media_type(path) if path is not None else None
-        if path is None or media_type is None:
-            raise NotFoundError(f"movie {movie_id} has no poster")
-        return File(path=path, media_type=media_type, content_disposition_type="inline")
+    async def poster(self, services: Services, movie_id: MovieIdPath) -> File:
+        def work(session: Session) -> File:
+            movie = repo.get_movie(session, movie_id)
+            path = poster_file(services.settings.poster_cache_dir, movie.poster) if movie.poster_embedded else None
+            media_type = image_media_type(path) if path is not None else None  # reads the file's first bytes
+            if path is None or media_type is None:
+                raise NotFoundError(f"movie {movie_id} has no poster")
+            return File(path=path, media_type=media_type, content_disposition_type="inline")
+
+        return await services.in_session(work)
 
     @get(
         "/{movie_id:str}",
@@ -126,10 +128,9 @@ class MovieController(Controller):
         responses=error_responses(400, 401, 404),
         summary="One movie",
         description="The movie as the store of record holds it: metadata, ratings summary, poster URL if public.",
-        sync_to_thread=True,
     )
-    def get_movie(self, db_session: Session, movie_id: MovieIdPath) -> MovieOut:
-        return MovieOut.from_model(repo.get_movie(db_session, movie_id))
+    async def get_movie(self, services: Services, movie_id: MovieIdPath) -> MovieOut:
+        return await services.in_session(lambda session: MovieOut.from_model(repo.get_movie(session, movie_id)))
 
 
 class GenreController(Controller):
@@ -144,7 +145,7 @@ class GenreController(Controller):
         description="Every genre in the index with its number of movies, most common first.",
         sync_to_thread=True,
     )
-    def genres(self, recommender: Recommender) -> GenresOut:
-        counts = recommender.genres()
+    def genres(self, services: Services) -> GenresOut:
+        counts = services.recommender.genres()
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         return GenresOut(items=[GenreOut(genre=g, movies=n) for g, n in ranked])

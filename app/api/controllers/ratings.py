@@ -12,6 +12,7 @@ from sqlmodel import Session
 from app.api.deps import Limit, MovieIdPath, Offset, examples
 from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
 from app.api.security import owner_or_admin
+from app.api.state import Services
 from app.catalog import repository as repo
 from app.catalog.history import import_history
 from app.names import HistoryFormat
@@ -28,21 +29,22 @@ class RatingController(Controller):
         responses=error_responses(400, 401, 403, 404),
         summary="A user's ratings, newest first",
         description="One page of the user's ratings with their total; 404 for a user the database does not know.",
-        sync_to_thread=True,
     )
-    def list_ratings(
+    async def list_ratings(
         self,
-        db_session: Session,
+        services: Services,
         owner: int,
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> RatingsPage:
-        uid = owner
-        ratings = repo.user_ratings(db_session, uid)  # an unknown user is a new one: an empty list
-        page = ratings[offset : offset + limit]
-        movies = repo.movies_by_id(db_session, (r.movie_id for r in page))
-        items = [RatedMovieOut.from_domain(r, movies) for r in page]
-        return RatingsPage(user_id=uid, total=len(ratings), limit=limit, offset=offset, items=items)
+        def work(session: Session) -> RatingsPage:
+            ratings = repo.user_ratings(session, owner)  # an unknown user is a new one: an empty list
+            page = ratings[offset : offset + limit]
+            movies = repo.movies_by_id(session, (r.movie_id for r in page))
+            items = [RatedMovieOut.from_domain(r, movies) for r in page]
+            return RatingsPage(user_id=owner, total=len(ratings), limit=limit, offset=offset, items=items)
+
+        return await services.in_session(work)
 
     @post(
         "/",
@@ -50,12 +52,13 @@ class RatingController(Controller):
         responses=error_responses(400, 401, 403, 404),
         summary="Record a rating",
         description="Creates the user on their first rating; rating again replaces the previous one.",
-        sync_to_thread=True,
     )
-    def rate(self, db_session: Session, owner: int, data: RatingIn) -> RatingOut:
-        uid = owner
-        saved = repo.rate(db_session, uid, data.movie_id, data.rating)
-        return RatingOut(user_id=uid, movie_id=saved.movie_id, rating=saved.rating, timestamp=saved.timestamp)
+    async def rate(self, services: Services, owner: int, data: RatingIn) -> RatingOut:
+        def work(session: Session) -> RatingOut:
+            saved = repo.rate(session, owner, data.movie_id, data.rating)
+            return RatingOut(user_id=owner, movie_id=saved.movie_id, rating=saved.rating, timestamp=saved.timestamp)
+
+        return await services.in_session(work)
 
     @post(
         "/import",
@@ -64,11 +67,10 @@ class RatingController(Controller):
         summary="Import a Letterboxd or IMDb ratings export as the user's own ratings",
         description="Body: the export's CSV as is. Matched by IMDb id where known, else by title and year. "
         "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved.",
-        sync_to_thread=True,
     )
-    def import_ratings(
+    async def import_ratings(
         self,
-        db_session: Session,
+        services: Services,
         owner: int,
         body: bytes,  # Litestar's reserved `body`: the raw request body (a CSV file, not JSON)
         format: Annotated[
@@ -76,7 +78,7 @@ class RatingController(Controller):
             Parameter(description="Which export the body is: letterboxd or imdb.", examples=examples("letterboxd")),
         ],
     ) -> HistoryImportOut:
-        report = import_history(db_session, owner, body, format)
+        report = await services.in_session(lambda session: import_history(session, owner, body, format))
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))
 
     @delete(
@@ -85,7 +87,6 @@ class RatingController(Controller):
         responses=error_responses(400, 401, 403, 404),
         summary="Remove a rating",
         description="It stops counting at once (no reindex), and no later import of a source file brings it back.",
-        sync_to_thread=True,
     )
-    def unrate(self, db_session: Session, owner: int, movie_id: MovieIdPath) -> None:
-        repo.unrate(db_session, owner, movie_id)
+    async def unrate(self, services: Services, owner: int, movie_id: MovieIdPath) -> None:
+        await services.in_session(lambda session: repo.unrate(session, owner, movie_id))

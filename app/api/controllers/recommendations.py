@@ -30,7 +30,7 @@ from app.catalog.repository import HiddenMovie, UserRating
 from app.errors import InvalidInputError
 from app.names import DEFAULT_STRATEGY, Strategy
 from app.recommend.history import guest_history
-from app.recommend.recommender import RecommendationList, Recommender
+from app.recommend.recommender import RecommendationList
 from app.settings import RECOMMEND_DEFAULTS
 from app.vectorstore import MovieFilter
 
@@ -67,12 +67,9 @@ class RecommendationController(Controller):
             "that fades as the history grows), `collab` or `hybrid`. Rated, hidden and `exclude`d movies are never "
             "returned."
         ),
-        sync_to_thread=True,
     )
-    def recommend(
+    async def recommend(
         self,
-        db_session: Session,
-        recommender: Recommender,
         services: Services,
         owner: int,
         limit: Limit = 10,
@@ -119,29 +116,33 @@ class RecommendationController(Controller):
             raise InvalidInputError(
                 f"offset + limit must be at most {PAGE_DEPTH}, got {offset + limit}", field="offset"
             )
-        wanted = movie_filter(recommender, genres, year_min, year_max)
-        ratings = repo.user_ratings(db_session, uid)  # an unknown user is a new one: `popular`
-        wanted = replace(wanted, exclude_ids=wanted.exclude_ids | parse_ids(exclude, "exclude"))
-        history: list[UserRating] = ratings
-        if not use_embeddings:
-            # Popularity only: no history means no taste vector, but the rated movies stay excluded.
-            history = []
-            wanted = replace(wanted, exclude_ids=wanted.exclude_ids | {r.movie_id for r in ratings})
-        hidden = repo.hidden_movies(db_session, uid)  # never answered, whatever the path
-        result = _recommend(
-            recommender,
-            services,
-            history,
-            wanted,
-            limit,
-            strategy,
-            popularity,
-            diversity,
-            offset=offset,
-            hidden=hidden,
-            only_new=only_new,
-        )
-        return RecommendationsOut.from_domain(uid, result)
+
+        def work(session: Session) -> RecommendationsOut:
+            recommender = services.recommender
+            wanted = movie_filter(recommender, genres, year_min, year_max)
+            ratings = repo.user_ratings(session, uid)  # an unknown user is a new one: `popular`
+            wanted = replace(wanted, exclude_ids=wanted.exclude_ids | parse_ids(exclude, "exclude"))
+            history: list[UserRating] = ratings
+            if not use_embeddings:
+                # Popularity only: no history means no taste vector, but the rated movies stay excluded.
+                history = []
+                wanted = replace(wanted, exclude_ids=wanted.exclude_ids | {r.movie_id for r in ratings})
+            hidden = repo.hidden_movies(session, uid)  # never answered, whatever the path
+            result = _recommend(
+                services,
+                history,
+                wanted,
+                limit,
+                strategy,
+                popularity,
+                diversity,
+                offset=offset,
+                hidden=hidden,
+                only_new=only_new,
+            )
+            return RecommendationsOut.from_domain(uid, result)
+
+        return await services.in_session(work)
 
     @get(
         "/explain/{user_id:str}/{movie_id:str}",
@@ -154,12 +155,10 @@ class RecommendationController(Controller):
             "its text/image split, and the closest movies the user rated. A user with no ratings gets a "
             "popularity sentence."
         ),
-        sync_to_thread=True,
     )
-    def explain(
+    async def explain(
         self,
-        db_session: Session,
-        recommender: Recommender,
+        services: Services,
         owner: int,
         movie_id: MovieIdPath,
         strategy: Annotated[
@@ -170,12 +169,14 @@ class RecommendationController(Controller):
             ),
         ] = DEFAULT_STRATEGY,
     ) -> ExplanationOut:
-        ratings = repo.user_ratings(db_session, owner)  # an unknown user gets a popularity sentence
-        return ExplanationOut.from_domain(owner, recommender.explain(ratings, movie_id, strategy=strategy))
+        def work(session: Session) -> ExplanationOut:
+            ratings = repo.user_ratings(session, owner)  # an unknown user gets a popularity sentence
+            return ExplanationOut.from_domain(owner, services.recommender.explain(ratings, movie_id, strategy=strategy))
+
+        return await services.in_session(work)
 
 
 def _recommend(
-    recommender: Recommender,
     services: Services,
     history: list[UserRating],
     wanted: MovieFilter,
@@ -190,7 +191,7 @@ def _recommend(
 ) -> RecommendationList:
     """One page of recommendations, re-ranked with the request's weights or the settings' defaults."""
     ranking = services.settings.recommend
-    return recommender.recommend(
+    return services.recommender.recommend(
         history,
         limit=limit,
         strategy=strategy,
@@ -221,19 +222,20 @@ class GuestRecommendationController(Controller):
             "from there it is exactly the code that answers GET /movies/recommendations for a stored user with "
             "those ratings, and the movies named are never returned. No likes or dislikes: popular movies."
         ),
-        sync_to_thread=True,
     )
-    def recommend_guest(
-        self, db_session: Session, recommender: Recommender, services: Services, data: GuestIn
-    ) -> GuestRecommendationsOut:
+    async def recommend_guest(self, services: Services, data: GuestIn) -> GuestRecommendationsOut:
         overlap = sorted(set(data.liked) & set(data.disliked))
         if overlap:
             raise InvalidInputError(f"movies both liked and disliked: {overlap[:10]}", field="disliked")
-        for field, ids in (("liked", data.liked), ("disliked", data.disliked)):
-            unknown = sorted(set(ids) - repo.movies_by_id(db_session, ids).keys())
-            if unknown:
-                raise InvalidInputError(f"unknown movie ids: {unknown[:10]}", field=field)
-        wanted = movie_filter(recommender, ",".join(data.genres), data.year_min, data.year_max)
-        history = guest_history(data.liked, data.disliked, int(time.time()))
-        result = _recommend(recommender, services, history, wanted, data.limit, data.strategy, None, None)
-        return GuestRecommendationsOut.from_domain(result)
+
+        def work(session: Session) -> GuestRecommendationsOut:
+            for field, ids in (("liked", data.liked), ("disliked", data.disliked)):
+                unknown = sorted(set(ids) - repo.movies_by_id(session, ids).keys())
+                if unknown:
+                    raise InvalidInputError(f"unknown movie ids: {unknown[:10]}", field=field)
+            wanted = movie_filter(services.recommender, ",".join(data.genres), data.year_min, data.year_max)
+            history = guest_history(data.liked, data.disliked, int(time.time()))
+            result = _recommend(services, history, wanted, data.limit, data.strategy, None, None)
+            return GuestRecommendationsOut.from_domain(result)
+
+        return await services.in_session(work)
