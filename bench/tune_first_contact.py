@@ -2,7 +2,7 @@
 popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
 (part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
 
-    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage]
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage|priors|short]
 
 users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings (20% of the users
     at a time, five folds; --targets dropped: see new_users); the collab
@@ -15,6 +15,9 @@ movies: 15% of the movies lose their fitting ratings; the content -> factors rid
 time: recency weighting of the collab user vector (by age, by order, the newest K boosted) on a
     temporal and a stratified validation split (see recency).
 coverage: which movies get rating-fitted collab vectors (see coverage).
+priors, short (--protocol temporal|stratified): for histories cut to 1-10 ratings, which popularity
+    the blend pulls towards (all-time, trending, as of the user's newest rating) and collab variants
+    nearer to item-kNN (see priors, short).
 """
 
 from __future__ import annotations
