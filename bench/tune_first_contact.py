@@ -2,7 +2,7 @@
 popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
 (part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
 
-    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage]
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage|priors|short]
 
 users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings (20% of the users
     at a time, five folds; --targets dropped: see new_users); the collab
@@ -18,6 +18,9 @@ movies: 15% of the movies lose their fitting ratings (three draws); content -> f
 time: recency weighting of the collab user vector (by age, by order, the newest K boosted) on a
     temporal and a stratified validation split (see recency).
 coverage: which movies get rating-fitted collab vectors (see coverage).
+priors, short (--protocol temporal|stratified): for histories cut to 1-10 ratings, which popularity
+    the blend pulls towards (all-time, trending, as of the user's newest rating) and collab variants
+    nearer to item-kNN (see priors, short).
 """
 
 from __future__ import annotations
@@ -114,6 +117,170 @@ def _new_user_scores(ids: list[int], cut: pd.DataFrame, chosen: list[int], n: in
             s = full @ full[cat.rated[u]].sum(axis=0)
             recs[u] = cat.top_k(s / max(s.max(), 1e-12) + a * pop, u, K)
         out[f"x={a:g}"] = recs
+    return out
+
+
+def priors(movies: list, ratings: pd.DataFrame, dataset: str, protocol: str) -> None:
+    """Which popularity the short-history blend unit(u) + α(n) unit(p) pulls towards (issue 11: the
+    temporal cold slices). p = Σ_j c_j f_j with c_j: every fitting rating (all, today's rule);
+    the ratings of the last N days before the fitting part's newest timestamp (recent-N: what a live
+    service would call trending); or of the N days before the user's own newest rating (local-N: the
+    same thing seen from each user's "now", which is what the protocols ask of users rating in the
+    past; local-all: every rating up to then); seen: all counts, of the movies first rated by then.
+    Each at Tuning.prior_weight(n); today's and local-all also at 1.5x it (x1.5). Users cut as in new_users, on the
+    temporal or the stratified validation split; ± is the standard error of the paired difference
+    from today's blend."""
+    sweep(movies, ratings, dataset, protocol, _prior_scores)
+
+
+def sweep(
+    movies: list,
+    ratings: pd.DataFrame,
+    dataset: str,
+    protocol: str,
+    scorer: Callable[[list[int], pd.DataFrame, list[int], int], dict[str, dict[int, list[int]]]],
+    folds: int = 5,
+) -> None:
+    """Validation users' histories cut to n = LENGTHS ratings, 20% of them at a time (as `movierec
+    eval` cuts), five folds; NDCG@10 of every ranking `scorer` returns, with the paired difference
+    from its "blend" (today's rule) ± its standard error."""
+    fit, relevant = validation(ratings, protocol)
+    ids = [m.id for m in movies]
+    everyone = np.random.default_rng(splits.SEED).permutation(np.array(sorted(relevant)))
+    size = round(0.2 * len(everyone))
+    for n in LENGTHS:
+        scores: dict[str, list[float]] = {}
+        for fold in range(folds):
+            cut, chosen = splits.cold_start(fit, everyone[fold::folds][:size], size, keep=n, seed=splits.SEED + fold)
+            for key, value in scorer(ids, cut, [int(u) for u in chosen], n).items():
+                scores.setdefault(key, []).extend(ndcg_at_k(value[u], relevant[u], K) for u in value)
+        base = np.array(scores["blend"])
+        cells = []
+        for key, values in scores.items():
+            diff = np.array(values) - base
+            se = diff.std() / np.sqrt(len(diff))
+            cells.append(f"{key}={np.mean(values):.4f}" + (f"({diff.mean():+.4f}±{se:.4f})" if key != "blend" else ""))
+        print(f"{dataset} {protocol} n={n:<3} users={len(base)} " + " ".join(cells), flush=True)
+
+
+def validation(ratings: pd.DataFrame, protocol: str) -> tuple[pd.DataFrame, dict[int, set[int]]]:
+    """The fitting part and each validation user's held-out movies: the test protocol applied again
+    to its own training part (temporal: each user's latest 25% of it; stratified: another seed)."""
+    if protocol == "temporal":
+        parts = splits.temporal_split(splits.temporal_split(ratings).train)
+    else:
+        parts = splits.stratified_split(splits.stratified_split(ratings).train, seed=splits.SEED + 1)
+    relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
+    return parts.train, relevant
+
+
+RECENT_DAYS = (90,)  # 30 and 180 lost too (README, Quality)
+LOCAL_DAYS = (365, None)  # None: every rating up to the user's newest
+
+
+def _prior_scores(ids: list[int], cut: pd.DataFrame, chosen: list[int], n: int) -> dict[str, dict[int, list[int]]]:
+    cat = baselines.CandidatePool(ids, cut)
+    items, f = factors(cut)
+    full = np.zeros((len(cat.ids), f.shape[1]))
+    full[np.searchsorted(cat.ids, items)] = f
+    cols = np.searchsorted(cat.ids, cut["movie_id"].to_numpy())
+    stamps = cut["timestamp"].to_numpy()
+    order = np.argsort(stamps, kind="stable")
+    cols, stamps = cols[order], stamps[order]
+
+    def window(end: float, days: float | None) -> np.ndarray:
+        """Ratings per movie in (end - days, end]; every one up to `end` when days is None."""
+        lo = np.searchsorted(stamps, end - days * SECONDS_PER_DAY, side="right") if days else 0
+        hi = np.searchsorted(stamps, end, side="right")
+        return np.bincount(cols[lo:hi], minlength=len(cat.ids)).astype(np.float64)
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    all_counts = np.bincount(cols, minlength=len(cat.ids)).astype(np.float64)
+    own_newest = cut.groupby("user_id")["timestamp"].max()
+    first_rated = np.full(len(cat.ids), np.inf)
+    np.minimum.at(first_rated, cols, stamps)
+    tiebreak = np.arange(len(cat.ids)) * 1e-9
+    out = {"popularity": baselines.popularity(cat, chosen, K)}
+    out["pop-local-all"] = {u: cat.top_k(window(own_newest[u], None) - tiebreak, u, K) for u in chosen}
+    alpha = TUNED.prior_weight(n)
+    users = {u: unit(full[cat.rated[u]].sum(axis=0)) for u in chosen}
+    priors: dict[str, Callable[[int], np.ndarray]] = {"blend": lambda u: all_counts}
+    priors |= {f"recent-{d}": lambda u, d=d: window(stamps.max(), d) for d in RECENT_DAYS}
+    priors |= {f"local-{d or 'all'}": lambda u, d=d: window(own_newest[u], d) for d in LOCAL_DAYS}
+    priors["seen"] = lambda u: all_counts * (first_rated <= own_newest[u])
+    for scale in (1.0, 1.5):
+        for name, counts in priors.items():
+            if scale != 1.0 and name not in ("blend", "local-all"):
+                continue
+            recs = {}
+            for u in chosen:
+                recs[u] = cat.top_k(full @ (users[u] + scale * alpha * unit(counts(u) @ full)), u, K)
+            out[name + ("" if scale == 1.0 else f" x{scale:g}")] = recs
+    return out
+
+
+def short(movies: list, ratings: pd.DataFrame, dataset: str, protocol: str) -> None:
+    """The collab side of the short-history blend, nearer to item-kNN (issue 11, 3-10 ratings):
+    item-kNN sums the cosines of the rated movies' columns, so neither a rated movie nor a candidate
+    weighs by how often it was rated, while u = Σ f_i and the prior both lean to the most rated.
+    Variants at Tuning.prior_weight(n) unless named: a=: that α instead (0 and below: no or a
+    negative prior); idf=γ: u = Σ f_i / c_i^γ (c_i: movie i's rating count); cos: rank every movie
+    by Σ_i cos(f_i, f_j) (item-kNN in the factor space); re50 cos: the blend's top 50 re-ranked by
+    it (what a re-rank of the engine's candidates could do); re50 mix=b: by the blend's score
+    + b x that sum, each max-scaled."""
+    sweep(movies, ratings, dataset, protocol, _short_scores)
+
+
+RERANK_POOL = 50
+
+
+def _short_scores(ids: list[int], cut: pd.DataFrame, chosen: list[int], n: int) -> dict[str, dict[int, list[int]]]:
+    cat = baselines.CandidatePool(ids, cut)
+    items, f = factors(cut)
+    full = np.zeros((len(cat.ids), f.shape[1]))
+    full[np.searchsorted(cat.ids, items)] = f
+    counts = np.bincount(np.searchsorted(cat.ids, cut["movie_id"].to_numpy()), minlength=len(cat.ids)).astype(float)
+    p = counts @ full
+    p /= np.linalg.norm(p)
+    norms = np.linalg.norm(full, axis=1)
+    unit_rows = full / np.maximum(norms, 1e-12)[:, None]
+    alpha = TUNED.prior_weight(n)
+    out = {"itemknn": baselines.itemknn(cat, chosen, K), "ease": baselines.ease(cat, chosen, K)}
+
+    def blend(weights: Callable[[np.ndarray], np.ndarray], a: float) -> dict[int, list[int]]:
+        recs = {}
+        for u in chosen:
+            rated = cat.rated[u]
+            uv = weights(rated) @ full[rated]
+            recs[u] = cat.top_k(full @ (uv / max(np.linalg.norm(uv), 1e-12) + a * p), u, K)
+        return recs
+
+    ones = lambda rated: np.ones(len(rated))  # noqa: E731
+    out["blend"] = blend(ones, alpha)
+    for a in (0.0, -0.25, 0.5 * alpha):
+        out[f"a={a:.2g}"] = blend(ones, a)
+    for gamma in (0.5, 1.0):
+        out[f"idf={gamma:g}"] = blend(lambda rated, g=gamma: 1.0 / np.maximum(counts[rated], 1.0) ** g, alpha)
+    out["cos"], out["re50 cos"] = {}, {}
+    mixes = (0.5, 1.0, 2.0)
+    for b in mixes:
+        out[f"re50 mix={b:g}"] = {}
+    for u in chosen:
+        rated = cat.rated[u]
+        uv = full[rated].sum(axis=0)
+        blended = full @ (uv / max(np.linalg.norm(uv), 1e-12) + alpha * p)
+        cosines = unit_rows @ unit_rows[rated].sum(axis=0)
+        out["cos"][u] = cat.top_k(cosines, u, K)
+        pool = cat.top_k(blended, u, RERANK_POOL)
+        cols = np.array([cat.column[m] for m in pool])
+        only = np.full(len(cat.ids), -np.inf)
+        only[cols] = cosines[cols]
+        out["re50 cos"][u] = cat.top_k(only, u, K)
+        for b in mixes:
+            only[cols] = blended[cols] / blended[cols].max() + b * cosines[cols] / max(cosines[cols].max(), 1e-12)
+            out[f"re50 mix={b:g}"][u] = cat.top_k(only, u, K)
     return out
 
 
@@ -489,7 +656,10 @@ def coverage(fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
-    parser.add_argument("--part", default="users", choices=["users", "movies", "time", "coverage"])
+    parser.add_argument("--part", default="users", choices=["users", "movies", "time", "coverage", "priors", "short"])
+    parser.add_argument(
+        "--protocol", default="temporal", choices=["temporal", "stratified"], help="priors, short: the split"
+    )
     parser.add_argument("--targets", default="held-out", choices=["held-out", "dropped"], help="users: see new_users")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -500,6 +670,8 @@ def main() -> None:
     users = splits.sample_users(np.array(sorted(relevant)), 400)
     if args.part == "time":
         recency(movies, ratings, args.dataset)
+    elif args.part in ("priors", "short"):
+        {"priors": priors, "short": short}[args.part](movies, ratings, args.dataset, args.protocol)
     elif args.part == "coverage":
         coverage(parts.train, relevant, [int(u) for u in users])
     elif args.part == "users":

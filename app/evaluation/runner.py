@@ -200,7 +200,7 @@ def _run_once(
     mark = time.perf_counter()
     n_cold = max(1, round(splits.COLD_START_SHARE * len(evaluated)))
     cold_rows = _cut_histories(
-        movies, text, parts.train, evaluated, relevant, k, config, n_cold, splits.COLD_START_KEEP, STRATEGIES, log
+        movies, text, parts.train, evaluated, relevant, k, config, n_cold, splits.COLD_START_KEEP, STRATEGIES, log, seed
     )
     timings["cold_start"] = time.perf_counter() - mark
     new_user_rows = []
@@ -208,7 +208,7 @@ def _run_once(
         mark = time.perf_counter()
         for keep in splits.NEW_USER_LENGTHS:
             sweep = _cut_histories(
-                movies, text, parts.train, evaluated, relevant, k, config, n_cold, keep, SWEEP_STRATEGIES, log
+                movies, text, parts.train, evaluated, relevant, k, config, n_cold, keep, SWEEP_STRATEGIES, log, seed
             )
             new_user_rows += [{"history": keep, **row} for row in sweep]
         timings["new_users"] = time.perf_counter() - mark
@@ -267,10 +267,12 @@ def _cut_histories(
     keep: int,
     strategies: Sequence[str],
     log: Callable[[str], None],
+    seed: int = splits.SEED,
 ) -> list[dict[str, Any]]:
     """A sample of users with their training history cut to `keep` random ratings, every model
-    fitted again on that reduced training part."""
-    cold_train, cold_users = splits.cold_start(train, evaluated, n_users, keep=keep)
+    fitted again on that reduced training part. The sample and the cut follow the run's `seed`, so
+    several seeds measure other users too (the temporal split itself has no seed)."""
+    cold_train, cold_users = splits.cold_start(train, evaluated, n_users, keep=keep, seed=seed)
     world = _world(movies, text, cold_train, config)
     try:
         return evaluate(world, cold_train, cold_users, relevant, k, len(movies), log, strategies, config=config)
