@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from app.catalog import repository as repo
 from app.catalog.models import Movie
-from app.catalog.text import content_hash, movie_text
+from app.catalog.text import content_hash
 from app.datasets.base import RowError, SourceCatalogue, validate
 from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
@@ -229,11 +229,6 @@ def index_movies(
 
 
 FLUSH_EVERY_S = 10.0
-# Movies per embed-and-upsert step, when the model's batch is smaller: the text encoder orders each
-# step's texts by token count, and a wider step gives it batches of equal lengths (padding at batch
-# 32 on the synthetic 62k catalogue: 4.7% of the tokens in steps of 32, 0.1% in steps of 512). A
-# killed ingest redoes at most one step.
-EMBED_STEP = 512
 
 
 def _embed_into(
@@ -244,16 +239,14 @@ def _embed_into(
     progress: bool,
     poster_embedded: dict[int, bool],
 ) -> int:
-    """Embed and upsert `todo` in steps of max(batch_size, EMBED_STEP) movies (the embedder's own
-    batches: its batch sizes); returns the number of posters that failed, and records in
+    """Embed and upsert `todo`; returns the number of posters that failed, and records in
     `poster_embedded` whether each movie got an image vector."""
-    # Length-sorted steps pad far less: twice the CPU throughput on the demo catalogue.
-    todo = sorted(todo, key=lambda m: len(movie_text(m)))
-    step = max(batch_size, EMBED_STEP)
+    # Length-sorted batches pad far less: twice the CPU throughput on the demo catalogue.
+    todo = embedder.in_batch_order(todo)
     failures, flushed_at = 0, time.monotonic()
     bar = tqdm(total=len(todo), unit="movie", desc="embedding", disable=not progress, smoothing=0.1)
-    for start in range(0, len(todo), step):
-        batch = todo[start : start + step]
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
         result = embedder.embed(batch)
         points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
         index.upsert(points)

@@ -240,6 +240,16 @@ def test_the_runtimes_batch_texts_of_equal_token_counts(model_cache: Path, movie
     assert np.allclose(vectors, np.concatenate([alone, alone]), atol=1e-5)
 
 
+def test_the_ingest_order_is_by_tokens_on_the_runtimes(model_cache: Path) -> None:
+    """As long in characters, not in tokens (10 and 5): the shorter in tokens comes first."""
+    from app.embedding.text import TextEncoder
+
+    if "onnx" not in _installed_text_backends():
+        pytest.skip("onnxruntime is not installed")
+    encoder = TextEncoder("cpu", backend="onnx", cache_dir=model_cache)
+    assert encoder.order(["a b c d e f g h i j", "the the the the the", "heat"]).tolist() == [2, 1, 0]
+
+
 def test_an_unknown_text_backend_is_a_clear_error() -> None:
     from pydantic import ValidationError
 

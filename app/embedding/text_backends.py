@@ -312,6 +312,10 @@ class _SortedBatches:
     def run_batch(self, texts: list[str]) -> np.ndarray:
         return self.run(self.tokenizer(texts))
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens as the model sees them (truncated): what a batch's cost grows with."""
+        return [len(e.ids) for e in self.tokenizer.encode([str(t).strip() for t in texts])]
+
     def encode(
         self,
         sentences: Sequence[str],
