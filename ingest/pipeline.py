@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from app.catalog import repository as repo
 from app.catalog.models import Movie
-from app.catalog.text import content_hash, movie_text, vectors_unchanged
+from app.catalog.text import content_hash, vectors_unchanged
 from app.datasets.base import RowError, SourceCatalogue, validate
 from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
@@ -264,7 +264,7 @@ def _embed_into(
     """Embed and upsert `todo`; returns the number of posters that failed, and records in
     `poster_embedded` whether each movie got an image vector."""
     # Length-sorted batches pad far less: twice the CPU throughput on the demo catalogue.
-    todo = sorted(todo, key=lambda m: len(movie_text(m)))
+    todo = embedder.in_batch_order(todo)
     failures, flushed_at = 0, time.monotonic()
     bar = tqdm(total=len(todo), unit="movie", desc="embedding", disable=not progress, smoothing=0.1)
     for start in range(0, len(todo), batch_size):

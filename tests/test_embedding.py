@@ -213,6 +213,43 @@ def test_text_backends_give_unit_vectors_close_to_torch(
     assert encoder.encode([]).shape == (0, 384)
 
 
+def test_the_runtimes_batch_texts_of_equal_token_counts(model_cache: Path, movie_texts: list[str]) -> None:
+    """Batches are cut from the texts ordered by token count, so a batch pads nothing when it can, and
+    the vectors come back in the input order, each as it is alone."""
+    from app.embedding.text import bundled_model_path
+    from app.embedding.text_backends import OnnxRuntimeModel, check_mean_pooled, exported_model
+
+    if "onnx" not in _installed_text_backends():
+        pytest.skip("onnxruntime is not installed")
+
+    class Recording(OnnxRuntimeModel):
+        masks: list[np.ndarray] = []
+
+        def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+            self.masks.append(feed["attention_mask"])
+            return super().run(feed)
+
+    path = bundled_model_path()
+    onnx_file, _ = exported_model(path, model_cache, "fp32")
+    model = Recording(onnx_file, path, check_mean_pooled(path))
+    # Every token count twice; the last two are as long in characters, not in tokens (10 and 5).
+    texts = [*movie_texts, "a b c d e f g h i j", "the the the the the"]
+    vectors = model.encode(texts * 2, batch_size=2)
+    assert len(model.masks) == len(texts) and all(mask.all() for mask in model.masks)
+    alone = np.concatenate([model.run_batch([t]) for t in texts])
+    assert np.allclose(vectors, np.concatenate([alone, alone]), atol=1e-5)
+
+
+def test_the_ingest_order_is_by_tokens_on_the_runtimes(model_cache: Path) -> None:
+    """As long in characters, not in tokens (10 and 5): the shorter in tokens comes first."""
+    from app.embedding.text import TextEncoder
+
+    if "onnx" not in _installed_text_backends():
+        pytest.skip("onnxruntime is not installed")
+    encoder = TextEncoder("cpu", backend="onnx", cache_dir=model_cache)
+    assert encoder.order(["a b c d e f g h i j", "the the the the the", "heat"]).tolist() == [2, 1, 0]
+
+
 def test_an_unknown_text_backend_is_a_clear_error() -> None:
     from pydantic import ValidationError
 

@@ -96,6 +96,10 @@ class MovieEmbedder:
         self.image_batch_size = image_batch_size
         self.projection = projection_matrix(image.dim, text.dim, projection_seed) if image is not None else None
 
+    def in_batch_order(self, movies: Sequence[Movie]) -> list[Movie]:
+        """`movies` in the order whose batches cost the text model least (TextEncoder.order)."""
+        return [movies[i] for i in self.text.order([movie_text(m) for m in movies])]
+
     def embed(self, movies: Sequence[Movie]) -> EmbedResult:
         text = self.text.encode([movie_text(m) for m in movies], batch_size=self.text_batch_size)
         images, failures = self.embed_posters(movies)

@@ -12,8 +12,8 @@ into the model cache, never into an index's data dir:
 Each artefact is built in a temporary folder beside its final place and renamed there, so a second
 process sees either no model or a whole one, never half of it. Nothing is downloaded.
 
-The runtimes reproduce `SentenceTransformer.encode`: texts stripped, sorted by length (least
-padding), tokenised by the model's own `tokenizer.json` with truncation at the model's
+The runtimes reproduce `SentenceTransformer.encode`: texts stripped, sorted by length (here: token
+count, the least padding), tokenised by the model's own `tokenizer.json` with truncation at the model's
 `max_seq_length` and padding to the longest in the batch, then returned in the input order.
 """
 
@@ -274,26 +274,47 @@ class SentenceTokenizer:
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_len)
         pad = self.tokenizer.padding or {}
-        self.tokenizer.enable_padding(
-            pad_id=pad.get("pad_id", 0), pad_type_id=pad.get("pad_type_id", 0), pad_token=pad.get("pad_token", "[PAD]")
-        )
+        self.pad_id, self.pad_type_id = int(pad.get("pad_id", 0)), int(pad.get("pad_type_id", 0))
+        self.tokenizer.no_padding()  # padded per batch by `pad`, once the batch is chosen
 
     def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
-        encodings = self.tokenizer.encode_batch(texts)
-        return {
-            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-        }
+        return self.pad(self.encode(texts))
+
+    def encode(self, texts: list[str]) -> list[Any]:
+        """The texts' encodings (tokenizers.Encoding), truncated, not padded."""
+        encodings: list[Any] = self.tokenizer.encode_batch(texts)
+        return encodings
+
+    def pad(self, encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The model's inputs for these encodings, (batch, longest) int64 each, padded on the right."""
+        width = max((len(e.ids) for e in encodings), default=0)
+        shape = (len(encodings), width)
+        ids, types = np.full(shape, self.pad_id, dtype=np.int64), np.full(shape, self.pad_type_id, dtype=np.int64)
+        mask = np.zeros(shape, dtype=np.int64)
+        for row, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
+        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 class _SortedBatches:
-    """`encode` as SentenceTransformer.encode: length-sorted batches, results in input order."""
+    """`encode` as SentenceTransformer.encode, results in input order, but with batches of texts of
+    equal token counts where it can: sentence-transformers sorts by characters, which left 5% of
+    the tokens padding on the synthetic 62k catalogue at batch 32 (0.01% sorted by tokens). The
+    model's cost is per token, and a padded row's vector is the same (to 1e-7)."""
 
     dim: int
+    tokenizer: SentenceTokenizer
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
 
     def run_batch(self, texts: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        return self.run(self.tokenizer(texts))
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens as the model sees them (truncated): what a batch's cost grows with."""
+        return [len(e.ids) for e in self.tokenizer.encode([str(t).strip() for t in texts])]
 
     def encode(
         self,
@@ -303,12 +324,12 @@ class _SortedBatches:
         convert_to_numpy: bool = True,
         show_progress_bar: bool = False,
     ) -> np.ndarray:
-        texts = [str(s).strip() for s in sentences]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
+        encodings = self.tokenizer.encode([str(s).strip() for s in sentences])
+        out = np.zeros((len(encodings), self.dim), dtype=np.float32)
+        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+        for start in range(0, len(encodings), batch_size):
             idx = order[start : start + batch_size]
-            out[idx] = self.run_batch([texts[i] for i in idx])
+            out[idx] = self.run(self.tokenizer.pad([encodings[i] for i in idx]))
         return out
 
 
@@ -325,8 +346,7 @@ class OnnxRuntimeModel(_SortedBatches):
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self.precision = "int8" if "int8" in onnx_file.parent.name else "fp32"
 
-    def run_batch(self, texts: list[str]) -> np.ndarray:
-        feed = self.tokenizer(texts)
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         out: np.ndarray = self.session.run([OUTPUT], {n: feed[n] for n in self.inputs})[0]  # thread-safe
         return out
 
@@ -349,8 +369,7 @@ class OpenVinoModel(_SortedBatches):
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()  # an infer request serves one call at a time
 
-    def run_batch(self, texts: list[str]) -> np.ndarray:
-        feed = self.tokenizer(texts)
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         with self.lock:
             result = self.request.infer({n: feed[n] for n in self.inputs})
             return np.array(result[self.output], dtype=np.float32)
