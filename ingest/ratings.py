@@ -40,7 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import BigInteger, Column, Float, MetaData, Table, and_, exists, select
+from sqlalchemy import BigInteger, Column, Float, MetaData, Table, and_, bindparam, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -569,9 +570,14 @@ def _add_users(conn: Connection, user: np.ndarray) -> None:
     """The users of `user` (sorted ids, repeated) that are not stored yet."""
     ids = user[np.append(True, user[1:] != user[:-1])] if len(user) else user
     now = datetime.now(UTC)
-    stmt = _insert(conn)(_USERS).on_conflict_do_nothing()
+    if conn.dialect.name == "postgresql":  # one statement over an array (executemany: a round trip per user)
+        given = select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))), literal(now, _USERS.c.created_at.type))
+        add = pg_insert(_USERS).from_select(["id", "created_at"], given).on_conflict_do_nothing()
+        conn.execute(add, {"ids": ids.tolist()})
+        return
+    each = sqlite_insert(_USERS).on_conflict_do_nothing()
     for start in range(0, len(ids), WRITE_CHUNK):
-        conn.execute(stmt, [{"id": i, "created_at": now} for i in ids[start : start + WRITE_CHUNK].tolist()])
+        conn.execute(each, [{"id": i, "created_at": now} for i in ids[start : start + WRITE_CHUNK].tolist()])
 
 
 def _upsert(conn: Connection, source: Any = None) -> Any:
@@ -656,7 +662,10 @@ def _load_empty_postgres(conn: Connection, rows: RatingArrays) -> int:
         conn.exec_driver_sql(f'ALTER TABLE ratings DROP CONSTRAINT "{name}"')
     for index in _RATINGS.indexes:
         index.drop(conn)
-    _copy(conn, _RATINGS.name, rows)
+    # Empty already, but truncated in this transaction its rows can be written frozen (COPY FREEZE):
+    # all-visible, so index-only scans work at once and no vacuum rewrites the table later.
+    conn.exec_driver_sql("TRUNCATE ratings")
+    _copy(conn, _RATINGS.name, rows, freeze=True)
     for index in _RATINGS.indexes:
         index.create(conn)
     for name, definition in keys:
@@ -689,11 +698,13 @@ def _values(rows: RatingArrays) -> tuple[np.ndarray, ...]:
     return rows.user, rows.movie, rows.rating, rows.timestamp
 
 
-def _copy(conn: Connection, table: str, rows: RatingArrays) -> None:
-    """PostgreSQL COPY of `rows` into `table` (ratings' columns), as tab-separated text written by pyarrow."""
+def _copy(conn: Connection, table: str, rows: RatingArrays, freeze: bool = False) -> None:
+    """PostgreSQL COPY of `rows` into `table` (ratings' columns), as tab-separated text written by
+    pyarrow. `freeze`: the rows frozen (the table must be created or truncated in this transaction)."""
     raw: Any = conn.connection.driver_connection  # a DB-API connection: set while checked out
     options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-    with raw.cursor() as cur, cur.copy(f"COPY {table} (user_id, movie_id, rating, timestamp) FROM STDIN") as copy:
+    sql = f"COPY {table} (user_id, movie_id, rating, timestamp) FROM STDIN" + (" WITH (FREEZE)" if freeze else "")
+    with raw.cursor() as cur, cur.copy(sql) as copy:
         for part in _chunks(rows):
             buffer = io.BytesIO()
             pacsv.write_csv(pa.table(dict(zip("umrt", _values(part), strict=True))), buffer, options)

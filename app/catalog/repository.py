@@ -97,13 +97,33 @@ def purge_unaddressable_movies(session: Session) -> list[int]:
 
 def refresh_rating_stats(session: Session) -> None:
     """Set every movie's local_rating_count (0 when unrated) and local_rating_mean (0.5-5 stars,
-    None when unrated) from the ratings table, in one statement."""
-    rated = col(Rating.movie_id) == col(Movie.id)
-    session.execute(
-        update(Movie).values(
-            local_rating_count=select(func.count()).select_from(Rating).where(rated).scalar_subquery(),
-            local_rating_mean=select(func.avg(Rating.rating)).where(rated).scalar_subquery(),
+    None when unrated) from the ratings table, in one statement: one GROUP BY over the ratings,
+    joined to the movies; only the movies whose figures changed are written.
+
+    Not a subquery per movie: on PostgreSQL, right after a bulk load (the visibility map not yet
+    set) each one read its ratings from the heap, 48 s at 4.1M ratings; the GROUP BY takes seconds."""
+    per_movie = (
+        select(col(Rating.movie_id), func.count().label("n"), func.avg(Rating.rating).label("mean"))
+        .group_by(col(Rating.movie_id))
+        .subquery()
+    )
+    figures = (
+        select(
+            col(Movie.id).label("id"),
+            func.coalesce(per_movie.c.n, 0).label("n"),
+            per_movie.c.mean,
         )
+        .outerjoin(per_movie, per_movie.c.movie_id == col(Movie.id))
+        .subquery()
+    )
+    changed = col(Movie.local_rating_count).is_distinct_from(figures.c.n) | col(
+        Movie.local_rating_mean
+    ).is_distinct_from(figures.c.mean)
+    session.execute(
+        update(Movie)
+        .where(col(Movie.id) == figures.c.id, changed)
+        .values(local_rating_count=figures.c.n, local_rating_mean=figures.c.mean)
+        .execution_options(synchronize_session=False)  # no ORM objects to refresh: no RETURNING of the ids
     )
 
 
