@@ -354,3 +354,23 @@ def test_a_large_write_rebuilds_the_indexes_and_keys_it_dropped(
         assert sum("FOREIGN KEY" in s for s in schema) == 2
     assert stored(engine) == stored(reference) and n == stats["ratings_written"] == 58
     reference.dispose()
+
+
+def test_the_plain_and_the_text_parse_read_the_same_rows(tmp_path: Path) -> None:
+    """A plain file goes through pyarrow's number parsers; one odd value sends the whole file
+    through the text path instead: the same rows either way, and the odd row reported by line."""
+    lines = ["userId,movieId,rating,timestamp", "1,603,4.5,1600781527", "1,550,3,", "2,603,0.5,1600781527000"]
+    lines += [f"{u},{m},{(u + m) % 10 / 2 + 0.5},{1_500_000_000 + u * m}" for u in range(3, 12) for m in (13, 550)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines) + "\n")
+    odd = tmp_path / "odd.csv"
+    odd.write_text(plain.read_text() + "7, 603 ,4.0,1.0\n9,603,x,1\n")  # spaces, a .0 timestamp, a bad rating
+    rows, errors, _ = read_ratings_file(plain)
+    odd_rows, odd_errors, _ = read_ratings_file(odd)
+    n = len(lines) - 1
+    assert not errors and len(rows) == n
+    assert [(e.line, e.field) for e in odd_errors] == [(n + 3, "rating")]
+    for name in ("user", "movie", "rating", "timestamp", "line"):
+        assert getattr(odd_rows, name)[:n].tolist() == getattr(rows, name).tolist(), name
+    added = (int(odd_rows.user[n]), int(odd_rows.movie[n]), float(odd_rows.rating[n]), int(odd_rows.timestamp[n]))
+    assert added == (7, 603, 4.0, 1)
