@@ -695,7 +695,7 @@ def _lock_if_empty(conn: Connection) -> bool:
 def _load_empty_postgres(conn: Connection, rows: RatingArrays) -> int:
     """COPY into the empty, locked ratings table without its secondary indexes and foreign keys,
     then build the indexes (sorts in POSTGRES_INDEX_MEM) and check the keys in one join each.
-    Row by row, each of the five index inserts and two key checks is a random page access: at 25M
+    Row by row, each index insert and key check is a random page access: at 25M
     ratings, once the indexes outgrow shared_buffers, that took 42 min."""
     conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{POSTGRES_INDEX_MEM}'")
     keys = conn.exec_driver_sql(  # as the database holds them: names and definitions
