@@ -231,41 +231,50 @@ def measure(ratings: int, kind: str, args: argparse.Namespace, workdir: Path) ->
     data = dataset(workdir, ratings, movies, users, args.seed)
     run_dir = workdir / f"run-{ratings}-{kind}-{int(time.time())}"
     run_dir.mkdir()
-    url = database_url(kind, args.postgres_url, run_dir)
-    env = {**os.environ, "MOVIEREC_DATA_DIR": str(run_dir / "data"), "DATABASE_URL": url}
     row: dict[str, Any] = {"ratings": ratings, "movies": movies, "users": users, "db": kind}
-    for run in ("first", "again"):
-        log(f"{ratings:,} ratings, {kind}: {run} ingest")
-        result = run_ingest(data, env, run_dir / f"ingest-{run}.log")
-        row[f"{run}_s"] = round(result["seconds"], 1)
-        row[f"{run}_cpu_s"] = round(result["cpu_s"], 1)
-        row[f"{run}_rss_mb"] = round(result["peak_rss_mb"])
-        summary = result["summary"]
-        log(f"  {run}: {result['seconds']:.1f} s wall, {result['cpu_s']:.1f} s CPU, {result['peak_rss_mb']:.0f} MiB")
-        if run == "first":
-            row["ratings_stored"] = summary["ratings"]
-            # The ratings step's own time (read, check, write, refresh counts); older summaries lack it:
-            # then all but the index step (start-up and the movies' load included).
-            seconds = summary["source_stats"].get("ratings_seconds") or result["seconds"] - summary["seconds"]
-            row["ratings_per_s"] = round(summary["ratings"] / seconds)
-            row["collab_fit_s"] = summary.get("collab_seconds")
-            row["collab_fitted"] = summary.get("collab_fitted")
-        else:
-            row["again_embedded"] = summary["embedded"]
-            row["again_written"] = summary["source_stats"].get("ratings_written")
-            row["again_collab_s"] = summary.get("collab_seconds")
-    row["db_mb"] = round(db_size_mb(url), 1)
-    from app.catalog.db import make_engine
+    with database_url(kind, args.postgres_url, run_dir) as url:  # a PostgreSQL database is dropped after
+        env = {**os.environ, "MOVIEREC_DATA_DIR": str(run_dir / "data"), "DATABASE_URL": url}
+        for run in ("first", "again"):
+            row.update(ingest_figures(run, data, env, run_dir))
+        row["db_mb"] = round(db_size_mb(url), 1)
+        from app.catalog.db import make_engine
 
-    db = make_engine(url)
-    picked = heavy_users(db)
-    db.dispose()
-    row["history_ratings"] = "/".join(str(n) for _, n in picked.values())
-    log(f"latency: users with {row['history_ratings']} ratings")
-    local, row["collab_coverage_ge20"] = in_process(env, picked, args.repeats)
-    http = over_http(env, picked, args.repeats)
+        db = make_engine(url)
+        picked = heavy_users(db)
+        db.dispose()
+        row["history_ratings"] = "/".join(str(n) for _, n in picked.values())
+        log(f"latency: users with {row['history_ratings']} ratings")
+        local, row["collab_coverage_ge20"] = in_process(env, picked, args.repeats)
+        http = over_http(env, picked, args.repeats)
     for h in HISTORIES:
         row[f"inproc_{h}_ms"], row[f"http_{h}_ms"] = local[h], http[h]
+    return row
+
+
+def ingest_figures(run: str, data: Path, env: dict[str, str], run_dir: Path) -> dict[str, Any]:
+    """One ingest (`run`: first or again) and its figures, under the table's column names."""
+    log(f"{data.name}, {env['DATABASE_URL'].split(':')[0]}: {run} ingest")
+    result = run_ingest(data, env, run_dir / f"ingest-{run}.log")
+    summary = result["summary"]
+    log(f"  {run}: {result['seconds']:.1f} s wall, {result['cpu_s']:.1f} s CPU, {result['peak_rss_mb']:.0f} MiB")
+    row = {
+        f"{run}_s": round(result["seconds"], 1),
+        f"{run}_cpu_s": round(result["cpu_s"], 1),
+        f"{run}_rss_mb": round(result["peak_rss_mb"]),
+        f"{run}_ratings_s": summary["source_stats"].get("ratings_seconds"),
+    }
+    if run == "first":
+        # The ratings step's own time (read, check, write, refresh counts); older summaries lack it:
+        # then all but the index step (start-up and the movies' load included).
+        seconds = summary["source_stats"].get("ratings_seconds") or result["seconds"] - summary["seconds"]
+        row["ratings_stored"] = summary["ratings"]
+        row["ratings_per_s"] = round(summary["ratings"] / seconds)
+        row["collab_fit_s"] = summary.get("collab_seconds")
+        row["collab_fitted"] = summary.get("collab_fitted")
+    else:
+        row["again_embedded"] = summary["embedded"]
+        row["again_written"] = summary["source_stats"].get("ratings_written")
+        row["again_collab_s"] = summary.get("collab_seconds")
     return row
 
 
@@ -280,6 +289,8 @@ COLUMNS = [
     "again_s",
     "again_cpu_s",
     "again_rss_mb",
+    "first_ratings_s",
+    "again_ratings_s",
     "ratings_per_s",
     "db_mb",
     "collab_fit_s",

@@ -14,10 +14,11 @@ The rules (README, "Ratings: rules of the import"):
 
 The file path streams the CSV with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
 vectorised, and keeps only each block's valid rows, in compact numpy columns (24 bytes a row: int32
-ids where they fit, float32 half stars), never one Python object per row. Writes go, STAGE_ROWS at a
-time, through a temporary table loaded with executemany (SQLite) or COPY (PostgreSQL), then
-INSERT ... SELECT. Memory (25M rows): the columns (0.6 GB) and at most one sort's indices beside
-them; the SQLite page cache is bounded by SQLITE_CACHE_KIB.
+ids where they fit, float32 half stars), never one Python object per row. Writes go in key order:
+on SQLite one upsert run by executemany; on PostgreSQL by COPY, straight into an empty table (its
+indexes built after) or else STAGE_ROWS at a time through a temporary table and INSERT ... SELECT.
+Memory (25M rows): the columns (0.6 GB) and at most one sort's indices beside them; the SQLite page
+cache is bounded by SQLITE_CACHE_KIB.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import BigInteger, Column, Float, MetaData, Table, and_, exists, literal, select, true
+from sqlalchemy import BigInteger, Column, Float, MetaData, Table, and_, bindparam, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -59,6 +61,8 @@ MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
 WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
 STAGE_ROWS = 1_000_000  # rows through the temporary table per INSERT ... SELECT: it stays small
 SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
+POSTGRES_BULK_ROWS = 500_000  # PostgreSQL loads at least this many into an empty table: COPY, then the indexes
+POSTGRES_INDEX_MEM = "512MB"  # maintenance_work_mem of those index builds (the default 64MB spills to disk)
 # Page cache while writing ratings (SQLite's default is 2 MiB); it also bounds the memory of the
 # index builds' sorts (beyond it they spill to temporary files). Rows arrive sorted by the key.
 SQLITE_CACHE_KIB = 128 * 1024
@@ -229,14 +233,34 @@ def read_ratings_file(
     from the first block (whole numbers 1-10, some above 5). `check(rows, notes)`, if given, runs on
     each block's parsed rows and returns the ones to keep and its own row errors: only those are
     held in memory. Raises RatingsFileError for file-level problems.
-    """
+
+    A plain file (whole-number ids and timestamps, every value given) is parsed by pyarrow's own
+    number parsers; the first value that is not plain sends the whole file through the text path,
+    which reads every form the rules accept and reports each bad row (3x the CPU)."""
     encoding, delimiter, header = _sniff(path)
+    try:
+        return _read(path, encoding, delimiter, header, scale, check, plain=True)
+    except _NotPlainError:
+        return _read(path, encoding, delimiter, header, scale, check, plain=False)
+
+
+class _NotPlainError(Exception):
+    """A value the plain path does not read: read the file as text instead."""
+
+
+_PLAIN_TYPES = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64(), "timestamp": pa.int64()}
+
+
+def _read(
+    path: Path, encoding: str, delimiter: str, header: list[str], scale: int | None, check: Check | None, plain: bool
+) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
     invalid: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         invalid.append(row.text)
         return "skip"
 
+    types = {name: _PLAIN_TYPES.get(name, pa.string()) if plain else pa.string() for name in header}
     parts, errors = [], []
     notes: dict[str, int | str] = {}
     offset = 0
@@ -247,24 +271,31 @@ def read_ratings_file(
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid
             ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, include_columns=[c for c in header if c]
-            ),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=[c for c in header if c]),
         )
         for batch in reader:
             lines = np.arange(offset + 2, offset + 2 + batch.num_rows, dtype=np.int64)
             offset += batch.num_rows
-            if scale is None:
-                scale = _detect_scale(batch.column("rating"), delimiter)
-                notes["rating_scale"] = scale
-            part, bad = _parse_batch(batch, lines, delimiter, scale, path.name, notes)
+            bad: list[RowError] = []
+            if plain:
+                part = _plain_batch(batch, lines)
+            else:
+                ratings = _numbers(batch.column("rating"), delimiter)
+                part, bad = _parse_batch(batch, ratings, lines, delimiter, path.name, notes)
             del batch
+            if scale is None:
+                scale = _detect_scale(part.rating)
+                notes["rating_scale"] = scale
+            if scale == 10:
+                part.rating = part.rating / 2.0
             if check is not None:
                 part, rejected = check(part, notes)
                 bad += rejected
             parts.append(part)
             errors.extend(bad)
     except pa.ArrowInvalid as exc:
+        if plain:
+            raise _NotPlainError from None
         raise RatingsFileError(
             f"{path.name}: unreadable ratings CSV after line {offset + 1}: {exc} (save it as UTF-8 CSV)"
         ) from None
@@ -277,8 +308,24 @@ def read_ratings_file(
     return arrays, sorted(errors, key=lambda e: e.line), notes
 
 
-def _detect_scale(ratings: pa.ChunkedArray | pa.Array, delimiter: str) -> int:
-    values = _numbers(ratings, delimiter)
+def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray) -> RatingArrays:
+    """A block parsed as numbers: every id, rating and timestamp given, ratings finite; else
+    _NotPlainError (the text path reports a missing or odd value by line, with its message)."""
+    columns = [batch.column(name) for name in COLUMNS]
+    if any(c.null_count for c in columns):  # a missing value, or a blank line
+        raise _NotPlainError
+    user, movie, rating = (np.asarray(c.to_numpy(zero_copy_only=False)) for c in columns)
+    if not np.isfinite(rating).all():  # "nan", "inf": the text path's message
+        raise _NotPlainError
+    if "timestamp" not in batch.schema.names:
+        return RatingArrays(user, movie, rating, np.full(len(user), MISSING_TS, dtype=np.int64), lines)
+    ts = batch.column("timestamp")
+    times = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
+    return RatingArrays(user, movie, rating, times, lines)
+
+
+def _detect_scale(values: np.ndarray) -> int:
+    """10 when the ratings are whole numbers 1-10 and some are above 5; else 5. NaN: not counted."""
     values = values[~np.isnan(values)]
     whole = values.size and np.all(values == np.round(values)) and values.min() >= 1 and values.max() <= 10
     return 10 if whole and values.max() > 5 else 5
@@ -345,11 +392,12 @@ def _iso_seconds(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parse_batch(
-    batch: pa.RecordBatch, lines: np.ndarray, delimiter: str, scale: int, file: str, notes: dict[str, int | str]
+    batch: pa.RecordBatch, rating: np.ndarray, lines: np.ndarray, delimiter: str, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
+    """A block read as text: its ids and timestamps parsed, `rating` (parsed, NaN where not a
+    number) beside them; the rows that do not parse as RowErrors (blank lines skipped)."""
     user, user_ok = _ids(batch.column("userId"))
     movie, movie_ok = _ids(batch.column("movieId"))
-    rating = _numbers(batch.column("rating"), delimiter) / (2.0 if scale == 10 else 1.0)
     ts_column = batch.column("timestamp") if "timestamp" in batch.schema.names else None
     ts, ts_bad = _timestamps(ts_column, batch.num_rows, notes)
     problems = [
@@ -520,16 +568,24 @@ def store_ratings(
         ).scalar()
         old = previous if previous and len(previous) == BUCKETS and not force else [None] * BUCKETS
         changed = np.array([h != o for h, o in zip(hashes, old, strict=True)])
-        todo = rows.where(changed[bucket])
+        edited = _edited(conn, rows)
+        result.user_edited = int(np.count_nonzero(edited))
+        todo = rows.where(changed[bucket] & ~edited)
+        del bucket, edited
         if len(todo):
             result.written = _write(conn, todo)
-        edited = conn.execute(select(col(RatingEdit.user_id), col(RatingEdit.movie_id))).all()
-        if edited:
-            pairs = np.array(edited, dtype=np.int64).reshape(-1, 2)
-            result.user_edited = int(_pair_isin(rows.user, rows.movie, pairs[:, 0], pairs[:, 1]).sum())
         result.stored = len(rows) - result.user_edited
         _save_state(conn, source, fingerprint, hashes, {"stored": result.stored, **(stats or {})})
     return result
+
+
+def _edited(conn: Connection, rows: RatingArrays) -> np.ndarray:
+    """Mask over `rows`: the pairs in rating_edits (the user's own writes and deletes)."""
+    edited = conn.execute(select(col(RatingEdit.user_id), col(RatingEdit.movie_id))).all()
+    if not edited:
+        return np.zeros(len(rows), dtype=bool)
+    pairs = np.array(edited, dtype=np.int64).reshape(-1, 2)
+    return _pair_isin(rows.user, rows.movie, pairs[:, 0], pairs[:, 1])
 
 
 def _pair_isin(u: np.ndarray, m: np.ndarray, pu: np.ndarray, pm: np.ndarray) -> np.ndarray:
@@ -546,39 +602,125 @@ def _insert(conn: Connection) -> Any:  # the dialects' inserts share their upser
 
 
 def _write(conn: Connection, rows: RatingArrays) -> int:
-    """Load `rows` into a temporary table, STAGE_ROWS at a time, then users and ratings by
-    INSERT ... SELECT. Returns the number of ratings inserted or changed."""
-    if conn.dialect.name == "sqlite":  # the index pages a large import touches stay in memory
-        conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+    """Write `rows` (sorted by (user, movie); none of them a pair in rating_edits) and their users.
+    Returns the number of ratings inserted or changed."""
+    _add_users(conn, rows.user)
+    if conn.dialect.name == "postgresql":
+        return _write_postgres(conn, rows)
+    return _write_sqlite(conn, rows)
+
+
+def _add_users(conn: Connection, user: np.ndarray) -> None:
+    """The users of `user` (sorted ids, repeated) that are not stored yet."""
+    ids = user[np.append(True, user[1:] != user[:-1])] if len(user) else user
+    now = datetime.now(UTC)
+    if conn.dialect.name == "postgresql":  # one statement over an array (executemany: a round trip per user)
+        given = select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))), literal(now, _USERS.c.created_at.type))
+        add = pg_insert(_USERS).from_select(["id", "created_at"], given).on_conflict_do_nothing()
+        conn.execute(add, {"ids": ids.tolist()})
+        return
+    each = sqlite_insert(_USERS).on_conflict_do_nothing()
+    for start in range(0, len(ids), WRITE_CHUNK):
+        conn.execute(each, [{"id": i, "created_at": now} for i in ids[start : start + WRITE_CHUNK].tolist()])
+
+
+def _upsert(conn: Connection, source: Any = None) -> Any:
+    """INSERT into ratings, from `source` (a SELECT) or from bound values; a pair already stored is
+    updated only when its rating or timestamp differs (an identical row is not rewritten)."""
     r = _RATINGS
-    rebuild_indexes = conn.dialect.name == "sqlite" and len(rows) >= SQLITE_REINDEX_ROWS
-    _staging.create(conn)
+    columns = ["user_id", "movie_id", "rating", "timestamp"]
+    stmt = _insert(conn)(r)
+    if source is not None:
+        stmt = stmt.from_select(columns, source)
+    return stmt.on_conflict_do_update(
+        index_elements=["user_id", "movie_id"],
+        set_={"rating": stmt.excluded.rating, "timestamp": stmt.excluded.timestamp},
+        where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
+    )
+
+
+def _write_sqlite(conn: Connection, rows: RatingArrays) -> int:
+    """executemany of one upsert straight into ratings, in key order (the table's B-tree grows at
+    its end). A large write drops the secondary indexes and builds them after: one sort per index
+    beats millions of scattered index inserts (readers keep their snapshot: WAL)."""
+    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")  # the pages a large write touches
+    rebuild = len(rows) >= SQLITE_REINDEX_ROWS
+    sql = str(_upsert(conn).compile(dialect=conn.dialect, column_keys=["user_id", "movie_id", "rating", "timestamp"]))
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # set while checked out
     try:
-        if rebuild_indexes:  # one sort per index afterwards beats millions of random index inserts
-            for index in r.indexes:
+        if rebuild:
+            for index in _RATINGS.indexes:
                 index.drop(conn)
         written = 0
-        for start in range(0, len(rows), STAGE_ROWS):
-            _load_staging(conn, rows.take(slice(start, start + STAGE_ROWS)))
-            written += _from_staging(conn)
-            conn.execute(_staging.delete())
-        if rebuild_indexes:
-            for index in r.indexes:
+        for part in _chunks(rows):
+            cursor.executemany(sql, zip(*(c.tolist() for c in _values(part)), strict=True))
+            written += cursor.rowcount
+        if rebuild:
+            for index in _RATINGS.indexes:
                 index.create(conn)
         return written
     finally:
+        cursor.close()
+        conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
+
+
+def _write_postgres(conn: Connection, rows: RatingArrays) -> int:
+    """A large load into an empty table: COPY straight into it, its indexes built after
+    (`_load_empty_postgres`). Else COPY into a temporary table, STAGE_ROWS at a time, merged by
+    INSERT ... SELECT (PostgreSQL's COPY cannot upsert)."""
+    if len(rows) >= POSTGRES_BULK_ROWS and _lock_if_empty(conn):
+        return _load_empty_postgres(conn, rows.where(~_edited(conn, rows)))
+    _staging.create(conn)
+    try:
+        written = 0
+        for start in range(0, len(rows), STAGE_ROWS):
+            _copy(conn, _staging.name, rows.take(slice(start, start + STAGE_ROWS)))
+            written += _merge_staging(conn)
+            conn.execute(_staging.delete())
+        return written
+    finally:
         _staging.drop(conn)
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
 
 
-def _from_staging(conn: Connection) -> int:
-    """The staged rows' users, then their ratings (not the pairs in rating_edits; an identical row is
-    not rewritten). Returns the number of ratings inserted or changed."""
-    insert = _insert(conn)
-    users = select(_staging.c.user_id, literal(datetime.now(UTC), _USERS.c.created_at.type)).distinct()
-    conn.execute(insert(_USERS).from_select(["id", "created_at"], users.where(true())).on_conflict_do_nothing())
-    r = _RATINGS
+def _lock_if_empty(conn: Connection) -> bool:
+    """Whether the ratings table is empty; if so it stays locked (ACCESS EXCLUSIVE) until this
+    transaction ends, so that no other writer or reader sees it while its indexes are gone."""
+    empty = "SELECT NOT EXISTS (SELECT 1 FROM ratings)"
+    if not conn.exec_driver_sql(empty).scalar():
+        return False
+    conn.exec_driver_sql("LOCK TABLE ratings IN ACCESS EXCLUSIVE MODE")
+    return bool(conn.exec_driver_sql(empty).scalar())  # a writer may have come first
+
+
+def _load_empty_postgres(conn: Connection, rows: RatingArrays) -> int:
+    """COPY into the empty, locked ratings table without its secondary indexes and foreign keys,
+    then build the indexes (sorts in POSTGRES_INDEX_MEM) and check the keys in one join each.
+    Row by row, each index insert and key check is a random page access: at 25M
+    ratings, once the indexes outgrow shared_buffers, that took 42 min."""
+    conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{POSTGRES_INDEX_MEM}'")
+    keys = conn.exec_driver_sql(  # as the database holds them: names and definitions
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ratings'::regclass "
+        "AND contype = 'f'"
+    ).all()
+    for name, _ in keys:
+        conn.exec_driver_sql(f'ALTER TABLE ratings DROP CONSTRAINT "{name}"')
+    for index in _RATINGS.indexes:
+        index.drop(conn)
+    # Empty already, but truncated in this transaction its rows can be written frozen (COPY FREEZE):
+    # all-visible, so index-only scans work at once and no vacuum rewrites the table later.
+    conn.exec_driver_sql("TRUNCATE ratings")
+    _copy(conn, _RATINGS.name, rows, freeze=True)
+    for index in _RATINGS.indexes:
+        index.create(conn)
+    for name, definition in keys:
+        conn.exec_driver_sql(f'ALTER TABLE ratings ADD CONSTRAINT "{name}" {definition}')
+    conn.exec_driver_sql("ANALYZE ratings")  # the planner's statistics, for the queries that follow
+    return len(rows)
+
+
+def _merge_staging(conn: Connection) -> int:
+    """The staged rows into ratings (not the pairs in rating_edits: the user may have written one
+    since the import read them). Returns the number of ratings inserted or changed."""
     not_edited = ~exists().where(
         and_(
             _EDITS.c.user_id == _staging.c.user_id,
@@ -586,14 +728,8 @@ def _from_staging(conn: Connection) -> int:
         )
     )
     source = select(_staging.c.user_id, _staging.c.movie_id, _staging.c.rating, _staging.c.timestamp).where(not_edited)
-    stmt = insert(r).from_select(["user_id", "movie_id", "rating", "timestamp"], source)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["user_id", "movie_id"],
-        set_={"rating": stmt.excluded.rating, "timestamp": stmt.excluded.timestamp},
-        where=(r.c.rating != stmt.excluded.rating) | (r.c.timestamp != stmt.excluded.timestamp),
-    )
     # Run as driver SQL (it has no parameters): through execute() psycopg's rowcount comes back -1.
-    return int(conn.exec_driver_sql(str(stmt.compile(dialect=conn.dialect))).rowcount)
+    return int(conn.exec_driver_sql(str(_upsert(conn, source).compile(dialect=conn.dialect))).rowcount)
 
 
 def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
@@ -601,26 +737,22 @@ def _chunks(rows: RatingArrays) -> Iterator[RatingArrays]:
         yield rows.take(slice(start, start + WRITE_CHUNK))
 
 
-def _load_staging(conn: Connection, rows: RatingArrays) -> None:
-    """PostgreSQL: COPY (tab-separated text written by pyarrow); SQLite: executemany, chunk by chunk."""
+def _values(rows: RatingArrays) -> tuple[np.ndarray, ...]:
+    """The columns in the ratings table's order: user_id, movie_id, rating, timestamp."""
+    return rows.user, rows.movie, rows.rating, rows.timestamp
+
+
+def _copy(conn: Connection, table: str, rows: RatingArrays, freeze: bool = False) -> None:
+    """PostgreSQL COPY of `rows` into `table` (ratings' columns), as tab-separated text written by
+    pyarrow. `freeze`: the rows frozen (the table must be created or truncated in this transaction)."""
     raw: Any = conn.connection.driver_connection  # a DB-API connection: set while checked out
-    if conn.dialect.name == "postgresql":
-        with (
-            raw.cursor() as cur,
-            cur.copy("COPY _rating_import (user_id, movie_id, rating, timestamp) FROM STDIN") as copy,
-        ):
-            for part in _chunks(rows):
-                table = pa.table({"u": part.user, "m": part.movie, "r": part.rating, "t": part.timestamp})
-                buffer = io.BytesIO()
-                options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
-                pacsv.write_csv(table, buffer, options)
-                copy.write(buffer.getvalue())
-        return
-    for part in _chunks(rows):
-        values = zip(
-            part.user.tolist(), part.movie.tolist(), part.rating.tolist(), part.timestamp.tolist(), strict=True
-        )
-        raw.executemany("INSERT INTO _rating_import VALUES (?, ?, ?, ?)", values)
+    options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+    sql = f"COPY {table} (user_id, movie_id, rating, timestamp) FROM STDIN" + (" WITH (FREEZE)" if freeze else "")
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for part in _chunks(rows):
+            buffer = io.BytesIO()
+            pacsv.write_csv(pa.table(dict(zip("umrt", _values(part), strict=True))), buffer, options)
+            copy.write(buffer.getvalue())
 
 
 def _save_state(conn: Connection, source: str, fingerprint: str, hashes: list[str], stats: dict[str, Any]) -> None:

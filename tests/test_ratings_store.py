@@ -322,20 +322,55 @@ def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -
     assert not (settings.index_dir / "CURRENT").exists()
 
 
-def test_a_large_sqlite_write_rebuilds_the_indexes_it_dropped(
+def schema_of_ratings(engine: Engine) -> set[str]:
+    """The ratings table's indexes and foreign keys, as the database states them."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            query = (
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'ratings' UNION ALL "
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ratings'::regclass"
+            )
+        else:
+            query = "SELECT sql FROM sqlite_master WHERE tbl_name = 'ratings' AND sql IS NOT NULL"
+        return set(conn.execute(text(query)).scalars())
+
+
+def test_a_large_write_rebuilds_the_indexes_and_keys_it_dropped(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Large SQLite writes drop the secondary indexes and build them again: same rows, same indexes."""
+    """A large write drops the secondary indexes (PostgreSQL, into an empty table: and the foreign
+    keys) and builds them again after: the same rows, indexes and keys as a row-by-row write."""
     import ingest.ratings
 
-    if engine.dialect.name != "sqlite":
-        pytest.skip("the index rebuild is SQLite's alone")
     reference = make_engine(make_settings(tmp_path / "rows").sqlalchemy_url)  # written with its indexes kept
     ingest_file(reference, TMDB / "movies.json", TMDB / "ratings.csv")
     monkeypatch.setattr(ingest.ratings, "SQLITE_REINDEX_ROWS", 1)  # the fixture is far below 500k rows
-    n, _, _ = ingest_file(engine, TMDB / "movies.json", TMDB / "ratings.csv")
-    with engine.connect() as conn:
-        names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE tbl_name = 'ratings'")).scalars())
-    assert {"ix_ratings_user_history", "ix_ratings_movie_id"} <= names
-    assert stored(engine) == stored(reference) and n == 58
+    monkeypatch.setattr(ingest.ratings, "POSTGRES_BULK_ROWS", 1)
+    n, _, stats = ingest_file(engine, TMDB / "movies.json", TMDB / "ratings.csv")
+    schema = schema_of_ratings(engine)
+    assert schema == schema_of_ratings(reference)
+    assert any("ix_ratings_user_history" in s for s in schema) and not any("ix_ratings_movie_id " in s for s in schema)
+    if engine.dialect.name == "postgresql":
+        assert sum("FOREIGN KEY" in s for s in schema) == 2
+    assert stored(engine) == stored(reference) and n == stats["ratings_written"] == 58
     reference.dispose()
+
+
+def test_the_plain_and_the_text_parse_read_the_same_rows(tmp_path: Path) -> None:
+    """A plain file goes through pyarrow's number parsers; one odd value sends the whole file
+    through the text path instead: the same rows either way, and the odd row reported by line."""
+    lines = ["userId,movieId,rating,timestamp", "1,603,4.5,1600781527", "1,550,3,", "2,603,0.5,1600781527000"]
+    lines += [f"{u},{m},{(u + m) % 10 / 2 + 0.5},{1_500_000_000 + u * m}" for u in range(3, 12) for m in (13, 550)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(lines) + "\n")
+    odd = tmp_path / "odd.csv"
+    odd.write_text(plain.read_text() + "7, 603 ,4.0,1.0\n9,603,x,1\n")  # spaces, a .0 timestamp, a bad rating
+    rows, errors, _ = read_ratings_file(plain)
+    odd_rows, odd_errors, _ = read_ratings_file(odd)
+    n = len(lines) - 1
+    assert not errors and len(rows) == n
+    assert [(e.line, e.field) for e in odd_errors] == [(n + 3, "rating")]
+    for name in ("user", "movie", "rating", "timestamp", "line"):
+        assert getattr(odd_rows, name)[:n].tolist() == getattr(rows, name).tolist(), name
+    added = (int(odd_rows.user[n]), int(odd_rows.movie[n]), float(odd_rows.rating[n]), int(odd_rows.timestamp[n]))
+    assert added == (7, 603, 4.0, 1)

@@ -119,6 +119,8 @@ def ensure_schema(engine: Engine) -> None:
         for table in SQLModel.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
+        for name in models.OBSOLETE_INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
 def _add_missing_columns(conn: Connection) -> None:

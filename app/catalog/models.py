@@ -67,9 +67,16 @@ class Rating(SQLModel, table=True):
     )
 
     user_id: int = Field(primary_key=True, foreign_key="users.id", sa_type=BIGINT)
-    movie_id: int = Field(primary_key=True, foreign_key="movies.id", index=True, sa_type=BIGINT)
+    # No index of its own: ix_ratings_movie_ts_rating starts with movie_id (and serves the foreign key).
+    movie_id: int = Field(primary_key=True, foreign_key="movies.id", sa_type=BIGINT)
     rating: float
     timestamp: int = Field(sa_type=BIGINT)  # unix seconds
+
+
+# Indexes an older version created that a newer one replaced (ix_ratings_user_ts by
+# ix_ratings_user_history) or found redundant (ix_ratings_movie_id: the prefix of
+# ix_ratings_movie_ts_rating): every ratings write paid for them. db.ensure_schema drops them.
+OBSOLETE_INDEXES = ("ix_ratings_user_ts", "ix_ratings_movie_id")
 
 
 class Hidden(SQLModel, table=True):

@@ -97,13 +97,33 @@ def purge_unaddressable_movies(session: Session) -> list[int]:
 
 def refresh_rating_stats(session: Session) -> None:
     """Set every movie's local_rating_count (0 when unrated) and local_rating_mean (0.5-5 stars,
-    None when unrated) from the ratings table, in one statement."""
-    rated = col(Rating.movie_id) == col(Movie.id)
-    session.execute(
-        update(Movie).values(
-            local_rating_count=select(func.count()).select_from(Rating).where(rated).scalar_subquery(),
-            local_rating_mean=select(func.avg(Rating.rating)).where(rated).scalar_subquery(),
+    None when unrated) from the ratings table, in one statement: one GROUP BY over the ratings,
+    joined to the movies; only the movies whose figures changed are written.
+
+    Not a subquery per movie: on PostgreSQL, right after a bulk load (the visibility map not yet
+    set) each one read its ratings from the heap, 48 s at 4.1M ratings; the GROUP BY takes seconds."""
+    per_movie = (
+        select(col(Rating.movie_id), func.count().label("n"), func.avg(Rating.rating).label("mean"))
+        .group_by(col(Rating.movie_id))
+        .subquery()
+    )
+    figures = (
+        select(
+            col(Movie.id).label("id"),
+            func.coalesce(per_movie.c.n, 0).label("n"),
+            per_movie.c.mean,
         )
+        .outerjoin(per_movie, per_movie.c.movie_id == col(Movie.id))
+        .subquery()
+    )
+    changed = col(Movie.local_rating_count).is_distinct_from(figures.c.n) | col(
+        Movie.local_rating_mean
+    ).is_distinct_from(figures.c.mean)
+    session.execute(
+        update(Movie)
+        .where(col(Movie.id) == figures.c.id, changed)
+        .values(local_rating_count=figures.c.n, local_rating_mean=figures.c.mean)
+        .execution_options(synchronize_session=False)  # no ORM objects to refresh: no RETURNING of the ids
     )
 
 
@@ -207,21 +227,28 @@ def rated_pair_array(session: Session) -> np.ndarray:
     """(user id, movie id) of every rating, ordered: what the collaborative vectors learn from.
 
     Shape (n, 2), int64. Read through the driver's own cursor (a server-side one on PostgreSQL) in
-    batches of PAIRS_CHUNK rows: no ORM rows (numpy converts SQLAlchemy's Row objects 60x slower than
-    plain tuples) and never one Python object per rating at once (25M ratings: 400 MB, not 3.5 GB)."""
+    batches of PAIRS_CHUNK rows, into an array sized by a count first: no ORM rows (numpy converts
+    SQLAlchemy's Row objects 60x slower than plain tuples), never one Python object per rating at
+    once, and the pairs held once (25M ratings: 400 MB, not a list of batches beside their join)."""
     connection = session.connection()
+    expected = int(session.exec(select(func.count()).select_from(Rating)).one())
     query = select(Rating.user_id, Rating.movie_id).order_by(col(Rating.user_id), col(Rating.movie_id))
     sql = str(query.compile(dialect=connection.dialect))
     raw: Any = connection.connection.driver_connection  # a DB-API connection: set while checked out
     cursor = raw.cursor(name="rated_pairs") if connection.dialect.name == "postgresql" else raw.cursor()
-    parts = []
+    pairs, n, extra = np.empty((expected, 2), dtype=np.int64), 0, []
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(PAIRS_CHUNK):
-            parts.append(np.array(rows, dtype=np.int64).reshape(-1, 2))
+            part = np.array(rows, dtype=np.int64).reshape(-1, 2)
+            fits = min(len(part), expected - n)  # a writer may have added rows since the count
+            pairs[n : n + fits] = part[:fits]
+            n += fits
+            if fits < len(part):
+                extra.append(part[fits:])
     finally:
         cursor.close()
-    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+    return np.concatenate([pairs, *extra]) if extra else pairs[:n]
 
 
 # A pair's mix: 64-bit-safe products under a 31-bit prime (no overflow on SQLite, sums stay < 2^63).
