@@ -10,6 +10,7 @@ import pytest
 
 from app.datasets import SourceCatalogue, load_catalogue, validate
 from app.datasets.demo import display_title, normalise_title, title_keys
+from app.errors import InvalidInputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tmdb"
 MOVIES_JSON, MOVIES_CSV, RATINGS = FIXTURE / "movies.json", FIXTURE / "movies.csv", FIXTURE / "ratings.csv"
@@ -25,13 +26,15 @@ def demo() -> SourceCatalogue:
 
 
 def test_unknown_source_is_named() -> None:
-    with pytest.raises(ValueError, match="'imdb'"):
+    with pytest.raises(InvalidInputError, match="'imdb'") as refused:
         load_catalogue("imdb")
+    assert refused.value.field == "source"
 
 
 def test_tmdb_needs_a_movies_file() -> None:
-    with pytest.raises(ValueError, match="movies file"):
+    with pytest.raises(InvalidInputError, match="movies file") as refused:
         load_catalogue("tmdb")
+    assert refused.value.field == "movies"
 
 
 # --- titles -------------------------------------------------------------------------------------
