@@ -374,3 +374,18 @@ def test_the_plain_and_the_text_parse_read_the_same_rows(tmp_path: Path) -> None
         assert getattr(odd_rows, name)[:n].tolist() == getattr(rows, name).tolist(), name
     added = (int(odd_rows.user[n]), int(odd_rows.movie[n]), float(odd_rows.rating[n]), int(odd_rows.timestamp[n]))
     assert added == (7, 603, 4.0, 1)
+
+
+def test_an_older_databases_obsolete_indexes_are_dropped_at_start(engine: Engine) -> None:
+    from app.catalog.db import ensure_schema
+    from app.catalog.models import OBSOLETE_INDEXES
+
+    with engine.begin() as conn:  # as an older version left them
+        conn.execute(text("CREATE INDEX ix_ratings_movie_id ON ratings (movie_id)"))
+        conn.execute(text("CREATE INDEX ix_ratings_user_ts ON ratings (user_id, timestamp)"))
+    assert all(any(name in s for s in schema_of_ratings(engine)) for name in OBSOLETE_INDEXES)
+    ensure_schema(engine)
+    ensure_schema(engine)  # and again: nothing left to drop
+    schema = schema_of_ratings(engine)
+    assert not any(name in s for name in OBSOLETE_INDEXES for s in schema)
+    assert any("ix_ratings_user_history" in s for s in schema)

@@ -119,8 +119,10 @@ def ensure_schema(engine: Engine) -> None:
         for table in SQLModel.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(conn, checkfirst=True)
-        for name in models.OBSOLETE_INDEXES:
-            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        # Only those present: a DROP, even IF EXISTS, is a write that a read-only database refuses.
+        present = {ix["name"] for ix in inspect(conn).get_indexes(models.Rating.__tablename__)}
+        for name in present.intersection(models.OBSOLETE_INDEXES):
+            conn.execute(text(f"DROP INDEX {name}"))
 
 
 def _add_missing_columns(conn: Connection) -> None:
