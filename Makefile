@@ -34,7 +34,7 @@ DB_TESTS := tests/test_api.py tests/test_api_movies.py tests/test_api_errors.py 
 DB_TESTS += tests/test_ingest.py tests/test_recommend.py tests/test_collab.py
 DB_TESTS += tests/test_trust_authz.py tests/test_trust_auth.py tests/test_trust_database.py
 DB_TESTS += tests/test_ratings_store.py tests/test_import_history.py tests/test_api_lists.py tests/test_api_guests.py
-DB_TESTS += tests/test_first_contact.py tests/test_index_trust.py tests/test_byod_cases.py
+DB_TESTS += tests/test_first_contact.py tests/test_index_trust.py tests/test_byod_cases.py tests/test_scale_serve.py
 test: lint
 	$(VENV)/bin/pytest -q
 	@if pg_isready -q -h 127.0.0.1 2>/dev/null; then \

@@ -130,9 +130,10 @@ async def test_a_verified_token_is_refused_once_it_expires(tmp_path: Path, text_
     time, a tampered copy of it is refused, and a token that failed is not let in later."""
     settings = make_settings(tmp_path / "data")
     key = signing_key(settings)
-    short = Token(sub="admin", exp=datetime.now(UTC) + timedelta(seconds=2)).encode(key, ALGORITHM)
-    tampered = short[:-2] + ("A" if short[-2] != "A" else "B") + short[-1]
     async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
+        # Made once the app is up: its start (a PostgreSQL database's creation) must not eat the 5 s.
+        short = Token(sub="admin", exp=datetime.now(UTC) + timedelta(seconds=5)).encode(key, ALGORITHM)
+        tampered = short[:-2] + ("A" if short[-2] != "A" else "B") + short[-1]
         for _ in range(2):  # the second use is answered from the kept verification
             assert (await client.get("/metrics/embeddings", headers=_bearer(short))).status_code == 200
         assert (await client.get("/metrics/embeddings", headers=_bearer(tampered))).status_code == 401
