@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.vectorstore import IndexStore, Manifest, MemoryIndex, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore import Hit, IndexStore, Manifest, MemoryIndex, MovieFilter, MovieIndex, MoviePoint, payload_for
 
 MANIFEST = Manifest(
     text_model="test-text",
@@ -55,6 +55,19 @@ def same_payload(got: dict[str, Any], want: dict[str, Any]) -> bool:
     return got.keys() == want.keys() and all(
         got[k] == pytest.approx(v, rel=1e-12) if isinstance(v, float) else got[k] == v for k, v in want.items()
     )
+
+
+def assert_same_as_oracle(
+    hits: list[Hit], expected: list[Hit], f: MovieFilter, name: str, **score_tolerance: float
+) -> None:
+    """An engine's answer under filter `f` is the oracle's: the same ids in order, scores within
+    `score_tolerance` (numpy's atol/rtol), every hit kept by the filter with its stored payload."""
+    assert [h.id for h in hits] == [h.id for h in expected], name
+    np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], **score_tolerance)
+    kept = CATALOGUE.kept(f)
+    for hit in hits:
+        assert hit.id in kept, name
+        assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
 
 
 def unit(v: np.ndarray) -> np.ndarray:

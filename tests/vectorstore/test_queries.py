@@ -14,8 +14,8 @@ from tests.helpers.vectorstore import (
     N_MOVIES,
     Engine,
     SyntheticMovies,
+    assert_same_as_oracle,
     build,
-    same_payload,
     unit,
 )
 
@@ -28,12 +28,7 @@ def test_filtered_query_is_exact(published: tuple[IndexStore, MovieIndex], using
     for name, f in FILTERS.items():
         hits = index.query(q, using=using, limit=10, filter=f)
         expected = CATALOGUE.oracle.query(q, using=using, limit=10, filter=f)
-        assert [h.id for h in hits] == [h.id for h in expected], name
-        np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], atol=1e-4)
-        kept = CATALOGUE.kept(f)
-        for hit in hits:
-            assert hit.id in kept, name
-            assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
+        assert_same_as_oracle(hits, expected, f, name, atol=1e-4)
 
 
 def test_query_returns_vectors(published: tuple[IndexStore, MovieIndex]) -> None:
@@ -56,12 +51,7 @@ def test_fused_query_is_weighted_rrf(published: tuple[IndexStore, MovieIndex], f
     for name, f in FILTERS.items():
         hits = index.query_fused(queries, weights, 10, f, prefetch_limit=30)
         expected = CATALOGUE.oracle.query_fused(queries, weights, 10, f, prefetch_limit=30)
-        assert [h.id for h in hits] == [h.id for h in expected], name
-        np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], rtol=1e-5)
-        kept = CATALOGUE.kept(f)
-        for hit in hits:
-            assert hit.id in kept, name
-            assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
+        assert_same_as_oracle(hits, expected, f, name, rtol=1e-5)
 
 
 def test_fused_query_options(published: tuple[IndexStore, MovieIndex]) -> None:
