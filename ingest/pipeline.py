@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from app.catalog import repository as repo
 from app.catalog.models import Movie
-from app.catalog.text import content_hash, vectors_unchanged
+from app.catalog.text import PAYLOAD_ONLY_FIELDS, content_hash, vectors_unchanged
 from app.datasets.base import RowError, SourceCatalogue, validate
 from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
@@ -138,8 +138,8 @@ def in_file_order(errors: list[RowError], ratings_files: Collection[str] = ()) -
     return sorted(dict.fromkeys(errors), key=lambda e: (e.file in ratings_files, rank[e.file], e.line))
 
 
-# The payload keys that no vector depends on: a change in these alone is written in place.
-PAYLOAD_ONLY = ("popularity", "vote_average", "vote_count", "local_rating_count", "content_hash")
+# What a payload-only update writes: those fields, and the content hash that now covers them.
+PAYLOAD_ONLY = (*PAYLOAD_ONLY_FIELDS, "content_hash")
 
 
 def to_point(movie: Movie, vectors: Mapping[str, np.ndarray], has_poster: bool) -> MoviePoint:
@@ -207,9 +207,11 @@ def index_movies(
     index = store.stage(manifest, rebuild)
     present = index.hashes()
     changed = [m for m in movies if present.get(m.id) != wanted[m.id]]
-    in_place = [m for m in changed if vectors_unchanged(present.get(m.id), wanted[m.id])]
+    in_place: list[Movie] = []
+    todo: list[Movie] = []
+    for m in changed:
+        (in_place if vectors_unchanged(present.get(m.id), wanted[m.id]) else todo).append(m)
     summary.payload_updated = _update_payloads(index, in_place)
-    todo = [m for m in changed if not vectors_unchanged(present.get(m.id), wanted[m.id])]
     summary.skipped_unchanged = len(movies) - len(todo)
     orphans = set(present) - set(wanted)
     if todo:

@@ -39,6 +39,9 @@ def lexical_text(movie: Movie) -> str:
 
 
 HASH_SEPARATOR = ":"
+# The Movie fields stored in the payload that no vector is computed from (same names in the payload):
+# a change in these alone is written in place, without embedding the movie again.
+PAYLOAD_ONLY_FIELDS = ("popularity", "vote_average", "vote_count", "local_rating_count")
 
 
 def content_hash(movie: Movie) -> str:
@@ -47,7 +50,7 @@ def content_hash(movie: Movie) -> str:
     part only (a new rating count, TMDB's votes) needs the payload updated, not the movie re-embedded
     (`vectors_unchanged`)."""
     vectors = {"text": movie_text(movie), "lexical": lexical_text(movie), "poster": movie.poster}
-    payload = [movie.popularity, movie.vote_average, movie.vote_count, movie.local_rating_count]
+    payload = [getattr(movie, name) for name in PAYLOAD_ONLY_FIELDS]
     return f"{_digest(vectors)[:32]}{HASH_SEPARATOR}{_digest(payload)[:16]}"
 
 
