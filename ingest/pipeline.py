@@ -167,7 +167,7 @@ def index_movies(
     manifest: Manifest,
     make_embedder: Callable[[bool], MovieEmbedder],
     *,
-    batch_size: int,
+    batch_size: int | None = None,
     rebuild: bool = False,
     progress: bool = True,
     ratings: Pairs | Callable[[], Pairs] | None = None,
@@ -180,7 +180,8 @@ def index_movies(
     function returning them, called only when something is staged; None leaves collab vectors out.
     `ratings_checksum`: what identifies those pairs (repo.ratings_checksum), so that they need not
     be read to see that nothing changed; None: a hash of the pairs themselves. Movies with at least
-    `collab_min_ratings` of them get rating-fitted collab vectors, the others content-predicted ones."""
+    `collab_min_ratings` of them get rating-fitted collab vectors, the others content-predicted ones.
+    `batch_size`: movies embedded and upserted at a time (None: the embedder's text batch size)."""
     started = time.perf_counter()
     wanted = {m.id: content_hash(m) for m in movies}
     summary = IngestSummary(movies=len(movies))
@@ -216,7 +217,8 @@ def index_movies(
     orphans = set(present) - set(wanted)
     if todo:
         embedder = make_embedder(any(m.poster for m in todo))  # no CNN for poster-less catalogues
-        summary.failed = _embed_into(index, todo, embedder, batch_size, progress, summary.poster_embedded)
+        batch = batch_size or embedder.text_batch_size
+        summary.failed = _embed_into(index, todo, embedder, batch, progress, summary.poster_embedded)
     index.delete(orphans)
     summary.embedded, summary.deleted = len(todo), len(orphans)
     if ratings is not None:

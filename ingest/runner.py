@@ -13,7 +13,7 @@ from sqlmodel import Session
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
-from app.embedding.device import default_batch_size, resolve_device
+from app.embedding.device import resolve_device
 from app.embedding.factory import build_manifest, build_movie_embedder
 from app.embedding.movie import MovieEmbedder
 from app.errors import InvalidInputError
@@ -56,8 +56,12 @@ def run(
     if ratings is not None and source != "tmdb":
         raise InvalidInputError(f"the {source} source reads its own ratings", field="ratings")
     store = store or open_store(settings)
-    dev = resolve_device(device or settings.device)
-    batch = batch_size or settings.batch_size or default_batch_size(dev, "text")
+    batch = batch_size or settings.batch_size  # None: the device's own (default_batch_size)
+
+    def embedder(with_images: bool) -> MovieEmbedder:
+        # Resolved only when a movie needs embedding: an unchanged catalogue never imports torch (~1.5 s).
+        return build_movie_embedder(settings, resolve_device(device or settings.device), batch, with_images=with_images)
+
     # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
     catalogue = load_catalogue(
         source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
@@ -81,7 +85,7 @@ def run(
             stored,
             store,
             build_manifest(settings),
-            make_embedder or (lambda with_images: build_movie_embedder(settings, dev, batch, with_images=with_images)),
+            make_embedder or embedder,
             batch_size=batch,
             rebuild=rebuild,
             progress=progress,

@@ -41,7 +41,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from app.errors import IndexUnavailableError
-from app.files import atomic_write
+from app.files import atomic_write, copy_sparse, copy_tree_sparse
 from app.vectorstore.base import (
     MAX_GENRES,
     NOT_BUILT,
@@ -421,7 +421,7 @@ class EdgeStore:
             index = EdgeIndex.create(staging / "shard", manifest)
         else:
             assert current is not None
-            shutil.copytree(current / "shard", staging / "shard", ignore=shutil.ignore_patterns(TEMP_SEGMENTS))
+            copy_tree_sparse(current / "shard", staging / "shard", ignore=TEMP_SEGMENTS)
             index = EdgeIndex.load(staging / "shard")
             index.ensure_payload_indexes()
         _write_json(staging / "staging.json", {"manifest": manifest.to_dict(), "fresh": fresh})
@@ -477,8 +477,8 @@ def _sweep_temp_segments(shard: Path) -> None:
 
 
 def _link_or_copy(src: str, dst: str) -> str:
-    """Hard-link the engine's bulk files (SHAREABLE), copy everything else, and copy where a link
-    cannot be made (another file system, no permission, too many links)."""
+    """Hard-link the engine's bulk files (SHAREABLE), copy everything else (holes kept), and copy where
+    a link cannot be made (another file system, no permission, too many links)."""
     if SHAREABLE.fullmatch(os.path.basename(src)):
         try:
             os.link(src, dst)
@@ -486,7 +486,7 @@ def _link_or_copy(src: str, dst: str) -> str:
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
                 raise
-    return shutil.copy2(src, dst)
+    return copy_sparse(src, dst)
 
 
 def _sweep_dead_readers(readers: Path) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
+from app.files import copy_tree_sparse
 from app.settings import Settings
 
 TEST_DB = os.environ.get("MOVIEREC_TEST_DB", "sqlite")
@@ -64,7 +64,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 def copy_settings(source: Settings, data_dir: Path) -> Settings:
     """A private copy of another test world: data dir and database both, so writes stay local."""
-    shutil.copytree(source.data_dir, data_dir)
+    copy_tree_sparse(source.data_dir, data_dir)  # the index's preallocated files stay sparse
     url = None
     if source.database_url:
         from sqlalchemy.engine import make_url
