@@ -63,6 +63,8 @@ def test_guest_choices_are_the_ratings_a_user_would_have() -> None:
         UserRating(5, LIKED_RATING, 1000),
     ]
     assert history == repo_order(history)
+    # A choice is a set: naming a movie again changes nothing (it weighed triple before).
+    assert guest_history([5, 9, 5, 5], [7, 7], timestamp=1000) == history
 
 
 def repo_order(rows: list[UserRating]) -> list[UserRating]:

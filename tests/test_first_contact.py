@@ -141,12 +141,10 @@ def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
     assert result.items and all(i.reason == "a popular pick" for i in result.items)
 
 
-def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None:
-    """New movies (nobody rated them) take every 10th place of the ranking; pages shorter than that
-    spacing must still be slices of one list (a page of 5, then the next, never repeat a movie)."""
-    from app.catalog.repository import UserRating
+def _taste_world(tmp_path, movies: int, rated: int):
+    """An index of `movies` movies whose collab factors lie near one taste; the first `rated` have
+    ratings, the others are new (nobody rated them: content-predicted vectors)."""
     from app.embedding.factory import build_manifest
-    from app.recommend import Recommender
     from app.settings import Settings
     from app.vectorstore import MoviePoint, payload_for
     from app.vectorstore.edge import EdgeIndex
@@ -155,8 +153,8 @@ def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None
     taste = _unit(rng.normal(size=255))
     index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
     points = []
-    for mid in range(1, 61):
-        unrated = mid > 48  # 12 new movies, close to the user's taste like the rated ones
+    for mid in range(1, movies + 1):
+        unrated = mid > rated
         factors = _unit(taste + rng.normal(scale=0.6, size=255)) * 0.8
         text = _unit(rng.normal(size=384))
         payload = payload_for(
@@ -178,6 +176,16 @@ def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None
         }
         points.append(MoviePoint(mid, vectors, payload))
     index.upsert(points)
+    return index
+
+
+def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None:
+    """New movies (nobody rated them) take every 10th place of the ranking; pages shorter than that
+    spacing must still be slices of one list (a page of 5, then the next, never repeat a movie)."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    index = _taste_world(tmp_path, movies=60, rated=48)  # 12 new movies, close to the taste like the rated ones
     rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
     ratings = [UserRating(mid, 5.0 if mid % 2 else 4.0, 10_000 - mid) for mid in range(1, 13)]  # 12: warm
     deep = rec.recommend(ratings, limit=30, strategy="collab", popularity=0.0, diversity=0.0, depth=30)
@@ -192,4 +200,26 @@ def test_pages_of_any_size_cut_one_ranking_with_its_new_movies(tmp_path) -> None
         ]
         cut = [i.id for page in pages for i in page.items]
         assert cut == flat[: len(cut)], size
+    index.close()
+
+
+@pytest.mark.parametrize("strategy", ["collab", "hybrid"])
+def test_a_catalogue_nobody_rated_yet_fills_the_list_best_first(tmp_path, strategy: str) -> None:
+    """A new catalogue: 3 movies rated, 9 nobody rated. Every one of the 9 is a candidate, so a list
+    of 10 holds all 9, best first, however deep the ranking is cut (the API cuts 50 deep)."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    index = _taste_world(tmp_path, movies=12, rated=3)
+    rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 3_000), UserRating(2, 4.0, 2_000), UserRating(3, 2.0, 1_000)]
+    for depth in (None, 10, 50):
+        got = rec.recommend(ratings, limit=10, strategy=strategy, popularity=0.0, diversity=0.0, depth=depth)
+        assert sorted(i.id for i in got.items) == list(range(4, 13)), (depth, got.path)
+        scores = [i.score for i in got.items]
+        assert scores == sorted(scores, reverse=True), depth
+        assert all(i.reason.startswith("new:") for i in got.items)
+    fresh = rec.recommend([], limit=10, strategy=strategy, only_new=True)  # a new user's "new for you"
+    assert fresh.path == "popular" and sorted(i.id for i in fresh.items) == list(range(4, 13))
+    assert all(i.reason.startswith("new:") for i in fresh.items)  # nobody rated them: not "popular"
     index.close()

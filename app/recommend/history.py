@@ -30,9 +30,10 @@ def newest_first(records: Iterable[UserRating]) -> list[UserRating]:
 
 def guest_history(liked: Sequence[int], disliked: Sequence[int], timestamp: int) -> list[UserRating]:
     """A visitor's choices as the ratings a stored user would have: liked = LIKED_RATING,
-    disliked = DISLIKED_RATING, all at `timestamp` (unix seconds), so recency weighs them alike."""
-    rows = [UserRating(m, LIKED_RATING, timestamp) for m in liked]
-    rows += [UserRating(m, DISLIKED_RATING, timestamp) for m in disliked]
+    disliked = DISLIKED_RATING, all at `timestamp` (unix seconds), so recency weighs them alike.
+    A movie named twice counts once, as a stored user's rating of it would: a choice is a set."""
+    rows = [UserRating(m, LIKED_RATING, timestamp) for m in dict.fromkeys(liked)]
+    rows += [UserRating(m, DISLIKED_RATING, timestamp) for m in dict.fromkeys(disliked)]
     return newest_first(rows)
 
 

@@ -55,6 +55,7 @@ WITH_COLLAB = (CANDIDATE_VECTOR, "collab")  # collab answers' candidates: their 
 COLLAB_PATHS = ("collab_popular", "collab", "hybrid")
 LIKED_MIN = 3.5  # a movie is cited as a reason only when rated at least this, and above the user's mean
 MATCH_MIN = 0.1  # below this cosine a movie is never said to match or be like what the user rated
+NEW_REASON = "new: nobody has rated it yet"  # a movie whose collab vector is predicted from its content
 _MOVIE_ID = itemgetter(0)  # UserRating.movie_id and HiddenMovie.movie_id: both tuples' first field
 NEW_OVERFETCH = 2  # the exploration query's depth before exclusions, in slots (Recommender._new_movies)
 PRIOR_MOVIES = 1000  # the popularity direction of short histories sums this many movies' factors
@@ -267,10 +268,12 @@ class Recommender:
         # the same list: a page of 5 and the next one never show the same movie.
         slots = 0 if only_new or collab_query is None or not every else ranked // every
         fresh = self._new_movies(index, collab_query, slots, unseen) if slots and collab_query is not None else []
-        fresh_ids = {f.id for f in fresh}
-        picks = rerank([h for h in hits if h.id not in fresh_ids], CANDIDATE_VECTOR, shown, popularity, diversity)
+        # The new movies stay among the candidates: one that ranks on its own keeps its place, and where
+        # nobody rated most of a catalogue they are most of the list (spares for the ones placed twice).
+        picks = rerank(hits, CANDIDATE_VECTOR, shown + len(fresh), popularity, diversity)
         if fresh and collab_query is not None:
-            picks = _interleave_new(picks, fresh, collab_query, every, self.tuning.new_min_ratio)[:shown]
+            picks = _interleave_new(picks, fresh, collab_query, every, self.tuning.new_min_ratio)
+        picks = picks[:shown]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
         cite, cite_collab = _citable(taste.liked, liked_collab)
         items = [_recommendation(h, score, cite, cite_collab) for h, score in picks[offset:]]
@@ -367,8 +370,12 @@ class Recommender:
         return known[1]
 
     def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
+        """The most rated movies under `filter`; a movie nobody rated (`only_new`) is called new, not popular."""
         return [
-            Recommendation(**vars(ScoredMovie.from_payload(h.id, h.payload, h.score)), reason="popular with viewers")
+            Recommendation(
+                **vars(ScoredMovie.from_payload(h.id, h.payload, h.score)),
+                reason="popular with viewers" if h.payload.get("local_rating_count") else NEW_REASON,
+            )
             for h in index.popular(limit, filter)
         ]
 
@@ -501,16 +508,22 @@ def _interleave_new(
 ) -> list[tuple[Hit, float]]:
     """The ranking with one new movie (no ratings yet) in every `every`-th place (the 10th, 20th...),
     best first. A new movie earns its place only when the user's collab query scores it at least
-    `min_ratio` x the pick it displaces (both cosines to the same query); otherwise the pick stays."""
+    `min_ratio` x the pick it displaces (both cosines to the same query); otherwise the pick stays.
+    `picks` may hold new movies on their own merits: each is shown once, at the first place it gets."""
     ranking: list[tuple[Hit, float]] = []
+    shown: set[int] = set()
     queue = list(fresh)
     for pick in picks:
+        if pick[0].id in shown:
+            continue
+        queue = [new for new in queue if new.id not in shown]
         due = queue and (len(ranking) + 1) % every == 0 and "collab" in pick[0].vectors
         if due and queue[0].score >= min_ratio * float(query @ pick[0].vectors["collab"]):
             new = queue.pop(0)
-            ranking += [(new, new.score), pick]
-        else:
-            ranking.append(pick)
+            ranking.append((new, new.score))
+            shown.add(new.id)
+        ranking.append(pick)
+        shown.add(pick[0].id)
     return ranking
 
 
@@ -541,12 +554,12 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
         if best is not None:
             cited = f"{_title(best)} (you: {best[0].rating:.1f}★)"
             item.reason = (
-                f"new: nobody has rated it yet; its content predicts it for fans of {cited}"
+                f"{NEW_REASON}; its content predicts it for fans of {cited}"
                 if new
                 else f"people who liked {cited} also liked this"
             )
         elif new:
-            item.reason = "new: nobody has rated it yet"
+            item.reason = NEW_REASON
         return item
     text = hit.vectors.get(CANDIDATE_VECTOR)
     if text is not None:
@@ -605,12 +618,13 @@ def _title(cited: tuple[UserRating, dict[str, Any]]) -> str:
 
 def _sentence(title: str, reason: str, similarity: float, text_share: float) -> str:
     """The explanation: the list's own reason, then the content similarity, called a match only
-    when it reaches MATCH_MIN."""
+    when it reaches MATCH_MIN. The similarity is the taste vector's (every rated movie, dislikes
+    pulling away), so a reason citing one liked movie can stand beside a low one: said "as a whole"."""
     source = "story and genres" if text_share >= 0.5 else "poster style"
     content = (
         f"its content matches your taste (similarity {similarity:.2f}), mostly through its {source} "
         f"({text_share:.0%} text, {1 - text_share:.0%} image)"
         if similarity >= MATCH_MIN
-        else f"its content is not close to what you rated (similarity {similarity:.2f})"
+        else f"taken as a whole, its content is not close to your taste (similarity {similarity:.2f})"
     )
     return f"{title}: {reason}; {content}."
