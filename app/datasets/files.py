@@ -166,7 +166,12 @@ def csv_records(
     delimiter = sniff_delimiter(_read_header(path, encoding.name))
     with _open_text(path, encoding.name) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
-        header = [h.strip() for h in _next(reader, path, 1) or []]
+        try:
+            header = [h.strip() for h in _next(reader, path, 1) or []]
+        except csv.Error as exc:  # a stray quote in the header: no column can be trusted
+            raise UnusableFileError(
+                path.name, f"the header row cannot be read ({exc})", 'write a quote inside a cell as ""', line=1
+            ) from None
         _check_columns(path, header, required, delimiter, missing_hint)
         start = reader.line_num + 1
         while True:
