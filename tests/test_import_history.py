@@ -184,6 +184,7 @@ async def test_titles_with_several_alternates_and_articles_last_match(settings: 
         "2022-01-02;Leon: The Professional;1994;https://boxd.it/2a;4,5\n"
         "2022-01-03;Usual Suspects, The;1995;https://boxd.it/2b;3\n"
         "2022-01-04;Toy Story;abc;https://boxd.it/2c;4\n"
+        '2022-01-05;"Say "Anything";1989;https://boxd.it/2d;4\n'
     )
     result = run_cli(settings, "import-ratings", "--user", str(user), "--format", "letterboxd", str(path), "--json")
     assert result.exit_code == 0, result.output
@@ -191,7 +192,8 @@ async def test_titles_with_several_alternates_and_articles_last_match(settings: 
 
     report = json.loads(result.stdout)
     assert (report["matched"], report["unmatched"]) == (2, [])
-    assert report["skipped"] == [{"line": 4, "field": "Year", "message": "not a number: 'abc'"}]
+    assert [(s["line"], s["field"]) for s in report["skipped"]] == [(4, "Year"), (5, "row")]
+    assert report["skipped"][0]["message"] == "not a number: 'abc'"
     assert ratings_of(settings, user) == {293: (4.5, 1641081600), 50: (3.0, 1641168000)}
 
 
