@@ -21,7 +21,7 @@ SimilarVector = Literal["combined", "text", "image", "collab"]
 # The lists from the store of record (app/catalog/lists.py).
 ListKind = Literal["popular", "top-rated", "new"]
 
-# -- data (app/datasets, app/catalog/history.py) ---------------------------------------------------
+# -- data (app/datasets, including the history imports of app/datasets/history.py) ------------------
 PackagedSource = Literal["demo", "ml-100k"]  # ship with the package: no files to give
 FolderSource = Literal["movielens", "movies-dataset"]  # read a folder (--dir), not files
 SourceName = Literal[PackagedSource, "tmdb", FolderSource]

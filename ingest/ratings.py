@@ -197,8 +197,11 @@ def file_hash(path: Path) -> str:
 
 def _sniff(path: Path) -> tuple[str, str, list[str]]:
     """(encoding, delimiter, header names) from the file's first 64 KiB; RatingsFileError if unusable."""
-    with path.open("rb") as f:
-        head = f.read(1 << 16)
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError as exc:
+        raise RatingsFileError(f"{path}: cannot read the ratings file ({exc.strerror}); check the path") from None
     if not head.strip():
         raise RatingsFileError(f"{path.name}: the ratings file is empty; expected a header {','.join(COLUMNS)}")
     try:
@@ -218,6 +221,12 @@ def _sniff(path: Path) -> tuple[str, str, list[str]]:
             f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
         )
     return encoding, delimiter, header
+
+
+def check_ratings_file(path: Path) -> None:
+    """The cheap part of reading a ratings CSV: that it opens, is not empty and has the columns.
+    Raises RatingsFileError otherwise, so a caller can refuse it before creating anything."""
+    _sniff(path)
 
 
 Check = Callable[[RatingArrays, dict[str, Any]], tuple[RatingArrays, list[RowError]]]

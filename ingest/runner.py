@@ -20,6 +20,7 @@ from app.errors import InvalidInputError
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
+from ingest.ratings import check_ratings_file
 
 
 def run(
@@ -51,10 +52,13 @@ def run(
     receives the lines a user should read, in order: "warning: ..." per file-level note and
     "skipped: ..." per bad row (file:line). `progress`: a progress bar on stderr.
 
-    Raises UnusableFileError, before anything is written, for a file that cannot be read or holds no
+    Raises UnusableFileError or RatingsFileError, before anything is written (a ratings file's header
+    is checked before the database is even created), for a file that cannot be read or holds no
     usable movie; InvalidInputError for a wrong combination of arguments (`field`: which one)."""
     if ratings is not None and source != "tmdb":
         raise InvalidInputError(f"the {source} source reads its own ratings", field="ratings")
+    if ratings is not None:
+        check_ratings_file(ratings)  # a wrong header stops here, before the database file is created
     store = store or open_store(settings)
     batch = batch_size or settings.batch_size  # None: the device's own (default_batch_size)
 

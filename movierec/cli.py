@@ -109,23 +109,30 @@ def import_ratings(
     fmt: Annotated[HistoryFormat, typer.Option("--format", help="Which export the file is.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ) -> None:
-    """Import a user's own Letterboxd or IMDb ratings as that user's ratings (never reverted by an ingest)."""
+    """Import a user's own Letterboxd or IMDb ratings as that user's ratings (never reverted by an ingest).
+
+    A file that cannot be read as that export stops with one line and exit status 2, as `ingest`
+    does, before the database is opened."""
     from dataclasses import asdict
 
     from sqlmodel import Session
 
     from app.catalog.db import make_engine
-    from app.catalog.history import import_history
-    from app.errors import InvalidInputError
+    from app.datasets import UnusableFileError
+    from app.datasets.history import import_history, read_history
 
+    try:
+        history = read_history(file.read_bytes(), fmt, name=file.name)
+    except UnusableFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for warning in history.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     engine = make_engine(get_settings().sqlalchemy_url)
     with Session(engine) as session:
-        try:
-            report = import_history(session, user, file.read_bytes(), fmt)
-        except InvalidInputError as exc:
-            typer.echo(f"error: {file}: {exc}", err=True)
-            raise typer.Exit(1) from None
+        report = import_history(session, user, history)
         session.commit()
+    engine.dispose()
     if as_json:
         _echo_json({"user_id": user, "format": fmt, **asdict(report)})
         return

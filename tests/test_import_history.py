@@ -17,11 +17,12 @@ from typer.testing import CliRunner
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
+from app.datasets.titles import match_keys
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
 from movierec.cli import cli
 from tests.helpers.api import bearer
-from tests.helpers.worlds import DEMO_LIMIT
+from tests.helpers.worlds import DEMO_LIMIT, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -139,3 +140,118 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     resp = await client.post(url, params={"format": "csv"}, content=IMDB.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text
     assert ratings_of(settings, USER + 2) == {}
+
+
+# -- titles: every trailing group an alternate, articles in either place --------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "own", "alternates"),
+    [
+        (
+            "Léon: The Professional (The Professional) (Léon)",
+            [
+                "leon the professional the professional leon",
+                "leon the professional the professional",
+                "leon the professional",
+            ],
+            ["professional", "leon"],
+        ),
+        ("Seven (a.k.a. Se7en)", ["seven a k a se7en", "seven"], ["se7en"]),
+        (
+            "To Have, or Not (En avoir (ou pas))",
+            ["to have or not en avoir ou pas", "to have or not"],
+            ["en avoir ou pas", "en avoir", "ou pas"],
+        ),
+        ("Evangelion: 1.0 You Are (Not) Alone", ["evangelion 1 0 you are not alone"], []),
+        ("Matrix, The", ["matrix"], []),
+        ("Power of Nightmares, The: The Rise of Fear", ["power of nightmares the rise of fear"], []),
+        ("(500) Days of Summer", ["500 days of summer"], []),
+    ],
+)
+def test_match_keys(title: str, own: list[str], alternates: list[str]) -> None:
+    assert match_keys(title) == (own, alternates)
+
+
+async def test_titles_with_several_alternates_and_articles_last_match(settings: Settings, tmp_path: Path) -> None:
+    """The catalogue's "Léon: The Professional (The Professional) (Léon)" (1994) is found by its bare
+    title, accents or not; "Usual Suspects, The" by its article-last form. A `;` file with decimal
+    commas (a European spreadsheet's) reads as ingest reads one."""
+    user = USER + 4
+    path = tmp_path / "ratings.csv"
+    path.write_text(
+        "Date;Name;Year;Letterboxd URI;Rating\n"
+        "2022-01-02;Leon: The Professional;1994;https://boxd.it/2a;4,5\n"
+        "2022-01-03;Usual Suspects, The;1995;https://boxd.it/2b;3\n"
+        "2022-01-04;Toy Story;abc;https://boxd.it/2c;4\n"
+        '2022-01-05;"Say "Anything";1989;https://boxd.it/2d;4\n'
+    )
+    result = run_cli(settings, "import-ratings", "--user", str(user), "--format", "letterboxd", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.stdout)
+    assert (report["matched"], report["unmatched"]) == (2, [])
+    assert [(s["line"], s["field"]) for s in report["skipped"]] == [(4, "Year"), (5, "row")]
+    assert report["skipped"][0]["message"] == "not a number: 'abc'"
+    assert ratings_of(settings, user) == {293: (4.5, 1641081600), 50: (3.0, 1641168000)}
+
+
+async def test_imdb_title_with_several_alternates_matches_by_api(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    user = USER + 5
+    row = "tt0110413,8,2020-06-01,Léon: The Professional,https://www.imdb.com/title/tt0110413/,movie,8.5,110,1994,"
+    body = f"{IMDB_HEADER}\n{row}Crime,1100000,1994-09-14,Luc Besson\n".encode()
+    resp = await client.post(
+        f"/users/{user}/ratings/import", params={"format": "imdb"}, content=body, headers=bearer(settings, user_id=user)
+    )
+    assert resp.status_code == 201, resp.text
+    assert (resp.json()["matched"], resp.json()["unmatched"]) == (1, [])
+    assert ratings_of(settings, user) == {293: (4.0, 1590969600)}
+
+
+# -- file errors: read as ingest reads a CSV, exit 2, nothing created -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt", "words"),
+    [
+        (
+            'Date,Name,Year,Letterboxd URI,Rating\n2021-03-04,"Toy Story,1995,https://boxd.it/1a,4.5\n',
+            "letterboxd",
+            ["ratings.csv:2:", "quote", "never closed"],
+        ),
+        (LETTERBOXD, "imdb", ["ratings.csv:1:", "no 'Title' column", "an IMDb ratings export", "letterboxd"]),
+        ("", "letterboxd", ["ratings.csv: empty file"]),
+    ],
+)
+def test_file_errors_exit_2_and_create_no_database(tmp_path: Path, text: str, fmt: str, words: list[str]) -> None:
+    fresh = make_settings(tmp_path / "data")
+    path = tmp_path / "ratings.csv"
+    path.write_text(text)
+    result = run_cli(fresh, "import-ratings", "--user", str(USER), "--format", fmt, str(path))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not fresh.data_dir.exists() or not any(fresh.data_dir.iterdir())  # no movierec.db left behind
+    if fresh.database_url:  # PostgreSQL: the database is the test's own, and holds no table yet
+        from sqlalchemy import create_engine, inspect
+
+        engine = create_engine(fresh.sqlalchemy_url)
+        assert inspect(engine).get_table_names() == []
+        engine.dispose()
+
+
+async def test_unclosed_quote_is_a_file_error_by_api(client: AsyncTestClient[Litestar], settings: Settings) -> None:
+    user = USER + 6
+    body = IMDB_HEADER + '\n"tt0110912,9,2020-05-01,Pulp Fiction\n'
+    resp = await client.post(
+        f"/users/{user}/ratings/import",
+        params={"format": "imdb"},
+        content=body.encode(),
+        headers=bearer(settings, user_id=user),
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["field"] == "file" and "body:2:" in resp.json()["detail"], resp.text

@@ -297,14 +297,22 @@ def test_unchanged_reingest_writes_nothing(engine: Engine, tmp_path: Path) -> No
         assert changed == {(1, 348), (77, 603)}
 
 
-def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("user|movie|stars\n1|2001|4\n", ["ratings.csv:1", "userId"]), (None, ["ratings.csv", "cannot read", "path"])],
+)
+def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(
+    tmp_path: Path, text: str | None, words: list[str]
+) -> None:
+    from sqlalchemy import create_engine, inspect
     from typer.testing import CliRunner
 
     from app.settings import get_settings
     from movierec.cli import cli
 
     bad = tmp_path / "ratings.csv"
-    bad.write_text("user|movie|stars\n1|2001|4\n")
+    if text is not None:  # None: no such file
+        bad.write_text(text)
     settings = make_settings(tmp_path / "data")
     env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
     get_settings.cache_clear()
@@ -315,7 +323,13 @@ def test_cli_stops_on_an_unreadable_ratings_file_with_one_line(tmp_path: Path) -
         get_settings.cache_clear()
     assert result.exit_code == 2, result.output  # every file-level problem: exit 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "ratings.csv:1" in lines[0] and "userId" in lines[0], result.output
+    assert len(lines) == 1 and all(w in lines[0] for w in words) and "Traceback" not in result.output, result.output
+    # Refused before the database was created: no movierec.db on a fresh data dir, no tables on PostgreSQL.
+    assert not list(settings.data_dir.glob("*.db"))
+    if settings.database_url:
+        bare = create_engine(settings.sqlalchemy_url)
+        assert inspect(bare).get_table_names() == []
+        bare.dispose()
     engine = make_engine(settings.sqlalchemy_url)
     assert stored(engine) == []  # nothing written, nothing published
     engine.dispose()

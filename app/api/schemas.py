@@ -304,6 +304,9 @@ class HistoryImportOut(msgspec.Struct):
         list[dict[str, Any]],
         doc("Rows refused: {line, field, message}.", [{"line": 9, "field": "Rating", "message": "empty"}]),
     ]
+    warnings: Annotated[
+        list[str], doc("File-level notes, e.g. the encoding guessed for a file that is not UTF-8.", [])
+    ] = msgspec.field(default_factory=list)
 
 
 # -- system ---------------------------------------------------------------------------------------

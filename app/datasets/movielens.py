@@ -17,8 +17,8 @@ from typing import Any
 
 from app.catalog.models import Movie
 from app.datasets.base import RowError, SourceCatalogue, SourceMovie, make_movie
-from app.datasets.demo import display_title
 from app.datasets.files import UnusableFileError, csv_records
+from app.datasets.titles import display_title
 from app.datasets.tmdb import BadFieldError, parse_int, parse_names, parse_text, read_ratings
 
 NAME = "movielens"

@@ -14,7 +14,7 @@ from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
-from app.catalog.history import import_history
+from app.datasets.history import import_history, read_history
 from app.names import HistoryFormat
 
 
@@ -78,7 +78,8 @@ class RatingController(Controller):
             Parameter(description="Which export the body is: letterboxd or imdb.", examples=examples("letterboxd")),
         ],
     ) -> HistoryImportOut:
-        report = await services.in_session(lambda session: import_history(session, owner, body, format))
+        # One thread hop: the CSV is read off the event loop, and a file error (400) writes nothing.
+        report = await services.in_session(lambda session: import_history(session, owner, read_history(body, format)))
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))
 
     @delete(
