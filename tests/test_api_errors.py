@@ -64,6 +64,34 @@ BAD_QUERIES = [
     ("/users/{u}/ratings?limit=0", "limit"),
     ("/users/{u}/ratings?limit=101", "limit"),
     ("/users/{u}/ratings?offset=-1", "offset"),
+    # Integers are decimal digits, everywhere: Litestar alone read 1e2 as 100 but refused 1.5.
+    ("/movies/recommendations?user_id={u}&limit=1e2", "limit"),
+    ("/movies/recommendations?user_id={u}&limit=1.5", "limit"),
+    ("/movies/recommendations?user_id={u}&limit=10.0", "limit"),
+    ("/movies/recommendations?user_id={u}&limit=%2B5", "limit"),
+    ("/movies/recommendations?user_id={u}&limit=05", "limit"),
+    ("/movies/recommendations?user_id={u}&limit=", "limit"),
+    ("/movies/recommendations?user_id={u}&offset=1e1", "offset"),
+    ("/movies/popular?window_days=3e1", "window_days"),
+    ("/movies/top-rated?min_votes=1e1", "min_votes"),
+    ("/movies/search?q=x&year_min=2e3", "year_min"),
+    ("/users/{u}/ratings?limit=2.0", "limit"),
+    ("/movies/1e2", "movie_id"),
+    ("/movies/{m}/similar?limit=1e1", "limit"),
+    ("/movies/explain/{u}/1e2", "movie_id"),
+    ("/movies/recommendations?user_id=1e2", "user_id"),
+    ("/movies/recommendations?user_id=1000000000000000000", "user_id"),
+    ("/movies/recommendations?user_id={u}&exclude=99999999999999999999", "exclude"),
+    # A parameter the route does not take is named, never silently ignored.
+    ("/movies/{m}/similar?offset=5", "offset"),
+    ("/movies/search?q=toy&offset=10", "offset"),
+    ("/movies/recommendations?user_id={u}&page=2", "page"),
+    ("/movies/{m}?fields=title", "fields"),
+    ("/users/{u}/ratings?sort=rating", "sort"),
+    ("/genres?limit=5", "limit"),
+    # One value per parameter.
+    ("/movies/recommendations?user_id={u}&limit=5&limit=7", "limit"),
+    ("/movies/search?q=toy&q=heat", "q"),
 ]
 
 
@@ -87,8 +115,15 @@ BAD_RATINGS = [
     ({"movie_id": 1, "rating": "four"}, "rating"),
     ({"movie_id": "abc", "rating": 4}, "movie_id"),
     ({"movie_id": 0, "rating": 4}, "movie_id"),
-    ({"rating": 4}, None),
-    ([1, 2], None),
+    ({"rating": 4}, "movie_id"),  # a missing field is named
+    ({}, "movie_id"),
+    ([1, 2], "body"),
+    # Strict: a string or a float is not an integer, a string or a bool not a number.
+    ({"movie_id": "1", "rating": 4}, "movie_id"),
+    ({"movie_id": 1, "rating": "4"}, "rating"),
+    ({"movie_id": 1.0, "rating": 4}, "movie_id"),
+    ({"movie_id": 1, "rating": True}, "rating"),
+    ({"movie_id": 1, "rating": 4, "note": "x"}, "note"),  # an unknown field is named
 ]
 
 
@@ -109,3 +144,75 @@ async def test_malformed_json_and_bad_ids_on_writes_are_400(
         await client.post("/users/abc/ratings", json={"movie_id": 1, "rating": 4}, headers=admin), 400, "user_id"
     )
     assert_error(await client.delete(f"/users/{NEW_USER}/ratings/abc", headers=admin), 400, "movie_id")
+
+
+ID_RANGE = "1 to 999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/movies/recommendations?user_id=1000000000000000000",
+        "/movies/recommendations?user_id=15&exclude=99999999999999999999",
+        "/movies/1/similar?exclude=1,1000000000000000000",
+        "/users/1000000000000000000/ratings",
+    ],
+)
+async def test_an_id_out_of_range_states_the_range(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], url: str
+) -> None:
+    body = assert_error(await client.get(url, headers=admin), 400)
+    assert ID_RANGE in body["detail"] and "positive" not in body["detail"], body
+
+
+# Every body route, every kind of bad body: (route, raw body, field named).
+RATINGS, HIDDEN, GUEST = f"/users/{NEW_USER + 300}/ratings", f"/users/{NEW_USER + 300}/hidden", "/recommendations"
+BAD_BODIES = [
+    *[(route, raw, "body") for route in (RATINGS, HIDDEN, GUEST) for raw in (b"", b"  \n", b"{not json", b"null")],
+    (RATINGS, b'{"movie_id": 1, "rating": NaN}', "body"),  # not JSON
+    (RATINGS, b'{"movie_id": 1, "rating": Infinity}', "body"),
+    (RATINGS, b'{"movie_id": 1, "rating": 4} trailing', "body"),
+    (RATINGS, b'{"movie_id": 1, "rating": 1e309}', "rating"),  # JSON, but no float holds it
+    (RATINGS, b'{"movie_id": 1e309, "rating": 4}', "movie_id"),
+    (RATINGS, b'{"movie_id": 1, "rating": "4"}', "rating"),
+    (HIDDEN, b'{"movie_id": "1"}', "movie_id"),
+    (HIDDEN, b"{}", "movie_id"),
+    (HIDDEN, b'{"movie_id": 1, "movie": 1}', "movie"),
+    (GUEST, b'{"liked": ["1"]}', "liked"),
+    (GUEST, b'{"liked": [1e309]}', "liked"),
+    (GUEST, b'{"limit": "3"}', "limit"),
+    (GUEST, b'{"limit": 1e1}', "limit"),
+    (GUEST, b'{"year_min": "1990"}', "year_min"),
+    (GUEST, b'{"genres": "Comedy"}', "genres"),
+    (GUEST, b'{"colour": "red"}', "colour"),
+]
+
+
+@pytest.mark.parametrize(("url", "raw", "field"), BAD_BODIES)
+async def test_every_bad_body_is_400_naming_the_field(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], url: str, raw: bytes, field: str
+) -> None:
+    headers = admin | {"Content-Type": "application/json"}
+    body = assert_error(await client.post(url, content=raw, headers=headers), 400, field)
+    assert "'data'" not in body["detail"], body  # Litestar's argument name is not the client's business
+    if not raw.strip():
+        assert "required" in body["detail"], body
+
+
+async def test_a_missing_body_says_what_the_body_is(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> None:
+    body = assert_error(await client.post(RATINGS, headers=admin), 400, "body")
+    assert body["detail"] == "body is required: a JSON object with movie_id, rating", body
+    body = assert_error(await client.post(RATINGS, json={"rating": 4}, headers=admin), 400, "movie_id")
+    assert body["detail"].startswith("movie_id is required"), body
+
+
+async def test_strict_bodies_still_take_what_the_schema_allows(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]
+) -> None:
+    """An integer is a valid float (a 4-star rating written 4), and the guest body's fields all default."""
+    resp = await client.post(RATINGS, json={"movie_id": movie_ids[0], "rating": 4}, headers=admin)
+    assert resp.status_code == 201 and resp.json()["rating"] == 4.0, resp.text
+    resp = await client.post(RATINGS, json={"movie_id": movie_ids[0], "rating": 3.5}, headers=admin)
+    assert resp.status_code == 201 and resp.json()["rating"] == 3.5, resp.text
+    resp = await client.post(GUEST, json={"liked": [movie_ids[0]], "limit": 3}, headers=admin)
+    assert resp.status_code == 200 and len(resp.json()["items"]) == 3, resp.text

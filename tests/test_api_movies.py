@@ -58,6 +58,20 @@ async def test_get_movie(client: AsyncTestClient[Litestar], admin: dict[str, str
     assert body["movie_id"] == movie_ids[0] and body["title"] and isinstance(body["genres"], list)
 
 
+async def test_the_dashboard_and_the_movie_agree_on_tmdb_fields(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]
+) -> None:
+    """One truth: a source without TMDB's popularity or votes is null in both, never 0 in the index."""
+    nulls = 0
+    for movie in movie_ids[:20]:
+        shown = (await client.get(f"/movies/{movie}", headers=admin)).json()
+        indexed = (await client.get(f"/dashboard/api/movies/{movie}", headers=admin)).json()["payload"]
+        for field in ("popularity", "vote_average", "vote_count"):
+            assert indexed[field] == shown[field], (movie, field, indexed[field], shown[field])
+            nulls += shown[field] is None
+    assert nulls, "the demo fixture has movies without TMDB fields: the case this checks"
+
+
 async def test_embedding_metrics(
     client: AsyncTestClient[Litestar], admin: dict[str, str], movie_ids: list[int]
 ) -> None:

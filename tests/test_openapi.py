@@ -4,6 +4,7 @@ No index is needed: the spec and parameter validation answer before any handler 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +15,13 @@ from litestar.testing import TestClient
 
 from app.api import create_app
 from app.api.security import admin_only, owner_or_admin
+from app.api.strict_input import rules_of
 from tests.helpers.api import bearer
 from tests.helpers.worlds import make_settings
 
 NUMERIC = {"integer", "number"}
 PUBLIC = {"/health", "/metrics"}  # no token: probes and Prometheus scrapers
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +173,54 @@ def test_a_missing_required_parameter_is_named(client: TestClient[Litestar]) -> 
     assert resp.status_code == 400 and resp.json()["field"] == "q" and "q" in resp.json()["detail"], resp.text
     resp = client.post("/users/15/ratings/import", content=b"Date,Name\n", headers=headers)
     assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text
+
+
+def test_the_query_parameters_accepted_are_exactly_those_documented(app: Litestar, spec: dict[str, Any]) -> None:
+    """strict_input refuses any other key: a documented one refused would break a client, an
+    undocumented one accepted would be a parameter no generated client knows."""
+    accepted = {handler.operation_id: rules.query for handler, rules in rules_of(app).items()}
+    for path, method, op in operations(spec):
+        documented = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+        assert set(accepted[op["operationId"]]) == documented, (method, path)
+
+
+def test_every_operation_names_an_unknown_query_parameter(client: TestClient[Litestar], spec: dict[str, Any]) -> None:
+    """Before anything is read or written (no index here): the route's required parameters are given
+    their documented examples, plus one it does not take."""
+    headers = bearer(client.app.state.services.settings, admin=True)
+    for path, method, op in operations(spec):
+        params = op.get("parameters", [])
+        values = {p["name"]: p["schema"]["examples"][0] for p in params if p["required"]}
+        url = path.format(**{k: v for k, v in values.items() if "{" + k + "}" in path})
+        query = {k: v for k, v in values.items() if "{" + k + "}" not in path} | {"no_such_param": "1"}
+        resp = client.request(method.upper(), url, params=query, headers=headers)
+        assert resp.status_code == 400, (method, path, resp.text)
+        body = resp.json()
+        assert body["field"] == "no_such_param" and "'no_such_param'" in body["detail"], (method, path, body)
+        takes = sorted(p["name"] for p in params if p["in"] == "query")
+        assert body["detail"].endswith(", ".join(takes) if takes else "takes none"), (method, path, body)
+
+
+def test_the_docs_use_only_documented_query_parameters(spec: dict[str, Any]) -> None:
+    """Every URL with a query in the README and the deployment guide: its keys are the route's."""
+    by_path: dict[str, set[str]] = {path: set() for path in spec["paths"]}
+    for path, _, op in operations(spec):
+        by_path[path] |= {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+    # Most literal first: /movies/recommendations before /movies/{movie_id}.
+    templates = sorted(by_path, key=lambda path: (path.count("{"), -len(path)))
+    checked = 0
+    for doc in (ROOT / "README.md", ROOT / "docs" / "deploy.md"):
+        text = doc.read_text()
+        urls = re.findall(r"localhost:8000(/[^\s\"'`]*)", text) + re.findall(r"`[A-Z]+ (/[^`\s]*)`", text)
+        for url in urls:
+            path, _, query = url.partition("?")
+            if not query or query.endswith("..."):
+                continue
+            template = next(
+                (t for t in templates if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(t)), path)), None
+            )
+            assert template is not None, (doc.name, url)
+            keys = {pair.partition("=")[0] for pair in query.split("&")}
+            assert keys <= by_path[template], (doc.name, url, keys - by_path[template])
+            checked += 1
+    assert checked >= 20, checked

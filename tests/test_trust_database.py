@@ -279,10 +279,16 @@ async def test_deeply_nested_json_is_400(demo_settings: Settings, tmp_path: Any,
     settings = make_settings(tmp_path / "data")
     headers = admin(settings) | {"Content-Type": "application/json"}
     async with serving(settings, text_encoder) as client:
-        for body in (b"[" * 100_000, b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        cases = [
+            (b"[" * 100_000, "body"),
+            (b"[" * 100_000 + b"]" * 100_000, "body"),
+            (b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "a"),  # refused at its first key: no such field
+            (b'{"movie_id":' * 50_000 + b"1" + b"}" * 50_000, "movie_id"),
+        ]
+        for body, field in cases:
             resp = await client.post("/users/1/ratings", content=body, headers=headers)
             assert resp.status_code == 400, resp.text[:300]
-            assert resp.json()["field"] == "body" and "Traceback" not in resp.text
+            assert resp.json()["field"] == field and "Traceback" not in resp.text
 
 
 async def test_bodies_over_the_limit_are_413(tmp_path: Any, text_encoder: Any) -> None:

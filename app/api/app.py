@@ -19,6 +19,7 @@ from app.api.exceptions import EXCEPTION_HANDLERS
 from app.api.index_lease import index_lease
 from app.api.security import jwt_auth, provide_owner
 from app.api.state import make_lifespan
+from app.api.strict_input import check_request
 from app.embedding.text import QueryEncoder
 from app.settings import Settings, get_settings
 
@@ -37,6 +38,7 @@ class ApplicationCore(InitPluginProtocol):
         self._configure_routes(app_config)
         self._configure_dependencies(app_config)
         self._configure_exceptions(app_config)
+        self._configure_strict_input(app_config)
         self._configure_lifespan(app_config)
         self._configure_index_lease(app_config)
         self._configure_metrics(app_config)
@@ -70,6 +72,11 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_exceptions(self, app_config: AppConfig) -> None:
         app_config.exception_handlers.update(EXCEPTION_HANDLERS)
+
+    def _configure_strict_input(self, app_config: AppConfig) -> None:
+        """Unknown query parameters, integers not in digits and bodies that are not strictly their
+        type are 400s naming the field, before Litestar's lax parsing reads them (app/api/strict_input.py)."""
+        app_config.before_request = check_request
 
     def _configure_lifespan(self, app_config: AppConfig) -> None:
         app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder))

@@ -15,7 +15,7 @@ from app.errors import InvalidInputError
 from app.recommend.recommender import Recommender
 from app.vectorstore import MovieFilter
 
-_ID = re.compile(r"[0-9]{1,18}")
+_ID = re.compile(r"[1-9][0-9]{0,17}")  # 1 to MAX_ID in decimal digits, as strict_input.INTEGER writes them
 
 
 def examples(*values: object) -> list[Example]:
@@ -80,7 +80,7 @@ Exclude = Annotated[
 
 
 def parse_id(raw: str | int | None, field: str) -> int:
-    """A positive integer id, or 400 naming the field.
+    """An id, 1 to MAX_ID (10^18 - 1) in decimal digits, or 400 naming the field and that range.
 
     Path ids are declared as `str` in the route: Litestar's typed `{x:int}` answers 404 on a
     mismatch, which would hide a malformed request behind a "no such route". An id Litestar has
@@ -91,7 +91,9 @@ def parse_id(raw: str | int | None, field: str) -> int:
     if isinstance(raw, int):
         raw = str(raw)
     if not _ID.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
-        raise InvalidInputError(f"{field} must be a positive integer, got {raw[:40]!r}", field=field)
+        raise InvalidInputError(
+            f"{field} must be an integer from 1 to {MAX_ID} (10^18 - 1), got {raw[:40]!r}", field=field
+        )
     return int(raw)
 
 

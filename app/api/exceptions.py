@@ -88,18 +88,18 @@ def _allowed(request: Request[Any, Any, Any], field: str) -> str:
     body = params.get("data")
     if annotation is None and body is not None and isinstance(body.annotation, type):
         annotation = get_type_hints(body.annotation, include_extras=True).get(field)
-    values = _literal_values(annotation)
+    values = literal_values(annotation)
     return f"; allowed: {', '.join(map(str, values))}" if values else ""
 
 
-def _literal_values(annotation: Any) -> tuple[Any, ...]:
+def literal_values(annotation: Any) -> tuple[Any, ...]:
     """The values of a Literal, looking through Annotated and Optional; () for any other type."""
     while get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
     if get_origin(annotation) is Literal:
         return get_args(annotation)
     if get_origin(annotation) in (Union, UnionType):
-        return tuple(v for arm in get_args(annotation) for v in _literal_values(arm))
+        return tuple(v for arm in get_args(annotation) for v in literal_values(arm))
     return ()
 
 

@@ -246,7 +246,7 @@ class ExplanationOut(msgspec.Struct):
 
 
 # -- ratings --------------------------------------------------------------------------------------
-class RatingIn(msgspec.Struct):
+class RatingIn(msgspec.Struct, forbid_unknown_fields=True):
     movie_id: MovieId
     # Range and step are checked by the domain (repository.rate), which names the field; they are
     # declared to OpenAPI only (Litestar's `extra`), or msgspec would answer first, in its own words.

@@ -42,6 +42,9 @@ HASH_SEPARATOR = ":"
 # The Movie fields stored in the payload that no vector is computed from (same names in the payload):
 # a change in these alone is written in place, without embedding the movie again.
 PAYLOAD_ONLY_FIELDS = ("popularity", "vote_average", "vote_count", "local_rating_count")
+# Part of the payload hash: a new format rewrites every payload in place on the next ingest, without
+# embedding anything. 2: popularity and vote_count are null when the source has none (they were 0).
+PAYLOAD_FORMAT = 2
 
 
 def content_hash(movie: Movie) -> str:
@@ -50,7 +53,7 @@ def content_hash(movie: Movie) -> str:
     part only (a new rating count, TMDB's votes) needs the payload updated, not the movie re-embedded
     (`vectors_unchanged`)."""
     vectors = {"text": movie_text(movie), "lexical": lexical_text(movie), "poster": movie.poster}
-    payload = [getattr(movie, name) for name in PAYLOAD_ONLY_FIELDS]
+    payload = [PAYLOAD_FORMAT, *(getattr(movie, name) for name in PAYLOAD_ONLY_FIELDS)]
     return f"{_digest(vectors)[:32]}{HASH_SEPARATOR}{_digest(payload)[:16]}"
 
 

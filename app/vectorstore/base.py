@@ -271,11 +271,12 @@ def payload_for(
         "title": title,
         "year": year,
         "genres": genres,
-        "popularity": popularity or 0.0,  # TMDB's score
+        # TMDB's score and votes: null when the source has none, as GET /movies/{id} says (not 0)
+        "popularity": popularity,
         # this service's own number of ratings: what "popular" and the re-rank's boost mean here
         "local_rating_count": local_rating_count or 0,
         "vote_average": vote_average,
-        "vote_count": vote_count or 0,
+        "vote_count": vote_count,
         "has_poster": has_poster,
         "content_hash": content_hash,
     }

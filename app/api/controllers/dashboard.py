@@ -21,6 +21,7 @@ from app.api.metrics import ServiceHistory
 from app.api.schemas import error_responses
 from app.api.security import admin_only
 from app.api.state import Services
+from app.catalog.text import PAYLOAD_ONLY_FIELDS
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend.recommender import Recommender
 from app.status import embedding_metrics
@@ -172,7 +173,9 @@ def movie_view(index: MovieIndex, recommender: Recommender, movie_id: int) -> di
         neighbours[name] = [{"movie_id": h.id, "title": h.title, "year": h.year, "score": h.score} for h in hits]
     return {
         "movie_id": movie_id,
-        "payload": movie.payload,
+        # A field the source has no value for is null, as GET /movies/{id} says: a fresh index stores the
+        # null, an in-place payload update (Edge's set_payload) drops the key.
+        "payload": {**dict.fromkeys(PAYLOAD_ONLY_FIELDS), **movie.payload},
         "norms": {n: round(float(np.linalg.norm(v)), 6) for n, v in movie.vectors.items()},
         "neighbours": neighbours,
     }
