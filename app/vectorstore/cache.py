@@ -10,6 +10,7 @@ payloads come from memory. 9k movies take about 50 MB; past `max_points` nothing
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from app.vectorstore.base import (
     RRF_K,
     VECTOR_NAMES,
     Hit,
+    Lazy,
     MovieFilter,
     MovieIndex,
     MoviePoint,
@@ -27,6 +29,9 @@ from app.vectorstore.base import (
 )
 
 LOAD_CHUNK = 1024
+# A search whose filter excludes more than this share of the index asks for the movies left instead
+# (`CachedIndex._narrowed`).
+INVERT_EXCLUSIONS_ABOVE = 0.5
 
 
 class CachedIndex:
@@ -50,6 +55,10 @@ class CachedIndex:
                 for row, m in enumerate(having):
                     m.vectors[name] = matrix[row]
                 self._matrices[name] = (np.array([m.id for m in having], dtype=np.int64), matrix)
+        # Made in one go, in id order: the set's ints then lie side by side in memory, in the order a
+        # set of small ints iterates (by value), and listing a heavy user's unrated movies reads
+        # them at memory speed (`_narrowed`: 0.6 -> 0.2 ms with the ints scattered by the load).
+        self._ids = frozenset(np.array(sorted(movies), dtype=np.int64).tolist())
 
     @classmethod
     def wrap(cls, inner: MovieIndex, max_points: int) -> MovieIndex:
@@ -90,7 +99,8 @@ class CachedIndex:
 
     def stacked(self, ids: Sequence[int], name: str) -> Stacked:
         """Rows gathered from the name's matrix, found by binary search: for a heavy user's 1,000
-        collab vectors about 10x less than stacking them one by one (1 ms), with the same values."""
+        collab vectors about 10x less than stacking them one by one (1 ms), with the same values.
+        The payloads are looked up when read (Lazy)."""
         known = self._matrices.get(name)
         if known is None:
             return Stacked([], [], np.zeros((0, 0), dtype=np.float32))
@@ -99,7 +109,21 @@ class CachedIndex:
         rows = np.minimum(np.searchsorted(have, wanted), len(have) - 1)
         found = have[rows] == wanted
         positions: list[int] = np.flatnonzero(found).tolist()
-        return Stacked(positions, [self._movies[ids[k]].payload for k in positions], matrix[rows[found]])
+        movies = self._movies
+        payloads = Lazy(lambda k: movies[ids[positions[k]]].payload, len(positions))
+        return Stacked(positions, payloads, matrix[rows[found]])
+
+    def _narrowed(self, filter: MovieFilter | None) -> MovieFilter | None:
+        """`filter`, its exclusions replaced by the ids it leaves (`only_ids`) when they exclude more than
+        INVERT_EXCLUSIONS_ABOVE of the index: the same movies pass. A heavy user's 5,000 rated movies
+        exclude more than half the demo's 9,061; the engine then scores the 4,061 listed movies
+        instead of testing all of them against the 5,000 (collab prefetch 1.18 -> 0.64 ms CPU, combined
+        1.26 -> 1.03 ms), for 0.2 ms to list them. Only this index can: it knows every id."""
+        if filter is None or filter.only_ids is not None:
+            return filter
+        if len(filter.exclude_ids) <= INVERT_EXCLUSIONS_ABOVE * len(self._ids):
+            return filter
+        return replace(filter, exclude_ids=frozenset(), only_ids=self._ids - filter.exclude_ids)
 
     def query(
         self,
@@ -110,7 +134,8 @@ class CachedIndex:
         with_vectors: Sequence[str] = (),
         with_payload: bool = True,
     ) -> list[Hit]:
-        return self._complete(self._inner.query(vector, using, limit, filter, with_payload=False), with_vectors)
+        hits = self._inner.query(vector, using, limit, self._narrowed(filter), with_payload=False)
+        return self._complete(hits, with_vectors)
 
     def query_fused(
         self,
@@ -123,8 +148,9 @@ class CachedIndex:
         rrf_k: int = RRF_K,
         with_payload: bool = True,
     ) -> list[Hit]:
+        narrowed = self._narrowed(filter)
         hits = self._inner.query_fused(
-            vectors, weights, limit, filter, prefetch_limit=prefetch_limit, rrf_k=rrf_k, with_payload=False
+            vectors, weights, limit, narrowed, prefetch_limit=prefetch_limit, rrf_k=rrf_k, with_payload=False
         )
         return self._complete(hits, with_vectors)
 
@@ -144,7 +170,7 @@ class CachedIndex:
         return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
 
     def close(self) -> None:
-        self._movies, self._views, self._matrices = {}, {}, {}
+        self._movies, self._views, self._matrices, self._ids = {}, {}, {}, frozenset()
         self._inner.close()
 
     def flush(self) -> None:
