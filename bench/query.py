@@ -868,9 +868,8 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
                     cpu.append(time.process_time())
                     answers[f"{len(rows)}/{uid}/{strategy}"] = [i.id for i in answer.items]
                     if rep:
-                        row = timing.setdefault(
-                            (len(rows), strategy), {"db": [], "recommend": [], "db_cpu": [], "recommend_cpu": [], "path": []}
-                        )
+                        empty: dict[str, list[float]] = {"db": [], "recommend": [], "db_cpu": [], "recommend_cpu": []}
+                        row = timing.setdefault((len(rows), strategy), {**empty, "path": []})
                         row["db"].append(d[0])
                         row["recommend"].append(r[0])
                         row["db_cpu"].append(cpu[1] - cpu[0])
