@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.vectorstore import SPARSE_VECTOR, IndexStore, MovieFilter, MovieIndex, MoviePoint, SparseVector
+from app.vectorstore import (
+    SPARSE_VECTOR,
+    IndexStore,
+    MemoryIndex,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    SparseVector,
+)
 from app.vectorstore.cache import CachedIndex
 from tests.helpers.vectorstore import (
     CATALOGUE,
@@ -63,6 +71,28 @@ def test_a_mostly_excluded_catalogue_is_searched_exactly_through_the_cache(
         assert_same_as_oracle(hits, expected, f, name, rtol=1e-5)
         assert not {h.id for h in hits} & f.exclude_ids
     assert cached.query(queries["collab"], "collab", 10, MOSTLY_EXCLUDED["all"]) == []
+
+
+def test_the_cache_answers_a_search_for_unrated_movies_as_the_engine_does(
+    published: tuple[IndexStore, MovieIndex],
+) -> None:
+    """A search for movies nobody has rated: the engine's answer through the cache while its
+    generation holds one; once none does (every movie rated), nothing, as the engine answers."""
+    _, index = published
+    cached = CachedIndex.wrap(index, max_points=N_MOVIES)
+    rng = np.random.default_rng(17)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in ("combined", "collab")}
+    unrated = MovieFilter(unrated=True)
+    expected = CATALOGUE.oracle.query(queries["collab"], "collab", 5, unrated)
+    assert len(expected) == 1  # the catalogue's one movie without ratings
+    assert [h.id for h in cached.query(queries["collab"], "collab", 5, unrated)] == [h.id for h in expected]
+    rated = MemoryIndex(CATALOGUE.points)
+    rated.set_payload([expected[0].id], {"local_rating_count": 3})
+    assert rated.query(queries["collab"], "collab", 5, unrated) == []
+    all_rated = CachedIndex.wrap(rated, max_points=N_MOVIES)
+    assert all_rated.query(queries["collab"], "collab", 5, unrated) == []
+    assert all_rated.query_fused(queries, FUSIONS["content+collab"], 5, unrated) == []
+    assert len(all_rated.query(queries["collab"], "collab", 5)) == 5
 
 
 def test_query_returns_vectors(published: tuple[IndexStore, MovieIndex]) -> None:
