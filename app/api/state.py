@@ -39,14 +39,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The collector's first threshold in a serving process (CPython's default is 700): a collection runs
-# once this many more container objects were made than freed. A heavy user's request keeps its 5,000
-# rating records and their sets alive to its end, so at 700 it ran about 11 collections, each walking
-# them again, and every tenth request a full one (gctime: 2.9 ms of a 12.8 ms request's CPU at 5,000
-# ratings on the demo; 0 collections in 300 such requests at 20,000). Request garbage is freed by
-# reference counting either way; only cycles wait for the collector.
-GC_YOUNG_THRESHOLD = 20_000
-
 
 @dataclass
 class TokenVersions:
@@ -125,8 +117,6 @@ class Services:
             half_life_days=settings.recommend.half_life_days,
         )
         gate = DatabaseGate(settings.db_max_concurrency, settings.db_pool_timeout_s)
-        young, older, oldest = gc.get_threshold()
-        gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), older, oldest)
         return cls(settings, engine, store, live, encoder, device, recommender, gate)
 
     async def in_session(self, work: Callable[[Session], T]) -> T:
