@@ -40,7 +40,7 @@ def test_filtered_query_is_exact(published: tuple[IndexStore, MovieIndex], using
         assert_same_as_oracle(hits, expected, f, name, atol=1e-4)
 
 
-# More than half the catalogue excluded (a heavy user): the vector cache asks for the movies left instead.
+# More than half the catalogue excluded, as a heavy user's ratings exclude it.
 MOSTLY_EXCLUDED = {
     "two_thirds": MovieFilter(exclude_ids=frozenset(CATALOGUE.ids[::3]) | frozenset(CATALOGUE.ids[1::3])),
     "with_genres": MovieFilter(genres=("Drama", "Comedy"), exclude_ids=frozenset(CATALOGUE.ids[:150])),
@@ -53,9 +53,8 @@ MOSTLY_EXCLUDED = {
 def test_a_mostly_excluded_catalogue_is_searched_exactly_through_the_cache(
     published: tuple[IndexStore, MovieIndex],
 ) -> None:
-    """The vector cache turns a filter that excludes most movies into the list of those left
-    (CachedIndex._narrowed); plain and fused searches still give the oracle's answers, nothing
-    excluded among them."""
+    """Through the vector cache, plain and fused searches that exclude most of the catalogue give the
+    oracle's answers, nothing excluded among them."""
     _, index = published
     cached = CachedIndex.wrap(index, max_points=N_MOVIES)
     assert isinstance(cached, CachedIndex)
