@@ -859,15 +859,21 @@ def bench_history(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         for rep in range(args.repeats + 1):  # the first pass warms up and is not timed
             for uid, rows in users.items():
                 for strategy in HEAVY_STRATEGIES:
+                    cpu = [time.process_time()]  # every thread's: the engine searches on its own pool
                     with timer() as d:
                         ratings, hidden = request_inputs(db, uid, hidden=True)
+                    cpu.append(time.process_time())
                     with timer() as r:
                         answer = rec.recommend(ratings, strategy=strategy, hidden=hidden, **kwargs)  # type: ignore[arg-type]
+                    cpu.append(time.process_time())
                     answers[f"{len(rows)}/{uid}/{strategy}"] = [i.id for i in answer.items]
                     if rep:
-                        row = timing.setdefault((len(rows), strategy), {"db": [], "recommend": [], "path": []})
+                        empty: dict[str, list[float]] = {"db": [], "recommend": [], "db_cpu": [], "recommend_cpu": []}
+                        row = timing.setdefault((len(rows), strategy), {**empty, "path": []})
                         row["db"].append(d[0])
                         row["recommend"].append(r[0])
+                        row["db_cpu"].append(cpu[1] - cpu[0])
+                        row["recommend_cpu"].append(cpu[2] - cpu[1])
                         row["path"].append(answer.path)  # type: ignore[arg-type]
     finally:
         with contextlib.suppress(NameError):
@@ -885,6 +891,7 @@ def _history_rows(timing: Mapping[tuple[int, str], Mapping[str, list[Any]]], siz
     rows = []
     for (length, strategy), t in sorted(timing.items()):
         request = [d + r for d, r in zip(t["db"], t["recommend"], strict=True)]
+        request_cpu = [d + r for d, r in zip(t["db_cpu"], t["recommend_cpu"], strict=True)]
         rows.append(
             {
                 "size": size,
@@ -895,6 +902,9 @@ def _history_rows(timing: Mapping[tuple[int, str], Mapping[str, list[Any]]], siz
                 **{f"recommend_{k}": v for k, v in percentiles_ms(t["recommend"]).items()},
                 **{f"db_{k}": v for k, v in percentiles_ms(t["db"]).items()},
                 **{f"request_{k}": v for k, v in percentiles_ms(request).items()},
+                **{f"recommend_cpu_{k}": v for k, v in percentiles_ms(t["recommend_cpu"]).items()},
+                **{f"db_cpu_{k}": v for k, v in percentiles_ms(t["db_cpu"]).items()},
+                **{f"request_cpu_{k}": v for k, v in percentiles_ms(request_cpu).items()},
             }
         )
     return rows
@@ -928,6 +938,8 @@ HISTORY_COLUMNS = (
     "request_p50_ms",
     "request_p95_ms",
     "request_p99_ms",
+    "recommend_cpu_p50_ms",
+    "request_cpu_p50_ms",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from itertools import starmap
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -169,10 +169,12 @@ def _plain_rows(session: Session, query: Any, row: type[_Row]) -> list[_Row]:
 
     A heavy user's thousands of rows: SQLAlchemy's per-row Row objects (and the ORM's machinery
     before them) cost more than the query itself; the plain DBAPI tuples hold the same values
-    (int and float columns, which SQLAlchemy passes through unprocessed on SQLite and psycopg)."""
+    (int and float columns, which SQLAlchemy passes through unprocessed on SQLite and psycopg).
+    Each becomes a `row` by tuple.__new__, in C: the named tuple's own __new__ is Python code, and
+    took 0.53 of a 5,000-rating read's ms against 0.31."""
     result = session.connection().execute(query)
     try:
-        return list(starmap(row, result.cursor.fetchall()))
+        return list(map(partial(tuple.__new__, row), result.cursor.fetchall()))
     finally:
         result.close()
 

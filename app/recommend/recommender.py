@@ -35,7 +35,7 @@ from app.recommend.user_vector import (
     weighted_mean,
 )
 from app.settings import RECOMMEND_DEFAULTS
-from app.vectorstore import SPARSE_VECTOR, Hit, MovieFilter, MovieIndex, SparseVector, Stacked, StoredMovie
+from app.vectorstore import SPARSE_VECTOR, Hit, Lazy, MovieFilter, MovieIndex, SparseVector, Stacked, StoredMovie
 
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
 # RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
@@ -57,6 +57,7 @@ LIKED_MIN = 3.5  # a movie is cited as a reason only when rated at least this, a
 MATCH_MIN = 0.1  # below this cosine a movie is never said to match or be like what the user rated
 NEW_REASON = "new: nobody has rated it yet"  # a movie whose collab vector is predicted from its content
 _MOVIE_ID = itemgetter(0)  # UserRating.movie_id and HiddenMovie.movie_id: both tuples' first field
+_STARS = itemgetter(1)  # UserRating.rating
 NEW_OVERFETCH = 2  # the exploration query's depth before exclusions, in slots (Recommender._new_movies)
 PRIOR_MOVIES = 1000  # the popularity direction of short histories sums this many movies' factors
 
@@ -97,7 +98,7 @@ class Liked:
     """Movies a reason may cite, row by row: the user's rating, the movie's payload, its vector of one name."""
 
     ratings: list[UserRating]
-    payloads: list[dict[str, Any]]
+    payloads: Sequence[dict[str, Any]]
     rows: np.ndarray  # (len(ratings), dim); no rows when there are none
 
     @classmethod
@@ -109,8 +110,11 @@ class Liked:
 
     @classmethod
     def picked(cls, history: Sequence[UserRating], stacked: Stacked, which: Sequence[int]) -> Liked:
-        """Rows `which` of `stacked`, whose rows belong to `history` one for one."""
-        return cls([history[k] for k in which], [stacked.payloads[k] for k in which], stacked.rows[list(which)])
+        """Rows `which` of `stacked`, whose rows belong to `history` one for one. The payloads are
+        read only for the movies a reason cites (Lazy)."""
+        payloads = stacked.payloads
+        cited = Lazy(lambda k: payloads[which[k]], len(which))
+        return cls([history[k] for k in which], cited, stacked.rows[list(which)])
 
 
 @dataclass
@@ -538,7 +542,9 @@ def _liked(history: Sequence[UserRating], mean: float) -> list[int]:
     user's own midpoint (user_vector.taste_weights), so a disliked movie is never given as why they
     will like another."""
     midpoint = mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
-    return [k for k, r in enumerate(history) if r.rating >= LIKED_MIN and r.rating > midpoint]
+    stars = np.fromiter(map(_STARS, history), np.float64, len(history))
+    liked: list[int] = np.flatnonzero((stars >= LIKED_MIN) & (stars > midpoint)).tolist()
+    return liked
 
 
 def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Citable | None) -> Recommendation:

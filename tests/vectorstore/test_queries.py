@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.vectorstore import SPARSE_VECTOR, IndexStore, MovieIndex, MoviePoint, SparseVector
+from app.vectorstore import (
+    SPARSE_VECTOR,
+    IndexStore,
+    MemoryIndex,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    SparseVector,
+)
+from app.vectorstore.cache import CachedIndex
 from tests.helpers.vectorstore import (
     CATALOGUE,
     FILTERS,
@@ -29,6 +38,60 @@ def test_filtered_query_is_exact(published: tuple[IndexStore, MovieIndex], using
         hits = index.query(q, using=using, limit=10, filter=f)
         expected = CATALOGUE.oracle.query(q, using=using, limit=10, filter=f)
         assert_same_as_oracle(hits, expected, f, name, atol=1e-4)
+
+
+# More than half the catalogue excluded, as a heavy user's ratings exclude it.
+MOSTLY_EXCLUDED = {
+    "two_thirds": MovieFilter(exclude_ids=frozenset(CATALOGUE.ids[::3]) | frozenset(CATALOGUE.ids[1::3])),
+    "with_genres": MovieFilter(genres=("Drama", "Comedy"), exclude_ids=frozenset(CATALOGUE.ids[:150])),
+    "unknown_ids": MovieFilter(exclude_ids=frozenset(CATALOGUE.ids[40:]) | {10**9, 10**9 + 1}),
+    "all": MovieFilter(exclude_ids=frozenset(CATALOGUE.ids)),
+    "with_only": MovieFilter(exclude_ids=frozenset(CATALOGUE.ids[:150]), only_ids=frozenset(CATALOGUE.ids[100:])),
+}
+
+
+def test_a_mostly_excluded_catalogue_is_searched_exactly_through_the_cache(
+    published: tuple[IndexStore, MovieIndex],
+) -> None:
+    """Through the vector cache, plain and fused searches that exclude most of the catalogue give the
+    oracle's answers, nothing excluded among them."""
+    _, index = published
+    cached = CachedIndex.wrap(index, max_points=N_MOVIES)
+    assert isinstance(cached, CachedIndex)
+    rng = np.random.default_rng(11)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in ("combined", "collab")}
+    weights = FUSIONS["content+collab"]
+    for name, f in MOSTLY_EXCLUDED.items():
+        for using, q in queries.items():
+            expected = CATALOGUE.oracle.query(q, using=using, limit=10, filter=f)
+            assert_same_as_oracle(cached.query(q, using=using, limit=10, filter=f), expected, f, name, atol=1e-4)
+        hits = cached.query_fused(queries, weights, 10, f, prefetch_limit=30)
+        expected = CATALOGUE.oracle.query_fused(queries, weights, 10, f, prefetch_limit=30)
+        assert_same_as_oracle(hits, expected, f, name, rtol=1e-5)
+        assert not {h.id for h in hits} & f.exclude_ids
+    assert cached.query(queries["collab"], "collab", 10, MOSTLY_EXCLUDED["all"]) == []
+
+
+def test_the_cache_answers_a_search_for_unrated_movies_as_the_engine_does(
+    published: tuple[IndexStore, MovieIndex],
+) -> None:
+    """A search for movies nobody has rated: the engine's answer through the cache while its
+    generation holds one; once none does (every movie rated), nothing, as the engine answers."""
+    _, index = published
+    cached = CachedIndex.wrap(index, max_points=N_MOVIES)
+    rng = np.random.default_rng(17)
+    queries = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in ("combined", "collab")}
+    unrated = MovieFilter(unrated=True)
+    expected = CATALOGUE.oracle.query(queries["collab"], "collab", 5, unrated)
+    assert len(expected) == 1  # the catalogue's one movie without ratings
+    assert [h.id for h in cached.query(queries["collab"], "collab", 5, unrated)] == [h.id for h in expected]
+    rated = MemoryIndex(CATALOGUE.points)
+    rated.set_payload([expected[0].id], {"local_rating_count": 3})
+    assert rated.query(queries["collab"], "collab", 5, unrated) == []
+    all_rated = CachedIndex.wrap(rated, max_points=N_MOVIES)
+    assert all_rated.query(queries["collab"], "collab", 5, unrated) == []
+    assert all_rated.query_fused(queries, FUSIONS["content+collab"], 5, unrated) == []
+    assert len(all_rated.query(queries["collab"], "collab", 5)) == 5
 
 
 def test_query_returns_vectors(published: tuple[IndexStore, MovieIndex]) -> None:
