@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class ScoredMovie:
     score: float
 
     @classmethod
-    def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> ScoredMovie:
+    def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> Self:
         return cls(
             id=movie_id,
             title=payload.get("title", ""),
@@ -554,7 +554,8 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
     this"; a movie nobody rated yet says so, its factors being predicted from content. Content
     answers: the liked movie with the largest text cosine. Below MATCH_MIN, or with nothing liked,
     it is called a popular pick, never a match."""
-    item = Recommendation(**vars(ScoredMovie.from_payload(hit.id, hit.payload, score)), reason="a popular pick")
+    item = Recommendation.from_payload(hit.id, hit.payload, score)  # `from_payload` builds its own class
+    item.reason = "a popular pick"
     new = not hit.payload.get("local_rating_count")
     if liked_collab is not None and "collab" in hit.vectors:
         best = liked_collab.nearest(hit.vectors["collab"])
