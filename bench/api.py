@@ -12,7 +12,9 @@ For a server it starts, it also reports the server's CPU per request in each pha
 the server's session, read from /proc): `cpu_ratio` is /health's CPU per request over the mixed
 load's, the throughput ratio a CPU-bound server would reach. On a machine shared with other work it
 is steadier than `ratio_to_health`, which also depends on how the client and the other load compete
-for the cores.
+for the cores. `client_cpu_ms` and `health_client_cpu_ms` are this script's own CPU per request in
+each phase (httpx: about 1-1.5 ms, more than the server's for /health): on a machine the client
+shares with the server, the /health rate is mostly the client's.
 """
 
 from __future__ import annotations
