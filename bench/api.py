@@ -12,7 +12,9 @@ For a server it starts, it also reports the server's CPU per request in each pha
 the server's session, read from /proc): `cpu_ratio` is /health's CPU per request over the mixed
 load's, the throughput ratio a CPU-bound server would reach. On a machine shared with other work it
 is steadier than `ratio_to_health`, which also depends on how the client and the other load compete
-for the cores.
+for the cores. `client_cpu_ms` and `health_client_cpu_ms` are this script's own CPU per request in
+each phase (httpx: about 1-1.5 ms, more than the server's for /health): on a machine the client
+shares with the server, the /health rate is mostly the client's.
 """
 
 from __future__ import annotations
@@ -188,14 +190,17 @@ async def _load(
             latencies.append(time.perf_counter() - start)
             errors += not ok
 
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(clients)))
-    elapsed = time.perf_counter() - began
+    elapsed, client_cpu = time.perf_counter() - began, time.process_time() - began_cpu
     return {
         "requests": len(latencies),
         "rps": round(len(latencies) / elapsed, 1),
         "errors": errors,
         **percentiles_ms(latencies),
+        # This script's own CPU per request: on a machine it shares with the server, /health's rate is
+        # mostly the client's, so the req/s ratio depends on it as much as on the server.
+        "client_cpu_ms": round(client_cpu * 1000 / len(latencies), 2) if latencies else None,
     }
 
 
@@ -235,6 +240,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "health_p50_ms": health["p50_ms"],
         "ratio_to_health": round(mixed["rps"] / health["rps"], 3) if health["rps"] else None,
         "health_cpu_ms": health.get("cpu_ms"),
+        "health_client_cpu_ms": health["client_cpu_ms"],
         "cpu_ratio": round(health["cpu_ms"] / mixed["cpu_ms"], 3) if mixed.get("cpu_ms") else None,
         "clients": args.clients,
         "workers": _workers(args),
@@ -270,6 +276,8 @@ def main() -> None:
             "cpu_ms",
             "health_cpu_ms",
             "cpu_ratio",
+            "client_cpu_ms",
+            "health_client_cpu_ms",
         ],
     )
     emit(table, result, args.json)

@@ -12,7 +12,7 @@ from app.catalog.models import Rating
 from app.catalog.repository import UserRating
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend import Recommender
-from app.recommend.rerank import rerank
+from app.recommend.rerank import contenders, popularity_boost, rerank
 from app.recommend.user_vector import SCALE_MIDPOINT, boost_recent, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, open_store
 from app.vectorstore.live import LiveIndex
@@ -67,6 +67,48 @@ def test_rerank_popularity_boost_reorders_close_calls() -> None:
     hits = [_hit(1, 0.80, [1, 0], pop=1), _hit(2, 0.79, [0, 1], pop=1000)]
     assert [h.id for h, _ in rerank(hits, "combined", 2, popularity=0, diversity=0)] == [1, 2]
     assert [h.id for h, _ in rerank(hits, "combined", 2, popularity=0.5, diversity=0)] == [2, 1]
+
+
+def _plain_mmr(hits: list[Hit], limit: int, popularity: float, diversity: float) -> list[tuple[int, float]]:
+    """rerank's greedy MMR over every candidate, with no candidate left out (the reference)."""
+    relevance = np.array([h.score for h in hits]) * popularity_boost(hits, popularity)
+    vectors = np.array([h.vectors["combined"] for h in hits])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    max_sim, picks = np.zeros(len(hits)), []
+    for _ in range(min(limit, len(hits))):
+        scores = relevance - diversity * np.minimum(max_sim, 1.0) * np.abs(relevance)
+        scores[[i for i, _ in picks]] = -np.inf
+        best = int(np.argmax(scores))
+        picks.append((best, float(scores[best])))
+        max_sim = np.maximum(max_sim, vectors @ vectors[best])
+    return [(hits[i].id, score) for i, score in picks]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_rerank_leaving_out_hits_that_cannot_be_picked_changes_no_pick(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, dim = int(rng.integers(20, 300)), 8
+    scores = np.sort(rng.uniform(-0.2, 1.0, n))[::-1] if seed % 2 else 1.0 / (60 + np.arange(n))  # cosines, RRF
+    close = rng.normal(size=dim)  # a cluster of near duplicates makes the diversity penalty bite
+    hits = [
+        _hit(
+            i + 1,
+            float(s),
+            list(close + 0.05 * rng.normal(size=dim) if i % 3 == 0 else rng.normal(size=dim)),
+            pop=float(rng.integers(0, 500)),
+        )
+        for i, s in enumerate(scores)
+    ]
+    for limit in (1, 5, 10, 50):
+        for popularity, diversity in ((0.0, 0.2), (0.1, 0.2), (0.5, 0.05), (0.1, 1.0)):
+            got = [(h.id, score) for h, score in rerank(hits, "combined", limit, popularity, diversity)]
+            want = _plain_mmr(hits, limit, popularity, diversity)
+            assert [i for i, _ in got] == [i for i, _ in want]
+            assert np.allclose([s for _, s in got], [s for _, s in want], rtol=0, atol=1e-9)
+    relevance = np.array([h.score for h in hits]) * popularity_boost(hits, 0.1)
+    kept, _ = contenders(hits, relevance, 10, 0.2)  # the API's defaults
+    assert [h.id for h in kept] == sorted(h.id for h in kept)  # in their order
+    assert len(kept) < n / 2 or n < 40  # most candidates never reach the loop
 
 
 # ---- the Recommender on the real demo index ------------------------------------------------------

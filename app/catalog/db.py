@@ -16,6 +16,11 @@ from sqlmodel import SQLModel, create_engine
 from app.catalog import models, tokens  # noqa: F401  (registers the tables)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0  # batch work (ingest, CLI) waits this long for SQLite's write lock
+# Connections kept open per process, on both databases: an API worker's MOVIEREC_DB_MAX_CONCURRENCY
+# (10 by default) requests at once each hold one. Past the pool, a connection is opened for one
+# checkout and closed after it: on SQLite (whose default pool keeps 5) that was a connect and three
+# PRAGMAs for every request beyond the fifth at once, about 4 % of a worker's samples under bench/api.py.
+POOL_SIZE, POOL_OVERFLOW = 10, 20
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,14 @@ def make_engine(url: str, timeouts: DbTimeouts | None = None, *, create_schema: 
     (OperationalError: unreachable, timed out) come from the first use instead.
     """
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:" and not path.startswith("file:"):
+        path = url.split("///", 1)[1] if "///" in url else ""  # "sqlite://": in memory
+        on_disk = bool(path) and path != ":memory:" and not path.startswith("file:")
+        if on_disk:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         busy_s = timeouts.statement_s if timeouts else SQLITE_BUSY_TIMEOUT_S
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_s})
+        # A file gets SQLAlchemy's QueuePool, sized here; an in-memory database keeps its own pool class.
+        pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} if on_disk else {}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_s}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = _postgres_engine(url, timeouts)
@@ -66,7 +74,12 @@ def _postgres_engine(url: str, timeouts: DbTimeouts | None) -> Engine:
         pool_args["pool_timeout"] = timeouts.pool_s
     # pool_pre_ping: a connection the database dropped (restart, failover) is replaced at checkout.
     engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **pool_args
+        url,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+        connect_args=connect_args,
+        **pool_args,
     )
     if timeouts and url.startswith("postgresql+psycopg"):
         client_s = timeouts.statement_s + 1.0  # after the server's own statement_timeout has had its chance

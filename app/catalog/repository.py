@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, delete, select
@@ -154,17 +154,27 @@ def movies_by_id(session: Session, ids: Iterable[int]) -> dict[int, Movie]:
     return {m.id: m for m in session.exec(select(Movie).where(col(Movie.id).in_(ids)))}
 
 
+# The per-request reads, built once with the user as a bound parameter: a statement object keeps
+# its cache key, which SQLAlchemy otherwise derives again from every new select (with building the
+# select, about half of a 200-rating read: 226 -> 110 us on the demo's SQLite).
+_USER_RATINGS = (
+    select(Rating.movie_id, Rating.rating, Rating.timestamp)
+    .where(col(Rating.user_id) == bindparam("user_id"))
+    .order_by(col(Rating.timestamp).desc(), col(Rating.movie_id).desc())
+)
+_HIDDEN_MOVIES = (
+    select(Hidden.movie_id, Hidden.timestamp)
+    .where(col(Hidden.user_id) == bindparam("user_id"))
+    .order_by(col(Hidden.timestamp).desc(), col(Hidden.movie_id).desc())
+)
+
+
 def user_ratings(session: Session, user_id: int) -> list[UserRating]:
     """Every rating of a user, newest first: one query serves both the history and the exclusions."""
-    query = (
-        select(Rating.movie_id, Rating.rating, Rating.timestamp)
-        .where(Rating.user_id == user_id)
-        .order_by(col(Rating.timestamp).desc(), col(Rating.movie_id).desc())
-    )
-    return _plain_rows(session, query, UserRating)
+    return _plain_rows(session, _USER_RATINGS, UserRating, {"user_id": user_id})
 
 
-def _plain_rows(session: Session, query: Any, row: type[_Row]) -> list[_Row]:
+def _plain_rows(session: Session, query: Any, row: type[_Row], params: dict[str, Any] | None = None) -> list[_Row]:
     """`query`'s rows as `row` tuples, fetched in one call from the driver's cursor.
 
     A heavy user's thousands of rows: SQLAlchemy's per-row Row objects (and the ORM's machinery
@@ -172,7 +182,7 @@ def _plain_rows(session: Session, query: Any, row: type[_Row]) -> list[_Row]:
     (int and float columns, which SQLAlchemy passes through unprocessed on SQLite and psycopg).
     Each becomes a `row` by tuple.__new__, in C: the named tuple's own __new__ is Python code, and
     took 0.53 of a 5,000-rating read's ms against 0.31."""
-    result = session.connection().execute(query)
+    result = session.connection().execute(query, params)
     try:
         return list(map(partial(tuple.__new__, row), result.cursor.fetchall()))
     finally:
@@ -294,9 +304,4 @@ def unhide(session: Session, user_id: int, movie_id: int) -> None:
 
 def hidden_movies(session: Session, user_id: int) -> list[HiddenMovie]:
     """Every movie the user hid, newest first."""
-    query = (
-        select(Hidden.movie_id, Hidden.timestamp)
-        .where(Hidden.user_id == user_id)
-        .order_by(col(Hidden.timestamp).desc(), col(Hidden.movie_id).desc())
-    )
-    return _plain_rows(session, query, HiddenMovie)
+    return _plain_rows(session, _HIDDEN_MOVIES, HiddenMovie, {"user_id": user_id})

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class ScoredMovie:
     score: float
 
     @classmethod
-    def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> ScoredMovie:
+    def from_payload(cls, movie_id: int, payload: dict[str, Any], score: float) -> Self:
         return cls(
             id=movie_id,
             title=payload.get("title", ""),
@@ -553,7 +554,8 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
     this"; a movie nobody rated yet says so, its factors being predicted from content. Content
     answers: the liked movie with the largest text cosine. Below MATCH_MIN, or with nothing liked,
     it is called a popular pick, never a match."""
-    item = Recommendation(**vars(ScoredMovie.from_payload(hit.id, hit.payload, score)), reason="a popular pick")
+    item = Recommendation.from_payload(hit.id, hit.payload, score)  # `from_payload` builds its own class
+    item.reason = "a popular pick"
     new = not hit.payload.get("local_rating_count")
     if liked_collab is not None and "collab" in hit.vectors:
         best = liked_collab.nearest(hit.vectors["collab"])
@@ -578,27 +580,36 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
 class _Citable:
     """The liked movies a reason may cite through one named vector. Their vectors are scaled to unit
     length once per answer rather than once per item: for a 5,000-rating user's 10 items, restacking
-    them cost 8 ms and rescaling 500 collab factors per item another 8 ms."""
+    them cost 8 ms and rescaling 500 collab factors per item another 8 ms. Stacked and scaled on the
+    first `nearest` only: a collab or hybrid answer cites through collab factors, and never reads the
+    content ones it used to stack and scale for every answer (about 0.1 ms of a light user's request)."""
 
     def __init__(
         self,
-        liked: Liked,
+        liked: Callable[[], Liked],
         unit_rows: Callable[[np.ndarray], np.ndarray],
         unit_query: Callable[[np.ndarray], np.ndarray],
     ) -> None:
-        """`unit_rows` scales the liked movies' vectors as the cosine needs; `unit_query` does it for
-        one candidate's vector, shaped so that `rows @ unit_query(v)` holds the cosines."""
-        self.liked = liked
-        self.matrix = unit_rows(liked.rows) if liked.ratings else None
+        """`liked` gives the movies (called once, when first needed); `unit_rows` scales their vectors as
+        the cosine needs; `unit_query` does it for one candidate's vector, shaped so that
+        `rows @ unit_query(v)` holds the cosines."""
+        self._liked = liked
+        self.unit_rows = unit_rows
         self.unit_query = unit_query
+
+    @cached_property
+    def _scaled(self) -> tuple[Liked, np.ndarray | None]:
+        liked = self._liked()
+        return liked, (self.unit_rows(liked.rows) if liked.ratings else None)
 
     def nearest(self, vector: np.ndarray) -> tuple[UserRating, dict[str, Any]] | None:
         """The liked movie most similar to `vector` (its rating and payload), when that similarity reaches MATCH_MIN."""
-        if self.matrix is None:
+        liked, matrix = self._scaled
+        if matrix is None:
             return None
-        sims = np.ravel(self.matrix @ self.unit_query(vector))
+        sims = np.ravel(matrix @ self.unit_query(vector))
         best = int(np.argmax(sims))
-        return (self.liked.ratings[best], self.liked.payloads[best]) if sims[best] >= MATCH_MIN else None
+        return (liked.ratings[best], liked.payloads[best]) if sims[best] >= MATCH_MIN else None
 
 
 def _citable(
@@ -606,10 +617,10 @@ def _citable(
 ) -> tuple[_Citable, _Citable | None]:
     """Content answers cite by text cosine (the text half of `combined` against a candidate's unit
     `text` vector), collab answers by the cosine of collab factors (collab.similarity)."""
-    content = _Citable(Liked.of(liked, "combined"), _unit_text_half, lambda text: text)
+    content = _Citable(lambda: Liked.of(liked, "combined"), _unit_text_half, lambda text: text)
     if liked_collab is None:
         return content, None
-    return content, _Citable(liked_collab, collab.unit_factors, lambda v: collab.unit_factors(v).T)
+    return content, _Citable(lambda: liked_collab, collab.unit_factors, lambda v: collab.unit_factors(v).T)
 
 
 def _unit_text_half(combined: np.ndarray) -> np.ndarray:
