@@ -33,6 +33,9 @@ every user's training ratings split 75/25 again), numpy scoring of the full cata
   rank, p 0.25 or 0.5, λ 200 or 400) −0.0009 to −0.0086 on the item split, at best +0.0018 on the
   user split; more factors (400, 800) tie 255; rating values in the Gram (1 + 0.1 (stars - 3))
   +0.0013 more, not kept (ingest reads pairs only); item cosine blended into S: +0.0003.
+  Its price: on the temporal validation split (`--part time`, newest 5 x 1.25) it loses, ml-100k
+  0.1777 vs 0.1832 (a = 0.25: 0.1797-0.1809), demo 0.1359 vs 0.1420; on the temporal test split
+  ml-100k gains (hybrid 0.2119 vs 0.2098) and demo loses 0.0020 (0.1528 vs 0.1548), see README.
 - coverage (issue 13; `bench/tune_first_contact.py --part coverage`, the long tail scored only where
   it has a vector): demo, EASE on the 2,000 most rated and nothing else 0.2148; plus every other
   rated movie folded in (_fold_in), penalty 10 x mean diag(UᵀU) 0.2154 (1: 0.2093, 3: 0.2125, 30:
