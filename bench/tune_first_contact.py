@@ -2,7 +2,8 @@
 popularity prior of short histories (issue 11 part 2) and the content -> collab map of new movies
 (part 3). Pure numpy over the same collab factors the index stores (app/embedding/collab.py).
 
-    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k] [--part users|movies|time|coverage|priors|short]
+    .venv/bin/python bench/tune_first_contact.py [--dataset ml-100k]
+        [--part users|movies|time|coverage|priors|short|warm] [--split item|user]
 
 users: validation users' fitting history cut to n = 1, 2, 3, 5, 10 random ratings (20% of the users
     at a time, five folds; --targets dropped: see new_users); the collab
@@ -18,6 +19,8 @@ movies: 15% of the movies lose their fitting ratings (three draws); content -> f
 time: recency weighting of the collab user vector (by age, by order, the newest K boosted) on a
     temporal and a stratified validation split (see recency).
 coverage: which movies get rating-fitted collab vectors (see coverage).
+warm (--split item|user): the collab fit and the stars' weight in the user vector on the warm
+    stratified split, by MSR's item split or the user split (see warm).
 priors, short (--protocol temporal|stratified): for histories cut to 1-10 ratings, which popularity
     the blend pulls towards (all-time, trending, as of the user's newest rating) and collab variants
     nearer to item-kNN (see priors, short).
@@ -38,7 +41,7 @@ from app.embedding.movie import combine
 from app.embedding.text import TextEncoder
 from app.evaluation import baselines, splits
 from app.evaluation.embed_cache import cached_text_vectors
-from app.evaluation.metrics import ndcg_at_k
+from app.evaluation.metrics import ndcg_at_k, precision_at_k
 from app.evaluation.runner import load_dataset
 from app.recommend.tuning import TUNED
 from app.recommend.user_vector import SECONDS_PER_DAY
@@ -653,13 +656,120 @@ def coverage(fit: pd.DataFrame, relevant: dict[int, set[int]], users: np.ndarray
         print(f"{name:<24} movies={len(vectors):<6} ndcg={ndcg(recs, relevant):.4f} fit={seconds:.1f}s", flush=True)
 
 
+WARM_SEEDS = (1, 2, 3)  # item split: the test seeds of `movierec eval --split item --seeds 1,2,3`
+
+
+def warm(movies: list, ratings: pd.DataFrame, dataset: str, by: str) -> None:
+    """The collab fit on the warm stratified split (issue 11's "warm, MSR item split" target): for
+    each of WARM_SEEDS, the test split (`by` item or user) and a validation split carved from its
+    training part by the same rule (seed + 100). Every validation user is scored over the whole
+    catalogue with Σ_i w_i f_i · f_j (w_i: the newest 5 x 1.25, times 1 + slope x (stars - 3)), the
+    factors from collab.item_vectors; NDCG@10 and P@10 mean over the seeds, the NDCG per seed, and
+    the paired NDCG difference from today's fit ± its standard error over every user of every seed.
+    Configurations: λ, USER_NORM (a: D = n_u^-a), the slope; EDLAE (Steck 2020: EASE with
+    Λ = λI + p/(1-p) diag(G), full rank); plain full-rank EASE."""
+    configs = [("today l=400 a=0 s=0", 400.0, 0.0, 0.0)]
+    configs += [
+        (f"l={lam:g} a={a:g} s={sl:g}", lam, a, sl)
+        for lam in (400.0, 500.0, 600.0)
+        for a in (0.0, 0.5)
+        for sl in (0.0, 0.2, 0.3)
+    ]
+    per_user: dict[str, list[float]] = {}
+    precision: dict[str, list[float]] = {}
+    per_seed: dict[str, list[float]] = {}
+    for seed in WARM_SEEDS:
+        train = splits.stratified_split(ratings, seed=seed, by=by).train  # type: ignore[arg-type]
+        parts = splits.stratified_split(train, seed=seed + 100, by=by)  # type: ignore[arg-type]
+        fit = parts.train
+        relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
+        users = sorted(relevant)
+        cat = baselines.CandidatePool(sorted({m.id for m in movies} | set(fit["movie_id"].tolist())), fit)
+        weights = _warm_weights(cat, fit, users)
+        u_ids, m_ids = fit["user_id"].to_numpy(), fit["movie_id"].to_numpy()
+        fitted: dict[tuple[float, float], np.ndarray] = {}
+        for _, lam, a, _ in configs:
+            if (lam, a) not in fitted:
+                full = np.zeros((len(cat.ids), 255))
+                for m, v in collab.item_vectors(u_ids, m_ids, 256, l2=lam, user_norm=a).items():
+                    full[cat.column[m]] = collab.factor_part(v)
+                fitted[(lam, a)] = full
+        for name, lam, a, slope in configs:
+            full = fitted[(lam, a)]
+            w = weights["recent"] * (1.0 + slope * weights["stars"])
+            _warm_record(name, cat, (w @ full) @ full.T, users, relevant, per_user, precision, per_seed)
+        items, x = collab.core_interactions(u_ids, m_ids)
+        cols = np.searchsorted(cat.ids, items)
+        gram = collab._gram(x, 0.0)
+        for name, b in [("ease l=400 full", collab._ease(x, 400.0))] + [
+            (f"edlae l={lam:g} p={p:g}", _edlae(gram, lam, p)) for lam in (200.0, 400.0) for p in (0.25, 0.5)
+        ]:
+            s = np.zeros((len(users), len(cat.ids)))
+            s[:, cols] = weights["recent"][:, cols] @ b
+            _warm_record(name, cat, s, users, relevant, per_user, precision, per_seed)
+        log(f"{dataset} {by} seed {seed}: {len(users)} users")
+    base = np.array(per_user[configs[0][0]])
+    for name, values in per_user.items():
+        diff = np.array(values) - base
+        seeds = " ".join(f"{v:.4f}" for v in per_seed[name])
+        se = diff.std() / np.sqrt(len(diff))
+        print(
+            f"{dataset} {by} {name:<22} ndcg={np.mean(values):.4f} ({diff.mean():+.4f}±{se:.4f}) "
+            f"p={np.mean(precision[name]):.4f} seeds {seeds}",
+            flush=True,
+        )
+
+
+def _warm_weights(cat: baselines.CandidatePool, fit: pd.DataFrame, users: list[int]) -> dict[str, np.ndarray]:
+    """Users x catalogue matrices: `recent` 1.25 on each user's 5 newest ratings, 1 on the others
+    (Tuning.collab_recent), 0 where not rated; `stars` the rating - 3 where rated."""
+    newest_first = fit.sort_values(["user_id", "timestamp", "movie_id"], ascending=[True, False, False])
+    rank = newest_first.groupby("user_id").cumcount().to_numpy()
+    rows = np.searchsorted(np.asarray(users), newest_first["user_id"].to_numpy())
+    cols = np.searchsorted(cat.ids, newest_first["movie_id"].to_numpy())
+    recent, stars = np.zeros((len(users), len(cat.ids))), np.zeros((len(users), len(cat.ids)))
+    recent[rows, cols] = 1.0 + TUNED.collab_recent_boost * (rank < TUNED.collab_recent)
+    stars[rows, cols] = newest_first["rating"].to_numpy() - 3.0
+    return {"recent": recent, "stars": stars}
+
+
+def _warm_record(
+    name: str,
+    cat: baselines.CandidatePool,
+    scores: np.ndarray,
+    users: list[int],
+    relevant: dict[int, set[int]],
+    per_user: dict[str, list[float]],
+    precision: dict[str, list[float]],
+    per_seed: dict[str, list[float]],
+) -> None:
+    recs = [cat.top_k(scores[i], u, K) for i, u in enumerate(users)]
+    values = [ndcg_at_k(r, relevant[u], K) for r, u in zip(recs, users, strict=True)]
+    per_user.setdefault(name, []).extend(values)
+    precision.setdefault(name, []).extend(precision_at_k(r, relevant[u], K) for r, u in zip(recs, users, strict=True))
+    per_seed.setdefault(name, []).append(float(np.mean(values)))
+
+
+def _edlae(gram: np.ndarray, l2: float, dropout: float) -> np.ndarray:
+    """EDLAE (Steck, NeurIPS 2020): EASE's B with Λ = l2 I + dropout / (1 - dropout) diag(G)."""
+    a = gram.astype(np.float64, copy=True)
+    a[np.diag_indices_from(a)] += l2 + dropout / (1.0 - dropout) * np.diag(gram)
+    p = np.linalg.inv(a)
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
-    parser.add_argument("--part", default="users", choices=["users", "movies", "time", "coverage", "priors", "short"])
+    parser.add_argument(
+        "--part", default="users", choices=["users", "movies", "time", "coverage", "priors", "short", "warm"]
+    )
     parser.add_argument(
         "--protocol", default="temporal", choices=["temporal", "stratified"], help="priors, short: the split"
     )
+    parser.add_argument("--split", default="item", choices=["item", "user"], help="warm: the split")
     parser.add_argument("--targets", default="held-out", choices=["held-out", "dropped"], help="users: see new_users")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -668,7 +778,9 @@ def main() -> None:
     parts = splits.stratified_split(train, seed=splits.SEED + 1)  # the validation split
     relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
     users = splits.sample_users(np.array(sorted(relevant)), 400)
-    if args.part == "time":
+    if args.part == "warm":
+        warm(movies, ratings, args.dataset, args.split)
+    elif args.part == "time":
         recency(movies, ratings, args.dataset)
     elif args.part in ("priors", "short"):
         {"priors": priors, "short": short}[args.part](movies, ratings, args.dataset, args.protocol)

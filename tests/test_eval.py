@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from app.embedding import collab
 from app.evaluation import STRATEGIES, metrics, splits
@@ -123,6 +124,21 @@ def test_collab_vectors_put_co_rated_movies_closer(ml100k: pd.DataFrame) -> None
         return float(np.mean([collab.similarity(vectors[a], vectors[b])[0, 0] for a, b in ps]))
 
     assert mean_similarity(top) > mean_similarity(random_pairs) + 0.3
+
+
+def test_user_normalised_gram_keeps_the_trace_and_damps_heavy_users() -> None:
+    """XᵀDX with D = n_u^-a, scaled to XᵀX's trace: a = 0 is XᵀX; with a > 0 a pair seen only by the
+    heaviest user weighs less than a pair seen only by a light one."""
+    rows = [0] * 6 + [1, 1] + [2, 2, 2]  # user 0 rated movies 0-5, user 1 movies 6-7, user 2 0, 6, 7
+    cols = list(range(6)) + [6, 7] + [0, 6, 7]
+    x = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(3, 8))
+    plain = collab._gram(x, 0.0)
+    np.testing.assert_allclose(plain, (x.T @ x).toarray())
+    damped = collab._gram(x, 0.5)
+    np.testing.assert_allclose(np.trace(damped), x.nnz, rtol=1e-5)
+    np.testing.assert_allclose(damped, damped.T, rtol=1e-6)
+    assert damped[1, 2] < damped[6, 7] / 2  # movies 1, 2: user 0 (6 movies); 6, 7: users 1 and 2
+    assert damped[1, 2] / damped[6, 7] < plain[1, 2] / plain[6, 7]
 
 
 def test_collab_query_ranks_by_the_factor_dot_product() -> None:

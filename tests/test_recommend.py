@@ -13,7 +13,7 @@ from app.catalog.repository import UserRating
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend import Recommender
 from app.recommend.rerank import contenders, popularity_boost, rerank
-from app.recommend.user_vector import SCALE_MIDPOINT, boost_recent, taste_weights, weighted_mean
+from app.recommend.user_vector import SCALE_MIDPOINT, boost_recent, star_weights, taste_weights, weighted_mean
 from app.vectorstore import Hit, MovieFilter, open_store
 from app.vectorstore.live import LiveIndex
 from tests.helpers.ingest import build_index
@@ -61,6 +61,14 @@ def test_rerank_demotes_near_duplicates_when_diversity_is_on() -> None:
     hits = [_hit(1, 0.9, [1, 0]), _hit(2, 0.89, [1, 0.01]), _hit(3, 0.8, [0, 1])]
     assert [h.id for h, _ in rerank(hits, "combined", 3, popularity=0, diversity=0)] == [1, 2, 3]
     assert [h.id for h, _ in rerank(hits, "combined", 3, popularity=0, diversity=0.5)] == [1, 3, 2]
+
+
+def test_star_weights_lean_mildly_towards_loved_movies_and_never_turn_negative() -> None:
+    weights = np.array([1.25, 1.0, 1.0, 1.0], dtype=np.float32)
+    out = star_weights(weights, np.array([5.0, 3.0, 1.0, 0.5]), 0.2)
+    assert np.allclose(out, [1.25 * 1.4, 1.0, 0.6, 0.5])
+    assert (star_weights(weights, np.array([0.5, 0.5, 0.5, 0.5]), 1.0) >= 0).all()  # a steep slope stops at 0
+    assert np.allclose(star_weights(weights, np.array([5.0, 1.0, 2.0, 4.0]), 0.0), weights)
 
 
 def test_rerank_popularity_boost_reorders_close_calls() -> None:

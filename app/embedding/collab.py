@@ -4,7 +4,8 @@ EASE's item-item weights, stored so that Qdrant's cosine ranks by the model's ow
 1. EASE (Steck, 2019): B = argmin ||X - XB||² + λ||B||² with diag(B) = 0, where X is the binary
    user x movie matrix (a rating counts as an interaction; its value is ignored, as in the
    benchmark protocol where every held-out movie is relevant). Closed form:
-   P = (XᵀX + λI)⁻¹, B = -P / diag(P). A user's scores are x_u B.
+   P = (XᵀX + λI)⁻¹, B = -P / diag(P). A user's scores are x_u B. Here XᵀX is user-normalised,
+   XᵀDX with D = diag(n_u^-0.5) rescaled to the same trace (_gram), and λ = 500.
 2. Factorise S = (B + Bᵀ) / 2 ≈ V Vᵀ from its top eigenpairs (V = Q √Λ). Then
    score(u, j) ≈ Σ_{i rated by u} v_i · v_j: the user vector is exactly the (weighted) sum of the
    vectors of the movies they rated, the same construction as the content vector.
@@ -23,6 +24,18 @@ every user's training ratings split 75/25 again), numpy scoring of the full cata
 - demo (MovieLens latest-small, about 7,400 rated movies in the fitting part): only the 2,000 most
   rated movies 0.210, 4,000: 0.209, all: 0.208, which took 65 s instead of 1 s (the long tail's
   columns are mostly noise).
+- the user-normalised Gram (issue 11, "warm"; `bench/tune_first_contact.py --part warm`, three seeds,
+  the validation split carved by the test's own rule, NDCG@10 paired difference from λ=400 plain,
+  ± standard error; the user vector weighted by stars as Tuning.collab_star_slope = 0.2 in both):
+  a = 0.5, λ = 500: ml-100k item split 0.2741 vs 0.2694 (+0.0047±0.0013; without the stars
+  +0.0036), user split 0.2713 vs 0.2660 (+0.0053±0.0013), demo user split 0.2158 vs 0.2061
+  (+0.0098±0.0015). λ alone (500, 600) +0.001; EDLAE (Steck 2020, Λ = λI + p/(1-p) diag(G), full
+  rank, p 0.25 or 0.5, λ 200 or 400) −0.0009 to −0.0086 on the item split, at best +0.0018 on the
+  user split; more factors (400, 800) tie 255; rating values in the Gram (1 + 0.1 (stars - 3))
+  +0.0013 more, not kept (ingest reads pairs only); item cosine blended into S: +0.0003.
+  Its price: on the temporal validation split (`--part time`, newest 5 x 1.25) it loses, ml-100k
+  0.1777 vs 0.1832 (a = 0.25: 0.1797-0.1809), demo 0.1359 vs 0.1420; on the temporal test split
+  ml-100k gains (hybrid 0.2119 vs 0.2098) and demo loses 0.0020 (0.1528 vs 0.1548), see README.
 - coverage (issue 13; `bench/tune_first_contact.py --part coverage`, the long tail scored only where
   it has a vector): demo, EASE on the 2,000 most rated and nothing else 0.2148; plus every other
   rated movie folded in (_fold_in), penalty 10 x mean diag(UᵀU) 0.2154 (1: 0.2093, 3: 0.2125, 30:
@@ -40,7 +53,12 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 from scipy.sparse.linalg import eigsh
 
-EASE_L2 = 400.0
+EASE_L2 = 400.0  # plain EASE (binary Gram, λ=400): the `ease` baseline row of `movierec eval`
+# The collab fit: EASE on a user-normalised Gram, XᵀDX with D = diag(n_u^-USER_NORM) rescaled to XᵀX's
+# trace, so a heavy user's co-occurrences weigh less and λ keeps its units (bench/tune_first_contact.py
+# --part warm; see the docstring above).
+COLLAB_L2 = 500.0
+USER_NORM = 0.5
 # EASE inverts a movies x movies matrix (60k movies: 14 GB), so it is fitted on the CORE_ITEMS most
 # rated movies only (measured: no loss, see above); every other movie with enough ratings is folded
 # into the same factor space by a ridge regression on the users' factors (see _fold_in).
@@ -48,8 +66,9 @@ CORE_ITEMS = 2_000
 MIN_RATINGS = 1  # the default of MOVIEREC_COLLAB_MIN_RATINGS (bench/tune_first_contact.py --part coverage)
 # Names the fit in the index's ratings fingerprint: change it with the method, so an unchanged
 # catalogue and ratings are refitted once (v2: the EASE core plus fold-in of every rated movie;
-# v3: the content map reads genres and decade beside the combined vector, ridge λ=3).
-FIT_ID = f"ease-core{CORE_ITEMS}-foldin-v3"
+# v3: the content map reads genres and decade beside the combined vector, ridge λ=3; v4: the
+# user-normalised Gram, λ=500).
+FIT_ID = f"ease-core{CORE_ITEMS}-foldin-v4"
 FOLD_L2 = 10.0  # ridge penalty of the fold-in (bench/tune_first_contact.py --part coverage)
 FOLD_USERS = 16_384  # users per slice of the fold-in's user factors (16k x 255 float64: 33 MB)
 _FULL_EIGH_MAX = 2_000  # below this, a full eigendecomposition is fast and exact
@@ -60,7 +79,8 @@ def item_vectors(
     movie_ids: Sequence[int] | np.ndarray,
     dim: int,
     *,
-    l2: float = EASE_L2,
+    l2: float = COLLAB_L2,
+    user_norm: float = USER_NORM,
     min_ratings: int = MIN_RATINGS,
     core_items: int = CORE_ITEMS,
     fold_l2: float = FOLD_L2,
@@ -84,7 +104,7 @@ def item_vectors(
     x_core = x[:, core].tocsr()  # one copy, for the fit and the fold-in
     x_tail = x[:, tail].tocsr() if len(tail) else None
     del x
-    core_factors = ease_factors(x_core, dim - 1, l2)
+    core_factors = ease_factors(x_core, dim - 1, l2, user_norm)
     factors = np.zeros((len(items), dim - 1), dtype=np.float64)
     factors[core] = core_factors
     if x_tail is not None:
@@ -117,10 +137,11 @@ def _interactions(users: np.ndarray, movies: np.ndarray, min_ratings: int = 1) -
     return (ids, x) if len(kept) == len(ids) else (ids[kept], x[:, kept])
 
 
-def ease_factors(x: sp.csr_matrix, k: int, l2: float = EASE_L2) -> np.ndarray:
-    """EASE's item-item weights B fitted on the binary users x movies matrix `x` (Steck, 2019), as
-    a movies x k float64 matrix V with V Vᵀ ≈ B (_symmetric_factors): the core's collab factors."""
-    return _symmetric_factors(_ease(x, l2), k)
+def ease_factors(x: sp.csr_matrix, k: int, l2: float = COLLAB_L2, user_norm: float = USER_NORM) -> np.ndarray:
+    """EASE's item-item weights B fitted on the binary users x movies matrix `x` (Steck, 2019) with
+    the user-normalised Gram (_gram), as a movies x k float64 matrix V with V Vᵀ ≈ B
+    (_symmetric_factors): the core's collab factors."""
+    return _symmetric_factors(_ease(x, l2, user_norm), k)
 
 
 def core_interactions(
@@ -159,13 +180,31 @@ def _fold_in(x_core: sp.csr_matrix, core_factors: np.ndarray, x_tail: sp.csr_mat
     return np.linalg.solve(gram, rhs.T).T
 
 
-def _ease(x: sp.csr_matrix, l2: float) -> np.ndarray:
-    gram = (x.T @ x).toarray().astype(np.float64 if x.shape[1] <= _FULL_EIGH_MAX else np.float32)
+def _ease(x: sp.csr_matrix, l2: float, user_norm: float = 0.0) -> np.ndarray:
+    """B = -P / diag(P) with zero diagonal, P = (_gram(x, user_norm) + l2 I)⁻¹ (movies x movies)."""
+    dtype = np.float64 if x.shape[1] <= _FULL_EIGH_MAX else np.float32
+    gram: np.ndarray = _gram(x, user_norm).astype(dtype)
     gram[np.diag_indices_from(gram)] += l2
     p = _spd_inverse(gram)
     b = -p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
     return b
+
+
+def _gram(x: sp.csr_matrix, user_norm: float) -> np.ndarray:
+    """XᵀDX (movies x movies, dense) for the binary users x movies `x`: D = diag(n_u^-user_norm),
+    n_u the user's interactions in `x`, scaled so that the trace equals XᵀX's (the interaction
+    count), which keeps λ in the same units; user_norm = 0 is plain XᵀX. A user with 600 movies adds
+    600² co-occurrences and one with 20 adds 400: the damping (as user-kNN's cosine damps long
+    rows) keeps a few heavy users' broad lists from setting most of the item-item weights."""
+    if user_norm == 0.0:
+        plain: np.ndarray = (x.T @ x).toarray()
+        return plain
+    counts = np.diff(x.indptr).astype(np.float64)
+    weights = np.power(np.maximum(counts, 1.0), -user_norm)
+    weights *= counts.sum() / max(float(counts @ weights), 1e-12)
+    weighted: np.ndarray = (x.T @ (sp.diags(weights.astype(x.dtype)) @ x)).toarray()
+    return weighted
 
 
 def _spd_inverse(a: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from app.recommend.user_vector import (
     boost_recent,
     collab_vector,
     mean_rating,
+    star_weights,
     taste_weights,
     weighted_mean,
 )
@@ -344,7 +345,8 @@ class Recommender:
         t = self.tuning
         weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
         boosted = boost_recent(weights.weights, t.collab_recent, t.collab_recent_boost)
-        return collab_vector(factors, boosted)
+        stars = np.fromiter(map(itemgetter(1), history), np.float64, len(history))
+        return collab_vector(factors, star_weights(boosted, stars, t.collab_star_slope))
 
     def _with_prior(self, index: MovieIndex, user: np.ndarray, n_ratings: int) -> np.ndarray:
         """The collab query unit(u) + α(n) unit(p): the user's factors and the popularity direction

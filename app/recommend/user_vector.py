@@ -7,8 +7,8 @@ weight = rating weight x recency weight
   average is normalised, so only relative age matters, and old datasets do not underflow).
 
 The collab vector uses the same weights (without centring where that measured better, see
-app/recommend/tuning.py), the newest few boosted (`boost_recent`), over the factor part of the
-movies' collab vectors; see `collab_vector`.
+app/recommend/tuning.py), the newest few boosted (`boost_recent`) and each scaled mildly by its
+stars (`star_weights`), over the factor part of the movies' collab vectors; see `collab_vector`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from app.embedding import collab
 MIN_FOR_OWN_MEAN = 3
 SCALE_MIDPOINT = 2.75  # of 0.5-5.0: 3 stars and up count as liked for a brand-new user
 SECONDS_PER_DAY = 86_400.0
+STAR_CENTRE = 3.0  # star_weights: the rating that weighs 1 in the collab vector
 
 
 def mean_rating(ratings: Sequence[UserRating]) -> float:
@@ -66,6 +67,13 @@ def boost_recent(weights: np.ndarray, recent: int, boost: float) -> np.ndarray:
     out = weights.astype(np.float32).copy()
     out[:recent] *= 1.0 + boost
     return out
+
+
+def star_weights(weights: np.ndarray, stars: np.ndarray, slope: float, centre: float = STAR_CENTRE) -> np.ndarray:
+    """`weights` x (1 + slope x (stars - centre)), never below 0: every rated movie still counts
+    as evidence of taste (uncentred collab), a loved one a little more than a disliked one."""
+    factor = np.maximum(1.0 + slope * (np.asarray(stars, dtype=np.float64) - centre), 0.0)
+    return (weights.astype(np.float64) * factor).astype(np.float32)
 
 
 def balance(weights: np.ndarray, dislike_weight: float) -> np.ndarray:
