@@ -131,6 +131,20 @@ def test_reasons_never_cite_a_disliked_movie_nor_call_noise_a_match(handmade) ->
     assert "matches your taste" not in far.sentence and "not close" in far.sentence
 
 
+def test_a_dislike_never_draws_in_its_neighbours(handmade) -> None:
+    """Disliking a movie (1★, a guest's "disliked") must not answer like liking it: Twin lies next to
+    Disliked in collab and text, so it comes last, never first, on every strategy."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    for strategy in ("content", "collab", "hybrid"):
+        disliked = rec.recommend([UserRating(2, 1.0, 1_000)], limit=4, strategy=strategy, popularity=0, diversity=0)
+        liked = rec.recommend([UserRating(2, 5.0, 1_000)], limit=4, strategy=strategy, popularity=0, diversity=0)
+        assert liked.items[0].title == "Twin", (strategy, liked.path)
+        assert disliked.items[-1].title == "Twin", (strategy, disliked.path, [i.title for i in disliked.items])
+
+
 def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
     from app.catalog.repository import UserRating
     from app.recommend import Recommender

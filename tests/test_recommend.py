@@ -65,10 +65,12 @@ def test_rerank_demotes_near_duplicates_when_diversity_is_on() -> None:
 
 def test_star_weights_lean_mildly_towards_loved_movies_and_never_turn_negative() -> None:
     weights = np.array([1.25, 1.0, 1.0, 1.0], dtype=np.float32)
-    out = star_weights(weights, np.array([5.0, 3.0, 1.0, 0.5]), 0.2)
-    assert np.allclose(out, [1.25 * 1.4, 1.0, 0.6, 0.5])
-    assert (star_weights(weights, np.array([0.5, 0.5, 0.5, 0.5]), 1.0) >= 0).all()  # a steep slope stops at 0
-    assert np.allclose(star_weights(weights, np.array([5.0, 1.0, 2.0, 4.0]), 0.0), weights)
+    out = star_weights(weights, np.array([5.0, 3.0, 2.0, 1.5]), 0.2)
+    assert np.allclose(out, [1.25 * 1.4, 1.0, 0.8, 0.7])
+    assert (star_weights(weights, np.array([2.0, 2.0, 2.0, 2.0]), 1.0) >= 0).all()  # a steep slope stops at 0
+    assert np.allclose(star_weights(weights, np.array([5.0, 1.5, 2.0, 4.0]), 0.0), weights)
+    # An explicit dislike (1 star or less; a guest's "disliked") weighs nothing, whatever the slope.
+    assert np.allclose(star_weights(weights, np.array([1.0, 0.5, 5.0, 3.0]), 0.0), [0.0, 0.0, 1.0, 1.0])
 
 
 def test_rerank_popularity_boost_reorders_close_calls() -> None:
