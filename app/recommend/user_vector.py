@@ -79,7 +79,8 @@ def star_weights(weights: np.ndarray, stars: np.ndarray, slope: float, centre: f
     as evidence of taste (uncentred collab), a loved one a little more than a disliked one; one
     rated DISLIKED_MAX or less counts for nothing (an explicit dislike must not attract)."""
     given = np.asarray(stars, dtype=np.float64)
-    factor: np.ndarray = np.maximum(1.0 + slope * (given - centre), 0.0) * (given > DISLIKED_MAX)
+    factor = np.maximum(1.0 + slope * (given - centre), 0.0)
+    factor[given <= DISLIKED_MAX] = 0.0
     return (weights.astype(np.float64) * factor).astype(np.float32)
 
 
