@@ -70,6 +70,7 @@ BAD_QUERIES = [
     ("/movies/recommendations?user_id={u}&limit=10.0", "limit"),
     ("/movies/recommendations?user_id={u}&limit=%2B5", "limit"),
     ("/movies/recommendations?user_id={u}&limit=05", "limit"),
+    ("/movies/recommendations?user_id={u}&offset=-0", "offset"),
     ("/movies/recommendations?user_id={u}&limit=", "limit"),
     ("/movies/recommendations?user_id={u}&offset=1e1", "offset"),
     ("/movies/popular?window_days=3e1", "window_days"),

@@ -33,7 +33,7 @@ from litestar.routes import HTTPRoute
 from app.api.exceptions import literal_values
 from app.errors import InvalidInputError
 
-INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")  # what Litestar's own int conversion then reads exactly
+INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # what Litestar's own int conversion then reads exactly; no "-0"
 BODY = "body"
 DATA = "data"  # the handler argument Litestar fills with the decoded body
 # msgspec's ValidationError ends with the JSON path of the offending value: " - at `$.liked[0]`".
