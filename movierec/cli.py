@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -273,17 +274,21 @@ def serve(
     signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.
-    prepare_multiprocess_dir(settings.metrics_dir, port)
-    # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
-    uvicorn.run(
-        "app.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=count,
-        log_config=logging_config(),
-        **server_limits(settings, timeout_keep_alive),
-    )
+    samples = prepare_multiprocess_dir(settings.metrics_dir, port)
+    try:
+        # The log config, not configure_logging(): worker processes start fresh, and uvicorn applies it in each.
+        uvicorn.run(
+            "app.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=count,
+            log_config=logging_config(),
+            **server_limits(settings, timeout_keep_alive),
+        )
+    finally:  # Ctrl-C (SIGINT) gets here; SIGTERM ends the process first, and the next start empties it
+        if settings.metrics_dir is None:
+            shutil.rmtree(samples, ignore_errors=True)
 
 
 # httptools (llhttp, in C) with h11's cap on the request line and headers, which it reads from

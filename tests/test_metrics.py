@@ -4,6 +4,7 @@ database and index errors are counted; `movierec serve` sums every worker's samp
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -162,6 +163,29 @@ def test_serve_sums_every_workers_samples(demo_settings: Settings, tmp_path: Pat
         server.terminate()
         _, err = server.communicate(timeout=60)
     assert server.returncode == 0, err.decode()[-2000:]
+
+
+def test_serve_removes_its_default_folder_on_ctrl_c(demo_settings: Settings, tmp_path: Path) -> None:
+    """Without MOVIEREC_METRICS_DIR the samples go to $TMPDIR/movierec-metrics-<port>; Ctrl-C
+    (SIGINT) leaves no folder behind, so servers on passing ports do not pile them up in /tmp."""
+    world = copy_settings(demo_settings, tmp_path / "data")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(world.data_dir), "TMPDIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "MOVIEREC_METRICS_DIR"):
+        env.pop(name, None)
+    if world.database_url:
+        env["DATABASE_URL"] = world.database_url
+    cmd = [sys.executable, "-m", "movierec.cli", "serve", "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for_workers(f"http://127.0.0.1:{port}", server, 1)
+        assert (tmp_path / f"movierec-metrics-{port}").is_dir()
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, err = server.communicate(timeout=60)
+    assert not (tmp_path / f"movierec-metrics-{port}").exists(), err.decode()[-2000:]
 
 
 def test_serve_sets_the_folder_before_prometheus_client_is_imported() -> None:
