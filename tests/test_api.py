@@ -31,6 +31,8 @@ async def test_health_and_schema_need_no_token(client: AsyncTestClient[Litestar]
         "index_generation": None,
         "detail": None,
     }
+    head = await client.head("/health")  # uptime monitors that send HEAD: the status, no body
+    assert head.status_code == 200 and head.content == b"", head.text
     assert (await client.get("/schema")).status_code == 200
     spec = (await client.get("/schema/openapi.json")).json()
     assert "BearerToken" in spec["components"]["securitySchemes"]

@@ -238,6 +238,7 @@ async def test_a_wrong_database_port_at_start_up_serves_503_and_health_explains(
         health = await client.get("/health")
         assert health.status_code == 503 and health.json()["database"] is False, health.text
         assert "DATABASE_URL" in health.json()["detail"] or "database" in health.json()["detail"], health.text
+        assert (await client.head("/health")).status_code == 503  # HEAD says the same, without a body
         for url in DB_ROUTES:
             assert_503_naming_the_database(await client.get(url, headers=headers))
         for url in INDEX_ROUTES:

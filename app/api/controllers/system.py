@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from litestar import Controller, Response, get
+from litestar import Controller, Response, get, head
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
@@ -56,23 +56,42 @@ class HealthController(Controller):
         sync_to_thread=True,
     )
     def health(self, services: Services, database_problem: str | None) -> Response[HealthOut]:
-        database, problem = database_problem is None, None
-        try:
-            services.live.current()
-            index, problem = True, services.live.problem  # a problem here: the last good index serves
-        except MovieRecError as exc:
-            index, problem = False, str(exc)
-        except Exception:  # an unreachable server raises its client's own errors
-            index, problem = False, "the index is unreachable"
-        ok = database and index
-        body = HealthOut(
-            status=("degraded" if problem else "ok") if ok else "unavailable",
-            database=database,
-            index=index,
-            index_generation=services.live.generation,
-            detail=problem if database else database_problem,
-        )
-        return Response(body, status_code=200 if ok else 503)
+        body = _health(services, database_problem)
+        return Response(body, status_code=503 if body.status == "unavailable" else 200)
+
+    @head(
+        "/",
+        operation_id="healthHead",
+        summary="Database and index reachable, status code only",
+        description="GET /health's status code (200 or 503) without its body, for monitors that send HEAD.",
+        security=[{}],
+        exclude_from_auth=True,
+        sync_to_thread=True,
+    )
+    def health_head(self, services: Services, database_problem: str | None) -> Response[None]:
+        unavailable = _health(services, database_problem).status == "unavailable"
+        return Response(None, status_code=503 if unavailable else 200)
+
+
+def _health(services: Services, database_problem: str | None) -> HealthOut:
+    """What /health reports: `unavailable` when the database or the index cannot answer, `degraded`
+    when the last good index serves because the newest cannot be opened, `ok` otherwise."""
+    database, problem = database_problem is None, None
+    try:
+        services.live.current()
+        index, problem = True, services.live.problem  # a problem here: the last good index serves
+    except MovieRecError as exc:
+        index, problem = False, str(exc)
+    except Exception:  # an unreachable server raises its client's own errors
+        index, problem = False, "the index is unreachable"
+    ok = database and index
+    return HealthOut(
+        status=("degraded" if problem else "ok") if ok else "unavailable",
+        database=database,
+        index=index,
+        index_generation=services.live.generation,
+        detail=problem if database else database_problem,
+    )
 
 
 class MetricsController(Controller):
