@@ -345,7 +345,7 @@ class Recommender:
         t = self.tuning
         weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
         boosted = boost_recent(weights.weights, t.collab_recent, t.collab_recent_boost)
-        stars = np.fromiter(map(itemgetter(1), history), np.float64, len(history))
+        stars = np.fromiter(map(_STARS, history), np.float64, len(history))
         return collab_vector(factors, star_weights(boosted, stars, t.collab_star_slope))
 
     def _with_prior(self, index: MovieIndex, user: np.ndarray, n_ratings: int) -> np.ndarray:
@@ -378,13 +378,12 @@ class Recommender:
 
     def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
         """The most rated movies under `filter`; a movie nobody rated (`only_new`) is called new, not popular."""
-        return [
-            Recommendation(
-                **vars(ScoredMovie.from_payload(h.id, h.payload, h.score)),
-                reason="popular with viewers" if h.payload.get("local_rating_count") else NEW_REASON,
-            )
-            for h in index.popular(limit, filter)
-        ]
+        items = []
+        for hit in index.popular(limit, filter):
+            item = Recommendation.from_payload(hit.id, hit.payload, hit.score)
+            item.reason = "popular with viewers" if hit.payload.get("local_rating_count") else NEW_REASON
+            items.append(item)
+        return items
 
     # -- similar, search -----------------------------------------------------------------------
     def similar(
@@ -523,7 +522,8 @@ def _interleave_new(
     for pick in picks:
         if pick[0].id in shown:
             continue
-        queue = [new for new in queue if new.id not in shown]
+        while queue and queue[0].id in shown:  # listed already on its own score
+            queue.pop(0)
         due = queue and (len(ranking) + 1) % every == 0 and "collab" in pick[0].vectors
         if due and queue[0].score >= min_ratio * float(query @ pick[0].vectors["collab"]):
             new = queue.pop(0)
