@@ -219,6 +219,8 @@ def index_movies(
         embedder = make_embedder(any(m.poster for m in todo))  # no CNN for poster-less catalogues
         batch = batch_size or embedder.text_batch_size
         summary.failed = _embed_into(index, todo, embedder, batch, progress, summary.poster_embedded)
+        del embedder  # the models (a few hundred MB): not held through the collab fit and the publish
+        release_freed_memory()
     index.delete(orphans)
     summary.embedded, summary.deleted = len(todo), len(orphans)
     if ratings is not None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import http.server
 import math
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.embedding.device import resolve_device
+from app.embedding.device import gpu_visible, resolve_device
 from app.embedding.image import ResNet50Encoder
 from app.embedding.movie import combine, projection_matrix
 from app.embedding.posters import PosterLoader
@@ -82,6 +85,29 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
     assert resolve_device("auto") == "cpu"
     with pytest.raises(ValueError, match="CUDA is not available"):
         resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+
+
+def test_auto_device_without_a_gpu_does_not_import_torch() -> None:
+    """torch costs ~0.5 GB of RSS per process: a CPU-only ingest or API worker must not pay it."""
+    if gpu_visible():
+        pytest.skip("this machine has a GPU device node")
+    code = (
+        "import sys; from app.embedding.device import resolve_device; "
+        "print(resolve_device('auto'), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["cpu", "False"]
+    # CUDA_VISIBLE_DEVICES="" hides every GPU, whatever device nodes exist.
+    hidden = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert hidden.stdout.split() == ["cpu", "False"]
 
 
 # ---- posters over HTTP: cache, failures, timeouts --------------------------------------------------
