@@ -19,6 +19,12 @@ from app.names import SimilarVector
 # (indexed for ordering); an index without them is rebuilt.
 SCHEMA_VERSION = 2
 VECTOR_NAMES: tuple[SimilarVector, ...] = ("text", "image", "combined", "collab")  # the dense ones, all cosine
+# Stored as float16: the poster vectors, 1280 floats a movie, which the engine's dense storage
+# allocates for every point, poster or not (62k movies: 317 MB in float32, twice that while the
+# publish rebuilds the segment), and which only `similar?vector=image` and the explanations' image
+# share read. float16 keeps cosines within about 1e-3; the text, combined and collab vectors that
+# rank every answer stay float32. Applies to indexes created from now on.
+HALF_PRECISION_VECTORS = frozenset({"image"})
 SPARSE_VECTOR = "lexical"  # BM25-style term weights; the engine applies IDF (its IDF modifier)
 MAX_GENRES = 1000  # a facet's bound: catalogues have tens of genres
 # Reciprocal rank fusion's k: a hit at rank r (from 0) of a prefetch with weight w scores

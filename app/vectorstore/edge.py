@@ -43,6 +43,7 @@ import qdrant_edge as qe
 from app.errors import IndexUnavailableError
 from app.files import atomic_write, copy_sparse, copy_tree_sparse
 from app.vectorstore.base import (
+    HALF_PRECISION_VECTORS,
     MAX_GENRES,
     NOT_BUILT,
     RRF_K,
@@ -148,7 +149,11 @@ class EdgeIndex:
     def create(cls, path: Path, manifest: Manifest) -> EdgeIndex:
         config = qe.EdgeConfig(
             vectors={
-                name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
+                name: qe.EdgeVectorParams(
+                    size=dim,
+                    distance=qe.Distance.Cosine,
+                    datatype=qe.VectorStorageDatatype.Float16 if name in HALF_PRECISION_VECTORS else None,
+                )
                 for name, dim in manifest.vector_dims().items()
             },
             # BM25 term weights; the IDF modifier makes the engine weigh each term by its rarity.

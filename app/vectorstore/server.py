@@ -31,6 +31,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_befo
 from app.errors import ConflictError, IndexUnavailableError
 from app.settings import Settings
 from app.vectorstore.base import (
+    HALF_PRECISION_VECTORS,
     MAX_GENRES,
     RRF_K,
     SPARSE_VECTOR,
@@ -464,7 +465,11 @@ class ServerStore:
     def _create(self, manifest: Manifest, rebuild: bool) -> str:
         name = f"{self.alias}_{time.strftime('%Y%m%dT%H%M%S')}_{time.time_ns() % 1_000_000:06d}"
         vectors = {
-            vname: models.VectorParams(size=dim, distance=models.Distance.COSINE)
+            vname: models.VectorParams(
+                size=dim,
+                distance=models.Distance.COSINE,
+                datatype=models.Datatype.FLOAT16 if vname in HALF_PRECISION_VECTORS else None,
+            )
             for vname, dim in manifest.vector_dims().items()
         }
         self._call(

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from app.vectorstore import Hit, IndexStore, Manifest, MemoryIndex, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore.base import HALF_PRECISION_VECTORS
 
 MANIFEST = Manifest(
     text_model="test-text",
@@ -70,8 +71,32 @@ def assert_same_as_oracle(
         assert same_payload(hit.payload, CATALOGUE.by_id(hit.id).payload)
 
 
+def assert_near_oracle(
+    hits: list[Hit], expected: list[Hit], f: MovieFilter, query: np.ndarray, using: str, atol: float = 2e-3
+) -> None:
+    """An answer on a half-precision vector (HALF_PRECISION_VECTORS): the oracle's up to float16's
+    rounding, which ties scores that differ by less than about 2e-4. The scores are the oracle's top
+    scores within `atol`, and every hit is kept by `f` and scores, exactly, within `atol` of what the
+    engine says."""
+    assert len(hits) == len(expected)
+    np.testing.assert_allclose([h.score for h in hits], [h.score for h in expected], atol=atol)
+    kept = CATALOGUE.kept(f)
+    for hit in hits:
+        assert hit.id in kept
+        exact = float(unit(query) @ CATALOGUE.by_id(hit.id).vectors[using])
+        assert abs(exact - hit.score) <= atol, (hit.id, exact, hit.score)
+
+
 def unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def half_exact_unit(rng: np.random.Generator, dim: int) -> np.ndarray:
+    """A unit vector exact in float16 (four coordinates of ±0.5), so that an engine storing it in half
+    precision (HALF_PRECISION_VECTORS) ranks it exactly as the oracle does."""
+    v = np.zeros(dim, dtype=np.float32)
+    v[rng.choice(dim, size=4, replace=False)] = rng.choice([-0.5, 0.5], size=4)
+    return v
 
 
 def make_catalogue(seed: int = 42, n: int = N_MOVIES) -> SyntheticMovies:
@@ -79,7 +104,10 @@ def make_catalogue(seed: int = 42, n: int = N_MOVIES) -> SyntheticMovies:
     points = []
     for i in range(n):
         movie_id = 1000 + 7 * i  # not 0..n-1, so an id never passes for a row number
-        vectors = {name: unit(rng.standard_normal(dim)) for name, dim in MANIFEST.vector_dims().items()}
+        vectors = {
+            name: half_exact_unit(rng, dim) if name in HALF_PRECISION_VECTORS else unit(rng.standard_normal(dim))
+            for name, dim in MANIFEST.vector_dims().items()
+        }
         has_poster = i % 5 != 0
         if not has_poster:
             del vectors["image"]

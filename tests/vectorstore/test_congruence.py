@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 from qdrant_client import QdrantClient
 
+from app.vectorstore.base import HALF_PRECISION_VECTORS
 from app.vectorstore.edge import EdgeStore
 from app.vectorstore.server import ServerStore
-from tests.helpers.vectorstore import FILTERS, FUSIONS, MANIFEST, build, unit
+from tests.helpers.vectorstore import CATALOGUE, FILTERS, FUSIONS, MANIFEST, assert_near_oracle, build, unit
 
 
 def test_edge_and_local_agree(tmp_path: Path) -> None:
@@ -27,9 +28,16 @@ def test_edge_and_local_agree(tmp_path: Path) -> None:
     for using, dim in MANIFEST.vector_dims().items():
         for f in FILTERS.values():
             q = unit(rng.standard_normal(dim))
-            assert [h.id for h in a.query(q, using, 20, f)] == [h.id for h in b.query(q, using, 20, f)]
+            if using in HALF_PRECISION_VECTORS:  # Edge stores these in float16, local mode in float32
+                expected = CATALOGUE.oracle.query(q, using, 20, f)
+                assert_near_oracle(a.query(q, using, 20, f), expected, f, q, using)
+                assert_near_oracle(b.query(q, using, 20, f), expected, f, q, using)
+            else:
+                assert [h.id for h in a.query(q, using, 20, f)] == [h.id for h in b.query(q, using, 20, f)]
             assert a.count(f) == b.count(f)
-    for weights in FUSIONS.values():
+    # A fusion over a half-precision vector ranks its near-ties apart from local mode's float32 (RRF then
+    # moves whole ranks): those are held to the oracle in test_queries, not to each other here.
+    for weights in (w for w in FUSIONS.values() if not HALF_PRECISION_VECTORS & w.keys()):
         for f in FILTERS.values():
             qs = {name: unit(rng.standard_normal(MANIFEST.vector_dims()[name])) for name in weights}
             fused_a = a.query_fused(qs, weights, 20, f, prefetch_limit=40)

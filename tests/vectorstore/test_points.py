@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,7 +12,16 @@ from app.vectorstore import IndexStore, Lazy, MovieFilter, MovieIndex
 from app.vectorstore import edge as edge_module
 from app.vectorstore import server as server_module
 from app.vectorstore.cache import CachedIndex
-from tests.helpers.vectorstore import CATALOGUE, FILTERS, MANIFEST, N_MOVIES, same_payload, unit
+from tests.helpers.vectorstore import (
+    CATALOGUE,
+    FILTERS,
+    MANIFEST,
+    N_MOVIES,
+    SyntheticMovies,
+    build,
+    same_payload,
+    unit,
+)
 
 
 def test_retrieve(published: tuple[IndexStore, MovieIndex]) -> None:
@@ -30,6 +42,26 @@ def test_retrieve(published: tuple[IndexStore, MovieIndex]) -> None:
     assert len(bare) == 1 and bare[0].vectors == {}
     assert same_payload(bare[0].payload, with_poster.payload)
     assert index.retrieve([]) == []
+
+
+def test_poster_vectors_are_stored_in_half_precision(tmp_path: Path) -> None:
+    """The image vectors take half the memory on Edge, the others none less: a random unit vector (the
+    catalogue's image vectors are exact in float16, so that every engine ranks them as the oracle does)
+    comes back rounded to float16 as an image vector, and exactly as a text vector."""
+    rng = np.random.default_rng(3)
+    vectors = {name: unit(rng.standard_normal(dim)) for name, dim in MANIFEST.vector_dims().items()}
+    catalogue = SyntheticMovies([replace(CATALOGUE.points[1], vectors=vectors)])
+    store = edge_module.EdgeStore(tmp_path / "index")
+    build(store, catalogue)
+    index = store.open()
+    try:
+        (got,) = index.retrieve([catalogue.points[0].id], vectors=["image", "text"])
+        image = vectors["image"]
+        assert not np.array_equal(got.vectors["image"], image)
+        np.testing.assert_array_equal(got.vectors["image"], image.astype(np.float16).astype(np.float32))
+        np.testing.assert_array_equal(got.vectors["text"], vectors["text"])
+    finally:
+        index.close()
 
 
 def test_set_and_delete_one_named_vector(published: tuple[IndexStore, MovieIndex]) -> None:
