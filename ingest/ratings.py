@@ -23,6 +23,7 @@ cache is bounded by SQLITE_CACHE_KIB.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import hashlib
@@ -216,17 +217,13 @@ def _sniff(path: Path) -> _Layout:
         raise RatingsFileError(f"{path}: cannot read the ratings file ({exc.strerror}); check the path") from None
     if not head.strip():
         raise RatingsFileError(f"{path.name}: the ratings file is empty; expected a header {','.join(COLUMNS)}")
-    if (problem := binary_problem(head)) is not None:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text"
+        text, encoding = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore"), "utf-16"
+    elif (problem := binary_problem(head)) is not None:
         raise RatingsFileError(f"{path.name}: {problem[0]}; {problem[1]}")
-    try:
-        text, encoding = head.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError as exc:
-        if len(head) < 1 << 16 or exc.start < len(head) - 4:  # not just a character cut at the boundary
-            log.warning("%s: not UTF-8, read as Latin-1", path.name)
-            text, encoding = head.decode("latin-1"), "latin-1"
-        else:
-            text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8"
-    lines = text.splitlines()
+    else:
+        text, encoding = _decode_head(path, head)
+    lines = text.lstrip("\ufeff").splitlines()
     blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
     first = lines[blank]
     delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
@@ -237,6 +234,17 @@ def _sniff(path: Path) -> _Layout:
             f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
         )
     return _Layout(encoding, delimiter, header, blank)
+
+
+def _decode_head(path: Path, head: bytes) -> tuple[str, str]:
+    """(the head's text, the file's encoding): UTF-8 (a BOM dropped), else Latin-1 with a warning."""
+    try:
+        return head.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as exc:
+        if len(head) < 1 << 16 or exc.start < len(head) - 4:  # not just a character cut at the boundary
+            log.warning("%s: not UTF-8, read as Latin-1", path.name)
+            return head.decode("latin-1"), "latin-1"
+        return head[: exc.start].decode("utf-8-sig"), "utf-8"
 
 
 def check_ratings_file(path: Path) -> None:

@@ -186,6 +186,13 @@ def test_a_quoted_decimal_comma_is_a_rating_in_a_comma_file(tmp_path: Path) -> N
     assert errors == []
 
 
+def test_a_utf16_ratings_file_is_read(tmp_path: Path) -> None:
+    """Excel's "Unicode text" (UTF-16 with a BOM, tab-separated): read, not taken for binary data."""
+    text = "userId\tmovieId\trating\ttimestamp\r\n1\t1\t4,5\t964982703\r\n2\t1\t3\t964982703\r\n"
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.txt", text, "utf-16"))
+    assert (rows.user.tolist(), rows.rating.tolist(), rows.line.tolist(), errors) == ([1, 2], [4.5, 3.0], [2, 3], [])
+
+
 def test_ratings_on_a_0_100_scale_are_one_file_error(tmp_path: Path) -> None:
     with pytest.raises(RatingsFileError, match=r"^r\.csv: ratings from 55 to 90, none 0\.5-5 stars or 1-10; convert"):
         read_ratings_file(write(tmp_path / "r.csv", RH + "1,1,70,1\n1,2,90,1\n2,1,55,1\n"))
@@ -326,6 +333,10 @@ def test_letterboxd_diary_rewatches_and_empty_year(engine: Engine) -> None:
         ("1704460920", 1704460920),
         ("1704460920000", 1704460920),
         ("Fri Jan 05 13:22:00 2024", 1704460920),
+        ("2024/1/5", 1704412800),
+        ("2024.01.05 13:22", 1704460920),
+        ("5 Jan 2024", 1704412800),
+        ("January 5, 2024", 1704412800),
     ],
 )
 def test_dates_exports_write(text: str, expected: int) -> None:

@@ -10,8 +10,9 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
   A row whose Title Type is not a film (TV Series, TV Episode, TV Mini Series, Video Game, Podcast)
   is matched by its IMDb id only, never by title.
 - Year may be empty (the title alone must then name one movie); Date may be empty (undated).
-- Dates: YYYY-MM-DD, ISO date-times ('2024-01-05 13:22', '2024-01-05T13:22:00Z'), epoch seconds or
-  milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused, as is a date more than a day ahead.
+- Dates: YYYY-MM-DD (or YYYY/MM/DD), ISO date-times ('2024-01-05 13:22', '2024-01-05T13:22:00Z'),
+  a month in words ('5 Jan 2024', 'January 5, 2024'), epoch seconds or milliseconds; 'dd/mm/yyyy'-like
+  dates are ambiguous and refused, as is a date more than a day ahead.
 
 The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
@@ -83,6 +84,8 @@ _FORMATS: dict[str, _Format] = {
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
 _EPOCH = re.compile(r"\d{9,13}")
 _AMBIGUOUS_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
+_YMD = re.compile(r"(?P<y>\d{4})[/.](?P<m>\d{1,2})[/.](?P<d>\d{1,2})(?P<rest>[ T].*)?")
+_WORD_MONTH_FORMS = ("%a %b %d %H:%M:%S %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y")
 _MS_THRESHOLD = 100_000_000_000  # as ingest reads a ratings file: 1e11 s is the year 5138, 1e11 ms 1973
 _FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 
@@ -185,10 +188,11 @@ def _row(record: dict[str, str], line: int, spec: _Format, now: int) -> HistoryR
 
 
 def parse_date(text: str, column: str, now: int) -> int:
-    """Unix seconds of a date as exports write it: YYYY-MM-DD (midnight UTC), an ISO date-time
-    (naive: UTC), epoch seconds or milliseconds (13 digits), or the older IMDb export's
-    'Sat Jan 05 00:00:00 2013'. BadFieldError for anything else, for a day-month order that cannot
-    be told ('05/01/2024'), and for a date more than a day after `now` (unix seconds)."""
+    """Unix seconds of a date as exports write it: YYYY-MM-DD or YYYY/MM/DD (midnight UTC), an ISO
+    date-time (naive: UTC), epoch seconds or milliseconds (13 digits), a month in words ('5 Jan 2024',
+    'January 5, 2024', the older IMDb export's 'Sat Jan 05 00:00:00 2013'). BadFieldError for
+    anything else, for a day-month order that cannot be told ('05/01/2024'), and for a date more
+    than a day after `now` (unix seconds)."""
     if _EPOCH.fullmatch(text):
         seconds = int(text) // (1000 if int(text) >= _MS_THRESHOLD else 1)
     else:
@@ -205,14 +209,20 @@ def parse_date(text: str, column: str, now: int) -> int:
 
 
 def _datetime(text: str) -> datetime | None:
+    """An ISO date or date-time (also with '/' or '.' between year, month and day), or a date whose
+    month is written in words ('5 Jan 2024', 'January 5, 2024', IMDb's older 'Sat Jan 05 ...')."""
+    if m := _YMD.fullmatch(text):
+        text = f"{m['y']}-{int(m['m']):02d}-{int(m['d']):02d}{m['rest'] or ''}"
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         pass
-    try:
-        return datetime.strptime(text, "%a %b %d %H:%M:%S %Y")
-    except ValueError:
-        return None
+    for form in _WORD_MONTH_FORMS:
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None
 
 
 class _Matcher:
