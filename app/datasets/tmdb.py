@@ -69,7 +69,7 @@ def _starts_like_json(path: Path) -> bool:
         while chunk := f.read(4096):
             if text := chunk.lstrip():
                 return text[0] in "[{"
-    return True  # empty: json_records says so
+    return path.suffix.lower() in (".json", ".jsonl")  # empty: the reader its name suggests says so
 
 
 # --- field parsers: None for absent values, BadFieldError for present but unparseable ones ------------
