@@ -306,6 +306,16 @@ def test_letterboxd_watched_csv_says_it_holds_no_ratings() -> None:
         read_history(b"Date,Name,Year,Letterboxd URI\n2024-01-05,Toy Story,1995,u\n", "letterboxd")
 
 
+def test_imdb_watchlist_says_it_holds_no_ratings() -> None:
+    watchlist = (
+        "Position,Const,Created,Modified,Description,Title,URL,Title Type,Year\n1,tt0114709,,,,Toy Story,u,Movie,1995\n"
+    )
+    with pytest.raises(
+        UnusableFileError, match=r"no 'Your Rating' or 'You rated' column.*watchlist .* hold no ratings"
+    ):
+        read_history(watchlist.encode(), "imdb")
+
+
 def test_letterboxd_diary_rewatches_and_empty_year(engine: Engine) -> None:
     """A diary's rewatch is a second row: the later date wins. An empty Year matches a title that
     names one movie in any year; 'Heat' (1995 and 1986) stays unmatched rather than guessed."""

@@ -139,6 +139,8 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     hint = f"is the file {spec.label} ratings export? ({others})"
     if fmt == "letterboxd":
         hint += "; Letterboxd's watched.csv and watchlist.csv hold no ratings: send ratings.csv or diary.csv"
+    else:
+        hint += "; IMDb's watchlist and list exports hold no ratings: export Your Ratings"
     required = [[spec.title], list(spec.rating)]
     errors: list[RowError] = []  # rows the CSV reader refused (a stray quote, too many cells)
     warnings: list[str] = []
