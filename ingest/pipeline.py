@@ -93,12 +93,25 @@ def store_catalogue(
     each once, for the caller to report); the counts and notes of the ratings import go into
     `catalogue.stats`. Raises UnusableFileError, writing nothing, when no movie is usable."""
     movies, rows, errors = validate(catalogue)
+    ratings_file = ratings_file or catalogue.ratings_file
     if not movies:
         raise NothingUsableError(in_file_order(errors), catalogue.name)
     source = source_key(catalogue.name, ratings_file)
     movie_ids = np.array([m.id for m in movies], dtype=np.int64)
     started = time.perf_counter()  # the ratings' part: read, check, write, refresh the movies' counts
-    file_import = FileImport(engine, ratings_file, source, rating_scale, force) if ratings_file else None
+    file_import = (
+        FileImport(
+            engine,
+            ratings_file,
+            source,
+            rating_scale,
+            force,
+            known_only=catalogue.limited,
+            links=catalogue.ratings_links if ratings_file == catalogue.ratings_file else None,
+        )
+        if ratings_file
+        else None
+    )
     if file_import is not None:
         file_import.prepare(movie_ids)  # a file problem raises here, before anything is written
     with Session(engine) as session:

@@ -23,6 +23,7 @@ cache is bounded by SQLITE_CACHE_KIB.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ctypes
 import hashlib
@@ -50,7 +51,7 @@ from sqlmodel import col
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RowError
-from app.datasets.files import sniff_delimiter
+from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +196,20 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sniff(path: Path) -> tuple[str, str, list[str]]:
-    """(encoding, delimiter, header names) from the file's first 64 KiB; RatingsFileError if unusable."""
+@dataclass(frozen=True)
+class _Layout:
+    """How a ratings CSV is written: its encoding, delimiter, header names (a required one spelt
+    another way, 'UserID' or 'user_id', renamed to COLUMNS' spelling) and the blank lines above the
+    header (`blank`: the header is line blank + 1)."""
+
+    encoding: str
+    delimiter: str
+    header: list[str]
+    blank: int = 0
+
+
+def _sniff(path: Path) -> _Layout:
+    """The file's layout from its first 64 KiB; RatingsFileError if unusable."""
     try:
         with path.open("rb") as f:
             head = f.read(1 << 16)
@@ -204,23 +217,34 @@ def _sniff(path: Path) -> tuple[str, str, list[str]]:
         raise RatingsFileError(f"{path}: cannot read the ratings file ({exc.strerror}); check the path") from None
     if not head.strip():
         raise RatingsFileError(f"{path.name}: the ratings file is empty; expected a header {','.join(COLUMNS)}")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text"
+        text, encoding = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore"), "utf-16"
+    elif (problem := binary_problem(head)) is not None:
+        raise RatingsFileError(f"{path.name}: {problem[0]}; {problem[1]}")
+    else:
+        text, encoding = _decode_head(path, head)
+    lines = text.lstrip("\ufeff").splitlines()
+    blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
+    first = lines[blank]
+    delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
+    header = canonical_columns([h.strip().strip('"') for h in first.split(delimiter)], [*COLUMNS, "timestamp"])
+    if missing := [c for c in COLUMNS if c not in header]:
+        raise RatingsFileError(
+            f"{path.name}:{blank + 1}: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
+            f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
+        )
+    return _Layout(encoding, delimiter, header, blank)
+
+
+def _decode_head(path: Path, head: bytes) -> tuple[str, str]:
+    """(the head's text, the file's encoding): UTF-8 (a BOM dropped), else Latin-1 with a warning."""
     try:
-        text, encoding = head.decode("utf-8-sig"), "utf-8"
+        return head.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError as exc:
         if len(head) < 1 << 16 or exc.start < len(head) - 4:  # not just a character cut at the boundary
             log.warning("%s: not UTF-8, read as Latin-1", path.name)
-            text, encoding = head.decode("latin-1"), "latin-1"
-        else:
-            text, encoding = head[: exc.start].decode("utf-8-sig"), "utf-8"
-    first = text.splitlines()[0]
-    delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
-    header = [h.strip().strip('"') for h in first.split(delimiter)]
-    if missing := [c for c in COLUMNS if c not in header]:
-        raise RatingsFileError(
-            f"{path.name}:1: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
-            f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
-        )
-    return encoding, delimiter, header
+            return head.decode("latin-1"), "latin-1"
+        return head[: exc.start].decode("utf-8-sig"), "utf-8"
 
 
 def check_ratings_file(path: Path) -> None:
@@ -246,11 +270,11 @@ def read_ratings_file(
     A plain file (whole-number ids and timestamps, every value given) is parsed by pyarrow's own
     number parsers; the first value that is not plain sends the whole file through the text path,
     which reads every form the rules accept and reports each bad row (3x the CPU)."""
-    encoding, delimiter, header = _sniff(path)
+    layout = _sniff(path)
     try:
-        return _read(path, encoding, delimiter, header, scale, check, plain=True)
+        return _read(path, layout, scale, check, plain=True)
     except _NotPlainError:
-        return _read(path, encoding, delimiter, header, scale, check, plain=False)
+        return _read(path, layout, scale, check, plain=False)
 
 
 class _NotPlainError(Exception):
@@ -261,8 +285,9 @@ _PLAIN_TYPES = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float6
 
 
 def _read(
-    path: Path, encoding: str, delimiter: str, header: list[str], scale: int | None, check: Check | None, plain: bool
+    path: Path, layout: _Layout, scale: int | None, check: Check | None, plain: bool
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
+    encoding, delimiter, header = layout.encoding, layout.delimiter, layout.header
     invalid: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -272,11 +297,13 @@ def _read(
     types = {name: _PLAIN_TYPES.get(name, pa.string()) if plain else pa.string() for name in header}
     parts, errors = [], []
     notes: dict[str, int | str] = {}
-    offset = 0
+    offset = layout.blank  # data rows (and blank lines) read so far, after the header
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, encoding=encoding),
+            read_options=pacsv.ReadOptions(
+                block_size=BLOCK_BYTES, encoding=encoding, skip_rows=layout.blank + 1, column_names=header
+            ),
             parse_options=pacsv.ParseOptions(
                 delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid
             ),
@@ -289,12 +316,13 @@ def _read(
             if plain:
                 part = _plain_batch(batch, lines)
             else:
-                ratings = _numbers(batch.column("rating"), delimiter)
+                ratings = _numbers(batch.column("rating"))
                 part, bad = _parse_batch(batch, ratings, lines, delimiter, path.name, notes)
             del batch
             if scale is None:
                 scale = _detect_scale(part.rating)
                 notes["rating_scale"] = scale
+                _check_scale(path.name, part.rating)
             if scale == 10:
                 part.rating = part.rating / 2.0
             if check is not None:
@@ -310,7 +338,7 @@ def _read(
         ) from None
     arrays = RatingArrays.concat(parts)
     if invalid:  # skipped rows shift the line numbers after them: find them and put the numbers right
-        skipped = _skipped_lines(path, encoding, delimiter, len(header))
+        skipped = _skipped_lines(path, encoding, delimiter, len(header), layout.blank + 1)
         errors = _shift(errors, skipped)
         arrays.line = _shift_lines(arrays.line, skipped)
         errors += [RowError(path.name, n, "row", f"expected {len(header)} fields") for n in skipped]
@@ -340,11 +368,21 @@ def _detect_scale(values: np.ndarray) -> int:
     return 10 if whole and values.max() > 5 else 5
 
 
-def _numbers(column: pa.ChunkedArray | pa.Array, delimiter: str) -> np.ndarray:
-    """float64, NaN where the text is not a number; a decimal comma is read when `,` is not the delimiter."""
-    text = pc.utf8_trim_whitespace(column)
-    if delimiter != ",":
-        text = pc.replace_substring(text, ",", ".")
+def _check_scale(file: str, values: np.ndarray) -> None:
+    """RatingsFileError when the first block's ratings are on no scale the import reads: none is
+    0.5-5 stars or 1-10, and some are above 10 (a 0-100 score): every row would be refused."""
+    finite = values[np.isfinite(values)]
+    if finite.size and finite.max() > 10 and not (valid_ratings(finite) | valid_ratings(finite / 2)).any():
+        raise RatingsFileError(
+            f"{file}: ratings from {finite.min():g} to {finite.max():g}, none 0.5-5 stars or 1-10; "
+            "convert them to 0.5-5 stars (e.g. a 0-100 score / 20, rounded to halves) and import again"
+        )
+
+
+def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """float64, NaN where the text is not a number; a decimal comma ('4,5', quoted in a `,` file) is a
+    decimal point, as every catalogue reader reads it (app.datasets.tmdb.parse_float)."""
+    text = pc.replace_substring_regex(pc.utf8_trim_whitespace(column), r"^([+-]?\d+),(\d+)$", r"\1.\2")
     ok = pc.fill_null(pc.match_substring_regex(text, _NUM), False)
     values = pc.cast(pc.if_else(ok, text, "nan"), pa.float64())
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -436,10 +474,14 @@ def _errors(
     return keep, errors
 
 
-def _skipped_lines(path: Path, encoding: str, delimiter: str, width: int) -> list[int]:
-    """Lines whose field count is not the header's (pyarrow skipped them without saying where)."""
+def _skipped_lines(path: Path, encoding: str, delimiter: str, width: int, header_line: int) -> list[int]:
+    """Lines after the header whose field count is not the header's (pyarrow skipped them without saying where)."""
     with path.open(encoding=encoding, errors="replace", newline="") as f:
-        return [n for n, raw in enumerate(f, start=1) if n > 1 and raw.strip() and raw.count(delimiter) != width - 1]
+        return [
+            n
+            for n, raw in enumerate(f, start=1)
+            if n > header_line and raw.strip() and raw.count(delimiter) != width - 1
+        ]
 
 
 def _shift_lines(lines: np.ndarray, skipped: list[int]) -> np.ndarray:
@@ -828,8 +870,19 @@ class FileImport:
     2. `store()`: write what changed, or nothing for an unchanged file.
     """
 
-    def __init__(self, engine: Engine, path: Path, source: str, scale: int | None = None, force: bool = False):
+    def __init__(
+        self,
+        engine: Engine,
+        path: Path,
+        source: str,
+        scale: int | None = None,
+        force: bool = False,
+        known_only: bool = False,
+        links: dict[int, int] | None = None,
+    ):
         self.engine, self.path, self.source, self.scale, self.force = engine, Path(path), source, scale, force
+        self.known_only = known_only  # rows of movies outside the catalogue (cut by --limit): dropped, counted
+        self.links = _Links(links) if links is not None else None  # the file's MovieLens ids -> catalogue ids
         self.rows: RatingArrays | None = None
         self.result = RatingsResult()
         self.fingerprint = ""
@@ -838,7 +891,8 @@ class FileImport:
         """Unless the file's fingerprint (content hash, scale, movie ids) is the last import's,
         read, check and dedupe the file. Raises UnusableFileError for an unreadable file."""
         ids = np.unique(np.asarray(movie_ids, dtype=np.int64))
-        self.fingerprint = fingerprint_of(file_hash(self.path), str(self.scale), movie_ids_digest(ids))
+        links = self.links.digest() if self.links is not None else b""
+        self.fingerprint = fingerprint_of(file_hash(self.path), str(self.scale), movie_ids_digest(ids), links)
         last = last_import(self.engine, self.source)
         if last is not None and last[0] == self.fingerprint and not self.force:
             stats = last[1]
@@ -848,8 +902,17 @@ class FileImport:
         now = int(time.time())
 
         def check(rows: RatingArrays, notes: dict[str, Any]) -> tuple[RatingArrays, list[RowError]]:
+            unlinked: list[RowError] = []
+            if self.links is not None:
+                rows, unlinked = self.links.apply(rows, self.path.name)
+            if self.known_only:
+                known = np.isin(rows.movie, ids)
+                notes["ratings_of_movies_left_out"] = int(notes.get("ratings_of_movies_left_out", 0)) + int(
+                    (~known).sum()
+                )
+                rows = rows.where(known)
             valid, errors = apply_rules(rows, ids, now, self.path.name, notes)
-            return valid.compact(), errors  # only each block's valid rows are kept, 24 bytes each
+            return valid.compact(), unlinked + errors  # only each block's valid rows are kept, 24 bytes each
 
         valid, errors, notes = read_ratings_file(self.path, self.scale, check)
         self.rows, self.result.duplicates = latest(valid)  # consumes `valid`: the rows are never held twice
@@ -867,6 +930,29 @@ class FileImport:
         stored.duplicates, stored.errors, stored.notes = self.result.duplicates, self.result.errors, self.result.notes
         self.result = stored
         return stored
+
+
+class _Links:
+    """{MovieLens id: catalogue id} as two sorted columns, applied to a block at a time."""
+
+    def __init__(self, links: dict[int, int]) -> None:
+        keys = np.array(sorted(links), dtype=np.int64)
+        self.keys, self.values = keys, np.array([links[k] for k in keys.tolist()], dtype=np.int64)
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.keys.tobytes() + self.values.tobytes()).digest()
+
+    def apply(self, rows: RatingArrays, file: str) -> tuple[RatingArrays, list[RowError]]:
+        """The rows with their movie ids mapped; one RowError per row whose id has no link."""
+        at = np.minimum(np.searchsorted(self.keys, rows.movie), max(len(self.keys) - 1, 0))
+        linked = (self.keys[at] == rows.movie) if len(self.keys) else np.zeros(len(rows), dtype=bool)
+        errors = [
+            RowError(file, int(rows.line[i]), "movieId", f"MovieLens id {int(rows.movie[i])} has no tmdbId in links")
+            for i in np.flatnonzero(~linked)
+        ]
+        kept = rows.where(linked)
+        mapped = self.values[at[linked]] if len(self.keys) else kept.movie
+        return RatingArrays(kept.user, mapped, kept.rating, kept.timestamp, kept.line), errors
 
 
 def release_freed_memory() -> None:

@@ -123,7 +123,7 @@ def import_ratings(
     from app.datasets.history import import_history, read_history
 
     try:
-        history = read_history(file.read_bytes(), fmt, name=file.name)
+        history = read_history(_read_bytes(file), fmt, name=file.name)
     except UnusableFileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -146,6 +146,16 @@ def import_ratings(
         typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']})")
     for item in r.skipped:
         typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; UnusableFileError (one line) when it cannot be read (permissions, a folder)."""
+    from app.datasets import UnusableFileError
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
 
 
 @cli.command()

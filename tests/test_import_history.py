@@ -255,3 +255,31 @@ async def test_unclosed_quote_is_a_file_error_by_api(client: AsyncTestClient[Lit
     )
     assert resp.status_code == 400, resp.text
     assert resp.json()["field"] == "file" and "body:2:" in resp.json()["detail"], resp.text
+
+
+async def test_letterboxd_zip_by_api_keeps_an_api_rating_over_an_undated_row(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """The export's zip as downloaded is read through its ratings.csv; an undated row never replaces
+    the rating the user wrote through the API, however often the zip is sent."""
+    import io
+    import zipfile
+
+    user = USER + 7
+    mine = bearer(settings, user_id=user)
+    resp = await client.post(f"/users/{user}/ratings", json={"movie_id": 1, "rating": 1.5}, headers=mine)
+    assert resp.status_code == 201
+    ratings = (
+        "Date,Name,Year,Letterboxd URI,Rating\n,Toy Story,1995,https://boxd.it/1a,5\n2021-03-07,Twelve Monkeys,,u,4\n"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("watched.csv", "Date,Name,Year,Letterboxd URI\n")
+        archive.writestr("ratings.csv", ratings)
+    url = f"/users/{user}/ratings/import"
+    for _ in range(2):
+        resp = await client.post(url, params={"format": "letterboxd"}, content=buffer.getvalue(), headers=mine)
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["kept_newer"] == 1 and resp.json()["unmatched"] == [], resp.text
+    stored = ratings_of(settings, user)
+    assert stored[1][0] == 1.5 and stored[32] == (4.0, 1615075200)

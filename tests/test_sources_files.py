@@ -9,13 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
 from app.catalog.genres import clean_genres, genre_key
 from app.catalog.models import MAX_ID
 from app.datasets import UnusableFileError, load_catalogue, validate
 from app.datasets.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
 from app.errors import InvalidInputError
-from ingest.pipeline import in_file_order
+from ingest.pipeline import in_file_order, store_catalogue
+from tests.helpers.worlds import make_settings
 
 HEADER = "id,title,release_date,genres,overview\n"
 
@@ -323,13 +327,13 @@ def test_movielens_folder(tmp_path: Path) -> None:
     assert (by_id[2].title, by_id[2].year, by_id[2].genres) == ("The American President", 1995, ["Comedy", "Drama"])
     assert by_id[3].genres == [] and by_id[3].imdb_id is None
     assert by_id[4].year == 2008 and by_id[5].year is None
-    assert len(ratings) == 2
+    assert ratings == [] and catalogue.ratings_file == tmp_path / "ratings.csv"  # streamed by the ingest's bulk path
     assert [str(e) for e in errors] == ["tags.csv:5: movieId: not a number: 'x'"]
     assert catalogue.stats["linked_tmdb"] == 2
 
 
 def test_folder_sources_need_their_folder(tmp_path: Path) -> None:
-    with pytest.raises(UnusableFileError, match="no movies.csv in this folder"):
+    with pytest.raises(UnusableFileError, match=r"no movies\.csv \(ml-latest, ml-25m\), movies\.dat .* in this folder"):
         load_catalogue("movielens", directory=tmp_path)
     with pytest.raises(UnusableFileError, match="no movies_metadata.csv in this folder"):
         load_catalogue("movies-dataset", directory=tmp_path)
@@ -409,12 +413,23 @@ def test_movies_dataset_folder_joins_by_id_and_reports_malformed_rows(tmp_path: 
     assert (toy.vote_average, toy.vote_count) == (7.7, 5415)
     assert toy.poster == "https://image.tmdb.org/t/p/w500/rhIRbceoE9lR4veEXuwCC2wARtG.jpg"
     assert by_id[9087].vote_average is None  # 0 with 0 votes: no votes
-    assert sorted((r.movie_id, r.rating) for r in ratings) == [(862, 4.0), (9087, 3.5)]
     assert [str(e) for e in in_file_order(errors)] == [
         "movies_metadata.csv:3: id: not a number: '1997-08-20'",
         "movies_metadata.csv:5: id: duplicate movie id 862",
-        "ratings.csv:4: movieId: MovieLens id 999 has no tmdbId in links",
     ]
+    # The ratings file is streamed by the ingest's bulk path, its MovieLens ids mapped through links.
+    assert ratings == [] and catalogue.ratings_links == {1: 862, 11: 9087}
+    settings = make_settings(tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        stored, all_errors = store_catalogue(engine, catalogue)
+        with Session(engine) as session:
+            assert sorted((r.movie_id, r.rating) for r in repo.user_ratings(session, 1)) == [(862, 4.0), (9087, 3.5)]
+    finally:
+        engine.dispose()
+    assert stored == 2
+    assert [str(e) for e in all_errors][-1] == "ratings.csv:4: movieId: MovieLens id 999 has no tmdbId in links"
 
 
 def test_an_older_database_gains_the_new_movie_columns(tmp_path: Path) -> None:

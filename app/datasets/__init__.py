@@ -94,9 +94,11 @@ def _load_packaged(source: str, limit: int | None) -> SourceCatalogue:
 
 
 def apply_limit(catalogue: SourceCatalogue, limit: int | None) -> SourceCatalogue:
-    """Keep the first `limit` movies and only ratings of those movies."""
+    """Keep the first `limit` movies and only ratings of those movies (a `ratings_file`'s are
+    dropped as it is streamed: `limited`)."""
     if limit is None or len(catalogue.movies) <= limit:
         return catalogue
+    catalogue.limited = catalogue.ratings_file is not None
     catalogue.movies = catalogue.movies[:limit]
     kept = {item.movie.id for item in catalogue.movies}
     catalogue.ratings = [r for r in catalogue.ratings if r.movie_id in kept]

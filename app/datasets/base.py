@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -59,6 +60,13 @@ class SourceCatalogue:
     # match rates and other facts the ingest summary reports, e.g. {"metadata_match_rate": 0.79}
     stats: dict[str, float | int | str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
+    # A ratings CSV (userId, movieId, rating[, timestamp]) the ingest streams through its bulk path
+    # (ingest/ratings.py) instead of `ratings`: a folder source's ratings.csv, 25M rows in ml-25m.
+    ratings_file: Path | None = None
+    limited: bool = False  # `--limit` kept some movies: ratings_file's rows of the others are dropped
+    # ratings_file's movie ids are MovieLens ids, mapped to the catalogue's through these links
+    # ({MovieLens id: catalogue id}: movies-dataset's links.csv); an id without one is a row error.
+    ratings_links: dict[int, int] | None = None
 
 
 def validate(catalogue: SourceCatalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:

@@ -8,9 +8,14 @@ Public API:
 - `UnusableFileError`: a file that cannot be read at all; the ingest stops before writing anything.
   An InvalidInputError with field "file": the API answers it 400, the CLI exits 2.
 - `MemoryFile(name, data)`: an upload's bytes, read by the CSV functions like a file on disk.
-- `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning.
+- `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning;
+  a compressed, archived, spreadsheet or other binary file is an UnusableFileError saying what it is.
+- `binary_problem(head)`: what a file's first bytes say it is when it is not text (gzip, zip, xlsx...).
+- `unpack(source, member)`: a zip or gzip upload's CSV (the Letterboxd export is a zip).
 - `sniff_delimiter(header_line)`: ',' ';' or tab.
-- `csv_records(path, required, warnings, errors)`: (line where the record starts, {column: value}).
+- `csv_records(path, required, warnings, errors)`: (line where the record starts, {column: value});
+  blank lines before the header are skipped, and a header cell names a required column whatever its
+  case, spaces or underscores ('UserID', 'user_id' are 'userId').
 - `json_records(path, errors)`: (position, record) from a JSON list or JSON Lines.
 """
 
@@ -18,8 +23,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import json
+import re
+import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +41,22 @@ DELIMITERS = ",;\t"
 # larger. Raise the limit once, far above any real cell, but keep one so a runaway quote still stops.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _CHUNK = 1 << 20
+# An archive's CSV is read into memory: refuse one that unpacks to more than this (a zip bomb).
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+_HEAD = 1 << 16  # bytes looked at to tell text from binary
+# (leading bytes, what the file is, what to do): files people send instead of a CSV or JSON.
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip FILE)"),
+    (b"BZh", "a bzip2-compressed file", "decompress it first (bunzip2 FILE)"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it first (unxz FILE)"),
+    (b"(\xb5/\xfd", "a zstd-compressed file", "decompress it first (unzstd FILE)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it and give the CSV or JSON file inside"),
+    (b"Rar!", "a RAR archive", "extract it and give the CSV or JSON file inside"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other Office file", "save it as CSV (UTF-8)"),
+    (b"%PDF", "a PDF document", "export the data as CSV"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
+    (b"PAR1", "a Parquet file", "export it as CSV"),
+)
 
 
 class UnusableFileError(InvalidInputError, ValueError):
@@ -87,11 +111,13 @@ def detect_encoding(path: Readable) -> Encoding:
     (Excel's "Unicode text") is recognised by its BOM. UnusableFileError when the file cannot be opened."""
     try:
         with _open_binary(path) as f:
-            head = f.read(4)
+            head = f.read(_HEAD)
     except OSError as exc:
         raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _first_decode_error(path, "utf-16") is None:
         return Encoding("utf-16")
+    if (binary := binary_problem(head)) is not None:
+        raise UnusableFileError(path.name, *binary)
     problem = _first_decode_error(path, "utf-8")
     if problem is None:
         with _open_binary(path) as f:
@@ -104,6 +130,75 @@ def detect_encoding(path: Readable) -> Encoding:
         f"{path.name}: not UTF-8 (first bad byte at line {line}, column {column}); read as {fallback}. "
         "Save the file as UTF-8 to silence this warning",
     )
+
+
+def binary_problem(head: bytes) -> tuple[str, str] | None:
+    """(what the file is, what to do) when its first bytes (up to 64 KiB) are not a text file's: a
+    compressed file, an archive, a spreadsheet or database, or any data with a NUL byte (which no
+    UTF-8, cp1252 or Latin-1 CSV holds; UTF-16 is recognised by its BOM before this). None for text."""
+    for magic, what, hint in _MAGIC:
+        if head.startswith(magic):
+            return what, hint
+    if head.startswith(b"PK\x03\x04"):
+        if b"xl/" in head or b"[Content_Types].xml" in head:
+            return "an Excel workbook (.xlsx)", "save it as CSV (UTF-8) from the spreadsheet"
+        return "a zip archive", "unzip it and give the CSV or JSON file inside"
+    if (nul := head.find(b"\x00")) >= 0:
+        line = head.count(b"\n", 0, nul) + 1
+        column = nul - head.rfind(b"\n", 0, nul)
+        return (
+            f"binary data, not text (a NUL byte at line {line}, column {column})",
+            "give a CSV or JSON text file (UTF-8)",
+        )
+    return None
+
+
+def unpack(source: MemoryFile, member: str) -> MemoryFile:
+    """`source` itself when it is not compressed; a gzip's content; a zip's CSV: the one named
+    `member` (in any folder, any case), else its only CSV. The result is named 'archive/member'.
+    UnusableFileError for a broken archive, one without such a CSV, or one that unpacks to more
+    than MAX_UNPACKED_BYTES."""
+    data = source.data
+    if data.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+                inner = f.read(MAX_UNPACKED_BYTES + 1)
+        except (OSError, EOFError) as exc:
+            raise UnusableFileError(source.name, f"a broken gzip file ({exc})", "compress it again") from None
+        _check_unpacked_size(source.name, len(inner))
+        return MemoryFile(source.name, inner)
+    if not data.startswith(b"PK\x03\x04") or binary_problem(data[:_HEAD]) != binary_problem(b"PK\x03\x04"):
+        return source  # not a zip, or an .xlsx: detect_encoding says what it is
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            info = _zip_member(source.name, archive, member)
+            _check_unpacked_size(source.name, info.file_size)
+            return MemoryFile(f"{source.name}/{info.filename}", archive.read(info))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
+        raise UnusableFileError(
+            source.name, f"a zip archive that cannot be read ({exc})", "unzip it and give the CSV inside"
+        ) from None
+
+
+def _zip_member(name: str, archive: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:
+    files = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
+    named = [i for i in files if i.filename.rsplit("/", 1)[-1].lower() == member.lower()]
+    csvs = [i for i in files if i.filename.lower().endswith(".csv")]
+    if len(named) == 1:
+        return named[0]
+    if not named and len(csvs) == 1:
+        return csvs[0]
+    shown = ", ".join(i.filename for i in csvs[:8]) or "none"
+    raise UnusableFileError(
+        name, f"a zip archive without one {member} (CSV files in it: {shown})", f"give {member} itself"
+    )
+
+
+def _check_unpacked_size(name: str, size: int) -> None:
+    if size > MAX_UNPACKED_BYTES:
+        raise UnusableFileError(
+            name, f"unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB", "give the CSV itself, or a smaller file"
+        )
 
 
 def _first_decode_error(path: Readable, encoding: str) -> tuple[int, int] | None:
@@ -148,12 +243,14 @@ def csv_records(
     warnings: list[str],
     errors: list[RowError],
     missing_hint: str = "rename the column, or check that the delimiter is ',' ';' or tab",
+    optional: Sequence[str] = (),
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line where the record starts, {header column: value}) for each non-empty record.
 
     `required`: groups of alternative column names; each group must have one present, or
     UnusableFileError names the missing column and the delimiter that was used, then `missing_hint`.
-    The header is line 1.
+    A header cell that is a required or `optional` name but for case, spaces, '_', '-' or '.' is that name. The
+    header is the first non-blank line (line 1 in a file without blank lines before it).
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
     values than columns, or a cell that swallowed what look like whole rows (a quote closed only
     lines later). A quote left open to the end of the file is an UnusableFileError. File-level notes (an
@@ -166,13 +263,9 @@ def csv_records(
     delimiter = sniff_delimiter(_read_header(path, encoding.name))
     with _open_text(path, encoding.name) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
-        try:
-            header = [h.strip() for h in _next(reader, path, 1) or []]
-        except csv.Error as exc:  # a stray quote in the header: no column can be trusted
-            raise UnusableFileError(
-                path.name, f"the header row cannot be read ({exc})", 'write a quote inside a cell as ""', line=1
-            ) from None
-        _check_columns(path, header, required, delimiter, missing_hint)
+        header, header_line = _header(reader, path)
+        header = canonical_columns(header, [*(name for group in required for name in group), *optional])
+        _check_columns(path, header, required, delimiter, missing_hint, header_line)
         start = reader.line_num + 1
         while True:
             try:
@@ -192,6 +285,33 @@ def csv_records(
             else:
                 yield start, dict(zip(header, values, strict=False))
             start = reader.line_num + 1
+
+
+def _header(reader: Any, path: Readable) -> tuple[list[str], int]:
+    """(the header's cells, stripped; its line): the first record that is not blank."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = _next(reader, path, line)
+        except csv.Error as exc:  # a stray quote in the header: no column can be trusted
+            raise UnusableFileError(
+                path.name, f"the header row cannot be read ({exc})", 'write a quote inside a cell as ""', line=line
+            ) from None
+        if cells is None:
+            return [], line
+        if any(c.strip() for c in cells):
+            return [c.strip() for c in cells], line
+
+
+def _column_key(name: str) -> str:
+    return re.sub(r"[\s_.\-]+", "", name).casefold()
+
+
+def canonical_columns(header: list[str], names: Sequence[str]) -> list[str]:
+    """`header` with each cell that spells one of `names` but for case, spaces, '_', '-' or '.'
+    ('UserID', 'user_id', 'Title type') renamed to that name; a cell that is exactly a name wins."""
+    wanted = {_column_key(n): n for n in names}
+    return [h if h in names else wanted.get(_column_key(h), h) for h in header]
 
 
 def _next(reader: Any, path: Readable, start: int) -> list[str] | None:
@@ -220,7 +340,7 @@ def _next(reader: Any, path: Readable, start: int) -> list[str] | None:
 
 
 def _check_columns(
-    path: Readable, header: list[str], required: Sequence[Sequence[str]], delimiter: str, hint: str
+    path: Readable, header: list[str], required: Sequence[Sequence[str]], delimiter: str, hint: str, line: int = 1
 ) -> None:
     for group in required:
         if not any(name in header for name in group):
@@ -230,7 +350,7 @@ def _check_columns(
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "
                 f"{', '.join(header)[:120]})",
                 hint,
-                line=1,
+                line=line,
             )
 
 

@@ -1,9 +1,18 @@
 """A user's own rating history from Letterboxd or IMDb, imported as their own ratings.
 
-Formats (CSV exports, header row first):
+Formats (CSV exports, header row first; a column named but for case or spaces is that column):
 - letterboxd `ratings.csv`: Date (YYYY-MM-DD, when rated), Name, Year, Letterboxd URI, Rating (0.5-5);
+  `diary.csv` and `reviews.csv` have these columns too (a rewatch is one more row: the latest date
+  wins), and the export's zip itself is read (its ratings.csv). `watched.csv` has no ratings.
 - imdb `ratings.csv`: Const (tt...), Your Rating (1-10, halved here), Date Rated (YYYY-MM-DD), Title,
-  URL, Title Type, IMDb Rating, Runtime (mins), Year, Genres, Num Votes, Release Date, Directors.
+  URL, Title Type, IMDb Rating, Runtime (mins), Year, Genres, Num Votes, Release Date, Directors; the
+  older export's `const`, `You rated`, `created` ('Sat Jan 05 00:00:00 2013') are read the same.
+  A row whose Title Type is not a film (TV Series, TV Episode, TV Mini Series, Video Game, Podcast)
+  is matched by its IMDb id only, never by title.
+- Year may be empty (the title alone must then name one movie); Date may be empty (undated).
+- Dates: YYYY-MM-DD (or YYYY/MM/DD), ISO date-times ('2024-01-05 13:22', '2024-01-05T13:22:00Z'),
+  a month in words ('5 Jan 2024', 'January 5, 2024'), epoch seconds or milliseconds; 'dd/mm/yyyy'-like
+  dates are ambiguous and refused, as is a date more than a day ahead.
 
 The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
@@ -13,15 +22,18 @@ read as "The Title", every trailing parenthesised group of a title an alternate 
 then year +-1 when that alone is unique. A catalogue movie's own title beats another's alternate.
 The imported ratings are the user's own (provenance user, app/catalog/models.RatingEdit): no import
 of a source overwrites them. Within the user's own writes the latest timestamp wins, so sending the
-same file again changes nothing, and a rating written or deleted later through the API stays.
+same file again changes nothing, and a rating written or deleted later through the API stays. An
+undated row counts as older than anything the user wrote: it fills a gap (stamped with the import
+time) and never replaces the user's own rating or deletion.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 from sqlmodel import Session, select
@@ -30,7 +42,7 @@ from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RowError
-from app.datasets.files import MemoryFile, csv_records
+from app.datasets.files import MemoryFile, csv_records, unpack
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
 from app.errors import InvalidInputError
@@ -42,18 +54,40 @@ FORMATS: tuple[HistoryFormat, ...] = get_args(HistoryFormat)
 @dataclass(frozen=True)
 class _Format:
     label: str  # how people write its name, with its article
-    title: str  # columns
+    title: str  # columns; a tuple lists alternatives, the first the current export's name
     year: str
-    rating: str
-    date: str
-    imdb_id: str | None
+    rating: tuple[str, ...]
+    date: tuple[str, ...]
+    imdb_id: tuple[str, ...]
+    title_type: str | None
     scale: float  # divide the file's rating by this to get 0.5-5 stars
+
+    def columns(self) -> list[str]:
+        return [self.title, self.year, *self.rating, *self.date, *self.imdb_id, *filter(None, [self.title_type])]
 
 
 _FORMATS: dict[str, _Format] = {
-    "letterboxd": _Format("a Letterboxd", "Name", "Year", "Rating", "Date", None, 1.0),
-    "imdb": _Format("an IMDb", "Title", "Year", "Your Rating", "Date Rated", "Const", 2.0),
+    "letterboxd": _Format("a Letterboxd", "Name", "Year", ("Rating",), ("Date",), (), None, 1.0),
+    "imdb": _Format(
+        "an IMDb",
+        "Title",
+        "Year",
+        ("Your Rating", "You rated"),
+        ("Date Rated", "created"),
+        ("Const",),
+        "Title Type",
+        2.0,
+    ),
 }
+# IMDb title types that are not films (new exports spell them 'TV Series', older ones 'tvSeries'):
+# a catalogue of movies may share their title and year, so they are matched by IMDb id only.
+_NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
+_EPOCH = re.compile(r"\d{9,13}")
+_AMBIGUOUS_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
+_YMD = re.compile(r"(?P<y>\d{4})[/.](?P<m>\d{1,2})[/.](?P<d>\d{1,2})(?P<rest>[ T].*)?")
+_WORD_MONTH_FORMS = ("%a %b %d %H:%M:%S %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y")
+_MS_THRESHOLD = 100_000_000_000  # as ingest reads a ratings file: 1e11 s is the year 5138, 1e11 ms 1973
+_FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 
 
 @dataclass(frozen=True)
@@ -62,8 +96,9 @@ class HistoryRow:
     title: str
     year: int | None
     rating: float  # 0.5-5 stars, after the format's scale
-    timestamp: int  # unix seconds (midnight UTC of the date)
+    timestamp: int | None  # unix seconds (midnight UTC of a date); None: undated
     imdb_id: str | None = None
+    film: bool = True  # False: IMDb says a TV series, an episode, a game...: matched by IMDb id only
 
 
 @dataclass
@@ -91,86 +126,161 @@ class HistoryFile:
 
 
 def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> HistoryFile:
-    """A Letterboxd or IMDb export's bytes, read; `name` is what messages call the file.
+    """A Letterboxd or IMDb export's bytes, read; `name` is what messages call the file. A zip (the
+    Letterboxd export as downloaded) is read through its ratings.csv, a gzip through its content.
 
     Raises UnusableFileError (an InvalidInputError, field "file") when the bytes are not such a CSV
-    (empty, a column missing, a quote never closed), InvalidInputError(field="format") for an unknown format."""
+    (empty, binary, a column missing, a quote never closed), InvalidInputError(field="format") for an
+    unknown format."""
     if fmt not in _FORMATS:
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}", field="format")
     spec = _FORMATS[fmt]
     others = "; ".join(f"{_FORMATS[f].label} export takes format {f}" for f in FORMATS if f != fmt)
     hint = f"is the file {spec.label} ratings export? ({others})"
-    required = [[spec.title], [spec.year], [spec.rating], [spec.date]]
+    if fmt == "letterboxd":
+        hint += "; Letterboxd's watched.csv and watchlist.csv hold no ratings: send ratings.csv or diary.csv"
+    else:
+        hint += "; IMDb's watchlist and list exports hold no ratings: export Your Ratings"
+    required = [[spec.title], list(spec.rating)]
     errors: list[RowError] = []  # rows the CSV reader refused (a stray quote, too many cells)
     warnings: list[str] = []
     rows: list[HistoryRow] = []
-    for line, record in csv_records(MemoryFile(name, data), required, warnings, errors, hint):
+    source = unpack(MemoryFile(name, data), "ratings.csv")
+    now = int(datetime.now(UTC).timestamp())
+    for line, record in csv_records(source, required, warnings, errors, hint, optional=spec.columns()):
         try:
-            rows.append(_row(record, line, spec))
+            rows.append(_row(record, line, spec, now))
         except BadFieldError as exc:
-            errors.append(RowError(name, line, exc.field, str(exc)))
+            errors.append(RowError(source.name, line, exc.field, str(exc)))
     skipped = [{"line": e.line, "field": e.field, "message": e.message} for e in sorted(errors, key=lambda e: e.line)]
     return HistoryFile(rows, skipped, warnings)
 
 
-def _row(record: dict[str, str], line: int, spec: _Format) -> HistoryRow:
+def _get(record: dict[str, str], columns: tuple[str, ...]) -> tuple[str, str]:
+    """(the first of `columns` the record has, its value stripped); (the first column, '') when it
+    has none (a short row), and ('', '') for no columns."""
+    for column in columns:
+        if column in record:
+            return column, (record[column] or "").strip()
+    return (columns[0] if columns else ""), ""
+
+
+def _row(record: dict[str, str], line: int, spec: _Format, now: int) -> HistoryRow:
     """One record; BadFieldError names the column that makes it unusable."""
     title = record.get(spec.title, "").strip()
     if not title:
         raise BadFieldError(spec.title, "missing title")
-    stars = parse_float(record.get(spec.rating), spec.rating)
+    rating_column, raw = _get(record, spec.rating)
+    stars = parse_float(raw, rating_column)
     if stars is None:
-        raise BadFieldError(spec.rating, "no rating (a logged or watched movie without stars)")
+        raise BadFieldError(rating_column, "no rating (a logged or watched movie without stars)")
     rating = stars / spec.scale
     if not valid_ratings(np.array([rating]))[0]:
-        raise BadFieldError(spec.rating, f"{RULE} (read {record[spec.rating].strip()!r})")
+        scale = " (IMDb's 1-10 stars are halved)" if spec.scale != 1 else ""
+        raise BadFieldError(rating_column, f"{RULE}{scale} (read {raw!r})")
     year = parse_int(record.get(spec.year), spec.year)
     if year is not None and not 1800 <= year <= 3000:
         raise BadFieldError(spec.year, f"not a year: {record[spec.year].strip()!r}")
-    date = record.get(spec.date, "").strip()
+    date_column, date = _get(record, spec.date)
+    timestamp = parse_date(date, date_column, now) if date else None
+    imdb_id = _get(record, spec.imdb_id)[1] or None
+    kind = (record.get(spec.title_type) or "") if spec.title_type else ""
+    film = re.sub(r"[\s_-]", "", kind).casefold() not in _NOT_FILMS
+    return HistoryRow(line, title, year, rating, timestamp, imdb_id, film)
+
+
+def parse_date(text: str, column: str, now: int) -> int:
+    """Unix seconds of a date as exports write it: YYYY-MM-DD or YYYY/MM/DD (midnight UTC), an ISO
+    date-time (naive: UTC), epoch seconds or milliseconds (13 digits), a month in words ('5 Jan 2024',
+    'January 5, 2024', the older IMDb export's 'Sat Jan 05 00:00:00 2013'). BadFieldError for
+    anything else, for a day-month order that cannot be told ('05/01/2024'), and for a date more
+    than a day after `now` (unix seconds)."""
+    if _EPOCH.fullmatch(text):
+        seconds = int(text) // (1000 if int(text) >= _MS_THRESHOLD else 1)
+    else:
+        when = _datetime(text)
+        if when is None:
+            problem = "an ambiguous date (day/month or month/day?)" if _AMBIGUOUS_DATE.fullmatch(text) else "not a date"
+            raise BadFieldError(column, f"{problem}: {text!r}; write it as YYYY-MM-DD")
+        seconds = int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+    if seconds > now + _FUTURE_SLACK_S:
+        raise BadFieldError(column, f"a date in the future: {text!r}")
+    if seconds < 0:
+        raise BadFieldError(column, f"a date before 1970: {text!r}")
+    return seconds
+
+
+def _datetime(text: str) -> datetime | None:
+    """An ISO date or date-time (also with '/' or '.' between year, month and day), or a date whose
+    month is written in words ('5 Jan 2024', 'January 5, 2024', IMDb's older 'Sat Jan 05 ...')."""
+    if m := _YMD.fullmatch(text):
+        text = f"{m['y']}-{int(m['m']):02d}-{int(m['d']):02d}{m['rest'] or ''}"
     try:
-        when = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC) if date else datetime.now(UTC)
+        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
-        raise BadFieldError(spec.date, f"not a YYYY-MM-DD date: {date!r}") from None
-    imdb_id = record.get(spec.imdb_id, "").strip() or None if spec.imdb_id else None
-    return HistoryRow(line, title, year, rating, int(when.timestamp()), imdb_id)
+        pass
+    for form in _WORD_MONTH_FORMS:
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None
 
 
 class _Matcher:
     """Catalogue lookup: external ids first, then by year (exact, then +-1): the row's title keys
-    against the catalogue's own titles, then against their alternates; a key must name one movie."""
+    against the catalogue's own titles, then against their alternates; a key must name one movie.
+    A row without a year: the key in any year, where it names one movie. A row IMDb says is not a
+    film (a TV series...) is matched by its IMDb id only."""
 
     def __init__(self, session: Session) -> None:
         self.by_imdb: dict[str, int] = {}
         self.own: dict[tuple[str, int | None], set[int]] = defaultdict(set)
         self.alternate: dict[tuple[str, int | None], set[int]] = defaultdict(set)
+        self.own_any: dict[str, set[int]] = defaultdict(set)
+        self.alternate_any: dict[str, set[int]] = defaultdict(set)
         for movie_id, title, year, imdb_id in session.exec(select(Movie.id, Movie.title, Movie.year, Movie.imdb_id)):
             if imdb_id:
                 self.by_imdb[imdb_id] = movie_id
             own, alternates = match_keys(title)
             for key in own:
                 self.own[(key, year)].add(movie_id)
+                self.own_any[key].add(movie_id)
             for key in alternates:
                 self.alternate[(key, year)].add(movie_id)
+                self.alternate_any[key].add(movie_id)
 
     def match(self, row: HistoryRow) -> int | None:
         if row.imdb_id and row.imdb_id in self.by_imdb:
             return self.by_imdb[row.imdb_id]
+        if not row.film:
+            return None
         own, alternates = match_keys(row.title)
         keys = own + alternates
-        nearby = [] if row.year is None else [row.year - 1, row.year + 1]
-        for years in ([row.year], nearby):
+        if row.year is None:
+            return self._unique([self.own_any, self.alternate_any], keys)
+        for years in ([row.year], [row.year - 1, row.year + 1]):
             for index in (self.own, self.alternate):
-                for key in keys:
-                    for year in years:
-                        found = index.get((key, year), set())
-                        if len(found) == 1:
-                            return next(iter(found))
+                found = self._unique([index], [(key, year) for key in keys for year in years])
+                if found is not None:
+                    return found
+        return None
+
+    @staticmethod
+    def _unique(indexes: list[Any], keys: list[Any]) -> int | None:
+        """The first key (in order, each index in turn) that names exactly one movie."""
+        for index in indexes:
+            for key in keys:
+                found = index.get(key, set())
+                if len(found) == 1:
+                    return int(next(iter(found)))
         return None
 
 
 def import_history(session: Session, user_id: int, history: HistoryFile) -> HistoryReport:
-    """Import one user's export (read by read_history) as their own ratings; the caller commits."""
+    """Import one user's export (read by read_history) as their own ratings; the caller commits.
+    An undated row is stamped with the import time, and written only where the user has no rating
+    or deletion of their own for that movie."""
     rows = history.rows
     report = HistoryReport(
         rows=len(rows) + len(history.skipped), skipped=list(history.skipped), warnings=list(history.warnings)
@@ -183,7 +293,7 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
             report.unmatched.append({"line": row.line, "title": row.title, "year": row.year})
             continue
         report.matched += 1
-        if movie_id not in latest or row.timestamp >= latest[movie_id].timestamp:
+        if movie_id not in latest or _when(row) >= _when(latest[movie_id]):
             if movie_id in latest:
                 report.unchanged += 1  # the same movie twice in one file: the later date wins
             latest[movie_id] = row
@@ -191,16 +301,27 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
             report.unchanged += 1
     edits = repo.user_edits(session, user_id)
     current = {r.movie_id: r for r in repo.user_ratings(session, user_id)}
+    now = int(datetime.now(UTC).timestamp())
     writes = []
     for movie_id, row in latest.items():
         edit, have = edits.get(movie_id), current.get(movie_id)
-        if edit is not None and edit.timestamp > row.timestamp:
+        if row.timestamp is None and edit is not None:  # undated: never replaces the user's own
+            if have is not None and have.rating == row.rating:
+                report.unchanged += 1
+            else:
+                report.kept_newer += 1
+        elif edit is not None and row.timestamp is not None and edit.timestamp > row.timestamp:
             report.kept_newer += 1
         elif edit is not None and have is not None and (have.rating, have.timestamp) == (row.rating, row.timestamp):
             report.unchanged += 1
         else:
-            writes.append((user_id, movie_id, row.rating, row.timestamp))
+            writes.append((user_id, movie_id, row.rating, now if row.timestamp is None else row.timestamp))
     repo.upsert_ratings(session, writes)
     repo.mark_user_edits(session, [(u, m, t) for u, m, _, t in writes], deleted=False)
     report.imported = len(writes)
     return report
+
+
+def _when(row: HistoryRow) -> int:
+    """A row's date for ordering two rows of one movie: an undated row is the older."""
+    return -1 if row.timestamp is None else row.timestamp

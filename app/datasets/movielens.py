@@ -1,8 +1,15 @@
-"""MovieLens as GroupLens ships it: a folder with movies.csv, ratings.csv, links.csv and tags.csv.
+"""MovieLens as GroupLens ships it: a folder with movies.csv, ratings.csv, links.csv and tags.csv
+(ml-latest, ml-latest-small, ml-20m, ml-25m, ml-32m); the older layouts are read too:
+
+- ml-1m and ml-10m: movies.dat (MovieID::Title::Genres) and ratings.dat
+  (UserID::MovieID::Rating::Timestamp), `::`-separated, no header, Latin-1 in ml-1m;
+- ml-100k: u.item (id|title|release date|video release date|IMDb URL|19 genre flags, Latin-1,
+  genre names in u.genre) and u.data (user, item, rating, timestamp, tab-separated, no header).
 
 - movies.csv: movieId, title ("American President, The (1995)": article moved, year inside), genres
   ("A|B", "(no genres listed)").
-- ratings.csv: userId, movieId, rating (0.5-5 stars), timestamp (unix seconds). Optional.
+- ratings.csv: userId, movieId, rating (0.5-5 stars), timestamp (unix seconds). Optional; handed
+  to the ingest's bulk path as `ratings_file` (25M rows in ml-25m: never a Python object per row).
 - links.csv: movieId, imdbId (digits, kept as "tt" + 7 digits), tmdbId. Optional.
 - tags.csv: userId, movieId, tag, timestamp: a movie's distinct tags, most used first, become its
   keywords (at most MAX_KEYWORDS). Optional.
@@ -12,14 +19,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.catalog.models import Movie
-from app.datasets.base import RowError, SourceCatalogue, SourceMovie, make_movie
-from app.datasets.files import UnusableFileError, csv_records
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.files import UnusableFileError, csv_records, detect_encoding
 from app.datasets.titles import display_title
-from app.datasets.tmdb import BadFieldError, parse_int, parse_names, parse_text, read_ratings
+from app.datasets.tmdb import BadFieldError, parse_float, parse_int, parse_names, parse_text
 
 NAME = "movielens"
 MAX_KEYWORDS = 20
@@ -76,11 +84,18 @@ def _tags(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, 
 
 
 def load(directory: Path) -> SourceCatalogue:
-    """Read a GroupLens folder; UnusableFileError when movies.csv is missing or unreadable."""
+    """Read a GroupLens folder (movies.csv, else movies.dat, else u.item); UnusableFileError when it
+    has none of them or one cannot be read."""
     directory = Path(directory)
     if not (directory / "movies.csv").is_file():
+        if (directory / "movies.dat").is_file():
+            return _load_dat(directory)
+        if (directory / "u.item").is_file():
+            return _load_100k(directory)
         raise UnusableFileError(
-            str(directory), "no movies.csv in this folder", "give the folder GroupLens's zip unpacks to"
+            str(directory),
+            "no movies.csv (ml-latest, ml-25m), movies.dat (ml-1m, ml-10m) or u.item (ml-100k) in this folder",
+            "give the folder GroupLens's zip unpacks to",
         )
     errors: list[RowError] = []
     warnings: list[str] = []
@@ -97,12 +112,134 @@ def load(directory: Path) -> SourceCatalogue:
     for item in movies:
         item.movie.imdb_id, item.movie.tmdb_id = links.get(item.movie.id, (None, None))
         item.movie.keywords = tags.get(item.movie.id, [])
-    ratings = read_ratings(optional["ratings"], errors, warnings) if optional["ratings"].is_file() else []
     stats: dict[str, float | int | str] = {
         "movies_read": len(movies),
-        "ratings": len(ratings),
         "linked_imdb": sum(1 for m in movies if m.movie.imdb_id),
         "linked_tmdb": sum(1 for m in movies if m.movie.tmdb_id),
         "with_keywords": sum(1 for m in movies if m.movie.keywords),
     }
+    ratings_file = optional["ratings"] if optional["ratings"].is_file() else None  # streamed by the ingest
+    return SourceCatalogue(NAME, movies, [], errors, stats, warnings, ratings_file=ratings_file)
+
+
+# --- the older layouts: ml-1m / ml-10m (.dat) and ml-100k (u.*) ------------------------------------
+
+T = TypeVar("T")
+# ML-100K's genre flags, in u.item's column order, when its u.genre is absent.
+_ML100K_GENRES = [
+    *("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama"),
+    *("Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"),
+]
+# The older files spell one genre the way MovieLens latest no longer does: one vocabulary for filters.
+_GENRE_NAMES = {"Children's": "Children"}
+
+
+def _fields(
+    path: Path, sep: str, width: int, errors: list[RowError], warnings: list[str]
+) -> Iterator[tuple[int, list[str]]]:
+    """(line, its `width` fields) of a header-less file split on `sep`; blank lines skipped, a line
+    with another number of fields a row error. The encoding is detected as for every file (ml-1m
+    and ml-100k are Latin-1: a warning says so)."""
+    encoding = detect_encoding(path)
+    if encoding.warning:
+        warnings.append(encoding.warning)
+    with path.open(encoding=encoding.name, newline="") as f:
+        for line, raw in enumerate(f, start=1):
+            text = raw.rstrip("\r\n")
+            if not text.strip():
+                continue
+            values = text.split(sep)
+            if len(values) != width:
+                errors.append(
+                    RowError(path.name, line, "row", f"{len(values)} fields separated by {sep!r}, expected {width}")
+                )
+                continue
+            yield line, values
+
+
+def _genres(names: list[str]) -> list[str]:
+    return [_GENRE_NAMES.get(g, g) for g in names if g and g not in ("unknown", "(no genres listed)")]
+
+
+def _old_ratings(
+    path: Path, sep: str, order: tuple[int, int, int, int], errors: list[RowError], warnings: list[str]
+) -> list[RatingRow]:
+    """ratings.dat / u.data rows; `order`: the positions of user, movie, rating, timestamp."""
+    ratings = []
+    for line, values in _fields(path, sep, 4, errors, warnings):
+        user, movie, rating, timestamp = (values[i] for i in order)
+        try:
+            row = RatingRow(
+                user_id=_need(parse_int(user, "userId"), "userId"),
+                movie_id=_need(parse_int(movie, "movieId"), "movieId"),
+                rating=_need(parse_float(rating, "rating"), "rating"),
+                timestamp=parse_int(timestamp, "timestamp"),
+                line=line,
+                file=path.name,
+            )
+        except BadFieldError as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc)))
+            continue
+        ratings.append(row)
+    return ratings
+
+
+def _need(value: T | None, field: str) -> T:
+    if value is None:
+        raise BadFieldError(field, "missing value")
+    return value
+
+
+def _load_dat(directory: Path) -> SourceCatalogue:
+    """ml-1m / ml-10m: movies.dat and ratings.dat."""
+    errors: list[RowError] = []
+    warnings: list[str] = []
+    path = directory / "movies.dat"
+    movies = []
+    for line, (mid, raw_title, genres) in _fields(path, "::", 3, errors, warnings):
+        try:
+            movies.append(SourceMovie(_old_movie(mid, raw_title, genres.split("|")), line=line, file=path.name))
+        except BadFieldError as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc)))
+    ratings_path = directory / "ratings.dat"
+    ratings = _old_ratings(ratings_path, "::", (0, 1, 2, 3), errors, warnings) if ratings_path.is_file() else []
+    stats: dict[str, float | int | str] = {"movies_read": len(movies), "ratings": len(ratings), "layout": "ml-1m"}
     return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)
+
+
+def _load_100k(directory: Path) -> SourceCatalogue:
+    """ml-100k: u.item (genre names from u.genre) and u.data."""
+    errors: list[RowError] = []
+    warnings: list[str] = []
+    names = _ML100K_GENRES
+    if (directory / "u.genre").is_file():
+        names = [values[0] for _, values in _fields(directory / "u.genre", "|", 2, errors, warnings)]
+    path = directory / "u.item"
+    movies = []
+    for line, values in _fields(path, "|", 5 + len(names), errors, warnings):
+        flags = values[5:]
+        genres = [name for name, flag in zip(names, flags, strict=True) if flag.strip() == "1"]
+        try:
+            movie = _old_movie(values[0], values[1], genres, release_date=values[2])
+            imdb = re.search(r"tt\d{7,8}", values[4])
+            movie.imdb_id = imdb.group(0) if imdb else None
+            movies.append(SourceMovie(movie, line=line, file=path.name))
+        except BadFieldError as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc)))
+    ratings_path = directory / "u.data"
+    ratings = _old_ratings(ratings_path, "\t", (0, 1, 2, 3), errors, warnings) if ratings_path.is_file() else []
+    stats: dict[str, float | int | str] = {"movies_read": len(movies), "ratings": len(ratings), "layout": "ml-100k"}
+    return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)
+
+
+def _old_movie(raw_id: str, raw_title: str, genres: list[str], release_date: str = "") -> Movie:
+    """A movie of the older layouts; 'unknown' (ml-100k's placeholder row) is a missing title."""
+    mid = parse_int(raw_id, "movieId")
+    if mid is None:
+        raise BadFieldError("movieId", "missing id")
+    title, year = parse_title(raw_title.strip())
+    if title.strip().lower() == "unknown":
+        title = ""  # validate reports it as a missing title
+    if year is None and (m := re.search(r"\b(\d{4})$", release_date.strip())):
+        year = int(m.group(1))
+    return make_movie(id=mid, title=title, year=year, genres=_genres(genres))

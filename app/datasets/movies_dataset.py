@@ -7,18 +7,18 @@
 - credits.csv: cast, crew (lists of dicts; directors are the crew with job "Director"), id. Optional.
 - links.csv (or links_small.csv): movieId (MovieLens), imdbId, tmdbId. Needed to read ratings.
 - ratings.csv (or ratings_small.csv): userId, movieId (MovieLens ids, mapped to TMDB ids through
-  links), rating 0.5-5, timestamp (unix seconds). Optional.
+  links), rating 0.5-5, timestamp (unix seconds). Optional; streamed by the ingest's bulk path
+  (`SourceCatalogue.ratings_file`, mapped through `ratings_links`).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie
+from app.datasets.base import RowError, SourceCatalogue, SourceMovie
 from app.datasets.files import UnusableFileError, csv_records
-from app.datasets.tmdb import BadFieldError, parse_int, parse_movie, read_ratings
+from app.datasets.tmdb import BadFieldError, parse_int, parse_movie
 
 NAME = "movies-dataset"
 METADATA = "movies_metadata.csv"
@@ -59,17 +59,6 @@ def _movielens_to_tmdb(path: Path, errors: list[RowError], warnings: list[str]) 
     return mapping
 
 
-def _map_ratings(rows: list[RatingRow], to_tmdb: dict[int, int], errors: list[RowError]) -> list[RatingRow]:
-    mapped = []
-    for r in rows:
-        tmdb = to_tmdb.get(r.movie_id)
-        if tmdb is None:
-            errors.append(RowError(r.file, r.line, "movieId", f"MovieLens id {r.movie_id} has no tmdbId in links"))
-        else:
-            mapped.append(replace(r, movie_id=tmdb))
-    return mapped
-
-
 def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
     directory = Path(directory)
     meta = directory / METADATA
@@ -89,7 +78,7 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
             movies.append(SourceMovie(parse_movie(record, directory, poster_base), line=line, file=meta.name))
         except BadFieldError as exc:
             errors.append(RowError(meta.name, line, exc.field, str(exc)))
-    ratings: list[RatingRow] = []
+    to_tmdb: dict[int, int] | None = None
     ratings_path = _first(directory, "ratings.csv", "ratings_small.csv")
     links_path = _first(directory, "links.csv", "links_small.csv")
     if ratings_path is not None:
@@ -100,12 +89,12 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
                 "add links.csv to the folder, or remove the ratings file",
             )
         to_tmdb = _movielens_to_tmdb(links_path, errors, warnings)
-        ratings = _map_ratings(read_ratings(ratings_path, errors, warnings), to_tmdb, errors)
     stats: dict[str, float | int | str] = {
         "movies_read": len(movies),
-        "ratings": len(ratings),
         "with_keywords": sum(1 for m in movies if m.movie.keywords),
         "with_credits": sum(1 for m in movies if m.movie.cast or m.movie.director),
         "with_poster_source": sum(1 for m in movies if m.movie.poster),
     }
-    return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)
+    # The ratings file (26M rows in the full dataset) is streamed by the ingest's bulk path, its
+    # MovieLens ids mapped through links.csv there.
+    return SourceCatalogue(NAME, movies, [], errors, stats, warnings, ratings_file=ratings_path, ratings_links=to_tmdb)

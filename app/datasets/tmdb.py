@@ -17,13 +17,14 @@ from typing import Any, Literal, TypeVar
 
 from app.catalog.models import Movie
 from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
-from app.datasets.files import UnusableFileError, csv_records, json_records
+from app.datasets.files import UnusableFileError, csv_records, detect_encoding, json_records
 
 NAME = "tmdb"
 _URL = re.compile(r"^https?://", re.IGNORECASE)
 _LEADING_YEAR = re.compile(r"^\s*(\d{4})\b")
 _ANY_YEAR = re.compile(r"\b(\d{4})\b")
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*")
+_THOUSANDS = re.compile(r"\s*[-+]?\d{1,3}(,\d{3})+\s*")
 RATING_COLUMNS = ("userId", "movieId", "rating")  # timestamp is optional (the import time when absent)
 
 
@@ -36,17 +37,39 @@ class BadFieldError(ValueError):
 # --- reading records ----------------------------------------------------------------------------
 
 MOVIE_COLUMNS = (("id", "movieId"), ("title",))
+GROUPLENS_COLUMNS = {"movieId", "title", "genres"}
+# The optional fields, so that a header spelling one another way ('Release Date', 'vote average') is read.
+MOVIE_FIELDS = (
+    *("year", "release_date", "genres", "overview", "tagline", "keywords", "cast", "director", "crew", "writer"),
+    *("runtime", "country", "language", "original_language", "popularity", "vote_average", "vote_count"),
+    *("poster_path", "poster_url", "imdb_id", "tmdb_id", "original_title"),
+)
 
 
 def _records(
     path: Path, errors: list[RowError], warnings: list[str]
 ) -> Iterator[tuple[int, Any, Literal["line", "record"]]]:
-    """(position, record, unit) from a CSV (file lines) or a JSON list / JSON Lines file."""
-    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        for line, row in csv_records(path, MOVIE_COLUMNS, warnings, errors):
+    """(position, record, unit) from a CSV or a JSON list / JSON Lines file, told apart by the text,
+    whatever the file's name: JSON starts with '[' or '{'. A MovieLens .dat file is refused with the
+    source that reads it."""
+    if path.suffix.lower() == ".dat":
+        raise UnusableFileError(
+            path.name, "a MovieLens .dat file (the ml-1m / ml-10m layout)", "give its folder: --source movielens --dir"
+        )
+    if not _starts_like_json(path):
+        for line, row in csv_records(path, MOVIE_COLUMNS, warnings, errors, optional=MOVIE_FIELDS):
             yield line, row, "line"
     else:
         yield from json_records(path, errors, warnings)
+
+
+def _starts_like_json(path: Path) -> bool:
+    """True when the file's first non-blank character is '[' or '{' (UnusableFileError: unreadable)."""
+    with path.open(encoding=detect_encoding(path).name, errors="replace") as f:
+        while chunk := f.read(4096):
+            if text := chunk.lstrip():
+                return text[0] in "[{"
+    return path.suffix.lower() in (".json", ".jsonl")  # empty: the reader its name suggests says so
 
 
 # --- field parsers: None for absent values, BadFieldError for present but unparseable ones ------------
@@ -79,11 +102,14 @@ def parse_float(value: Any, field: str) -> float | None:
 
 
 def parse_int(value: Any, field: str) -> int | None:
-    """Exact for integers of any size (10**18 - 1 through a float would become 10**18)."""
+    """Exact for integers of any size (10**18 - 1 through a float would become 10**18); a whole
+    number grouped in thousands by commas ('1,234', as spreadsheets write counts) is that number."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
         return int(value)
+    if isinstance(value, str) and _THOUSANDS.fullmatch(value):
+        return int(value.replace(",", ""))
     number = parse_float(value, field)
     if number is None:
         return None
@@ -180,7 +206,10 @@ def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> 
         raise BadFieldError("id", "missing id")
     return make_movie(
         id=mid,
-        title=parse_text(record.get("title")) or "",  # empty title: validate reports it
+        # TMDB's daily id exports and API pages of other languages may give only original_title.
+        title=parse_text(record.get("title"))
+        or parse_text(record.get("original_title"))
+        or "",  # "": validate reports it
         year=_year(record),
         overview=parse_text(record.get("overview")),
         tagline=parse_text(record.get("tagline")),
@@ -205,7 +234,8 @@ def read_movies(
     path: Path, errors: list[RowError], warnings: list[str], poster_base: str | None = None
 ) -> list[SourceMovie]:
     """Movies from a JSON list, JSON Lines or CSV file. A CSV in GroupLens's MovieLens layout
-    (movieId, title with the year in it, genres) is read as the movielens source reads it."""
+    (movieId, title with the year in it, genres, and no other column) is read as the movielens
+    source reads it; `movieId` beside other TMDB fields is the id."""
     from app.datasets import movielens  # movielens imports this module
 
     base_dir = path.resolve().parent
@@ -213,8 +243,11 @@ def read_movies(
     for line, record, unit in _records(path, errors, warnings):
         try:
             if isinstance(record, dict) and "id" not in record and "movieId" in record:
-                grouplens = True
-                movie = movielens.parse_movie(record)
+                if set(record) <= GROUPLENS_COLUMNS:
+                    grouplens = True
+                    movie = movielens.parse_movie(record)
+                else:  # TMDB's fields under MovieLens's id name: its year, overview... are read
+                    movie = parse_movie({**record, "id": record["movieId"]}, base_dir, poster_base)
             else:
                 movie = parse_movie(record, base_dir, poster_base)
             movies.append(SourceMovie(movie, line=line, file=path.name, unit=unit))
@@ -256,7 +289,7 @@ def read_ratings(path: Path, errors: list[RowError], warnings: list[str] | None 
     """userId, movieId, rating (0.5-5), timestamp (optional) rows; UnusableFileError when a column is missing."""
     ratings = []
     notes = [] if warnings is None else warnings  # csv_records appends an encoding it had to guess
-    for line, row in csv_records(path, [(c,) for c in RATING_COLUMNS], notes, errors):
+    for line, row in csv_records(path, [(c,) for c in RATING_COLUMNS], notes, errors, optional=("timestamp",)):
         try:
             ratings.append(_rating_row(row, line, path.name))
         except BadFieldError as exc:

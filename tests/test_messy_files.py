@@ -1,0 +1,428 @@
+"""Files people really have, messy ones included, without models: each kind is either read as the
+user means it or refused with one line naming the file (and line, column or field). Inputs are
+written here, per test; the history imports run against a real SQLite catalogue."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from app.catalog import repository as repo
+from app.catalog.db import make_engine
+from app.datasets import UnusableFileError, load_catalogue, validate
+from app.datasets.files import binary_problem
+from app.datasets.history import HistoryReport, import_history, parse_date, read_history
+from app.names import HistoryFormat
+from ingest.pipeline import store_catalogue
+from ingest.ratings import RatingsFileError, read_ratings_file
+from movierec.cli import cli
+from tests.helpers.worlds import make_settings
+
+H = "id,title,release_date,genres,overview\n"
+RH = "userId,movieId,rating,timestamp\n"
+LB = "Date,Name,Year,Letterboxd URI,Rating\n"
+IMDB = (
+    "Const,Your Rating,Date Rated,Title,Original Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,Genres,"
+    "Num Votes,Release Date,Directors\n"
+)
+CATALOGUE = [
+    {"id": 1, "title": "Toy Story", "year": 1995, "imdb_id": "tt0114709"},
+    {"id": 2, "title": "Amélie", "year": 2001},
+    {"id": 4, "title": "Heat", "year": 1995, "imdb_id": "tt0113277"},
+    {"id": 5, "title": "Heat", "year": 1986},
+    {"id": 6, "title": "Fargo", "year": 1996},
+    {"id": 9, "title": "Paddington", "year": 2014},
+]
+
+
+def write(path: Path, data: str | bytes, encoding: str = "utf-8") -> Path:
+    path.write_bytes(data if isinstance(data, bytes) else data.encode(encoding))
+    return path
+
+
+def zipped(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A real database (SQLite, or PostgreSQL under MOVIEREC_TEST_DB=postgres) holding CATALOGUE."""
+    settings = make_settings(tmp_path / "data")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    store_catalogue(engine, load_catalogue("tmdb", write(tmp_path / "catalogue.json", json.dumps(CATALOGUE))))
+    yield engine
+    engine.dispose()
+
+
+def history(
+    engine: Engine, user: int, data: bytes, fmt: HistoryFormat = "letterboxd"
+) -> tuple[HistoryReport, dict[int, tuple[float, int]]]:
+    with Session(engine) as session:
+        report = import_history(session, user, read_history(data, fmt, name="export.csv"))
+        session.commit()
+        stored = {r.movie_id: (r.rating, r.timestamp) for r in repo.user_ratings(session, user)}
+    return report, stored
+
+
+# --- compressed, archived and binary files: one line saying what the file is -----------------------
+
+
+XLSX = zipped({"[Content_Types].xml": "x", "xl/workbook.xml": "x"})
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (gzip.compress((H + "1,Heat,1995,Crime,x\n").encode()), ["gzip-compressed", "gunzip"]),
+        (zipped({"movies.csv": H}), ["a zip archive", "unzip"]),
+        (XLSX, ["Excel workbook", "save it as CSV"]),
+        (b"%PDF-1.4\n...", ["a PDF"]),
+        (bytes(range(256)) * 4, ["binary data", "NUL byte at line 1, column 1"]),
+        (b"id,title\n1,He\x00at\n", ["NUL byte at line 2, column 5"]),
+    ],
+)
+@pytest.mark.parametrize("name", ["movies.csv", "movies.json"])
+def test_binary_catalogue_is_one_line_saying_what_it_is(
+    tmp_path: Path, name: str, data: bytes, words: list[str]
+) -> None:
+    with pytest.raises(UnusableFileError) as info:
+        load_catalogue("tmdb", write(tmp_path / name, data))
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and "\n" not in message, message
+    assert all(w in message for w in words), message
+
+
+def test_binary_ratings_file_is_refused_before_anything(tmp_path: Path) -> None:
+    with pytest.raises(RatingsFileError, match=r"^r\.csv: a gzip-compressed file; decompress"):
+        read_ratings_file(write(tmp_path / "r.csv", gzip.compress((RH + "1,1,4,1\n").encode())))
+    with pytest.raises(RatingsFileError, match="binary data"):
+        read_ratings_file(write(tmp_path / "g.csv", b"userId,movieId,rating\n\x00\x01\x02"))
+
+
+def test_text_is_not_taken_for_binary() -> None:
+    assert binary_problem("id,title\n1,Amélie\n".encode()) is None
+    assert binary_problem("id,title\n1,Amélie\n".encode("latin-1")) is None
+    assert binary_problem(b"") is None
+
+
+# --- headers: blank lines above, another spelling, another order ------------------------------------
+
+
+def test_catalogue_header_spelt_otherwise_and_blank_lines_above(tmp_path: Path) -> None:
+    text = '\n\r\nID,Title,Release Date,Vote Average,Overview\n1,Heat,1995-12-15,"7,9",A heist\n'
+    movies, _, errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.csv", text)))
+    assert errors == []
+    assert [(m.id, m.title, m.year, m.vote_average, m.overview) for m in movies] == [(1, "Heat", 1995, 7.9, "A heist")]
+
+
+def test_movie_id_beside_tmdb_fields_keeps_the_year(tmp_path: Path) -> None:
+    """'movieId' with year and overview columns is not GroupLens's layout: the year column is read
+    (it was dropped, every movie yearless, when such a file was taken for a GroupLens movies.csv)."""
+    text = "movieId,title,year,overview\n1,Heat,1995,A heist\n"
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", text))
+    [movie] = validate(catalogue)[0]
+    assert (movie.id, movie.title, movie.year, movie.overview) == (1, "Heat", 1995, "A heist")
+    assert catalogue.warnings == []
+
+
+def test_a_file_is_read_by_its_content_whatever_its_name(tmp_path: Path) -> None:
+    """A CSV without a CSV name is read as CSV (it was read as JSON Lines: every line a bad row);
+    TMDB's daily id export (JSON Lines with original_title only) is read; a MovieLens .dat file
+    points at the source that reads it."""
+    csv_named_otherwise = write(tmp_path / "movies", 'id,title,vote_count,vote_average\n1,Heat,"1,234","7,5"\n')
+    [movie] = validate(load_catalogue("tmdb", csv_named_otherwise))[0]
+    assert (movie.id, movie.title, movie.vote_count, movie.vote_average) == (1, "Heat", 1234, 7.5)
+    json_named_csv = write(tmp_path / "movies.csv", '[{"id": 1, "title": "Heat"}]')
+    assert [(m.id, m.title) for m in validate(load_catalogue("tmdb", json_named_csv))[0]] == [(1, "Heat")]
+    daily = '{"adult":false,"id":949,"original_title":"Heat","popularity":17.9,"video":false}\n'
+    [movie] = validate(load_catalogue("tmdb", write(tmp_path / "movie_ids_11_30_2026.json", daily)))[0]
+    assert (movie.id, movie.title, movie.popularity) == (949, "Heat", 17.9)
+    with pytest.raises(UnusableFileError, match=r"^movies\.dat: a MovieLens \.dat file .*--source movielens --dir"):
+        load_catalogue("tmdb", write(tmp_path / "movies.dat", "1::Toy Story (1995)::Animation\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_lines"),
+    [
+        ("\n" + RH + "1,1,4.5,964982703\n2,1,3,964982703\n", [3, 4]),
+        ("UserID,MovieID,Rating,Timestamp\n1,1,4.5,964982703\n", [2]),
+        ("user_id,movie_id,rating\n1,1,4.5\n", [2]),
+        ("\ufeffrating,extra,movieId,userId\r\n4.5,a,1,1\r\n\r\n", [2]),
+    ],
+)
+def test_ratings_header_spelt_otherwise_or_below_blank_lines(
+    tmp_path: Path, text: str, expected_lines: list[int]
+) -> None:
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", text))
+    assert errors == []
+    assert rows.line.tolist() == expected_lines and rows.user[0] == 1 and rows.rating[0] == 4.5
+
+
+def test_ratings_row_errors_keep_their_lines_below_blank_lines(tmp_path: Path) -> None:
+    text = "\n\n" + RH + "1,1,4.5,964982703\n1,2,x,964982703\n1,3\n1,4,4,964982703\n"
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", text))
+    assert rows.line.tolist() == [4, 7]
+    assert [(e.line, e.field) for e in errors] == [(5, "rating"), (6, "row")]
+
+
+def test_a_quoted_decimal_comma_is_a_rating_in_a_comma_file(tmp_path: Path) -> None:
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", RH + '1,1,"4,5",964982703\n1,2,"1,234",1\n'))
+    assert rows.rating.tolist() == [4.5, 1.234]  # the second is then refused by the rating rule, by line
+    assert errors == []
+
+
+def test_a_utf16_ratings_file_is_read(tmp_path: Path) -> None:
+    """Excel's "Unicode text" (UTF-16 with a BOM, tab-separated): read, not taken for binary data."""
+    text = "userId\tmovieId\trating\ttimestamp\r\n1\t1\t4,5\t964982703\r\n2\t1\t3\t964982703\r\n"
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.txt", text, "utf-16"))
+    assert (rows.user.tolist(), rows.rating.tolist(), rows.line.tolist(), errors) == ([1, 2], [4.5, 3.0], [2, 3], [])
+
+
+def test_ratings_on_a_0_100_scale_are_one_file_error(tmp_path: Path) -> None:
+    with pytest.raises(RatingsFileError, match=r"^r\.csv: ratings from 55 to 90, none 0\.5-5 stars or 1-10; convert"):
+        read_ratings_file(write(tmp_path / "r.csv", RH + "1,1,70,1\n1,2,90,1\n2,1,55,1\n"))
+    rows, _, notes = read_ratings_file(write(tmp_path / "ten.csv", RH + "1,1,7,1\n1,2,10,1\n"))
+    assert (notes["rating_scale"], rows.rating.tolist()) == (10, [3.5, 5.0])
+
+
+# --- MovieLens's older layouts: ml-1m (.dat, '::', Latin-1) and ml-100k (u.item, u.data) --------------
+
+
+def test_movielens_1m_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    movies = "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Amélie (2001)::Comedy\n3::Bad line\n"
+    write(folder / "movies.dat", movies, "latin-1")
+    write(folder / "ratings.dat", "1::1::5::978300760\n1::2::3::978302109\n\n2::9::4::978301968\n")
+    write(folder / "users.dat", "1::F::1::10::48067\n")
+    catalogue = load_catalogue("movielens", directory=folder)
+    movies_, ratings, errors = validate(catalogue)
+    assert [(m.id, m.title, m.year, m.genres) for m in movies_] == [
+        (1, "Toy Story", 1995, ["Animation", "Children", "Comedy"]),
+        (2, "Amélie", 2001, ["Comedy"]),
+    ]
+    assert [(r.user_id, r.movie_id, r.rating, r.timestamp, r.line) for r in ratings] == [
+        (1, 1, 5.0, 978300760, 1),
+        (1, 2, 3.0, 978302109, 2),
+    ]
+    assert [str(e) for e in errors] == [
+        "movies.dat:3: row: 2 fields separated by '::', expected 3",
+        "ratings.dat:4: movieId: unknown movie id 9",
+    ]
+    assert catalogue.warnings[0].startswith("movies.dat: not UTF-8")
+
+
+def test_movielens_100k_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    flags = ["0"] * 19
+    animation_children_comedy = ["0", "0", "0", "1", "1", "1"] + ["0"] * 13
+    toy = "|".join(["1", "Toy Story (1995)", "01-Jan-1995", "", "http://x/tt0114709"] + animation_children_comedy)
+    unknown = "|".join(["267", "unknown", "", "", ""] + ["1"] + ["0"] * 18)
+    cafe = "|".join(["5", "Café au lait (Métisse) (1993)", "01-Jan-1993", "", "x"] + flags)
+    til = "|".join(["1300", "'Til There Was You", "01-Jan-1997", "", "x"] + flags)
+    write(folder / "u.item", "\n".join([toy, unknown, cafe, til]) + "\n", "latin-1")
+    write(folder / "u.data", "196\t1\t3\t881250949\n186\t5\t3\t891717742\n186\t5\tx\t891717742\n")
+    movies, ratings, errors = validate(load_catalogue("movielens", directory=folder))
+    assert [(m.id, m.title, m.year, m.genres) for m in movies] == [
+        (1, "Toy Story", 1995, ["Animation", "Children", "Comedy"]),
+        (5, "Café au lait (Métisse)", 1993, []),
+        (1300, "'Til There Was You", 1997, []),
+    ]
+    assert [(r.user_id, r.movie_id, r.rating) for r in ratings] == [(196, 1, 3.0), (186, 5, 3.0)]
+    assert sorted(str(e) for e in errors) == [
+        "u.data:3: rating: not a number: 'x'",
+        "u.item:2: title: missing title (movie id 267)",
+    ]
+    assert movies[0].imdb_id == "tt0114709"
+
+
+def test_movielens_ratings_csv_is_streamed_and_limit_drops_the_rest_quietly(tmp_path: Path) -> None:
+    """A GroupLens folder's ratings.csv goes through the ingest's bulk path (ml-25m: 25M rows, never
+    a Python object each); with --limit the rows of the movies left out are counted, not reported."""
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    write(
+        folder / "movies.csv", "movieId,title,genres\n1,Heat (1995),Crime\n2,Fargo (1996),Crime\n3,Se7en (1995),Crime\n"
+    )
+    write(folder / "ratings.csv", RH + "1,1,4.0,964982703\n1,2,4.5,964982703\n1,3,5,964982703\n2,1,9.5,964982703\n")
+    settings = make_settings(tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        limited = load_catalogue("movielens", directory=folder, limit=2)
+        stored, errors = store_catalogue(engine, limited)
+        assert (stored, limited.stats["ratings_of_movies_left_out"]) == (2, 1)
+        assert [str(e) for e in errors] == [
+            "ratings.csv:5: rating: rating must be between 0.5 and 5.0 in steps of 0.5: 9.5"
+        ]
+        whole = load_catalogue("movielens", directory=folder)
+        assert store_catalogue(engine, whole)[0] == 3
+        with Session(engine) as session:
+            assert repo.rated_pairs(session) == [(1, 1), (1, 2), (1, 3)]
+    finally:
+        engine.dispose()
+
+
+def test_a_folder_with_no_movielens_file_names_each_layout(tmp_path: Path) -> None:
+    with pytest.raises(UnusableFileError, match=r"no movies\.csv .*, movies\.dat .* or u\.item .* in this folder"):
+        load_catalogue("movielens", directory=tmp_path)
+
+
+# --- a user's own history: the exports as they come --------------------------------------------------
+
+
+def test_letterboxd_zip_export_is_read_through_its_ratings_csv(engine: Engine) -> None:
+    ratings = LB + "2024-01-05,Toy Story,1995,https://boxd.it/a,4.5\n"
+    export = zipped({"profile.csv": "Date Joined\n", "watched.csv": "Date,Name,Year\n", "ratings.csv": ratings})
+    report, stored = history(engine, 10, export)
+    assert (report.imported, report.skipped) == (1, [])
+    assert stored == {1: (4.5, 1704412800)}
+    report, _ = history(engine, 11, gzip.compress(ratings.encode()))
+    assert report.imported == 1
+    with pytest.raises(UnusableFileError, match=r"without one ratings\.csv \(CSV files in it: a\.csv, b\.csv\)"):
+        read_history(zipped({"a.csv": ratings, "b.csv": ratings}), "letterboxd")
+    with pytest.raises(UnusableFileError, match="Excel workbook"):
+        read_history(XLSX, "letterboxd")
+
+
+def test_letterboxd_watched_csv_says_it_holds_no_ratings() -> None:
+    with pytest.raises(UnusableFileError, match=r"no 'Rating' column.*watched\.csv .* hold no ratings"):
+        read_history(b"Date,Name,Year,Letterboxd URI\n2024-01-05,Toy Story,1995,u\n", "letterboxd")
+
+
+def test_imdb_watchlist_says_it_holds_no_ratings() -> None:
+    watchlist = (
+        "Position,Const,Created,Modified,Description,Title,URL,Title Type,Year\n1,tt0114709,,,,Toy Story,u,Movie,1995\n"
+    )
+    with pytest.raises(
+        UnusableFileError, match=r"no 'Your Rating' or 'You rated' column.*watchlist .* hold no ratings"
+    ):
+        read_history(watchlist.encode(), "imdb")
+
+
+def test_letterboxd_diary_rewatches_and_empty_year(engine: Engine) -> None:
+    """A diary's rewatch is a second row: the later date wins. An empty Year matches a title that
+    names one movie in any year; 'Heat' (1995 and 1986) stays unmatched rather than guessed."""
+    diary = (
+        "Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date\n"
+        "2024-03-01,Fargo,1996,u,3.5,Yes,,2024-02-28\n"
+        "2024-02-01,Fargo,1996,u,4,,,2024-01-31\n"
+        "2024-03-02,Amélie,,u,5,,,2024-03-01\n"
+        "2024-03-03,Heat,,u,2,,,2024-03-01\n"
+        "2024-03-04,Paddington,2014,u,,,,2024-03-01\n"
+    )
+    report, stored = history(engine, 12, diary.encode())
+    assert stored == {6: (3.5, 1709251200), 2: (5.0, 1709337600)}
+    assert report.unmatched == [{"line": 5, "title": "Heat", "year": None}]
+    assert [(s["line"], s["field"]) for s in report.skipped] == [(6, "Rating")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-05", 1704412800),
+        ("2024-01-05 13:22", 1704460920),
+        ("2024-01-05T13:22:00Z", 1704460920),
+        ("2024-01-05T14:22:00+01:00", 1704460920),
+        ("1704460920", 1704460920),
+        ("1704460920000", 1704460920),
+        ("Fri Jan 05 13:22:00 2024", 1704460920),
+        ("2024/1/5", 1704412800),
+        ("2024.01.05 13:22", 1704460920),
+        ("5 Jan 2024", 1704412800),
+        ("January 5, 2024", 1704412800),
+    ],
+)
+def test_dates_exports_write(text: str, expected: int) -> None:
+    assert parse_date(text, "Date", now=1_800_000_000) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("05/01/2024", "ambiguous date"), ("yesterday", "not a date"), ("2099-01-01", "in the future")],
+)
+def test_dates_refused_say_why(engine: Engine, text: str, words: str) -> None:
+    report, stored = history(engine, 13, f"{LB}{text},Toy Story,1995,u,4\n".encode())
+    [skip] = report.skipped
+    assert (skip["line"], skip["field"]) == (2, "Date") and words in str(skip["message"]), skip
+    assert stored == {}
+
+
+def test_imdb_layouts_and_non_films(engine: Engine) -> None:
+    """The new export in another column order, the older one ('const', 'You rated', 'created'), and
+    IMDb rows that are not films: never matched to a movie of the same title and year."""
+    new = (
+        "Title,Year,Const,Your Rating,Date Rated,Title Type\n"
+        "Toy Story,1995,tt0114709,9,2024-01-05,Movie\n"
+        "Heat,1995,tt9999998,6,2024-01-07,TV Episode\n"
+        "Fargo,1996,tt2802850,8,2024-01-06,TV Series\n"
+        "Heat,1995,tt0113277,7,2024-01-08,TV Movie\n"
+    )
+    report, stored = history(engine, 14, new.encode(), "imdb")
+    assert stored == {1: (4.5, 1704412800), 4: (3.5, 1704672000)}
+    assert [u["line"] for u in report.unmatched] == [3, 4]
+    old = (
+        "position,const,created,modified,description,Title,Title type,Directors,You rated,IMDb Rating,"
+        "Runtime (mins),Year,Genres,Num. Votes,Release Date (month/day/year),URL\n"
+        '1,tt0000001,Sat Jan 05 00:00:00 2013,,,Paddington,Feature Film,x,8,7.2,95,2014,"comedy",1,2014-11-28,u\n'
+    )
+    _, stored = history(engine, 15, old.encode(), "imdb")
+    assert stored == {9: (4.0, 1357344000)}
+
+
+def test_undated_rows_never_replace_what_the_user_wrote(engine: Engine) -> None:
+    """A rating written through the API (repo.rate, as POST /users/{id}/ratings does) survives an
+    undated export row for the same movie, however often it is sent; an undated row for a movie the
+    user never rated fills the gap, once."""
+    with Session(engine) as session:
+        repo.rate(session, 16, 1, 1.0)
+        session.commit()
+    undated = f"{LB},Toy Story,1995,u,5\n,Fargo,1996,u,4\n".encode()
+    report, stored = history(engine, 16, undated)
+    assert (report.imported, report.kept_newer) == (1, 1)
+    assert stored[1][0] == 1.0 and stored[6][0] == 4.0
+    again, stored_again = history(engine, 16, undated)
+    assert (again.imported, again.unchanged, again.kept_newer) == (0, 1, 1)
+    assert stored_again == stored
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ("\ufeff" + LB + "2024-01-05,Toy Story,1995,u,4.5\n").replace("\n", "\r\n").encode() + b"\r\n\r\n",
+        ("\n\n" + LB.lower() + "2024-01-05,Toy Story,1995,u,4.5\n").encode(),
+        ("DATE;NAME;YEAR;LETTERBOXD URI;RATING\n2024-01-05;Toy Story;1995;u;4,5\n").encode("cp1252"),
+    ],
+)
+def test_letterboxd_bom_crlf_blank_lines_and_header_case(engine: Engine, data: bytes) -> None:
+    report, stored = history(engine, 17, data)
+    assert (report.imported, report.skipped, stored) == (1, [], {1: (4.5, 1704412800)})
+
+
+def test_cli_import_ratings_binary_or_unreadable_is_one_line_exit_2(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    runner = CliRunner()
+    for data, words in [(XLSX, "Excel workbook"), (np.arange(300, dtype=np.uint8).tobytes(), "binary data")]:
+        path = write(tmp_path / "ratings.csv", data)
+        result = runner.invoke(cli, ["import-ratings", "--user", "1", "--format", "imdb", str(path)], env=env)
+        assert result.exit_code == 2, result.output
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: ratings.csv: ") and words in line, line
+    assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())
