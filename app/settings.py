@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1)
     # Readers of an embedded (Edge) index keep its vectors in memory up to this many movies; 0: never.
     vector_cache_max_points: int = Field(default=200_000, ge=0)
+    # Each API worker keeps answers by a key of everything they depend on (app/recommend/memo.py), up to
+    # this many and about answer_memo_mb megabytes; 0 (either): no memo. Never with QDRANT_URL (a
+    # server collection changes under one generation).
+    answer_memo_entries: int = Field(default=20_000, ge=0)
+    answer_memo_mb: float = Field(default=64.0, ge=0)
     recommend: RecommendSettings = Field(default_factory=RecommendSettings)
     # Movies with at least this many ratings get rating-fitted collab vectors (app/embedding/collab.py);
     # the others get content-predicted ones. Keep equal to collab.MIN_RATINGS (tested).

@@ -15,12 +15,25 @@ is steadier than `ratio_to_health`, which also depends on how the client and the
 for the cores. `client_cpu_ms` and `health_client_cpu_ms` are this script's own CPU per request in
 each phase (httpx: about 1-1.5 ms, more than the server's for /health): on a machine the client
 shares with the server, the /health rate is mostly the client's.
+
+Each API worker keeps answers in a memo (app/recommend/memo.py, `MOVIEREC_ANSWER_MEMO_ENTRIES`), so a
+question asked again over unchanged data costs a lookup. The default mix repeats questions (50 users,
+100 movies, 10 searches); to see what the memo buys and what a miss costs:
+
+    .venv/bin/python bench/api.py --no-memo            # the server it starts has no memo
+    .venv/bin/python bench/api.py --cold               # every GET is a question not asked before
+    .venv/bin/python bench/api.py --users 500          # questions spread over more users
+
+`--cold` makes each recommendation and similar request exclude one more movie id that exists in no
+catalogue, and nudges each search's popularity weight by 1e-9 x its number: the same work, a new key
+each time. `memo_hit_rate` is the mixed phase's share of memo lookups that hit, from /metrics.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -34,6 +47,7 @@ from typing import Any
 
 import httpx
 from common import ROOT, emit, format_table, log, percentiles_ms
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import get_settings
 
@@ -65,8 +79,10 @@ def token(data_dir: Path | None) -> str:
     return out.stdout.strip()
 
 
-def start_server(port: int, data_dir: Path | None, workers: int | None) -> subprocess.Popen[bytes]:
+def start_server(port: int, data_dir: Path | None, workers: int | None, memo: bool) -> subprocess.Popen[bytes]:
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
+    if not memo:
+        env["MOVIEREC_ANSWER_MEMO_ENTRIES"] = "0"
     cmd = [sys.executable, "-m", "movierec.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", str(workers)] if workers else []
     return subprocess.Popen(
@@ -126,14 +142,15 @@ async def wait_healthy(client: httpx.AsyncClient, seconds: float) -> None:
     raise SystemExit("the API did not become healthy: is the demo index built? (make run / movierec ingest)")
 
 
-async def sample_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[list[int], list[int]]:
-    """Real users and movies to ask about, found through the API itself."""
+async def sample_ids(client: httpx.AsyncClient, headers: dict[str, str], n_users: int) -> tuple[list[int], list[int]]:
+    """Real users (up to `n_users`, the first ids with 5 ratings or more) and movies to ask about,
+    found through the API itself."""
     users: list[int] = []
-    for uid in range(1, 400):
+    for uid in range(1, 8 * n_users):
         r = await client.get(f"/users/{uid}/ratings?limit=1", headers=headers)
         if r.status_code == 200 and r.json()["total"] >= 5:
             users.append(uid)
-        if len(users) >= 50:
+        if len(users) >= n_users:
             break
     movies: list[int] = []
     for q in SEARCHES:
@@ -144,23 +161,44 @@ async def sample_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> tupl
     return users, movies
 
 
-def request_maker(users: list[int], movies: list[int], rng: random.Random) -> Callable[[], tuple[str, str, Any]]:
+COLD_ID = 2_000_000_000  # --cold excludes ids from here up: no catalogue has them
+
+
+def request_maker(
+    users: list[int], movies: list[int], rng: random.Random, cold: bool = False
+) -> Callable[[], tuple[str, str, Any]]:
+    """The mix's next request: (method, URL, JSON body). `cold`: every GET a question not asked before."""
     kinds, weights = zip(*MIX, strict=True)
+    asked = itertools.count()
 
     def make() -> tuple[str, str, Any]:
         kind = rng.choices(kinds, weights)[0]
         uid, mid = rng.choice(users), rng.choice(movies)
+        k = next(asked)
+        new = f"&exclude={COLD_ID + k}" if cold else ""
         if kind == "recommend":
-            return "GET", f"/movies/recommendations?user_id={uid}&limit=10", None
+            return "GET", f"/movies/recommendations?user_id={uid}&limit=10{new}", None
         if kind == "recommend_filtered":
-            return "GET", f"/movies/recommendations?user_id={uid}&limit=10&genres=Drama,Comedy&year_min=1990", None
+            return "GET", f"/movies/recommendations?user_id={uid}&limit=10&genres=Drama,Comedy&year_min=1990{new}", None
         if kind == "similar":
-            return "GET", f"/movies/{mid}/similar?limit=10", None
+            return "GET", f"/movies/{mid}/similar?limit=10{new}", None
         if kind == "search":
-            return "GET", f"/movies/search?q={rng.choice(SEARCHES)}&limit=10", None
+            nudge = f"&popularity={0.6 + k * 1e-9:.12f}" if cold else ""
+            return "GET", f"/movies/search?q={rng.choice(SEARCHES)}&limit=10{nudge}", None
         return "POST", f"/users/{uid}/ratings", {"movie_id": mid, "rating": rng.choice([1.0, 2.5, 4.0, 5.0])}
 
     return make
+
+
+async def memo_lookups(client: httpx.AsyncClient) -> dict[str, float]:
+    """The server's answer memo lookups so far, by outcome (hit, miss), summed over kinds and workers."""
+    r = await client.get("/metrics")
+    counts = {"hit": 0.0, "miss": 0.0}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == "movierec_answer_memo_lookups_total":
+                counts[sample.labels["outcome"]] += sample.value
+    return counts
 
 
 async def _load(
@@ -211,14 +249,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         port = args.port or free_port()
         url = f"http://127.0.0.1:{port}"
         log(f"starting the API on {url} over {args.data_dir or './data'}")
-        server = start_server(port, args.data_dir, args.workers)
+        server = start_server(port, args.data_dir, args.workers, memo=not args.no_memo)
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
             await wait_healthy(client, 120)
             headers = {"Authorization": f"Bearer {args.token or token(args.data_dir)}"}
-            users, movies = await sample_ids(client, headers)
-            make = request_maker(users, movies, random.Random(args.seed))
+            users, movies = await sample_ids(client, headers, args.users)
+            make = request_maker(users, movies, random.Random(args.seed), cold=args.cold)
             log(f"warm-up, then {args.requests} mixed requests from {args.clients} clients")
             await _load(client, headers, make, args.clients, min(200, args.requests), args.max_seconds)
             health = await _phase(
@@ -227,9 +265,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     client, {}, lambda: ("GET", "/health", None), args.clients, args.requests, args.max_seconds
                 ),
             )
+            memo_before = await memo_lookups(client)
             mixed = await _phase(
                 server, lambda: _load(client, headers, make, args.clients, args.requests, args.max_seconds)
             )
+            memo_after = await memo_lookups(client)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -242,10 +282,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "health_cpu_ms": health.get("cpu_ms"),
         "health_client_cpu_ms": health["client_cpu_ms"],
         "cpu_ratio": round(health["cpu_ms"] / mixed["cpu_ms"], 3) if mixed.get("cpu_ms") else None,
+        "memo_hit_rate": _hit_rate(memo_before, memo_after),
+        "users": len(users),
+        "memo": not args.no_memo,
+        "cold": args.cold,
         "clients": args.clients,
         "workers": _workers(args),
         "url": url,
     }
+
+
+def _hit_rate(before: dict[str, float], after: dict[str, float]) -> float | None:
+    hits, misses = after["hit"] - before["hit"], after["miss"] - before["miss"]
+    return round(hits / (hits + misses), 3) if hits + misses else None
 
 
 def main() -> None:
@@ -259,6 +308,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per phase (health, then mixed)")
     parser.add_argument("--max-seconds", type=float, default=120, help="upper bound on each phase")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--users", type=int, default=50, help="users the mix draws from (ids with 5+ ratings)")
+    parser.add_argument("--cold", action="store_true", help="every GET a question the memo has not seen")
+    parser.add_argument("--no-memo", action="store_true", help="start the server without its answer memo")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     result = asyncio.run(run(args))
@@ -278,6 +330,7 @@ def main() -> None:
             "cpu_ratio",
             "client_cpu_ms",
             "health_client_cpu_ms",
+            "memo_hit_rate",
         ],
     )
     emit(table, result, args.json)

@@ -554,9 +554,11 @@ class NoTextModel:
 
 def demo_services(data_dir: Path | None) -> Services:
     """The API's Services (MOVIEREC_* and DATABASE_URL/QDRANT_URL from the environment), with the data
-    dir replaced when given, and its database schema checked as the API's lifespan does. Exits with a
+    dir replaced when given and no answer memo, and its database schema checked as the API's lifespan does. Exits with a
     hint when no demo index or database is there."""
     settings = get_settings() if data_dir is None else Settings(data_dir=data_dir)
+    # Latency of the work itself: a repeated request must not be answered by the worker's memo.
+    settings = settings.model_copy(update={"answer_memo_entries": 0})
     if not settings.database_url and not (settings.data_dir / "movierec.db").is_file():
         sys.exit(f"no database at {settings.data_dir / 'movierec.db'}: {MISSING_DEMO}")
     services = Services.open(settings, NoTextModel())

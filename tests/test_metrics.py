@@ -88,6 +88,21 @@ def test_counters_and_histograms_rise_after_requests(base_url: str, admin: dict[
     assert rise("movierec_recommendation_paths_total", strategy="collab", path=guest.json()["path"]) == 1
 
 
+def test_answer_memo_hits_and_misses_are_counted(base_url: str, admin: dict[str, str]) -> None:
+    before = scrape(base_url)
+    url = f"{base_url}/movies/recommendations?user_id=17&strategy=content&limit=7"
+    first, second = (httpx.get(url, headers=admin) for _ in range(2))
+    assert first.status_code == second.status_code == 200 and first.json() == second.json()
+    after = scrape(base_url)
+    name = "movierec_answer_memo_lookups_total"
+    for outcome in ("miss", "hit"):  # one process: the second request finds the first one's answer
+        assert (
+            value(after, name, kind="recommend", outcome=outcome)
+            - value(before, name, kind="recommend", outcome=outcome)
+            == 1
+        )
+
+
 def test_index_model_and_worker_gauges(base_url: str, world: Settings) -> None:
     samples = scrape(base_url)
     assert value(samples, "movierec_index_points") == DEMO_LIMIT

@@ -79,7 +79,7 @@ class ApplicationCore(InitPluginProtocol):
         app_config.before_request = check_request
 
     def _configure_lifespan(self, app_config: AppConfig) -> None:
-        app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder))
+        app_config.lifespan.append(make_lifespan(self.settings, self.text_encoder, metrics.count_memo_lookup))
 
     def _configure_metrics(self, app_config: AppConfig) -> None:
         """Prometheus: request metrics (middleware), recommendation paths, store errors, GET /metrics."""

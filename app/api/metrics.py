@@ -10,6 +10,8 @@ What is exported:
   method, route template (`path`) and status: Litestar's own Prometheus middleware;
 - `movierec_recommendation_paths_total{strategy, path}`: which `path` answered recommendations;
 - `movierec_errors_total{kind}`: requests that failed on the database or the index;
+- `movierec_answer_memo_lookups_total{kind, outcome}`: the answer memo's hits and misses
+  (app/recommend/memo.py) by kind of answer: recommend, similar, search;
 - `movierec_workers`: live API worker processes;
 - read at scrape time from the published manifest: `movierec_index_info{generation, engine}`,
   `movierec_index_points`, `movierec_index_collab_vectors`, `movierec_index_built_timestamp_seconds`
@@ -55,6 +57,9 @@ RECOMMENDATION_PATHS = Counter(
     f"{PREFIX}_recommendation_paths", "Recommendation answers by the path that made them", ["strategy", "path"]
 )
 ERRORS = Counter(f"{PREFIX}_errors", "Requests that failed on the database or the index", ["kind"])
+MEMO_LOOKUPS = Counter(
+    f"{PREFIX}_answer_memo_lookups", "Answer memo lookups by kind of answer and outcome", ["kind", "outcome"]
+)
 WORKERS = Gauge(f"{PREFIX}_workers", "Live API worker processes", multiprocess_mode="livesum")
 
 
@@ -136,6 +141,11 @@ async def count_recommendation_path(response: Response[Any]) -> Response[Any]:
     if isinstance(body, RecommendationsOut | GuestRecommendationsOut):
         RECOMMENDATION_PATHS.labels(body.strategy, body.path).inc()
     return response
+
+
+def count_memo_lookup(kind: str, hit: bool) -> None:
+    """The answer memo's observer: one lookup of a `kind` answer."""
+    MEMO_LOOKUPS.labels(kind, "hit" if hit else "miss").inc()
 
 
 def count_error(exc: Exception, _: Scope) -> None:

@@ -28,6 +28,7 @@ from app.catalog.db import ensure_schema, make_engine
 from app.catalog.tokens import all_token_versions
 from app.embedding.text import QueryEncoder, cached_query_encoder
 from app.errors import DatabaseUnavailableError, IndexUnavailableError
+from app.recommend.memo import AnswerMemo
 from app.recommend.recommender import Recommender
 from app.settings import Settings
 from app.vectorstore import IndexStore, MovieIndex, open_store
@@ -103,7 +104,13 @@ class Services:
     token_versions: TokenVersions = field(default_factory=TokenVersions)
 
     @classmethod
-    def open(cls, settings: Settings, text_encoder: QueryEncoder | None = None) -> Services:
+    def open(
+        cls,
+        settings: Settings,
+        text_encoder: QueryEncoder | None = None,
+        observe_memo: Callable[[str, bool], None] | None = None,
+    ) -> Services:
+        """`observe_memo(kind, hit)`: told of every lookup in the answer memo (the API's metrics count them)."""
         # No schema work here: an unreachable database must not stop the API from starting.
         engine = make_engine(settings.sqlalchemy_url, settings.db_timeouts, create_schema=False)
         store = open_store(settings)
@@ -115,6 +122,7 @@ class Services:
             encode_query=cached_query_encoder(encoder),
             history_size=settings.recommend.history_size,
             half_life_days=settings.recommend.half_life_days,
+            memo=_answer_memo(settings, observe_memo),
         )
         gate = DatabaseGate(settings.db_max_concurrency, settings.db_pool_timeout_s)
         return cls(settings, engine, store, live, encoder, device, recommender, gate)
@@ -154,6 +162,15 @@ def _vector_cache(settings: Settings) -> Callable[[MovieIndex], MovieIndex] | No
     return lambda index: _frozen(CachedIndex.wrap(index, settings.vector_cache_max_points))
 
 
+def _answer_memo(settings: Settings, observe: Callable[[str, bool], None] | None) -> AnswerMemo | None:
+    """A worker's answer memo, as the settings size it; none for a server collection, which takes
+    incremental upserts under one generation (an answer's key would not see them)."""
+    size = int(settings.answer_memo_mb * 1024 * 1024)
+    if settings.qdrant_url or not settings.answer_memo_entries or not size:
+        return None
+    return AnswerMemo(settings.answer_memo_entries, size, observe)
+
+
 def _frozen(index: MovieIndex) -> MovieIndex:
     """Move every object alive now (the models, the vector cache: about 160k objects at the demo's
     size) out of the garbage collector's generations. A full collection walked them all: about 90 ms,
@@ -174,11 +191,13 @@ def _encoder(settings: Settings, injected: QueryEncoder | None) -> tuple[QueryEn
 
 
 def make_lifespan(
-    settings: Settings, text_encoder: QueryEncoder | None
+    settings: Settings,
+    text_encoder: QueryEncoder | None,
+    observe_memo: Callable[[str, bool], None] | None = None,
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder)
+        services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder, observe_memo)
         await _sync_database(services, at_start=True)
         generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
         app.state.services = services

@@ -7,7 +7,7 @@ caller makes the one database query for the user's ratings and passes them in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import chain
@@ -23,6 +23,7 @@ from app.embedding.movie import combined_halves
 from app.errors import InvalidInputError, NotFoundError
 from app.names import DEFAULT_STRATEGY, AnswerPath, SearchMode, SimilarVector, Strategy
 from app.recommend.history import with_hidden
+from app.recommend.memo import AnswerMemo, approx_bytes, digest_ids, digest_rows
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
 from app.recommend.user_vector import (
@@ -95,6 +96,18 @@ class RecommendationList:
     items: list[Recommendation]
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """A ranking's first places as a memo keeps them: the first page of any depth it covers is cut from them."""
+
+    path: AnswerPath
+    items: tuple[Recommendation, ...]
+    complete: bool  # fewer places than were asked for: nothing more ranks
+
+    def covers(self, shown: int) -> bool:
+        return self.complete or len(self.items) >= shown
+
+
 @dataclass
 class Liked:
     """Movies a reason may cite, row by row: the user's rating, the movie's payload, its vector of one name."""
@@ -158,13 +171,17 @@ class Recommender:
         half_life_days: float = RECOMMEND_DEFAULTS.half_life_days,
         candidate_factor: int = 5,
         tuning: Tuning = TUNED,
+        memo: AnswerMemo | None = None,
     ) -> None:
+        """`memo`: answers kept by key (app/recommend/memo.py), for an index whose generations never
+        change; its items are shared between the answers it gives, which callers must not modify."""
         self._index = index
         self._encode_query = encode_query
         self.history_size = history_size
         self.half_life_days = half_life_days
         self.candidate_factor = candidate_factor
         self.tuning = tuning
+        self.memo = memo
         self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
         self._prior_cache: tuple[MovieIndex, np.ndarray | None] | None = None  # likewise
 
@@ -227,17 +244,70 @@ class Recommender:
         collab blended with a popularity prior (path `collab_popular`); with 1-2 the content strategy
         answers `content_cold_start`; collab/hybrid fall back to content when none of the user's
         movies has a collab vector. Collab answers keep Tuning.new_share of the list (the last
-        places) for the best movies nobody has rated yet. `only_new`: rank only those movies."""
+        places) for the best movies nobody has rated yet. `only_new`: rank only those movies.
+
+        With a memo (AnswerMemo), the ranking is kept as deep as it was asked for, under a key of
+        everything it depends on (`_memo_key`); a page it covers is cut from it, the same items."""
         index = self._index()
+        shown = offset + limit
+        ranked = max(shown, depth or 0)
+        args = (strategy, filter, popularity, diversity, ranked, hidden, only_new)
+        if self.memo is None:
+            path, items = self._ranking(index, ratings, *args, shown=shown, first=offset)
+            return RecommendationList(strategy, path, items)
+        key = self._memo_key(self.memo, index, ratings, *args)
+        found: Ranking | None = self.memo.get(key, lambda r: r.covers(shown))
+        if found is None:
+            path, items = self._ranking(index, ratings, *args, shown=shown, first=0)
+            found = Ranking(path, tuple(items), complete=len(items) < shown)
+            self.memo.put(key, found, approx_bytes(items))
+        return RecommendationList(strategy, found.path, list(found.items[offset:shown]))
+
+    def _memo_key(
+        self,
+        memo: AnswerMemo,
+        index: MovieIndex,
+        ratings: Sequence[UserRating],
+        strategy: Strategy,
+        filter: MovieFilter,
+        popularity: float,
+        diversity: float,
+        ranked: int,
+        hidden: Sequence[HiddenMovie],
+        only_new: bool,
+    ) -> tuple[Any, ...]:
+        """Everything a ranking depends on: the index generation, the rows read for this request (a
+        digest), the request's inputs, and this Recommender's knobs."""
+        rows = digest_rows(ratings, hidden)
+        knobs = (self.history_size, self.half_life_days, self.candidate_factor, self.tuning)
+        inputs = (strategy, *_filter_key(filter), popularity, diversity, ranked, only_new)
+        return memo.key("recommend", index, rows, *inputs, knobs)
+
+    def _ranking(
+        self,
+        index: MovieIndex,
+        ratings: Sequence[UserRating],
+        strategy: Strategy,
+        filter: MovieFilter,
+        popularity: float,
+        diversity: float,
+        ranked: int,
+        hidden: Sequence[HiddenMovie],
+        only_new: bool,
+        *,
+        shown: int,
+        first: int,
+    ) -> tuple[AnswerPath, list[Recommendation]]:
+        """Its path, and places `first` to `shown` of one ranking `ranked` deep (recommend's docstring):
+        fewer when nothing more ranks."""
         # One pass over a heavy user's 5,000 ratings (itemgetter: 1.5x faster than a set of attributes)
         rated = chain(filter.exclude_ids, map(_MOVIE_ID, ratings), map(_MOVIE_ID, hidden))
         unseen = replace(filter, exclude_ids=frozenset(rated))
         if only_new:
             unseen = replace(unseen, unrated=True)
         taste = self._taste(index, ratings, with_collab=strategy != "content", hidden=hidden) if ratings else None
-        ranked = max(offset + limit, depth or 0)
         if taste is None:
-            return RecommendationList(strategy, "popular", self._popular(index, unseen, offset + limit)[offset:])
+            return "popular", self._popular(index, unseen, shown)[first:]
         n = ranked * self.candidate_factor
         collab_query = None
         if taste.collab is not None and len(ratings) <= self.tuning.new_user_max:
@@ -268,7 +338,6 @@ class Recommender:
             )
             path = "hybrid"
         # Diversity is judged on content for every strategy: "not five sequels".
-        shown = offset + limit
         every = round(1 / self.tuning.new_share) if self.tuning.new_share > 0 else 0
         # The new movies' places are fixed for the whole ranking (`ranked` deep), so every page is cut from
         # the same list: a page of 5 and the next one never show the same movie.
@@ -282,8 +351,8 @@ class Recommender:
         picks = picks[:shown]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
         cite, cite_collab = _citable(taste.liked, liked_collab)
-        items = [_recommendation(h, score, cite, cite_collab) for h, score in picks[offset:]]
-        return RecommendationList(strategy, path, items)
+        items = [_recommendation(h, score, cite, cite_collab) for h, score in picks[first:]]
+        return path, items
 
     def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
         """The exploration share: the `slots` best movies whose collab vector is predicted from
@@ -396,6 +465,18 @@ class Recommender:
     ) -> list[ScoredMovie]:
         """The `limit` movies nearest to `movie_id` on `vector`, never itself nor one in `exclude`."""
         index = self._index()
+        if self.memo is None:
+            return self._similar(index, movie_id, limit, vector, exclude)
+        key = self.memo.key("similar", index, movie_id, limit, vector, digest_ids(exclude))
+        found: tuple[ScoredMovie, ...] | None = self.memo.get(key)
+        if found is None:
+            found = tuple(self._similar(index, movie_id, limit, vector, exclude))
+            self.memo.put(key, found, approx_bytes(found))
+        return list(found)
+
+    def _similar(
+        self, index: MovieIndex, movie_id: int, limit: int, vector: SimilarVector, exclude: frozenset[int]
+    ) -> list[ScoredMovie]:
         found = index.retrieve([movie_id], vectors=(vector,))
         if not found:
             raise NotFoundError(f"movie {movie_id} is not in the index")
@@ -427,8 +508,21 @@ class Recommender:
         on blank text."""
         if not text.strip():
             raise InvalidInputError("the search text is empty", field="q")
+        index = self._index()
+        if self.memo is None:
+            return self._search(index, text, limit, filter, popularity, mode)
+        key = self.memo.key("search", index, text, limit, *_filter_key(filter), popularity, mode, self.candidate_factor)
+        found: tuple[ScoredMovie, ...] | None = self.memo.get(key)
+        if found is None:
+            found = tuple(self._search(index, text, limit, filter, popularity, mode))
+            self.memo.put(key, found, approx_bytes(found) + len(text))
+        return list(found)
+
+    def _search(
+        self, index: MovieIndex, text: str, limit: int, filter: MovieFilter, popularity: float, mode: SearchMode
+    ) -> list[ScoredMovie]:
         n = limit * self.candidate_factor if popularity > 0 else limit
-        hits = self._search_hits(self._index(), text, n, filter, mode)
+        hits = self._search_hits(index, text, n, filter, mode)
         picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, 0.0)
         return [ScoredMovie.from_payload(h.id, h.payload, s) for h, s in picks]
 
@@ -507,6 +601,13 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def _filter_key(filter: MovieFilter) -> tuple[Hashable, ...]:
+    """`filter` for a memo key: its id sets digested (a heavy user's `use_embeddings=false` excludes
+    thousands), the rest as it is."""
+    small = replace(filter, exclude_ids=frozenset(), only_ids=None)
+    return small, digest_ids(filter.exclude_ids), digest_ids(filter.only_ids)
 
 
 def _interleave_new(
