@@ -254,20 +254,20 @@ def _rows_like(layout: RatingsLayout) -> str:
 
 class _OneByteSeparator(io.RawIOBase):
     """A text file as UTF-8 bytes with every `separator` (one character repeated: MovieLens's '::')
-    replaced by SEPARATOR_BYTE, decoded from `encoding` PIECE_BYTES at a time: pyarrow's CSV reader
+    replaced by SEPARATOR_BYTE, decoded from `encoding` `piece` bytes at a time: pyarrow's CSV reader
     takes one-byte delimiters only, and reads from any file object.
 
     A run of n separator characters becomes n // len(separator) separators, then the rest, wherever
     the file is cut, as `str.split` reads it; so a piece's trailing run waits for the next piece (a
     '::' may straddle two). Bytes that do not decode are U+FFFD: that row is reported, not the file."""
 
-    def __init__(self, path: Path, encoding: str, separator: str) -> None:
+    def __init__(self, path: Path, encoding: str, separator: str, piece: int = PIECE_BYTES) -> None:
         if len(separator) < 2 or separator.strip(separator[0]):
             raise ValueError(f"not one character repeated: {separator!r}")
         codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding  # a BOM is not data
         self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
         self._file = path.open("rb")
-        self._separator, self._carry = separator, ""
+        self._separator, self._piece, self._carry = separator, piece, ""
         self._out, self._at, self._eof = b"", 0, False
 
     def readable(self) -> bool:
@@ -288,7 +288,7 @@ class _OneByteSeparator(io.RawIOBase):
         return filled
 
     def _next_piece(self) -> bytes:
-        raw = self._file.read(PIECE_BYTES)
+        raw = self._file.read(self._piece)
         self._eof = not raw
         text = self._carry + self._decoder.decode(raw, final=self._eof)
         cut = len(text) if self._eof else len(text.rstrip(self._separator[0]))
