@@ -83,16 +83,15 @@ def row_path_rows(path: Path, sep: str) -> tuple[list[RatingRow], list[RowError]
                 errors.append(RowError(path.name, line, "row", "field count"))
                 continue
             try:
-                parsed = [parse_int(values[0], "userId"), parse_int(values[1], "movieId")]
-                parsed += [parse_float(values[2], "rating"), parse_int(values[3], "timestamp")]
-                for value, name in zip(parsed[:3], ("userId", "movieId", "rating"), strict=True):
-                    if value is None:
-                        raise BadFieldError(name, "missing value")
+                user, movie = parse_int(values[0], "userId"), parse_int(values[1], "movieId")
+                rating, ts = parse_float(values[2], "rating"), parse_int(values[3], "timestamp")
+                if user is None or movie is None or rating is None:
+                    missing = "userId" if user is None else "movieId" if movie is None else "rating"
+                    raise BadFieldError(missing, "missing value")
             except BadFieldError as exc:
                 errors.append(RowError(path.name, line, exc.field, str(exc)))
                 continue
-            user, movie, rating, ts = parsed
-            rows.append(RatingRow(int(user or 0), int(movie or 0), float(rating or 0), ts, line, path.name))
+            rows.append(RatingRow(user, movie, rating, ts, line, path.name))
     return rows, errors
 
 
@@ -121,9 +120,7 @@ def where(errors: list[RowError]) -> list[tuple[str, int, str]]:
 
 
 @pytest.mark.parametrize("layout", ["ml-1m", "ml-100k"])
-def test_bulk_path_stores_what_the_row_path_stored(
-    tmp_path: Path, engines: tuple[Engine, Engine], layout: str
-) -> None:
+def test_bulk_path_stores_what_the_row_path_stored(tmp_path: Path, engines: tuple[Engine, Engine], layout: str) -> None:
     path, name, sep = folder(tmp_path, layout)
     old_engine, bulk_engine = engines
 
@@ -137,30 +134,38 @@ def test_bulk_path_stores_what_the_row_path_stored(
     bulk = load_catalogue("movielens", directory=path)
     bulk_n, bulk_errors = store_catalogue(bulk_engine, bulk)
 
-    assert stored(bulk_engine) == stored(old_engine) == [
-        (1, 1, 5.0, 978300760),
-        (1, 2, 3.0, 978302109),
-        (2, 1, 4.5, 978301968),
-        (2, 3, 3.5, 978301969),
-        (3, 1, 4.0, 978300001),
-        (3, 2, 1.0, 978300500),
-        (5, 1, 4.0, 978300000),
-        (5, 2, 3.0, 978300000),
-        (6, 1, 5.0, 978300000),
-    ]
+    assert (
+        stored(bulk_engine)
+        == stored(old_engine)
+        == [
+            (1, 1, 5.0, 978300760),
+            (1, 2, 3.0, 978302109),
+            (2, 1, 4.5, 978301968),
+            (2, 3, 3.5, 978301969),
+            (3, 1, 4.0, 978300001),
+            (3, 2, 1.0, 978300500),
+            (5, 1, 4.0, 978300000),
+            (5, 2, 3.0, 978300000),
+            (6, 1, 5.0, 978300000),
+        ]
+    )
     assert bulk_n == old_n == 9
     assert bulk.stats["ratings_duplicates_resolved"] == old.stats["ratings_duplicates_resolved"] == 2
-    assert where(bulk_errors) == where(old_errors) == [
-        (name, 4, "movieId"),
-        (name, 6, "rating"),
-        (name, 8, "rating"),
-        (name, 13, "userId"),
-        (name, 14, "timestamp"),
-        (name, 15, "row"),
-        (name, 16, "row"),
-        (name, 17, "movieId"),
-        (name, 18, "movieId"),
-    ]
+    assert (
+        where(bulk_errors)
+        == where(old_errors)
+        == [
+            (name, 4, "movieId"),
+            (name, 6, "rating"),
+            (name, 8, "rating"),
+            (name, 13, "userId"),
+            (name, 14, "timestamp"),
+            (name, 15, "row"),
+            (name, 16, "row"),
+            (name, 17, "movieId"),
+            (name, 18, "movieId"),
+        ]
+    )
     assert str(bulk_errors[5]) == f"{name}:15: row: expected 4 fields" + (" separated by '::'" if sep == "::" else "")
 
 
@@ -218,7 +223,7 @@ def test_a_dat_file_that_is_empty_or_not_dat_is_one_file_error(tmp_path: Path) -
     with pytest.raises(RatingsFileError, match=r"^ratings\.dat: the ratings file is empty; expected rows userId::"):
         read_ratings_file(path, layout=RatingsLayout("::"))
     path.write_text("\n1,1,5,978300760\n")
-    with pytest.raises(RatingsFileError, match=r"^ratings\.dat:2: read '1,1,5,978300760'; expected rows userId::movieId"):
+    with pytest.raises(RatingsFileError, match=r"^ratings\.dat:2: read '1,1,5,978300760'; expected rows userId::"):
         read_ratings_file(path, layout=RatingsLayout("::"))
     path.write_text("1 1 5 978300760\n")
     with pytest.raises(RatingsFileError, match=r"expected rows userId\\tmovieId\\trating\\ttimestamp, no header"):
