@@ -12,7 +12,8 @@ The rules (README, "Ratings: rules of the import"):
   hash per user bucket (table rating_imports). An unchanged input writes nothing; a changed one
   rewrites only the buckets whose rows changed.
 
-The file path streams the CSV with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
+The file path streams the CSV (or a header-less MovieLens `ratings.dat` / `u.data`, its layout given
+by the source) with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
 vectorised, and keeps only each block's valid rows, in compact numpy columns (24 bytes a row: int32
 ids where they fit, float32 half stars), never one Python object per row. Writes go in key order:
 on SQLite one upsert run by executemany; on PostgreSQL by COPY, straight into an empty table (its
