@@ -10,6 +10,9 @@ about half of it). Timestamps are spread over 1996-2023 and each user's ratings 
 active window. A (user, movie) pair appears at most once. The same seed gives the same bytes.
 
     .venv/bin/python bench/gen_ratings.py --out /tmp/scale --movies 5000 --users 50000 --ratings 4.1m
+
+`--movielens-dat` writes the same catalogue and ratings in MovieLens 1M's layout beside them too
+(`movielens/movies.dat`, `movielens/ratings.dat`: `::`-separated, no header), for the `movielens` source.
 """
 
 from __future__ import annotations
@@ -236,6 +239,23 @@ def generate(out: Path, movies: int, users: int, ratings: int, seed: int) -> pa.
     return table
 
 
+def write_movielens_dat(out: Path, movies_jsonl: Path, table: pa.Table) -> None:
+    """`out`/movies.dat (MovieID::Title (Year)::Genres, Latin-1) and `out`/ratings.dat
+    (UserID::MovieID::Rating::Timestamp) of the same movies and ratings, as ml-1m writes them."""
+    out.mkdir(parents=True, exist_ok=True)
+    with movies_jsonl.open() as f, (out / "movies.dat").open("w", encoding="latin-1", errors="replace") as dat:
+        for line in f:
+            m = json.loads(line)
+            year = str(m.get("release_date") or "")[:4]
+            dat.write(f"{m['id']}::{m['title']}{f' ({year})' if year else ''}::{'|'.join(m.get('genres') or [])}\n")
+    options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
+    with (out / "ratings.dat").open("wb") as dat:
+        for start in range(0, table.num_rows, 1_000_000):  # a million rows through memory at a time
+            buffer = pa.BufferOutputStream()
+            pacsv.write_csv(table.slice(start, 1_000_000), buffer, options)
+            dat.write(buffer.getvalue().to_pybytes().replace(b"\t", b"::"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="Folder for movies.jsonl and ratings.csv.")
@@ -243,11 +263,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--ratings", default="4.1m", help="How many ratings, e.g. 1m, 4.1m, 25m.")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--movielens-dat", action="store_true", help="Also write OUT/movielens in ml-1m's layout.")
     args = parser.parse_args()
     n = round(float(args.ratings.lower().rstrip("m")) * 1_000_000) if args.ratings.lower().endswith("m") else None
     n = n or parse_ints(args.ratings)[0]
     table = generate(args.out, args.movies, args.users, n, args.seed)
     log(f"{args.out}: {args.movies} movies, {table.num_rows} ratings of {args.users} users")
+    if args.movielens_dat:
+        write_movielens_dat(args.out / "movielens", args.out / "movies.jsonl", table)
 
 
 if __name__ == "__main__":

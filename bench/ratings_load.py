@@ -4,7 +4,8 @@
 more than the wall time. `server_cpu_s`: PostgreSQL's own CPU for this run (its backends serving the
 run's database, read from /proc: a server on this machine only; empty otherwise).
 
-Runs `store_catalogue` on a synthetic tmdb catalogue (bench/gen_ratings.py) twice per database, each
+Runs `store_catalogue` on a synthetic tmdb catalogue (bench/gen_ratings.py; given its `movielens/`
+folder, `--movielens-dat`: the movielens source reading movies.dat and ratings.dat) twice per database, each
 in its own process so that peak RSS is that run's: a first load into an empty database, then the
 same files again (nothing changed: must write nothing).
 
@@ -35,8 +36,12 @@ from ingest.pipeline import store_catalogue
 from app.datasets import load_catalogue
 engine = make_engine({url!r})
 started = time.perf_counter()
-catalogue = load_catalogue("tmdb", movies={movies!r})
-stored, errors = store_catalogue(engine, catalogue, Path({ratings!r}))
+if {dat!r}:  # a MovieLens 1M folder: movies.dat, its ratings.dat streamed as the catalogue's own
+    catalogue = load_catalogue("movielens", directory=Path({data!r}))
+    stored, errors = store_catalogue(engine, catalogue)
+else:
+    catalogue = load_catalogue("tmdb", movies={movies!r})
+    stored, errors = store_catalogue(engine, catalogue, Path({ratings!r}))
 seconds = time.perf_counter() - started
 usage = resource.getrusage(resource.RUSAGE_SELF)
 rss, cpu = usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
@@ -58,7 +63,9 @@ print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "server_cpu_s": server, "pe
 
 
 def run_once(url: str, data: Path) -> dict:
-    code = RUN.format(url=url, movies=str(data / "movies.jsonl"), ratings=str(data / "ratings.csv"))
+    dat = (data / "movies.dat").is_file()
+    movies, ratings = str(data / "movies.jsonl"), str(data / "ratings.csv")
+    code = RUN.format(url=url, dat=dat, data=str(data), movies=movies, ratings=ratings)
     # From the repository root: `python -c` puts the working directory first on sys.path.
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
@@ -89,7 +96,9 @@ def database_url(kind: str, admin_url: str, workdir: Path) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="Folder from bench/gen_ratings.py.")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="Folder from bench/gen_ratings.py (or its movielens/ folder)."
+    )
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--json", action="store_true")

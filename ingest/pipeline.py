@@ -99,6 +99,7 @@ def store_catalogue(
     source = source_key(catalogue.name, ratings_file)
     movie_ids = np.array([m.id for m in movies], dtype=np.int64)
     started = time.perf_counter()  # the ratings' part: read, check, write, refresh the movies' counts
+    own_file = ratings_file == catalogue.ratings_file  # not `--ratings FILE` given beside the source
     file_import = (
         FileImport(
             engine,
@@ -107,7 +108,8 @@ def store_catalogue(
             rating_scale,
             force,
             known_only=catalogue.limited,
-            links=catalogue.ratings_links if ratings_file == catalogue.ratings_file else None,
+            links=catalogue.ratings_links if own_file else None,
+            layout=catalogue.ratings_layout if own_file else None,
         )
         if ratings_file
         else None

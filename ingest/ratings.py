@@ -12,7 +12,8 @@ The rules (README, "Ratings: rules of the import"):
   hash per user bucket (table rating_imports). An unchanged input writes nothing; a changed one
   rewrites only the buckets whose rows changed.
 
-The file path streams the CSV with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
+The file path streams the CSV (or a header-less MovieLens `ratings.dat` / `u.data`, its layout given
+by the source) with pyarrow (blocks of BLOCK_BYTES), parses and checks each block
 vectorised, and keeps only each block's valid rows, in compact numpy columns (24 bytes a row: int32
 ids where they fit, float32 half stars), never one Python object per row. Writes go in key order:
 on SQLite one upsert run by executemany; on PostgreSQL by COPY, straight into an empty table (its
@@ -50,12 +51,14 @@ from sqlmodel import col
 
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
-from app.datasets.base import RatingRow, RowError
+from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter
 
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 16 << 20  # pyarrow block: about 600k rating rows
+PIECE_BYTES = 1 << 20  # a '::' file is decoded and its separators replaced this many bytes at a time
+SEPARATOR_BYTE = "\x1f"  # ASCII's unit separator: what '::' becomes for pyarrow (one-byte delimiters only)
 BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrites ~1/256 of the file
 MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
 MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
@@ -198,25 +201,29 @@ def file_hash(path: Path) -> str:
 
 @dataclass(frozen=True)
 class _Layout:
-    """How a ratings CSV is written: its encoding, delimiter, header names (a required one spelt
-    another way, 'UserID' or 'user_id', renamed to COLUMNS' spelling) and the blank lines above the
-    header (`blank`: the header is line blank + 1)."""
+    """How a ratings file is written: its encoding, delimiter as written (',', '::'), column names (a
+    header's required one spelt another way, 'UserID' or 'user_id', renamed to COLUMNS' spelling),
+    the lines above the first row (`skip`: a header and the blank lines above it; 0 without a
+    header) and whether a field may be quoted (a CSV's may; a MovieLens `.dat`'s never is)."""
 
     encoding: str
     delimiter: str
     header: list[str]
-    blank: int = 0
+    skip: int = 1
+    quoted: bool = True
 
 
-def _sniff(path: Path) -> _Layout:
-    """The file's layout from its first 64 KiB; RatingsFileError if unusable."""
+def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
+    """The file's layout from its first 64 KiB: its encoding, and its header's delimiter and names
+    unless `given` (a file without a header) says them; RatingsFileError if unusable."""
     try:
         with path.open("rb") as f:
             head = f.read(1 << 16)
     except OSError as exc:
         raise RatingsFileError(f"{path}: cannot read the ratings file ({exc.strerror}); check the path") from None
+    expected = f"a header {','.join(COLUMNS)}" if given is None else _rows_like(given)
     if not head.strip():
-        raise RatingsFileError(f"{path.name}: the ratings file is empty; expected a header {','.join(COLUMNS)}")
+        raise RatingsFileError(f"{path.name}: the ratings file is empty; expected {expected}")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text"
         text, encoding = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore"), "utf-16"
     elif (problem := binary_problem(head)) is not None:
@@ -226,6 +233,10 @@ def _sniff(path: Path) -> _Layout:
     lines = text.lstrip("\ufeff").splitlines()
     blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
     first = lines[blank]
+    if given is not None:
+        if given.separator not in first:
+            raise RatingsFileError(f"{path.name}:{blank + 1}: read {first[:80]!r}; expected {expected}")
+        return _Layout(encoding, given.separator, list(given.columns), skip=0, quoted=False)
     delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
     header = canonical_columns([h.strip().strip('"') for h in first.split(delimiter)], [*COLUMNS, "timestamp"])
     if missing := [c for c in COLUMNS if c not in header]:
@@ -233,7 +244,61 @@ def _sniff(path: Path) -> _Layout:
             f"{path.name}:{blank + 1}: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
             f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
         )
-    return _Layout(encoding, delimiter, header, blank)
+    return _Layout(encoding, delimiter, header, skip=blank + 1)
+
+
+def _rows_like(layout: RatingsLayout) -> str:
+    """'rows userId::movieId::rating::timestamp, no header' (a tab shown as '\\t')."""
+    shown = layout.separator.encode("unicode_escape").decode()
+    return f"rows {shown.join(layout.columns)}, no header"
+
+
+class _OneByteSeparator(io.RawIOBase):
+    """A text file as UTF-8 bytes with every `separator` (one character repeated: MovieLens's '::')
+    replaced by SEPARATOR_BYTE, decoded from `encoding` `piece` bytes at a time: pyarrow's CSV reader
+    takes one-byte delimiters only, and reads from any file object.
+
+    A run of n separator characters becomes n // len(separator) separators, then the rest, wherever
+    the file is cut, as `str.split` reads it; so a piece's trailing run waits for the next piece (a
+    '::' may straddle two). Bytes that do not decode are U+FFFD: that row is reported, not the file."""
+
+    def __init__(self, path: Path, encoding: str, separator: str, piece: int = PIECE_BYTES) -> None:
+        if len(separator) < 2 or separator.strip(separator[0]):
+            raise ValueError(f"not one character repeated: {separator!r}")
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding  # a BOM is not data
+        self._decoder = codecs.getincrementaldecoder(codec)(errors="replace")
+        self._file = path.open("rb")
+        self._separator, self._piece, self._carry = separator, piece, ""
+        self._out, self._at, self._eof = b"", 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill `buffer` (a writable bytes-like object) with the next converted bytes, wholly unless
+        the file ends first (pyarrow takes a short read for a block); 0 at the end."""
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view):
+            if self._at == len(self._out):
+                if self._eof:
+                    break
+                self._out, self._at = self._next_piece(), 0
+            n = min(len(view) - filled, len(self._out) - self._at)
+            view[filled : filled + n] = self._out[self._at : self._at + n]
+            filled, self._at = filled + n, self._at + n
+        return filled
+
+    def _next_piece(self) -> bytes:
+        raw = self._file.read(self._piece)
+        self._eof = not raw
+        text = self._carry + self._decoder.decode(raw, final=self._eof)
+        cut = len(text) if self._eof else len(text.rstrip(self._separator[0]))
+        text, self._carry = text[:cut], text[cut:]
+        return text.replace(self._separator, SEPARATOR_BYTE).encode("utf-8")
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _decode_head(path: Path, head: bytes) -> tuple[str, str]:
@@ -257,9 +322,11 @@ Check = Callable[[RatingArrays, dict[str, Any]], tuple[RatingArrays, list[RowErr
 
 
 def read_ratings_file(
-    path: Path, scale: int | None = None, check: Check | None = None
+    path: Path, scale: int | None = None, check: Check | None = None, layout: RatingsLayout | None = None
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
-    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1).
+    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1),
+    or, given its `layout`, a file without a header (ml-1m's `ratings.dat`: '::'; ml-100k's
+    `u.data`: tab): the same rules, its first line line 1.
 
     Returns the rows that parse (ratings on the 0.5-5 scale, timestamps raw: see `apply_rules`), the
     rows that do not (RowError by line) and notes for the summary. `scale`: 5 or 10; None detects 10
@@ -270,11 +337,11 @@ def read_ratings_file(
     A plain file (whole-number ids and timestamps, every value given) is parsed by pyarrow's own
     number parsers; the first value that is not plain sends the whole file through the text path,
     which reads every form the rules accept and reports each bad row (3x the CPU)."""
-    layout = _sniff(path)
+    found = _sniff(path, layout)
     try:
-        return _read(path, layout, scale, check, plain=True)
+        return _read(path, found, scale, check, plain=True)
     except _NotPlainError:
-        return _read(path, layout, scale, check, plain=False)
+        return _read(path, found, scale, check, plain=False)
 
 
 class _NotPlainError(Exception):
@@ -287,70 +354,100 @@ _PLAIN_TYPES = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float6
 def _read(
     path: Path, layout: _Layout, scale: int | None, check: Check | None, plain: bool
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
-    encoding, delimiter, header = layout.encoding, layout.delimiter, layout.header
     invalid: list[str] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         invalid.append(row.text)
         return "skip"
 
-    types = {name: _PLAIN_TYPES.get(name, pa.string()) if plain else pa.string() for name in header}
     parts, errors = [], []
     notes: dict[str, int | str] = {}
-    offset = layout.blank  # data rows (and blank lines) read so far, after the header
+    offset = layout.skip  # lines read so far: those above the first row, then rows (and blank lines)
     try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(
-                block_size=BLOCK_BYTES, encoding=encoding, skip_rows=layout.blank + 1, column_names=header
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, ignore_empty_lines=False, invalid_row_handler=on_invalid
-            ),
-            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=[c for c in header if c]),
-        )
-        for batch in reader:
-            lines = np.arange(offset + 2, offset + 2 + batch.num_rows, dtype=np.int64)
-            offset += batch.num_rows
-            bad: list[RowError] = []
-            if plain:
-                part = _plain_batch(batch, lines)
-            else:
-                ratings = _numbers(batch.column("rating"))
-                part, bad = _parse_batch(batch, ratings, lines, delimiter, path.name, notes)
-            del batch
-            if scale is None:
-                scale = _detect_scale(part.rating)
-                notes["rating_scale"] = scale
-                _check_scale(path.name, part.rating)
-            if scale == 10:
-                part.rating = part.rating / 2.0
-            if check is not None:
-                part, rejected = check(part, notes)
-                bad += rejected
-            parts.append(part)
-            errors.extend(bad)
+        with _csv_blocks(path, layout, plain, on_invalid) as reader:
+            for batch in reader:
+                lines = np.arange(offset + 1, offset + 1 + batch.num_rows, dtype=np.int64)
+                offset += batch.num_rows
+                bad: list[RowError] = []
+                if plain:
+                    part = _plain_batch(batch, lines)
+                else:
+                    ratings = _numbers(batch.column("rating"))
+                    part, bad = _parse_batch(batch, ratings, lines, path.name, notes)
+                del batch
+                if scale is None:
+                    scale = _detect_scale(part.rating)
+                    notes["rating_scale"] = scale
+                    _check_scale(path.name, part.rating)
+                if scale == 10:
+                    part.rating = part.rating / 2.0
+                if check is not None:
+                    part, rejected = check(part, notes)
+                    bad += rejected
+                parts.append(part)
+                errors.extend(bad)
     except pa.ArrowInvalid as exc:
         if plain:
             raise _NotPlainError from None
         raise RatingsFileError(
-            f"{path.name}: unreadable ratings CSV after line {offset + 1}: {exc} (save it as UTF-8 CSV)"
+            f"{path.name}: unreadable ratings CSV after line {offset}: {exc} (save it as UTF-8 CSV)"
         ) from None
     arrays = RatingArrays.concat(parts)
     if invalid:  # skipped rows shift the line numbers after them: find them and put the numbers right
-        skipped = _skipped_lines(path, encoding, delimiter, len(header), layout.blank + 1)
+        width = len(layout.header)
+        skipped = _skipped_lines(path, layout.encoding, layout.delimiter, width, layout.skip)
         errors = _shift(errors, skipped)
         arrays.line = _shift_lines(arrays.line, skipped)
-        errors += [RowError(path.name, n, "row", f"expected {len(header)} fields") for n in skipped]
+        errors += [RowError(path.name, n, "row", _wrong_width(width, layout.delimiter)) for n in skipped]
     return arrays, sorted(errors, key=lambda e: e.line), notes
+
+
+def _wrong_width(width: int, delimiter: str) -> str:
+    """The message of a row with another number of fields than `width`."""
+    return f"expected {width} fields" if len(delimiter) == 1 else f"expected {width} fields separated by {delimiter!r}"
+
+
+@contextlib.contextmanager
+def _csv_blocks(
+    path: Path, layout: _Layout, plain: bool, on_invalid: Callable[[pacsv.InvalidRow], str]
+) -> Iterator[pacsv.CSVStreamingReader]:
+    """pyarrow's streaming reader over the file's rows, BLOCK_BYTES at a time: columns typed as
+    numbers (`plain`) or text; a blank line is a row of nulls ('' as text); a row with another
+    number of fields goes to `on_invalid`. A multi-character delimiter ('::') is read through
+    _OneByteSeparator."""
+    names = layout.header
+    types = {name: _PLAIN_TYPES.get(name, pa.string()) if plain else pa.string() for name in names}
+    one_byte = len(layout.delimiter) == 1
+    with (
+        contextlib.nullcontext(path) if one_byte else _OneByteSeparator(path, layout.encoding, layout.delimiter)
+    ) as source:
+        yield pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                block_size=BLOCK_BYTES,
+                encoding=layout.encoding if one_byte else "utf-8",  # _OneByteSeparator writes UTF-8
+                skip_rows=layout.skip,
+                column_names=names,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=layout.delimiter if one_byte else SEPARATOR_BYTE,
+                quote_char='"' if layout.quoted else False,
+                ignore_empty_lines=False,  # line numbers count them
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(column_types=types, include_columns=[c for c in names if c]),
+        )
 
 
 def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray) -> RatingArrays:
     """A block parsed as numbers: every id, rating and timestamp given, ratings finite; else
     _NotPlainError (the text path reports a missing or odd value by line, with its message)."""
     columns = [batch.column(name) for name in COLUMNS]
-    if any(c.null_count for c in columns):  # a missing value, or a blank line
-        raise _NotPlainError
+    if any(c.null_count for c in columns):  # blank lines (skipped, as the text path does), or a missing value
+        batch, lines = _without_blank_lines(batch, lines)
+        columns = [batch.column(name) for name in COLUMNS]
+        if any(c.null_count for c in columns):
+            raise _NotPlainError
     user, movie, rating = (np.asarray(c.to_numpy(zero_copy_only=False)) for c in columns)
     if not np.isfinite(rating).all():  # "nan", "inf": the text path's message
         raise _NotPlainError
@@ -359,6 +456,13 @@ def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray) -> RatingArrays:
     ts = batch.column("timestamp")
     times = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
     return RatingArrays(user, movie, rating, times, lines)
+
+
+def _without_blank_lines(batch: pa.RecordBatch, lines: np.ndarray) -> tuple[pa.RecordBatch, np.ndarray]:
+    """The block and its line numbers without its blank lines (rows whose values are all null)."""
+    names = [*COLUMNS, *(["timestamp"] if "timestamp" in batch.schema.names else [])]
+    blank = np.logical_and.reduce([np.asarray(batch.column(name).is_null()) for name in names])
+    return batch.filter(pa.array(~blank)), lines[~blank]
 
 
 def _detect_scale(values: np.ndarray) -> int:
@@ -439,7 +543,7 @@ def _iso_seconds(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _parse_batch(
-    batch: pa.RecordBatch, rating: np.ndarray, lines: np.ndarray, delimiter: str, file: str, notes: dict[str, int | str]
+    batch: pa.RecordBatch, rating: np.ndarray, lines: np.ndarray, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
     """A block read as text: its ids and timestamps parsed, `rating` (parsed, NaN where not a
     number) beside them; the rows that do not parse as RowErrors (blank lines skipped)."""
@@ -474,14 +578,11 @@ def _errors(
     return keep, errors
 
 
-def _skipped_lines(path: Path, encoding: str, delimiter: str, width: int, header_line: int) -> list[int]:
-    """Lines after the header whose field count is not the header's (pyarrow skipped them without saying where)."""
+def _skipped_lines(path: Path, encoding: str, delimiter: str, width: int, skip: int) -> list[int]:
+    """Lines below the first `skip` (a header) whose field count is not `width` (pyarrow skipped
+    them without saying where); `delimiter` counted as `str.split` counts it."""
     with path.open(encoding=encoding, errors="replace", newline="") as f:
-        return [
-            n
-            for n, raw in enumerate(f, start=1)
-            if n > header_line and raw.strip() and raw.count(delimiter) != width - 1
-        ]
+        return [n for n, raw in enumerate(f, start=1) if n > skip and raw.strip() and raw.count(delimiter) != width - 1]
 
 
 def _shift_lines(lines: np.ndarray, skipped: list[int]) -> np.ndarray:
@@ -879,8 +980,10 @@ class FileImport:
         force: bool = False,
         known_only: bool = False,
         links: dict[int, int] | None = None,
+        layout: RatingsLayout | None = None,
     ):
         self.engine, self.path, self.source, self.scale, self.force = engine, Path(path), source, scale, force
+        self.layout = layout  # a file without a header (ml-1m's ratings.dat): how it is written
         self.known_only = known_only  # rows of movies outside the catalogue (cut by --limit): dropped, counted
         self.links = _Links(links) if links is not None else None  # the file's MovieLens ids -> catalogue ids
         self.rows: RatingArrays | None = None
@@ -914,7 +1017,7 @@ class FileImport:
             valid, errors = apply_rules(rows, ids, now, self.path.name, notes)
             return valid.compact(), unlinked + errors  # only each block's valid rows are kept, 24 bytes each
 
-        valid, errors, notes = read_ratings_file(self.path, self.scale, check)
+        valid, errors, notes = read_ratings_file(self.path, self.scale, check, self.layout)
         self.rows, self.result.duplicates = latest(valid)  # consumes `valid`: the rows are never held twice
         self.result.errors = errors
         self.result.notes = notes

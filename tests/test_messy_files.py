@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
@@ -20,6 +21,7 @@ from typer.testing import CliRunner
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import UnusableFileError, load_catalogue, validate
+from app.datasets.base import RowError, SourceCatalogue
 from app.datasets.files import binary_problem
 from app.datasets.history import HistoryReport, import_history, parse_date, read_history
 from app.names import HistoryFormat
@@ -211,20 +213,34 @@ def test_movielens_1m_folder(tmp_path: Path) -> None:
     write(folder / "ratings.dat", "1::1::5::978300760\n1::2::3::978302109\n\n2::9::4::978301968\n")
     write(folder / "users.dat", "1::F::1::10::48067\n")
     catalogue = load_catalogue("movielens", directory=folder)
-    movies_, ratings, errors = validate(catalogue)
+    movies_, _, _ = validate(catalogue)
     assert [(m.id, m.title, m.year, m.genres) for m in movies_] == [
         (1, "Toy Story", 1995, ["Animation", "Children", "Comedy"]),
         (2, "Amélie", 2001, ["Comedy"]),
     ]
-    assert [(r.user_id, r.movie_id, r.rating, r.timestamp, r.line) for r in ratings] == [
-        (1, 1, 5.0, 978300760, 1),
-        (1, 2, 3.0, 978302109, 2),
-    ]
+    assert catalogue.warnings[0].startswith("movies.dat: not UTF-8")
+    ratings, errors = stored_movielens(tmp_path, catalogue)  # ratings.dat: streamed by the bulk path
+    assert ratings == [(1, 1, 5.0, 978300760), (1, 2, 3.0, 978302109)]
     assert [str(e) for e in errors] == [
         "movies.dat:3: row: 2 fields separated by '::', expected 3",
-        "ratings.dat:4: movieId: unknown movie id 9",
+        "ratings.dat:4: movieId: unknown movie id: 9",
     ]
-    assert catalogue.warnings[0].startswith("movies.dat: not UTF-8")
+
+
+def stored_movielens(
+    tmp_path: Path, catalogue: SourceCatalogue
+) -> tuple[list[tuple[int, int, float, int]], list[RowError]]:
+    """`catalogue` stored into a new SQLite database: (its ratings, the row errors in file order)."""
+    settings = make_settings(tmp_path / "data")
+    settings.data_dir.mkdir(parents=True)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        _, errors = store_catalogue(engine, catalogue)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT user_id, movie_id, rating, timestamp FROM ratings ORDER BY 1, 2")).all()
+    finally:
+        engine.dispose()
+    return [(int(u), int(m), float(r), int(t)) for u, m, r, t in rows], errors
 
 
 def test_movielens_100k_folder(tmp_path: Path) -> None:
@@ -238,16 +254,18 @@ def test_movielens_100k_folder(tmp_path: Path) -> None:
     til = "|".join(["1300", "'Til There Was You", "01-Jan-1997", "", "x"] + flags)
     write(folder / "u.item", "\n".join([toy, unknown, cafe, til]) + "\n", "latin-1")
     write(folder / "u.data", "196\t1\t3\t881250949\n186\t5\t3\t891717742\n186\t5\tx\t891717742\n")
-    movies, ratings, errors = validate(load_catalogue("movielens", directory=folder))
+    catalogue = load_catalogue("movielens", directory=folder)
+    movies, _, _ = validate(catalogue)
     assert [(m.id, m.title, m.year, m.genres) for m in movies] == [
         (1, "Toy Story", 1995, ["Animation", "Children", "Comedy"]),
         (5, "Café au lait (Métisse)", 1993, []),
         (1300, "'Til There Was You", 1997, []),
     ]
-    assert [(r.user_id, r.movie_id, r.rating) for r in ratings] == [(196, 1, 3.0), (186, 5, 3.0)]
-    assert sorted(str(e) for e in errors) == [
-        "u.data:3: rating: not a number: 'x'",
+    ratings, errors = stored_movielens(tmp_path, catalogue)  # u.data: streamed by the bulk path
+    assert [(u, m, r) for u, m, r, _ in ratings] == [(186, 5, 3.0), (196, 1, 3.0)]
+    assert [str(e) for e in errors] == [
         "u.item:2: title: missing title (movie id 267)",
+        "u.data:3: rating: missing or not a number: 'x'",
     ]
     assert movies[0].imdb_id == "tt0114709"
 

@@ -41,6 +41,16 @@ class RatingRow:
     unit: Literal["line", "record"] = "line"  # "record": `line` is the row's index in a packaged dataset
 
 
+@dataclass(frozen=True)
+class RatingsLayout:
+    """How a ratings file without a header is written (MovieLens's older `ratings.dat`, `u.data`):
+    the separator as written ('::', a tab; never quoted) and the columns in file order, named as a
+    ratings CSV's header names them (userId, movieId, rating, timestamp)."""
+
+    separator: str
+    columns: tuple[str, ...] = ("userId", "movieId", "rating", "timestamp")
+
+
 @dataclass
 class SourceMovie:
     movie: Movie
@@ -67,6 +77,8 @@ class SourceCatalogue:
     # ratings_file's movie ids are MovieLens ids, mapped to the catalogue's through these links
     # ({MovieLens id: catalogue id}: movies-dataset's links.csv); an id without one is a row error.
     ratings_links: dict[int, int] | None = None
+    # ratings_file has no header: how it is written (ml-1m's `ratings.dat`: '::'). None: a CSV with a header.
+    ratings_layout: RatingsLayout | None = None
 
 
 def validate(catalogue: SourceCatalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:

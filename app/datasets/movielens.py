@@ -5,6 +5,8 @@
   (UserID::MovieID::Rating::Timestamp), `::`-separated, no header, Latin-1 in ml-1m;
 - ml-100k: u.item (id|title|release date|video release date|IMDb URL|19 genre flags, Latin-1,
   genre names in u.genre) and u.data (user, item, rating, timestamp, tab-separated, no header).
+  Their ratings files are streamed by the ingest's bulk path as ratings.csv is (`ratings_file`,
+  its `ratings_layout` saying how it is written).
 
 - movies.csv: movieId, title ("American President, The (1995)": article moved, year inside), genres
   ("A|B", "(no genres listed)").
@@ -21,13 +23,13 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from app.catalog.models import Movie
-from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.base import RatingsLayout, RowError, SourceCatalogue, SourceMovie, make_movie
 from app.datasets.files import UnusableFileError, csv_records, detect_encoding
 from app.datasets.titles import display_title
-from app.datasets.tmdb import BadFieldError, parse_float, parse_int, parse_names, parse_text
+from app.datasets.tmdb import BadFieldError, parse_int, parse_names, parse_text
 
 NAME = "movielens"
 MAX_KEYWORDS = 20
@@ -124,7 +126,6 @@ def load(directory: Path) -> SourceCatalogue:
 
 # --- the older layouts: ml-1m / ml-10m (.dat) and ml-100k (u.*) ------------------------------------
 
-T = TypeVar("T")
 # ML-100K's genre flags, in u.item's column order, when its u.genre is absent.
 _ML100K_GENRES = [
     *("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama"),
@@ -161,35 +162,6 @@ def _genres(names: list[str]) -> list[str]:
     return [_GENRE_NAMES.get(g, g) for g in names if g and g not in ("unknown", "(no genres listed)")]
 
 
-def _old_ratings(
-    path: Path, sep: str, order: tuple[int, int, int, int], errors: list[RowError], warnings: list[str]
-) -> list[RatingRow]:
-    """ratings.dat / u.data rows; `order`: the positions of user, movie, rating, timestamp."""
-    ratings = []
-    for line, values in _fields(path, sep, 4, errors, warnings):
-        user, movie, rating, timestamp = (values[i] for i in order)
-        try:
-            row = RatingRow(
-                user_id=_need(parse_int(user, "userId"), "userId"),
-                movie_id=_need(parse_int(movie, "movieId"), "movieId"),
-                rating=_need(parse_float(rating, "rating"), "rating"),
-                timestamp=parse_int(timestamp, "timestamp"),
-                line=line,
-                file=path.name,
-            )
-        except BadFieldError as exc:
-            errors.append(RowError(path.name, line, exc.field, str(exc)))
-            continue
-        ratings.append(row)
-    return ratings
-
-
-def _need(value: T | None, field: str) -> T:
-    if value is None:
-        raise BadFieldError(field, "missing value")
-    return value
-
-
 def _load_dat(directory: Path) -> SourceCatalogue:
     """ml-1m / ml-10m: movies.dat and ratings.dat."""
     errors: list[RowError] = []
@@ -201,10 +173,8 @@ def _load_dat(directory: Path) -> SourceCatalogue:
             movies.append(SourceMovie(_old_movie(mid, raw_title, genres.split("|")), line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
-    ratings_path = directory / "ratings.dat"
-    ratings = _old_ratings(ratings_path, "::", (0, 1, 2, 3), errors, warnings) if ratings_path.is_file() else []
-    stats: dict[str, float | int | str] = {"movies_read": len(movies), "ratings": len(ratings), "layout": "ml-1m"}
-    return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)
+    stats: dict[str, float | int | str] = {"movies_read": len(movies), "layout": "ml-1m"}
+    return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings), directory / "ratings.dat", "::")
 
 
 def _load_100k(directory: Path) -> SourceCatalogue:
@@ -226,10 +196,16 @@ def _load_100k(directory: Path) -> SourceCatalogue:
             movies.append(SourceMovie(movie, line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
-    ratings_path = directory / "u.data"
-    ratings = _old_ratings(ratings_path, "\t", (0, 1, 2, 3), errors, warnings) if ratings_path.is_file() else []
-    stats: dict[str, float | int | str] = {"movies_read": len(movies), "ratings": len(ratings), "layout": "ml-100k"}
-    return SourceCatalogue(NAME, movies, ratings, errors, stats, warnings)
+    stats: dict[str, float | int | str] = {"movies_read": len(movies), "layout": "ml-100k"}
+    return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings), directory / "u.data", "\t")
+
+
+def _with_ratings(catalogue: SourceCatalogue, path: Path, separator: str) -> SourceCatalogue:
+    """`catalogue` with its header-less ratings file (if the folder has it) for the ingest's bulk
+    path: streamed, never a Python object per row (ml-10m: 10M rows)."""
+    if path.is_file():
+        catalogue.ratings_file, catalogue.ratings_layout = path, RatingsLayout(separator)
+    return catalogue
 
 
 def _old_movie(raw_id: str, raw_title: str, genres: list[str], release_date: str = "") -> Movie:
