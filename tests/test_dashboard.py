@@ -176,6 +176,13 @@ def test_dashboard_in_chromium(
         assert paths == ["path: content", "path: collab", "path: hybrid"]
         b.evaluate("document.querySelector('ol.recs li').click()")
         assert "matches your taste" in b.wait_for("document.getElementById('explain-sentence')?.textContent")
+        # Each list's item is explained under that list's strategy: the sentence gives the item's own reason.
+        for strategy in ("content", "collab", "hybrid"):
+            item = f"document.querySelector('ol.recs[data-strategy={strategy}] li:nth-child(2)')"
+            reason = b.evaluate(f"{item}.title")
+            b.evaluate(f"{item}.click()")
+            shown = f"document.querySelector('#explain-sentence[data-strategy={strategy}]')?.textContent"
+            assert f": {reason};" in b.wait_for(shown), (strategy, reason)
         shots["users"] = b.screenshot(tmp_path / "users.png")
 
         b.evaluate("location.hash = '#quality'")
