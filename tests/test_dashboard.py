@@ -180,6 +180,7 @@ def test_dashboard_in_chromium(
         for strategy in ("content", "collab", "hybrid"):
             item = f"document.querySelector('ol.recs[data-strategy={strategy}] li:nth-child(2)')"
             reason = b.evaluate(f"{item}.title")
+            b.evaluate("document.getElementById('user-explain').replaceChildren()")  # not the last sentence
             b.evaluate(f"{item}.click()")
             shown = f"document.querySelector('#explain-sentence[data-strategy={strategy}]')?.textContent"
             assert f": {reason};" in b.wait_for(shown), (strategy, reason)
