@@ -93,6 +93,10 @@ BAD_QUERIES = [
     ("/movies/{m}?fields=title", "fields"),
     ("/users/{u}/ratings?sort=rating", "sort"),
     ("/genres?limit=5", "limit"),
+    # Query values are UTF-8: Latin-1 bytes or a lone surrogate are not read as replacement characters.
+    ("/movies/search?q=Am%E9lie", "q"),
+    ("/movies/search?q=%ED%A0%80", "q"),
+    ("/movies/recommendations?user_id={u}&genres=Com%E9dy", "genres"),
     # One value per parameter.
     ("/movies/recommendations?user_id={u}&limit=5&limit=7", "limit"),
     ("/movies/search?q=toy&q=heat", "q"),
@@ -263,3 +267,11 @@ async def test_an_empty_value_does_not_hide_a_given_one(
     listed = await client.get(url, headers=admin)
     assert listed.status_code == 200, listed.text
     assert listed.json()["strategy"] == "hybrid" and all(m["year"] <= 1995 for m in listed.json()["items"])
+
+
+async def test_utf8_query_values_are_read_as_sent(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> None:
+    for url in ("/movies/search?q=Am%C3%A9lie", "/movies/search?q=Am%C3%A9lie+heist", "/movies/search?q=%F0%9F%8E%AC"):
+        resp = await client.get(url, headers=admin)
+        assert resp.status_code == 200, (url, resp.text)
+        assert "\ufffd" not in resp.json()["query"]
+    assert (await client.get("/movies/search?q=Am%C3%A9lie", headers=admin)).json()["query"] == "Amélie"
