@@ -54,14 +54,24 @@ const fmt = (x, digits = 4) => (typeof x === "number" ? Number(x.toFixed(digits)
 
 // -- the API ----------------------------------------------------------------------------------
 class ApiError extends Error {
-  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; }
+  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; this.detail = detail; }
 }
 
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401 && sessionStorage.getItem(TOKEN_KEY)) loggedOut(body.detail || "the token was refused");
   if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
   return body;
+}
+
+// A token that stops working (expired, revoked, a new key) logs the page out, saying why, rather than
+// leaving every section to show a 401 (and the Service page to ask again every few seconds).
+function loggedOut(why) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopService();
+  route();
+  $("login-error").textContent = why;
 }
 
 function showError(target, err) {
@@ -75,7 +85,7 @@ async function login(token) {
     await api("/dashboard/api/index");
   } catch (err) {
     sessionStorage.removeItem(TOKEN_KEY);
-    const why = err.status === 403 ? "this token is not an admin token" : err.status === 401 ? "invalid token" : err.message;
+    const why = err.status === 403 ? "this token is not an admin token" : err.status === 401 ? err.detail : err.message;
     $("login-error").textContent = why;
     return;
   }
