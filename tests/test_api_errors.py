@@ -71,7 +71,10 @@ BAD_QUERIES = [
     ("/movies/recommendations?user_id={u}&limit=%2B5", "limit"),
     ("/movies/recommendations?user_id={u}&limit=05", "limit"),
     ("/movies/recommendations?user_id={u}&offset=-0", "offset"),
-    ("/movies/recommendations?user_id={u}&limit=", "limit"),
+    ("/movies/recommendations?user_id=", "user_id"),  # empty is unset, and user_id is required
+    ("/movies/search?q=", "q"),
+    ("/movies/recommendations?user_id={u}&limit=&page=", "page"),  # an unknown key, even empty
+    ("/movies/recommendations?user_id={u}&limit=&limit=5", "limit"),  # given twice, one of them empty
     ("/movies/recommendations?user_id={u}&offset=1e1", "offset"),
     ("/movies/popular?window_days=3e1", "window_days"),
     ("/movies/top-rated?min_votes=1e1", "min_votes"),
@@ -90,6 +93,10 @@ BAD_QUERIES = [
     ("/movies/{m}?fields=title", "fields"),
     ("/users/{u}/ratings?sort=rating", "sort"),
     ("/genres?limit=5", "limit"),
+    # Query values are UTF-8: Latin-1 bytes or a lone surrogate are not read as replacement characters.
+    ("/movies/search?q=Am%E9lie", "q"),
+    ("/movies/search?q=%ED%A0%80", "q"),
+    ("/movies/recommendations?user_id={u}&genres=Com%E9dy", "genres"),
     # One value per parameter.
     ("/movies/recommendations?user_id={u}&limit=5&limit=7", "limit"),
     ("/movies/search?q=toy&q=heat", "q"),
@@ -217,3 +224,54 @@ async def test_strict_bodies_still_take_what_the_schema_allows(
     assert resp.status_code == 201 and resp.json()["rating"] == 3.5, resp.text
     resp = await client.post(GUEST, json={"liked": [movie_ids[0]], "limit": 3}, headers=admin)
     assert resp.status_code == 200 and len(resp.json()["items"]) == 3, resp.text
+
+
+# -- an empty optional value is unset -------------------------------------------------------------
+async def test_an_empty_optional_query_value_means_unset_on_every_route(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    """An HTML form sends its blank fields as `year_min=`: every GET operation of the spec, with every
+    optional query parameter given empty, answers exactly what it answers without them."""
+    spec = (await client.get("/schema/openapi.json")).json()
+    covered = set()
+    for path, item in spec["paths"].items():
+        op = item.get("get")
+        params = op.get("parameters", []) if op else []
+        optional = [p["name"] for p in params if p["in"] == "query" and not p["required"]]
+        if not optional:
+            continue
+        values = {p["name"]: p["schema"]["examples"][0] for p in params if p["required"]}
+        values |= {"user_id": real_users[0]} if "user_id" in values else {}
+        url = path.format(**{k: v for k, v in values.items() if "{" + k + "}" in path})
+        query = {k: v for k, v in values.items() if "{" + k + "}" not in path}
+        plain = await client.get(url, params=query, headers=admin)
+        blank = await client.get(url, params=query | dict.fromkeys(optional, ""), headers=admin)
+        assert plain.status_code == 200, (path, plain.text)
+        assert (blank.status_code, blank.json()) == (200, plain.json()), (path, optional, blank.text)
+        covered.add(op["operationId"])
+    assert {"recommendMovies", "searchMovies", "similarMovies", "popularMovies", "topRatedMovies"} <= covered
+    assert {"newMovies", "explainRecommendation", "listRatings", "listHidden"} <= covered
+
+
+async def test_an_empty_value_does_not_hide_a_given_one(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    """Only the empty pairs are dropped: the other filters of the same query still apply."""
+    params = {"year_min": "", "year_max": "1995", "genres": "", "limit": "", "offset": ""}
+    resp = await client.get("/movies/popular", params=params, headers=admin)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["limit"] == 10 and body["items"]
+    assert all(m["year"] <= 1995 for m in body["items"])
+    url = f"/movies/recommendations?user_id={real_users[0]}&year_max=1995&year_min=&strategy=&exclude="
+    listed = await client.get(url, headers=admin)
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["strategy"] == "hybrid" and all(m["year"] <= 1995 for m in listed.json()["items"])
+
+
+async def test_utf8_query_values_are_read_as_sent(client: AsyncTestClient[Litestar], admin: dict[str, str]) -> None:
+    for url in ("/movies/search?q=Am%C3%A9lie", "/movies/search?q=Am%C3%A9lie+heist", "/movies/search?q=%F0%9F%8E%AC"):
+        resp = await client.get(url, headers=admin)
+        assert resp.status_code == 200, (url, resp.text)
+        assert "\ufffd" not in resp.json()["query"]
+    assert (await client.get("/movies/search?q=Am%C3%A9lie", headers=admin)).json()["query"] == "Amélie"

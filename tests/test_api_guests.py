@@ -126,6 +126,34 @@ async def test_bad_hidden_requests_are_4xx_naming_the_field(
     assert resp.status_code == 200 and resp.json()["total"] == 0 and resp.json()["items"] == [], resp.text
 
 
+async def test_the_explanation_gives_the_lists_reason_for_a_user_who_hid_a_movie(
+    client: AsyncTestClient[Litestar], settings: Settings, movie_ids: list[int]
+) -> None:
+    """A hidden movie is a mild dislike in the content taste: with two ratings (5 and 4 stars) and one
+    hidden movie the history is three long, so the user's own mean (4.5), not the scale's midpoint,
+    decides what is liked, and only the 5-star movie may be cited. Each listed movie's explanation
+    must give the list's own reason, on every strategy (collab tastes read the ratings alone)."""
+    user = NEW_USER + 40
+    mine = bearer(settings, user_id=user)
+    toy_story, jumanji, heat = 1, 2, 6
+    assert {toy_story, jumanji, heat} <= set(movie_ids)
+    for movie_id, stars in ((toy_story, 5.0), (heat, 4.0)):
+        rated = await client.post(f"/users/{user}/ratings", json={"movie_id": movie_id, "rating": stars}, headers=mine)
+        assert rated.status_code == 201, rated.text
+    hidden = await client.post(f"/users/{user}/hidden", json={"movie_id": jumanji}, headers=mine)
+    assert hidden.status_code == 201, hidden.text
+    for strategy in ("content", "collab", "hybrid"):
+        listed = await recommend(client, mine, user, strategy=strategy, limit=20)
+        for item in listed["items"]:
+            url = f"/movies/explain/{user}/{item['movie_id']}"
+            why = (await client.get(url, params={"strategy": strategy}, headers=mine)).json()
+            assert why["sentence"].startswith(f"{item['title']}: {item['reason']};"), (strategy, why["sentence"])
+            assert jumanji not in {r["movie_id"] for r in why["related"]}  # hidden, not rated
+        if strategy == "content":  # the content taste holds the hidden movie; collab reads ratings only
+            reasons = {item["reason"] for item in listed["items"]}
+            assert not any("Heat" in reason for reason in reasons), reasons  # 4 stars, under the mean
+
+
 async def test_a_hidden_movie_is_never_recommended(
     client: AsyncTestClient[Litestar], admin: dict[str, str], users: list[int]
 ) -> None:

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,14 @@ def test_dashboard_in_chromium(
         assert paths == ["path: content", "path: collab", "path: hybrid"]
         b.evaluate("document.querySelector('ol.recs li').click()")
         assert "matches your taste" in b.wait_for("document.getElementById('explain-sentence')?.textContent")
+        # Each list's item is explained under that list's strategy: the sentence gives the item's own reason.
+        for strategy in ("content", "collab", "hybrid"):
+            item = f"document.querySelector('ol.recs[data-strategy={strategy}] li:nth-child(2)')"
+            reason = b.evaluate(f"{item}.title")
+            b.evaluate("document.getElementById('user-explain').replaceChildren()")  # not the last sentence
+            b.evaluate(f"{item}.click()")
+            shown = f"document.querySelector('#explain-sentence[data-strategy={strategy}]')?.textContent"
+            assert f": {reason};" in b.wait_for(shown), (strategy, reason)
         shots["users"] = b.screenshot(tmp_path / "users.png")
 
         b.evaluate("location.hash = '#quality'")
@@ -197,6 +206,36 @@ def test_dashboard_in_chromium(
     assert all(p.stat().st_size > 10_000 for p in shots.values())
     if os.environ.get(SCREENSHOT_ENV):
         _save_docs_screenshot(shots["map"], ROOT / "docs" / "dashboard.png")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_token_that_expires_logs_the_page_out_saying_why(base_url: str, dash_settings: Settings) -> None:
+    """Logged in with a token that then expires: the next page asks for a token again and says it
+    expired, rather than showing a 401 in every section."""
+    import jwt
+
+    from app.auth import signing_key
+
+    now = datetime.now(UTC)
+    claims = {"sub": "admin", "iat": now, "exp": now + timedelta(seconds=4)}
+    token = jwt.encode(claims, signing_key(dash_settings), "HS256")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        assert b.wait_for("document.getElementById('index-points')?.textContent") == str(DEMO_LIMIT)
+        b.pump(max(0.0, (claims["exp"] - datetime.now(UTC)).total_seconds()) + 1)
+        b.evaluate("location.hash = '#quality'")
+        why = b.wait_for(
+            "!document.getElementById('login').hidden && document.getElementById('login-error').textContent"
+        )
+        assert "expired" in why and "token create" in why, why
+        assert b.evaluate("sessionStorage.getItem('movierec.token')") is None
+        assert b.evaluate("document.getElementById('nav').hidden")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")  # the same token again: refused, saying why
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.pump(1)
+        assert "expired" in b.evaluate("document.getElementById('login-error').textContent")
 
 
 def _save_docs_screenshot(source: Path, target: Path) -> None:

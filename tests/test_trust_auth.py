@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jwt
 import pytest
 from litestar import Litestar
 from litestar.security.jwt import Token
@@ -104,6 +105,23 @@ def test_token_lifetimes_are_validated(tmp_path: Path, ttl: str) -> None:
     assert "--ttl-hours" in result.stderr and "Traceback" not in result.stderr
 
 
+async def test_an_expired_token_is_told_apart_from_a_bad_one(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """A client whose token ran out is told so (and how to get another), not "Invalid token"."""
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    claims = {"sub": "admin", "iat": past - timedelta(hours=1), "exp": past}  # Token() refuses a past exp
+    resp = await client.get("/metrics/embeddings", headers=auth(jwt.encode(claims, signing_key(settings), "HS256")))
+    assert resp.status_code == 401 and "expired" in resp.json()["detail"], resp.text
+    assert "token create" in resp.json()["detail"]
+    forged = jwt.encode(claims, OLD_PUBLIC_KEY, "HS256")  # a bad signature says nothing of expiry
+    resp = await client.get("/metrics/embeddings", headers=auth(forged))
+    assert resp.status_code == 401 and resp.json()["detail"] == "Invalid token", resp.text
+    unknown = Token(sub="robot", exp=datetime.now(UTC) + timedelta(minutes=5)).encode(signing_key(settings), "HS256")
+    resp = await client.get("/metrics/embeddings", headers=auth(unknown))
+    assert resp.status_code == 401 and resp.json()["detail"] == "Invalid token", resp.text
+
+
 def test_a_token_lives_as_long_as_asked(settings: Settings) -> None:
     token = Token.decode(issue_token(settings, user_id=None, admin=True, ttl_hours=2), signing_key(settings), "HS256")
     assert timedelta(hours=1, minutes=59) < token.exp - datetime.now(UTC) <= timedelta(hours=2)
@@ -134,8 +152,9 @@ async def test_one_users_tokens_are_revoked_without_rotating_the_key(
     result = cli(settings, "token", "revoke", "--user", str(victim))
     assert result.returncode == 0 and f"user {victim}" in result.stdout, result
     with anyio.fail_after(30):  # workers reread revocations every token_refresh_s (0.1 s here)
-        while (await client.get(url, headers=auth(before))).status_code != 401:
+        while (refused := await client.get(url, headers=auth(before))).status_code != 401:
             await anyio.sleep(0.1)
+    assert "revoked" in refused.json()["detail"] and "token create" in refused.json()["detail"], refused.text
 
     after = cli(settings, "token", "create", "--user", str(victim)).stdout.strip()
     assert (await client.get(url, headers=auth(after))).status_code not in (401, 403)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import jwt
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException
@@ -22,6 +23,7 @@ from app.settings import Settings
 PUBLIC_PATHS = [r"^/health$", r"^/schema"]
 VERIFIED_TOKENS = 1024  # verified tokens kept per route stack of a worker (BearerAuthenticationMiddleware), ~1 KB each
 USER_ID = "user_id"
+NEW_TOKEN = "ask for a new one (`movierec token create`)"
 _OWNER_KEY = "movierec.owner_id"  # where the guard leaves the id it authorised, in the request's scope state
 
 
@@ -86,13 +88,19 @@ class BearerAuthenticationMiddleware(JWTAuthenticationMiddleware):
         self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         """As JWTAuthenticationMiddleware.authenticate_token, with the verification kept per token."""
-        token = self._verified(encoded_token)
+        try:
+            token = self._verified(encoded_token)
+        except NotAuthorizedException:
+            if _expired(encoded_token, self.token_secret, self.algorithm):  # else a bad signature or claim
+                raise NotAuthorizedException(f"the token has expired: {NEW_TOKEN}") from None
+            raise
         if self.verify_expiry and token.exp <= datetime.now(UTC):  # PyJWT's rule: expired once exp <= now
-            raise NotAuthorizedException("Invalid token")
+            raise NotAuthorizedException(f"the token has expired: {NEW_TOKEN}")
         user = await self.retrieve_user_handler(token, connection)
-        revoked = await self.revoked_token_handler(token, connection) if self.revoked_token_handler else False
-        if not user or revoked:
-            raise NotAuthorizedException()
+        if not user:
+            raise NotAuthorizedException("Invalid token")
+        if self.revoked_token_handler and await self.revoked_token_handler(token, connection):
+            raise NotAuthorizedException(f"the token was revoked (`movierec token revoke`): {NEW_TOKEN}")
         return AuthenticationResult(user=user, auth=token)
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
@@ -103,6 +111,18 @@ class BearerAuthenticationMiddleware(JWTAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not credentials.strip():
             raise NotAuthorizedException("the Authorization header must be `Bearer <token>`")
         return await self.authenticate_token(encoded_token=credentials.strip(), connection=connection)
+
+
+def _expired(encoded_token: str, secret: str, algorithm: str) -> bool:
+    """True when the token is well signed and its only fault is its `exp`: Litestar's Token refuses an
+    expired one with the same "Invalid token" as a forged one, and the client should know which."""
+    try:
+        jwt.decode(encoded_token, secret, algorithms=[algorithm], options={"verify_aud": False})
+    except jwt.ExpiredSignatureError:  # raised only once the signature has verified
+        return True
+    except jwt.InvalidTokenError:
+        return False
+    return False
 
 
 def jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:

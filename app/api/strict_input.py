@@ -5,6 +5,8 @@ and before Litestar converts the parameters and the body with msgspec's lax rule
 query `limit=1e2` as 100 and the JSON `"4"` as the number 4). It refuses, each time with an
 InvalidInputError (400) that names the field:
 
+- a query value that does not percent-decode to UTF-8 (`q=Am%E9lie`, Latin-1): Litestar would read
+  it with replacement characters and answer for text the client never sent;
 - a query parameter the route does not take (`/movies/1/similar?offset=5`): bodies forbid unknown
   fields too, and a misspelt parameter must not be silently ignored;
 - a parameter that takes one value, given twice (`limit=5&limit=7`);
@@ -13,6 +15,11 @@ InvalidInputError (400) that names the field:
 - a JSON body that does not decode strictly to the handler's `data` type: none at all, malformed
   JSON (`NaN`), a number out of range (`1e309`), a string where a number is expected, a missing
   required field or an unknown one.
+
+An empty value of an optional query parameter (`year_min=`, as an HTML form sends a blank field)
+means the parameter is unset, on every route and for every type: the pair is dropped before Litestar
+parses the query, so the default applies. A required parameter given empty (`q=`, `user_id=`) stays
+a 400 naming it, and so does an unknown key with an empty value.
 
 Routes outside the schema (the docs pages, the dashboard page, static files) are left alone.
 """
@@ -24,11 +31,13 @@ import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, Request
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
+from litestar.utils.scope.state import ScopeState
 
 from app.api.exceptions import literal_values
 from app.errors import InvalidInputError
@@ -46,12 +55,14 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
 
 @dataclass(frozen=True)
 class InputRules:
-    """What one route handler accepts: its query keys (`singles`: those that take one value), the
-    query and path keys typed as integers, and its JSON body's type (None: no JSON body)."""
+    """What one route handler accepts: its query keys (`singles`: those that take one value;
+    `optional`: those with a default, which an empty value leaves unset), the query and path keys
+    typed as integers, and its JSON body's type (None: no JSON body)."""
 
     query: tuple[str, ...]
     singles: frozenset[str]
     integers: frozenset[str]
+    optional: frozenset[str] = frozenset()
     body: Any = None
 
 
@@ -67,7 +78,9 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     rules = rules_of(request.app).get(handler)
     if rules is None:
         return
+    check_encoding(request)
     check_query(request, rules)
+    unset_empty_values(request, rules)
     check_integers(request, rules)
     if rules.body is not None:
         check_body(await request.body(), rules.body)
@@ -92,10 +105,11 @@ def _rules_for(handler: HTTPRouteHandler, query_params: Iterable[Any], route: HT
     types_by_name = _annotations(handler)
     query = tuple(sorted(p.field_alias for p in query_params))
     singles = frozenset(p.field_alias for p in query_params if not p.is_sequence)
+    optional = frozenset(p.field_alias for p in query_params if not p.is_required)
     integers = {p.field_alias for p in query_params if _is_integer(types_by_name.get(p.field_name))}
     integers |= {name for name in route.path_parameters if _is_integer(types_by_name.get(name))}
     body = types_by_name.get(DATA) if DATA in handler.parsed_fn_signature.parameters else None
-    return InputRules(query=query, singles=singles, integers=frozenset(integers), body=body)
+    return InputRules(query=query, singles=singles, integers=frozenset(integers), optional=optional, body=body)
 
 
 def _annotations(handler: HTTPRouteHandler) -> dict[str, Any]:
@@ -116,6 +130,24 @@ def _is_integer(annotation: Any) -> bool:
     return annotation is int
 
 
+def check_encoding(request: Request[Any, Any, Any]) -> None:
+    """Every query value percent-decodes to UTF-8, or 400 naming its key. Litestar decodes with
+    replacement characters: `q=Am%E9lie` (Latin-1) would be searched as 'Am\ufffdlie', and a lone
+    surrogate's bytes (`%ED%A0%80`) as three of them, each answered 200 as if the client had sent that."""
+    raw: bytes = request.scope.get("query_string", b"")
+    for pair in raw.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            name = unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace")[:40]
+            raise InvalidInputError(
+                f"{name} is not UTF-8 text (byte {exc.object[exc.start]:#04x}): percent-encode its UTF-8 bytes, "
+                "e.g. %C3%A9 for é",
+                field=name,
+            ) from None
+
+
 def check_query(request: Request[Any, Any, Any], rules: InputRules) -> None:
     """Unknown query keys, and repeated keys that take one value: 400 naming the key."""
     query = request.query_params
@@ -126,6 +158,21 @@ def check_query(request: Request[Any, Any, Any], rules: InputRules) -> None:
         values = query.getall(key)
         if key in rules.singles and len(values) > 1:
             raise InvalidInputError(f"{key} must be given once, got {len(values)} values", field=key)
+
+
+def unset_empty_values(request: Request[Any, Any, Any], rules: InputRules) -> None:
+    """Drop the pairs of optional query keys whose value is empty (`year_min=`), so the handler gets
+    the parameter's default, as when the key is absent.
+
+    Litestar parses a handler's parameters from the query the request has already parsed (the
+    connection's and the scope's cache, which the guards fill): both are replaced, and the raw
+    `query_string` stays as the client sent it (for the access log). tests/test_api_errors.py's
+    empty-value tests fail if a Litestar upgrade stops reading that cache."""
+    pairs = tuple(request.query_params.items())  # every (key, value) pair, in the URL's order
+    kept = tuple((key, value) for key, value in pairs if value or key not in rules.optional)
+    if len(kept) != len(pairs):
+        request._parsed_query = kept  # Litestar's own cache: it has no public setter
+        ScopeState.from_scope(request.scope).parsed_query = kept
 
 
 def check_integers(request: Request[Any, Any, Any], rules: InputRules) -> None:

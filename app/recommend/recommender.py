@@ -538,14 +538,22 @@ class Recommender:
 
     # -- explain -------------------------------------------------------------------------------
     def explain(
-        self, ratings: Sequence[UserRating], movie_id: int, strategy: Strategy = DEFAULT_STRATEGY
+        self,
+        ratings: Sequence[UserRating],
+        movie_id: int,
+        strategy: Strategy = DEFAULT_STRATEGY,
+        hidden: Sequence[HiddenMovie] = (),
     ) -> Explanation:
         """Why `movie_id` suits the user: overall content similarity and its text/image split, the
         closest movies the user rated, and the same reason the recommendation list gives for it:
         for collab and hybrid the liked movie nearest in the collab space ("people who liked X also
-        liked this"), for content the liked movie nearest in text. NotFoundError when not indexed."""
+        liked this"), for content the liked movie nearest in text. NotFoundError when not indexed.
+
+        `hidden`: the user's hidden movies, which recommend() merges into the content taste as mild
+        dislikes (they move its window of the last `history_size` and its centre): the same merge
+        here, so the similarity and the reason are the list's own. `related` lists rated movies only."""
         index = self._index()
-        history = list(ratings[: self.history_size])
+        history = with_hidden(ratings, hidden)[: self.history_size]
         names = ("combined", CANDIDATE_VECTOR, "collab")
         stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=names)}
         target = stored.get(movie_id)
@@ -558,6 +566,7 @@ class Recommender:
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
         mean = mean_rating(ratings)
         user, liked = self._content_taste(history, stored, mean)
+        rated = set(map(_MOVIE_ID, ratings))  # not the hidden movies merged into the taste
         m = target.vectors["combined"]
         text_part = image_part = 0.0
         if user is not None:  # combined = [text half | image half] (app/embedding/movie.py)
@@ -575,7 +584,7 @@ class Recommender:
                     round(float(stored[r.movie_id].vectors["combined"] @ m), 4),
                 )
                 for r in history
-                if "combined" in stored[r.movie_id].vectors
+                if "combined" in stored[r.movie_id].vectors and r.movie_id in rated
             ),
             key=lambda x: -x.similarity,
         )[:RELATED_SHOWN]

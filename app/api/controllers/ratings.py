@@ -26,9 +26,10 @@ class RatingController(Controller):
     @get(
         "/",
         operation_id="listRatings",
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403),
         summary="A user's ratings, newest first",
-        description="One page of the user's ratings with their total; 404 for a user the database does not know.",
+        description="One page of the user's ratings with their total; a user the database does not know has none "
+        "(total 0, no items), never a 404.",
     )
     async def list_ratings(
         self,

@@ -171,7 +171,9 @@ class RecommendationController(Controller):
     ) -> ExplanationOut:
         def work(session: Session) -> ExplanationOut:
             ratings = repo.user_ratings(session, owner)  # an unknown user gets a popularity sentence
-            return ExplanationOut.from_domain(owner, services.recommender.explain(ratings, movie_id, strategy=strategy))
+            hidden = repo.hidden_movies(session, owner)  # in the content taste, as the list has them
+            why = services.recommender.explain(ratings, movie_id, strategy=strategy, hidden=hidden)
+            return ExplanationOut.from_domain(owner, why)
 
         return await services.in_session(work)
 

@@ -54,14 +54,24 @@ const fmt = (x, digits = 4) => (typeof x === "number" ? Number(x.toFixed(digits)
 
 // -- the API ----------------------------------------------------------------------------------
 class ApiError extends Error {
-  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; }
+  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; this.detail = detail; }
 }
 
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401 && sessionStorage.getItem(TOKEN_KEY)) loggedOut(body.detail || "the token was refused");
   if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
   return body;
+}
+
+// A token that stops working (expired, revoked, a new key) logs the page out, saying why, rather than
+// leaving every section to show a 401 (and the Service page to ask again every few seconds).
+function loggedOut(why) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopService();
+  route();
+  $("login-error").textContent = why;
 }
 
 function showError(target, err) {
@@ -75,7 +85,7 @@ async function login(token) {
     await api("/dashboard/api/index");
   } catch (err) {
     sessionStorage.removeItem(TOKEN_KEY);
-    const why = err.status === 403 ? "this token is not an admin token" : err.status === 401 ? "invalid token" : err.message;
+    const why = err.status === 403 ? "this token is not an admin token" : err.status === 401 ? err.detail : err.message;
     $("login-error").textContent = why;
     return;
   }
@@ -185,26 +195,29 @@ function drawMap(target, map, colour) {
 // -- Users ------------------------------------------------------------------------------------
 async function showUser(userId) {
   fill("user-explain");
+  const user = encodeURIComponent(userId);  // typed by hand: never part of the path or query as is
   try {
-    const ratings = await api(`/users/${userId}/ratings?limit=50`);
+    const ratings = await api(`/users/${user}/ratings?limit=50`);
     table("user-ratings", ["movie", "rating"], ratings.items.map((r) => [r.title, r.rating]));
-    $("user-ratings").prepend(el("caption", {}, `${ratings.total} ratings (latest 50)`));
+    $("user-ratings").prepend(el("caption", {}, `${ratings.total} ratings (latest ${ratings.items.length})`));
   } catch (err) { showError("user-ratings", err); }
   const lists = await Promise.all(STRATEGIES.map((s) =>
-    api(`/movies/recommendations?user_id=${userId}&strategy=${s}&limit=10`).catch((err) => err)));
+    api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err)));
   fill("user-recs", lists.map((list, i) => {
     if (list instanceof Error) return el("div", {}, el("h3", {}, STRATEGIES[i]), el("p", { class: "error" }, list.message));
     return el("div", {}, el("h3", {}, `${STRATEGIES[i]} `, el("span", { class: "path" }, `path: ${list.path}`)),
       el("ol", { class: "recs", "data-strategy": STRATEGIES[i] }, list.items.map((m) =>
-        el("li", { class: "clickable", title: m.reason, onclick: () => explain(userId, m.movie_id) },
+        el("li", { class: "clickable", title: m.reason, onclick: () => explain(user, m.movie_id, STRATEGIES[i]) },
           `${m.title} (${m.year ?? "?"}) `, el("span", { class: "note" }, fmt(m.score, 3))))));
   }));
 }
 
-async function explain(userId, movieId) {
+// The explanation of a list's item under that list's strategy: its sentence starts with the item's own reason.
+async function explain(user, movieId, strategy) {
   try {
-    const why = await api(`/movies/explain/${userId}/${movieId}`);
-    fill("user-explain", el("h3", {}, `Why ${why.title}?`), el("p", { id: "explain-sentence" }, why.sentence),
+    const why = await api(`/movies/explain/${user}/${movieId}?strategy=${strategy}`);
+    fill("user-explain", el("h3", {}, `Why ${why.title}? (${strategy} list)`),
+      el("p", { id: "explain-sentence", "data-strategy": strategy }, why.sentence),
       table(el("table"), ["closest rated movie", "rating", "similarity"],
         why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])));
   } catch (err) { showError("user-explain", err); }
