@@ -354,6 +354,22 @@ async def test_a_guest_without_choices_gets_popular_movies(
     assert resp.json()["path"] == "popular" and len(resp.json()["items"]) == 10
 
 
+@pytest.mark.parametrize("strategy", ["hybrid", "content", "collab"])
+async def test_a_guest_with_dislikes_only_gets_popular_movies_without_them(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], strategy: str
+) -> None:
+    """Nothing liked: no taste to follow (not the "opposite" of the dislikes), so the popular list,
+    labelled as such, without the disliked movies."""
+    popular = ids((await client.post("/recommendations", json={"limit": 12}, headers=admin)).json())
+    disliked = popular[:2]
+    resp = await client.post("/recommendations", json={"disliked": disliked, "strategy": strategy}, headers=admin)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["path"] == "popular"
+    assert ids(body) == [m for m in popular if m not in disliked][:10]
+    assert all(item["reason"] == "popular with viewers" for item in body["items"])
+
+
 async def test_bad_guest_requests_are_400_naming_the_field(
     client: AsyncTestClient[Litestar], admin: dict[str, str], users: list[int]
 ) -> None:

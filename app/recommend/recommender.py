@@ -399,6 +399,10 @@ class Recommender:
             return None, []
         centred = taste_weights(history, mean, self.half_life_days, centre=True)
         weights = centred if self.tuning.content_centre else taste_weights(history, mean, self.half_life_days, False)
+        if not (weights.weights > 0).any():
+            # Dislikes alone: their vector points at whatever is least like them, which nobody asked
+            # for ("I hated Toy Story" is not "show me the opposite"); no taste, so popular answers.
+            return None, []
         if self.tuning.content_dislike_weight is not None:
             weights = replace(weights, weights=balance(weights.weights, self.tuning.content_dislike_weight))
         # np.array rather than np.stack, here and below: 2.7x faster on a list of 1-d rows.
