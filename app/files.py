@@ -78,3 +78,14 @@ def copy_tree_sparse(src: Path, dst: Path, ignore: str | None = None) -> None:
     """`shutil.copytree(src, dst)` with `copy_sparse` for every file; `ignore`: a glob pattern of names
     left out. Raises OSError (FileExistsError when `dst` exists)."""
     shutil.copytree(src, dst, copy_function=copy_sparse, ignore=shutil.ignore_patterns(ignore) if ignore else None)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (another user's counts: signalling it is refused)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -13,19 +13,36 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from app.files import process_alive
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+DEFAULT_PREFIX = "movierec-metrics-"  # + "<port>-<pid>" under $TMPDIR
 
 
 def prepare_multiprocess_dir(chosen: Path | None, port: int) -> Path:
-    """Point prometheus-client at an empty per-server folder; returns it.
+    """Point prometheus-client at an empty folder for this server's workers; returns it.
 
-    `chosen` (the setting MOVIEREC_METRICS_DIR or PROMETHEUS_MULTIPROC_DIR), else
-    `$TMPDIR/movierec-metrics-<port>`: one folder per listening server, so a server's samples never
-    mix with another's. It is emptied here, at start, not at exit: uvicorn ends on SIGTERM by
-    re-raising the signal, so no clean-up code of ours runs then, and a killed server's samples
-    must not add to the next one's."""
-    folder = chosen if chosen is not None else Path(tempfile.gettempdir()) / f"movierec-metrics-{port}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    `chosen` (the setting MOVIEREC_METRICS_DIR or PROMETHEUS_MULTIPROC_DIR), emptied; else
+    `$TMPDIR/movierec-metrics-<port>-<pid>`: one folder per server process, so a server's samples
+    never mix with another's, and a second `movierec serve` on a port in use (which fails to bind)
+    never empties the running server's folder. uvicorn ends on SIGTERM by re-raising the signal, so
+    no clean-up code of ours runs then: the folders of servers no longer running are removed here,
+    at start (Ctrl-C's own clean-up is in `movierec serve`)."""
+    if chosen is not None:
+        folder = chosen
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        base = Path(tempfile.gettempdir())
+        _sweep_dead_servers(base, port)
+        folder = base / f"{DEFAULT_PREFIX}{port}-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder
+
+
+def _sweep_dead_servers(base: Path, port: int) -> None:
+    """Remove the default folders of `port` whose server process is gone (killed by SIGTERM or worse)."""
+    for folder in base.glob(f"{DEFAULT_PREFIX}{port}-*"):
+        pid = folder.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)

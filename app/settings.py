@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     # the others get content-predicted ones. Keep equal to collab.MIN_RATINGS (tested).
     collab_min_ratings: int = Field(default=1, ge=1)
     # Where `movierec serve`'s workers share their Prometheus samples (emptied at start);
-    # None: $TMPDIR/movierec-metrics-<port>.
+    # None: $TMPDIR/movierec-metrics-<port>-<pid>, one per server process.
     metrics_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("MOVIEREC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR")
     )

@@ -180,13 +180,17 @@ def test_serve_sums_every_workers_samples(demo_settings: Settings, tmp_path: Pat
     assert server.returncode == 0, err.decode()[-2000:]
 
 
-def test_serve_removes_its_default_folder_on_ctrl_c(demo_settings: Settings, tmp_path: Path) -> None:
-    """Without MOVIEREC_METRICS_DIR the samples go to $TMPDIR/movierec-metrics-<port>; Ctrl-C
-    (SIGINT) leaves no folder behind, so servers on passing ports do not pile them up in /tmp."""
+def test_serve_keeps_its_own_default_folder_and_removes_it_on_ctrl_c(demo_settings: Settings, tmp_path: Path) -> None:
+    """Without MOVIEREC_METRICS_DIR the samples go to $TMPDIR/movierec-metrics-<port>-<pid>. A second
+    `movierec serve` on the same port fails to bind and leaves the running server's folder and
+    /metrics alone (it used to empty the folder: /metrics then answered 500); a dead server's folder
+    is swept at the next start; Ctrl-C (SIGINT) leaves no folder behind."""
     world = copy_settings(demo_settings, tmp_path / "data")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    dead = tmp_path / f"movierec-metrics-{port}-999999999"  # no such process
+    dead.mkdir()
     env = {**os.environ, "MOVIEREC_DATA_DIR": str(world.data_dir), "TMPDIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     for name in ("PROMETHEUS_MULTIPROC_DIR", "MOVIEREC_METRICS_DIR"):
         env.pop(name, None)
@@ -196,11 +200,16 @@ def test_serve_removes_its_default_folder_on_ctrl_c(demo_settings: Settings, tmp
     server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_for_workers(f"http://127.0.0.1:{port}", server, 1)
-        assert (tmp_path / f"movierec-metrics-{port}").is_dir()
+        own = tmp_path / f"movierec-metrics-{port}-{server.pid}"
+        assert own.is_dir() and not dead.exists()
+        second = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, timeout=240)
+        assert second.returncode != 0
+        assert own.is_dir()
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).status_code == 200
     finally:
         server.send_signal(signal.SIGINT)
         _, err = server.communicate(timeout=60)
-    assert not (tmp_path / f"movierec-metrics-{port}").exists(), err.decode()[-2000:]
+    assert not list(tmp_path.glob(f"movierec-metrics-{port}*")), err.decode()[-2000:]
 
 
 def test_serve_sets_the_folder_before_prometheus_client_is_imported() -> None:

@@ -41,7 +41,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from app.errors import IndexUnavailableError
-from app.files import atomic_write, copy_sparse, copy_tree_sparse
+from app.files import atomic_write, copy_sparse, copy_tree_sparse, process_alive
 from app.vectorstore.base import (
     HALF_PRECISION_VECTORS,
     MAX_GENRES,
@@ -507,18 +507,8 @@ def _sweep_dead_readers(readers: Path) -> None:
     """Delete copies whose process is gone (killed before it could close them)."""
     for path in readers.glob("*.*.*"):
         pid = int(path.name.split(".")[-2])
-        if not _alive(pid):
+        if not process_alive(pid):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def _read_manifest(gen_dir: Path) -> Manifest | None:
