@@ -13,7 +13,14 @@ from app.catalog.repository import UserRating
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend import Recommender
 from app.recommend.rerank import contenders, popularity_boost, rerank
-from app.recommend.user_vector import SCALE_MIDPOINT, boost_recent, star_weights, taste_weights, weighted_mean
+from app.recommend.user_vector import (
+    SCALE_MIDPOINT,
+    boost_recent,
+    rating_centre,
+    star_weights,
+    taste_weights,
+    weighted_mean,
+)
 from app.vectorstore import Hit, MovieFilter, open_store
 from app.vectorstore.live import LiveIndex
 from tests.helpers.ingest import build_index
@@ -26,17 +33,31 @@ def test_taste_weights_centre_on_the_user_mean_and_halve_per_half_life() -> None
     history = [UserRating(1, 5.0, 1000 * DAY), UserRating(2, 1.0, 900 * DAY), UserRating(3, 3.0, 800 * DAY)]
     w = taste_weights(history, all_ratings_mean=3.0, half_life_days=100)
     assert w.movie_ids == [1, 2, 3]
-    assert np.allclose(w.weights, [2.0, -2.0 * 0.5, 0.0])
+    centre = rating_centre(3, 3.0)
+    assert np.allclose(w.weights, [5.0 - centre, (1.0 - centre) * 0.5, (3.0 - centre) * 0.25])
 
 
-def test_few_ratings_centre_on_the_scale_midpoint() -> None:
+def test_the_centre_is_the_users_mean_damped_towards_the_scale_midpoint() -> None:
+    assert rating_centre(0, 4.0) == SCALE_MIDPOINT
+    assert rating_centre(1, 4.0) == pytest.approx(SCALE_MIDPOINT + (4.0 - SCALE_MIDPOINT) / 11)
+    assert abs(rating_centre(500, 4.2) - 4.2) < 0.03  # a long history keeps its own scale
     w = taste_weights([UserRating(1, 4.0, 0)], all_ratings_mean=4.0, half_life_days=100)
-    assert np.allclose(w.weights, [4.0 - SCALE_MIDPOINT])
+    assert np.allclose(w.weights, [4.0 - rating_centre(1, 4.0)])
+
+
+def test_a_history_of_favourites_counts_every_one_as_liked() -> None:
+    """Four favourites (a Letterboxd import): centred on their own mean, 4.5, the 4-star one was a
+    dislike and pushed its neighbours away."""
+    stars = [5.0, 4.5, 4.5, 4.0]
+    history = [UserRating(i, r, 0) for i, r in enumerate(stars)]
+    w = taste_weights(history, float(np.mean(stars)), None)
+    assert (w.weights > 0).all() and w.weights[0] > w.weights[3]
 
 
 def test_uniform_ratings_count_as_equal_likes() -> None:
     history = [UserRating(i, 4.0, 0) for i in range(5)]
-    assert np.allclose(taste_weights(history, 4.0, 100).weights, 1.0)
+    w = taste_weights(history, 4.0, 100).weights
+    assert (w > 0).all() and np.allclose(w, w[0])
 
 
 def test_boost_recent_scales_only_the_newest_weights_of_a_newest_first_history() -> None:

@@ -27,12 +27,11 @@ from app.recommend.memo import AnswerMemo, approx_bytes, digest_ids, digest_rows
 from app.recommend.rerank import rerank
 from app.recommend.tuning import TUNED, Tuning
 from app.recommend.user_vector import (
-    MIN_FOR_OWN_MEAN,
-    SCALE_MIDPOINT,
     balance,
     boost_recent,
     collab_vector,
     mean_rating,
+    rating_centre,
     star_weights,
     taste_weights,
     weighted_mean,
@@ -658,7 +657,7 @@ def _liked(history: Sequence[UserRating], mean: float) -> list[int]:
     """Where in `history` the movies a reason may cite are: rated at least LIKED_MIN and above the
     user's own midpoint (user_vector.taste_weights), so a disliked movie is never given as why they
     will like another."""
-    midpoint = mean if len(history) >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
+    midpoint = rating_centre(len(history), mean)
     stars = np.fromiter(map(_STARS, history), np.float64, len(history))
     liked: list[int] = np.flatnonzero((stars >= LIKED_MIN) & (stars > midpoint)).tolist()
     return liked

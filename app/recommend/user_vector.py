@@ -1,8 +1,8 @@
 """A user's taste as one vector: the weighted average of their recent movies' vectors.
 
 weight = rating weight x recency weight
-- The rating weight is centred on the user's own mean, so dislikes push away. With fewer than
-  MIN_FOR_OWN_MEAN ratings the mean says little, so the scale's midpoint is the centre instead.
+- The rating weight is centred on the user's own mean, so dislikes push away; a short history's mean
+  says little, so it is shrunk towards the scale's midpoint (`rating_centre`, a damped mean).
 - The recency weight halves every `half_life_days`, measured back from the newest rating (the
   average is normalised, so only relative age matters, and old datasets do not underflow).
 
@@ -22,8 +22,11 @@ import numpy as np
 from app.catalog.repository import UserRating
 from app.embedding import collab
 
-MIN_FOR_OWN_MEAN = 3
 SCALE_MIDPOINT = 2.75  # of 0.5-5.0: 3 stars and up count as liked for a brand-new user
+# rating_centre: the scale's midpoint counts as this many ratings beside the user's own. Four favourites
+# at 4-5 stars (a Letterboxd import) centre at 3.2, so the 4-star one still counts as liked (their own
+# mean, 4.5, made it a dislike); a 500-rating history centres within 0.03 stars of its own mean.
+MEAN_PRIOR_RATINGS = 10.0
 SECONDS_PER_DAY = 86_400.0
 STAR_CENTRE = 3.0  # star_weights: the rating that weighs 1 in the collab vector
 # star_weights: a rating this low (a guest's "disliked" is 1) weighs nothing in the collab vector, so
@@ -45,6 +48,13 @@ class TasteWeights:
     weights: np.ndarray  # one per movie id, signed
 
 
+def rating_centre(n_ratings: int, mean: float) -> float:
+    """The stars that weigh 0 for a user with `n_ratings` ratings of `mean` stars: their mean damped
+    towards SCALE_MIDPOINT, (n mean + m midpoint) / (n + m) with m = MEAN_PRIOR_RATINGS (the damped
+    mean of Funk's and Koren's baseline predictors). Above it a rating is a like, below a dislike."""
+    return (n_ratings * mean + MEAN_PRIOR_RATINGS * SCALE_MIDPOINT) / (n_ratings + MEAN_PRIOR_RATINGS)
+
+
 def taste_weights(
     history: Sequence[UserRating], all_ratings_mean: float, half_life_days: float | None, centre: bool = True
 ) -> TasteWeights:
@@ -56,7 +66,7 @@ def taste_weights(
     if not n:
         return TasteWeights([], np.zeros(0, dtype=np.float32))
     ratings = np.fromiter(map(itemgetter(1), history), np.float64, n)
-    midpoint = all_ratings_mean if n >= MIN_FOR_OWN_MEAN else SCALE_MIDPOINT
+    midpoint = rating_centre(n, all_ratings_mean)
     rating_w = ratings - midpoint if centre else np.ones_like(ratings)
     if not np.any(np.abs(rating_w) > 1e-9):
         rating_w = np.ones_like(ratings)  # a user who rates everything alike likes it all alike
