@@ -125,6 +125,22 @@ async def test_imdb_by_api_halves_the_scale_and_keeps_later_api_writes(
     assert (again["imported"], again["unchanged"], again["kept_newer"]) == (0, 2, 1)
 
 
+async def test_an_export_uploaded_as_a_form_file_imports_like_the_raw_body(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """`curl -F file=@ratings.csv` and an HTML form send multipart: the file is read from it (it was
+    read as the CSV, headed by the form's boundary line)."""
+    user = USER + 40
+    mine = bearer(settings, user_id=user)
+    url = f"/users/{user}/ratings/import"
+    upload = {"file": ("ratings.csv", IMDB.encode(), "text/csv")}
+    resp = await client.post(url, params={"format": "imdb"}, files=upload, headers=mine)
+    assert resp.status_code == 201, resp.text
+    assert (resp.json()["matched"], resp.json()["imported"]) == (3, 3)
+    raw = await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=mine)
+    assert (raw.json()["imported"], raw.json()["unchanged"]) == (0, 3)
+
+
 async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     client: AsyncTestClient[Litestar], settings: Settings
 ) -> None:
@@ -136,6 +152,11 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     resp = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     resp = await client.post(url, params={"format": "imdb"}, content=b"Const,\x00\n" + bytes(range(256)), headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    form = await client.post(url, params={"format": "imdb"}, data={"file": IMDB}, headers=admin)  # curl -d @file
+    assert form.status_code == 400 and form.json()["field"] == "file" and "--data-binary" in form.json()["detail"]
+    two = {"a": ("a.csv", IMDB.encode(), "text/csv"), "b": ("b.csv", IMDB.encode(), "text/csv")}
+    resp = await client.post(url, params={"format": "imdb"}, files=two, headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     resp = await client.post(url, params={"format": "csv"}, content=IMDB.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import UploadFile
 from litestar.params import Parameter
 from sqlmodel import Session
 
@@ -15,6 +16,7 @@ from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
 from app.datasets.history import import_history, read_history
+from app.errors import InvalidInputError
 from app.names import HistoryFormat
 
 
@@ -66,21 +68,24 @@ class RatingController(Controller):
         operation_id="importRatings",
         responses=error_responses(400, 401, 403),
         summary="Import a Letterboxd or IMDb ratings export as the user's own ratings",
-        description="Body: the export's CSV as is. Matched by IMDb id where known, else by title and year. "
+        description="Body: the export's CSV (or its zip) as is (`curl --data-binary @ratings.csv`), or as the one "
+        "file of a multipart form upload (`curl -F file=@ratings.csv`, an HTML form). "
+        "Matched by IMDb id where known, else by title and year. "
         "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved.",
     )
     async def import_ratings(
         self,
         services: Services,
         owner: int,
-        body: bytes,  # Litestar's reserved `body`: the raw request body (a CSV file, not JSON)
+        request: Request[Any, Any, Any],
         format: Annotated[
             HistoryFormat,
             Parameter(description="Which export the body is: letterboxd or imdb.", examples=examples("letterboxd")),
         ],
     ) -> HistoryImportOut:
+        data = await export_file(request)
         # One thread hop: the CSV is read off the event loop, and a file error (400) writes nothing.
-        report = await services.in_session(lambda session: import_history(session, owner, read_history(body, format)))
+        report = await services.in_session(lambda session: import_history(session, owner, read_history(data, format)))
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))
 
     @delete(
@@ -92,3 +97,24 @@ class RatingController(Controller):
     )
     async def unrate(self, services: Services, owner: int, movie_id: MovieIdPath) -> None:
         await services.in_session(lambda session: repo.unrate(session, owner, movie_id))
+
+
+async def export_file(request: Request[Any, Any, Any]) -> bytes:
+    """The uploaded export's bytes: the raw body, or the one file of a multipart form upload.
+
+    Raises InvalidInputError (400, field `file`) for a form that holds no file, or more than one, and
+    for a url-encoded form (`curl -d @ratings.csv` sends one, and strips the file's line breaks)."""
+    kind = request.content_type[0]
+    if kind == "application/x-www-form-urlencoded":
+        raise InvalidInputError(
+            "a form-encoded body loses the file's line breaks: send the CSV as the raw body "
+            "(curl --data-binary @ratings.csv) or as a file upload (curl -F file=@ratings.csv)",
+            field="file",
+        )
+    if kind != "multipart/form-data":
+        return await request.body()
+    form = await request.form()
+    files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+    if len(files) != 1:
+        raise InvalidInputError(f"a form upload must hold exactly one file, got {len(files)}", field="file")
+    return await files[0].read()
