@@ -111,7 +111,10 @@ class DashboardController(Controller):
     def quality(self, services: Services) -> dict[str, Any]:
         path = services.settings.eval_report_path
         if not path.exists():
-            return {"report": None, "hint": "no saved evaluation: run `movierec eval --save`"}
+            return {
+                "report": None,
+                "hint": "no saved evaluation: run `.venv/bin/movierec eval --dataset demo --users 200 --save` (a few minutes; the default dataset is ml-100k)",
+            }
         return {"report": json.loads(path.read_text())}
 
     @get(
