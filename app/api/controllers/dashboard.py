@@ -113,7 +113,8 @@ class DashboardController(Controller):
         if not path.exists():
             return {
                 "report": None,
-                "hint": "no saved evaluation: run `.venv/bin/movierec eval --dataset demo --users 200 --save` (a few minutes; the default dataset is ml-100k)",
+                "hint": "no saved evaluation: run `.venv/bin/movierec eval --dataset demo --users 200 --save` "
+                "(a few minutes; the default dataset is ml-100k)",
             }
         return {"report": json.loads(path.read_text())}
 
