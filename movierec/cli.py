@@ -28,6 +28,13 @@ def _echo_json(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
 
 
+# What Ctrl-C leaves: ratings are written in one transaction (all or none), embedded batches stay in
+# the staging index, and nothing is published half-built.
+INTERRUPTED = (
+    "what was embedded so far is kept and nothing half-built is published; the same command resumes from there"
+)
+
+
 @cli.command()
 def ingest(
     source: Annotated[SourceName, typer.Option(help="Catalogue source.")] = "demo",
@@ -52,7 +59,7 @@ def ingest(
     be read stops the ingest with one line and exit status 2, before anything is written."""
     import ingest as ingest_
     from app.datasets import UnusableFileError
-    from app.errors import InvalidInputError
+    from app.errors import ConflictError, InvalidInputError
     from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
 
@@ -88,6 +95,12 @@ def ingest(
     except InvalidInputError as exc:  # a wrong combination of options, checked once by ingest.run
         option = {"directory": "--dir"}.get(exc.field or "", f"--{exc.field}") if exc.field else None
         raise typer.BadParameter(str(exc), param_hint=option) from None
+    except ConflictError as exc:  # another ingest runs on this data dir
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: {INTERRUPTED}", err=True)
+        raise typer.Exit(130) from None
     if as_json:
         _echo_json(summary.to_dict())
         return

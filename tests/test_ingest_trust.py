@@ -1,0 +1,161 @@
+"""The ingest when things go wrong: a publish killed between its steps, two ingests at once, Ctrl-C.
+
+Real processes and real signals: each ingest (or the part of one that matters) runs in a child
+process that is SIGKILLed or interrupted at the moment under test, and a real Edge store is
+inspected afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from app.files import exclusive_lock
+from app.vectorstore.edge import COMPLETE, EdgeStore
+from tests.helpers.synthetic import WIDE_POINTS
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+# Two publishes; the second dies at `where`, as a SIGKILL at that instant would leave it:
+# "before-rename": the staging index is complete and marked so; "before-current": it is renamed to
+# a generation, and CURRENT still names the first one.
+_PUBLISH_TWICE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from app.vectorstore import edge
+    from tests.helpers.synthetic import WIDE, wide_points
+    root, where = sys.argv[1], sys.argv[2]
+
+    def die(*args):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    store = edge.EdgeStore(root)
+    for attempt in (1, 2):
+        if attempt == 2 and where == "before-rename":
+            edge.EdgeStore._finish_publish = die
+        if attempt == 2 and where == "before-current":
+            write = edge._write_text_atomic
+            edge._write_text_atomic = lambda path, text: die() if path.name == "CURRENT" else write(path, text)
+        index = store.stage(WIDE, rebuild=True)
+        index.upsert(wide_points())
+        store.publish(index, WIDE)
+        print(store.generation(), flush=True)
+    """
+)
+
+
+def _publish_killed(root: Path, where: str) -> str:
+    """Run the two publishes; returns the first one's generation (the second was killed)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_TWICE, str(root), where], capture_output=True, text=True, env=ENV
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return proc.stdout.split()[0]
+
+
+def test_a_publish_killed_before_the_rename_is_finished_by_the_next_ingest(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    first = _publish_killed(root, "before-rename")
+    store = EdgeStore(root)
+    assert store.generation() == first and (root / "staging" / COMPLETE).is_file()
+
+    store.recover()  # what the next ingest does first
+    _assert_published_once_more(store, first)
+
+
+def test_a_publish_killed_before_current_is_finished_by_the_next_ingest(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    first = _publish_killed(root, "before-current")
+    store = EdgeStore(root)
+    pending = [p.parent.name for p in root.glob(f"gen-*/{COMPLETE}")]
+    assert store.generation() == first and len(pending) == 1  # readers keep the first meanwhile
+
+    store.recover()
+    assert store.generation() == pending[0]
+    _assert_published_once_more(store, first)
+
+
+def _assert_published_once_more(store: EdgeStore, first: str) -> None:
+    """The killed publish is the published generation now, whole; nothing was staged again."""
+    current = store.generation()
+    assert current is not None and current != first
+    assert sorted(p.name for p in store.root.glob("gen-*")) == [first, current]
+    assert not (store.root / "staging").exists()
+    assert not list(store.root.rglob(COMPLETE))
+    reader = store.open()
+    assert reader.count() == WIDE_POINTS
+    reader.close()
+    store.recover()  # nothing left to finish: a no-op
+    assert store.generation() == current
+
+
+# -- one ingest at a time ---------------------------------------------------------------------------
+_HOLD = "import sys, time; from pathlib import Path; from app.files import exclusive_lock\n" + (
+    "with exclusive_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n"
+)
+
+
+def test_a_second_ingest_is_refused_before_writing_anything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    lock = data / "ingest.lock"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(lock)], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = subprocess.run(
+            [sys.executable, "-m", "movierec", "ingest", "--source", "demo", "--rebuild"],
+            capture_output=True,
+            text=True,
+            env={**ENV, "MOVIEREC_DATA_DIR": str(data)},
+            timeout=300,
+        )
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a holder that dies, however it dies, frees the lock
+        holder.wait()
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: another ingest (process {holder.pid}) is running on {data}: "
+        "wait for it to finish; its index is published when it does"
+    )
+    assert "Traceback" not in second.stderr
+    assert [p.name for p in data.iterdir()] == ["ingest.lock"]  # no database, no index
+    with exclusive_lock(lock):  # the killed holder's lock is free
+        pass
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------
+_INTERRUPTED = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import ingest
+    from movierec.cli import main
+
+    def run(*args, **kwargs):  # the ingest is under way when the user presses Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)
+
+    ingest.run = run
+    sys.argv = ["movierec", "ingest", "--source", "demo"]
+    main()
+    """
+)
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED],
+        capture_output=True,
+        text=True,
+        env={**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data")},
+        timeout=120,
+    )
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "interrupted: what was embedded so far is kept and nothing half-built is published; "
+        "the same command resumes from there"
+    )
