@@ -403,6 +403,24 @@ def main() -> None:
         name = f"MOVIEREC_{str(problem['loc'][0]).upper()}: " if problem["loc"] else ""
         typer.echo(f"error: {name}{problem['msg'].removeprefix('Value error, ')}", err=True)
         raise SystemExit(2) from None
+    except Exception as exc:
+        if (trouble := environment_problem(exc)) is None:
+            raise  # a bug: its traceback helps
+        typer.echo(f"error: {trouble}", err=True)
+        raise SystemExit(2) from None
+
+
+def environment_problem(exc: Exception) -> str | None:
+    """One line for a failure of the machine, not of the code: the data dir read-only or full, the
+    database unreachable, locked, too slow or read-only. None for anything else."""
+    if isinstance(exc, OSError):  # its text names the errno's meaning and the path
+        return str(exc)
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        lines = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+        return f"the database is unavailable: {lines[0]}; check DATABASE_URL, and that it runs and accepts writes"
+    return None
 
 
 if __name__ == "__main__":

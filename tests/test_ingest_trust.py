@@ -159,3 +159,34 @@ def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
         "interrupted: what was embedded so far is kept and nothing half-built is published; "
         "the same command resumes from there"
     )
+
+
+# -- the machine, not the code: one line, exit 2 ----------------------------------------------------
+def _ingest_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "movierec", "ingest", "--source", "demo"],
+        capture_output=True,
+        text=True,
+        env={**ENV, **env},
+        timeout=300,
+    )
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # Port 1: nothing listens there; the connection is refused at once.
+    proc = _ingest_cli({"MOVIEREC_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": "postgresql://u@127.0.0.1:1/x"})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the database is unavailable: connection failed")
+    assert last.endswith("check DATABASE_URL, and that it runs and accepts writes")
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("an operator's typo: a file where the data dir should be")
+    proc = _ingest_cli({"MOVIEREC_DATA_DIR": str(not_a_folder)})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: [Errno ")
+    assert str(not_a_folder) in proc.stderr
