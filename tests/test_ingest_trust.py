@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from app.files import exclusive_lock
 from app.vectorstore.edge import COMPLETE, EdgeStore
@@ -190,3 +194,31 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: [Errno ")
     assert str(not_a_folder) in proc.stderr
+
+
+def test_a_locked_or_read_only_sqlite_database_is_said_so(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from movierec.cli import environment_problem
+
+    path = tmp_path / "movierec.db"
+    holder = sqlite3.connect(path)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.commit()
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    impatient = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    with pytest.raises(OperationalError) as locked, impatient.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert environment_problem(locked.value) == (
+        "the database is locked by another writer (waited 30 s): try again later"
+    )
+    holder.rollback()
+    read_only = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with pytest.raises(OperationalError) as refused, read_only.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert environment_problem(refused.value) == (
+        "the database is read-only: nothing can be written until it is writable again"
+    )
+    impatient.dispose()
+    read_only.dispose()
+    holder.close()
