@@ -466,6 +466,7 @@ class EdgeStore:
         not yet renamed, or a generation renamed but not yet named by CURRENT. The ingest calls this
         first, so such a run is published as it is, not embedded again."""
         if (self._staging / COMPLETE).is_file():
+            log.warning("finishing an interrupted publish of the complete staging index")
             self._finish_publish()
             return
         pending = sorted(p.parent for p in self.root.glob(f"gen-*/{COMPLETE}"))
