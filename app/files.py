@@ -1,9 +1,10 @@
-"""Files: writing one all at once (the one write-then-rename the project uses), and copying a tree
-of them without filling their holes."""
+"""Files: writing one all at once (the one write-then-rename the project uses), copying a tree
+of them without filling their holes, and a lock that only one process at a time may hold."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -37,6 +38,41 @@ def atomic_write(path: Path, *, suffix: str = ".tmp", fsync: bool = False) -> It
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class LockHeldError(Exception):
+    """Another process holds the lock; `pid`: its process id, when the lock file says it."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(f"held by process {pid}" if pid else "held by another process")
+        self.pid = pid
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock (`flock`) on `path` for the block; the file (created, with its
+    folder) then holds this process's id. The kernel releases the lock when the process ends,
+    however it ends (SIGKILL included), so a killed holder never blocks the next one; the file stays.
+
+    Raises LockHeldError, at once, when another process holds it; OSError when the file cannot be
+    created or opened (a read-only folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeldError(_pid_in(fd)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
 
 
 COPY_CHUNK = 1 << 20  # bytes read and written at a time

@@ -202,6 +202,7 @@ def index_movies(
     summary = IngestSummary(movies=len(movies))
     if ratings is not None and ratings_checksum is None and callable(ratings):
         ratings = ratings()
+    store.recover()  # a publish killed halfway is finished, not embedded again
     if ratings is None:
         fingerprint = None
     else:

@@ -4,7 +4,8 @@ all call `run`; they differ only in what they pass in (models already loaded, a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,14 @@ from app.datasets import load_catalogue
 from app.embedding.device import resolve_device
 from app.embedding.factory import build_manifest, build_movie_embedder
 from app.embedding.movie import MovieEmbedder
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError
+from app.files import LockHeldError, exclusive_lock
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
 from ingest.ratings import check_ratings_file
+
+LOCK_FILE = "ingest.lock"
 
 
 def run(
@@ -54,56 +58,78 @@ def run(
 
     Raises UnusableFileError or RatingsFileError, before anything is written (a ratings file's header
     is checked before the database is even created), for a file that cannot be read or holds no
-    usable movie; InvalidInputError for a wrong combination of arguments (`field`: which one)."""
+    usable movie; InvalidInputError for a wrong combination of arguments (`field`: which one);
+    ConflictError, before anything is written, while another ingest runs on the same data dir."""
     if ratings is not None and source != "tmdb":
         raise InvalidInputError(f"the {source} source reads its own ratings", field="ratings")
     if ratings is not None:
         check_ratings_file(ratings)  # a wrong header stops here, before the database file is created
-    store = store or open_store(settings)
-    batch = batch_size or settings.batch_size  # None: the device's own (default_batch_size)
+    with ingest_lock(settings.data_dir):  # before anything is written: a second ingest is refused
+        store = store or open_store(settings)
+        batch = batch_size or settings.batch_size  # None: the device's own (default_batch_size)
 
-    def embedder(with_images: bool) -> MovieEmbedder:
-        # Resolved only when a movie needs embedding: an unchanged catalogue never imports torch (~1.5 s).
-        return build_movie_embedder(settings, resolve_device(device or settings.device), batch, with_images=with_images)
+        def embedder(with_images: bool) -> MovieEmbedder:
+            # Resolved only when a movie needs embedding: an unchanged catalogue never imports torch (~1.5 s).
+            return build_movie_embedder(
+                settings, resolve_device(device or settings.device), batch, with_images=with_images
+            )
 
-    # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
-    catalogue = load_catalogue(
-        source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
-    )
-    for warning in catalogue.warnings:
-        report(f"warning: {warning}")
-    engine = make_engine(settings.sqlalchemy_url)
-    try:
-        n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
-        for err in errors:  # each once, in file order
-            report(f"skipped: {err}")
-        with Session(engine) as session:
-            stored = repo.all_movies(session)
-            checksum = repo.ratings_checksum(session) if collab else None
-
-        def rated() -> np.ndarray:  # the collab vectors learn from every rating; read only when staging
-            with Session(engine) as session:
-                return repo.rated_pair_array(session)
-
-        summary = index_movies(
-            stored,
-            store,
-            build_manifest(settings),
-            make_embedder or embedder,
-            batch_size=batch,
-            rebuild=rebuild,
-            progress=progress,
-            ratings=rated if collab else None,
-            ratings_checksum=checksum,
-            collab_min_ratings=settings.collab_min_ratings,
+        # A ratings file is streamed by the bulk path (ingest/ratings.py), not loaded with the catalogue.
+        catalogue = load_catalogue(
+            source, movies=movies, limit=limit, directory=directory, poster_base=settings.poster_base
         )
-        with Session(engine) as session:
-            repo.mark_posters_embedded(session, summary.poster_embedded)
-            session.commit()
-    finally:
-        engine.dispose()
-    summary.ratings, summary.bad_rows = n_ratings, len(errors)
-    summary.movies_read = len(catalogue.movies)
-    summary.warnings = list(catalogue.warnings)
-    summary.source_stats = dict(catalogue.stats)
-    return summary
+        for warning in catalogue.warnings:
+            report(f"warning: {warning}")
+        engine = make_engine(settings.sqlalchemy_url)
+        try:
+            n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
+            for err in errors:  # each once, in file order
+                report(f"skipped: {err}")
+            with Session(engine) as session:
+                stored = repo.all_movies(session)
+                checksum = repo.ratings_checksum(session) if collab else None
+
+            def rated() -> np.ndarray:  # the collab vectors learn from every rating; read only when staging
+                with Session(engine) as session:
+                    return repo.rated_pair_array(session)
+
+            summary = index_movies(
+                stored,
+                store,
+                build_manifest(settings),
+                make_embedder or embedder,
+                batch_size=batch,
+                rebuild=rebuild,
+                progress=progress,
+                ratings=rated if collab else None,
+                ratings_checksum=checksum,
+                collab_min_ratings=settings.collab_min_ratings,
+            )
+            with Session(engine) as session:
+                repo.mark_posters_embedded(session, summary.poster_embedded)
+                session.commit()
+        finally:
+            engine.dispose()
+        summary.ratings, summary.bad_rows = n_ratings, len(errors)
+        summary.movies_read = len(catalogue.movies)
+        summary.warnings = list(catalogue.warnings)
+        summary.source_stats = dict(catalogue.stats)
+        return summary
+
+
+@contextmanager
+def ingest_lock(data_dir: Path) -> Iterator[None]:
+    """One ingest at a time per data dir: two would build the same staging index (one deleting it
+    under the other) and publish each other's half. Held to the end of the run; the kernel
+    releases it when the process dies, so a killed ingest never blocks its rerun.
+
+    Raises ConflictError when another ingest holds it; OSError when the data dir is not writable."""
+    try:
+        with exclusive_lock(data_dir / LOCK_FILE):
+            yield
+    except LockHeldError as exc:
+        holder = f" (process {exc.pid})" if exc.pid else ""
+        raise ConflictError(
+            f"another ingest{holder} is running on {data_dir}: wait for it to finish; "
+            "its index is published when it does"
+        ) from None

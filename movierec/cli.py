@@ -28,6 +28,13 @@ def _echo_json(data: dict[str, Any]) -> None:
     typer.echo(json.dumps(data, default=str))
 
 
+# What Ctrl-C leaves: ratings are written in one transaction (all or none), embedded batches stay in
+# the staging index, and nothing is published half-built.
+INTERRUPTED = (
+    "what was embedded so far is kept and nothing half-built is published; the same command resumes from there"
+)
+
+
 @cli.command()
 def ingest(
     source: Annotated[SourceName, typer.Option(help="Catalogue source.")] = "demo",
@@ -52,7 +59,7 @@ def ingest(
     be read stops the ingest with one line and exit status 2, before anything is written."""
     import ingest as ingest_
     from app.datasets import UnusableFileError
-    from app.errors import InvalidInputError
+    from app.errors import ConflictError, InvalidInputError
     from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
 
@@ -88,6 +95,12 @@ def ingest(
     except InvalidInputError as exc:  # a wrong combination of options, checked once by ingest.run
         option = {"directory": "--dir"}.get(exc.field or "", f"--{exc.field}") if exc.field else None
         raise typer.BadParameter(str(exc), param_hint=option) from None
+    except ConflictError as exc:  # another ingest runs on this data dir
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: {INTERRUPTED}", err=True)
+        raise typer.Exit(130) from None
     if as_json:
         _echo_json(summary.to_dict())
         return
@@ -390,6 +403,30 @@ def main() -> None:
         name = f"MOVIEREC_{str(problem['loc'][0]).upper()}: " if problem["loc"] else ""
         typer.echo(f"error: {name}{problem['msg'].removeprefix('Value error, ')}", err=True)
         raise SystemExit(2) from None
+    except Exception as exc:
+        if (trouble := environment_problem(exc)) is None:
+            raise  # a bug: its traceback helps
+        typer.echo(f"error: {trouble}", err=True)
+        raise SystemExit(2) from None
+
+
+def environment_problem(exc: Exception) -> str | None:
+    """One line for a failure of the machine, not of the code: the data dir read-only or full, the
+    database unreachable, locked, too slow or read-only. None for anything else."""
+    if isinstance(exc, OSError):  # its text names the errno's meaning and the path
+        return str(exc)
+    from sqlalchemy import exc as sa_exc
+
+    from app.catalog.db import SQLITE_BUSY_TIMEOUT_S, is_locked, is_read_only
+
+    if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return None
+    if is_locked(exc):
+        return f"the database is locked by another writer (waited {SQLITE_BUSY_TIMEOUT_S:g} s): try again later"
+    if is_read_only(exc):
+        return "the database is read-only: nothing can be written until it is writable again"
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+    return f"the database is unavailable: {lines[0]}; check DATABASE_URL, and that it runs and accepts writes"
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -17,6 +16,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy import exc as sa_exc
 
 from app.api.schemas import ErrorBody
+from app.catalog.db import is_read_only
 from app.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -37,7 +37,6 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
     ModelUnavailableError: 503,
     DatabaseUnavailableError: 503,
 }
-PG_READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a hot standby, or default_transaction_read_only
 
 
 def _respond(
@@ -114,19 +113,12 @@ def database_error(request: Request[Any, Any, Any], exc: sa_exc.SQLAlchemyError)
     """503 for a database that is unreachable, too slow, or read-only; anything else is a bug (500).
 
     The body names the database but never its URL, path or driver message."""
-    if _read_only(exc):
+    if is_read_only(exc):
         return _respond(503, "the database is read-only: nothing can be written until it is writable again")
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc))
         return _respond(503, "the database is unavailable (unreachable or not answering in time); try again later")
     return unexpected_error(request, exc)
-
-
-def _read_only(exc: sa_exc.SQLAlchemyError) -> bool:
-    orig = getattr(exc, "orig", None)
-    if isinstance(orig, sqlite3.Error):
-        return (getattr(orig, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
-    return getattr(orig, "sqlstate", None) == PG_READ_ONLY_SQLSTATE
 
 
 def _first_line(exc: BaseException) -> str:

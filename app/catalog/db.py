@@ -116,6 +116,23 @@ class BoundedConnection(psycopg.Connection):
             ) from exc
 
 
+PG_READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a hot standby, or default_transaction_read_only
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """Whether a driver error (SQLAlchemy's, or the driver's own) says the database refuses writes."""
+    orig = getattr(exc, "orig", exc)
+    if isinstance(orig, sqlite3.Error):
+        return (getattr(orig, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY
+    return getattr(orig, "sqlstate", None) == PG_READ_ONLY_SQLSTATE
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether a driver error says SQLite's write lock stayed taken past the busy timeout."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.Error) and (getattr(orig, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+
+
 _SCHEMA_LOCK_KEY = 0x6D6F76696572  # any constant: names the advisory lock below
 
 

@@ -287,6 +287,11 @@ class IndexStore(Protocol):
         """Atomically make `index` the published one."""
         ...
 
+    def recover(self) -> None:
+        """Finish what a killed ingest left half done, where the engine allows it (the ingest calls
+        this before anything else; only one ingest runs at a time)."""
+        ...
+
 
 def payload_for(
     *,

@@ -22,6 +22,10 @@ ones a reader never writes) and copies the rest, which the engine rewrites in pl
 
 An `optimize()` killed halfway leaves its segment builders in `shard/temp_segments/`; the engine
 never removes them, so the ingest does before resuming and before publishing.
+
+A publish is three steps: mark the complete staging index (`staging.json` renamed `complete.json`),
+rename it to a generation, write CURRENT (then the mark goes). A kill between them leaves the mark,
+and the next ingest's `recover()` finishes the publish instead of embedding everything again.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ log = logging.getLogger(__name__)
 KEEP_GENERATIONS = 2  # the current one and the one before, which a slow reader may still hold
 SCROLL_PAGE = 2048
 GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9_.-]+")
+# In a staging index, or a generation, that is complete but not yet published (named by CURRENT):
+# a publish killed halfway leaves it, and the next ingest finishes that publish (EdgeStore.recover).
+COMPLETE = "complete.json"
 TEMP_SEGMENTS = "temp_segments"  # where the engine's optimizer builds segments before swapping them in
 # Engine files written only while a segment is built, never by a reader that opens it: a reader's
 # copy may share them (hard links). Measured on qdrant-edge-py 0.9: opening and closing a shard
@@ -451,10 +458,31 @@ class EdgeStore:
         _sweep_temp_segments(staging / "shard")  # a finished optimize leaves none; a killed one did
         _write_json(staging / "hashes.json", {str(k): v for k, v in hashes.items()})
         _write_json(staging / "manifest.json", manifest.to_dict())
-        (staging / "staging.json").unlink()
+        (staging / "staging.json").rename(staging / COMPLETE)  # from here on, `recover` finishes the publish
+        self._finish_publish()
+
+    def recover(self) -> None:
+        """Finish a publish that a killed ingest left between its steps: a complete staging index
+        not yet renamed, or a generation renamed but not yet named by CURRENT. The ingest calls this
+        first, so such a run is published as it is, not embedded again."""
+        if (self._staging / COMPLETE).is_file():
+            log.warning("finishing an interrupted publish of the complete staging index")
+            self._finish_publish()
+            return
+        pending = sorted(p.parent for p in self.root.glob(f"gen-*/{COMPLETE}"))
+        if pending:
+            log.warning("finishing an interrupted publish", extra={"index_generation": pending[-1].name})
+            self._point_at(pending[-1].name)
+
+    def _finish_publish(self) -> None:
+        """Rename the complete staging index to a new generation and point CURRENT at it."""
         name = time.strftime("gen-%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
-        staging.rename(self.root / name)  # a folder: published by its own rename, then pointed at by CURRENT
+        self._staging.rename(self.root / name)  # a folder: published by its own rename, then pointed at by CURRENT
+        self._point_at(name)
+
+    def _point_at(self, name: str) -> None:
         _write_text_atomic(self.root / "CURRENT", name)
+        (self.root / name / COMPLETE).unlink(missing_ok=True)
         self._prune(keep=name)
 
     def _prune(self, keep: str) -> None:

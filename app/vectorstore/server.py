@@ -424,6 +424,10 @@ class ServerStore:
             self._call(self._client.delete_collection, stale)
         return ServerIndex(self._client, name, self._where)
 
+    def recover(self) -> None:
+        """Nothing to finish: a publish's switch is one alias operation on the server, and an
+        unfinished staging collection is resumed by `stage`."""
+
     def publish(self, index: MovieIndex, manifest: Manifest) -> None:
         if not isinstance(index, ServerIndex):
             raise TypeError(f"ServerStore cannot publish a {type(index).__name__}")

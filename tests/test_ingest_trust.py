@@ -1,0 +1,224 @@
+"""The ingest when things go wrong: a publish killed between its steps, two ingests at once, Ctrl-C.
+
+Real processes and real signals: each ingest (or the part of one that matters) runs in a child
+process that is SIGKILLed or interrupted at the moment under test, and a real Edge store is
+inspected afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from app.files import exclusive_lock
+from app.vectorstore.edge import COMPLETE, EdgeStore
+from tests.helpers.synthetic import WIDE_POINTS
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+# Two publishes; the second dies at `where`, as a SIGKILL at that instant would leave it:
+# "before-rename": the staging index is complete and marked so; "before-current": it is renamed to
+# a generation, and CURRENT still names the first one.
+_PUBLISH_TWICE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from app.vectorstore import edge
+    from tests.helpers.synthetic import WIDE, wide_points
+    root, where = sys.argv[1], sys.argv[2]
+
+    def die(*args):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    store = edge.EdgeStore(root)
+    for attempt in (1, 2):
+        if attempt == 2 and where == "before-rename":
+            edge.EdgeStore._finish_publish = die
+        if attempt == 2 and where == "before-current":
+            write = edge._write_text_atomic
+            edge._write_text_atomic = lambda path, text: die() if path.name == "CURRENT" else write(path, text)
+        index = store.stage(WIDE, rebuild=True)
+        index.upsert(wide_points())
+        store.publish(index, WIDE)
+        print(store.generation(), flush=True)
+    """
+)
+
+
+def _publish_killed(root: Path, where: str) -> str:
+    """Run the two publishes; returns the first one's generation (the second was killed)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_TWICE, str(root), where], capture_output=True, text=True, env=ENV
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return proc.stdout.split()[0]
+
+
+def test_a_publish_killed_before_the_rename_is_finished_by_the_next_ingest(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    first = _publish_killed(root, "before-rename")
+    store = EdgeStore(root)
+    assert store.generation() == first and (root / "staging" / COMPLETE).is_file()
+
+    store.recover()  # what the next ingest does first
+    _assert_published_once_more(store, first)
+
+
+def test_a_publish_killed_before_current_is_finished_by_the_next_ingest(tmp_path: Path) -> None:
+    root = tmp_path / "index"
+    first = _publish_killed(root, "before-current")
+    store = EdgeStore(root)
+    pending = [p.parent.name for p in root.glob(f"gen-*/{COMPLETE}")]
+    assert store.generation() == first and len(pending) == 1  # readers keep the first meanwhile
+
+    store.recover()
+    assert store.generation() == pending[0]
+    _assert_published_once_more(store, first)
+
+
+def _assert_published_once_more(store: EdgeStore, first: str) -> None:
+    """The killed publish is the published generation now, whole; nothing was staged again."""
+    current = store.generation()
+    assert current is not None and current != first
+    assert sorted(p.name for p in store.root.glob("gen-*")) == [first, current]
+    assert not (store.root / "staging").exists()
+    assert not list(store.root.rglob(COMPLETE))
+    reader = store.open()
+    assert reader.count() == WIDE_POINTS
+    reader.close()
+    store.recover()  # nothing left to finish: a no-op
+    assert store.generation() == current
+
+
+# -- one ingest at a time ---------------------------------------------------------------------------
+_HOLD = "import sys, time; from pathlib import Path; from app.files import exclusive_lock\n" + (
+    "with exclusive_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n    time.sleep(600)\n"
+)
+
+
+def test_a_second_ingest_is_refused_before_writing_anything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    lock = data / "ingest.lock"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(lock)], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        second = subprocess.run(
+            [sys.executable, "-m", "movierec", "ingest", "--source", "demo", "--rebuild"],
+            capture_output=True,
+            text=True,
+            env={**ENV, "MOVIEREC_DATA_DIR": str(data)},
+            timeout=300,
+        )
+    finally:
+        holder.send_signal(signal.SIGKILL)  # a holder that dies, however it dies, frees the lock
+        holder.wait()
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines()[-1] == (
+        f"error: another ingest (process {holder.pid}) is running on {data}: "
+        "wait for it to finish; its index is published when it does"
+    )
+    assert "Traceback" not in second.stderr
+    assert [p.name for p in data.iterdir()] == ["ingest.lock"]  # no database, no index
+    with exclusive_lock(lock):  # the killed holder's lock is free
+        pass
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------
+_INTERRUPTED = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    import ingest
+    from movierec.cli import main
+
+    def run(*args, **kwargs):  # the ingest is under way when the user presses Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(60)
+
+    ingest.run = run
+    sys.argv = ["movierec", "ingest", "--source", "demo"]
+    main()
+    """
+)
+
+
+def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED],
+        capture_output=True,
+        text=True,
+        env={**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data")},
+        timeout=120,
+    )
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "interrupted: what was embedded so far is kept and nothing half-built is published; "
+        "the same command resumes from there"
+    )
+
+
+# -- the machine, not the code: one line, exit 2 ----------------------------------------------------
+def _ingest_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "movierec", "ingest", "--source", "demo"],
+        capture_output=True,
+        text=True,
+        env={**ENV, **env},
+        timeout=300,
+    )
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # Port 1: nothing listens there; the connection is refused at once.
+    proc = _ingest_cli({"MOVIEREC_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": "postgresql://u@127.0.0.1:1/x"})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the database is unavailable: connection failed")
+    assert last.endswith("check DATABASE_URL, and that it runs and accepts writes")
+
+
+def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("an operator's typo: a file where the data dir should be")
+    proc = _ingest_cli({"MOVIEREC_DATA_DIR": str(not_a_folder)})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: [Errno ")
+    assert str(not_a_folder) in proc.stderr
+
+
+def test_a_locked_or_read_only_sqlite_database_is_said_so(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from movierec.cli import environment_problem
+
+    path = tmp_path / "movierec.db"
+    holder = sqlite3.connect(path)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.commit()
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    impatient = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    with pytest.raises(OperationalError) as locked, impatient.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert environment_problem(locked.value) == (
+        "the database is locked by another writer (waited 30 s): try again later"
+    )
+    holder.rollback()
+    read_only = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    with pytest.raises(OperationalError) as refused, read_only.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    assert environment_problem(refused.value) == (
+        "the database is read-only: nothing can be written until it is writable again"
+    )
+    impatient.dispose()
+    read_only.dispose()
+    holder.close()
