@@ -139,7 +139,7 @@ _INTERRUPTED = textwrap.dedent(
     from movierec.cli import main
 
     def run(*args, **kwargs):  # the ingest is under way when the user presses Ctrl-C
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)  # in this (the main) thread: a process-wide kill may land in another
         time.sleep(60)
 
     ingest.run = run
