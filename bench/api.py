@@ -79,7 +79,9 @@ def token(data_dir: Path | None) -> str:
     return out.stdout.strip()
 
 
-def start_server(port: int, data_dir: Path | None, workers: int | None, memo: bool) -> subprocess.Popen[bytes]:
+def start_server(port: int, data_dir: Path | None, workers: int | None, memo: bool = True) -> subprocess.Popen[bytes]:
+    """`movierec serve` in its own session; `memo=False` turns the answer memo off (a repeated request
+    is then computed again, as latency benchmarks need)."""
     env = {**os.environ, **({"MOVIEREC_DATA_DIR": str(data_dir)} if data_dir else {})}
     if not memo:
         env["MOVIEREC_ANSWER_MEMO_ENTRIES"] = "0"

@@ -189,7 +189,7 @@ def over_http(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: i
     saved = dict(os.environ)
     os.environ.update(env)  # start_server and token pass os.environ on to the server
     try:
-        server = start_server(port, data_dir, 1)
+        server = start_server(port, data_dir, 1, memo=False)  # each user's request is repeated: time the work
         access_token = token(data_dir)
     finally:
         os.environ.clear()
