@@ -48,6 +48,10 @@ async def test_search(client: AsyncTestClient[Litestar], admin: dict[str, str]) 
     assert "Toy Story" in body["items"][0]["title"]
     assert_error(await client.get("/movies/search", params={"q": "   "}, headers=admin), 400, "q")
     assert_error(await client.get("/movies/search", params={"q": ""}, headers=admin), 400, "q")
+    for nothing_to_search in ("\u200b", "🎬🍿", "?!", " \u2060 "):  # zero-width, emoji, punctuation
+        assert_error(await client.get("/movies/search", params={"q": nothing_to_search}, headers=admin), 400, "q")
+    found = await client.get("/movies/search", params={"q": "🎬 Toy Story"}, headers=admin)
+    assert found.status_code == 200 and found.json()["items"][0]["title"] == "Toy Story"
     assert_error(await client.get("/movies/search", headers=admin), 400)
 
 

@@ -499,9 +499,10 @@ class Recommender:
         person's or a title's name is found by its words and a theme by its meaning. The popularity
         prior re-ranks `candidate_factor` x `limit` candidates as recommendations do; score = the
         list's score (cosine, BM25 or RRF) x the popularity boost. Raises InvalidInputError (field `q`)
-        on blank text."""
-        if not text.strip():
-            raise InvalidInputError("the search text is empty", field="q")
+        on text without a letter or a digit (blank, a zero-width space, emoji or punctuation alone: the
+        text model reads those as unknown tokens and any answer would be arbitrary)."""
+        if not any(ch.isalnum() for ch in text):
+            raise InvalidInputError("the search text has no letter or digit to search for", field="q")
         index = self._index()
         if self.memo is None:
             return self._search(index, text, limit, filter, popularity, mode)
