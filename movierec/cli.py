@@ -357,6 +357,15 @@ def token_create(
     if admin == (user is not None):
         raise typer.BadParameter("give exactly one of --admin or --user ID")
     settings = get_settings()
+    if settings.secret_key is None and not settings.secret_key_file.exists():
+        # Run outside the repository root, the default data dir is ./data here: a key made for it signs
+        # tokens that the API serving the real data dir refuses ("Invalid token").
+        typer.echo(
+            f"warning: no signing key in {settings.data_dir} yet, so one is generated there: only an API "
+            "serving this data dir accepts the token (run from the folder `make run` ran in, or set "
+            "MOVIEREC_DATA_DIR / MOVIEREC_SECRET_KEY as the API has them)",
+            err=True,
+        )
     version = 0
     if user is not None:  # the token carries the user's current version, so a later revoke refuses it
         engine = make_engine(settings.sqlalchemy_url)

@@ -74,11 +74,20 @@ async def test_the_generated_key_is_private_and_shared_by_cli_and_api(
     assert len(key.encode()) >= 32 and signing_key(settings) == key  # created once, then reused
     made_by_cli = cli(settings, "token", "create", "--admin")
     assert made_by_cli.returncode == 0, made_by_cli.stderr
+    assert "warning" not in made_by_cli.stderr  # the key was there: the API's own
     resp = await client.get("/metrics/embeddings", headers=auth(made_by_cli.stdout.strip()))
     assert resp.status_code == 200, resp.text
     # Another data dir gets another key: no two installations share one.
     other = make_settings(settings.data_dir.parent / "other", secret_key=None)
     assert signing_key(other) != key
+
+
+def test_a_token_made_for_a_data_dir_without_a_key_warns(tmp_path: Path) -> None:
+    """`token create` run where no API has run (outside the repository root: ./data) makes a new key:
+    the token it prints only works there, and it says so instead of leaving a 401 to puzzle over."""
+    made = cli(make_settings(tmp_path / "elsewhere", secret_key=None), "token", "create", "--admin")
+    assert made.returncode == 0 and made.stdout.strip(), made.stderr
+    assert "warning: no signing key" in made.stderr and "MOVIEREC_DATA_DIR" in made.stderr
 
 
 async def test_a_token_signed_with_the_old_public_key_is_refused(client: AsyncTestClient[Litestar]) -> None:
