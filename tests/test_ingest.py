@@ -211,7 +211,8 @@ KILL_LIMIT, KILL_BATCH = 120, 8
 
 
 def _ingest_cmd(settings: Settings, *extra: str) -> tuple[list[str], dict[str, str]]:
-    env = {**os.environ, "MOVIEREC_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1"}
+    # PYTHONFAULTHANDLER: a crash of the engine or a runtime prints the Python stack on stderr.
+    env = {**os.environ, "MOVIEREC_DATA_DIR": str(settings.data_dir), "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1"}
     env.pop("QDRANT_URL", None)
     env.pop("DATABASE_URL", None)
     if settings.database_url:
@@ -267,7 +268,8 @@ def test_killed_ingest_resumes_to_the_same_index(tmp_path, text_encoder) -> None
     assert (crashed / "qdrant" / "staging").exists()
 
     cmd, env = _ingest_cmd(crashed_settings, "--json")
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-4000:]  # a crash shows its stack (faulthandler)
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 < summary["embedded"] < KILL_LIMIT, "the rerun must reuse what the killed run stored"
     assert summary["skipped_unchanged"] + summary["embedded"] == KILL_LIMIT
