@@ -459,13 +459,28 @@ class Recommender:
     ) -> list[ScoredMovie]:
         """The `limit` movies nearest to `movie_id` on `vector`, never itself nor one in `exclude`."""
         index = self._index()
+        return self._memoised(
+            index,
+            ("similar", movie_id, limit, vector, digest_ids(exclude)),
+            lambda: self._similar(index, movie_id, limit, vector, exclude),
+        )
+
+    def _memoised(
+        self,
+        index: MovieIndex,
+        question: tuple[Hashable, ...],
+        answer: Callable[[], list[ScoredMovie]],
+        extra_bytes: int = 0,
+    ) -> list[ScoredMovie]:
+        """`answer()`, kept in the memo (when there is one) under `question`: its kind, then every
+        input it depends on besides the index generation; `extra_bytes` of the key beyond its digests."""
         if self.memo is None:
-            return self._similar(index, movie_id, limit, vector, exclude)
-        key = self.memo.key("similar", index, movie_id, limit, vector, digest_ids(exclude))
+            return answer()
+        key = self.memo.key(str(question[0]), index, *question[1:])
         found: tuple[ScoredMovie, ...] | None = self.memo.get(key)
         if found is None:
-            found = tuple(self._similar(index, movie_id, limit, vector, exclude))
-            self.memo.put(key, found, approx_bytes(found))
+            found = tuple(answer())
+            self.memo.put(key, found, approx_bytes(found) + extra_bytes)
         return list(found)
 
     def _similar(
@@ -504,14 +519,12 @@ class Recommender:
         if not any(ch.isalnum() for ch in text):
             raise InvalidInputError("the search text has no letter or digit to search for", field="q")
         index = self._index()
-        if self.memo is None:
-            return self._search(index, text, limit, filter, popularity, mode)
-        key = self.memo.key("search", index, text, limit, *_filter_key(filter), popularity, mode, self.candidate_factor)
-        found: tuple[ScoredMovie, ...] | None = self.memo.get(key)
-        if found is None:
-            found = tuple(self._search(index, text, limit, filter, popularity, mode))
-            self.memo.put(key, found, approx_bytes(found) + len(text))
-        return list(found)
+        return self._memoised(
+            index,
+            ("search", text, limit, *_filter_key(filter), popularity, mode, self.candidate_factor),
+            lambda: self._search(index, text, limit, filter, popularity, mode),
+            extra_bytes=len(text),
+        )
 
     def _search(
         self, index: MovieIndex, text: str, limit: int, filter: MovieFilter, popularity: float, mode: SearchMode
