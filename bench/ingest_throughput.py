@@ -1,7 +1,7 @@
 """Ingest throughput: movies/s for text and posters/s for images, pipeline against the raw model.
 
 Text, per batch size and text backend (--backends: torch, onnx, onnx-int8, openvino; the same
-texts each time: `movie_text` of the first --limit demo movies):
+texts each time: `movie_text` of the first --limit demo movies, or of --movies FILE's):
 - pipeline: the real ingest (`ingest.run`) of those demo movies into a fresh temporary data dir,
   with a text-only `MovieEmbedder` (text batch = ingest batch = the batch size); timed: its index
   step (`IngestSummary.seconds`: hashes, embed, upsert, publish), not the database's part;
@@ -51,11 +51,16 @@ WARMUP_TEXTS = 16
 
 
 # -- inputs --------------------------------------------------------------------------------------
-def demo_movies(limit: int) -> list[Movie]:
-    """The first `limit` demo movies, validated as the ingest does; posters cleared (text only)."""
+def text_movies(limit: int, movies_file: Path | None = None) -> list[Movie]:
+    """The first `limit` movies of the demo catalogue, or of `movies_file` (the tmdb source's format),
+    validated as the ingest does; posters cleared (text only)."""
     from app.datasets import load_catalogue, validate
 
-    movies, _, _ = validate(load_catalogue("demo", limit=limit))
+    if movies_file:
+        source = load_catalogue("tmdb", movies=movies_file, limit=limit)
+    else:
+        source = load_catalogue("demo", limit=limit)
+    movies, _, _ = validate(source)
     for m in movies:
         m.poster = None
     return movies
@@ -466,21 +471,24 @@ def adapter_overhead(
 
 
 # -- main ----------------------------------------------------------------------------------------
-def load_models(device: str, image_model: str, backend: str = "auto") -> Models:
-    from app.embedding.image import EfficientNetLite0Encoder, ResNet50Encoder
+def load_models(device: str, settings: Settings, backend: str = "auto") -> Models:
+    """The text and poster models as the settings name them (MOVIEREC_TEXT_MODEL_PATH,
+    MOVIEREC_EFFICIENTNET_WEIGHTS); resnet50 with random weights."""
+    from app.embedding.factory import build_image_encoder
+    from app.embedding.image import ResNet50Encoder
     from app.embedding.text import TextEncoder
 
     with timer() as t:
-        text = TextEncoder(device, backend=backend)
-        if image_model == "resnet50":
+        text = TextEncoder(device, settings.text_model_path, backend, settings.model_cache_dir)
+        if settings.image_model == "resnet50":
             image, note = ResNet50Encoder(device, weights="random"), " (random weights: speed only)"
         else:
-            image, note = EfficientNetLite0Encoder(device), ""
+            image, note = build_image_encoder(settings, device), ""
     log(f"loaded models on {device} (text: {text.backend}, {text.precision}) in {t[0]:.1f} s")
     return Models(text, image, note)
 
 
-def load_text_encoders(device: str, backends: str) -> dict[str, Any]:
+def load_text_encoders(device: str, backends: str, settings: Settings) -> dict[str, Any]:
     """Text backend -> TextEncoder. `all`: torch and every CPU backend whose packages are installed;
     on CUDA only torch runs (the others are CPU runtimes)."""
     from app.embedding.text import TEXT_BACKENDS, TextEncoder, resolve_text_backend
@@ -500,7 +508,7 @@ def load_text_encoders(device: str, backends: str) -> dict[str, Any]:
         backend = resolve_text_backend(requested, device)
         if backend not in encoders:
             with timer() as t:
-                encoders[backend] = TextEncoder(device, backend=backend)
+                encoders[backend] = TextEncoder(device, settings.text_model_path, backend, settings.model_cache_dir)
             note = " (exported now)" if encoders[backend].exported else ""
             log(f"text {backend} on {device} ({encoders[backend].precision}) loaded in {t[0]:.1f} s{note}")
     return encoders
@@ -516,6 +524,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # 1024: with the fast backends, a fixed ~0.1 s of stage and publish weighs on the ratio at 256.
     p.add_argument("--limit", type=int, default=1024, help="demo movies whose texts are embedded (default 1024)")
+    p.add_argument(
+        "--movies",
+        type=Path,
+        help="embed the texts of this movies file (the tmdb source's format: JSON, JSONL or CSV) instead of "
+        "the demo catalogue's",
+    )
     p.add_argument("--posters", type=int, default=64, help="poster files to embed (default 64)")
     p.add_argument(
         "--batch-sizes",
@@ -552,7 +566,7 @@ def run_device(
     text_rows: list[dict[str, Any]] = []
     overhead: dict[str, Any] = {}
     if not args.skip_text:
-        encoders = load_text_encoders(device, args.backends)
+        encoders = load_text_encoders(device, args.backends, settings)
         text_rows = bench_text(encoders, movies, args.batch_sizes, device, settings, args.repeats)
         first = next(iter(encoders.values()))
         overhead = {
@@ -563,7 +577,7 @@ def run_device(
         del encoders
     image_rows = []
     if not args.skip_images:
-        models = load_models(device, args.image_model)
+        models = load_models(device, settings)
         image_rows = bench_images(models, posters, args.batch_sizes, device, workdir, args.repeats)
     return text_rows, image_rows, overhead
 
@@ -575,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, contextlib.redirect_stdout(sys.stderr):
         workdir = Path(tmp)
         settings = Settings(data_dir=workdir, qdrant_url=None, database_url=None, image_model=args.image_model)
-        movies = [] if args.skip_text else demo_movies(args.limit)
+        movies = [] if args.skip_text else text_movies(args.limit, args.movies)
         posters = [] if args.skip_images else write_posters(args.posters, workdir / "posters")
         text, image, overhead = [], [], []
         for device in devices:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.embedding import lexical
 from app.embedding.device import default_batch_size
-from app.embedding.image import IMAGE_DIMS, load_image_encoder
+from app.embedding.image import IMAGE_DIMS, ImageEncoder, load_image_encoder
 from app.embedding.movie import PROJECTION_SEED, MovieEmbedder, combined_dim
 from app.embedding.posters import PosterLoader
 from app.embedding.text import TextEncoder, text_model_id
@@ -37,11 +37,17 @@ def build_text_encoder(settings: Settings, device: str) -> TextEncoder:
     return TextEncoder(device, settings.text_model_path, settings.text_backend, settings.model_cache_dir)
 
 
+def build_image_encoder(settings: Settings, device: str) -> ImageEncoder:
+    """The configured poster CNN, from its local weights file where the settings name one."""
+    weights = settings.resnet50_weights if settings.image_model == "resnet50" else settings.efficientnet_weights
+    return load_image_encoder(settings.image_model, device, weights)
+
+
 def build_movie_embedder(
     settings: Settings, device: str, batch_size: int | None = None, with_images: bool = True
 ) -> MovieEmbedder:
     """`with_images=False` skips loading the CNN, for catalogues that have no posters at all."""
-    image = load_image_encoder(settings.image_model, device, settings.resnet50_weights) if with_images else None
+    image = build_image_encoder(settings, device) if with_images else None
     posters = (
         PosterLoader(settings.poster_cache_dir, settings.poster_timeout_s, settings.poster_concurrency)
         if with_images

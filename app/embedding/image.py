@@ -1,6 +1,7 @@
 """Poster encoders: an ImageNet CNN's pooled features, L2-normalised.
 
-`efficientnet-lite0` (1280-d) ships its weights offline and is the default. `resnet50` (2048-d)
+`efficientnet-lite0` (1280-d) ships its weights offline (or a local file:
+MOVIEREC_EFFICIENTNET_WEIGHTS) and is the default. `resnet50` (2048-d)
 uses torchvision's ImageNet weights: a local file (MOVIEREC_RESNET50_WEIGHTS), torch's cache,
 or a download where internet exists; otherwise it fails with a clear message.
 """
@@ -146,9 +147,12 @@ def _resnet50_state_dict(weights: Path | str) -> dict[str, Any]:
         socket.setdefaulttimeout(previous)
 
 
-def load_image_encoder(name: str, device: str = "cpu", resnet50_weights: Path | None = None) -> ImageEncoder:
+def load_image_encoder(name: str, device: str = "cpu", weights: Path | None = None) -> ImageEncoder:
+    """The poster CNN `name` on `device`; `weights`: a local weights file for it (None: the model's
+    default source, above). Raises ModelUnavailableError when the weights cannot load, ValueError for
+    an unknown name."""
     if name == "efficientnet-lite0":
-        return EfficientNetLite0Encoder(device)
+        return EfficientNetLite0Encoder(device, weights)
     if name == "resnet50":
-        return ResNet50Encoder(device, resnet50_weights or "imagenet")
+        return ResNet50Encoder(device, weights or "imagenet")
     raise ValueError(f"unknown image model {name!r}: use efficientnet-lite0 or resnet50")

@@ -121,8 +121,12 @@ class TextEncoder:
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(str(path), device=device)
+            # fp16 on CUDA; fp32 on CPU even from an fp16 checkpoint (transformers keeps the file's dtype,
+            # and fp16 matrix products on a CPU are slow).
             if device == "cuda":
                 model.half()
+            else:
+                model.float()
             self.model = model
         self.backend = backend
         self.model_id = text_model_id(backend)
@@ -148,7 +152,10 @@ class TextEncoder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        # Renormalised in float32: fp16 models normalise in fp16 (norms off by up to ~1e-3).
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
 
 class QueryEncoder(Protocol):
