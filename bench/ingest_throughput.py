@@ -227,9 +227,14 @@ def _encode(models: Models, texts: list[str], batch_size: int) -> None:
 
 
 def text_pipeline(
-    models: Models, movies: list[Movie], batch_size: int, settings: Settings, interleave: bool = True
+    models: Models,
+    movies: list[Movie],
+    batch_size: int,
+    settings: Settings,
+    interleave: bool = True,
+    movies_file: Path | None = None,
 ) -> tuple[float, float, dict[str, float]]:
-    """Seconds of the ingest's index step for `movies` (the first demo movies) into a fresh data dir
+    """Seconds of the ingest's index step for `movies` (the first demo movies, or `movies_file`'s) into a fresh data dir
     beside `settings`' (less the interleaved raw calls), the seconds of the raw model on the same
     batches, and where the index step's time went."""
     import ingest
@@ -244,7 +249,8 @@ def text_pipeline(
 
     summary = ingest.run(
         fresh,
-        "demo",
+        "tmdb" if movies_file else "demo",
+        movies=movies_file,
         limit=len(movies),
         rebuild=True,
         batch_size=batch_size,
@@ -266,6 +272,7 @@ def bench_text(
     device: str,
     settings: Settings,
     repeats: int,
+    movies_file: Path | None = None,
 ) -> list[dict[str, Any]]:
     """`encoders`: text backend -> TextEncoder. Backends take turns within each batch size, so drift on
     a shared machine hits them alike."""
@@ -273,7 +280,7 @@ def bench_text(
 
     texts = [movie_text(m) for m in movies]
     for text in encoders.values():  # warm model and engine
-        text_pipeline(Models(text, None, ""), movies[:WARMUP_TEXTS], WARMUP_TEXTS, settings, False)
+        text_pipeline(Models(text, None, ""), movies[:WARMUP_TEXTS], WARMUP_TEXTS, settings, False, movies_file)
     rows = []
     for bs in batch_sizes:
         for backend, text in encoders.items():
@@ -283,7 +290,7 @@ def bench_text(
             raw, chunked, pipe, parts = [], [], [], {}
             for _ in range(repeats):
                 raw.append(text_raw(models, texts, bs))
-                seconds, raw_chunked, p = text_pipeline(models, movies, bs, settings)
+                seconds, raw_chunked, p = text_pipeline(models, movies, bs, settings, movies_file=movies_file)
                 if not pipe or seconds < min(pipe):
                     parts = p
                 pipe.append(seconds)
@@ -567,7 +574,7 @@ def run_device(
     overhead: dict[str, Any] = {}
     if not args.skip_text:
         encoders = load_text_encoders(device, args.backends, settings)
-        text_rows = bench_text(encoders, movies, args.batch_sizes, device, settings, args.repeats)
+        text_rows = bench_text(encoders, movies, args.batch_sizes, device, settings, args.repeats, args.movies)
         first = next(iter(encoders.values()))
         overhead = {
             "device": device,
