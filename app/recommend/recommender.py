@@ -18,6 +18,7 @@ import numpy as np
 
 from app.catalog.genres import genre_key
 from app.catalog.repository import HiddenMovie, UserRating
+from app.datasets.titles import match_keys
 from app.embedding import collab, lexical
 from app.embedding.movie import combined_halves
 from app.errors import InvalidInputError, NotFoundError
@@ -531,7 +532,7 @@ class Recommender:
     ) -> list[ScoredMovie]:
         n = limit * self.candidate_factor if popularity > 0 else limit
         hits = self._search_hits(index, text, n, filter, mode)
-        picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, 0.0)
+        picks = _titled_first(text, rerank(hits, CANDIDATE_VECTOR, len(hits), popularity, 0.0))[:limit]
         return [ScoredMovie.from_payload(h.id, h.payload, s) for h, s in picks]
 
     def _search_hits(self, index: MovieIndex, text: str, n: int, filter: MovieFilter, mode: SearchMode) -> list[Hit]:
@@ -618,6 +619,21 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def _titled_first(text: str, picks: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]:
+    """`picks` with the movies whose title is the search text first, then those with it as an
+    alternate title, then the rest, each part in its order. Titles compare as the history import
+    matches them (app/datasets/titles.match_keys: case, accents, punctuation and a leading article
+    ignored), so "wall-e" is "WALL·E" and "Seven" is "Seven (Se7en)": a popular movie sharing a word
+    ("Tank Girl" for "Party Girl") no longer comes first."""
+    wanted = set(match_keys(text)[0])
+
+    def rank(pick: tuple[Hit, float]) -> int:
+        own, alternates = match_keys(str(pick[0].payload.get("title", "")))
+        return 0 if not wanted.isdisjoint(own) else 1 if not wanted.isdisjoint(alternates) else 2
+
+    return sorted(picks, key=rank)
 
 
 def _filter_key(filter: MovieFilter) -> tuple[Hashable, ...]:
