@@ -571,7 +571,8 @@ class Recommender:
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
         if not history:
-            sentence = f"{title} is a popular pick: you have no ratings yet."
+            own = _own_reason(ratings, hidden, movie_id)
+            sentence = f"{title}: {own}." if own else f"{title} is a popular pick: you have no ratings yet."
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
         mean = mean_rating(ratings)
         user, liked = self._content_taste(history, stored, mean)
@@ -599,7 +600,9 @@ class Recommender:
         )[:RELATED_SHOWN]
         liked_collab = self._liked_collab(index, ratings, movie_id) if strategy != "content" else None
         hit = Hit(movie_id, 0.0, target.payload, target.vectors)
-        reason = _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
+        reason = (
+            _own_reason(ratings, hidden, movie_id) or _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
+        )
         return Explanation(
             movie_id,
             title,
@@ -619,6 +622,16 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def _own_reason(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie], movie_id: int) -> str | None:
+    """Why a movie the user rated or hid is never in their lists, or None for any other movie."""
+    rating = next((r.rating for r in ratings if r.movie_id == movie_id), None)
+    if rating is not None:
+        return f"you rated it {rating:.1f}★, so it is not recommended to you"
+    if any(h.movie_id == movie_id for h in hidden):
+        return "you hid it (not interested), so it is not recommended to you"
+    return None
 
 
 def _titled_first(text: str, picks: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]:
