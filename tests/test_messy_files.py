@@ -362,6 +362,10 @@ def test_letterboxd_diary_rewatches_and_empty_year(engine: Engine) -> None:
         ("1704460920000", 1704460920),
         ("Fri Jan 05 13:22:00 2024", 1704460920),
         ("2024/1/5", 1704412800),
+        ("2024-1-5", 1704412800),  # a spreadsheet's year-first date without leading zeros
+        ("2024-1-05 13:22", 1704460920),
+        ("Jan 5 2024", 1704412800),
+        ("January 5 2024", 1704412800),
         ("2024.01.05 13:22", 1704460920),
         ("5 Jan 2024", 1704412800),
         ("January 5, 2024", 1704412800),

@@ -9,7 +9,7 @@ from sqlmodel import Session, func, select
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
-from app.catalog.repository import UserRating
+from app.catalog.repository import HiddenMovie, UserRating
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend import Recommender
 from app.recommend.rerank import contenders, popularity_boost, rerank
@@ -225,6 +225,24 @@ def test_explain_splits_similarity_into_text_and_image(recommender, heavy_users)
     assert 3 <= len(why.related) <= 5
     assert [r.similarity for r in why.related] == sorted((r.similarity for r in why.related), reverse=True)
     assert target.title in why.sentence
+
+
+def test_explaining_a_movie_the_user_rated_or_hid_says_so(recommender, heavy_users) -> None:
+    """A movie the user rated is never recommended to them; asked why anyway (the dashboard's
+    Users page, a client listing the user's ratings), the sentence says they rated it, not "a
+    popular pick" beside a similarity computed without it (a 4.5★ movie read "not close to your
+    taste"). The same for a hidden movie."""
+    ratings = heavy_users[0]
+    loved = next(r for r in ratings if r.rating >= 4.5)
+    hidden_id = recommender.recommend(ratings, limit=1).items[0].id
+    for strategy in ("content", "hybrid"):
+        why = recommender.explain(ratings, loved.movie_id, strategy=strategy)
+        assert f"you rated it {loved.rating:.1f}★" in why.sentence, why.sentence
+        assert "popular pick" not in why.sentence
+        hid = recommender.explain(ratings, hidden_id, strategy=strategy, hidden=[HiddenMovie(hidden_id, 1)])
+        assert "you hid it" in hid.sentence and "liked" not in hid.sentence, hid.sentence
+    only = recommender.explain([loved], loved.movie_id)  # their one rating: not "you have no ratings yet"
+    assert f"you rated it {loved.rating:.1f}★" in only.sentence, only.sentence
 
 
 def test_collab_strategies_fall_back_to_content_without_collab_vectors(tmp_path, text_encoder, heavy_users) -> None:

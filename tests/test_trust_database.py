@@ -299,6 +299,12 @@ async def test_bodies_over_the_limit_are_413(tmp_path: Any, text_encoder: Any) -
         big = b'{"movie_id": 1, "rating": 4, "pad": "' + b"x" * (65 * 1024) + b'"}'
         resp = await client.post("/users/1/ratings", content=big, headers=headers)
         assert resp.status_code == 413, resp.text[:300]
+        # It says the limit and what to do: a Letterboxd or IMDb export that large gzips to a tenth.
+        export = b"Date,Name,Year,Letterboxd URI,Rating\n" + b"2024-01-05,Heat,1995,u,4\n" * 3000
+        url = "/users/1/ratings/import?format=letterboxd"
+        resp = await client.post(url, content=export, headers=admin(settings))
+        assert resp.status_code == 413 and resp.json()["field"] == "body", resp.text[:300]
+        assert "65,536 bytes" in resp.json()["detail"] and "MOVIEREC_MAX_BODY_BYTES" in resp.json()["detail"]
 
 
 def test_headers_over_the_limit_are_refused_by_the_server(tmp_path: Any, text_encoder: Any) -> None:

@@ -102,11 +102,23 @@ def literal_values(annotation: Any) -> tuple[Any, ...]:
     return ()
 
 
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", "Bearer")
+    if exc.status_code == 413:
+        limit = request.app.request_max_body_size
+        return _respond(413, _too_large(limit if isinstance(limit, int) else None), "body", headers or None)
     return _respond(exc.status_code, exc.detail, headers=headers or None)
+
+
+def _too_large(limit: int | None) -> str:
+    """What a 413 says: the limit, and what to do (a history export that large gzips to a tenth)."""
+    size = f"{limit:,} bytes" if limit else "the limit"
+    return (
+        f"body: larger than this server takes ({size}, MOVIEREC_MAX_BODY_BYTES); "
+        "a ratings export can be sent gzip'd (gzip ratings.csv) or as the export's zip"
+    )
 
 
 def database_error(request: Request[Any, Any, Any], exc: sa_exc.SQLAlchemyError) -> Response[Any]:

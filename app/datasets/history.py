@@ -10,9 +10,10 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
   A row whose Title Type is not a film (TV Series, TV Episode, TV Mini Series, Video Game, Podcast)
   is matched by its IMDb id only, never by title.
 - Year may be empty (the title alone must then name one movie); Date may be empty (undated).
-- Dates: YYYY-MM-DD (or YYYY/MM/DD), ISO date-times ('2024-01-05 13:22', '2024-01-05T13:22:00Z'),
-  a month in words ('5 Jan 2024', 'January 5, 2024'), epoch seconds or milliseconds; 'dd/mm/yyyy'-like
-  dates are ambiguous and refused, as is a date more than a day ahead.
+- Dates: YYYY-MM-DD (or YYYY/MM/DD, leading zeros optional: 2024-1-5), ISO date-times
+  ('2024-01-05 13:22', '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024',
+  'Jan 5 2024'), epoch seconds or milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused,
+  as is a date more than a day ahead.
 
 The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
@@ -84,8 +85,17 @@ _FORMATS: dict[str, _Format] = {
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
 _EPOCH = re.compile(r"\d{9,13}")
 _AMBIGUOUS_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
-_YMD = re.compile(r"(?P<y>\d{4})[/.](?P<m>\d{1,2})[/.](?P<d>\d{1,2})(?P<rest>[ T].*)?")
-_WORD_MONTH_FORMS = ("%a %b %d %H:%M:%S %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y")
+_YMD = re.compile(r"(?P<y>\d{4})[/.-](?P<m>\d{1,2})[/.-](?P<d>\d{1,2})(?P<rest>[ T].*)?")
+_WORD_MONTH_FORMS = (
+    "%a %b %d %H:%M:%S %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%b %d %Y",
+    "%B %d %Y",
+    "%d-%b-%Y",
+)
 _MS_THRESHOLD = 100_000_000_000  # as ingest reads a ratings file: 1e11 s is the year 5138, 1e11 ms 1973
 _FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 

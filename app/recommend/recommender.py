@@ -18,6 +18,7 @@ import numpy as np
 
 from app.catalog.genres import genre_key
 from app.catalog.repository import HiddenMovie, UserRating
+from app.datasets.titles import match_keys
 from app.embedding import collab, lexical
 from app.embedding.movie import combined_halves
 from app.errors import InvalidInputError, NotFoundError
@@ -531,7 +532,7 @@ class Recommender:
     ) -> list[ScoredMovie]:
         n = limit * self.candidate_factor if popularity > 0 else limit
         hits = self._search_hits(index, text, n, filter, mode)
-        picks = rerank(hits, CANDIDATE_VECTOR, limit, popularity, 0.0)
+        picks = _titled_first(text, rerank(hits, CANDIDATE_VECTOR, len(hits), popularity, 0.0))[:limit]
         return [ScoredMovie.from_payload(h.id, h.payload, s) for h, s in picks]
 
     def _search_hits(self, index: MovieIndex, text: str, n: int, filter: MovieFilter, mode: SearchMode) -> list[Hit]:
@@ -570,7 +571,8 @@ class Recommender:
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
         if not history:
-            sentence = f"{title} is a popular pick: you have no ratings yet."
+            own = _own_reason(ratings, hidden, movie_id)
+            sentence = f"{title}: {own}." if own else f"{title} is a popular pick: you have no ratings yet."
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
         mean = mean_rating(ratings)
         user, liked = self._content_taste(history, stored, mean)
@@ -598,7 +600,9 @@ class Recommender:
         )[:RELATED_SHOWN]
         liked_collab = self._liked_collab(index, ratings, movie_id) if strategy != "content" else None
         hit = Hit(movie_id, 0.0, target.payload, target.vectors)
-        reason = _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
+        reason = (
+            _own_reason(ratings, hidden, movie_id) or _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
+        )
         return Explanation(
             movie_id,
             title,
@@ -618,6 +622,31 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def _own_reason(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie], movie_id: int) -> str | None:
+    """Why a movie the user rated or hid is never in their lists, or None for any other movie."""
+    rating = next((r.rating for r in ratings if r.movie_id == movie_id), None)
+    if rating is not None:
+        return f"you rated it {rating:.1f}★, so it is not recommended to you"
+    if any(h.movie_id == movie_id for h in hidden):
+        return "you hid it (not interested), so it is not recommended to you"
+    return None
+
+
+def _titled_first(text: str, picks: list[tuple[Hit, float]]) -> list[tuple[Hit, float]]:
+    """`picks` with the movies whose title is the search text first, then those with it as an
+    alternate title, then the rest, each part in its order. Titles compare as the history import
+    matches them (app/datasets/titles.match_keys: case, accents, punctuation and a leading article
+    ignored), so "wall-e" is "WALL·E" and "Seven" is "Seven (Se7en)": a popular movie sharing a word
+    ("Tank Girl" for "Party Girl") no longer comes first."""
+    wanted = set(match_keys(text)[0])
+
+    def rank(pick: tuple[Hit, float]) -> int:
+        own, alternates = match_keys(str(pick[0].payload.get("title", "")))
+        return 0 if not wanted.isdisjoint(own) else 1 if not wanted.isdisjoint(alternates) else 2
+
+    return sorted(picks, key=rank)
 
 
 def _filter_key(filter: MovieFilter) -> tuple[Hashable, ...]:

@@ -99,13 +99,23 @@ class RatingController(Controller):
         await services.in_session(lambda session: repo.unrate(session, owner, movie_id))
 
 
+_ARCHIVES = (b"PK\x03\x04", b"\x1f\x8b")  # a zip's and a gzip's first bytes
+
+
 async def export_file(request: Request[Any, Any, Any]) -> bytes:
     """The uploaded export's bytes: the raw body, or the one file of a multipart form upload.
 
+    curl labels any data it sends application/x-www-form-urlencoded, `--data-binary @ratings.csv` too:
+    such a body is the file when it still has its line breaks (or is a zip or gzip).
+
     Raises InvalidInputError (400, field `file`) for a form that holds no file, or more than one, and
-    for a url-encoded form (`curl -d @ratings.csv` sends one, and strips the file's line breaks)."""
+    for a url-encoded body without a line break (`curl -d @ratings.csv` strips the file's, and an HTML
+    form without enctype="multipart/form-data" sends only the file's name)."""
     kind = request.content_type[0]
     if kind == "application/x-www-form-urlencoded":
+        body = await request.body()
+        if b"\n" in body or b"\r" in body or body.startswith(_ARCHIVES):
+            return body
         raise InvalidInputError(
             "a form-encoded body loses the file's line breaks: send the CSV as the raw body "
             "(curl --data-binary @ratings.csv) or as a file upload (curl -F file=@ratings.csv)",
