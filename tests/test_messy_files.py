@@ -371,6 +371,56 @@ def test_dates_exports_write(text: str, expected: int) -> None:
     assert parse_date(text, "Date", now=1_800_000_000) == expected
 
 
+# Every form either import reads, and what it means (unix seconds); then two it refuses, and why.
+DATES = [
+    ("2024-01-05", 1704412800),
+    ("2024-1-5", 1704412800),
+    ("2024-01-05 13:22", 1704460920),
+    ("2024-01-05T13:22:00Z", 1704460920),
+    ("2024-01-05T14:22:00+01:00", 1704460920),
+    ("2024-01-05T13:22:00.123456", 1704460920),
+    ("1704460920", 1704460920),
+    ("1704460920.0", 1704460920),
+    ("1704460920000", 1704460920),
+    ("Fri Jan 05 13:22:00 2024", 1704460920),
+    ("2024/1/5", 1704412800),
+    ("2024.01.05 13:22", 1704460920),
+    ("5 Jan 2024", 1704412800),
+    ("January 5, 2024", 1704412800),
+    ("05-Jan-2024", 1704412800),
+]
+UNREADABLE = [("05/01/2024", "ambiguous date"), ("yesterday", "not a date")]
+
+
+def test_bulk_and_history_imports_read_the_same_timestamps(engine: Engine, tmp_path: Path) -> None:
+    """One reader (app/datasets/timestamps.py): a bulk ratings file and a Letterboxd export with the
+    same dates store the same seconds, and refuse the same texts with the same message, by line."""
+    texts = [t for t, _ in DATES] + [t for t, _ in UNREADABLE]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f'{n},1,4,"{t}"\n' for n, t in enumerate(texts, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert dict(zip(arrays.user.tolist(), arrays.timestamp.tolist(), strict=True)) == {
+        n: seconds for n, (_, seconds) in enumerate(DATES, start=1)
+    }
+    assert notes["timestamps_ms_converted"] == 1 and notes["timestamps_iso8601"] == len(DATES) - 3
+    lines = [len(DATES) + 2, len(DATES) + 3]  # the header is line 1
+    assert [(e.line, e.field) for e in errors] == [(n, "timestamp") for n in lines]
+    for user, (written, seconds) in enumerate(DATES, start=20):
+        report, stored = history(engine, user, f'{LB}"{written}",Toy Story,1995,u,4\n'.encode())
+        assert stored == {1: (4.0, seconds)}, (written, report)
+    report, _ = history(engine, 40, (LB + "".join(f'"{t}",Toy Story,1995,u,4\n' for t, _ in UNREADABLE)).encode())
+    assert [s["message"] for s in report.skipped] == [e.message for e in errors]
+    assert all(words in e.message for e, (_, words) in zip(errors, UNREADABLE, strict=True))
+
+
+def test_millisecond_timestamps_on_the_plain_path(tmp_path: Path) -> None:
+    """A file of whole numbers only (pyarrow's number parsers, not the text path) converts its
+    milliseconds too, by the same rule."""
+    plain = write(tmp_path / "ratings.csv", RH + "1,1,4,1704460920000\n2,1,4,1704460920\n")
+    arrays, errors, notes = read_ratings_file(plain)
+    assert arrays.timestamp.tolist() == [1704460920, 1704460920] and errors == []
+    assert notes["timestamps_ms_converted"] == 1
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [("05/01/2024", "ambiguous date"), ("yesterday", "not a date"), ("2099-01-01", "in the future")],

@@ -10,9 +10,10 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
   A row whose Title Type is not a film (TV Series, TV Episode, TV Mini Series, Video Game, Podcast)
   is matched by its IMDb id only, never by title.
 - Year may be empty (the title alone must then name one movie); Date may be empty (undated).
-- Dates: YYYY-MM-DD (or YYYY/MM/DD), ISO date-times ('2024-01-05 13:22', '2024-01-05T13:22:00Z'),
-  a month in words ('5 Jan 2024', 'January 5, 2024'), epoch seconds or milliseconds; 'dd/mm/yyyy'-like
-  dates are ambiguous and refused, as is a date more than a day ahead.
+- Dates are read as the bulk ratings import reads timestamps (app/datasets/timestamps.py, all of a
+  file's at once): YYYY-MM-DD (or YYYY/MM/DD), ISO date-times ('2024-01-05 13:22',
+  '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024'), epoch seconds or
+  milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused, as is a date more than a day ahead.
 
 The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
@@ -31,11 +32,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, get_args
 
 import numpy as np
+import pyarrow as pa
 from sqlmodel import Session, select
 
 from app.catalog import repository as repo
@@ -43,6 +45,7 @@ from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RowError
 from app.datasets.files import MemoryFile, csv_records, unpack
+from app.datasets.timestamps import parse_timestamps
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
 from app.errors import InvalidInputError
@@ -82,11 +85,6 @@ _FORMATS: dict[str, _Format] = {
 # IMDb title types that are not films (new exports spell them 'TV Series', older ones 'tvSeries'):
 # a catalogue of movies may share their title and year, so they are matched by IMDb id only.
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
-_EPOCH = re.compile(r"\d{9,13}")
-_AMBIGUOUS_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
-_YMD = re.compile(r"(?P<y>\d{4})[/.](?P<m>\d{1,2})[/.](?P<d>\d{1,2})(?P<rest>[ T].*)?")
-_WORD_MONTH_FORMS = ("%a %b %d %H:%M:%S %Y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%d-%b-%Y")
-_MS_THRESHOLD = 100_000_000_000  # as ingest reads a ratings file: 1e11 s is the year 5138, 1e11 ms 1973
 _FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 
 
@@ -144,14 +142,14 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     required = [[spec.title], list(spec.rating)]
     errors: list[RowError] = []  # rows the CSV reader refused (a stray quote, too many cells)
     warnings: list[str] = []
-    rows: list[HistoryRow] = []
+    undated: list[tuple[HistoryRow, str, str]] = []  # each row, its date's column and the date as written
     source = unpack(MemoryFile(name, data), "ratings.csv")
-    now = int(datetime.now(UTC).timestamp())
     for line, record in csv_records(source, required, warnings, errors, hint, optional=spec.columns()):
         try:
-            rows.append(_row(record, line, spec, now))
+            undated.append(_row(record, line, spec))
         except BadFieldError as exc:
             errors.append(RowError(source.name, line, exc.field, str(exc)))
+    rows = _dated(undated, int(datetime.now(UTC).timestamp()), source.name, errors)
     skipped = [{"line": e.line, "field": e.field, "message": e.message} for e in sorted(errors, key=lambda e: e.line)]
     return HistoryFile(rows, skipped, warnings)
 
@@ -165,8 +163,9 @@ def _get(record: dict[str, str], columns: tuple[str, ...]) -> tuple[str, str]:
     return (columns[0] if columns else ""), ""
 
 
-def _row(record: dict[str, str], line: int, spec: _Format, now: int) -> HistoryRow:
-    """One record; BadFieldError names the column that makes it unusable."""
+def _row(record: dict[str, str], line: int, spec: _Format) -> tuple[HistoryRow, str, str]:
+    """One record, undated, with its date's column and the date as written (read by `_dated`, all of
+    a file's dates at once); BadFieldError names the column that makes it unusable."""
     title = record.get(spec.title, "").strip()
     if not title:
         raise BadFieldError(spec.title, "missing title")
@@ -182,49 +181,43 @@ def _row(record: dict[str, str], line: int, spec: _Format, now: int) -> HistoryR
     if year is not None and not 1800 <= year <= 3000:
         raise BadFieldError(spec.year, f"not a year: {record[spec.year].strip()!r}")
     date_column, date = _get(record, spec.date)
-    timestamp = parse_date(date, date_column, now) if date else None
     imdb_id = _get(record, spec.imdb_id)[1] or None
     kind = (record.get(spec.title_type) or "") if spec.title_type else ""
     film = re.sub(r"[\s_-]", "", kind).casefold() not in _NOT_FILMS
-    return HistoryRow(line, title, year, rating, timestamp, imdb_id, film)
+    return HistoryRow(line, title, year, rating, None, imdb_id, film), date_column, date
+
+
+def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, file: str, errors: list[RowError]) -> list[HistoryRow]:
+    """The rows with their dates read (app.datasets.timestamps, one vectorised call); a row whose
+    date is unreadable, ambiguous, before 1970 or more than a day after `now` becomes a RowError."""
+    times = parse_timestamps(pa.array([date for _, _, date in undated], pa.string()))
+    rows = []
+    for i, (row, column, date) in enumerate(undated):
+        problem = times.problem(i) if times.failed[i] else _out_of_range(int(times.seconds[i]), now)
+        if times.missing[i]:
+            rows.append(row)
+        elif problem:
+            errors.append(RowError(file, row.line, column, f"{problem}: {date!r}"))
+        else:
+            rows.append(replace(row, timestamp=int(times.seconds[i])))
+    return rows
+
+
+def _out_of_range(seconds: int, now: int) -> str | None:
+    if seconds > now + _FUTURE_SLACK_S:
+        return "a date in the future"
+    return "a date before 1970" if seconds < 0 else None
 
 
 def parse_date(text: str, column: str, now: int) -> int:
-    """Unix seconds of a date as exports write it: YYYY-MM-DD or YYYY/MM/DD (midnight UTC), an ISO
-    date-time (naive: UTC), epoch seconds or milliseconds (13 digits), a month in words ('5 Jan 2024',
-    'January 5, 2024', the older IMDb export's 'Sat Jan 05 00:00:00 2013'). BadFieldError for
-    anything else, for a day-month order that cannot be told ('05/01/2024'), and for a date more
-    than a day after `now` (unix seconds)."""
-    if _EPOCH.fullmatch(text):
-        seconds = int(text) // (1000 if int(text) >= _MS_THRESHOLD else 1)
-    else:
-        when = _datetime(text)
-        if when is None:
-            problem = "an ambiguous date (day/month or month/day?)" if _AMBIGUOUS_DATE.fullmatch(text) else "not a date"
-            raise BadFieldError(column, f"{problem}: {text!r}; write it as YYYY-MM-DD")
-        seconds = int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
-    if seconds > now + _FUTURE_SLACK_S:
-        raise BadFieldError(column, f"a date in the future: {text!r}")
-    if seconds < 0:
-        raise BadFieldError(column, f"a date before 1970: {text!r}")
-    return seconds
-
-
-def _datetime(text: str) -> datetime | None:
-    """An ISO date or date-time (also with '/' or '.' between year, month and day), or a date whose
-    month is written in words ('5 Jan 2024', 'January 5, 2024', IMDb's older 'Sat Jan 05 ...')."""
-    if m := _YMD.fullmatch(text):
-        text = f"{m['y']}-{int(m['m']):02d}-{int(m['d']):02d}{m['rest'] or ''}"
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        pass
-    for form in _WORD_MONTH_FORMS:
-        try:
-            return datetime.strptime(text, form)
-        except ValueError:
-            continue
-    return None
+    """Unix seconds of one date as an export writes it (the forms of app.datasets.timestamps).
+    BadFieldError for anything else, for a day-month order that cannot be told ('05/01/2024'), a
+    date before 1970 and a date more than a day after `now` (unix seconds)."""
+    times = parse_timestamps(pa.array([text], pa.string()))
+    problem = times.problem(0) if times.failed[0] or times.missing[0] else _out_of_range(int(times.seconds[0]), now)
+    if problem:
+        raise BadFieldError(column, f"{problem}: {text!r}")
+    return int(times.seconds[0])
 
 
 class _Matcher:
