@@ -64,6 +64,7 @@ def ingest(
     from ingest.ratings import RatingsFileError
 
     settings = get_settings()
+    _exit_if_data_dir_unwritable(settings, serving=False)
     store = open_store(settings)
     if if_missing and store.manifest() is not None:
         typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
@@ -159,6 +160,16 @@ def import_ratings(
         typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']})")
     for item in r.skipped:
         typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
+
+
+def _exit_if_data_dir_unwritable(settings: Settings, *, serving: bool) -> None:
+    """Exit 2 with one line when the data folder must be written and cannot be (a read-only mount,
+    no write permission): said as such, before a database or an index fails on it."""
+    from app.datadir import data_dir_problem
+
+    if (problem := data_dir_problem(settings, serving=serving)) is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -294,6 +305,7 @@ def serve(
     from app.multiproc import prepare_multiprocess_dir
 
     settings = get_settings()
+    _exit_if_data_dir_unwritable(settings, serving=True)
     signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.
