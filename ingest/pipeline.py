@@ -221,7 +221,7 @@ def index_movies(
         _finish(summary, published, started)
         return summary
 
-    index = store.stage(manifest, rebuild)
+    index = store.stage(manifest, rebuild, points=len(movies))
     present = index.hashes()
     changed = [m for m in movies if present.get(m.id) != wanted[m.id]]
     in_place: list[Movie] = []

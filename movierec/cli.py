@@ -59,7 +59,7 @@ def ingest(
     be read stops the ingest with one line and exit status 2, before anything is written."""
     import ingest as ingest_
     from app.datasets import UnusableFileError
-    from app.errors import ConflictError, InvalidInputError
+    from app.errors import ConflictError, DiskSpaceError, InvalidInputError
     from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
 
@@ -96,7 +96,7 @@ def ingest(
     except InvalidInputError as exc:  # a wrong combination of options, checked once by ingest.run
         option = {"directory": "--dir"}.get(exc.field or "", f"--{exc.field}") if exc.field else None
         raise typer.BadParameter(str(exc), param_hint=option) from None
-    except ConflictError as exc:  # another ingest runs on this data dir
+    except (ConflictError, DiskSpaceError) as exc:  # another ingest runs on this data dir; too little disk
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
