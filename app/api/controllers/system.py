@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from litestar import Controller, Response, get, head
+from litestar import Controller, Response, get
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
@@ -61,19 +61,6 @@ class HealthController(Controller):
     def health(self, services: Services, database_problem: str | None) -> Response[HealthOut]:
         body = _health(services, database_problem)
         return Response(body, status_code=503 if body.status == "unavailable" else 200)
-
-    @head(
-        "/",
-        operation_id="healthHead",
-        summary="Database and index reachable, status code only",
-        description="GET /health's status code (200 or 503) without its body, for monitors that send HEAD.",
-        security=[{}],
-        exclude_from_auth=True,
-        sync_to_thread=True,
-    )
-    def health_head(self, services: Services, database_problem: str | None) -> Response[None]:
-        unavailable = _health(services, database_problem).status == "unavailable"
-        return Response(None, status_code=503 if unavailable else 200)
 
 
 def _health(services: Services, database_problem: str | None) -> HealthOut:
