@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict, cast
 
 import typer
 
@@ -157,7 +157,10 @@ def import_ratings(
         f"{r.kept_newer} kept newer), {len(r.unmatched)} unmatched, {len(r.skipped)} skipped"
     )
     for item in r.unmatched:
-        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']})")
+        suggestions = cast(list[dict[str, object]], item["suggestions"])
+        close = "; ".join(f"{s['title']} ({s['year']}), id {s['movie_id']}" for s in suggestions)
+        hint = f"; did you mean: {close}?" if close else ""
+        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']}){hint}")
     for item in r.skipped:
         typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
 

@@ -30,6 +30,7 @@ time) and never replaces the user's own rating or deletion.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -86,6 +87,9 @@ _FORMATS: dict[str, _Format] = {
 # a catalogue of movies may share their title and year, so they are matched by IMDb id only.
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
 _FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
+SUGGESTIONS = 3  # close titles offered for a row no movie matched
+SUGGEST_CUTOFF = 0.6  # difflib's ratio (after the year penalty) a suggestion needs: get_close_matches' default
+SUGGEST_YEAR_PENALTY = 0.05  # per year between the row's year and the movie's
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ class HistoryReport:
     imported: int = 0  # written: new, or newer than what the user had
     unchanged: int = 0  # the same rating and date already stored (the file sent again)
     kept_newer: int = 0  # the user wrote or deleted this movie's rating later: kept
-    unmatched: list[dict[str, object]] = field(default_factory=list)  # {line, title, year}
+    # {line, title, year, suggestions: up to SUGGESTIONS close titles [{movie_id, title, year}]}
+    unmatched: list[dict[str, object]] = field(default_factory=list)
     skipped: list[dict[str, object]] = field(default_factory=list)  # {line, field, message}
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
 
@@ -232,7 +237,10 @@ class _Matcher:
         self.alternate: dict[tuple[str, int | None], set[int]] = defaultdict(set)
         self.own_any: dict[str, set[int]] = defaultdict(set)
         self.alternate_any: dict[str, set[int]] = defaultdict(set)
+        self.movies: list[tuple[int, str, int | None]] = []
+        self._suggester: _Suggester | None = None
         for movie_id, title, year, imdb_id in session.exec(select(Movie.id, Movie.title, Movie.year, Movie.imdb_id)):
+            self.movies.append((movie_id, title, year))
             if imdb_id:
                 self.by_imdb[imdb_id] = movie_id
             own, alternates = match_keys(title)
@@ -259,6 +267,15 @@ class _Matcher:
                     return found
         return None
 
+    def suggest(self, row: HistoryRow) -> list[dict[str, object]]:
+        """Up to SUGGESTIONS close catalogue titles for a row no movie matched (none for a row IMDb
+        says is not a film); the index of titles is built on the first call, once per import."""
+        if not row.film:
+            return []
+        if self._suggester is None:
+            self._suggester = _Suggester(self.movies)
+        return self._suggester.suggest(row.title, row.year)
+
     @staticmethod
     def _unique(indexes: list[Any], keys: list[Any]) -> int | None:
         """The first key (in order, each index in turn) that names exactly one movie."""
@@ -268,6 +285,53 @@ class _Matcher:
                 if len(found) == 1:
                     return int(next(iter(found)))
         return None
+
+
+class _Suggester:
+    """Close titles for a title no movie matched: difflib's ratio between bare title keys (the
+    matcher's: accents, case, punctuation and a leading article ignored, trailing groups dropped)
+    over the catalogue movies that share one of the title's two rarest words, and, while fewer than
+    SUGGESTIONS are close, those of its year; a movie SUGGEST_YEAR_PENALTY lower per year apart (at
+    most 3). A ratio of at least SUGGEST_CUTOFF is close."""
+
+    def __init__(self, movies: list[tuple[int, str, int | None]]) -> None:
+        self.movies = movies
+        self.keys = [_bare_key(title) for _, title, _ in movies]
+        self.by_word: dict[str, list[int]] = defaultdict(list)
+        self.by_year: dict[int | None, list[int]] = defaultdict(list)
+        for i, key in enumerate(self.keys):
+            for word in set(key.split()):
+                self.by_word[word].append(i)
+            self.by_year[movies[i][2]].append(i)
+
+    def suggest(self, title: str, year: int | None) -> list[dict[str, object]]:
+        key = _bare_key(title)
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(key)  # difflib caches what it learns of the second sequence
+        rarest = sorted((w for w in set(key.split()) if w in self.by_word), key=lambda w: len(self.by_word[w]))[:2]
+        scores: dict[int, float] = {}
+        for group in [[i for w in rarest for i in self.by_word[w]], self.by_year.get(year, []) if year else []]:
+            for i in group:
+                if i not in scores:
+                    scores[i] = self._score(matcher, i, year)
+            if sum(s >= SUGGEST_CUTOFF for s in scores.values()) >= SUGGESTIONS:
+                break
+        best = sorted((-s, i) for i, s in scores.items() if s >= SUGGEST_CUTOFF)[:SUGGESTIONS]  # a tie: catalogue order
+        return [{"movie_id": self.movies[i][0], "title": self.movies[i][1], "year": self.movies[i][2]} for _, i in best]
+
+    def _score(self, matcher: difflib.SequenceMatcher[str], i: int, year: int | None) -> float:
+        matcher.set_seq1(self.keys[i])
+        if matcher.real_quick_ratio() < SUGGEST_CUTOFF or matcher.quick_ratio() < SUGGEST_CUTOFF:
+            return 0.0
+        other = self.movies[i][2]
+        apart = min(abs(year - other), 3) if year is not None and other is not None else 0
+        return matcher.ratio() - SUGGEST_YEAR_PENALTY * apart
+
+
+def _bare_key(title: str) -> str:
+    """The title's barest own key (match_keys: normalised, a leading article and trailing groups dropped)."""
+    own, _ = match_keys(title)
+    return own[-1] if own else ""
 
 
 def import_history(session: Session, user_id: int, history: HistoryFile) -> HistoryReport:
@@ -283,7 +347,8 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
     for row in rows:
         movie_id = matcher.match(row)
         if movie_id is None:
-            report.unmatched.append({"line": row.line, "title": row.title, "year": row.year})
+            unmatched = {"line": row.line, "title": row.title, "year": row.year, "suggestions": matcher.suggest(row)}
+            report.unmatched.append(unmatched)
             continue
         report.matched += 1
         if movie_id not in latest or _when(row) >= _when(latest[movie_id]):
