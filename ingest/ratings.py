@@ -2,7 +2,8 @@
 
 The rules (README, "Ratings: rules of the import"):
 - a rating passes `app.catalog.rating_rules` (0.5-5.0 in half stars, the API's rule) or the row is
-  reported by file:line and skipped; a 1-10 file is halved (`--rating-scale 10`, or detected);
+  reported by file:line and skipped; a 1-10 file is halved (`--rating-scale 10`, or
+  detected for a `--ratings` file; a source that defines its scale, MovieLens 0.5-5, is never rescaled);
 - timestamps are read by app.datasets.timestamps, as the history import reads them: epoch seconds,
   epoch milliseconds (>= 1e11, converted), ISO-8601 dates and date-times, '2024/1/5', a month in
   words; a missing one is the import time; a negative one is a row error;

@@ -94,7 +94,11 @@ def ingest(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except InvalidInputError as exc:  # a wrong combination of options, checked once by ingest.run
-        option = {"directory": "--dir"}.get(exc.field or "", f"--{exc.field}") if exc.field else None
+        option = (
+            {"directory": "--dir", "rating_scale": "--rating-scale"}.get(exc.field, f"--{exc.field}")
+            if exc.field
+            else None
+        )
         raise typer.BadParameter(str(exc), param_hint=option) from None
     except (ConflictError, DiskSpaceError) as exc:  # another ingest runs on this data dir; too little disk
         typer.echo(f"error: {exc}", err=True)
