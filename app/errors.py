@@ -31,5 +31,9 @@ class ModelUnavailableError(MovieRecError):
     """Model weights cannot be found locally and cannot be downloaded."""
 
 
+class DiskSpaceError(MovieRecError):
+    """Too little free disk for what an ingest is about to write (507); nothing was written."""
+
+
 class DatabaseUnavailableError(MovieRecError):
     """The database of record cannot be reached, does not answer in time, or is read-only (503)."""

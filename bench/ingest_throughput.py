@@ -169,9 +169,9 @@ class TimedStore:
     def published_hashes(self) -> dict[int, str]:
         return self.inner.published_hashes()
 
-    def stage(self, manifest: Manifest, rebuild: bool) -> TimedIndex:
+    def stage(self, manifest: Manifest, rebuild: bool, points: int = 0) -> TimedIndex:
         start = time.perf_counter()
-        index = self.inner.stage(manifest, rebuild)
+        index = self.inner.stage(manifest, rebuild, points)
         self.spent.add("stage", start)
         return TimedIndex(index, self.spent)
 

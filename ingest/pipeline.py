@@ -91,7 +91,9 @@ def store_catalogue(
     wrote or deleted are never touched, and only what changed since the last import is written
     (`force`: every pair). Returns (ratings of this input now stored, row errors in file order,
     each once, for the caller to report); the counts and notes of the ratings import go into
-    `catalogue.stats`. Raises UnusableFileError, writing nothing, when no movie is usable."""
+    `catalogue.stats`. `rating_scale`: of `ratings_file` when given beside the source (None: detected);
+    a source's own file has the source's scale (`catalogue.rating_scale`) when it defines one.
+    Raises UnusableFileError, writing nothing, when no movie is usable."""
     movies, rows, errors = validate(catalogue)
     ratings_file = ratings_file or catalogue.ratings_file
     if not movies:
@@ -105,7 +107,7 @@ def store_catalogue(
             engine,
             ratings_file,
             source,
-            rating_scale,
+            catalogue.rating_scale if own_file and catalogue.rating_scale else rating_scale,
             force,
             known_only=catalogue.limited,
             links=catalogue.ratings_links if own_file else None,
@@ -221,7 +223,7 @@ def index_movies(
         _finish(summary, published, started)
         return summary
 
-    index = store.stage(manifest, rebuild)
+    index = store.stage(manifest, rebuild, points=len(movies))
     present = index.hashes()
     changed = [m for m in movies if present.get(m.id) != wanted[m.id]]
     in_place: list[Movie] = []

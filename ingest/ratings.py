@@ -2,9 +2,11 @@
 
 The rules (README, "Ratings: rules of the import"):
 - a rating passes `app.catalog.rating_rules` (0.5-5.0 in half stars, the API's rule) or the row is
-  reported by file:line and skipped; a 1-10 file is halved (`--rating-scale 10`, or detected);
-- timestamps are epoch seconds, epoch milliseconds (>= 1e11, converted) or ISO-8601; a missing one
-  is the import time; a negative one is a row error;
+  reported by file:line and skipped; a 1-10 file is halved (`--rating-scale 10`, or
+  detected for a `--ratings` file; a source that defines its scale, MovieLens 0.5-5, is never rescaled);
+- timestamps are read by app.datasets.timestamps, as the history import reads them: epoch seconds,
+  epoch milliseconds (>= 1e11, converted), ISO-8601 dates and date-times, '2024/1/5', a month in
+  words; a missing one is the import time; a negative one is a row error;
 - duplicated (user, movie) pairs: the latest timestamp wins (the later line on a tie);
 - provenance: a pair the user wrote or deleted through the API (table rating_edits) is never written
   by an import;
@@ -53,6 +55,7 @@ from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter
+from app.datasets.timestamps import AMBIGUOUS, MISSING, NOT_A_TIME, Timestamps, epoch_seconds, parse_timestamps
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +63,7 @@ BLOCK_BYTES = 16 << 20  # pyarrow block: about 600k rating rows
 PIECE_BYTES = 1 << 20  # a '::' file is decoded and its separators replaced this many bytes at a time
 SEPARATOR_BYTE = "\x1f"  # ASCII's unit separator: what '::' becomes for pyarrow (one-byte delimiters only)
 BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrites ~1/256 of the file
-MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
-MISSING_TS = np.iinfo(np.int64).min  # a timestamp the input did not give
+MISSING_TS = MISSING  # a timestamp the input did not give
 WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
 STAGE_ROWS = 1_000_000  # rows through the temporary table per INSERT ... SELECT: it stays small
 SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
@@ -71,11 +73,10 @@ POSTGRES_INDEX_MEM = "512MB"  # maintenance_work_mem of those index builds (the 
 # index builds' sorts (beyond it they spill to temporary files). Rows arrive sorted by the key.
 SQLITE_CACHE_KIB = 128 * 1024
 COLUMNS = ("userId", "movieId", "rating")
-SCHEMA_VERSION = "1"  # part of every fingerprint: a change of these rules re-imports once
+SCHEMA_VERSION = "2"  # part of every fingerprint: a change of these rules re-imports once (2: one timestamp reader)
 
 _INT = r"^[+-]?\d{1,18}(\.0*)?$"
 _NUM = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-_ZONE = r"(Z|[+-]\d\d:?\d\d)$"
 
 
 class RatingsFileError(ValueError):
@@ -370,7 +371,7 @@ def _read(
                 offset += batch.num_rows
                 bad: list[RowError] = []
                 if plain:
-                    part = _plain_batch(batch, lines)
+                    part = _plain_batch(batch, lines, notes)
                 else:
                     ratings = _numbers(batch.column("rating"))
                     part, bad = _parse_batch(batch, ratings, lines, path.name, notes)
@@ -439,8 +440,9 @@ def _csv_blocks(
         )
 
 
-def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray) -> RatingArrays:
-    """A block parsed as numbers: every id, rating and timestamp given, ratings finite; else
+def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray, notes: dict[str, int | str]) -> RatingArrays:
+    """A block parsed as numbers: every id, rating and timestamp given (milliseconds converted and
+    counted in `notes`), ratings finite; else
     _NotPlainError (the text path reports a missing or odd value by line, with its message)."""
     columns = [batch.column(name) for name in COLUMNS]
     if any(c.null_count for c in columns):  # blank lines (skipped, as the text path does), or a missing value
@@ -454,7 +456,9 @@ def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray) -> RatingArrays:
     if "timestamp" not in batch.schema.names:
         return RatingArrays(user, movie, rating, np.full(len(user), MISSING_TS, dtype=np.int64), lines)
     ts = batch.column("timestamp")
-    times = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
+    raw = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
+    times, ms = epoch_seconds(raw)
+    _count(notes, "timestamps_ms_converted", ms)
     return RatingArrays(user, movie, rating, times, lines)
 
 
@@ -500,46 +504,21 @@ def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)), np.asarray(ok)
 
 
-def _timestamps(
-    column: pa.ChunkedArray | pa.Array | None, n: int, notes: dict[str, int | str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(int64: seconds or ms as written, ISO-8601 converted, MISSING_TS where empty; mask of parse failures)."""
-    if column is None:
-        return np.full(n, MISSING_TS, dtype=np.int64), np.zeros(n, dtype=bool)
-    text = pc.utf8_trim_whitespace(column)
-    empty = np.asarray(pc.fill_null(pc.equal(text, ""), True))
-    numeric = np.asarray(pc.fill_null(pc.match_substring_regex(text, _INT), False))
-    out = np.full(n, MISSING_TS, dtype=np.int64)
-    if numeric.any():
-        whole = pc.replace_substring_regex(pc.filter(text, numeric), r"\.0*$", "")
-        out[numeric] = pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)
-    iso = ~(empty | numeric)
-    bad = np.zeros(n, dtype=bool)
-    if iso.any():
-        seconds, failed = _iso_seconds(pc.filter(text, iso))
-        idx = np.flatnonzero(iso)
-        out[idx[~failed]] = seconds[~failed]
-        bad[idx[failed]] = True
-        notes["timestamps_iso8601"] = int(notes.get("timestamps_iso8601", 0)) + int((~failed).sum())
-    return out, bad
+def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
+    """The block's timestamps read (app.datasets.timestamps, as the history import reads them), the
+    milliseconds and dates counted in `notes`; all missing when the file has no timestamp column."""
+    if "timestamp" not in batch.schema.names:
+        none = np.zeros(batch.num_rows, dtype=bool)
+        return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, 0, 0)
+    times = parse_timestamps(batch.column("timestamp"))
+    _count(notes, "timestamps_ms_converted", times.ms)
+    _count(notes, "timestamps_iso8601", times.dates)
+    return times
 
 
-def _iso_seconds(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """ISO-8601 dates or date-times (naive ones are UTC) to unix seconds; mask of the unparseable."""
-    seconds = np.zeros(len(text), dtype=np.int64)
-    failed = np.zeros(len(text), dtype=bool)
-    zoned = np.asarray(pc.fill_null(pc.match_substring_regex(text, _ZONE), False))
-    for mask, unit in ((zoned, pa.timestamp("s", tz="UTC")), (~zoned, pa.timestamp("s"))):
-        idx = np.flatnonzero(mask)
-        try:
-            seconds[idx] = pc.cast(pc.take(text, pa.array(idx)), unit).cast(pa.int64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # one bad value fails the cast: go one by one
-            for i in idx:
-                try:
-                    seconds[i] = pc.cast(pc.take(text, pa.array([i])), unit).cast(pa.int64())[0].as_py()
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                    failed[i] = True
-    return seconds, failed
+def _count(notes: dict[str, int | str], key: str, n: int) -> None:
+    if n:
+        notes[key] = int(notes.get(key, 0)) + n
 
 
 def _parse_batch(
@@ -549,17 +528,18 @@ def _parse_batch(
     number) beside them; the rows that do not parse as RowErrors (blank lines skipped)."""
     user, user_ok = _ids(batch.column("userId"))
     movie, movie_ok = _ids(batch.column("movieId"))
-    ts_column = batch.column("timestamp") if "timestamp" in batch.schema.names else None
-    ts, ts_bad = _timestamps(ts_column, batch.num_rows, notes)
+    times = _times(batch, notes)
     problems = [
         (~user_ok, "userId", "not a positive whole number"),
         (~movie_ok, "movieId", "not a positive whole number"),
         (np.isnan(rating), "rating", "missing or not a number"),
-        (ts_bad, "timestamp", "not epoch seconds, epoch milliseconds or an ISO-8601 date"),
+        (times.failed & ~times.ambiguous, "timestamp", NOT_A_TIME),
+        (times.ambiguous, "timestamp", AMBIGUOUS),
     ]
     blank = np.logical_and.reduce([np.asarray(pc.fill_null(pc.equal(c, ""), True)) for c in batch.columns])
     problems = [(mask & ~blank, name, message) for mask, name, message in problems]  # blank lines: skipped
     keep, errors = _errors(problems, lines, file, lambda name, i: batch.column(name)[i].as_py())
+    ts = times.seconds  # MISSING_TS where empty (the import time, in apply_rules) or not read (a row error)
     return RatingArrays(user, movie, rating, ts, lines).take(keep & ~blank), errors
 
 
@@ -603,18 +583,13 @@ def _shift(errors: list[RowError], skipped: list[int]) -> list[RowError]:
 def apply_rules(
     arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
-    """Check ids, the rating rule and timestamps; convert ms to seconds, a missing time to `now`.
-    `movie_ids`: the ids the catalogue holds. Returns the valid rows and one RowError per bad one."""
+    """Check ids, the rating rule and timestamps (unix seconds: every reader converts milliseconds,
+    app.datasets.timestamps); a missing time becomes `now`. `movie_ids`: the ids the catalogue
+    holds. Returns the valid rows and one RowError per bad one."""
     ts = arrays.timestamp.copy()
     missing = ts == MISSING_TS
-    ms = ~missing & (np.abs(ts) >= MS_THRESHOLD)
-    ts[ms] //= 1000
     ts[missing] = now
-    if ms.any():
-        notes["timestamps_ms_converted"] = int(notes.get("timestamps_ms_converted", 0)) + int(ms.sum())
-    if missing.any():
-        key = "timestamps_missing_set_to_import_time"
-        notes[key] = int(notes.get(key, 0)) + int(missing.sum())
+    _count(notes, "timestamps_missing_set_to_import_time", int(missing.sum()))
     problems = [
         ((arrays.user < 1) | (arrays.user > MAX_ID), "userId", f"user id outside 1..{MAX_ID}"),
         ((arrays.movie < 1) | (arrays.movie > MAX_ID), "movieId", f"movie id outside 1..{MAX_ID}"),
@@ -954,6 +929,8 @@ def import_rows(
     """A source's parsed rows (already checked by base.validate) through the shared rules into the store."""
     arrays = RatingArrays.from_rows(rows)
     notes: dict[str, int | str] = {}
+    arrays.timestamp, ms = epoch_seconds(arrays.timestamp)
+    _count(notes, "timestamps_ms_converted", ms)
     content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
     fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
     valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)

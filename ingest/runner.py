@@ -62,6 +62,12 @@ def run(
     ConflictError, before anything is written, while another ingest runs on the same data dir."""
     if ratings is not None and source != "tmdb":
         raise InvalidInputError(f"the {source} source reads its own ratings", field="ratings")
+    if rating_scale is not None and ratings is None:
+        raise InvalidInputError(
+            f"--rating-scale gives the scale of a --ratings file; the {source} source's own ratings are read "
+            "on the source's scale (MovieLens: 0.5-5 stars)",
+            field="rating_scale",
+        )
     if ratings is not None:
         check_ratings_file(ratings)  # a wrong header stops here, before the database file is created
     with ingest_lock(settings.data_dir):  # before anything is written: a second ingest is refused

@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict, cast
 
 import typer
 
@@ -59,11 +59,12 @@ def ingest(
     be read stops the ingest with one line and exit status 2, before anything is written."""
     import ingest as ingest_
     from app.datasets import UnusableFileError
-    from app.errors import ConflictError, InvalidInputError
+    from app.errors import ConflictError, DiskSpaceError, InvalidInputError
     from app.vectorstore import open_store
     from ingest.ratings import RatingsFileError
 
     settings = get_settings()
+    _exit_if_data_dir_unwritable(settings, serving=False)
     store = open_store(settings)
     if if_missing and store.manifest() is not None:
         typer.echo(f"index present ({store.generation()}); skipping ingest", err=True)
@@ -93,9 +94,13 @@ def ingest(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except InvalidInputError as exc:  # a wrong combination of options, checked once by ingest.run
-        option = {"directory": "--dir"}.get(exc.field or "", f"--{exc.field}") if exc.field else None
+        option = (
+            {"directory": "--dir", "rating_scale": "--rating-scale"}.get(exc.field, f"--{exc.field}")
+            if exc.field
+            else None
+        )
         raise typer.BadParameter(str(exc), param_hint=option) from None
-    except ConflictError as exc:  # another ingest runs on this data dir
+    except (ConflictError, DiskSpaceError) as exc:  # another ingest runs on this data dir; too little disk
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -156,9 +161,22 @@ def import_ratings(
         f"{r.kept_newer} kept newer), {len(r.unmatched)} unmatched, {len(r.skipped)} skipped"
     )
     for item in r.unmatched:
-        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']})")
+        suggestions = cast(list[dict[str, object]], item["suggestions"])
+        close = "; ".join(f"{s['title']} ({s['year']}), id {s['movie_id']}" for s in suggestions)
+        hint = f"; did you mean: {close}?" if close else ""
+        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']}){hint}")
     for item in r.skipped:
         typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
+
+
+def _exit_if_data_dir_unwritable(settings: Settings, *, serving: bool) -> None:
+    """Exit 2 with one line when the data folder must be written and cannot be (a read-only mount,
+    no write permission): said as such, before a database or an index fails on it."""
+    from app.datadir import data_dir_problem
+
+    if (problem := data_dir_problem(settings, serving=serving)) is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -294,6 +312,7 @@ def serve(
     from app.multiproc import prepare_multiprocess_dir
 
     settings = get_settings()
+    _exit_if_data_dir_unwritable(settings, serving=True)
     signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.

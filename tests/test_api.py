@@ -66,6 +66,22 @@ PROTECTED = [
 ]
 
 
+async def test_a_head_request_answers_as_get_without_a_body(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """`curl -I` on a read endpoint: the GET's status and headers (Content-Length included), no
+    body; the token checked as for GET; a path without GET answers HEAD as it answers GET."""
+    admin = bearer(settings, admin=True)
+    for url in ("/health", "/movies/1", "/movies/1/similar?limit=3", "/movies/999999999", "/movies/1?limit=1"):
+        get, head = await client.get(url, headers=admin), await client.head(url, headers=admin)
+        assert head.status_code == get.status_code and head.content == b"", (url, head.status_code)
+        assert head.headers["content-length"] == str(len(get.content)), url
+        assert head.headers["content-type"] == get.headers["content-type"], url
+    for url, status in (("/movies/1", 401), ("/recommendations", 405)):
+        head = await client.head(url, headers=admin if status == 405 else {})
+        assert head.status_code == status and head.content == b"", (url, head.status_code)
+
+
 @pytest.mark.parametrize(("method", "url"), PROTECTED)
 async def test_every_endpoint_needs_a_valid_token(
     client: AsyncTestClient[Litestar], settings: Settings, method: str, url: str

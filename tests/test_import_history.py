@@ -85,7 +85,7 @@ async def test_letterboxd_by_cli_matches_titles_and_imports_once(settings: Setti
     report = json.loads(result.stdout)
     # Toy Story; Se7en = "Seven (Se7en)"; Il Postino = "The Postman (Il Postino)"; Twelve Monkeys one year off
     assert (report["matched"], report["imported"]) == (4, 4)
-    assert report["unmatched"] == [{"line": 6, "title": "A Film Nobody Made", "year": 2003}]
+    assert report["unmatched"] == [{"line": 6, "title": "A Film Nobody Made", "year": 2003, "suggestions": []}]
     assert [(s["line"], s["field"]) for s in report["skipped"]] == [(7, "Rating"), (8, "Rating")]
     assert ratings_of(settings, USER) == {
         1: (4.5, 1614816000),
@@ -118,7 +118,7 @@ async def test_imdb_by_api_halves_the_scale_and_keeps_later_api_writes(
     assert resp.status_code == 201, resp.text
     body = resp.json()
     assert (body["matched"], body["imported"], body["kept_newer"]) == (3, 2, 1)
-    assert body["unmatched"] == [{"line": 5, "title": "Made Up Series", "year": 2019}]
+    assert body["unmatched"] == [{"line": 5, "title": "Made Up Series", "year": 2019, "suggestions": []}]
     assert [(s["line"], s["field"]) for s in body["skipped"]] == [(6, "Your Rating")]
     stored = ratings_of(settings, user)
     assert stored[296][0] == 4.5 and stored[260][0] == 5.0 and stored[110][0] == 1.0

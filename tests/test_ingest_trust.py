@@ -192,8 +192,10 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     proc = _ingest_cli({"MOVIEREC_DATA_DIR": str(not_a_folder)})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: [Errno ")
-    assert str(not_a_folder) in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: the data folder {not_a_folder} is a file, not a folder: move the file, or set MOVIEREC_DATA_DIR "
+        "to a folder"
+    )
 
 
 def test_a_locked_or_read_only_sqlite_database_is_said_so(tmp_path: Path) -> None:

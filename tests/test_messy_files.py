@@ -25,6 +25,7 @@ from app.datasets.base import RowError, SourceCatalogue
 from app.datasets.files import binary_problem
 from app.datasets.history import HistoryReport, import_history, parse_date, read_history
 from app.names import HistoryFormat
+from app.settings import get_settings
 from ingest.pipeline import store_catalogue
 from ingest.ratings import RatingsFileError, read_ratings_file
 from movierec.cli import cli
@@ -347,7 +348,8 @@ def test_letterboxd_diary_rewatches_and_empty_year(engine: Engine) -> None:
     )
     report, stored = history(engine, 12, diary.encode())
     assert stored == {6: (3.5, 1709251200), 2: (5.0, 1709337600)}
-    assert report.unmatched == [{"line": 5, "title": "Heat", "year": None}]
+    heats = [{"movie_id": 4, "title": "Heat", "year": 1995}, {"movie_id": 5, "title": "Heat", "year": 1986}]
+    assert report.unmatched == [{"line": 5, "title": "Heat", "year": None, "suggestions": heats}]
     assert [(s["line"], s["field"]) for s in report.skipped] == [(6, "Rating")]
 
 
@@ -375,6 +377,56 @@ def test_dates_exports_write(text: str, expected: int) -> None:
     assert parse_date(text, "Date", now=1_800_000_000) == expected
 
 
+# Every form either import reads, and what it means (unix seconds); then two it refuses, and why.
+DATES = [
+    ("2024-01-05", 1704412800),
+    ("2024-1-5", 1704412800),
+    ("2024-01-05 13:22", 1704460920),
+    ("2024-01-05T13:22:00Z", 1704460920),
+    ("2024-01-05T14:22:00+01:00", 1704460920),
+    ("2024-01-05T13:22:00.123456", 1704460920),
+    ("1704460920", 1704460920),
+    ("1704460920.0", 1704460920),
+    ("1704460920000", 1704460920),
+    ("Fri Jan 05 13:22:00 2024", 1704460920),
+    ("2024/1/5", 1704412800),
+    ("2024.01.05 13:22", 1704460920),
+    ("5 Jan 2024", 1704412800),
+    ("January 5, 2024", 1704412800),
+    ("05-Jan-2024", 1704412800),
+]
+UNREADABLE = [("05/01/2024", "ambiguous date"), ("yesterday", "not a date")]
+
+
+def test_bulk_and_history_imports_read_the_same_timestamps(engine: Engine, tmp_path: Path) -> None:
+    """One reader (app/datasets/timestamps.py): a bulk ratings file and a Letterboxd export with the
+    same dates store the same seconds, and refuse the same texts with the same message, by line."""
+    texts = [t for t, _ in DATES] + [t for t, _ in UNREADABLE]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f'{n},1,4,"{t}"\n' for n, t in enumerate(texts, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert dict(zip(arrays.user.tolist(), arrays.timestamp.tolist(), strict=True)) == {
+        n: seconds for n, (_, seconds) in enumerate(DATES, start=1)
+    }
+    assert notes["timestamps_ms_converted"] == 1 and notes["timestamps_iso8601"] == len(DATES) - 3
+    lines = [len(DATES) + 2, len(DATES) + 3]  # the header is line 1
+    assert [(e.line, e.field) for e in errors] == [(n, "timestamp") for n in lines]
+    for user, (written, seconds) in enumerate(DATES, start=20):
+        report, stored = history(engine, user, f'{LB}"{written}",Toy Story,1995,u,4\n'.encode())
+        assert stored == {1: (4.0, seconds)}, (written, report)
+    report, _ = history(engine, 40, (LB + "".join(f'"{t}",Toy Story,1995,u,4\n' for t, _ in UNREADABLE)).encode())
+    assert [s["message"] for s in report.skipped] == [e.message for e in errors]
+    assert all(words in e.message for e, (_, words) in zip(errors, UNREADABLE, strict=True))
+
+
+def test_millisecond_timestamps_on_the_plain_path(tmp_path: Path) -> None:
+    """A file of whole numbers only (pyarrow's number parsers, not the text path) converts its
+    milliseconds too, by the same rule."""
+    plain = write(tmp_path / "ratings.csv", RH + "1,1,4,1704460920000\n2,1,4,1704460920\n")
+    arrays, errors, notes = read_ratings_file(plain)
+    assert arrays.timestamp.tolist() == [1704460920, 1704460920] and errors == []
+    assert notes["timestamps_ms_converted"] == 1
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [("05/01/2024", "ambiguous date"), ("yesterday", "not a date"), ("2099-01-01", "in the future")],
@@ -384,6 +436,40 @@ def test_dates_refused_say_why(engine: Engine, text: str, words: str) -> None:
     [skip] = report.skipped
     assert (skip["line"], skip["field"]) == (2, "Date") and words in str(skip["message"]), skip
     assert stored == {}
+
+
+def test_an_unmatched_title_gets_close_titles_year_aware(engine: Engine) -> None:
+    """Up to 3 catalogue titles close to an unmatched one (difflib over the matcher's title keys),
+    closest first, a movie further from the row's year ranked lower; none for a title like no other,
+    nor for a row IMDb says is not a film."""
+    rows = (
+        "2024-01-05,Toy Stroy,1995,u,4\n"  # a typo
+        "2024-01-05,Heat,1993,u,4\n"  # no Heat within a year: 1995 (2 years off) before 1986 (7)
+        "2024-01-05,Paddington 2,2017,u,4\n"  # the sequel is not in the catalogue
+        "2024-01-05,Zzyzx Qwerty,2001,u,4\n"
+    )
+    report, stored = history(engine, 41, (LB + rows).encode())
+    assert stored == {}
+    assert {u["line"]: u["suggestions"] for u in report.unmatched} == {
+        2: [{"movie_id": 1, "title": "Toy Story", "year": 1995}],
+        3: [{"movie_id": 4, "title": "Heat", "year": 1995}, {"movie_id": 5, "title": "Heat", "year": 1986}],
+        4: [{"movie_id": 9, "title": "Paddington", "year": 2014}],
+        5: [],
+    }
+    series = IMDB + "tt9999997,8,2024-01-05,Toy Stroy,,u,TV Series,7,30,1995,Comedy,10,1995-01-01,X\n"
+    report, _ = history(engine, 42, series.encode(), "imdb")
+    assert [u["suggestions"] for u in report.unmatched] == [[]]
+
+
+def test_the_cli_prints_the_close_titles(engine: Engine, tmp_path: Path) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    env = {"MOVIEREC_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": "" if url.startswith("sqlite") else url}
+    path = write(tmp_path / "ratings.csv", LB + "2024-01-05,Toy Stroy,1995,u,4\n")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, ["import-ratings", "--user", "43", "--format", "letterboxd", str(path)], env=env)
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "  unmatched: ratings.csv:2: Toy Stroy (1995); did you mean: Toy Story (1995), id 1?" in result.stdout
 
 
 def test_imdb_layouts_and_non_films(engine: Engine) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+import ingest
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.genres import clean_genres, genre_key
@@ -330,6 +331,34 @@ def test_movielens_folder(tmp_path: Path) -> None:
     assert ratings == [] and catalogue.ratings_file == tmp_path / "ratings.csv"  # streamed by the ingest's bulk path
     assert [str(e) for e in errors] == ["tags.csv:5: movieId: not a number: 'x'"]
     assert catalogue.stats["linked_tmdb"] == 2
+
+
+@pytest.mark.parametrize("layout", ["ratings.csv", "ratings.dat"])
+def test_movielens_ratings_are_five_stars_never_a_guessed_ten(tmp_path: Path, layout: str) -> None:
+    """A MovieLens file whose first block looks like a 1-10 scale (whole numbers, some above 5: a
+    corrupt or foreign file) is read on MovieLens's own 0.5-5: the 6-10s are row errors by line, the
+    others stored as written, nothing halved. --rating-scale is for a --ratings file only."""
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    if layout == "ratings.csv":
+        write(folder / "movies.csv", "movieId,title,genres\n1,Toy Story (1995),Animation\n2,Heat (1995),Crime\n")
+        write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4,100\n1,2,8,101\n2,1,10,102\n2,2,3,103\n")
+    else:
+        write(folder / "movies.dat", "1::Toy Story (1995)::Animation\n2::Heat (1995)::Crime\n", "latin-1")
+        write(folder / "ratings.dat", "1::1::4::100\n1::2::8::101\n2::1::10::102\n2::2::3::103\n")
+    engine = make_engine(make_settings(tmp_path / "data").sqlalchemy_url)
+    catalogue = load_catalogue("movielens", directory=folder)
+    stored, errors = store_catalogue(engine, catalogue)
+    with Session(engine) as session:
+        rows = {(u, r.movie_id): r.rating for u in (1, 2) for r in repo.user_ratings(session, u)}
+    engine.dispose()
+    first = 2 if layout == "ratings.csv" else 1  # the header is line 1 of a CSV; a .dat has none
+    assert rows == {(1, 1): 4.0, (2, 2): 3.0} and stored == 2
+    assert [(e.file, e.line, e.field) for e in errors] == [(layout, first + 1, "rating"), (layout, first + 2, "rating")]
+    assert "rating_scale" not in catalogue.stats  # nothing detected
+    with pytest.raises(InvalidInputError, match="--rating-scale gives the scale of a --ratings file") as refused:
+        ingest.run(make_settings(tmp_path / "data"), "movielens", directory=folder, rating_scale=10)
+    assert refused.value.field == "rating_scale"
 
 
 def test_folder_sources_need_their_folder(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from app.catalog.db import is_read_only
 from app.errors import (
     ConflictError,
     DatabaseUnavailableError,
+    DiskSpaceError,
     IndexUnavailableError,
     InvalidInputError,
     ModelUnavailableError,
@@ -36,6 +37,7 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
     IndexUnavailableError: 503,
     ModelUnavailableError: 503,
     DatabaseUnavailableError: 503,
+    DiskSpaceError: 507,
 }
 
 

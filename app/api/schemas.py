@@ -298,7 +298,19 @@ class HistoryImportOut(msgspec.Struct):
     unchanged: Annotated[int, doc("Matched rows already stored with the same value.", 10, ge=0)]
     kept_newer: Annotated[int, doc("Matched rows where a newer rating of the user's was kept.", 2, ge=0)]
     unmatched: Annotated[
-        list[dict[str, Any]], doc("Rows no movie matched: {line, title, year}.", [{"line": 7, "title": "X", "year": 1}])
+        list[dict[str, Any]],
+        doc(
+            "Rows no movie matched: {line, title, year, suggestions}; `suggestions`: up to 3 close catalogue "
+            "titles, closest first, {movie_id, title, year}.",
+            [
+                {
+                    "line": 7,
+                    "title": "Toy Stroy",
+                    "year": 1995,
+                    "suggestions": [{"movie_id": 1, "title": "Toy Story", "year": 1995}],
+                }
+            ],
+        ),
     ]
     skipped: Annotated[
         list[dict[str, Any]],

@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from app.catalog.db import ensure_schema, make_engine
 from app.catalog.tokens import all_token_versions
+from app.datadir import data_dir_problem
 from app.embedding.text import QueryEncoder, cached_query_encoder
 from app.errors import DatabaseUnavailableError, IndexUnavailableError
 from app.recommend.memo import AnswerMemo
@@ -198,6 +199,8 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder, observe_memo)
+        if (folder := await anyio.to_thread.run_sync(_data_dir_problem, settings)) is not None:
+            log.warning("%s; /health answers 503 until it is", folder)  # before the database and index fail on it
         await _sync_database(services, at_start=True)
         generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
         app.state.services = services
@@ -240,6 +243,10 @@ async def _keep_database_in_sync(services: Services) -> None:
     while True:
         await anyio.sleep(services.settings.token_refresh_s)
         await _sync_database(services)
+
+
+def _data_dir_problem(settings: Settings) -> str | None:
+    return data_dir_problem(settings, serving=True)
 
 
 def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:

@@ -79,6 +79,10 @@ class SourceCatalogue:
     ratings_links: dict[int, int] | None = None
     # ratings_file has no header: how it is written (ml-1m's `ratings.dat`: '::'). None: a CSV with a header.
     ratings_layout: RatingsLayout | None = None
+    # ratings_file's scale as the source defines it: 5 (0.5-5 stars: MovieLens, and the movies-dataset's
+    # MovieLens ratings), a rating outside it a row error, never rescaled. None: a file of unknown
+    # origin (`--ratings`), its scale given (`--rating-scale`) or detected from its first block.
+    rating_scale: int | None = None
 
 
 def validate(catalogue: SourceCatalogue) -> tuple[list[Movie], list[RatingRow], list[RowError]]:

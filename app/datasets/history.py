@@ -10,10 +10,10 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
   A row whose Title Type is not a film (TV Series, TV Episode, TV Mini Series, Video Game, Podcast)
   is matched by its IMDb id only, never by title.
 - Year may be empty (the title alone must then name one movie); Date may be empty (undated).
-- Dates: YYYY-MM-DD (or YYYY/MM/DD, leading zeros optional: 2024-1-5), ISO date-times
-  ('2024-01-05 13:22', '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024',
-  'Jan 5 2024'), epoch seconds or milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused,
-  as is a date more than a day ahead.
+- Dates are read as the bulk ratings import reads timestamps (app/datasets/timestamps.py, all of a
+  file's at once): YYYY-MM-DD (or YYYY/MM/DD, leading zeros optional: 2024-1-5), ISO date-times ('2024-01-05 13:22',
+  '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024', 'Jan 5 2024'), epoch seconds or
+  milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused, as is a date more than a day ahead.
 
 The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
@@ -30,13 +30,15 @@ time) and never replaces the user's own rating or deletion.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, get_args
 
 import numpy as np
+import pyarrow as pa
 from sqlmodel import Session, select
 
 from app.catalog import repository as repo
@@ -44,6 +46,7 @@ from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RowError
 from app.datasets.files import MemoryFile, csv_records, unpack
+from app.datasets.timestamps import parse_timestamps
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
 from app.errors import InvalidInputError
@@ -83,21 +86,10 @@ _FORMATS: dict[str, _Format] = {
 # IMDb title types that are not films (new exports spell them 'TV Series', older ones 'tvSeries'):
 # a catalogue of movies may share their title and year, so they are matched by IMDb id only.
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
-_EPOCH = re.compile(r"\d{9,13}")
-_AMBIGUOUS_DATE = re.compile(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}")
-_YMD = re.compile(r"(?P<y>\d{4})[/.-](?P<m>\d{1,2})[/.-](?P<d>\d{1,2})(?P<rest>[ T].*)?")
-_WORD_MONTH_FORMS = (
-    "%a %b %d %H:%M:%S %Y",
-    "%d %b %Y",
-    "%d %B %Y",
-    "%b %d, %Y",
-    "%B %d, %Y",
-    "%b %d %Y",
-    "%B %d %Y",
-    "%d-%b-%Y",
-)
-_MS_THRESHOLD = 100_000_000_000  # as ingest reads a ratings file: 1e11 s is the year 5138, 1e11 ms 1973
 _FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
+SUGGESTIONS = 3  # close titles offered for a row no movie matched
+SUGGEST_CUTOFF = 0.6  # difflib's ratio (after the year penalty) a suggestion needs: get_close_matches' default
+SUGGEST_YEAR_PENALTY = 0.05  # per year between the row's year and the movie's
 
 
 @dataclass(frozen=True)
@@ -120,7 +112,8 @@ class HistoryReport:
     imported: int = 0  # written: new, or newer than what the user had
     unchanged: int = 0  # the same rating and date already stored (the file sent again)
     kept_newer: int = 0  # the user wrote or deleted this movie's rating later: kept
-    unmatched: list[dict[str, object]] = field(default_factory=list)  # {line, title, year}
+    # {line, title, year, suggestions: up to SUGGESTIONS close titles [{movie_id, title, year}]}
+    unmatched: list[dict[str, object]] = field(default_factory=list)
     skipped: list[dict[str, object]] = field(default_factory=list)  # {line, field, message}
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
 
@@ -154,14 +147,14 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     required = [[spec.title], list(spec.rating)]
     errors: list[RowError] = []  # rows the CSV reader refused (a stray quote, too many cells)
     warnings: list[str] = []
-    rows: list[HistoryRow] = []
+    undated: list[tuple[HistoryRow, str, str]] = []  # each row, its date's column and the date as written
     source = unpack(MemoryFile(name, data), "ratings.csv")
-    now = int(datetime.now(UTC).timestamp())
     for line, record in csv_records(source, required, warnings, errors, hint, optional=spec.columns()):
         try:
-            rows.append(_row(record, line, spec, now))
+            undated.append(_row(record, line, spec))
         except BadFieldError as exc:
             errors.append(RowError(source.name, line, exc.field, str(exc)))
+    rows = _dated(undated, int(datetime.now(UTC).timestamp()), source.name, errors)
     skipped = [{"line": e.line, "field": e.field, "message": e.message} for e in sorted(errors, key=lambda e: e.line)]
     return HistoryFile(rows, skipped, warnings)
 
@@ -175,8 +168,9 @@ def _get(record: dict[str, str], columns: tuple[str, ...]) -> tuple[str, str]:
     return (columns[0] if columns else ""), ""
 
 
-def _row(record: dict[str, str], line: int, spec: _Format, now: int) -> HistoryRow:
-    """One record; BadFieldError names the column that makes it unusable."""
+def _row(record: dict[str, str], line: int, spec: _Format) -> tuple[HistoryRow, str, str]:
+    """One record, undated, with its date's column and the date as written (read by `_dated`, all of
+    a file's dates at once); BadFieldError names the column that makes it unusable."""
     title = record.get(spec.title, "").strip()
     if not title:
         raise BadFieldError(spec.title, "missing title")
@@ -192,49 +186,43 @@ def _row(record: dict[str, str], line: int, spec: _Format, now: int) -> HistoryR
     if year is not None and not 1800 <= year <= 3000:
         raise BadFieldError(spec.year, f"not a year: {record[spec.year].strip()!r}")
     date_column, date = _get(record, spec.date)
-    timestamp = parse_date(date, date_column, now) if date else None
     imdb_id = _get(record, spec.imdb_id)[1] or None
     kind = (record.get(spec.title_type) or "") if spec.title_type else ""
     film = re.sub(r"[\s_-]", "", kind).casefold() not in _NOT_FILMS
-    return HistoryRow(line, title, year, rating, timestamp, imdb_id, film)
+    return HistoryRow(line, title, year, rating, None, imdb_id, film), date_column, date
+
+
+def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, file: str, errors: list[RowError]) -> list[HistoryRow]:
+    """The rows with their dates read (app.datasets.timestamps, one vectorised call); a row whose
+    date is unreadable, ambiguous, before 1970 or more than a day after `now` becomes a RowError."""
+    times = parse_timestamps(pa.array([date for _, _, date in undated], pa.string()))
+    rows = []
+    for i, (row, column, date) in enumerate(undated):
+        problem = times.problem(i) if times.failed[i] else _out_of_range(int(times.seconds[i]), now)
+        if times.missing[i]:
+            rows.append(row)
+        elif problem:
+            errors.append(RowError(file, row.line, column, f"{problem}: {date!r}"))
+        else:
+            rows.append(replace(row, timestamp=int(times.seconds[i])))
+    return rows
+
+
+def _out_of_range(seconds: int, now: int) -> str | None:
+    if seconds > now + _FUTURE_SLACK_S:
+        return "a date in the future"
+    return "a date before 1970" if seconds < 0 else None
 
 
 def parse_date(text: str, column: str, now: int) -> int:
-    """Unix seconds of a date as exports write it: YYYY-MM-DD or YYYY/MM/DD (midnight UTC), an ISO
-    date-time (naive: UTC), epoch seconds or milliseconds (13 digits), a month in words ('5 Jan 2024',
-    'January 5, 2024', the older IMDb export's 'Sat Jan 05 00:00:00 2013'). BadFieldError for
-    anything else, for a day-month order that cannot be told ('05/01/2024'), and for a date more
-    than a day after `now` (unix seconds)."""
-    if _EPOCH.fullmatch(text):
-        seconds = int(text) // (1000 if int(text) >= _MS_THRESHOLD else 1)
-    else:
-        when = _datetime(text)
-        if when is None:
-            problem = "an ambiguous date (day/month or month/day?)" if _AMBIGUOUS_DATE.fullmatch(text) else "not a date"
-            raise BadFieldError(column, f"{problem}: {text!r}; write it as YYYY-MM-DD")
-        seconds = int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
-    if seconds > now + _FUTURE_SLACK_S:
-        raise BadFieldError(column, f"a date in the future: {text!r}")
-    if seconds < 0:
-        raise BadFieldError(column, f"a date before 1970: {text!r}")
-    return seconds
-
-
-def _datetime(text: str) -> datetime | None:
-    """An ISO date or date-time (also with '/' or '.' between year, month and day), or a date whose
-    month is written in words ('5 Jan 2024', 'January 5, 2024', IMDb's older 'Sat Jan 05 ...')."""
-    if m := _YMD.fullmatch(text):
-        text = f"{m['y']}-{int(m['m']):02d}-{int(m['d']):02d}{m['rest'] or ''}"
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
-        pass
-    for form in _WORD_MONTH_FORMS:
-        try:
-            return datetime.strptime(text, form)
-        except ValueError:
-            continue
-    return None
+    """Unix seconds of one date as an export writes it (the forms of app.datasets.timestamps).
+    BadFieldError for anything else, for a day-month order that cannot be told ('05/01/2024'), a
+    date before 1970 and a date more than a day after `now` (unix seconds)."""
+    times = parse_timestamps(pa.array([text], pa.string()))
+    problem = times.problem(0) if times.failed[0] or times.missing[0] else _out_of_range(int(times.seconds[0]), now)
+    if problem:
+        raise BadFieldError(column, f"{problem}: {text!r}")
+    return int(times.seconds[0])
 
 
 class _Matcher:
@@ -249,7 +237,10 @@ class _Matcher:
         self.alternate: dict[tuple[str, int | None], set[int]] = defaultdict(set)
         self.own_any: dict[str, set[int]] = defaultdict(set)
         self.alternate_any: dict[str, set[int]] = defaultdict(set)
+        self.movies: list[tuple[int, str, int | None]] = []
+        self._suggester: _Suggester | None = None
         for movie_id, title, year, imdb_id in session.exec(select(Movie.id, Movie.title, Movie.year, Movie.imdb_id)):
+            self.movies.append((movie_id, title, year))
             if imdb_id:
                 self.by_imdb[imdb_id] = movie_id
             own, alternates = match_keys(title)
@@ -276,6 +267,15 @@ class _Matcher:
                     return found
         return None
 
+    def suggest(self, row: HistoryRow) -> list[dict[str, object]]:
+        """Up to SUGGESTIONS close catalogue titles for a row no movie matched (none for a row IMDb
+        says is not a film); the index of titles is built on the first call, once per import."""
+        if not row.film:
+            return []
+        if self._suggester is None:
+            self._suggester = _Suggester(self.movies)
+        return self._suggester.suggest(row.title, row.year)
+
     @staticmethod
     def _unique(indexes: list[Any], keys: list[Any]) -> int | None:
         """The first key (in order, each index in turn) that names exactly one movie."""
@@ -285,6 +285,53 @@ class _Matcher:
                 if len(found) == 1:
                     return int(next(iter(found)))
         return None
+
+
+class _Suggester:
+    """Close titles for a title no movie matched: difflib's ratio between bare title keys (the
+    matcher's: accents, case, punctuation and a leading article ignored, trailing groups dropped)
+    over the catalogue movies that share one of the title's two rarest words, and, while fewer than
+    SUGGESTIONS are close, those of its year; a movie SUGGEST_YEAR_PENALTY lower per year apart (at
+    most 3). A ratio of at least SUGGEST_CUTOFF is close."""
+
+    def __init__(self, movies: list[tuple[int, str, int | None]]) -> None:
+        self.movies = movies
+        self.keys = [_bare_key(title) for _, title, _ in movies]
+        self.by_word: dict[str, list[int]] = defaultdict(list)
+        self.by_year: dict[int | None, list[int]] = defaultdict(list)
+        for i, key in enumerate(self.keys):
+            for word in set(key.split()):
+                self.by_word[word].append(i)
+            self.by_year[movies[i][2]].append(i)
+
+    def suggest(self, title: str, year: int | None) -> list[dict[str, object]]:
+        key = _bare_key(title)
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(key)  # difflib caches what it learns of the second sequence
+        rarest = sorted((w for w in set(key.split()) if w in self.by_word), key=lambda w: len(self.by_word[w]))[:2]
+        scores: dict[int, float] = {}
+        for group in [[i for w in rarest for i in self.by_word[w]], self.by_year.get(year, []) if year else []]:
+            for i in group:
+                if i not in scores:
+                    scores[i] = self._score(matcher, i, year)
+            if sum(s >= SUGGEST_CUTOFF for s in scores.values()) >= SUGGESTIONS:
+                break
+        best = sorted((-s, i) for i, s in scores.items() if s >= SUGGEST_CUTOFF)[:SUGGESTIONS]  # a tie: catalogue order
+        return [{"movie_id": self.movies[i][0], "title": self.movies[i][1], "year": self.movies[i][2]} for _, i in best]
+
+    def _score(self, matcher: difflib.SequenceMatcher[str], i: int, year: int | None) -> float:
+        matcher.set_seq1(self.keys[i])
+        if matcher.real_quick_ratio() < SUGGEST_CUTOFF or matcher.quick_ratio() < SUGGEST_CUTOFF:
+            return 0.0
+        other = self.movies[i][2]
+        apart = min(abs(year - other), 3) if year is not None and other is not None else 0
+        return matcher.ratio() - SUGGEST_YEAR_PENALTY * apart
+
+
+def _bare_key(title: str) -> str:
+    """The title's barest own key (match_keys: normalised, a leading article and trailing groups dropped)."""
+    own, _ = match_keys(title)
+    return own[-1] if own else ""
 
 
 def import_history(session: Session, user_id: int, history: HistoryFile) -> HistoryReport:
@@ -300,7 +347,8 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
     for row in rows:
         movie_id = matcher.match(row)
         if movie_id is None:
-            report.unmatched.append({"line": row.line, "title": row.title, "year": row.year})
+            unmatched = {"line": row.line, "title": row.title, "year": row.year, "suggestions": matcher.suggest(row)}
+            report.unmatched.append(unmatched)
             continue
         report.matched += 1
         if movie_id not in latest or _when(row) >= _when(latest[movie_id]):

@@ -121,7 +121,7 @@ def load(directory: Path) -> SourceCatalogue:
         "with_keywords": sum(1 for m in movies if m.movie.keywords),
     }
     ratings_file = optional["ratings"] if optional["ratings"].is_file() else None  # streamed by the ingest
-    return SourceCatalogue(NAME, movies, [], errors, stats, warnings, ratings_file=ratings_file)
+    return SourceCatalogue(NAME, movies, [], errors, stats, warnings, ratings_file=ratings_file, rating_scale=5)
 
 
 # --- the older layouts: ml-1m / ml-10m (.dat) and ml-100k (u.*) ------------------------------------
@@ -205,6 +205,7 @@ def _with_ratings(catalogue: SourceCatalogue, path: Path, separator: str) -> Sou
     path: streamed, never a Python object per row (ml-10m: 10M rows)."""
     if path.is_file():
         catalogue.ratings_file, catalogue.ratings_layout = path, RatingsLayout(separator)
+    catalogue.rating_scale = 5  # every MovieLens release rates 0.5-5 (the older ones 1-5)
     return catalogue
 
 

@@ -279,8 +279,9 @@ class IndexStore(Protocol):
 
     def published_hashes(self) -> dict[int, str]: ...
 
-    def stage(self, manifest: Manifest, rebuild: bool) -> MovieIndex:
-        """A writable index to bring up to date: a resumed, copied or fresh one."""
+    def stage(self, manifest: Manifest, rebuild: bool, points: int = 0) -> MovieIndex:
+        """A writable index to bring up to date: a resumed, copied or fresh one, for about `points`
+        movies. Raises DiskSpaceError, before writing anything, where the engine's files would not fit."""
         ...
 
     def publish(self, index: MovieIndex, manifest: Manifest) -> None:

@@ -30,6 +30,7 @@ and the next ingest's `recover()` finishes the publish instead of embedding ever
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from app.errors import IndexUnavailableError
+from app.errors import DiskSpaceError, IndexUnavailableError
 from app.files import atomic_write, copy_sparse, copy_tree_sparse, process_alive
 from app.vectorstore.base import (
     HALF_PRECISION_VECTORS,
@@ -67,6 +68,7 @@ from app.vectorstore.base import (
 
 log = logging.getLogger(__name__)
 
+SPACE_MARGIN = 64 << 20  # the engine grows its write-ahead log and vector chunks 32 MiB at a time
 KEEP_GENERATIONS = 2  # the current one and the one before, which a slow reader may still hold
 SCROLL_PAGE = 2048
 GENERATION_NAME = re.compile(r"gen-[A-Za-z0-9_.-]+")
@@ -421,8 +423,9 @@ class EdgeStore:
     def _staging(self) -> Path:
         return self.root / "staging"
 
-    def stage(self, manifest: Manifest, rebuild: bool) -> EdgeIndex:
+    def stage(self, manifest: Manifest, rebuild: bool, points: int = 0) -> EdgeIndex:
         staging = self._staging
+        self._check_space(manifest, points)
         state = _read_json(staging / "staging.json")
         resumable = (
             state is not None
@@ -447,6 +450,22 @@ class EdgeStore:
             index.ensure_payload_indexes()
         _write_json(staging / "staging.json", {"manifest": manifest.to_dict(), "fresh": fresh})
         return index
+
+    def _check_space(self, manifest: Manifest, points: int) -> None:
+        """DiskSpaceError, before anything is written, when the index folder's file system has less
+        free space (the staging index's own bytes counted as free: it is resumed or replaced) than
+        `space_needed`. The engine writes through mmap: a full disk kills it with SIGBUS instead."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fs = os.statvfs(self.root)
+        free = fs.f_bavail * fs.f_frsize + allocated_bytes(self._staging)
+        current = self._published_dir()
+        need = space_needed(manifest, points, allocated_bytes(current / "shard") if current else 0)
+        if free < need:
+            raise DiskSpaceError(
+                f"not enough free disk for a new index generation in {self.root}: about {need:,} bytes "
+                f"({need / 2**20:,.0f} MiB) needed, {free:,} ({free / 2**20:,.0f} MiB) free; free some space or "
+                "set MOVIEREC_DATA_DIR to a larger disk, then run the ingest again (the published index is unchanged)"
+            )
 
     def publish(self, index: MovieIndex, manifest: Manifest) -> None:
         hashes = index.hashes()
@@ -490,6 +509,25 @@ class EdgeStore:
         old = [p for p in gens if p.name != keep][: -(KEEP_GENERATIONS - 1) or None]
         for path in old:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def space_needed(manifest: Manifest, points: int, published_bytes: int) -> int:
+    """A conservative estimate of the bytes a new generation takes on disk while it is built: each
+    movie's vectors three times as float32 (the write-ahead log, its segment, the optimizer's rebuilt
+    segment) and 4 KiB of payload, graph and terms; at least twice the published generation's
+    allocated bytes (`published_bytes`: its copy, then its rebuild); plus SPACE_MARGIN."""
+    per_point = 3 * 4 * sum(manifest.vector_dims().values()) + 4096
+    return max(points * per_point, 2 * published_bytes) + SPACE_MARGIN
+
+
+def allocated_bytes(folder: Path) -> int:
+    """The disk blocks the files under `folder` hold (their holes not counted); 0 when it is missing."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):  # a file removed meanwhile
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
 
 
 def _check_complete(index: EdgeIndex, name: str, manifest: Manifest | None) -> None:

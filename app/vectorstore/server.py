@@ -404,7 +404,7 @@ class ServerStore:
         return ServerIndex(self._client, target, self._where).hashes() if target else {}
 
     # -- writing ------------------------------------------------------------------------------
-    def stage(self, manifest: Manifest, rebuild: bool) -> ServerIndex:
+    def stage(self, manifest: Manifest, rebuild: bool, points: int = 0) -> ServerIndex:  # the server's own disk
         target = self._target()
         if not rebuild and target and manifest.compatible(_manifest_of(self._metadata(target))):
             self._ensure_payload_indexes(target)  # an older version may have made fewer of them

@@ -28,6 +28,7 @@ def build_index(
     limit: int | None = None,
     image_encoder: Any = None,
     collab: bool = True,
+    rebuild: bool = False,
 ) -> ingest.IngestSummary:
     """Ingest `source` into `settings`' database and index, as `movierec ingest` does, reusing models."""
     posters = PosterLoader(settings.poster_cache_dir, timeout_s=2.0)
@@ -39,6 +40,7 @@ def build_index(
         limit=limit,
         batch_size=64,
         collab=collab,
+        rebuild=rebuild,
         make_embedder=lambda with_images: MovieEmbedder(text_encoder, image_encoder if with_images else None, posters),
     )
 

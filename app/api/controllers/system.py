@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from litestar import Controller, Response, get, head
+from litestar import Controller, Response, get
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import EmbeddingMetricsOut, HealthOut, error_responses
 from app.api.state import Services
+from app.datadir import data_dir_problem
 from app.errors import DatabaseUnavailableError, IndexUnavailableError, MovieRecError
 from app.status import index_metrics
 
@@ -43,11 +44,13 @@ class HealthController(Controller):
         "/",
         operation_id="health",
         summary="Database and index reachable",
-        description="200 when both answer, 503 otherwise. Needs no token.",
+        description="200 when both answer, 503 otherwise (also when the data folder the API writes is read-only). "
+        "Needs no token.",
         responses={
             503: ResponseSpec(
                 data_container=HealthOut,
-                description="The database or the index is unreachable; `detail` says which",
+                description="The database or the index is unreachable, or the data folder is not writable; "
+                "`detail` says which",
                 generate_examples=False,
             )
         },
@@ -59,24 +62,13 @@ class HealthController(Controller):
         body = _health(services, database_problem)
         return Response(body, status_code=503 if body.status == "unavailable" else 200)
 
-    @head(
-        "/",
-        operation_id="healthHead",
-        summary="Database and index reachable, status code only",
-        description="GET /health's status code (200 or 503) without its body, for monitors that send HEAD.",
-        security=[{}],
-        exclude_from_auth=True,
-        sync_to_thread=True,
-    )
-    def health_head(self, services: Services, database_problem: str | None) -> Response[None]:
-        unavailable = _health(services, database_problem).status == "unavailable"
-        return Response(None, status_code=503 if unavailable else 200)
-
 
 def _health(services: Services, database_problem: str | None) -> HealthOut:
-    """What /health reports: `unavailable` when the database or the index cannot answer, `degraded`
-    when the last good index serves because the newest cannot be opened, `ok` otherwise."""
+    """What /health reports: `unavailable` when the database or the index cannot answer, or the data
+    folder the API writes is not writable (`detail` then says that, whatever else fails with it),
+    `degraded` when the last good index serves because the newest cannot be opened, `ok` otherwise."""
     database, problem = database_problem is None, None
+    folder = data_dir_problem(services.settings, serving=True, public=True)
     try:
         services.live.current()
         index, problem = True, services.live.problem  # a problem here: the last good index serves
@@ -84,13 +76,13 @@ def _health(services: Services, database_problem: str | None) -> HealthOut:
         index, problem = False, str(exc)
     except Exception:  # an unreachable server raises its client's own errors
         index, problem = False, "the index is unreachable"
-    ok = database and index
+    ok = database and index and folder is None
     return HealthOut(
         status=("degraded" if problem else "ok") if ok else "unavailable",
         database=database,
         index=index,
         index_generation=services.live.generation,
-        detail=problem if database else database_problem,
+        detail=folder or (problem if database else database_problem),
     )
 
 

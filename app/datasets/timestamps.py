@@ -1,0 +1,155 @@
+"""The one reader of rating times: the bulk ratings import (ingest/ratings.py) and the history
+import (history.py) both read every timestamp through `parse_timestamps`, vectorised with pyarrow.
+
+Forms read, each to unix seconds:
+- a whole number (`1704460920`, `1704460920.0`): epoch seconds, or epoch milliseconds when it is at
+  least MS_THRESHOLD (1e11 s is the year 5138, 1e11 ms 1973), divided by 1000;
+- an ISO date or date-time, naive ones UTC (`2024-01-05`, `2024-01-05 13:22`,
+  `2024-01-05T14:22:00+01:00`, `...Z`); `/` or `.` between year, month and day and one-digit
+  months and days are read too (`2024/1/5`, `2024.01.05 13:22`);
+- a month in words: `5 Jan 2024`, `January 5, 2024`, `05-Jan-2024`, IMDb's older
+  `Sat Jan 05 00:00:00 2013`.
+A day-month order that cannot be told (`05/01/2024`) is refused as ambiguous; anything else is not
+a timestamp. The ISO forms arrow parses are cast in one call; the rest (words, microseconds, a bad
+value) go through Python, once per distinct text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
+MISSING = np.iinfo(np.int64).min  # a timestamp the input did not give (or one that did not parse)
+NOT_A_TIME = "not a date or time (read: epoch seconds or milliseconds, YYYY-MM-DD, an ISO date-time, 5 Jan 2024)"
+AMBIGUOUS = "an ambiguous date (day/month or month/day? write it as YYYY-MM-DD)"
+
+_WHOLE = r"^[+-]?\d{1,18}(\.0*)?$"
+_YMD = (r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})((?:[ T].*)?)$", r"\1-0\2-0\3\4")
+_YMD_PAD = (r"^(\d{4})-0?(\d\d)-0?(\d\d)", r"\1-\2-\3")
+_ARROW_ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d(:\d\d(:\d\d(\.\d{1,3})?)?)?)?"
+_ZONE = r"(Z|[+-]\d\d(:?\d\d)?)$"
+_AMBIGUOUS = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
+_WORD_MONTH_FORMS = (
+    "%a %b %d %H:%M:%S %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%b %d %Y",
+    "%B %d %Y",
+    "%d-%b-%Y",
+)
+
+
+@dataclass(frozen=True)
+class Timestamps:
+    """A column of texts read: `seconds` (int64 unix seconds; MISSING where empty or unreadable),
+    masks of the empty and the unreadable ones, and how many were epoch milliseconds or dates."""
+
+    seconds: np.ndarray
+    missing: np.ndarray
+    failed: np.ndarray
+    ambiguous: np.ndarray  # among `failed`: a day-month order that cannot be told
+    ms: int
+    dates: int
+
+    def problem(self, i: int) -> str:
+        """Why row `i` (a failed one) is no timestamp."""
+        return AMBIGUOUS if self.ambiguous[i] else NOT_A_TIME
+
+
+def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Whole-number epochs (MISSING kept) to seconds: those >= MS_THRESHOLD are milliseconds,
+    divided by 1000. Returns (seconds, how many were milliseconds)."""
+    ms = (values != MISSING) & (np.abs(values) >= MS_THRESHOLD)
+    if not ms.any():
+        return values, 0
+    values = values.copy()
+    values[ms] //= 1000
+    return values, int(ms.sum())
+
+
+def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
+    """Every form the module docstring lists, vectorised; surrounding spaces ignored."""
+    text = pc.utf8_trim_whitespace(column)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    n = len(text)
+    empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
+    whole = np.asarray(pc.fill_null(pc.match_substring_regex(text, _WHOLE), False), dtype=bool)
+    seconds = np.full(n, MISSING, dtype=np.int64)
+    ms = 0
+    if whole.any():
+        digits = pc.replace_substring_regex(pc.filter(text, pa.array(whole)), r"\.0*$", "")
+        seconds[whole], ms = epoch_seconds(np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)))
+    dated = np.flatnonzero(~(empty | whole))
+    failed = np.zeros(n, dtype=bool)
+    if dated.size:
+        got, bad = _dates(pc.take(text, pa.array(dated)))
+        seconds[dated[~bad]] = got[~bad]
+        failed[dated[bad]] = True
+    ambiguous = failed & np.asarray(pc.fill_null(pc.match_substring_regex(text, _AMBIGUOUS), False), dtype=bool)
+    return Timestamps(seconds, empty, failed, ambiguous, ms, int(dated.size - failed.sum()))
+
+
+def parse_timestamp(text: str) -> int | None:
+    """One text read as `parse_timestamps` reads a column; None when empty or not a timestamp."""
+    read = parse_timestamps(pa.array([text], pa.string()))
+    return None if read.missing[0] or read.failed[0] else int(read.seconds[0])
+
+
+def _dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(unix seconds, mask of the unreadable) of texts that are not whole numbers."""
+    text = pc.replace_substring_regex(pc.replace_substring_regex(text, *_YMD), *_YMD_PAD)
+    seconds = np.zeros(len(text), dtype=np.int64)
+    iso = np.asarray(pc.fill_null(pc.match_substring_regex(text, _ARROW_ISO + f"({_ZONE[:-1]})?$"), False), dtype=bool)
+    zoned = np.asarray(pc.fill_null(pc.match_substring_regex(text, _ZONE), False), dtype=bool)
+    rest = ~iso
+    for mask, unit in ((iso & zoned, pa.timestamp("ms", tz="UTC")), (iso & ~zoned, pa.timestamp("ms"))):
+        idx = np.flatnonzero(mask)
+        if not idx.size:
+            continue
+        try:
+            millis = pc.cast(pc.take(text, pa.array(idx)), unit).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            seconds[idx] = np.floor_divide(millis, 1000)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # one bad value ('2024-13-45') fails the cast
+            rest[idx] = True
+    bad = np.zeros(len(text), dtype=bool)
+    idx = np.flatnonzero(rest)
+    if idx.size:
+        seconds[idx], bad[idx] = _python_dates(pc.take(text, pa.array(idx)))
+    return seconds, bad
+
+
+def _python_dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The forms arrow does not cast, read by Python once per distinct text: (seconds, unreadable)."""
+    distinct = pc.unique(text)
+    parsed = [_seconds(value) for value in distinct.to_pylist()]
+    known = np.array([p is not None for p in parsed] or [False], dtype=bool)
+    values = np.array([p or 0 for p in parsed] or [0], dtype=np.int64)
+    at = np.asarray(pc.index_in(text, value_set=distinct).to_numpy(zero_copy_only=False))
+    return values[at], ~known[at]
+
+
+def _seconds(text: str) -> int | None:
+    when = _datetime(text)
+    return None if when is None else int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp())
+
+
+def _datetime(text: str) -> datetime | None:
+    """Python's ISO reader (microseconds, a zone arrow does not take), then a month in words."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for form in _WORD_MONTH_FORMS:
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,99 @@
+"""A data folder that cannot be written (a read-only mount, no write permission): `ingest`, `serve`
+and GET /health say so, naming the folder, rather than blaming the database or the index.
+
+Read-only for real: `chmod a-w` where the tests run as a user; as root (whom permissions do not
+stop) a read-only bind mount, or the test is skipped where root may not mount."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from typer.testing import CliRunner
+
+from app.settings import Settings, get_settings
+from movierec.cli import cli
+from tests.helpers.worlds import copy_settings
+
+pytestmark = pytest.mark.anyio
+TMDB = Path(__file__).parent / "fixtures" / "tmdb"
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` (and all below it) read-only for this process for the block."""
+    if os.geteuid() != 0:
+        modes = {p: p.stat().st_mode for p in [folder, *folder.rglob("*")]}
+        for path in modes:
+            path.chmod(modes[path] & ~0o222)
+        try:
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+        return
+    mount = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"running as root without the right to mount: {mount.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def cli_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The CLI's settings (from the environment) pointed at this module's copy of the demo world."""
+    monkeypatch.setenv("MOVIEREC_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MOVIEREC_SECRET_KEY", str(settings.secret_key))
+    if settings.database_url:
+        monkeypatch.setenv("MOVIEREC_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def one_error_line(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    return line
+
+
+def test_ingest_and_serve_say_the_data_folder_is_not_writable(cli_settings: Settings) -> None:
+    folder = cli_settings.data_dir.absolute()
+    movies = TMDB / "movies.json"
+    with read_only(folder):
+        for args in (["ingest", "--source", "tmdb", "--movies", str(movies)], ["serve", "--port", "8111"]):
+            line = one_error_line(args)
+            assert line.startswith(f"error: the data folder {folder} is not writable"), line
+            assert "database" not in line and "index" not in line, line
+    assert not list(folder.glob(".write-check-*"))
+
+
+@pytest.fixture
+async def read_only_client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The API over a copy of the world whose data folder turns read-only once it serves."""
+    from app.api import create_app
+
+    world = copy_settings(settings, settings.data_dir.parent / "read-only" / "data")
+    async with AsyncTestClient(create_app(world, text_encoder=text_encoder)) as client:
+        assert (await client.get("/health")).json()["status"] == "ok"
+        with read_only(world.data_dir):
+            yield client
+
+
+async def test_health_says_the_data_folder_is_not_writable(read_only_client: AsyncTestClient[Litestar]) -> None:
+    response = await read_only_client.get("/health")
+    body = response.json()
+    assert response.status_code == 503 and body["status"] == "unavailable", body
+    assert body["detail"].startswith("the data folder (MOVIEREC_DATA_DIR) is not writable"), body
+    assert (await read_only_client.head("/health")).status_code == 503
