@@ -134,24 +134,18 @@ def collab_coverage(db: Any, index: Any) -> float | None:
 def in_process(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: int) -> tuple[dict, float | None]:
     """p50 ms per history length of (ratings query + Recommender.recommend), as the API serves it;
     and the collab coverage."""
-    from query import request_inputs
+    from query import NoTextModel, request_inputs
 
-    from app.catalog.db import make_engine
-    from app.recommend.recommender import Recommender
+    from app.api.state import Services
     from app.settings import Settings
-    from app.vectorstore import open_store
-    from app.vectorstore.cache import CachedIndex
-    from app.vectorstore.live import LiveIndex
 
-    settings = Settings(data_dir=Path(env["MOVIEREC_DATA_DIR"]), database_url=env.get("DATABASE_URL"))
-    db = make_engine(settings.sqlalchemy_url)
-    live = LiveIndex(open_store(settings), lambda index: CachedIndex.wrap(index, settings.vector_cache_max_points))
-
-    def no_text(_: str) -> np.ndarray:
-        raise AssertionError("recommend() never encodes text")
-
-    taste = settings.recommend
-    rec = Recommender(live.current, no_text, history_size=taste.history_size, half_life_days=taste.half_life_days)
+    # As an API worker opens them (Services.open: the vector cache with its views, then gc.freeze),
+    # without the answer memo: each user's request is repeated, and the work is what is timed.
+    settings = Settings(
+        data_dir=Path(env["MOVIEREC_DATA_DIR"]), database_url=env.get("DATABASE_URL"), answer_memo_entries=0
+    )
+    services = Services.open(settings, NoTextModel())
+    db, live, rec = services.engine, services.live, services.recommender
     out = {}
     try:
         coverage = collab_coverage(db, live.current())
@@ -171,8 +165,7 @@ def in_process(env: dict[str, str], users: dict[int, tuple[int, int]], repeats: 
                     times.append(t[0])
             out[h] = percentiles_ms(times)["p50_ms"]
     finally:
-        live.close()
-        db.dispose()
+        services.close()
     return out, coverage
 
 

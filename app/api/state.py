@@ -30,7 +30,7 @@ from app.datadir import data_dir_problem
 from app.embedding.text import QueryEncoder, cached_query_encoder
 from app.errors import DatabaseUnavailableError, IndexUnavailableError
 from app.recommend.memo import AnswerMemo
-from app.recommend.recommender import Recommender
+from app.recommend.recommender import INDEX_VIEWS, Recommender
 from app.settings import Settings
 from app.vectorstore import IndexStore, MovieIndex, open_store
 from app.vectorstore.cache import CachedIndex
@@ -160,7 +160,7 @@ def _vector_cache(settings: Settings) -> Callable[[MovieIndex], MovieIndex] | No
     """Only Edge generations are immutable once published: a server collection takes incremental upserts."""
     if settings.qdrant_url or not settings.vector_cache_max_points:
         return None
-    return lambda index: _frozen(CachedIndex.wrap(index, settings.vector_cache_max_points))
+    return lambda index: _frozen(CachedIndex.wrap(index, settings.vector_cache_max_points, INDEX_VIEWS))
 
 
 def _answer_memo(settings: Settings, observe: Callable[[str, bool], None] | None) -> AnswerMemo | None:

@@ -38,7 +38,17 @@ from app.recommend.user_vector import (
     weighted_mean,
 )
 from app.settings import RECOMMEND_DEFAULTS
-from app.vectorstore import SPARSE_VECTOR, Hit, Lazy, MovieFilter, MovieIndex, SparseVector, Stacked, StoredMovie
+from app.vectorstore import (
+    SPARSE_VECTOR,
+    VECTOR_NAMES,
+    Hit,
+    Lazy,
+    MovieFilter,
+    MovieIndex,
+    SparseVector,
+    Stacked,
+    StoredMovie,
+)
 
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
 # RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
@@ -56,6 +66,16 @@ RELATED_SHOWN = 5
 CANDIDATE_VECTOR = "text"
 WITH_COLLAB = (CANDIDATE_VECTOR, "collab")  # collab answers' candidates: their reasons cite collab neighbours
 COLLAB_PATHS = ("collab_popular", "collab", "hybrid")
+EXPLAIN_VECTORS = ("combined", CANDIDATE_VECTOR, "collab")  # what an explanation reads of the movie and the history
+# Every tuple of vector names the Recommender asks an index for (retrieve, and the vectors of search
+# hits): a vector cache builds its answers for them when it is opened (CachedIndex.wrap's `views`).
+INDEX_VIEWS: tuple[tuple[str, ...], ...] = (
+    (),
+    (CANDIDATE_VECTOR,),
+    WITH_COLLAB,
+    EXPLAIN_VECTORS,
+    *((name,) for name in VECTOR_NAMES if name != CANDIDATE_VECTOR),  # similar's, the taste's and the prior's
+)
 LIKED_MIN = 3.5  # a movie is cited as a reason only when rated at least this, and above the user's mean
 MATCH_MIN = 0.1  # below this cosine a movie is never said to match or be like what the user rated
 NEW_REASON = "new: nobody has rated it yet"  # a movie whose collab vector is predicted from its content
@@ -563,8 +583,7 @@ class Recommender:
         here, so the similarity and the reason are the list's own. `related` lists rated movies only."""
         index = self._index()
         history = with_hidden(ratings, hidden)[: self.history_size]
-        names = ("combined", CANDIDATE_VECTOR, "collab")
-        stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=names)}
+        stored = {m.id: m for m in index.retrieve([movie_id, *(r.movie_id for r in history)], vectors=EXPLAIN_VECTORS)}
         target = stored.get(movie_id)
         if target is None or "combined" not in target.vectors:
             raise NotFoundError(f"movie {movie_id} is not in the index")
