@@ -158,8 +158,10 @@ def import_ratings(
     r = report
     typer.echo(
         f"user {user}: {r.rows} rows, {r.matched} matched ({r.imported} imported, {r.unchanged} unchanged, "
-        f"{r.kept_newer} kept newer), {len(r.unmatched)} unmatched, {len(r.skipped)} skipped"
+        f"{r.kept_newer} kept newer), {r.unmatched_total} unmatched, {r.skipped_total} skipped"
     )
+    if r.unmatched_total > len(r.unmatched) or r.skipped_total > len(r.skipped):
+        typer.echo(f"  (the first {len(r.unmatched)} unmatched and {len(r.skipped)} skipped rows listed)")
     for item in r.unmatched:
         suggestions = cast(list[dict[str, object]], item["suggestions"])
         close = "; ".join(f"{s['title']} ({s['year']}), id {s['movie_id']}" for s in suggestions)

@@ -126,6 +126,29 @@ async def test_imdb_by_api_halves_the_scale_and_keeps_later_api_writes(
     assert (again["imported"], again["unchanged"], again["kept_newer"]) == (0, 2, 1)
 
 
+async def test_a_file_of_many_wrong_rows_lists_the_first_and_counts_them_all(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """300 unmatched titles and 300 unreadable ratings: the reply counts every one and lists the first
+    LISTED_ROWS of each, in file order (a 300,000-row file of them was an 18.7 MB reply, each
+    unmatched row a suggestion search); the good row still imports."""
+    from app.datasets.history import LISTED_ROWS
+
+    user = USER + 42
+    mine = bearer(settings, user_id=user)
+    lines = ["Date,Name,Year,Letterboxd URI,Rating", "2021-03-04,Toy Story,1995,,4"]
+    lines += [f"2021-03-04,No Such Film {i},1990,,3" for i in range(300)]
+    lines += ["2021-03-04,Toy Story,1995,,lots"] * 300
+    url = f"/users/{user}/ratings/import"
+    resp = await client.post(url, params={"format": "letterboxd"}, content="\n".join(lines).encode(), headers=mine)
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert (body["rows"], body["imported"], body["unmatched_total"], body["skipped_total"]) == (601, 1, 300, 300)
+    assert len(body["unmatched"]) == len(body["skipped"]) == LISTED_ROWS < 300
+    assert [u["line"] for u in body["unmatched"]] == list(range(3, 3 + LISTED_ROWS))
+    assert [s["line"] for s in body["skipped"]] == list(range(303, 303 + LISTED_ROWS))
+
+
 async def test_an_export_uploaded_as_a_form_file_imports_like_the_raw_body(
     client: AsyncTestClient[Litestar], settings: Settings
 ) -> None:

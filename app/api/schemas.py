@@ -11,6 +11,7 @@ from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
 from app.catalog.rating_rules import MAX_RATING, MIN_RATING, STEP
 from app.catalog.repository import UserRating
+from app.datasets.history import LISTED_ROWS
 from app.names import DEFAULT_STRATEGY, AnswerPath, ListKind, SimilarVector, Strategy
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 from app.recommend.tuning import TUNED
@@ -297,10 +298,13 @@ class HistoryImportOut(msgspec.Struct):
     imported: Annotated[int, doc("Ratings written by this import.", 100, ge=0)]
     unchanged: Annotated[int, doc("Matched rows already stored with the same value.", 10, ge=0)]
     kept_newer: Annotated[int, doc("Matched rows where a newer rating of the user's was kept.", 2, ge=0)]
+    unmatched_total: Annotated[int, doc(f"Rows no movie matched (`unmatched` lists the first {LISTED_ROWS}).", 1, ge=0)]
+    skipped_total: Annotated[int, doc(f"Rows refused (`skipped` lists the first {LISTED_ROWS}).", 1, ge=0)]
     unmatched: Annotated[
         list[dict[str, Any]],
         doc(
-            "Rows no movie matched: {line, title, year, suggestions}; `suggestions`: up to 3 close catalogue "
+            f"The first {LISTED_ROWS} rows no movie matched, in file order: {{line, title, year, suggestions}}; "
+            "`suggestions`: up to 3 close catalogue "
             "titles, closest first, {movie_id, title, year}.",
             [
                 {
@@ -314,7 +318,10 @@ class HistoryImportOut(msgspec.Struct):
     ]
     skipped: Annotated[
         list[dict[str, Any]],
-        doc("Rows refused: {line, field, message}.", [{"line": 9, "field": "Rating", "message": "empty"}]),
+        doc(
+            f"The first {LISTED_ROWS} rows refused, in file order: {{line, field, message}}.",
+            [{"line": 9, "field": "Rating", "message": "empty"}],
+        ),
     ]
     warnings: Annotated[
         list[str], doc("File-level notes, e.g. the encoding guessed for a file that is not UTF-8.", [])

@@ -88,6 +88,9 @@ _FORMATS: dict[str, _Format] = {
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
 _FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 SUGGESTIONS = 3  # close titles offered for a row no movie matched
+# Unmatched and skipped rows listed in a report, in file order (the totals count them all): a file of
+# 300,000 wrong rows must not become a reply of hundreds of MB, nor 300,000 suggestion searches.
+LISTED_ROWS = 200
 SUGGEST_CUTOFF = 0.6  # difflib's ratio (after the year penalty) a suggestion needs: get_close_matches' default
 SUGGEST_YEAR_PENALTY = 0.05  # per year between the row's year and the movie's
 
@@ -112,6 +115,8 @@ class HistoryReport:
     imported: int = 0  # written: new, or newer than what the user had
     unchanged: int = 0  # the same rating and date already stored (the file sent again)
     kept_newer: int = 0  # the user wrote or deleted this movie's rating later: kept
+    unmatched_total: int = 0  # rows no movie matched; the first LISTED_ROWS of them are in `unmatched`
+    skipped_total: int = 0  # rows refused; the first LISTED_ROWS of them are in `skipped`
     # {line, title, year, suggestions: up to SUGGESTIONS close titles [{movie_id, title, year}]}
     unmatched: list[dict[str, object]] = field(default_factory=list)
     skipped: list[dict[str, object]] = field(default_factory=list)  # {line, field, message}
@@ -340,15 +345,20 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
     or deletion of their own for that movie."""
     rows = history.rows
     report = HistoryReport(
-        rows=len(rows) + len(history.skipped), skipped=list(history.skipped), warnings=list(history.warnings)
+        rows=len(rows) + len(history.skipped),
+        skipped_total=len(history.skipped),
+        skipped=history.skipped[:LISTED_ROWS],
+        warnings=list(history.warnings),
     )
     matcher = _Matcher(session)
     latest: dict[int, HistoryRow] = {}
     for row in rows:
         movie_id = matcher.match(row)
         if movie_id is None:
-            unmatched = {"line": row.line, "title": row.title, "year": row.year, "suggestions": matcher.suggest(row)}
-            report.unmatched.append(unmatched)
+            report.unmatched_total += 1
+            if len(report.unmatched) < LISTED_ROWS:  # suggestions cost ~2 ms a row: listed rows only
+                close = matcher.suggest(row)
+                report.unmatched.append({"line": row.line, "title": row.title, "year": row.year, "suggestions": close})
             continue
         report.matched += 1
         if movie_id not in latest or _when(row) >= _when(latest[movie_id]):
