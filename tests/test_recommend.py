@@ -243,6 +243,10 @@ def test_explaining_a_movie_the_user_rated_or_hid_says_so(recommender, heavy_use
         assert "you hid it" in hid.sentence and "liked" not in hid.sentence, hid.sentence
     only = recommender.explain([loved], loved.movie_id)  # their one rating: not "you have no ratings yet"
     assert f"you rated it {loved.rating:.1f}★" in only.sentence, only.sentence
+    # Beside one dislike, nothing liked is left to compare with: no "similarity 0.00" clause.
+    disliked = next(r for r in ratings if r.rating <= 1.5)
+    beside = recommender.explain([loved, disliked], loved.movie_id)
+    assert "similarity" not in beside.sentence and "you rated it" in beside.sentence, beside.sentence
 
 
 def test_collab_strategies_fall_back_to_content_without_collab_vectors(tmp_path, text_encoder, heavy_users) -> None:

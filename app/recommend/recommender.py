@@ -629,7 +629,7 @@ class Recommender:
             round(text_share, 4),
             round(1 - text_share, 4),
             related,
-            _sentence(title, reason, similarity, text_share),
+            _sentence(title, reason, similarity, text_share) if user is not None else f"{title}: {reason}.",
         )
 
     def _liked_collab(self, index: MovieIndex, ratings: Sequence[UserRating], movie_id: int) -> Liked | None:
