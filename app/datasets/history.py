@@ -219,17 +219,6 @@ def _out_of_range(seconds: int, now: int) -> str | None:
     return "a date before 1970" if seconds < 0 else None
 
 
-def parse_date(text: str, column: str, now: int) -> int:
-    """Unix seconds of one date as an export writes it (the forms of app.datasets.timestamps).
-    BadFieldError for anything else, for a day-month order that cannot be told ('05/01/2024'), a
-    date before 1970 and a date more than a day after `now` (unix seconds)."""
-    times = parse_timestamps(pa.array([text], pa.string()))
-    problem = times.problem(0) if times.failed[0] or times.missing[0] else _out_of_range(int(times.seconds[0]), now)
-    if problem:
-        raise BadFieldError(column, f"{problem}: {text!r}")
-    return int(times.seconds[0])
-
-
 class _Matcher:
     """Catalogue lookup: external ids first, then by year (exact, then +-1): the row's title keys
     against the catalogue's own titles, then against their alternates; a key must name one movie.

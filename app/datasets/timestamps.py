@@ -16,6 +16,7 @@ value) go through Python, once per distinct text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -43,7 +44,10 @@ _WORD_MONTH_FORMS = (
     "%b %d %Y",
     "%B %d %Y",
     "%d-%b-%Y",
+    "%A, %B %d, %Y",
+    "%a, %b %d, %Y",
 )
+_UTC_SUFFIX = re.compile(r"\s*\b(?:UTC|GMT)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,9 @@ def _seconds(text: str) -> int | None:
 
 
 def _datetime(text: str) -> datetime | None:
-    """Python's ISO reader (microseconds, a zone arrow does not take), then a month in words."""
+    """Python's ISO reader (microseconds, a zone arrow does not take), then a month in words; a
+    trailing "UTC" or "GMT" is the zone ISO writes "Z" ('2024-01-05 13:22:00 UTC')."""
+    text = _UTC_SUFFIX.sub("+00:00" if text[:4].isdigit() else "", text)
     try:
         return datetime.fromisoformat(text)
     except ValueError:
