@@ -18,9 +18,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from typer.testing import CliRunner
 
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from movierec.cli import cli
-from tests.helpers.worlds import copy_settings
+from tests.helpers.worlds import cli_environment, copy_settings
 
 pytestmark = pytest.mark.anyio
 TMDB = Path(__file__).parent / "fixtures" / "tmdb"
@@ -52,13 +52,8 @@ def read_only(folder: Path) -> Iterator[None]:
 @pytest.fixture
 def cli_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """The CLI's settings (from the environment) pointed at this module's copy of the demo world."""
-    monkeypatch.setenv("MOVIEREC_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("MOVIEREC_SECRET_KEY", str(settings.secret_key))
-    if settings.database_url:
-        monkeypatch.setenv("MOVIEREC_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+    with cli_environment(settings, monkeypatch):
+        yield settings
 
 
 def one_error_line(args: list[str]) -> str:

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from movierec.cli import cli
 from tests.helpers.ingest import build_index
-from tests.helpers.worlds import make_settings
+from tests.helpers.worlds import cli_environment, make_settings
 
 TMDB = Path(__file__).parent / "fixtures" / "tmdb" / "movies.json"
 
@@ -43,13 +43,8 @@ def world(small_disk: Path, text_encoder: Any, monkeypatch: pytest.MonkeyPatch) 
     """A published index of the TMDB fixture on the small disk; the CLI's settings point at it."""
     settings = make_settings(small_disk / "data")
     build_index(settings, text_encoder, "tmdb", movies=TMDB)
-    monkeypatch.setenv("MOVIEREC_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("MOVIEREC_SECRET_KEY", str(settings.secret_key))
-    if settings.database_url:
-        monkeypatch.setenv("MOVIEREC_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
+    with cli_environment(settings, monkeypatch):
+        yield settings
 
 
 def fill(disk: Path, leave: int) -> Path:

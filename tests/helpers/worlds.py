@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,20 @@ def copy_settings(source: Settings, data_dir: Path) -> Settings:
 
         url = new_pg_database(template=make_url(source.database_url).database)
     return Settings(data_dir=data_dir, database_url=url, qdrant_url=None, secret_key=source.secret_key)
+
+
+@contextlib.contextmanager
+def cli_environment(settings: Settings, monkeypatch: Any) -> Iterator[Settings]:
+    """The CLI's settings (read from the environment) pointed at `settings`' data dir, key and database,
+    for the duration; `monkeypatch`: pytest's, which restores the environment."""
+    from app.settings import get_settings
+
+    monkeypatch.setenv("MOVIEREC_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("MOVIEREC_SECRET_KEY", str(settings.secret_key))
+    if settings.database_url:
+        monkeypatch.setenv("MOVIEREC_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    try:
+        yield settings
+    finally:
+        get_settings.cache_clear()
