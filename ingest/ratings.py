@@ -54,7 +54,7 @@ from sqlmodel import col
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
-from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter
+from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter, utf16_codec
 from app.datasets.timestamps import AMBIGUOUS, MISSING, NOT_A_TIME, Timestamps, epoch_seconds, parse_timestamps
 
 log = logging.getLogger(__name__)
@@ -225,8 +225,8 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
     expected = f"a header {','.join(COLUMNS)}" if given is None else _rows_like(given)
     if not head.strip():
         raise RatingsFileError(f"{path.name}: the ratings file is empty; expected {expected}")
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode text"
-        text, encoding = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore"), "utf-16"
+    if utf16 := utf16_codec(head):  # Excel's "Unicode text", or UTF-16 without a BOM
+        text, encoding = head[: len(head) // 2 * 2].decode(utf16, errors="ignore"), utf16
     elif (problem := binary_problem(head)) is not None:
         raise RatingsFileError(f"{path.name}: {problem[0]}; {problem[1]}")
     else:

@@ -196,6 +196,19 @@ def test_a_utf16_ratings_file_is_read(tmp_path: Path) -> None:
     assert (rows.user.tolist(), rows.rating.tolist(), rows.line.tolist(), errors) == ([1, 2], [4.5, 3.0], [2, 3], [])
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_a_utf16_file_without_a_bom_is_read(tmp_path: Path, codec: str) -> None:
+    """UTF-16 saved without a BOM (some exporters, PowerShell scripts): read, not refused as "binary
+    data (a NUL byte)"; a ratings file and a Letterboxd export alike, accented titles too."""
+    text = "userId,movieId,rating,timestamp\n1,1,4.5,964982703\n2,1,3,964982703\n"
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", text, codec))
+    assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1, 2], [4.5, 3.0], [])
+    export = read_history(
+        f"{LB}2021-03-04,Amélie,2001,u,4.5\n2021-03-05,Toy Story,1995,u,4\n".encode(codec), "letterboxd"
+    )
+    assert [(r.title, r.rating) for r in export.rows] == [("Amélie", 4.5), ("Toy Story", 4.0)]
+
+
 def test_ratings_on_a_0_100_scale_are_one_file_error(tmp_path: Path) -> None:
     with pytest.raises(RatingsFileError, match=r"^r\.csv: ratings from 55 to 90, none 0\.5-5 stars or 1-10; convert"):
         read_ratings_file(write(tmp_path / "r.csv", RH + "1,1,70,1\n1,2,90,1\n2,1,55,1\n"))

@@ -108,14 +108,15 @@ def detect_encoding(path: Readable) -> Encoding:
     """UTF-8 (a BOM is dropped) when the whole file decodes as UTF-8; else cp1252 (Windows' Western
     European, a superset of Latin-1's printable range), else Latin-1, which decodes any byte.
     Reads the file in 1 MiB chunks, so a large file is never held in memory. A UTF-16 file
-    (Excel's "Unicode text") is recognised by its BOM. UnusableFileError when the file cannot be opened."""
+    (Excel's "Unicode text") is recognised by its BOM, or without one by its NUL byte of each ASCII
+    character. UnusableFileError when the file cannot be opened."""
     try:
         with _open_binary(path) as f:
             head = f.read(_HEAD)
     except OSError as exc:
         raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _first_decode_error(path, "utf-16") is None:
-        return Encoding("utf-16")
+    if (utf16 := utf16_codec(head)) and _first_decode_error(path, utf16) is None:
+        return Encoding(utf16)
     if (binary := binary_problem(head)) is not None:
         raise UnusableFileError(path.name, *binary)
     problem = _first_decode_error(path, "utf-8")
@@ -132,10 +133,27 @@ def detect_encoding(path: Readable) -> Encoding:
     )
 
 
+def utf16_codec(head: bytes) -> str | None:
+    """The codec of a file whose first bytes are `head` when it is UTF-16: 'utf-16' with a BOM (Excel's
+    "Unicode text"); 'utf-16-le' or 'utf-16-be' without one (some exporters and scripts): a CSV is
+    mostly ASCII (digits, separators, headers), so one byte of each pair is NUL in at least half the
+    pairs and the other byte never is. None for anything else."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    pairs = len(head) // 2
+    if pairs < 8:
+        return None
+    even, odd = head[0 : 2 * pairs : 2], head[1 : 2 * pairs : 2]
+    for zeros, other, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros.count(0) * 2 >= pairs and other.count(0) == 0:
+            return codec
+    return None
+
+
 def binary_problem(head: bytes) -> tuple[str, str] | None:
     """(what the file is, what to do) when its first bytes (up to 64 KiB) are not a text file's: a
     compressed file, an archive, a spreadsheet or database, or any data with a NUL byte (which no
-    UTF-8, cp1252 or Latin-1 CSV holds; UTF-16 is recognised by its BOM before this). None for text."""
+    UTF-8, cp1252 or Latin-1 CSV holds; UTF-16 is recognised before this). None for text."""
     for magic, what, hint in _MAGIC:
         if head.startswith(magic):
             return what, hint
