@@ -31,6 +31,7 @@ from app.recommend.user_vector import (
     boost_recent,
     collab_vector,
     mean_rating,
+    norm_weights,
     rating_centre,
     star_weights,
     taste_weights,
@@ -409,7 +410,8 @@ class Recommender:
         weights = taste_weights(history, mean, t.collab_half_life_days, centre=t.collab_centre)
         boosted = boost_recent(weights.weights, t.collab_recent, t.collab_recent_boost)
         stars = np.fromiter(map(_STARS, history), np.float64, len(history))
-        return collab_vector(factors, star_weights(boosted, stars, t.collab_star_slope))
+        weighted = norm_weights(star_weights(boosted, stars, t.collab_star_slope), factors, t.collab_norm_power)
+        return collab_vector(factors, weighted)
 
     def _with_prior(self, index: MovieIndex, user: np.ndarray, n_ratings: int) -> np.ndarray:
         """The collab query unit(u) + α(n) unit(p): the user's factors and the popularity direction
