@@ -7,10 +7,10 @@ part (the test's own rule, seed + 100), never on test.
 
 Every validation user is scored over the whole catalogue as the served collab query does: the user
 vector is Σ_i w_i f_i over their rated movies (w_i: the newest 5 x 1.25, x max(0, 1 + 0.2 (stars -
-3)), 0 at 1 star or less, x max(|f_i|, 0.1)^-0.5: Tuning, user_vector.star_weights and
-norm_weights), f the factors of collab.item_vectors, and a movie scores u·f_j. Printed per configuration: NDCG@10 and P@10 (mean
-over every user of every seed), the paired NDCG difference from today's fit ± its standard error,
-and NDCG per seed. Families:
+3)), 0 at 1 star or less, x max(|f_i|, 0.1)^-0.5 past 10 ratings: Tuning, user_vector.star_weights
+and norm_weights), f the factors of collab.item_vectors, and a movie scores u·f_j. Printed per
+configuration: NDCG@10 and P@10 (mean over every user of every seed), the paired NDCG difference
+from today's fit ± its standard error, and NDCG per seed. Families:
 - spectral: the rank of the symmetric factorisation, and its eigenvalues raised to a power;
 - discount: each rated movie's weight x max(|f_i|, 0.1)^-γ (its factor norm, which the stored vector
   carries, correlates 0.99 in logs with its rating count; today γ = Tuning.collab_norm_power, γ = 0
@@ -97,7 +97,8 @@ def make_fold(movie_ids: list[int], ratings: pd.DataFrame, seed: int, by: str, o
     for m, v in collab.item_vectors(fit["user_id"].to_numpy(), fit["movie_id"].to_numpy(), FACTORS + 1).items():
         factors[np.searchsorted(ids, m)] = collab.factor_part(v)
     plain = _served_weights(fit, users, ids)[rows[keep]]
-    weights = plain * _norm_discount(factors, TUNED.collab_norm_power)[None, :]
+    warm = (plain > 0).sum(axis=1, keepdims=True) > TUNED.new_user_max  # shorter ones keep plain weights
+    weights = np.where(warm, plain * _norm_discount(factors, TUNED.collab_norm_power)[None, :], plain)
     seen = x[rows[keep]].toarray() > 0
     return Fold(fit, ids, x, weights, plain, rows[keep], seen, relevant[keep], factors)
 

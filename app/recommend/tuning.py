@@ -56,6 +56,7 @@ class Tuning:
     # validation NDCG@10 paired difference ± standard error at 0.5: ml-100k item split +0.0012±0.0006,
     # user split +0.0010±0.0007 (three seeds), demo user split -0.0008±0.0009, item split +0.0003±0.0009;
     # 0.25: +0.0001 / +0.0008 / -0.0001 / +0.0003; 0.75: +0.0011 / +0.0003 / -0.0026 / -0.0003.
+    # Past new_user_max ratings only: short histories keep plain weights (Recommender._taste).
     collab_norm_power: float = 0.5
     # The collab vector is a sum over the user's movies: a long history helps it far more than it
     # helps the taste vector; its retrieve fetches only the 256-d factors of these movies.
