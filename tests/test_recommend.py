@@ -16,6 +16,7 @@ from app.recommend.rerank import contenders, popularity_boost, rerank
 from app.recommend.user_vector import (
     SCALE_MIDPOINT,
     boost_recent,
+    norm_weights,
     rating_centre,
     star_weights,
     taste_weights,
@@ -92,6 +93,16 @@ def test_star_weights_lean_mildly_towards_loved_movies_and_never_turn_negative()
     assert np.allclose(star_weights(weights, np.array([5.0, 1.5, 2.0, 4.0]), 0.0), weights)
     # An explicit dislike (1 star or less; a guest's "disliked") weighs nothing, whatever the slope.
     assert np.allclose(star_weights(weights, np.array([1.0, 0.5, 5.0, 3.0]), 0.0), [0.0, 0.0, 1.0, 1.0])
+
+
+def test_norm_weights_discount_long_factors_and_bound_tiny_ones() -> None:
+    # Stored collab vectors: factor parts of norm 0.64, 0.16 and 0 (the last coordinate pads to length 1).
+    stored = np.array([[0.64, 0.0, 0.768], [0.0, 0.16, 0.987], [0.0, 0.0, 1.0]], dtype=np.float32)
+    weights = np.array([1.0, 1.0, 2.0], dtype=np.float32)
+    out = norm_weights(weights, stored, 0.5)
+    assert np.allclose(out[:2], [0.64**-0.5, 0.16**-0.5], rtol=1e-5)  # the rarer movie weighs twice as much
+    assert np.isclose(out[2], 2.0 * 0.1**-0.5)  # a zero-length factor part weighs as the floor, never inf
+    assert np.allclose(norm_weights(weights, stored, 0.0), weights)
 
 
 def test_rerank_popularity_boost_reorders_close_calls() -> None:
