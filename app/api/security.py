@@ -162,6 +162,13 @@ def requested_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
     return parse_id(None if raw is None else str(raw), USER_ID)
 
 
+def _automatic_options(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """An OPTIONS request: authentication skips it (Litestar's default; a CORS preflight carries no
+    token), so it has no user to check, and Litestar's automatic OPTIONS handler, which the route's
+    guards also cover, answers only `Allow` (204, no body). No route here defines an OPTIONS handler."""
+    return connection.scope.get("method") == "OPTIONS"
+
+
 async def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
     """The route's `user_id` (path or query) must be the caller's own, unless the caller is an admin.
     Async, though it never waits: Litestar runs a sync guard in a worker thread.
@@ -170,6 +177,8 @@ async def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _
     refuses every request whose id the handler could read differently. The id authorised is kept for
     `provide_owner`, through which handlers receive it.
     """
+    if _automatic_options(connection):
+        return
     user_id = requested_user_id(connection)
     if not connection.user.may_act_for(user_id):
         raise PermissionDeniedException(detail=f"this token may not access user {user_id}'s data")
@@ -193,5 +202,7 @@ def provide_owner(request: Request[Principal, Any, Any], user_id: UserIdPath, se
 
 async def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
     """Only an admin token: the dashboard's JSON shows every user's data. Async: see owner_or_admin."""
+    if _automatic_options(connection):
+        return
     if not connection.user.admin:
         raise PermissionDeniedException(detail="the dashboard needs an admin token")
