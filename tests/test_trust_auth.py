@@ -82,6 +82,34 @@ async def test_the_generated_key_is_private_and_shared_by_cli_and_api(
     assert signing_key(other) != key
 
 
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The store of record holds every user's ratings and hidden movies: like the key, a SQLite file
+    the service creates is mode 0600 whatever the umask (it was 0644 under the usual 022: any local
+    account could read everyone's ratings). SQLite gives its -wal and -shm files the same mode."""
+    from sqlmodel import Session
+
+    from app.catalog import repository as repo
+    from app.catalog.db import make_engine
+    from app.catalog.models import Movie
+
+    path = tmp_path / "data" / "movierec.db"
+    old = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        with Session(engine) as session:
+            session.add(Movie(id=1, title="Toy Story", year=1995))
+            session.commit()
+            repo.rate(session, 15, 1, 4.5)
+            files = [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))]
+            assert all(f.exists() for f in files), files  # WAL mode: all three while a connection is open
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) & 0o077 for f in files} == dict.fromkeys(
+                (f.name for f in files), 0
+            )
+        engine.dispose()
+    finally:
+        os.umask(old)
+
+
 def test_a_token_made_for_a_data_dir_without_a_key_warns(tmp_path: Path) -> None:
     """`token create` run where no API has run (outside the repository root: ./data) makes a new key:
     the token it prints only works there, and it says so instead of leaving a 401 to puzzle over."""
