@@ -198,3 +198,30 @@ async def test_one_users_tokens_are_revoked_without_rotating_the_key(
     assert (await client.get(f"/users/{bystander}/ratings", headers=auth(bystander_token))).status_code != 401
     assert (await client.get(url, headers=auth(admin))).status_code != 401
     assert settings.secret_key_file.read_text().strip() == signing_key(settings)  # the key did not change
+
+
+async def test_admin_tokens_are_revoked_without_rotating_the_key(tmp_path: Path, text_encoder: Any) -> None:
+    """An admin token reads every user's ratings for up to a year (--ttl-hours 8760), and rotating the
+    key, the only way to stop a leaked one, also ends every user's tokens. `token revoke --admin`
+    refuses every admin token issued so far, those from before admin tokens carried a version too;
+    user tokens keep working. A world of its own: the module's other tests use admin tokens."""
+    settings = make_settings(tmp_path / "data", secret_key=None, token_refresh_s=0.1)
+    before = cli(settings, "token", "create", "--admin").stdout.strip()
+    unversioned = Token(sub="admin", exp=datetime.now(UTC) + timedelta(hours=1)).encode(signing_key(settings), "HS256")
+    user = cli(settings, "token", "create", "--user", "7100003").stdout.strip()
+    url = "/users/7100004/ratings"  # another user's data: an admin's
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
+        for token in (before, unversioned):
+            assert (await client.get(url, headers=auth(token))).status_code == 200
+        result = cli(settings, "token", "revoke", "--admin")
+        assert result.returncode == 0 and "admin" in result.stdout, result
+        for token in (before, unversioned):
+            with anyio.fail_after(30):  # workers reread revocations every token_refresh_s (0.1 s here)
+                while (refused := await client.get(url, headers=auth(token))).status_code != 401:
+                    await anyio.sleep(0.1)
+            assert "revoked" in refused.json()["detail"], refused.text
+        after = cli(settings, "token", "create", "--admin").stdout.strip()
+        assert (await client.get(url, headers=auth(after))).status_code == 200
+        assert (await client.get("/users/7100003/ratings", headers=auth(user))).status_code == 200
+    both = cli(settings, "token", "revoke", "--admin", "--user", "1")
+    assert both.returncode == 2 and "exactly one" in both.stderr, both
