@@ -3,7 +3,8 @@
 The key is MOVIEREC_SECRET_KEY, or else one generated at random on first use and kept in
 `<data_dir>/secret_key` (mode 0600), so `movierec token create` and `movierec serve` on the same data
 dir agree without any key being shared between installations. A user token carries its user's
-token version (`extras.ver`, app/catalog/tokens.py); raising the version revokes older tokens.
+token version (`extras.ver`, app/catalog/tokens.py), an admin token the admins' one; raising the
+version revokes older tokens.
 """
 
 from __future__ import annotations
@@ -91,12 +92,13 @@ def _read_key(path: os.PathLike[str]) -> str:
 def issue_token(
     settings: Settings, *, user_id: int | None, admin: bool, ttl_hours: int | None = None, version: int = 0
 ) -> str:
-    """A signed token. `version` is the user's current token version (app/catalog/tokens.py)."""
+    """A signed token. `version` is the current token version of the user, or of admin tokens
+    (app/catalog/tokens.py)."""
     now = datetime.now(UTC)
     token = Token(
         sub=subject_for(user_id, admin),
         exp=now + timedelta(hours=ttl_hours or settings.token_ttl_hours),
         iat=now,
-        extras={} if admin else {VERSION_CLAIM: version},
+        extras={VERSION_CLAIM: version},
     )
     return token.encode(secret=signing_key(settings), algorithm=ALGORITHM)

@@ -373,7 +373,7 @@ def token_create(
 
     from app.auth import issue_token
     from app.catalog.db import make_engine
-    from app.catalog.tokens import token_version
+    from app.catalog.tokens import ADMIN_TOKENS, token_version
 
     if admin == (user is not None):
         raise typer.BadParameter("give exactly one of --admin or --user ID")
@@ -387,33 +387,38 @@ def token_create(
             "MOVIEREC_DATA_DIR / MOVIEREC_SECRET_KEY as the API has them)",
             err=True,
         )
-    version = 0
-    if user is not None:  # the token carries the user's current version, so a later revoke refuses it
-        engine = make_engine(settings.sqlalchemy_url)
-        with Session(engine) as session:
-            version = token_version(session, user)
-        engine.dispose()
+    # The token carries its holder's current version, so a later revoke refuses it.
+    engine = make_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        version = token_version(session, ADMIN_TOKENS if user is None else user)
+    engine.dispose()
     typer.echo(issue_token(settings, user_id=user, admin=admin, ttl_hours=ttl_hours, version=version))
 
 
 @token_cli.command("revoke")
 def token_revoke(
-    user: Annotated[int, typer.Option("--user", min=1, help="Revoke every token issued to this user so far.")],
+    user: Annotated[
+        int | None, typer.Option("--user", min=1, help="Revoke every token issued to this user so far.")
+    ] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Revoke every admin token issued so far.")] = False,
 ) -> None:
-    """Refuse every token issued to one user so far, without rotating the key; new tokens still work."""
+    """Refuse every token issued to one user (or every admin token) so far, without rotating the key;
+    new tokens still work."""
     from sqlmodel import Session
 
     from app.catalog.db import make_engine
-    from app.catalog.tokens import revoke_tokens
+    from app.catalog.tokens import ADMIN_TOKENS, revoke_tokens
 
+    if admin == (user is not None):
+        raise typer.BadParameter("give exactly one of --admin or --user ID")
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as session:
-        version = revoke_tokens(session, user)
+        version = revoke_tokens(session, ADMIN_TOKENS if user is None else user)
     engine.dispose()
+    whose = "every admin token" if user is None else f"user {user}'s tokens"
     typer.echo(
-        f"revoked user {user}'s tokens (token version now {version}); "
-        f"API workers refuse them within {settings.token_refresh_s:g} s"
+        f"revoked {whose} (token version now {version}); API workers refuse them within {settings.token_refresh_s:g} s"
     )
 
 

@@ -279,3 +279,32 @@ async def test_utf8_query_values_are_read_as_sent(client: AsyncTestClient[Litest
         assert resp.status_code == 200, (url, resp.text)
         assert "\ufffd" not in resp.json()["query"]
     assert (await client.get("/movies/search?q=Am%C3%A9lie", headers=admin)).json()["query"] == "Amélie"
+
+
+async def test_litestars_own_500s_say_nothing_of_their_cause(caplog: pytest.LogCaptureFixture) -> None:
+    """Litestar raises its configuration errors as HTTPExceptions of status 500, and the mapper
+    echoed their detail (an OPTIONS request on a guarded route answered "'user' is not defined in
+    scope, install an AuthMiddleware to set it"). A 500 says "internal server error", whatever
+    raised it, and the cause goes to the log. The project's exception handlers, on a real app."""
+    from litestar import get
+    from litestar.exceptions import ImproperlyConfiguredException, InternalServerException
+
+    from app.api.exceptions import EXCEPTION_HANDLERS
+
+    @get("/misconfigured", sync_to_thread=False)
+    def misconfigured() -> None:
+        raise ImproperlyConfiguredException("'user' is not defined in scope, install an AuthMiddleware to set it")
+
+    @get("/internal", sync_to_thread=False)
+    def internal() -> None:
+        raise InternalServerException(detail="open /srv/data/movierec.db failed")
+
+    # logging_config=None as in create_app: Litestar's own config would replace the log handlers
+    app = Litestar([misconfigured, internal], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)
+    async with AsyncTestClient(app) as client:
+        for url, cause in (("/misconfigured", "AuthMiddleware"), ("/internal", "/srv/data")):
+            caplog.clear()
+            resp = await client.get(url)
+            assert_error(resp, 500)
+            assert resp.json()["detail"] == "internal server error" and cause not in resp.text, resp.text
+            assert any(cause in r.getMessage() or cause in str(r.exc_info) for r in caplog.records), url

@@ -82,6 +82,34 @@ async def test_the_generated_key_is_private_and_shared_by_cli_and_api(
     assert signing_key(other) != key
 
 
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The store of record holds every user's ratings and hidden movies: like the key, a SQLite file
+    the service creates is mode 0600 whatever the umask (it was 0644 under the usual 022: any local
+    account could read everyone's ratings). SQLite gives its -wal and -shm files the same mode."""
+    from sqlmodel import Session
+
+    from app.catalog import repository as repo
+    from app.catalog.db import make_engine
+    from app.catalog.models import Movie
+
+    path = tmp_path / "data" / "movierec.db"
+    old = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        with Session(engine) as session:
+            session.add(Movie(id=1, title="Toy Story", year=1995))
+            session.commit()
+            repo.rate(session, 15, 1, 4.5)
+            files = [path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))]
+            assert all(f.exists() for f in files), files  # WAL mode: all three while a connection is open
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) & 0o077 for f in files} == dict.fromkeys(
+                (f.name for f in files), 0
+            )
+        engine.dispose()
+    finally:
+        os.umask(old)
+
+
 def test_a_token_made_for_a_data_dir_without_a_key_warns(tmp_path: Path) -> None:
     """`token create` run where no API has run (outside the repository root: ./data) makes a new key:
     the token it prints only works there, and it says so instead of leaving a 401 to puzzle over."""
@@ -170,3 +198,30 @@ async def test_one_users_tokens_are_revoked_without_rotating_the_key(
     assert (await client.get(f"/users/{bystander}/ratings", headers=auth(bystander_token))).status_code != 401
     assert (await client.get(url, headers=auth(admin))).status_code != 401
     assert settings.secret_key_file.read_text().strip() == signing_key(settings)  # the key did not change
+
+
+async def test_admin_tokens_are_revoked_without_rotating_the_key(tmp_path: Path, text_encoder: Any) -> None:
+    """An admin token reads every user's ratings for up to a year (--ttl-hours 8760), and rotating the
+    key, the only way to stop a leaked one, also ends every user's tokens. `token revoke --admin`
+    refuses every admin token issued so far, those from before admin tokens carried a version too;
+    user tokens keep working. A world of its own: the module's other tests use admin tokens."""
+    settings = make_settings(tmp_path / "data", secret_key=None, token_refresh_s=0.1)
+    before = cli(settings, "token", "create", "--admin").stdout.strip()
+    unversioned = Token(sub="admin", exp=datetime.now(UTC) + timedelta(hours=1)).encode(signing_key(settings), "HS256")
+    user = cli(settings, "token", "create", "--user", "7100003").stdout.strip()
+    url = "/users/7100004/ratings"  # another user's data: an admin's
+    async with AsyncTestClient(create_app(settings, text_encoder=text_encoder)) as client:
+        for token in (before, unversioned):
+            assert (await client.get(url, headers=auth(token))).status_code == 200
+        result = cli(settings, "token", "revoke", "--admin")
+        assert result.returncode == 0 and "admin" in result.stdout, result
+        for token in (before, unversioned):
+            with anyio.fail_after(30):  # workers reread revocations every token_refresh_s (0.1 s here)
+                while (refused := await client.get(url, headers=auth(token))).status_code != 401:
+                    await anyio.sleep(0.1)
+            assert "revoked" in refused.json()["detail"], refused.text
+        after = cli(settings, "token", "create", "--admin").stdout.strip()
+        assert (await client.get(url, headers=auth(after))).status_code == 200
+        assert (await client.get("/users/7100003/ratings", headers=auth(user))).status_code == 200
+    both = cli(settings, "token", "revoke", "--admin", "--user", "1")
+    assert both.returncode == 2 and "exactly one" in both.stderr, both

@@ -105,6 +105,8 @@ def literal_values(annotation: Any) -> tuple[Any, ...]:
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == 500:  # Litestar's own (ImproperlyConfiguredException...): its detail is not for clients
+        return unexpected_error(request, exc)
     headers = dict(exc.headers or {})
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", "Bearer")

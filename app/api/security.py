@@ -17,6 +17,7 @@ from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from app.api.deps import UserIdPath, parse_id
 from app.api.state import Services, services_from
 from app.auth import ALGORITHM, Principal, principal_from_subject, signing_key, token_version_of
+from app.catalog.tokens import ADMIN_TOKENS
 from app.errors import InvalidInputError
 from app.settings import Settings
 
@@ -37,22 +38,27 @@ async def retrieve_principal(token: Token, _: ASGIConnection[Any, Any, Any, Any]
 
 
 async def token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    """A user token older than its user's token version (`movierec token revoke`) is refused.
+    """A token older than its holder's token version (`movierec token revoke --user ID` or
+    `--admin`) is refused.
 
     Versions come from the copy each worker rereads every MOVIEREC_TOKEN_REFRESH_S, so a check costs
     no database round trip and routes that need no database keep answering while it is down. Until
-    a first read succeeds, user tokens are answered 503 rather than trusted unchecked.
+    a first read succeeds, user tokens are answered 503 rather than trusted unchecked; admin tokens
+    are accepted, so that an operator can still reach the index routes and the dashboard.
     """
     try:
         principal = principal_from_subject(token.sub)
     except ValueError:
         return False  # retrieve_principal has refused it already
-    if principal.admin or principal.user_id is None:
+    holder = ADMIN_TOKENS if principal.admin else principal.user_id
+    if holder is None:
         return False
     versions = services_from(connection.app.state).token_versions.versions
     if versions is None:
+        if principal.admin:
+            return False
         raise ServiceUnavailableException(detail="user tokens cannot be checked yet: the database is unavailable")
-    return token_version_of(token) < versions.get(principal.user_id, 0)
+    return token_version_of(token) < versions.get(holder, 0)
 
 
 class BearerAuthenticationMiddleware(JWTAuthenticationMiddleware):
@@ -162,6 +168,13 @@ def requested_user_id(connection: ASGIConnection[Any, Any, Any, Any]) -> int:
     return parse_id(None if raw is None else str(raw), USER_ID)
 
 
+def _automatic_options(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """An OPTIONS request: authentication skips it (Litestar's default; a CORS preflight carries no
+    token), so it has no user to check, and Litestar's automatic OPTIONS handler, which the route's
+    guards also cover, answers only `Allow` (204, no body). No route here defines an OPTIONS handler."""
+    return connection.scope.get("method") == "OPTIONS"
+
+
 async def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
     """The route's `user_id` (path or query) must be the caller's own, unless the caller is an admin.
     Async, though it never waits: Litestar runs a sync guard in a worker thread.
@@ -170,6 +183,8 @@ async def owner_or_admin(connection: ASGIConnection[Any, Principal, Any, Any], _
     refuses every request whose id the handler could read differently. The id authorised is kept for
     `provide_owner`, through which handlers receive it.
     """
+    if _automatic_options(connection):
+        return
     user_id = requested_user_id(connection)
     if not connection.user.may_act_for(user_id):
         raise PermissionDeniedException(detail=f"this token may not access user {user_id}'s data")
@@ -193,5 +208,7 @@ def provide_owner(request: Request[Principal, Any, Any], user_id: UserIdPath, se
 
 async def admin_only(connection: ASGIConnection[Any, Principal, Any, Any], _: BaseRouteHandler) -> None:
     """Only an admin token: the dashboard's JSON shows every user's data. Async: see owner_or_admin."""
+    if _automatic_options(connection):
+        return
     if not connection.user.admin:
         raise PermissionDeniedException(detail="the dashboard needs an admin token")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +54,7 @@ def make_engine(url: str, timeouts: DbTimeouts | None = None, *, create_schema: 
         path = url.split("///", 1)[1] if "///" in url else ""  # "sqlite://": in memory
         on_disk = bool(path) and path != ":memory:" and not path.startswith("file:")
         if on_disk:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         busy_s = timeouts.statement_s if timeouts else SQLITE_BUSY_TIMEOUT_S
         # A file gets SQLAlchemy's QueuePool, sized here; an in-memory database keeps its own pool class.
         pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW} if on_disk else {}
@@ -63,6 +65,18 @@ def make_engine(url: str, timeouts: DbTimeouts | None = None, *, create_schema: 
     if create_schema:
         ensure_schema(engine)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite file (and its folder) readable by its owner only: it holds every user's
+    ratings and hidden movies. SQLite gives the -wal and -shm files it creates beside it the same
+    mode. An existing file keeps the mode its owner gave it; a file that cannot be created here (a
+    read-only folder) is left for SQLite to report as it always has."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if "?" in path.name:  # URL options (sqlite:///db?timeout=...): SQLite's own business
+        return
+    with contextlib.suppress(OSError):  # FileExistsError among them
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file: an empty database
 
 
 def _postgres_engine(url: str, timeouts: DbTimeouts | None) -> Engine:

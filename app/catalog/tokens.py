@@ -2,7 +2,7 @@
 
 A user token carries the version current when it was issued; `revoke_tokens` raises the user's
 version, and every token with a lower one is refused from then on. Users never revoked have no
-row (version 0).
+row (version 0). Admin tokens have the row of ADMIN_TOKENS, an id no user has.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Integer
 from sqlmodel import Field, Session, SQLModel, select
 
 BIGINT = BigInteger().with_variant(Integer(), "sqlite")
+ADMIN_TOKENS = 0  # the token_versions row of every admin token: user ids start at 1
 
 
 def _now() -> datetime:
