@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlmodel import Session, select
 
-from app.catalog.lists import PRIOR_VOTES, SECONDS_PER_DAY
+from app.catalog.lists import MIN_RATERS, PRIOR_VOTES, SECONDS_PER_DAY
 from app.catalog.models import Movie, Rating
 from app.settings import Settings
 from tests.helpers.api import assert_error, bearer
@@ -58,7 +58,7 @@ async def test_popular_is_the_most_rated_in_the_window(
 ) -> None:
     movies, ratings = rows(db)
     votes = votes_in(ratings, window_days)
-    expected = sorted(votes, key=lambda m: (-len(votes[m]), -m))
+    expected = sorted((m for m in votes if len(votes[m]) >= MIN_RATERS), key=lambda m: (-len(votes[m]), -m))
     params = {"limit": 20} | ({"window_days": window_days} if window_days else {})
     body = await get_list(client, admin, "popular", **params)
     assert body["total"] == len(expected) and ids(body) == expected[:20]
@@ -79,7 +79,9 @@ async def test_top_rated_is_the_bayesian_average(
     prior = sum(r.rating for r in ratings) / len(ratings)
     for min_votes in (1, 10, 40):
         score = {
-            m: (sum(v) + PRIOR_VOTES * prior) / (len(v) + PRIOR_VOTES) for m, v in votes.items() if len(v) >= min_votes
+            m: (sum(v) + PRIOR_VOTES * prior) / (len(v) + PRIOR_VOTES)
+            for m, v in votes.items()
+            if len(v) >= max(min_votes, MIN_RATERS)
         }
         expected = sorted(score, key=lambda m: (-score[m], -len(votes[m]), -m))
         body = await get_list(client, admin, "top-rated", min_votes=min_votes, limit=15)
@@ -93,11 +95,44 @@ async def test_top_rated_is_the_bayesian_average(
 async def test_new_is_latest_year_then_latest_added(
     client: AsyncTestClient[Litestar], admin: dict[str, str], db: Any
 ) -> None:
-    movies, _ = rows(db)
+    movies, ratings = rows(db)
+    votes = votes_in(ratings, None)
     expected = sorted(movies, key=lambda m: (-(movies[m].year or 0), -m))
     body = await get_list(client, admin, "new", limit=25)
     assert body["total"] == len(movies) and ids(body) == expected[:25]
     assert [i["score"] for i in body["items"]] == [float(movies[m].year or 0) for m in expected[:25]]
+    for item in body["items"]:  # an average only from MIN_RATERS ratings on
+        few = votes.get(item["movie_id"], [])
+        assert item["votes"] == len(few) and (item["average"] is None) == (len(few) < MIN_RATERS)
+
+
+async def test_one_users_fresh_rating_cannot_be_read_off_the_lists(
+    client: AsyncTestClient[Litestar], settings: Settings, admin: dict[str, str], db: Any
+) -> None:
+    """The lists are live: one user's new rating of a movie nobody else rated in the window was readable by
+    any token holder (popular?window_days=1: votes 1, average = their stars). A movie needs
+    MIN_RATERS ratings in the window to be listed, and its average MIN_RATERS to be shown."""
+    _, ratings = rows(db)
+    votes = votes_in(ratings, None)
+    newest_first = ids(await get_list(client, admin, "new", limit=100))
+    unrated = min(newest_first, key=lambda m: len(votes.get(m, [])))  # the API's ratings alone fill the window
+    before = len(votes.get(unrated, []))
+    assert before + 1 < MIN_RATERS  # so its average is hidden at first, then shown
+    users = range(9_300_000, 9_300_000 + MIN_RATERS)
+    for n, user in enumerate(users, start=1):
+        resp = await client.post(
+            f"/users/{user}/ratings", json={"movie_id": unrated, "rating": 0.5}, headers=bearer(settings, user_id=user)
+        )
+        assert resp.status_code == 201, resp.text
+        lists = [
+            await get_list(client, admin, "popular", window_days=1, limit=100),
+            await get_list(client, admin, "top-rated", window_days=1, min_votes=1, limit=100),
+        ]
+        listed = [i for body in lists for i in body["items"] if i["movie_id"] == unrated]
+        assert bool(listed) == (n >= MIN_RATERS), (n, listed)
+        new = await get_list(client, admin, "new", limit=100)
+        shown = next(i for i in new["items"] if i["movie_id"] == unrated)
+        assert (shown["average"] is None) == (before + n < MIN_RATERS), (n, shown)
 
 
 @pytest.mark.parametrize("name", ["popular", "top-rated", "new"])

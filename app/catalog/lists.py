@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, cast, func, literal, or_
+from sqlalchemy import Float, case, cast, func, literal, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, String, col, select
 
@@ -26,6 +26,11 @@ SECONDS_PER_DAY = 86_400
 # window. score = (v·R + m·C) / (v + m), v = the movie's ratings, R = their mean, m = PRIOR_VOTES,
 # C = the mean of every rating (IMDb's "weighted rating" of its Top 250).
 PRIOR_VOTES = 10
+# A movie enters the rating-based lists with at least this many ratings in the window (one per user):
+# the lists are live, so with fewer any token holder could read one user's fresh rating off
+# `popular?window_days=1` (votes 1, its average = that user's stars). A k-anonymity floor, not
+# differential privacy: comparing a list before and after still shifts by one vote.
+MIN_RATERS = 5
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class ListFilter:
 class ListedMovie(NamedTuple):
     movie: Movie
     votes: int  # ratings in the window (new: all ratings)
-    average: float | None  # their mean, 0.5-5; None without ratings
+    average: float | None  # their mean, 0.5-5; None with fewer than MIN_RATERS
     score: float  # what the list is ordered by
 
 
@@ -51,10 +56,13 @@ class Page(NamedTuple):
 
 def popular(session: Session, where: ListFilter, limit: int, offset: int, window_days: int | None = None) -> Page:
     """Most ratings within the last `window_days` before the newest rating (all of them when None),
-    then most recent id. score = the number of those ratings."""
+    then most recent id, among movies with at least MIN_RATERS of them. score = the number of those
+    ratings."""
     agg = _ratings_agg(session, window_days)
-    query = select(col(Movie.id), agg.c.votes, agg.c.average, cast(agg.c.votes, Float).label("score")).join(
-        agg, agg.c.movie_id == Movie.id
+    query = (
+        select(col(Movie.id), agg.c.votes, agg.c.average, cast(agg.c.votes, Float).label("score"))
+        .join(agg, agg.c.movie_id == Movie.id)
+        .where(agg.c.votes >= MIN_RATERS)
     )
     return _page(session, _filtered(query, where), (agg.c.votes.desc(), col(Movie.id).desc()), limit, offset)
 
@@ -63,7 +71,7 @@ def top_rated(
     session: Session, where: ListFilter, limit: int, offset: int, min_votes: int, window_days: int | None = None
 ) -> Page:
     """Highest Bayesian average of the ratings in the window (see PRIOR_VOTES), among movies with
-    at least `min_votes` of them. score = that average, on the 0.5-5 scale."""
+    at least `min_votes` of them (and MIN_RATERS). score = that average, on the 0.5-5 scale."""
     agg = _ratings_agg(session, window_days)
     mean_all = select(func.avg(Rating.rating)).where(*_in_window(session, window_days)).scalar_subquery()
     score = cast(
@@ -72,7 +80,7 @@ def top_rated(
     query = (
         select(col(Movie.id), agg.c.votes, agg.c.average, score.label("score"))
         .join(agg, agg.c.movie_id == Movie.id)
-        .where(agg.c.votes >= min_votes)
+        .where(agg.c.votes >= max(min_votes, MIN_RATERS))
     )
     return _page(
         session, _filtered(query, where), (score.desc(), agg.c.votes.desc(), col(Movie.id).desc()), limit, offset
@@ -82,11 +90,13 @@ def top_rated(
 def newest(session: Session, where: ListFilter, limit: int, offset: int) -> Page:
     """Latest release year first; within a year the most recently catalogued (highest id: sources
     number movies as they add them). The catalogue records no release date or date added, only the
-    year. score = the release year; movies without one come last."""
+    year. score = the release year; movies without one come last. `average` only from MIN_RATERS
+    ratings on."""
     agg = _ratings_agg(session, None)
     year = cast(func.coalesce(col(Movie.year), 0), Float)
+    average = case((agg.c.votes >= MIN_RATERS, agg.c.average), else_=None)  # see MIN_RATERS
     query = select(
-        col(Movie.id), func.coalesce(agg.c.votes, 0).label("votes"), agg.c.average, year.label("score")
+        col(Movie.id), func.coalesce(agg.c.votes, 0).label("votes"), average.label("average"), year.label("score")
     ).outerjoin(agg, agg.c.movie_id == Movie.id)
     return _page(session, _filtered(query, where), (year.desc(), col(Movie.id).desc()), limit, offset)
 
