@@ -43,7 +43,7 @@ def principal_from_subject(sub: str) -> Principal:
     if sub == ADMIN_SUBJECT:
         return Principal(admin=True, user_id=None)
     kind, _, raw = sub.partition(":")
-    if kind != "user" or not raw.isdigit():
+    if kind != "user" or not (raw.isascii() and raw.isdigit()):
         raise ValueError(f"unknown token subject {sub!r}")
     return Principal(admin=False, user_id=int(raw))
 
