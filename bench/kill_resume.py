@@ -216,6 +216,7 @@ def cycle(
         return result
     summary = json.loads(stdout.strip().splitlines()[-1])
     result["embedded"] = summary["embedded"]
+    result["finished_a_publish"] = "finishing an interrupted publish" in stderr  # EdgeStore.recover()
     problems = differences(snapshot(data_dir / "qdrant"), reference)
     if summary["embedded"] + summary["skipped_unchanged"] != args.limit:
         problems.append(f"embedded {summary['embedded']} + skipped {summary['skipped_unchanged']} != {args.limit}")
@@ -275,6 +276,7 @@ def main() -> None:
         "kill_s_min": moments[0] if moments else None,
         "kill_s_max": moments[-1] if moments else None,
         "finished_before_kill": sum(k["finished_first"] for r in results for k in r["kills"]),
+        "publish_finished_by_rerun": sum(bool(r.get("finished_a_publish")) for r in results),
     }
     report = {**row, "source": args.source, "kill_moments_s": moments, "bad": bad}
     emit(format_table([row], list(row)), report, args.json)
