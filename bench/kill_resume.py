@@ -188,6 +188,7 @@ def cycle(
     shutil.rmtree(data_dir, ignore_errors=True)
     db = fresh_database(args.postgres, "kill_resume_run")
     kills = [killed_run(args, movies, data_dir, db, rng) for _ in range(args.kills)]
+    data_dir.mkdir(parents=True, exist_ok=True)  # a run killed before it made its data dir
     before = args.workdir / "before-rerun"
     shutil.rmtree(before, ignore_errors=True)
     subprocess.run(["cp", "-a", "--sparse=always", str(data_dir), str(before)], check=True)
