@@ -19,8 +19,10 @@ from sqlmodel import Session, select
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
+from app.files import copy_tree_sparse
 from app.settings import Settings
 from app.vectorstore import MovieFilter, open_store
+from tests.helpers.crash import run_explained
 from tests.helpers.ingest import build_index
 from tests.helpers.worlds import copy_settings, make_settings
 
@@ -235,8 +237,9 @@ def _ingest_cmd(settings: Settings, *extra: str) -> tuple[list[str], dict[str, s
     return cmd, env
 
 
-def _kill_after_batches(settings: Settings, batches: int) -> None:
-    """Start an ingest and SIGKILL it once `batches` batches have landed (read off its progress bar)."""
+def _kill_after_batches(settings: Settings, batches: int) -> bytes:
+    """Start an ingest and SIGKILL it once `batches` batches have landed (read off its progress bar);
+    its stderr up to the kill."""
     cmd, env = _ingest_cmd(settings)
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
@@ -258,18 +261,24 @@ def _kill_after_batches(settings: Settings, batches: int) -> None:
     proc.wait(timeout=300)
     thread.join(timeout=5)
     assert killed.is_set(), f"ingest finished before it could be killed: {seen[-500:]!r}"
+    return seen
 
 
 def test_killed_ingest_resumes_to_the_same_index(tmp_path, text_encoder) -> None:
     crashed_settings = make_settings(tmp_path / "crashed")
     crashed = crashed_settings.data_dir
-    _kill_after_batches(crashed_settings, batches=3)
+    killed = _kill_after_batches(crashed_settings, batches=3)
     assert not (crashed / "qdrant" / "CURRENT").exists(), "nothing may be published by a killed run"
     assert (crashed / "qdrant" / "staging").exists()
 
+    # A rerun that dies can be replayed from this copy (tmp_path is kept when the test fails).
+    copy_tree_sparse(crashed, tmp_path / "before-rerun")
     cmd, env = _ingest_cmd(crashed_settings, "--json")
-    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-4000:]  # a crash shows its stack (faulthandler)
+    out, report = run_explained(cmd, env=env, cwd=ROOT, timeout=300, keep=tmp_path)
+    assert out.returncode == 0, (
+        f"the rerun failed; its data dir before it: {tmp_path / 'before-rerun'}\n"
+        f"the killed run's stderr (tail): {killed[-1500:].decode(errors='replace')}\n{report}"
+    )
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 < summary["embedded"] < KILL_LIMIT, "the rerun must reuse what the killed run stored"
     assert summary["skipped_unchanged"] + summary["embedded"] == KILL_LIMIT
