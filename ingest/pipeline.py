@@ -290,21 +290,22 @@ def _embed_into(
     # Length-sorted batches pad far less: twice the CPU throughput on the demo catalogue.
     todo = embedder.in_batch_order(todo)
     failures, flushed_at = 0, time.monotonic()
-    bar = tqdm(total=len(todo), unit="movie", desc="embedding", disable=not progress, smoothing=0.1)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        result = embedder.embed(batch)
-        points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
-        index.upsert(points)
-        poster_embedded.update((p.id, bool(p.payload["has_poster"])) for p in points)
-        # Upserts are in the engine's write-ahead log at once, so a killed ingest keeps them (the
-        # kill test proves it); a flush only bounds what an OS crash could lose, and costs 13-280 ms.
-        if time.monotonic() - flushed_at > FLUSH_EVERY_S:
-            index.flush()
-            flushed_at = time.monotonic()
-        failures += result.poster_failures
-        bar.update(len(batch))
-    bar.close()
+    # Closed on the way out of an error or Ctrl-C too, so the CLI's message comes after the bar
+    # (garbage collection closed it later, redrawing it under the message).
+    with tqdm(total=len(todo), unit="movie", desc="embedding", disable=not progress, smoothing=0.1) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            result = embedder.embed(batch)
+            points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
+            index.upsert(points)
+            poster_embedded.update((p.id, bool(p.payload["has_poster"])) for p in points)
+            # Upserts are in the engine's write-ahead log at once, so a killed ingest keeps them (the
+            # kill test proves it); a flush only bounds what an OS crash could lose, and costs 13-280 ms.
+            if time.monotonic() - flushed_at > FLUSH_EVERY_S:
+                index.flush()
+                flushed_at = time.monotonic()
+            failures += result.poster_failures
+            bar.update(len(batch))
     return failures
 
 

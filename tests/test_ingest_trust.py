@@ -165,6 +165,41 @@ def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
     )
 
 
+# A real ingest (100 demo movies, batches of 16) interrupted once its first batch is in: the
+# progress bar is closed before the message, so the message is the last thing on the terminal.
+_INTERRUPTED_EMBEDDING = textwrap.dedent(
+    """
+    import signal, sys
+    import ingest.pipeline
+    from movierec.cli import main
+
+    class Bar(ingest.pipeline.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the models embed the next batch
+
+    ingest.pipeline.tqdm = Bar
+    sys.argv = ["movierec", "ingest", "--source", "demo", "--limit", "100", "--batch-size", "16"]
+    main()
+    """
+)
+
+
+def test_ctrl_c_while_embedding_leaves_the_message_last(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_EMBEDDING],
+        capture_output=True,
+        text=True,
+        env={**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data")},
+        timeout=300,
+    )
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr
+    screen = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert screen[-1].startswith("interrupted: what was embedded so far is kept"), screen[-3:]
+    assert "16/100" in screen[-2]  # the bar, closed where it stopped
+
+
 # -- the machine, not the code: one line, exit 2 ----------------------------------------------------
 def _ingest_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
