@@ -50,7 +50,8 @@ def ingest(
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     rating_scale: Annotated[
-        RatingScale | None, typer.Option(help="Scale of --ratings: 5 (0.5-5 stars) or 10 (halved) [default: detected].")
+        RatingScale | None,
+        typer.Option(help="Scale of --ratings: 5 (0.5-5 stars) or 10 (halved) \\[default: detected]."),
     ] = None,
 ) -> None:
     """Load a catalogue and its ratings, embed what changed, and publish the index.
@@ -365,7 +366,7 @@ def token_create(
     user: Annotated[int | None, typer.Option("--user", min=1, help="A token for this user id only.")] = None,
     ttl_hours: Annotated[
         int | None,
-        typer.Option(min=1, max=MAX_TOKEN_TTL_HOURS, help="Lifetime in hours [default: MOVIEREC_TOKEN_TTL_HOURS]."),
+        typer.Option(min=1, max=MAX_TOKEN_TTL_HOURS, help="Lifetime in hours \\[default: MOVIEREC_TOKEN_TTL_HOURS]."),
     ] = None,
 ) -> None:
     """Print a signed bearer token (HS256, signed with MOVIEREC_SECRET_KEY or the data dir's generated key)."""
