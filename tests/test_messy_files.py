@@ -298,6 +298,26 @@ def test_movielens_ratings_csv_is_streamed_and_limit_drops_the_rest_quietly(tmp_
         engine.dispose()
 
 
+def test_limit_recounts_the_sources_per_movie_figures(tmp_path: Path) -> None:
+    """`--limit 2` of a folder whose links, tags and posters cover more movies: the summary's
+    linked_imdb / with_keywords / with_poster_source describe the 2 movies kept, not the whole file."""
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    write(
+        folder / "movies.csv", "movieId,title,genres\n1,Heat (1995),Crime\n2,Fargo (1996),Crime\n3,Se7en (1995),Crime\n"
+    )
+    write(folder / "links.csv", "movieId,imdbId,tmdbId\n1,0113277,949\n2,0116282,275\n3,0114369,807\n")
+    write(folder / "tags.csv", "userId,movieId,tag,timestamp\n1,2,snow,1\n1,3,dark,1\n")
+    stats = load_catalogue("movielens", directory=folder, limit=2).stats
+    assert (stats["movies_read"], stats["linked_imdb"], stats["linked_tmdb"], stats["with_keywords"]) == (2, 2, 2, 1)
+    kaggle = tmp_path / "the-movies-dataset"
+    kaggle.mkdir()
+    write(kaggle / "movies_metadata.csv", "id,title,poster_path\n949,Heat,/a.jpg\n275,Fargo,\n807,Se7en,/c.jpg\n")
+    write(kaggle / "keywords.csv", "id,keywords\n807,\"[{'id': 1, 'name': 'detective'}]\"\n")
+    stats = load_catalogue("movies-dataset", directory=kaggle, limit=2).stats
+    assert (stats["movies_read"], stats["with_poster_source"], stats["with_keywords"]) == (2, 1, 0)
+
+
 def test_a_folder_with_no_movielens_file_names_each_layout(tmp_path: Path) -> None:
     with pytest.raises(UnusableFileError, match=r"no movies\.csv .*, movies\.dat .* or u\.item .* in this folder"):
         load_catalogue("movielens", directory=tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from app.catalog.models import Movie
-from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie, movie_counts
 from app.datasets.files import UnusableFileError, csv_records, detect_encoding, json_records
 
 NAME = "tmdb"
@@ -302,11 +302,10 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     warnings: list[str] = []
     items = read_movies(Path(movies), errors, warnings, poster_base)
     rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
-    with_poster = sum(1 for m in items if m.movie.poster)
     stats: dict[str, float | int | str] = {
         "movies_read": len(items),
         "ratings": len(rows),
-        "with_poster_source": with_poster,
+        **movie_counts(items, "with_poster_source"),
     }
     return SourceCatalogue(NAME, items, rows, errors, stats, warnings)
 
