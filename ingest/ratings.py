@@ -785,10 +785,19 @@ def _write_sqlite(conn: Connection, rows: RatingArrays) -> int:
         if rebuild:
             for index in _RATINGS.indexes:
                 index.create(conn)
-        return written
-    finally:
-        cursor.close()
-        conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
+    except BaseException:
+        # Ctrl-C inside a statement makes SQLAlchemy close the connection: the cleanup must not replace
+        # the interrupt (or the first error) with "Cannot operate on a closed database".
+        with contextlib.suppress(Exception):
+            _end_sqlite_write(conn, cursor)
+        raise
+    _end_sqlite_write(conn, cursor)
+    return written
+
+
+def _end_sqlite_write(conn: Connection, cursor: Any) -> None:
+    cursor.close()
+    conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
 
 
 def _write_postgres(conn: Connection, rows: RatingArrays) -> int:
@@ -804,9 +813,14 @@ def _write_postgres(conn: Connection, rows: RatingArrays) -> int:
             _copy(conn, _staging.name, rows.take(slice(start, start + STAGE_ROWS)))
             written += _merge_staging(conn)
             conn.execute(_staging.delete())
-        return written
-    finally:
-        _staging.drop(conn)
+    except BaseException:
+        # A failed or interrupted statement leaves the transaction aborted or the connection closed:
+        # the temporary table goes with them, and dropping it would replace the first error.
+        with contextlib.suppress(Exception):
+            _staging.drop(conn)
+        raise
+    _staging.drop(conn)
+    return written
 
 
 def _lock_if_empty(conn: Connection) -> bool:

@@ -16,11 +16,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
+from app.catalog.db import make_engine
+from app.catalog.models import Rating
 from app.files import exclusive_lock
 from app.vectorstore.edge import COMPLETE, EdgeStore
 from tests.helpers.synthetic import WIDE_POINTS
+from tests.helpers.worlds import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -198,6 +202,62 @@ def test_ctrl_c_while_embedding_leaves_the_message_last(tmp_path: Path) -> None:
     screen = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert screen[-1].startswith("interrupted: what was embedded so far is kept"), screen[-3:]
     assert "16/100" in screen[-2]  # the bar, closed where it stopped
+
+
+# Ctrl-C while SQLite rebuilds the ratings' indexes after a large write (a 4M-row file spends about
+# 15 s there): SQLAlchemy closes a connection interrupted inside a statement, and the write's cleanup
+# then failed on it ("Cannot operate on a closed database"): a traceback, exit 1, instead of the
+# message. The signal lands inside the real statement's execution (a before_cursor_execute hook).
+_INTERRUPTED_RATINGS = textwrap.dedent(
+    """
+    import signal, sys
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    import ingest.ratings
+    from movierec.cli import main
+
+    ingest.ratings.SQLITE_REINDEX_ROWS = 1  # the large-write path for this small file
+
+    dropped = []
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def ctrl_c(conn, cursor, statement, *args):
+        sql = statement.lstrip().upper()
+        dropped.extend(["ix"] if sql.startswith("DROP INDEX") else [])  # the write's own, not the schema's
+        # SQLite: the write's index rebuild; PostgreSQL: the merge from its temporary table
+        if (dropped and sql.startswith("CREATE INDEX")) or sql.startswith("INSERT INTO RATINGS "):
+            signal.raise_signal(signal.SIGINT)
+
+    sys.argv = ["movierec", "ingest", "--source", "tmdb", "--movies", sys.argv[1], "--ratings", sys.argv[2]]
+    main()
+    """
+)
+
+
+def test_ctrl_c_while_the_ratings_are_written_says_what_is_kept(tmp_path: Path) -> None:
+    movies, ratings = tmp_path / "movies.csv", tmp_path / "ratings.csv"
+    movies.write_text("id,title\n1,Heat\n2,Fargo\n")
+    ratings.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n2,2,3.5,964982703\n")
+    settings = make_settings(tmp_path / "data")  # SQLite, or a fresh PostgreSQL database (MOVIEREC_TEST_DB)
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_RATINGS, str(movies), str(ratings)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 130
+    assert proc.stderr.strip().splitlines()[-1].startswith("interrupted: ")
+    engine = make_engine(settings.sqlalchemy_url)
+    try:  # one transaction: no rating, and every index of the table back
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 0
+        indexes = {index["name"] for index in inspect(engine).get_indexes("ratings")}
+    finally:
+        engine.dispose()
+    assert {index.name for index in Rating.__table__.indexes} <= indexes
 
 
 # -- the machine, not the code: one line, exit 2 ----------------------------------------------------
