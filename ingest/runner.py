@@ -70,6 +70,7 @@ def run(
         )
     if ratings is not None:
         check_ratings_file(ratings)  # a wrong header stops here, before the database file is created
+    _check_cuda(device, settings.device)
     with ingest_lock(settings.data_dir):  # before anything is written: a second ingest is refused
         store = store or open_store(settings)
         batch = batch_size or settings.batch_size  # None: the device's own (default_batch_size)
@@ -121,6 +122,22 @@ def run(
         summary.warnings = list(catalogue.warnings)
         summary.source_stats = dict(catalogue.stats)
         return summary
+
+
+def _check_cuda(option: str | None, setting: str) -> None:
+    """CUDA asked for (the option, else MOVIEREC_DEVICE) where there is none: InvalidInputError before
+    anything is written, not a ValueError when the models load, after the database writes. "auto"
+    is resolved only when a movie needs embedding (an unchanged catalogue never imports torch)."""
+    if (option or setting) != "cuda":
+        return
+    try:
+        resolve_device("cuda")
+    except ValueError:
+        if option:
+            raise InvalidInputError("CUDA is not available on this machine; use cpu or auto", field="device") from None
+        raise InvalidInputError(
+            "MOVIEREC_DEVICE=cuda, but CUDA is not available on this machine; set it to cpu or auto"
+        ) from None
 
 
 @contextmanager

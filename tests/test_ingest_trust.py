@@ -293,6 +293,26 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("how", ["option", "setting"])
+def test_cuda_where_there_is_none_is_refused_before_anything_is_written(tmp_path: Path, how: str) -> None:
+    """It was a traceback (exit 1) raised when the models loaded, after the catalogue and its ratings
+    were already in the database."""
+    data = tmp_path / "data"
+    args = [sys.executable, "-m", "movierec", "ingest", "--source", "ml-100k", "--limit", "5"]
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(data), "CUDA_VISIBLE_DEVICES": ""}  # no GPU, even on a GPU machine
+    if how == "option":
+        args += ["--device", "cuda"]
+    else:
+        env["MOVIEREC_DEVICE"] = "cuda"
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.replace("│", " ").split())
+    assert "CUDA is not available" in said
+    assert ("--device" if how == "option" else "MOVIEREC_DEVICE") in said
+    assert not (data / "movierec.db").exists() and not (data / "qdrant").exists()
+
+
 def test_a_locked_or_read_only_sqlite_database_is_said_so(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
