@@ -182,6 +182,21 @@ def _exit_if_data_dir_unwritable(settings: Settings, *, serving: bool) -> None:
         raise typer.Exit(2)
 
 
+def _device_or_exit(settings: Settings) -> str:
+    """MOVIEREC_DEVICE resolved; CUDA asked for where there is none exits 2 with one line."""
+    from app.embedding.device import resolve_device
+
+    try:
+        return resolve_device(settings.device)
+    except ValueError:
+        typer.echo(
+            f"error: MOVIEREC_DEVICE={settings.device}, but CUDA is not available on this machine; "
+            "set it to cpu or auto",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes; UnusableFileError (one line) when it cannot be read (permissions, a folder)."""
     from app.datasets import UnusableFileError
@@ -198,7 +213,6 @@ def status(
 ) -> None:
     """Embedding quality metrics: coverage, poster coverage, device, models. Exit 1 when no index exists."""
     from app.catalog.db import make_engine
-    from app.embedding.device import resolve_device
     from app.status import embedding_metrics
     from app.vectorstore import open_store
 
@@ -207,7 +221,7 @@ def status(
     if store.manifest() is None:  # before make_engine, which would create an empty database
         typer.echo("no index yet: run `movierec ingest`", err=True)
         raise typer.Exit(1)
-    metrics = embedding_metrics(make_engine(settings.sqlalchemy_url), store, resolve_device(settings.device))
+    metrics = embedding_metrics(make_engine(settings.sqlalchemy_url), store, _device_or_exit(settings))
     if as_json:
         _echo_json(metrics)
         return
@@ -240,12 +254,11 @@ def eval_(
     ] = False,
 ) -> None:
     """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
-    from app.embedding.device import resolve_device
     from app.embedding.factory import build_manifest, build_text_encoder
     from app.evaluation import EvalConfig, format_report, run_eval
 
     settings = get_settings()
-    dev = resolve_device(settings.device)
+    dev = _device_or_exit(settings)
     config = EvalConfig(
         cache_dir=settings.data_dir / "eval-cache",
         manifest=build_manifest(settings),
@@ -316,6 +329,8 @@ def serve(
 
     settings = get_settings()
     _exit_if_data_dir_unwritable(settings, serving=True)
+    if settings.device == "cuda":  # "auto" is resolved in the workers: torch is not imported here for it
+        _device_or_exit(settings)
     signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.

@@ -313,6 +313,23 @@ def test_cuda_where_there_is_none_is_refused_before_anything_is_written(tmp_path
     assert not (data / "movierec.db").exists() and not (data / "qdrant").exists()
 
 
+def test_serve_with_cuda_where_there_is_none_is_one_line(tmp_path: Path) -> None:
+    """`serve` (which has no --device) printed the lifespan's whole traceback as a log line, ending in
+    'use --device cpu'."""
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data"), "MOVIEREC_DEVICE": "cuda", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "movierec", "serve", "--port", "1", "--workers", "1"],  # refused before binding
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: MOVIEREC_DEVICE=cuda, but CUDA is not available on this machine; set it to cpu or auto"
+    ]
+
+
 def test_a_locked_or_read_only_sqlite_database_is_said_so(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
