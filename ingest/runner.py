@@ -22,7 +22,7 @@ from app.files import LockHeldError, exclusive_lock
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
-from ingest.ratings import check_ratings_file
+from ingest.ratings import MAX_LISTED_ROW_ERRORS, UNLISTED, check_ratings_file
 
 LOCK_FILE = "ingest.lock"
 
@@ -92,6 +92,11 @@ def run(
             n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
             for err in errors:  # each once, in file order
                 report(f"skipped: {err}")
+            if unlisted := int(catalogue.stats.get(UNLISTED, 0)):
+                report(
+                    f"skipped: {unlisted} more bad rows of the ratings file, not listed "
+                    f"(the first {MAX_LISTED_ROW_ERRORS} are above)"
+                )
             with Session(engine) as session:
                 stored = repo.all_movies(session)
                 checksum = repo.ratings_checksum(session) if collab else None
@@ -117,7 +122,7 @@ def run(
                 session.commit()
         finally:
             engine.dispose()
-        summary.ratings, summary.bad_rows = n_ratings, len(errors)
+        summary.ratings, summary.bad_rows = n_ratings, len(errors) + int(catalogue.stats.get(UNLISTED, 0))
         summary.movies_read = len(catalogue.movies)
         summary.warnings = list(catalogue.warnings)
         summary.source_stats = dict(catalogue.stats)
