@@ -40,7 +40,7 @@ from app.embedding.movie import MovieEmbedder
 from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
 from app.vectorstore.base import Vector
 from app.vectorstore.maps import project_maps, unit_rows
-from ingest.ratings import FileImport, import_rows, release_freed_memory, source_key
+from ingest.ratings import UNLISTED, FileImport, import_rows, release_freed_memory, source_key
 
 log = logging.getLogger(__name__)
 COLLAB_BATCH = 1024
@@ -131,8 +131,8 @@ def store_catalogue(
     ratings_seconds = time.perf_counter() - started
     ratings_files = {r.file for r in catalogue.ratings} | ({ratings_file.name} if ratings_file else set())
     errors = in_file_order([*errors, *result.errors], ratings_files)
-    if errors:
-        log.info("%d bad rows skipped", len(errors))
+    if bad := len(errors) + int(result.notes.get(UNLISTED, 0)):
+        log.info("%d bad rows skipped", bad)
     catalogue.stats.update({**result.stats(), "ratings": result.stored, "ratings_seconds": round(ratings_seconds, 3)})
     return result.stored, errors
 
@@ -290,21 +290,22 @@ def _embed_into(
     # Length-sorted batches pad far less: twice the CPU throughput on the demo catalogue.
     todo = embedder.in_batch_order(todo)
     failures, flushed_at = 0, time.monotonic()
-    bar = tqdm(total=len(todo), unit="movie", desc="embedding", disable=not progress, smoothing=0.1)
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start : start + batch_size]
-        result = embedder.embed(batch)
-        points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
-        index.upsert(points)
-        poster_embedded.update((p.id, bool(p.payload["has_poster"])) for p in points)
-        # Upserts are in the engine's write-ahead log at once, so a killed ingest keeps them (the
-        # kill test proves it); a flush only bounds what an OS crash could lose, and costs 13-280 ms.
-        if time.monotonic() - flushed_at > FLUSH_EVERY_S:
-            index.flush()
-            flushed_at = time.monotonic()
-        failures += result.poster_failures
-        bar.update(len(batch))
-    bar.close()
+    # Closed on the way out of an error or Ctrl-C too, so the CLI's message comes after the bar
+    # (garbage collection closed it later, redrawing it under the message).
+    with tqdm(total=len(todo), unit="movie", desc="embedding", disable=not progress, smoothing=0.1) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            result = embedder.embed(batch)
+            points = [to_point(m, v.as_dict(), v.image is not None) for m, v in zip(batch, result.vectors, strict=True)]
+            index.upsert(points)
+            poster_embedded.update((p.id, bool(p.payload["has_poster"])) for p in points)
+            # Upserts are in the engine's write-ahead log at once, so a killed ingest keeps them (the
+            # kill test proves it); a flush only bounds what an OS crash could lose, and costs 13-280 ms.
+            if time.monotonic() - flushed_at > FLUSH_EVERY_S:
+                index.flush()
+                flushed_at = time.monotonic()
+            failures += result.poster_failures
+            bar.update(len(batch))
     return failures
 
 

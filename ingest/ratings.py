@@ -66,6 +66,11 @@ BUCKETS = 256  # user buckets for the per-bucket hashes: a changed rating rewrit
 MISSING_TS = MISSING  # a timestamp the input did not give
 WRITE_CHUNK = 200_000  # rows per executemany / COPY buffer
 STAGE_ROWS = 1_000_000  # rows through the temporary table per INSERT ... SELECT: it stays small
+# Bad rows of a ratings import listed one by one (a RowError each, a stderr line each); the others are
+# counted as UNLISTED: a file of another catalogue's ids is millions of bad rows.
+MAX_LISTED_ROW_ERRORS = 1000
+UNLISTED = "ratings_bad_rows_unlisted"
+_LISTED = "_row_errors_listed"  # notes' private running count, dropped before the notes are returned
 SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
 POSTGRES_BULK_ROWS = 500_000  # PostgreSQL loads at least this many into an empty table: COPY, then the indexes
 POSTGRES_INDEX_MEM = "512MB"  # maintenance_work_mem of those index builds (the default 64MB spills to disk)
@@ -400,6 +405,7 @@ def _read(
         errors = _shift(errors, skipped)
         arrays.line = _shift_lines(arrays.line, skipped)
         errors += [RowError(path.name, n, "row", _wrong_width(width, layout.delimiter)) for n in skipped]
+    notes.pop(_LISTED, None)
     return arrays, sorted(errors, key=lambda e: e.line), notes
 
 
@@ -521,6 +527,16 @@ def _count(notes: dict[str, int | str], key: str, n: int) -> None:
         notes[key] = int(notes.get(key, 0)) + n
 
 
+def _listed(notes: dict[str, int | str], rows: np.ndarray, make: Callable[[int], RowError]) -> list[RowError]:
+    """A RowError (`make(i)`) for each of `rows` (indices) while fewer than MAX_LISTED_ROW_ERRORS
+    are listed in this import; the others are only counted (UNLISTED)."""
+    room = max(0, MAX_LISTED_ROW_ERRORS - int(notes.get(_LISTED, 0)))
+    listed = [make(int(i)) for i in rows[:room]]
+    _count(notes, _LISTED, len(listed))
+    _count(notes, UNLISTED, len(rows) - len(listed))
+    return listed
+
+
 def _parse_batch(
     batch: pa.RecordBatch, rating: np.ndarray, lines: np.ndarray, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
@@ -538,24 +554,31 @@ def _parse_batch(
     ]
     blank = np.logical_and.reduce([np.asarray(pc.fill_null(pc.equal(c, ""), True)) for c in batch.columns])
     problems = [(mask & ~blank, name, message) for mask, name, message in problems]  # blank lines: skipped
-    keep, errors = _errors(problems, lines, file, lambda name, i: batch.column(name)[i].as_py())
+    keep, errors = _errors(problems, lines, file, lambda name, i: batch.column(name)[i].as_py(), notes)
     ts = times.seconds  # MISSING_TS where empty (the import time, in apply_rules) or not read (a row error)
     return RatingArrays(user, movie, rating, ts, lines).take(keep & ~blank), errors
 
 
 def _errors(
-    problems: list[tuple[np.ndarray, str, str]], lines: np.ndarray, file: str, value: Callable[[str, int], object]
+    problems: list[tuple[np.ndarray, str, str]],
+    lines: np.ndarray,
+    file: str,
+    value: Callable[[str, int], object],
+    notes: dict[str, int | str],
 ) -> tuple[np.ndarray, list[RowError]]:
-    """(mask of rows with no problem, one RowError per bad row, naming its first problem and value)."""
+    """(mask of rows with no problem, a RowError per bad row naming its first problem and value, up
+    to the listing cap: `_listed`)."""
     keep = np.ones(len(lines), dtype=bool)
-    errors = []
-    for mask, name, message in problems:
-        hit = mask & keep
+    first = np.full(len(lines), -1, dtype=np.int8)  # each bad row's first problem
+    for k, (mask, _, _) in enumerate(problems):
+        first[mask & keep] = k
         keep &= ~mask
-        errors += [
-            RowError(file, int(lines[i]), name, f"{message}: {value(name, int(i))!r}") for i in np.flatnonzero(hit)
-        ]
-    return keep, errors
+
+    def error(i: int) -> RowError:
+        _, name, message = problems[first[i]]
+        return RowError(file, int(lines[i]), name, f"{message}: {value(name, i)!r}")
+
+    return keep, _listed(notes, np.flatnonzero(~keep), error)  # in the block's row order: by line
 
 
 def _skipped_lines(path: Path, encoding: str, delimiter: str, width: int, skip: int) -> list[int]:
@@ -598,7 +621,7 @@ def apply_rules(
         (~np.isin(arrays.movie, movie_ids), "movieId", "unknown movie id"),
     ]
     columns = {"userId": arrays.user, "movieId": arrays.movie, "rating": arrays.rating, "timestamp": ts}
-    keep, errors = _errors(problems, arrays.line, file, lambda name, i: columns[name][i].item())
+    keep, errors = _errors(problems, arrays.line, file, lambda name, i: columns[name][i].item(), notes)
     arrays = RatingArrays(arrays.user, arrays.movie, arrays.rating, ts, arrays.line)
     return arrays.where(keep), errors
 
@@ -785,10 +808,19 @@ def _write_sqlite(conn: Connection, rows: RatingArrays) -> int:
         if rebuild:
             for index in _RATINGS.indexes:
                 index.create(conn)
-        return written
-    finally:
-        cursor.close()
-        conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
+    except BaseException:
+        # Ctrl-C inside a statement makes SQLAlchemy close the connection: the cleanup must not replace
+        # the interrupt (or the first error) with "Cannot operate on a closed database".
+        with contextlib.suppress(Exception):
+            _end_sqlite_write(conn, cursor)
+        raise
+    _end_sqlite_write(conn, cursor)
+    return written
+
+
+def _end_sqlite_write(conn: Connection, cursor: Any) -> None:
+    cursor.close()
+    conn.exec_driver_sql("PRAGMA cache_size = -2000")  # SQLite's default, for the pooled connection
 
 
 def _write_postgres(conn: Connection, rows: RatingArrays) -> int:
@@ -804,9 +836,14 @@ def _write_postgres(conn: Connection, rows: RatingArrays) -> int:
             _copy(conn, _staging.name, rows.take(slice(start, start + STAGE_ROWS)))
             written += _merge_staging(conn)
             conn.execute(_staging.delete())
-        return written
-    finally:
-        _staging.drop(conn)
+    except BaseException:
+        # A failed or interrupted statement leaves the transaction aborted or the connection closed:
+        # the temporary table goes with them, and dropping it would replace the first error.
+        with contextlib.suppress(Exception):
+            _staging.drop(conn)
+        raise
+    _staging.drop(conn)
+    return written
 
 
 def _lock_if_empty(conn: Connection) -> bool:
@@ -934,6 +971,7 @@ def import_rows(
     content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
     fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
     valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)
+    notes.pop(_LISTED, None)
     unique, duplicates = latest(valid)
     result = store_ratings(engine, unique, source, fingerprint, force)
     result.duplicates, result.errors, result.notes = duplicates, errors, notes
@@ -984,7 +1022,7 @@ class FileImport:
         def check(rows: RatingArrays, notes: dict[str, Any]) -> tuple[RatingArrays, list[RowError]]:
             unlinked: list[RowError] = []
             if self.links is not None:
-                rows, unlinked = self.links.apply(rows, self.path.name)
+                rows, unlinked = self.links.apply(rows, self.path.name, notes)
             if self.known_only:
                 known = np.isin(rows.movie, ids)
                 notes["ratings_of_movies_left_out"] = int(notes.get("ratings_of_movies_left_out", 0)) + int(
@@ -1003,7 +1041,7 @@ class FileImport:
     def store(self) -> RatingsResult:
         if self.rows is None:
             return self.result
-        extra = {"bad_rows": len(self.result.errors)}
+        extra = {"bad_rows": len(self.result.errors) + int(self.result.notes.get(UNLISTED, 0))}
         stored = store_ratings(self.engine, self.rows, self.source, self.fingerprint, self.force, extra)
         self.rows = None  # 0.6 GB at 25M ratings, not needed past the write
         release_freed_memory()
@@ -1022,14 +1060,17 @@ class _Links:
     def digest(self) -> bytes:
         return hashlib.sha256(self.keys.tobytes() + self.values.tobytes()).digest()
 
-    def apply(self, rows: RatingArrays, file: str) -> tuple[RatingArrays, list[RowError]]:
-        """The rows with their movie ids mapped; one RowError per row whose id has no link."""
+    def apply(self, rows: RatingArrays, file: str, notes: dict[str, int | str]) -> tuple[RatingArrays, list[RowError]]:
+        """The rows with their movie ids mapped; a RowError per row whose id has no link (`_listed`)."""
         at = np.minimum(np.searchsorted(self.keys, rows.movie), max(len(self.keys) - 1, 0))
         linked = (self.keys[at] == rows.movie) if len(self.keys) else np.zeros(len(rows), dtype=bool)
-        errors = [
-            RowError(file, int(rows.line[i]), "movieId", f"MovieLens id {int(rows.movie[i])} has no tmdbId in links")
-            for i in np.flatnonzero(~linked)
-        ]
+        errors = _listed(
+            notes,
+            np.flatnonzero(~linked),
+            lambda i: RowError(
+                file, int(rows.line[i]), "movieId", f"MovieLens id {int(rows.movie[i])} has no tmdbId in links"
+            ),
+        )
         kept = rows.where(linked)
         mapped = self.values[at[linked]] if len(self.keys) else kept.movie
         return RatingArrays(kept.user, mapped, kept.rating, kept.timestamp, kept.line), errors

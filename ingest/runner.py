@@ -22,7 +22,7 @@ from app.files import LockHeldError, exclusive_lock
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
-from ingest.ratings import check_ratings_file
+from ingest.ratings import MAX_LISTED_ROW_ERRORS, UNLISTED, check_ratings_file
 
 LOCK_FILE = "ingest.lock"
 
@@ -70,6 +70,7 @@ def run(
         )
     if ratings is not None:
         check_ratings_file(ratings)  # a wrong header stops here, before the database file is created
+    _check_cuda(device, settings.device)
     with ingest_lock(settings.data_dir):  # before anything is written: a second ingest is refused
         store = store or open_store(settings)
         batch = batch_size or settings.batch_size  # None: the device's own (default_batch_size)
@@ -91,6 +92,11 @@ def run(
             n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
             for err in errors:  # each once, in file order
                 report(f"skipped: {err}")
+            if unlisted := int(catalogue.stats.get(UNLISTED, 0)):
+                report(
+                    f"skipped: {unlisted} more bad rows of the ratings file, not listed "
+                    f"(the first {MAX_LISTED_ROW_ERRORS} are above)"
+                )
             with Session(engine) as session:
                 stored = repo.all_movies(session)
                 checksum = repo.ratings_checksum(session) if collab else None
@@ -116,11 +122,27 @@ def run(
                 session.commit()
         finally:
             engine.dispose()
-        summary.ratings, summary.bad_rows = n_ratings, len(errors)
+        summary.ratings, summary.bad_rows = n_ratings, len(errors) + int(catalogue.stats.get(UNLISTED, 0))
         summary.movies_read = len(catalogue.movies)
         summary.warnings = list(catalogue.warnings)
         summary.source_stats = dict(catalogue.stats)
         return summary
+
+
+def _check_cuda(option: str | None, setting: str) -> None:
+    """CUDA asked for (the option, else MOVIEREC_DEVICE) where there is none: InvalidInputError before
+    anything is written, not a ValueError when the models load, after the database writes. "auto"
+    is resolved only when a movie needs embedding (an unchanged catalogue never imports torch)."""
+    if (option or setting) != "cuda":
+        return
+    try:
+        resolve_device("cuda")
+    except ValueError:
+        if option:
+            raise InvalidInputError("CUDA is not available on this machine; use cpu or auto", field="device") from None
+        raise InvalidInputError(
+            "MOVIEREC_DEVICE=cuda, but CUDA is not available on this machine; set it to cpu or auto"
+        ) from None
 
 
 @contextmanager

@@ -50,7 +50,8 @@ def ingest(
     if_missing: Annotated[bool, typer.Option(help="Do nothing when an index is already published.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     rating_scale: Annotated[
-        RatingScale | None, typer.Option(help="Scale of --ratings: 5 (0.5-5 stars) or 10 (halved) [default: detected].")
+        RatingScale | None,
+        typer.Option(help="Scale of --ratings: 5 (0.5-5 stars) or 10 (halved) \\[default: detected]."),
     ] = None,
 ) -> None:
     """Load a catalogue and its ratings, embed what changed, and publish the index.
@@ -181,6 +182,21 @@ def _exit_if_data_dir_unwritable(settings: Settings, *, serving: bool) -> None:
         raise typer.Exit(2)
 
 
+def _device_or_exit(settings: Settings) -> str:
+    """MOVIEREC_DEVICE resolved; CUDA asked for where there is none exits 2 with one line."""
+    from app.embedding.device import resolve_device
+
+    try:
+        return resolve_device(settings.device)
+    except ValueError:
+        typer.echo(
+            f"error: MOVIEREC_DEVICE={settings.device}, but CUDA is not available on this machine; "
+            "set it to cpu or auto",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's bytes; UnusableFileError (one line) when it cannot be read (permissions, a folder)."""
     from app.datasets import UnusableFileError
@@ -197,7 +213,6 @@ def status(
 ) -> None:
     """Embedding quality metrics: coverage, poster coverage, device, models. Exit 1 when no index exists."""
     from app.catalog.db import make_engine
-    from app.embedding.device import resolve_device
     from app.status import embedding_metrics
     from app.vectorstore import open_store
 
@@ -206,7 +221,7 @@ def status(
     if store.manifest() is None:  # before make_engine, which would create an empty database
         typer.echo("no index yet: run `movierec ingest`", err=True)
         raise typer.Exit(1)
-    metrics = embedding_metrics(make_engine(settings.sqlalchemy_url), store, resolve_device(settings.device))
+    metrics = embedding_metrics(make_engine(settings.sqlalchemy_url), store, _device_or_exit(settings))
     if as_json:
         _echo_json(metrics)
         return
@@ -239,12 +254,11 @@ def eval_(
     ] = False,
 ) -> None:
     """Offline evaluation: every strategy and baseline ranks the catalogue from training ratings only."""
-    from app.embedding.device import resolve_device
     from app.embedding.factory import build_manifest, build_text_encoder
     from app.evaluation import EvalConfig, format_report, run_eval
 
     settings = get_settings()
-    dev = resolve_device(settings.device)
+    dev = _device_or_exit(settings)
     config = EvalConfig(
         cache_dir=settings.data_dir / "eval-cache",
         manifest=build_manifest(settings),
@@ -315,6 +329,8 @@ def serve(
 
     settings = get_settings()
     _exit_if_data_dir_unwritable(settings, serving=True)
+    if settings.device == "cuda":  # "auto" is resolved in the workers: torch is not imported here for it
+        _device_or_exit(settings)
     signing_key(settings)  # created here, once, before the workers start and read it
     count = workers or settings.api_workers
     # Before any worker imports prometheus_client: then GET /metrics sums every worker's samples.
@@ -365,7 +381,7 @@ def token_create(
     user: Annotated[int | None, typer.Option("--user", min=1, help="A token for this user id only.")] = None,
     ttl_hours: Annotated[
         int | None,
-        typer.Option(min=1, max=MAX_TOKEN_TTL_HOURS, help="Lifetime in hours [default: MOVIEREC_TOKEN_TTL_HOURS]."),
+        typer.Option(min=1, max=MAX_TOKEN_TTL_HOURS, help="Lifetime in hours \\[default: MOVIEREC_TOKEN_TTL_HOURS]."),
     ] = None,
 ) -> None:
     """Print a signed bearer token (HS256, signed with MOVIEREC_SECRET_KEY or the data dir's generated key)."""

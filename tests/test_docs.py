@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
 
@@ -98,3 +99,18 @@ def test_readme_says_how_to_stop_the_server_and_what_it_logs() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "prints nothing more" not in readme
     assert "To stop the server" in readme and "Ctrl-C" in readme
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "default"),
+    [
+        (["ingest"], "--rating-scale", "[default: detected]"),
+        (["token", "create"], "--ttl-hours", "[default: MOVIEREC_TOKEN_TTL_HOURS]"),
+    ],
+)
+def test_a_default_written_in_brackets_is_shown(command: list[str], option: str, default: str) -> None:
+    """Rich reads `[...]` in help text as markup and dropped it: 'Lifetime in hours .'."""
+    result = CliRunner().invoke(cli, [*command, "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if option in line)
+    assert default in line, line

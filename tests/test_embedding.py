@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import logging
 import math
 import os
 import socket
@@ -20,7 +21,7 @@ from PIL import Image
 from app.embedding.device import gpu_visible, resolve_device
 from app.embedding.image import ResNet50Encoder
 from app.embedding.movie import combine, projection_matrix
-from app.embedding.posters import PosterLoader
+from app.embedding.posters import MAX_POSTER_WARNINGS, PosterLoader
 from app.errors import ModelUnavailableError
 
 POSTERS = Path(__file__).parent / "fixtures" / "tmdb" / "posters"
@@ -198,6 +199,20 @@ def test_posters_from_urls_are_cached_and_failures_are_none(poster_server: str, 
     before = _Handler.hits["/cat.jpg"]
     assert loader.load(f"{poster_server}/cat.jpg") is not None
     assert _Handler.hits["/cat.jpg"] == before, "a cached poster is not fetched again"
+
+
+def test_unusable_posters_are_logged_a_few_times_then_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Kaggle's movies_metadata.csv names 45,000 TMDB poster paths and ships no image: each was a
+    warning line (11 MB of log). The first few are logged, then one line says the rest are counted."""
+    loader = PosterLoader(tmp_path / "cache", timeout_s=1.0, concurrency=4)
+    refs = [str(tmp_path / f"absent-{i}.jpg") for i in range(MAX_POSTER_WARNINGS + 40)]
+    with caplog.at_level(logging.WARNING, logger="app.embedding.posters"):
+        assert loader.load_many(refs) == [None] * len(refs)
+        assert loader.load_many(refs[:5]) == [None] * 5  # a later batch of the same ingest
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[:MAX_POSTER_WARNINGS] == ["poster unusable"] * MAX_POSTER_WARNINGS
+    assert len(messages) == MAX_POSTER_WARNINGS + 1
+    assert "MOVIEREC_POSTER_BASE" in messages[-1] and "counted" in messages[-1]
 
 
 def test_a_poster_server_that_hangs_times_out(poster_server: str, tmp_path: Path) -> None:

@@ -16,11 +16,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
+from app.catalog.db import make_engine
+from app.catalog.models import Rating
 from app.files import exclusive_lock
 from app.vectorstore.edge import COMPLETE, EdgeStore
 from tests.helpers.synthetic import WIDE_POINTS
+from tests.helpers.worlds import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -165,6 +169,97 @@ def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
     )
 
 
+# A real ingest (100 demo movies, batches of 16) interrupted once its first batch is in: the
+# progress bar is closed before the message, so the message is the last thing on the terminal.
+_INTERRUPTED_EMBEDDING = textwrap.dedent(
+    """
+    import signal, sys
+    import ingest.pipeline
+    from movierec.cli import main
+
+    class Bar(ingest.pipeline.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the models embed the next batch
+
+    ingest.pipeline.tqdm = Bar
+    sys.argv = ["movierec", "ingest", "--source", "demo", "--limit", "100", "--batch-size", "16"]
+    main()
+    """
+)
+
+
+def test_ctrl_c_while_embedding_leaves_the_message_last(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_EMBEDDING],
+        capture_output=True,
+        text=True,
+        env={**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data")},
+        timeout=300,
+    )
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr
+    screen = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    assert screen[-1].startswith("interrupted: what was embedded so far is kept"), screen[-3:]
+    assert "16/100" in screen[-2]  # the bar, closed where it stopped
+
+
+# Ctrl-C while SQLite rebuilds the ratings' indexes after a large write (a 4M-row file spends about
+# 15 s there): SQLAlchemy closes a connection interrupted inside a statement, and the write's cleanup
+# then failed on it ("Cannot operate on a closed database"): a traceback, exit 1, instead of the
+# message. The signal lands inside the real statement's execution (a before_cursor_execute hook).
+_INTERRUPTED_RATINGS = textwrap.dedent(
+    """
+    import signal, sys
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    import ingest.ratings
+    from movierec.cli import main
+
+    ingest.ratings.SQLITE_REINDEX_ROWS = 1  # the large-write path for this small file
+
+    dropped = []
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def ctrl_c(conn, cursor, statement, *args):
+        sql = statement.lstrip().upper()
+        dropped.extend(["ix"] if sql.startswith("DROP INDEX") else [])  # the write's own, not the schema's
+        # SQLite: the write's index rebuild; PostgreSQL: the merge from its temporary table
+        if (dropped and sql.startswith("CREATE INDEX")) or sql.startswith("INSERT INTO RATINGS "):
+            signal.raise_signal(signal.SIGINT)
+
+    sys.argv = ["movierec", "ingest", "--source", "tmdb", "--movies", sys.argv[1], "--ratings", sys.argv[2]]
+    main()
+    """
+)
+
+
+def test_ctrl_c_while_the_ratings_are_written_says_what_is_kept(tmp_path: Path) -> None:
+    movies, ratings = tmp_path / "movies.csv", tmp_path / "ratings.csv"
+    movies.write_text("id,title\n1,Heat\n2,Fargo\n")
+    ratings.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n2,2,3.5,964982703\n")
+    settings = make_settings(tmp_path / "data")  # SQLite, or a fresh PostgreSQL database (MOVIEREC_TEST_DB)
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_RATINGS, str(movies), str(ratings)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 130
+    assert proc.stderr.strip().splitlines()[-1].startswith("interrupted: ")
+    engine = make_engine(settings.sqlalchemy_url)
+    try:  # one transaction: no rating, and every index of the table back
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM ratings")).scalar() == 0
+        indexes = {index["name"] for index in inspect(engine).get_indexes("ratings")}
+    finally:
+        engine.dispose()
+    assert {index.name for index in Rating.__table__.indexes} <= indexes
+
+
 # -- the machine, not the code: one line, exit 2 ----------------------------------------------------
 def _ingest_cli(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -196,6 +291,43 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
         f"error: the data folder {not_a_folder} is a file, not a folder: move the file, or set MOVIEREC_DATA_DIR "
         "to a folder"
     )
+
+
+@pytest.mark.parametrize("how", ["option", "setting"])
+def test_cuda_where_there_is_none_is_refused_before_anything_is_written(tmp_path: Path, how: str) -> None:
+    """It was a traceback (exit 1) raised when the models loaded, after the catalogue and its ratings
+    were already in the database."""
+    data = tmp_path / "data"
+    args = [sys.executable, "-m", "movierec", "ingest", "--source", "ml-100k", "--limit", "5"]
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(data), "CUDA_VISIBLE_DEVICES": ""}  # no GPU, even on a GPU machine
+    if how == "option":
+        args += ["--device", "cuda"]
+    else:
+        env["MOVIEREC_DEVICE"] = "cuda"
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.replace("│", " ").split())
+    assert "CUDA is not available" in said
+    assert ("--device" if how == "option" else "MOVIEREC_DEVICE") in said
+    assert not (data / "movierec.db").exists() and not (data / "qdrant").exists()
+
+
+def test_serve_with_cuda_where_there_is_none_is_one_line(tmp_path: Path) -> None:
+    """`serve` (which has no --device) printed the lifespan's whole traceback as a log line, ending in
+    'use --device cpu'."""
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data"), "MOVIEREC_DEVICE": "cuda", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "movierec", "serve", "--port", "1", "--workers", "1"],  # refused before binding
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: MOVIEREC_DEVICE=cuda, but CUDA is not available on this machine; set it to cpu or auto"
+    ]
 
 
 def test_a_locked_or_read_only_sqlite_database_is_said_so(tmp_path: Path) -> None:

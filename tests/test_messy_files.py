@@ -27,7 +27,7 @@ from app.datasets.history import HistoryReport, import_history, read_history
 from app.names import HistoryFormat
 from app.settings import get_settings
 from ingest.pipeline import store_catalogue
-from ingest.ratings import RatingsFileError, read_ratings_file
+from ingest.ratings import MAX_LISTED_ROW_ERRORS, RatingsFileError, read_ratings_file
 from movierec.cli import cli
 from tests.helpers.worlds import make_settings
 
@@ -309,6 +309,52 @@ def test_movielens_ratings_csv_is_streamed_and_limit_drops_the_rest_quietly(tmp_
             assert repo.rated_pairs(session) == [(1, 1), (1, 2), (1, 3)]
     finally:
         engine.dispose()
+
+
+def test_limit_recounts_the_sources_per_movie_figures(tmp_path: Path) -> None:
+    """`--limit 2` of a folder whose links, tags and posters cover more movies: the summary's
+    linked_imdb / with_keywords / with_poster_source describe the 2 movies kept, not the whole file."""
+    folder = tmp_path / "ml-latest-small"
+    folder.mkdir()
+    write(
+        folder / "movies.csv", "movieId,title,genres\n1,Heat (1995),Crime\n2,Fargo (1996),Crime\n3,Se7en (1995),Crime\n"
+    )
+    write(folder / "links.csv", "movieId,imdbId,tmdbId\n1,0113277,949\n2,0116282,275\n3,0114369,807\n")
+    write(folder / "tags.csv", "userId,movieId,tag,timestamp\n1,2,snow,1\n1,3,dark,1\n")
+    stats = load_catalogue("movielens", directory=folder, limit=2).stats
+    assert (stats["movies_read"], stats["linked_imdb"], stats["linked_tmdb"], stats["with_keywords"]) == (2, 2, 2, 1)
+    kaggle = tmp_path / "the-movies-dataset"
+    kaggle.mkdir()
+    write(kaggle / "movies_metadata.csv", "id,title,poster_path\n949,Heat,/a.jpg\n275,Fargo,\n807,Se7en,/c.jpg\n")
+    write(kaggle / "keywords.csv", "id,keywords\n807,\"[{'id': 1, 'name': 'detective'}]\"\n")
+    stats = load_catalogue("movies-dataset", directory=kaggle, limit=2).stats
+    assert (stats["movies_read"], stats["with_poster_source"], stats["with_keywords"]) == (2, 1, 0)
+
+
+def test_a_ratings_file_of_another_catalogues_ids_lists_its_first_bad_rows_and_counts_the_rest(
+    tmp_path: Path,
+) -> None:
+    """MovieLens ratings given beside a TMDB catalogue: every row an unknown movie id. Each was a
+    stderr line and a RowError kept in memory (1.5M rows: 1.5M lines, 99 MB, 970 MB resident; the
+    Kaggle dataset's ratings.csv is 26M). The first MAX_LISTED_ROW_ERRORS are listed, the rest counted."""
+    bad = MAX_LISTED_ROW_ERRORS + 500
+    movies = write(tmp_path / "movies.csv", "id,title\n862,Toy Story\n")
+    rows = "".join(f"{u},{1 + u % 7},4.0,964982703\n" for u in range(1, bad + 1))
+    ratings = write(tmp_path / "ratings.csv", RH + rows + "9,862,5.0,964982703\n")
+    settings = make_settings(tmp_path / "data")
+    env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    get_settings.cache_clear()
+    args = ["ingest", "--source", "tmdb", "--movies", str(movies), "--ratings", str(ratings), "--json"]
+    result = CliRunner().invoke(cli, args, env=env)
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["ratings"], summary["bad_rows"]) == (1, bad)
+    assert summary["source_stats"]["ratings_bad_rows_unlisted"] == 500
+    listed = [line for line in result.stderr.splitlines() if line.startswith("skipped: ratings.csv:")]
+    assert len(listed) == MAX_LISTED_ROW_ERRORS
+    assert listed[0] == "skipped: ratings.csv:2: movieId: unknown movie id: 2"
+    assert "skipped: 500 more bad rows of the ratings file, not listed" in result.stderr
 
 
 def test_a_folder_with_no_movielens_file_names_each_layout(tmp_path: Path) -> None:

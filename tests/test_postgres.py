@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, select
 
 from app.catalog import repository as repo
-from app.catalog.db import make_engine
+from app.catalog.db import DbTimeouts, make_engine
 from app.catalog.models import Movie, Rating, User
 from app.errors import NotFoundError
 
@@ -301,3 +301,36 @@ def test_concurrent_batches_over_the_same_pairs_do_not_deadlock(db: Engine) -> N
     rows = _all_ratings(db)
     assert [(u, m) for u, m, _, _ in rows] == pairs
     assert {ts for *_, ts in rows} <= {200 + i for i in range(writers)}  # each pair holds a last-round write
+
+
+def test_a_schema_chosen_in_the_url_is_the_apis_too(new_database: Callable[[], str]) -> None:
+    """`DATABASE_URL=...?options=-csearch_path%3Dmine` (or PGOPTIONS): the ingest and the API use
+    that schema. The API adds its own `-c statement_timeout`; it replaced the URL's options, so the
+    API created empty tables in `public` and answered 404 for every movie the ingest had written."""
+    url = new_database()
+    with create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool).connect() as conn:
+        conn.execute(text("CREATE SCHEMA mine"))
+    scoped = f"{url}?options=-csearch_path%3Dmine"
+    for timeouts in (None, DbTimeouts()):  # the ingest's engine, the API's
+        engine = make_engine(scoped, timeouts)
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW search_path")).scalar() == "mine"
+            if timeouts is not None:
+                assert conn.execute(text("SHOW statement_timeout")).scalar() == "5s"
+        assert "movies" in inspect(engine).get_table_names(schema="mine")
+        assert inspect(engine).get_table_names(schema="public") == []
+        engine.dispose()
+
+
+def test_pgoptions_is_kept_beside_the_apis_statement_timeout(
+    new_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = new_database()
+    with create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool).connect() as conn:
+        conn.execute(text("CREATE SCHEMA mine"))
+    monkeypatch.setenv("PGOPTIONS", "-c search_path=mine")
+    engine = make_engine(url, DbTimeouts())
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW search_path")).scalar() == "mine"
+        assert conn.execute(text("SHOW statement_timeout")).scalar() == "5s"
+    engine.dispose()

@@ -208,3 +208,27 @@ def test_tmdb_ratings_header_checked(tmp_path: Path) -> None:
     bad.write_text("user,movie,score\n1,603,4\n")
     with pytest.raises(ValueError, match="userId"):
         load_catalogue("tmdb", MOVIES_JSON, bad)
+
+
+def test_tmdb_api_responses_with_credits_and_keywords_appended(tmp_path: Path) -> None:
+    """TMDB's API (`/movie/{id}?append_to_response=credits,keywords`) nests them: `credits: {cast,
+    crew}`, `keywords: {keywords: [...]}`. They were silently dropped: no cast, director or keywords."""
+    record = {
+        "id": 603,
+        "title": "The Matrix",
+        "release_date": "1999-03-30",
+        "genres": [{"id": 28, "name": "Action"}],
+        "keywords": {"keywords": [{"id": 310, "name": "artificial intelligence"}]},
+        "credits": {
+            "cast": [{"name": "Keanu Reeves", "order": 0}, {"name": "Laurence Fishburne", "order": 1}],
+            "crew": [{"job": "Director", "name": "Lana Wachowski"}, {"job": "Producer", "name": "Joel Silver"}],
+        },
+    }
+    path = tmp_path / "movies.json"
+    path.write_text(json.dumps([record]))
+    movie = load_catalogue("tmdb", path).movies[0].movie
+    assert (movie.cast, movie.director, movie.keywords) == (
+        ["Keanu Reeves", "Laurence Fishburne"],
+        "Lana Wachowski",
+        ["artificial intelligence"],
+    )

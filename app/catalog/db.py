@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import SQLModel, create_engine
 
 from app.catalog import models, tokens  # noqa: F401  (registers the tables)
@@ -84,7 +84,7 @@ def _postgres_engine(url: str, timeouts: DbTimeouts | None) -> Engine:
     connect_args: dict[str, Any] = {"connect_timeout": max(1, round(connect_s))}  # libpq takes whole seconds
     pool_args: dict[str, Any] = {}
     if timeouts:
-        connect_args["options"] = f"-c statement_timeout={round(timeouts.statement_s * 1000)}"
+        connect_args["options"] = _with_option(url, f"-c statement_timeout={round(timeouts.statement_s * 1000)}")
         pool_args["pool_timeout"] = timeouts.pool_s
     # pool_pre_ping: a connection the database dropped (restart, failover) is replaced at checkout.
     engine = create_engine(
@@ -105,6 +105,15 @@ def _postgres_engine(url: str, timeouts: DbTimeouts | None) -> Engine:
             return conn
 
     return engine
+
+
+def _with_option(url: str, option: str) -> str:
+    """`option` after the connection's own options: the URL's `options` (`?options=-csearch_path%3Dmine`),
+    else PGOPTIONS. libpq reads either only when no `options` is passed, so passing the timeout
+    alone dropped a schema chosen there."""
+    given = make_url(url).query.get("options") or os.environ.get("PGOPTIONS") or ""
+    own = " ".join(given) if isinstance(given, tuple) else given
+    return f"{own} {option}".strip()
 
 
 class BoundedConnection(psycopg.Connection):

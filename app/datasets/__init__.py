@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, validate
+from app.datasets.base import MOVIE_COUNTS, RatingRow, RowError, SourceCatalogue, SourceMovie, movie_counts, validate
 from app.datasets.files import UnusableFileError
 from app.errors import InvalidInputError
 from app.names import FolderSource, SourceName
@@ -103,6 +103,7 @@ def apply_limit(catalogue: SourceCatalogue, limit: int | None) -> SourceCatalogu
     kept = {item.movie.id for item in catalogue.movies}
     catalogue.ratings = [r for r in catalogue.ratings if r.movie_id in kept]
     catalogue.stats["movies_read"] = len(catalogue.movies)
+    catalogue.stats.update(movie_counts(catalogue.movies, *(k for k in MOVIE_COUNTS if k in catalogue.stats)))
     if "ratings" in catalogue.stats:
         catalogue.stats["ratings"] = len(catalogue.ratings)
     return catalogue

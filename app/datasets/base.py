@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +58,22 @@ class SourceMovie:
     line: int = 0
     file: str = ""
     unit: Literal["line", "record"] = "line"
+
+
+# The per-movie figures a source reports in its stats, defined once: `apply_limit` recounts them
+# over the movies a --limit keeps.
+MOVIE_COUNTS: dict[str, Callable[[Movie], bool]] = {
+    "linked_imdb": lambda m: bool(m.imdb_id),
+    "linked_tmdb": lambda m: bool(m.tmdb_id),
+    "with_keywords": lambda m: bool(m.keywords),
+    "with_credits": lambda m: bool(m.cast or m.director),
+    "with_poster_source": lambda m: bool(m.poster),
+}
+
+
+def movie_counts(movies: Sequence[SourceMovie], *names: str) -> dict[str, int]:
+    """{name: how many of `movies` have it} for names of MOVIE_COUNTS."""
+    return {name: sum(1 for item in movies if MOVIE_COUNTS[name](item.movie)) for name in names}
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.models import Movie
-from app.datasets.base import RatingsLayout, RowError, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.base import RatingsLayout, RowError, SourceCatalogue, SourceMovie, make_movie, movie_counts
 from app.datasets.files import UnusableFileError, csv_records, detect_encoding
 from app.datasets.titles import display_title
 from app.datasets.tmdb import BadFieldError, parse_int, parse_names, parse_text
@@ -116,9 +116,7 @@ def load(directory: Path) -> SourceCatalogue:
         item.movie.keywords = tags.get(item.movie.id, [])
     stats: dict[str, float | int | str] = {
         "movies_read": len(movies),
-        "linked_imdb": sum(1 for m in movies if m.movie.imdb_id),
-        "linked_tmdb": sum(1 for m in movies if m.movie.tmdb_id),
-        "with_keywords": sum(1 for m in movies if m.movie.keywords),
+        **movie_counts(movies, "linked_imdb", "linked_tmdb", "with_keywords"),
     }
     ratings_file = optional["ratings"] if optional["ratings"].is_file() else None  # streamed by the ingest
     return SourceCatalogue(NAME, movies, [], errors, stats, warnings, ratings_file=ratings_file, rating_scale=5)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.datasets.base import RowError, SourceCatalogue, SourceMovie
+from app.datasets.base import RowError, SourceCatalogue, SourceMovie, movie_counts
 from app.datasets.files import UnusableFileError, csv_records
 from app.datasets.tmdb import BadFieldError, parse_int, parse_movie
 
@@ -91,9 +91,7 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
         to_tmdb = _movielens_to_tmdb(links_path, errors, warnings)
     stats: dict[str, float | int | str] = {
         "movies_read": len(movies),
-        "with_keywords": sum(1 for m in movies if m.movie.keywords),
-        "with_credits": sum(1 for m in movies if m.movie.cast or m.movie.director),
-        "with_poster_source": sum(1 for m in movies if m.movie.poster),
+        **movie_counts(movies, "with_keywords", "with_credits", "with_poster_source"),
     }
     # The ratings file (26M rows in the full dataset) is streamed by the ingest's bulk path, its
     # MovieLens ids mapped through links.csv there.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from app.catalog.models import Movie
-from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie, movie_counts
 from app.datasets.files import UnusableFileError, csv_records, detect_encoding, json_records
 
 NAME = "tmdb"
@@ -158,6 +158,22 @@ def _year(record: dict[str, Any]) -> int | None:
     return int(m.group(1))
 
 
+def _unnest_appended(record: dict[str, Any]) -> dict[str, Any]:
+    """TMDB's API response with `append_to_response=credits,keywords` as flat fields: `credits:
+    {cast, crew}` gives cast and crew where the record has none of its own, and `keywords:
+    {keywords: [...]}` ({results: [...]} for TV) the keyword list."""
+    flat = dict(record)
+    credits = record.get("credits")
+    if isinstance(credits, dict):
+        for key in ("cast", "crew"):
+            if _missing(flat.get(key)):
+                flat[key] = credits.get(key)
+    keywords = record.get("keywords")
+    if isinstance(keywords, dict) and "name" not in keywords:
+        flat["keywords"] = keywords.get("keywords", keywords.get("results"))
+    return flat
+
+
 def _director(record: dict[str, Any]) -> str | None:
     direct = record.get("director")
     if isinstance(direct, list):
@@ -204,6 +220,7 @@ def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> 
     mid = parse_int(record.get("id"), "id")
     if mid is None:
         raise BadFieldError("id", "missing id")
+    record = _unnest_appended(record)
     return make_movie(
         id=mid,
         # TMDB's daily id exports and API pages of other languages may give only original_title.
@@ -302,11 +319,10 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     warnings: list[str] = []
     items = read_movies(Path(movies), errors, warnings, poster_base)
     rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
-    with_poster = sum(1 for m in items if m.movie.poster)
     stats: dict[str, float | int | str] = {
         "movies_read": len(items),
         "ratings": len(rows),
-        "with_poster_source": with_poster,
+        **movie_counts(items, "with_poster_source"),
     }
     return SourceCatalogue(NAME, items, rows, errors, stats, warnings)
 

@@ -34,7 +34,7 @@ def resolve_device(requested: str = "auto") -> str:
 
     available = torch.cuda.is_available()
     if requested == "cuda" and not available:
-        raise ValueError("device 'cuda' was requested but CUDA is not available; use --device cpu")
+        raise ValueError("device 'cuda' was requested but CUDA is not available; use cpu or auto")
     return "cuda" if available else "cpu"
 
 

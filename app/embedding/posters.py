@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 DECODE_SIZE = (256, 256)  # JPEG draft mode decodes at reduced scale: 2x faster for big posters
 MAX_BYTES = 20 * 1024 * 1024
+# Unusable posters logged one by one per loader (one ingest); the others are only counted (the
+# summary's `failed`): a catalogue of TMDB paths without its images is otherwise a line per movie.
+MAX_POSTER_WARNINGS = 10
 
 
 class PosterLoader:
@@ -28,6 +32,8 @@ class PosterLoader:
         self.cache_dir = Path(cache_dir)
         self.concurrency = concurrency
         self._client = httpx.Client(timeout=timeout_s, follow_redirects=True)
+        self._failures = 0
+        self._failures_lock = threading.Lock()
 
     def load_many(self, refs: Sequence[str | None]) -> list[Image.Image | None]:
         """One image (or None on any failure) per reference, in order."""
@@ -41,8 +47,20 @@ class PosterLoader:
             data = self._fetch(ref) if ref.startswith(("http://", "https://")) else Path(ref).read_bytes()
             return _decode(data)
         except (OSError, httpx.HTTPError, UnidentifiedImageError, ValueError) as exc:
-            log.warning("poster unusable", extra={"poster": ref, "error": str(exc)})
+            self._log_failure(ref, exc)
             return None
+
+    def _log_failure(self, ref: str, exc: Exception) -> None:
+        with self._failures_lock:
+            self._failures += 1
+            n = self._failures
+        if n <= MAX_POSTER_WARNINGS:
+            log.warning("poster unusable", extra={"poster": ref, "error": str(exc)})
+        elif n == MAX_POSTER_WARNINGS + 1:
+            log.warning(
+                "more posters unusable: counted as `failed` in the summary, not logged; relative paths "
+                "resolve against MOVIEREC_POSTER_BASE, else the movies file's folder"
+            )
 
     def _fetch(self, url: str) -> bytes:
         cached = cache_path(self.cache_dir, url)
