@@ -83,6 +83,7 @@ def store_catalogue(
     *,
     rating_scale: int | None = None,
     force: bool = False,
+    progress: bool = False,
 ) -> tuple[int, list[RowError]]:
     """Validate and save movies, then ratings, then refresh each movie's local rating statistics.
 
@@ -93,6 +94,7 @@ def store_catalogue(
     each once, for the caller to report); the counts and notes of the ratings import go into
     `catalogue.stats`. `rating_scale`: of `ratings_file` when given beside the source (None: detected);
     a source's own file has the source's scale (`catalogue.rating_scale`) when it defines one.
+    `progress`: a bar on stderr while a ratings file is read.
     Raises UnusableFileError, writing nothing, when no movie is usable."""
     movies, rows, errors = validate(catalogue)
     ratings_file = ratings_file or catalogue.ratings_file
@@ -112,6 +114,7 @@ def store_catalogue(
             known_only=catalogue.limited,
             links=catalogue.ratings_links if own_file else None,
             layout=catalogue.ratings_layout if own_file else None,
+            progress=progress,
         )
         if ratings_file
         else None

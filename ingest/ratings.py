@@ -33,6 +33,7 @@ import hashlib
 import io
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
+from tqdm import tqdm
 
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
@@ -302,6 +304,10 @@ class _OneByteSeparator(io.RawIOBase):
         text, self._carry = text[:cut], text[cut:]
         return text.replace(self._separator, SEPARATOR_BYTE).encode("utf-8")
 
+    def position(self) -> int:
+        """Bytes of the file read so far (for a progress bar)."""
+        return self._file.tell()
+
     def close(self) -> None:
         self._file.close()
         super().close()
@@ -328,7 +334,11 @@ Check = Callable[[RatingArrays, dict[str, Any]], tuple[RatingArrays, list[RowErr
 
 
 def read_ratings_file(
-    path: Path, scale: int | None = None, check: Check | None = None, layout: RatingsLayout | None = None
+    path: Path,
+    scale: int | None = None,
+    check: Check | None = None,
+    layout: RatingsLayout | None = None,
+    progress: bool = False,
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
     """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1),
     or, given its `layout`, a file without a header (ml-1m's `ratings.dat`: '::'; ml-100k's
@@ -342,12 +352,13 @@ def read_ratings_file(
 
     A plain file (whole-number ids and timestamps, every value given) is parsed by pyarrow's own
     number parsers; the first value that is not plain sends the whole file through the text path,
-    which reads every form the rules accept and reports each bad row (3x the CPU)."""
+    which reads every form the rules accept and reports each bad row (3x the CPU).
+    `progress`: a bar on stderr of the file's bytes read (a second one for the text path's reread)."""
     found = _sniff(path, layout)
     try:
-        return _read(path, found, scale, check, plain=True)
+        return _read(path, found, scale, check, plain=True, progress=progress)
     except _NotPlainError:
-        return _read(path, found, scale, check, plain=False)
+        return _read(path, found, scale, check, plain=False, progress=progress)
 
 
 class _NotPlainError(Exception):
@@ -358,7 +369,7 @@ _PLAIN_TYPES = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float6
 
 
 def _read(
-    path: Path, layout: _Layout, scale: int | None, check: Check | None, plain: bool
+    path: Path, layout: _Layout, scale: int | None, check: Check | None, plain: bool, progress: bool = False
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
     invalid: list[str] = []
 
@@ -369,9 +380,14 @@ def _read(
     parts, errors = [], []
     notes: dict[str, int | str] = {}
     offset = layout.skip  # lines read so far: those above the first row, then rows (and blank lines)
+    desc = "reading ratings" if plain else "reading ratings (as text)"
+    size = path.stat().st_size
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc=desc, disable=not progress)
     try:
-        with _csv_blocks(path, layout, plain, on_invalid) as reader:
-            for batch in reader:
+        with bar, _csv_blocks(path, layout, plain, on_invalid) as (reader, position):
+            for blocks, batch in enumerate(reader, 1):
+                # pyarrow reads blocks ahead (one per core): a batch is one block of the stream read
+                bar.update(max(0, min(position(), blocks * BLOCK_BYTES, size) - bar.n))
                 lines = np.arange(offset + 1, offset + 1 + batch.num_rows, dtype=np.int64)
                 offset += batch.num_rows
                 bad: list[RowError] = []
@@ -392,6 +408,7 @@ def _read(
                     bad += rejected
                 parts.append(part)
                 errors.extend(bad)
+            bar.update(size - bar.n)
     except pa.ArrowInvalid as exc:
         if plain:
             raise _NotPlainError from None
@@ -417,18 +434,19 @@ def _wrong_width(width: int, delimiter: str) -> str:
 @contextlib.contextmanager
 def _csv_blocks(
     path: Path, layout: _Layout, plain: bool, on_invalid: Callable[[pacsv.InvalidRow], str]
-) -> Iterator[pacsv.CSVStreamingReader]:
+) -> Iterator[tuple[pacsv.CSVStreamingReader, Callable[[], int]]]:
     """pyarrow's streaming reader over the file's rows, BLOCK_BYTES at a time: columns typed as
     numbers (`plain`) or text; a blank line is a row of nulls ('' as text); a row with another
     number of fields goes to `on_invalid`. A multi-character delimiter ('::') is read through
-    _OneByteSeparator."""
+    _OneByteSeparator. With the reader: a function giving the bytes of the file read so far."""
     names = layout.header
     types = {name: _PLAIN_TYPES.get(name, pa.string()) if plain else pa.string() for name in names}
     one_byte = len(layout.delimiter) == 1
-    with (
-        contextlib.nullcontext(path) if one_byte else _OneByteSeparator(path, layout.encoding, layout.delimiter)
-    ) as source:
-        yield pacsv.open_csv(
+    # An open native file, not the path: its position is the progress, and no name ending ".gz" is
+    # taken for compression (a compressed file is refused by _sniff).
+    source: pa.NativeFile | _OneByteSeparator
+    with pa.OSFile(str(path)) if one_byte else _OneByteSeparator(path, layout.encoding, layout.delimiter) as source:
+        reader = pacsv.open_csv(
             source,
             read_options=pacsv.ReadOptions(
                 block_size=BLOCK_BYTES,
@@ -444,6 +462,7 @@ def _csv_blocks(
             ),
             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=[c for c in names if c]),
         )
+        yield reader, (source.tell if isinstance(source, pa.NativeFile) else source.position)
 
 
 def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray, notes: dict[str, int | str]) -> RatingArrays:
@@ -996,8 +1015,10 @@ class FileImport:
         known_only: bool = False,
         links: dict[int, int] | None = None,
         layout: RatingsLayout | None = None,
+        progress: bool = False,
     ):
         self.engine, self.path, self.source, self.scale, self.force = engine, Path(path), source, scale, force
+        self.progress = progress  # a bar of the file read, and a line before the write, on stderr
         self.layout = layout  # a file without a header (ml-1m's ratings.dat): how it is written
         self.known_only = known_only  # rows of movies outside the catalogue (cut by --limit): dropped, counted
         self.links = _Links(links) if links is not None else None  # the file's MovieLens ids -> catalogue ids
@@ -1032,7 +1053,7 @@ class FileImport:
             valid, errors = apply_rules(rows, ids, now, self.path.name, notes)
             return valid.compact(), unlinked + errors  # only each block's valid rows are kept, 24 bytes each
 
-        valid, errors, notes = read_ratings_file(self.path, self.scale, check, self.layout)
+        valid, errors, notes = read_ratings_file(self.path, self.scale, check, self.layout, self.progress)
         self.rows, self.result.duplicates = latest(valid)  # consumes `valid`: the rows are never held twice
         self.result.errors = errors
         self.result.notes = notes
@@ -1042,6 +1063,8 @@ class FileImport:
         if self.rows is None:
             return self.result
         extra = {"bad_rows": len(self.result.errors) + int(self.result.notes.get(UNLISTED, 0))}
+        if self.progress:  # the write has no bar (one transaction), but can take minutes at millions
+            print(f"writing {len(self.rows):,} ratings to the database (one transaction)", file=sys.stderr)
         stored = store_ratings(self.engine, self.rows, self.source, self.fingerprint, self.force, extra)
         self.rows = None  # 0.6 GB at 25M ratings, not needed past the write
         release_freed_memory()

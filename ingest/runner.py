@@ -54,7 +54,7 @@ def run(
     settings, or `make_embedder(with_images)` instead (models already loaded). `collab=False`
     leaves the collab vectors out. `store`: the index store (default: the settings'). `report`
     receives the lines a user should read, in order: "warning: ..." per file-level note and
-    "skipped: ..." per bad row (file:line). `progress`: a progress bar on stderr.
+    "skipped: ..." per bad row (file:line). `progress`: progress bars on stderr (reading a ratings file, embedding).
 
     Raises UnusableFileError or RatingsFileError, before anything is written (a ratings file's header
     is checked before the database is even created), for a file that cannot be read or holds no
@@ -89,7 +89,9 @@ def run(
             report(f"warning: {warning}")
         engine = make_engine(settings.sqlalchemy_url)
         try:
-            n_ratings, errors = store_catalogue(engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild)
+            n_ratings, errors = store_catalogue(
+                engine, catalogue, ratings, rating_scale=rating_scale, force=rebuild, progress=progress
+            )
             for err in errors:  # each once, in file order
                 report(f"skipped: {err}")
             if unlisted := int(catalogue.stats.get(UNLISTED, 0)):
