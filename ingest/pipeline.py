@@ -63,8 +63,9 @@ class IngestSummary:
     collab_vectors: int = 0  # movies given a collaborative vector (from ratings, or predicted from content)
     collab_fitted: int = 0  # of those, the ones fitted from ratings (the rest: predicted from content)
     collab_seconds: float = 0.0  # the collab step of this run (reading the pairs, fit, writes); 0 when skipped
-    seconds: float = 0.0
+    seconds: float = 0.0  # the index step (embedding, collab, publish); an unchanged index: its check
     movies_per_s: float = 0.0
+    total_seconds: float = 0.0  # the whole ingest (ingest.run): reading, the database, the index
     source_stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
     # movie id -> whether an image was embedded, for the movies embedded in this run (not printed)

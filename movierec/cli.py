@@ -116,7 +116,7 @@ def ingest(
         f"{s.movies} movies in the index ({s.with_poster} with poster, {s.without_poster} without): "
         f"{s.embedded} embedded, {s.skipped_unchanged} unchanged, {s.deleted} removed, "
         f"{s.failed} posters failed; {s.collab_vectors} collab vectors; "
-        f"{s.seconds:.1f} s, {s.movies_per_s:.1f} movies/s"
+        f"index {s.seconds:.1f} s ({s.movies_per_s:.1f} movies/s), total {s.total_seconds:.1f} s"
     )
     for key, value in s.source_stats.items():
         typer.echo(f"  {key}: {value}")

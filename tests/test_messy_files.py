@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -580,21 +581,26 @@ def test_cli_import_ratings_binary_or_unreadable_is_one_line_exit_2(tmp_path: Pa
 def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tmp_path: Path) -> None:
     """A 25M-row ratings file took minutes without a word: with progress on (the text summary) a bar
     of the bytes read and a line before the write go to stderr; stdout holds the summary only, and
-    --json (progress off) one object."""
+    --json (progress off) one object. Both say the whole run's time beside the index step's."""
     movies = write(tmp_path / "movies.csv", "id,title\n862,Toy Story\n")
     ratings = write(tmp_path / "ratings.csv", RH + "1,862,4.0,964982703\n2,862,3.5,964982703\n")
     settings = make_settings(tmp_path / "data")
     env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
     args = ["ingest", "--source", "tmdb", "--movies", str(movies), "--ratings", str(ratings)]
     get_settings.cache_clear()
-    text = CliRunner().invoke(cli, args, env=env)
+    shown = CliRunner().invoke(cli, args, env=env)
     write(ratings, RH + "1,862,4.0,964982703\n2,862,3.0,964982703\n")  # changed: read again
     as_json = CliRunner().invoke(cli, [*args, "--json"], env=env)
     get_settings.cache_clear()
-    assert text.exit_code == 0 and as_json.exit_code == 0, text.output + as_json.output
-    assert "reading ratings" in text.stderr and "100%" in text.stderr
-    assert "writing 2 ratings to the database" in text.stderr
-    assert "reading ratings" not in text.stdout and "writing" not in text.stdout
-    assert text.stdout.startswith("1 movie rows read, 0 bad rows skipped, 2 ratings stored;")
-    assert json.loads(as_json.stdout)["ratings"] == 2  # one object: nothing else on stdout
+    assert shown.exit_code == 0 and as_json.exit_code == 0, shown.output + as_json.output
+    assert "reading ratings" in shown.stderr and "100%" in shown.stderr
+    assert "writing 2 ratings to the database" in shown.stderr
+    assert "reading ratings" not in shown.stdout and "writing" not in shown.stdout
+    assert shown.stdout.startswith("1 movie rows read, 0 bad rows skipped, 2 ratings stored;")
+    summary = json.loads(as_json.stdout)  # one object: nothing else on stdout
+    assert summary["ratings"] == 2
+    # The index step's time and the whole run's (which holds it and the ratings step), both named.
+    assert summary["total_seconds"] >= summary["seconds"] + summary["source_stats"]["ratings_seconds"] > 0
+    timed = re.search(r"; index ([\d.]+) s \([\d.]+ movies/s\), total ([\d.]+) s$", shown.stdout.splitlines()[0])
+    assert timed and float(timed.group(2)) >= float(timed.group(1)), shown.stdout
     assert "reading ratings" not in as_json.stderr and "writing" not in as_json.stderr
