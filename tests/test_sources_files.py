@@ -475,3 +475,116 @@ def test_an_older_database_gains_the_new_movie_columns(tmp_path: Path) -> None:
         row = conn.exec_driver_sql("SELECT id, title, imdb_id, local_rating_count, poster_embedded FROM movies").one()
     engine.dispose()
     assert tuple(row) == (1, "Old", None, None, None)
+
+
+TMDB_5000_COLUMNS = [
+    "budget",
+    "genres",
+    "homepage",
+    "id",
+    "keywords",
+    "original_language",
+    "original_title",
+    "overview",
+    "popularity",
+    "production_companies",
+    "production_countries",
+    "release_date",
+    "revenue",
+    "runtime",
+    "spoken_languages",
+    "status",
+    "tagline",
+    "title",
+    "vote_average",
+    "vote_count",
+]
+
+
+def _tmdb_5000_movie(mid: int, title: str, countries: list[tuple[str, str]]) -> list[str]:
+    """A tmdb_5000_movies.csv row as Kaggle writes it: lists as JSON text."""
+    fields = {
+        "budget": "237000000",
+        "genres": json.dumps([{"id": 28, "name": "Action"}, {"id": 878, "name": "Science Fiction"}]),
+        "homepage": "http://www.avatarmovie.com/",
+        "id": str(mid),
+        "keywords": json.dumps([{"id": 1463, "name": "culture clash"}]),
+        "original_language": "en",
+        "original_title": title,
+        "overview": "In the 22nd century, a paraplegic Marine is dispatched to the moon Pandora.",
+        "popularity": "150.437577",
+        "production_companies": json.dumps([{"name": "Ingenious Film Partners", "id": 289}]),
+        "production_countries": json.dumps([{"iso_3166_1": c, "name": n} for c, n in countries]),
+        "release_date": "2009-12-10",
+        "revenue": "2787965087",
+        "runtime": "162",
+        "spoken_languages": json.dumps([{"iso_639_1": "en", "name": "English"}]),
+        "status": "Released",
+        "tagline": "Enter the World of Pandora.",
+        "title": title,
+        "vote_average": "7.2",
+        "vote_count": "11800",
+    }
+    return [fields[c] for c in TMDB_5000_COLUMNS]
+
+
+def _person(name: str, order: int) -> dict[str, object]:
+    return {"cast_id": order + 240, "character": "x", "credit_id": "5602a8a7", "gender": 2, "id": order, "name": name,
+            "order": order}  # fmt: skip
+
+
+def _write_tmdb_5000(folder: Path, credits: bool) -> Path:
+    """Kaggle's TMDB 5000 as it unpacks: tmdb_5000_movies.csv, and tmdb_5000_credits.csv (movie_id,
+    title, cast, crew) beside it unless `credits` is False."""
+    movies = folder / "tmdb_5000_movies.csv"
+    with movies.open("w", newline="") as f:
+        rows = [
+            _tmdb_5000_movie(19995, "Avatar", [("US", "United States of America"), ("GB", "United Kingdom")]),
+            _tmdb_5000_movie(285, "Pirates of the Caribbean: At World's End", []),
+            _tmdb_5000_movie(206647, "Spectre", [("GB", "United Kingdom")]),
+        ]
+        csv.writer(f).writerows([TMDB_5000_COLUMNS, *rows])
+    if credits:
+        crew = [
+            {"credit_id": "52fe48009", "department": "Editing", "gender": 0, "id": 1721, "job": "Editor",
+             "name": "Stephen E. Rivkin"},
+            {"credit_id": "52fe48009", "department": "Directing", "gender": 2, "id": 2710, "job": "Director",
+             "name": "James Cameron"},
+        ]  # fmt: skip
+        cast = [_person("Zoe Saldana", 1), _person("Sam Worthington", 0), _person("Sigourney Weaver", 2)]
+        with (folder / "tmdb_5000_credits.csv").open("w", newline="") as f:
+            csv.writer(f).writerows(
+                [
+                    ["movie_id", "title", "cast", "crew"],
+                    ["19995", "Avatar", json.dumps(cast), json.dumps(crew)],
+                    ["not-an-id", "Broken", "[]", "[]"],
+                    ["285", "Pirates of the Caribbean: At World's End", "[]", "[]"],
+                ]
+            )
+    return movies
+
+
+def test_tmdb_5000_credits_beside_the_movies_file_give_cast_and_director(tmp_path: Path) -> None:
+    """Kaggle's TMDB 5000 keeps cast and crew in tmdb_5000_credits.csv, joined by movie_id: read when
+    it sits beside tmdb_5000_movies.csv (cast in billing order, directors from the crew), its bad rows
+    reported with its name; a movie it lacks keeps no cast. Without it, nothing is invented."""
+    catalogue = load_catalogue("tmdb", _write_tmdb_5000(tmp_path, credits=True))
+    movies, _, errors = validate(catalogue)
+    by_id = {m.id: m for m in movies}
+    avatar = by_id[19995]
+    assert (avatar.cast, avatar.director) == (["Sam Worthington", "Zoe Saldana", "Sigourney Weaver"], "James Cameron")
+    assert (avatar.title, avatar.year, avatar.runtime, avatar.genres) == (
+        "Avatar",
+        2009,
+        162,
+        ["Action", "Science Fiction"],
+    )
+    assert (by_id[285].cast, by_id[285].director, by_id[206647].cast) == ([], None, [])
+    assert [str(e) for e in errors] == ["tmdb_5000_credits.csv:3: movie_id: not a number: 'not-an-id'"]
+    assert catalogue.stats["credits_file"] == "tmdb_5000_credits.csv" and catalogue.stats["with_credits"] == 1
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    catalogue = load_catalogue("tmdb", _write_tmdb_5000(alone, credits=False))
+    assert all(not m.movie.cast and m.movie.director is None for m in catalogue.movies)
+    assert "credits_file" not in catalogue.stats and catalogue.errors == []

@@ -174,6 +174,17 @@ def _unnest_appended(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _cast(record: dict[str, Any]) -> list[str]:
+    """The cast's names, in billing order: TMDB's cast entries carry `order` (0 = top billed), and a
+    list written in another order is sorted by it."""
+    cast = record.get("cast")
+    if isinstance(cast, str) and cast.strip().startswith("["):
+        cast = _parse_list_text(cast.strip(), "cast")
+    if isinstance(cast, list) and all(isinstance(c, dict) and isinstance(c.get("order"), int) for c in cast):
+        cast = sorted(cast, key=lambda c: c["order"])
+    return parse_names(cast, "cast")
+
+
 def _director(record: dict[str, Any]) -> str | None:
     direct = record.get("director")
     if isinstance(direct, list):
@@ -232,7 +243,7 @@ def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> 
         tagline=parse_text(record.get("tagline")),
         genres=parse_names(record.get("genres"), "genres", separators="|,"),
         keywords=parse_names(record.get("keywords"), "keywords"),
-        cast=parse_names(record.get("cast"), "cast"),
+        cast=_cast(record),
         director=_director(record),
         writer=parse_text(record.get("writer")),
         runtime=parse_int(record.get("runtime"), "runtime"),
@@ -247,17 +258,63 @@ def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> 
     )
 
 
+def credits_beside(path: Path) -> Path | None:
+    """The credits file beside a movies file: its name with the last "movies" replaced by "credits"
+    (Kaggle's TMDB 5000: tmdb_5000_movies.csv, tmdb_5000_credits.csv), a CSV, when it exists."""
+    name = path.name
+    at = name.lower().rfind("movies")
+    if at < 0:
+        return None
+    beside = path.with_name(f"{name[:at]}credits{name[at + len('movies') :]}")
+    return beside if beside.suffix.lower() == ".csv" and beside.is_file() else None
+
+
+def read_credits(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, dict[str, Any]]:
+    """{movie id: {"cast", "crew"}} from a credits CSV (movie_id or id, cast, crew: JSON lists of
+    TMDB's objects); the first row of an id wins, a bad id is a row error."""
+    credits: dict[int, dict[str, Any]] = {}
+    for line, row in csv_records(path, [("movieId", "id"), ("cast", "crew")], warnings, errors, optional=("crew",)):
+        try:
+            mid = parse_int(row.get("movieId", row.get("id")), "movie_id")
+        except BadFieldError as exc:
+            errors.append(RowError(path.name, line, exc.field, str(exc)))
+            continue
+        if mid is not None:
+            credits.setdefault(mid, {"cast": row.get("cast"), "crew": row.get("crew")})
+    return credits
+
+
+def _with_credits(record: Any, credits: dict[int, dict[str, Any]]) -> Any:
+    """`record` with the credits file's cast and crew where it has none of its own."""
+    if not credits or not isinstance(record, dict):
+        return record
+    try:
+        mid = parse_int(record.get("id", record.get("movieId")), "id")
+    except BadFieldError:
+        return record  # parse_movie reports it
+    found = credits.get(mid) if mid is not None else None
+    if not found:
+        return record
+    return {**record, **{k: v for k, v in found.items() if _missing(record.get(k)) and not _missing(v)}}
+
+
 def read_movies(
-    path: Path, errors: list[RowError], warnings: list[str], poster_base: str | None = None
+    path: Path,
+    errors: list[RowError],
+    warnings: list[str],
+    poster_base: str | None = None,
+    credits: dict[int, dict[str, Any]] | None = None,
 ) -> list[SourceMovie]:
     """Movies from a JSON list, JSON Lines or CSV file. A CSV in GroupLens's MovieLens layout
     (movieId, title with the year in it, genres, and no other column) is read as the movielens
-    source reads it; `movieId` beside other TMDB fields is the id."""
+    source reads it; `movieId` beside other TMDB fields is the id. `credits` (read_credits): cast
+    and crew by movie id, for the records without their own."""
     from app.datasets import movielens  # movielens imports this module
 
     base_dir = path.resolve().parent
     movies, grouplens = [], False
     for line, record, unit in _records(path, errors, warnings):
+        record = _with_credits(record, credits or {})
         try:
             if isinstance(record, dict) and "id" not in record and "movieId" in record:
                 if set(record) <= GROUPLENS_COLUMNS:
@@ -317,14 +374,28 @@ def read_ratings(path: Path, errors: list[RowError], warnings: list[str] | None 
 def load(movies: Path, ratings: Path | None = None, poster_base: str | None = None) -> SourceCatalogue:
     errors: list[RowError] = []
     warnings: list[str] = []
-    items = read_movies(Path(movies), errors, warnings, poster_base)
+    # Kaggle's TMDB 5000 keeps cast and crew in a second file: read when it sits beside the movies.
+    credits_path = credits_beside(Path(movies))
+    credits = read_credits(credits_path, errors, warnings) if credits_path is not None else None
+    items = read_movies(Path(movies), errors, warnings, poster_base, credits)
     rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
     stats: dict[str, float | int | str] = {
         "movies_read": len(items),
         "ratings": len(rows),
         **movie_counts(items, "with_poster_source"),
     }
+    if credits_path is not None:  # which file gave the cast and directors, and to how many movies
+        stats |= {"credits_file": credits_path.name, **movie_counts(items, "with_credits")}
     return SourceCatalogue(NAME, items, rows, errors, stats, warnings)
 
 
-__all__ = ["UnusableFileError", "load", "parse_movie", "read_movies", "read_ratings", "resolve_poster"]
+__all__ = [
+    "UnusableFileError",
+    "credits_beside",
+    "load",
+    "parse_movie",
+    "read_credits",
+    "read_movies",
+    "read_ratings",
+    "resolve_poster",
+]
