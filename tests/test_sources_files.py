@@ -18,6 +18,7 @@ from app.catalog.genres import clean_genres, genre_key
 from app.catalog.models import MAX_ID
 from app.datasets import UnusableFileError, load_catalogue, validate
 from app.datasets.files import CSV_FIELD_LIMIT, csv_records, detect_encoding, sniff_delimiter
+from app.datasets.tmdb import parse_movie
 from app.errors import InvalidInputError
 from ingest.pipeline import in_file_order, store_catalogue
 from tests.helpers.worlds import make_settings
@@ -580,6 +581,12 @@ def test_tmdb_5000_credits_beside_the_movies_file_give_cast_and_director(tmp_pat
         ["Action", "Science Fiction"],
     )
     assert (by_id[285].cast, by_id[285].director, by_id[206647].cast) == ([], None, [])
+    # production_countries: the first one's name is Movie.country (one name, as the API shows it).
+    assert [by_id[i].country for i in (19995, 285, 206647)] == ["United States of America", None, "United Kingdom"]
+    france = "[{'iso_3166_1': 'FR', 'name': 'France'}]"  # The Movies Dataset's Python-list text
+    assert parse_movie({"id": 1, "title": "Amélie", "production_countries": france}, tmp_path).country == "France"
+    given = {"id": 1, "title": "Amélie", "country": "FR", "production_countries": france}
+    assert parse_movie(given, tmp_path).country == "FR"  # a country column of its own wins
     assert [str(e) for e in errors] == ["tmdb_5000_credits.csv:3: movie_id: not a number: 'not-an-id'"]
     assert catalogue.stats["credits_file"] == "tmdb_5000_credits.csv" and catalogue.stats["with_credits"] == 1
 

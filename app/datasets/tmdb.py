@@ -41,7 +41,16 @@ GROUPLENS_COLUMNS = {"movieId", "title", "genres"}
 # The optional fields, so that a header spelling one another way ('Release Date', 'vote average') is read.
 MOVIE_FIELDS = (
     *("year", "release_date", "genres", "overview", "tagline", "keywords", "cast", "director", "crew", "writer"),
-    *("runtime", "country", "language", "original_language", "popularity", "vote_average", "vote_count"),
+    *(
+        "runtime",
+        "country",
+        "production_countries",
+        "language",
+        "original_language",
+        "popularity",
+        "vote_average",
+        "vote_count",
+    ),
     *("poster_path", "poster_url", "imdb_id", "tmdb_id", "original_title"),
 )
 
@@ -185,6 +194,16 @@ def _cast(record: dict[str, Any]) -> list[str]:
     return parse_names(cast, "cast")
 
 
+def _country(record: dict[str, Any]) -> str | None:
+    """`country` as given, else the first of TMDB's `production_countries` ({iso_3166_1, name}
+    objects, or JSON / Python-list text of them in CSV): Movie.country is one name, shown as is."""
+    given = parse_text(record.get("country"))
+    if given is not None:
+        return given
+    countries = parse_names(record.get("production_countries"), "production_countries")
+    return countries[0] if countries else None
+
+
 def _director(record: dict[str, Any]) -> str | None:
     direct = record.get("director")
     if isinstance(direct, list):
@@ -247,7 +266,7 @@ def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> 
         director=_director(record),
         writer=parse_text(record.get("writer")),
         runtime=parse_int(record.get("runtime"), "runtime"),
-        country=parse_text(record.get("country")),
+        country=_country(record),
         language=parse_text(record.get("language") or record.get("original_language")),
         popularity=parse_float(record.get("popularity"), "popularity"),
         vote_average=parse_float(record.get("vote_average"), "vote_average"),
