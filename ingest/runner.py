@@ -128,7 +128,8 @@ def run(
         finally:
             engine.dispose()
         summary.ratings, summary.bad_rows = n_ratings, len(errors) + int(catalogue.stats.get(UNLISTED, 0))
-        summary.movies_read = len(catalogue.movies)
+        # The source's rows, a row refused while parsing included (base.rows_read); else its movies.
+        summary.movies_read = int(catalogue.stats.get("movies_read", len(catalogue.movies)))
         summary.warnings = list(catalogue.warnings)
         summary.source_stats = dict(catalogue.stats)
         summary.total_seconds = round(time.perf_counter() - started, 3)

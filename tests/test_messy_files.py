@@ -582,7 +582,7 @@ def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tm
     """A 25M-row ratings file took minutes without a word: with progress on (the text summary) a bar
     of the bytes read and a line before the write go to stderr; stdout holds the summary only, and
     --json (progress off) one object. Both say the whole run's time beside the index step's."""
-    movies = write(tmp_path / "movies.csv", "id,title\n862,Toy Story\n")
+    movies = write(tmp_path / "movies.csv", "id,title\n862,Toy Story\nx,Broken id\n")
     ratings = write(tmp_path / "ratings.csv", RH + "1,862,4.0,964982703\n2,862,3.5,964982703\n")
     settings = make_settings(tmp_path / "data")
     env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
@@ -596,7 +596,8 @@ def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tm
     assert "reading ratings" in shown.stderr and "100%" in shown.stderr
     assert "writing 2 ratings to the database" in shown.stderr
     assert "reading ratings" not in shown.stdout and "writing" not in shown.stdout
-    assert shown.stdout.startswith("1 movie rows read, 0 bad rows skipped, 2 ratings stored;")
+    # A row whose id does not parse is a row read (and a bad row): 2 read, not 1.
+    assert shown.stdout.startswith("2 movie rows read, 1 bad rows skipped, 2 ratings stored;"), shown.stdout
     summary = json.loads(as_json.stdout)  # one object: nothing else on stdout
     assert summary["ratings"] == 2
     # The index step's time and the whole run's (which holds it and the ratings step), both named.

@@ -191,7 +191,8 @@ def test_a_tmdb_api_page_is_read_as_records(tmp_path: Path) -> None:
 
 def test_row_errors_in_file_order_once_with_lines_and_ids(tmp_path: Path) -> None:
     body = "1,First,2001,Drama,a\n2,,2002,Drama,b\nx,Bad id,2003,Drama,c\n1,Again,2004,Drama,d\n5,Fine,2005,Drama,e\n"
-    movies, _, errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body)))
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", HEADER + body))
+    movies, _, errors = validate(catalogue)
     report = [str(e) for e in in_file_order(errors)]
     assert report == [
         "movies.csv:3: title: missing title (movie id 2)",
@@ -199,24 +200,32 @@ def test_row_errors_in_file_order_once_with_lines_and_ids(tmp_path: Path) -> Non
         "movies.csv:5: id: duplicate movie id 1",
     ]
     assert [m.id for m in movies] == [1, 5]
+    # Every data row is a row read, the one whose id does not parse included; under --limit 3 the
+    # rows up to the third movie kept (line 5: the bad line 4 is before it).
+    assert catalogue.stats["movies_read"] == 5
+    assert load_catalogue("tmdb", tmp_path / "movies.csv", limit=3).stats["movies_read"] == 4
 
 
 def test_json_list_errors_say_record(tmp_path: Path) -> None:
     rows = [{"id": 1, "title": "A"}, {"id": 2, "title": ""}, "not an object"]
-    errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(rows, indent=2))))[2]
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(rows, indent=2)))
+    errors = validate(catalogue)[2]
     assert [str(e) for e in in_file_order(errors)] == [
         "movies.json: record 2: title: missing title (movie id 2)",
         "movies.json: record 3: row: expected an object, got str",
     ]
+    assert catalogue.stats["movies_read"] == 3
 
 
 def test_jsonl_errors_say_the_file_line(tmp_path: Path) -> None:
     text = '{"id": 1, "title": "A"}\n\n{"id": 2, "title": "B"\n{"id": 3}\n'
-    errors = validate(load_catalogue("tmdb", write(tmp_path / "movies.jsonl", text)))[2]
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.jsonl", text))
+    errors = validate(catalogue)[2]
     assert [str(e) for e in in_file_order(errors)] == [
         "movies.jsonl:3: json: invalid JSON at column 23: Expecting ',' delimiter",
         "movies.jsonl:4: title: missing title (movie id 3)",
     ]
+    assert catalogue.stats["movies_read"] == 3  # the blank line is no row
 
 
 # --- kind 3: ids ----------------------------------------------------------------------------------
@@ -447,6 +456,7 @@ def test_movies_dataset_folder_joins_by_id_and_reports_malformed_rows(tmp_path: 
         "movies_metadata.csv:3: id: not a number: '1997-08-20'",
         "movies_metadata.csv:5: id: duplicate movie id 862",
     ]
+    assert catalogue.stats["movies_read"] == 4  # the shifted row too: 4 rows read, 2 of them bad
     # The ratings file is streamed by the ingest's bulk path, its MovieLens ids mapped through links.
     assert ratings == [] and catalogue.ratings_links == {1: 862, 11: 9087}
     settings = make_settings(tmp_path / "data")
@@ -589,6 +599,7 @@ def test_tmdb_5000_credits_beside_the_movies_file_give_cast_and_director(tmp_pat
     assert parse_movie(given, tmp_path).country == "FR"  # a country column of its own wins
     assert [str(e) for e in errors] == ["tmdb_5000_credits.csv:3: movie_id: not a number: 'not-an-id'"]
     assert catalogue.stats["credits_file"] == "tmdb_5000_credits.csv" and catalogue.stats["with_credits"] == 1
+    assert catalogue.stats["movies_read"] == 3  # the credits file's bad row is not a movie row
 
     alone = tmp_path / "alone"
     alone.mkdir()

@@ -93,6 +93,16 @@ def _load_packaged(source: str, limit: int | None) -> SourceCatalogue:
     return ml100k.load()
 
 
+def _rows_read_up_to(catalogue: SourceCatalogue) -> int:
+    """The movies file's rows up to the last movie kept by a --limit: those movies, and the rows of
+    that file refused before it (as `base.rows_read` counts a whole file)."""
+    if not catalogue.movies:
+        return 0
+    last = catalogue.movies[-1]
+    bad = {e.line for e in catalogue.errors if (e.file, e.unit) == (last.file, last.unit) and e.line < last.line}
+    return len(catalogue.movies) + len(bad)
+
+
 def apply_limit(catalogue: SourceCatalogue, limit: int | None) -> SourceCatalogue:
     """Keep the first `limit` movies and only ratings of those movies (a `ratings_file`'s are
     dropped as it is streamed: `limited`)."""
@@ -102,7 +112,7 @@ def apply_limit(catalogue: SourceCatalogue, limit: int | None) -> SourceCatalogu
     catalogue.movies = catalogue.movies[:limit]
     kept = {item.movie.id for item in catalogue.movies}
     catalogue.ratings = [r for r in catalogue.ratings if r.movie_id in kept]
-    catalogue.stats["movies_read"] = len(catalogue.movies)
+    catalogue.stats["movies_read"] = _rows_read_up_to(catalogue)
     catalogue.stats.update(movie_counts(catalogue.movies, *(k for k in MOVIE_COUNTS if k in catalogue.stats)))
     if "ratings" in catalogue.stats:
         catalogue.stats["ratings"] = len(catalogue.ratings)

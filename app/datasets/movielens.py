@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.models import Movie
-from app.datasets.base import RatingsLayout, RowError, SourceCatalogue, SourceMovie, make_movie, movie_counts
+from app.datasets.base import (
+    RatingsLayout,
+    RowError,
+    SourceCatalogue,
+    SourceMovie,
+    make_movie,
+    movie_counts,
+    rows_read,
+)
 from app.datasets.files import UnusableFileError, csv_records, detect_encoding
 from app.datasets.titles import display_title
 from app.datasets.tmdb import BadFieldError, parse_int, parse_names, parse_text
@@ -103,11 +111,13 @@ def load(directory: Path) -> SourceCatalogue:
     warnings: list[str] = []
     movies = []
     path = directory / "movies.csv"
+    before = len(errors)
     for line, row in csv_records(path, [("movieId",), ("title",)], warnings, errors):
         try:
             movies.append(SourceMovie(parse_movie(row), line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
+    read = rows_read(movies, errors[before:])  # before links' and tags' errors
     optional = {name: directory / f"{name}.csv" for name in ("links", "tags", "ratings")}
     links = _links(optional["links"], errors, warnings) if optional["links"].is_file() else {}
     tags = _tags(optional["tags"], errors, warnings) if optional["tags"].is_file() else {}
@@ -115,7 +125,7 @@ def load(directory: Path) -> SourceCatalogue:
         item.movie.imdb_id, item.movie.tmdb_id = links.get(item.movie.id, (None, None))
         item.movie.keywords = tags.get(item.movie.id, [])
     stats: dict[str, float | int | str] = {
-        "movies_read": len(movies),
+        "movies_read": read,
         **movie_counts(movies, "linked_imdb", "linked_tmdb", "with_keywords"),
     }
     ratings_file = optional["ratings"] if optional["ratings"].is_file() else None  # streamed by the ingest
@@ -165,13 +175,13 @@ def _load_dat(directory: Path) -> SourceCatalogue:
     errors: list[RowError] = []
     warnings: list[str] = []
     path = directory / "movies.dat"
-    movies = []
+    movies, before = [], len(errors)
     for line, (mid, raw_title, genres) in _fields(path, "::", 3, errors, warnings):
         try:
             movies.append(SourceMovie(_old_movie(mid, raw_title, genres.split("|")), line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
-    stats: dict[str, float | int | str] = {"movies_read": len(movies), "layout": "ml-1m"}
+    stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-1m"}
     return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings), directory / "ratings.dat", "::")
 
 
@@ -183,7 +193,7 @@ def _load_100k(directory: Path) -> SourceCatalogue:
     if (directory / "u.genre").is_file():
         names = [values[0] for _, values in _fields(directory / "u.genre", "|", 2, errors, warnings)]
     path = directory / "u.item"
-    movies = []
+    movies, before = [], len(errors)
     for line, values in _fields(path, "|", 5 + len(names), errors, warnings):
         flags = values[5:]
         genres = [name for name, flag in zip(names, flags, strict=True) if flag.strip() == "1"]
@@ -194,7 +204,7 @@ def _load_100k(directory: Path) -> SourceCatalogue:
             movies.append(SourceMovie(movie, line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
-    stats: dict[str, float | int | str] = {"movies_read": len(movies), "layout": "ml-100k"}
+    stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-100k"}
     return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings), directory / "u.data", "\t")
 
 

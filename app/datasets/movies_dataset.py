@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.datasets.base import RowError, SourceCatalogue, SourceMovie, movie_counts
+from app.datasets.base import RowError, SourceCatalogue, SourceMovie, movie_counts, rows_read
 from app.datasets.files import UnusableFileError, csv_records
 from app.datasets.tmdb import BadFieldError, parse_int, parse_movie
 
@@ -70,7 +70,7 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
     warnings: list[str] = []
     keywords = _by_id(_first(directory, "keywords.csv"), ("keywords",), errors, warnings)
     credits = _by_id(_first(directory, "credits.csv"), ("cast", "crew"), errors, warnings)
-    movies = []
+    movies, before = [], len(errors)
     for line, row in csv_records(meta, [("id",), ("title",)], warnings, errors):
         try:
             mid = parse_int(row.get("id"), "id")
@@ -78,6 +78,7 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
             movies.append(SourceMovie(parse_movie(record, directory, poster_base), line=line, file=meta.name))
         except BadFieldError as exc:
             errors.append(RowError(meta.name, line, exc.field, str(exc)))
+    read = rows_read(movies, errors[before:])
     to_tmdb: dict[int, int] | None = None
     ratings_path = _first(directory, "ratings.csv", "ratings_small.csv")
     links_path = _first(directory, "links.csv", "links_small.csv")
@@ -90,7 +91,7 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
             )
         to_tmdb = _movielens_to_tmdb(links_path, errors, warnings)
     stats: dict[str, float | int | str] = {
-        "movies_read": len(movies),
+        "movies_read": read,
         **movie_counts(movies, "with_keywords", "with_credits", "with_poster_source"),
     }
     # The ratings file (26M rows in the full dataset) is streamed by the ingest's bulk path, its

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from app.catalog.models import Movie
-from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie, movie_counts
+from app.datasets.base import RatingRow, RowError, SourceCatalogue, SourceMovie, make_movie, movie_counts, rows_read
 from app.datasets.files import UnusableFileError, csv_records, detect_encoding, json_records
 
 NAME = "tmdb"
@@ -396,10 +396,12 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     # Kaggle's TMDB 5000 keeps cast and crew in a second file: read when it sits beside the movies.
     credits_path = credits_beside(Path(movies))
     credits = read_credits(credits_path, errors, warnings) if credits_path is not None else None
+    before = len(errors)
     items = read_movies(Path(movies), errors, warnings, poster_base, credits)
+    read = rows_read(items, errors[before:])
     rows = read_ratings(Path(ratings), errors, warnings) if ratings is not None else []
     stats: dict[str, float | int | str] = {
-        "movies_read": len(items),
+        "movies_read": read,
         "ratings": len(rows),
         **movie_counts(items, "with_poster_source"),
     }
