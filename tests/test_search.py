@@ -91,7 +91,18 @@ def test_a_query_vector_weighs_each_distinct_term_once() -> None:
     words_and_pairs = ["keanu", "reeve", "keanu_keanu", "keanu_reeve"]
     assert sorted(q.indices) == sorted(lexical.term_id(t) for t in words_and_pairs)
     assert q.values == (1.0,) * 4
-    assert lexical.query_vector("the of and").indices == ()
+    stopwords_only = ["the", "of", "and", "the_of", "of_and"]  # kept: see the next test
+    assert lexical.query_vector("the of and").indices == tuple(sorted(map(lexical.term_id, stopwords_only)))
+
+
+def test_a_title_of_stopwords_alone_is_found_by_its_words() -> None:
+    """The title "It" (1990) was all stopwords: its lexical vector held no title term and the query "It" no term,
+    so search fell back to the dense list, which did not return it. A line of stopwords alone keeps them."""
+    it = Movie(id=26693, title="It", year=1990, genres=["Horror"], cast=["Tim Curry"])
+    doc = lexical.movie_vector(it)
+    assert lexical.term_id("it") in doc.indices
+    assert lexical.query_vector("It").indices == (lexical.term_id("it"),)
+    assert lexical.term_id("the") not in lexical.movie_vector(MATRIX).indices  # not from "The Matrix"
 
 
 def test_people_leave_the_dense_text_for_the_lexical_one_and_change_the_hash() -> None:

@@ -71,13 +71,25 @@ def tokens(text: str) -> list[str]:
     return [_singular(w) for w in words if w not in STOPWORDS]
 
 
+def line_tokens(text: str) -> list[str]:
+    """`tokens` line by line, where a line of stopwords alone keeps them: a title such as "It" is
+    then a term, found by the query "It" (whose own terms keep them the same way)."""
+    return [t for line in _LINES.split(text) for t in (tokens(line) or _kept_stopwords(line))]
+
+
+def _kept_stopwords(line: str) -> list[str]:
+    folded = unicodedata.normalize("NFKD", line)
+    folded = "".join(c for c in folded if not unicodedata.combining(c)).lower()
+    return [_singular(w) for w in _WORD.findall(_APOSTROPHES.sub("", folded))]
+
+
 def pairs(words: list[str]) -> list[str]:
     """Adjacent word pairs of one line's terms: ["tom", "hanks"] -> ["tom_hanks"]."""
     return [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
 
 
 def _line_pairs(text: str) -> list[str]:
-    return [p for line in _LINES.split(text) for p in pairs(tokens(line))]
+    return [p for line in _LINES.split(text) for p in pairs(line_tokens(line))]
 
 
 def _singular(word: str) -> str:
@@ -105,8 +117,8 @@ def _by_id(terms: Iterable[tuple[str, float]]) -> dict[int, float]:
 
 def document_vector(text: str) -> SparseVector:
     """BM25's saturated term frequency of each term of `text` (no IDF: the engine applies it).
-    An empty or all-stopword text gives an empty vector."""
-    words = tokens(text)
+    An empty text gives an empty vector; a line of stopwords alone keeps them (`line_tokens`)."""
+    words = line_tokens(text)
     norm = K1 * (1 - B + B * len(words) / AVG_LEN)
     counts = Counter(words) + Counter(_line_pairs(text))
     return _sparse(_by_id((t, tf * (K1 + 1) / (tf + norm)) for t, tf in counts.items()))
@@ -115,7 +127,7 @@ def document_vector(text: str) -> SparseVector:
 def query_vector(text: str) -> SparseVector:
     """1.0 for each distinct term of `text` (its words and adjacent word pairs), so the dot product
     with a document is its BM25 score."""
-    words = tokens(text)
+    words = line_tokens(text)
     return _sparse(_by_id((t, 1.0) for t in dict.fromkeys([*words, *pairs(words)])))
 
 

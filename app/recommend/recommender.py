@@ -568,7 +568,7 @@ class Recommender:
         if mode == "sparse":
             return index.query(terms, SPARSE_VECTOR, n, filter) if terms.indices else []
         dense = self._encode_query(text)
-        if mode == "dense" or not terms.indices:  # only stopwords: nothing for the lexical list to match
+        if mode == "dense" or not terms.indices:  # no word: nothing for the lexical list to match
             return index.query(dense, "text", n, filter)
         vectors: dict[str, np.ndarray | SparseVector] = {"text": dense, SPARSE_VECTOR: terms}
         return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
