@@ -239,6 +239,23 @@ def test_a_movies_own_title_finds_it_first(
     assert not misses, (len(misses), misses)
 
 
+@pytest.mark.parametrize("popularity", [0.0, 0.6])
+def test_a_short_list_is_the_start_of_a_longer_one(
+    recommender: Recommender, movies: dict[int, Movie], popularity: float
+) -> None:
+    """`limit` cuts one ranking; it does not change it. Searched with limit 3, "Up" missed Up (2009)
+    behind "28 Up" and "42 Up", first at limit 5 and 10: a smaller limit fetched fewer candidates, so
+    the exact title, and the fused lists, saw less."""
+    queries = [split_alternates(m.title)[0] for m in list(movies.values())[::10]] + ["love", "war 1995", "it"]
+    differ = []
+    for q in queries:
+        ten = [h.id for h in recommender.search(q, limit=10, popularity=popularity)]
+        for k in (1, 3):
+            if [h.id for h in recommender.search(q, limit=k, popularity=popularity)] != ten[:k]:
+                differ.append((q, k))
+    assert not differ, differ
+
+
 # -- congruence: Edge and server adapters rank alike ------------------------------------------------
 @pytest.fixture(scope="module")
 def two_engines(

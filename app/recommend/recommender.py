@@ -60,6 +60,7 @@ SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (R
 # one exactly (3 / (r + 4) = 1 / (s + 2) at r = 3s + 2) and engines break ties differently; 8.2
 # first ties at lexical rank 40, past the candidates a page reads (bench/search.py, README).
 SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 8.2}
+SEARCH_DEPTH = 10  # search ranks at least this many movies (x candidate_factor with the prior), any limit
 COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5
 # Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
@@ -541,7 +542,8 @@ class Recommender:
         """Movies matching free text, best first, under `filter`. hybrid (the default) fuses the dense
         `text` list and the sparse `lexical` (BM25) list by weighted RRF in one engine query, so a
         person's or a title's name is found by its words and a theme by its meaning. The popularity
-        prior re-ranks `candidate_factor` x `limit` candidates as recommendations do; score = the
+        prior re-ranks `candidate_factor` x max(`limit`, SEARCH_DEPTH) candidates as recommendations do
+        (a short list is the start of a longer one); score = the
         list's score (cosine, BM25 or RRF) x the popularity boost. Raises InvalidInputError (field `q`)
         on text without a letter or a digit (blank, a zero-width space, emoji or punctuation alone: the
         text model reads those as unknown tokens and any answer would be arbitrary)."""
@@ -558,7 +560,10 @@ class Recommender:
     def _search(
         self, index: MovieIndex, text: str, limit: int, filter: MovieFilter, popularity: float, mode: SearchMode
     ) -> list[ScoredMovie]:
-        n = limit * self.candidate_factor if popularity > 0 else limit
+        # At least SEARCH_DEPTH candidates whatever the limit: a short list is the start of a longer one
+        # (at limit 3, "Up" lost Up (2009) to "28 Up" and "42 Up": fewer candidates, other fused ranks).
+        depth = max(limit, SEARCH_DEPTH)
+        n = depth * self.candidate_factor if popularity > 0 else depth
         hits = self._search_hits(index, text, n, filter, mode)
         picks = _titled_first(text, rerank(hits, CANDIDATE_VECTOR, len(hits), popularity, 0.0))[:limit]
         return [ScoredMovie.from_payload(h.id, h.payload, s) for h, s in picks]
