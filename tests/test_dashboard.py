@@ -267,3 +267,33 @@ def test_maps_sample_the_same_movies_in_every_space(demo_settings: Settings) -> 
         assert max(abs(c) for xy in m["xy"] for c in xy) == 1.0
         first, second = m["explained_variance"]
         assert 0 < second <= first < 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_narrow_window_shows_every_page_without_scrolling_sideways(
+    base_url: str, heavy_user: int, admin: dict[str, str]
+) -> None:
+    """A phone-sized window (360 px): the side-by-side columns stack, long titles wrap, so nothing on
+    any page (the Users page's recommendations included) sits off the right edge."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM, width=360, height=740) as b:  # type: ignore[arg-type]
+        b.send("Emulation.setDeviceMetricsOverride", width=360, height=740, deviceScaleFactor=1, mobile=True)
+        b.goto(base_url + "/dashboard")
+        overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        wide = {"login": b.evaluate(overflow)}
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = '1'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.neighbours li').length >= 30")
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        for page in ("index", "movies", "map", "users", "quality", "service"):
+            b.evaluate(f"location.hash = '#{page}'")
+            b.pump(0.5)
+            wide[page] = b.evaluate(overflow)
+        assert wide == dict.fromkeys(wide, 0)
+        b.pump(0.5)
+        assert b.errors == []

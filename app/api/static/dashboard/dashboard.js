@@ -243,7 +243,7 @@ function barChart(series, label) {
   const max = Math.max(1e-9, ...series.flatMap(([, values]) => Object.values(values)));
   const barW = 18, gap = 24, left = 50, top = 20, height = 260;
   const width = left + strategies.length * (series.length * barW + gap) + 20;
-  const chart = svg("svg", { width, height: height + 90, class: "bars" });
+  const chart = svg("svg", { width, height: height + 90, viewBox: `0 0 ${width} ${height + 90}`, class: "bars" });
   chart.append(svg("text", { x: 4, y: 14 }, label));
   for (let t = 0; t <= 4; t++) {
     const y = top + height - (t / 4) * height;
@@ -334,7 +334,7 @@ function drawSpark() {
   }
   const w = 600, h = 80, max = Math.max(1, ...rates);
   const points = rates.map((r, i) => `${(i / Math.max(1, rates.length - 1)) * w},${h - (r / max) * (h - 4)}`);
-  fill("service-spark", svg("svg", { width: w, height: h + 16 },
+  fill("service-spark", svg("svg", { width: w, height: h + 16, viewBox: `0 0 ${w} ${h + 16}` },
     svg("polyline", { points: points.join(" "), fill: "none", stroke: PALETTE[0], "stroke-width": 2 }),
     svg("text", { x: 0, y: h + 14, "font-size": 11 }, `requests/s, all routes (max ${max.toFixed(1)})`)));
 }
