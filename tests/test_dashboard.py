@@ -297,3 +297,46 @@ def test_a_narrow_window_shows_every_page_without_scrolling_sideways(
         assert wide == dict.fromkeys(wide, 0)
         b.pump(0.5)
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_slow_answer_for_an_earlier_query_never_replaces_the_later_one(
+    base_url: str, heavy_user: int, admin: dict[str, str]
+) -> None:
+    """Users: one user asked for, then another before the first answered: when the first user's answers
+    arrive last, the page still shows the second user's ratings and recommendations (not one user's
+    ratings beside another's lists). Movies likewise: a title search overtaken by an id."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    other = 15 if heavy_user != 15 else 16
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{other}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        expected = b.evaluate("document.getElementById('page-users').innerText")
+
+        b.hold(f"*/users/{heavy_user}/*", f"*user_id={heavy_user}&*")
+        b.evaluate(f"document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.evaluate(f"document.getElementById('user-id').value = '{other}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        b.release()
+        b.pump(1.5)
+        assert b.evaluate("document.getElementById('page-users').innerText") == expected
+
+        b.evaluate("location.hash = '#movies'")
+        b.hold("*/movies/search?*")
+        b.evaluate("document.getElementById('movie-query').value = 'Toy Story'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.evaluate("document.getElementById('movie-query').value = '2'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("document.getElementById('movie-detail').dataset.movieId === '2'")
+        b.release()
+        b.pump(1.5)
+        assert b.evaluate("document.getElementById('movie-detail').dataset.movieId") == "2"
+        assert b.evaluate("document.getElementById('movie-matches').textContent") == ""
+        assert b.errors == []

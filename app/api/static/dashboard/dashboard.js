@@ -74,6 +74,14 @@ function loggedOut(why) {
   $("login-error").textContent = why;
 }
 
+// Each section draws only its latest request's answer: a slow answer to an earlier query (another
+// user, another movie) arriving last must not replace the later one, nor mix with it.
+const turns = {};
+function nextTurn(section) {
+  const turn = (turns[section] = (turns[section] || 0) + 1);
+  return () => turns[section] === turn;
+}
+
 function showError(target, err) {
   fill(target, el("p", { class: "error" }, err.message || String(err)));
 }
@@ -131,23 +139,27 @@ async function loadIndex() {
 
 // -- Movies -----------------------------------------------------------------------------------
 async function lookUpMovie(query) {
+  const current = nextTurn("movie");
   fill("movie-matches"); fill("movie-detail"); fill("movie-neighbours");
-  if (/^\d+$/.test(query)) return showMovie(Number(query));
+  if (/^\d+$/.test(query)) return showMovie(BigInt(query).toString());  // exact: ids reach 10^18 - 1
   try {
     const found = await api(`/movies/search?q=${encodeURIComponent(query)}&limit=8`);
+    if (!current()) return;
     if (!found.items.length) return fill("movie-matches", el("p", {}, "no match"));
     fill("movie-matches", el("p", {}, "Matches: ", ...found.items.map((m) =>
       el("a", { href: "#movies", class: "clickable", onclick: (e) => { e.preventDefault(); showMovie(m.movie_id); } },
         `${m.title} (${m.year ?? "?"})  `))));
     return showMovie(found.items[0].movie_id);
-  } catch (err) { return showError("movie-matches", err); }
+  } catch (err) { if (current()) showError("movie-matches", err); }
 }
 
 async function showMovie(id) {
+  const current = nextTurn("movie");
   let view, movie;
   try {
     [view, movie] = await Promise.all([api(`/dashboard/api/movies/${id}`), api(`/movies/${id}`)]);
-  } catch (err) { return showError("movie-detail", err); }
+  } catch (err) { return current() && showError("movie-detail", err); }
+  if (!current()) return;
   const poster = movie.poster_url ? el("img", { class: "poster", src: movie.poster_url, alt: "poster" }) : "";
   const norms = VECTORS.map((n) => [n, view.norms[n] === undefined ? "absent" : fmt(view.norms[n], 6)]);
   const detail = fill("movie-detail", poster,
@@ -194,15 +206,18 @@ function drawMap(target, map, colour) {
 
 // -- Users ------------------------------------------------------------------------------------
 async function showUser(userId) {
-  fill("user-explain");
+  const current = nextTurn("user");
+  nextTurn("explain");  // an explanation still on its way is the previous user's
+  fill("user-explain"); fill("user-ratings"); fill("user-recs");
   const user = encodeURIComponent(userId);  // typed by hand: never part of the path or query as is
-  try {
-    const ratings = await api(`/users/${user}/ratings?limit=50`);
+  const [ratings, ...lists] = await Promise.all([api(`/users/${user}/ratings?limit=50`).catch((err) => err),
+    ...STRATEGIES.map((s) => api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err))]);
+  if (!current()) return;
+  if (ratings instanceof Error) showError("user-ratings", ratings);
+  else {
     table("user-ratings", ["movie", "rating"], ratings.items.map((r) => [r.title, r.rating]));
     $("user-ratings").prepend(el("caption", {}, `${ratings.total} ratings (latest ${ratings.items.length})`));
-  } catch (err) { showError("user-ratings", err); }
-  const lists = await Promise.all(STRATEGIES.map((s) =>
-    api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err)));
+  }
   fill("user-recs", lists.map((list, i) => {
     if (list instanceof Error) return el("div", {}, el("h3", {}, STRATEGIES[i]), el("p", { class: "error" }, list.message));
     return el("div", {}, el("h3", {}, `${STRATEGIES[i]} `, el("span", { class: "path" }, `path: ${list.path}`)),
@@ -214,13 +229,15 @@ async function showUser(userId) {
 
 // The explanation of a list's item under that list's strategy: its sentence starts with the item's own reason.
 async function explain(user, movieId, strategy) {
+  const current = nextTurn("explain");
   try {
     const why = await api(`/movies/explain/${user}/${movieId}?strategy=${strategy}`);
+    if (!current()) return;
     fill("user-explain", el("h3", {}, `Why ${why.title}? (${strategy} list)`),
       el("p", { id: "explain-sentence", "data-strategy": strategy }, why.sentence),
       table(el("table"), ["closest rated movie", "rating", "similarity"],
         why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])));
-  } catch (err) { showError("user-explain", err); }
+  } catch (err) { if (current()) showError("user-explain", err); }
 }
 
 // -- Quality ----------------------------------------------------------------------------------
