@@ -340,3 +340,25 @@ def test_a_slow_answer_for_an_earlier_query_never_replaces_the_later_one(
         assert b.evaluate("document.getElementById('movie-detail').dataset.movieId") == "2"
         assert b.evaluate("document.getElementById('movie-matches').textContent") == ""
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_odd_input_is_answered_in_words_naming_what_is_wrong(base_url: str, admin: dict[str, str]) -> None:
+    """A token of blanks, and a user id with a slash (which the path would take as two segments: a bare
+    '404: Not Found'), are answered with what is wrong, not with a header rule or a missing route."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate("document.getElementById('token').value = '   '")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        assert "paste" in b.wait_for("document.getElementById('login-error').textContent")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        for typed in ("15/16", "15/../16", "<b>1</b>"):
+            b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = {typed!r}")
+            b.evaluate("document.querySelector('#user-form button').click()")
+            shown = b.wait_for("document.querySelector('#user-ratings .error')?.textContent")
+            assert "user_id must be an integer" in shown and typed in shown, shown
+            assert b.evaluate("document.getElementById('user-recs').children.length") == 0
+        assert b.errors == []

@@ -88,6 +88,7 @@ function showError(target, err) {
 
 // -- login and navigation ---------------------------------------------------------------------
 async function login(token) {
+  if (!token.trim()) { $("login-error").textContent = "paste a token first (the box holds only blanks)"; return; }
   sessionStorage.setItem(TOKEN_KEY, token.trim());
   try {
     await api("/dashboard/api/index");
@@ -209,6 +210,11 @@ async function showUser(userId) {
   const current = nextTurn("user");
   nextTurn("explain");  // an explanation still on its way is the previous user's
   fill("user-explain"); fill("user-ratings"); fill("user-recs");
+  // Not digits: said here, as the API's query parameter would say it (in the path, a slash would make
+  // another route, answered with a bare 404).
+  if (!/^\d+$/.test(userId)) {
+    return showError("user-ratings", `user_id must be an integer from 1 to 999999999999999999 (10^18 - 1), got '${userId}'`);
+  }
   const user = encodeURIComponent(userId);  // typed by hand: never part of the path or query as is
   const [ratings, ...lists] = await Promise.all([api(`/users/${user}/ratings?limit=50`).catch((err) => err),
     ...STRATEGIES.map((s) => api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err))]);
