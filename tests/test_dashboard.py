@@ -362,3 +362,40 @@ def test_odd_input_is_answered_in_words_naming_what_is_wrong(base_url: str, admi
             assert "user_id must be an integer" in shown and typed in shown, shown
             assert b.evaluate("document.getElementById('user-recs').children.length") == 0
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_users_ratings_are_paged_through_to_the_oldest(base_url: str, heavy_user: int, admin: dict[str, str]) -> None:
+    """A user with more ratings than a page: 'older' and 'newer' walk every rating, latest first (only
+    the latest 50 were shown, with no way to the others)."""
+    ratings = f"{base_url}/users/{heavy_user}/ratings?limit=100"
+    every = httpx.get(ratings, headers=admin).json()
+    assert every["total"] > 100  # three pages at least
+    for offset in range(100, every["total"], 100):
+        every["items"] += httpx.get(f"{ratings}&offset={offset}", headers=admin).json()["items"]
+    titles = [r["title"] for r in every["items"]]
+    assert len(titles) == every["total"]
+    token = admin["Authorization"].removeprefix("Bearer ")
+    rows = "[...document.querySelectorAll('#user-ratings tr')].slice(1).map(tr => tr.children[0].textContent)"
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.getElementById('ratings-older') !== null")
+        assert b.evaluate("document.getElementById('ratings-newer')") is None
+        seen = b.evaluate(rows)
+        while b.evaluate("document.getElementById('ratings-older') !== null"):
+            b.evaluate("document.getElementById('ratings-older').click()")
+            b.wait_for(f"document.querySelector('#user-ratings caption')?.textContent.includes(', {len(seen) + 1}–')")
+            seen += b.evaluate(rows)
+        assert seen == titles
+        caption = b.evaluate("document.querySelector('#user-ratings caption').textContent")
+        assert caption.startswith(f"{every['total']} ratings, ") and f"–{every['total']} " in caption
+        last_start = (every["total"] - 1) // 50 * 50
+        b.evaluate("document.getElementById('ratings-newer').click()")
+        b.wait_for("document.getElementById('ratings-older') !== null")
+        assert b.evaluate(rows) == titles[last_start - 50 : last_start]
+        assert b.errors == []

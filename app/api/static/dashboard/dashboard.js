@@ -8,6 +8,7 @@ const PAGES = ["index", "movies", "map", "users", "quality", "service"];
 const VECTORS = ["text", "image", "combined", "collab"];
 const STRATEGIES = ["content", "collab", "hybrid"];
 const SERVICE_EVERY_MS = 2000;
+const RATINGS_PAGE = 50;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
   "#31a354", "#756bb1", "#636363"];
@@ -208,7 +209,7 @@ function drawMap(target, map, colour) {
 // -- Users ------------------------------------------------------------------------------------
 async function showUser(userId) {
   const current = nextTurn("user");
-  nextTurn("explain");  // an explanation still on its way is the previous user's
+  nextTurn("explain"); nextTurn("ratings");  // an explanation or a page still on its way is the previous user's
   fill("user-explain"); fill("user-ratings"); fill("user-recs");
   // Not digits: said here, as the API's query parameter would say it (in the path, a slash would make
   // another route, answered with a bare 404).
@@ -216,14 +217,11 @@ async function showUser(userId) {
     return showError("user-ratings", `user_id must be an integer from 1 to 999999999999999999 (10^18 - 1), got '${userId}'`);
   }
   const user = encodeURIComponent(userId);  // typed by hand: never part of the path or query as is
-  const [ratings, ...lists] = await Promise.all([api(`/users/${user}/ratings?limit=50`).catch((err) => err),
+  const [ratings, ...lists] = await Promise.all([api(`/users/${user}/ratings?limit=${RATINGS_PAGE}`).catch((err) => err),
     ...STRATEGIES.map((s) => api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err))]);
   if (!current()) return;
   if (ratings instanceof Error) showError("user-ratings", ratings);
-  else {
-    table("user-ratings", ["movie", "rating"], ratings.items.map((r) => [r.title, r.rating]));
-    $("user-ratings").prepend(el("caption", {}, `${ratings.total} ratings (latest ${ratings.items.length})`));
-  }
+  else drawRatings(user, ratings);
   fill("user-recs", lists.map((list, i) => {
     if (list instanceof Error) return el("div", {}, el("h3", {}, STRATEGIES[i]), el("p", { class: "error" }, list.message));
     return el("div", {}, el("h3", {}, `${STRATEGIES[i]} `, el("span", { class: "path" }, `path: ${list.path}`)),
@@ -231,6 +229,26 @@ async function showUser(userId) {
         el("li", { class: "clickable", title: m.reason, onclick: () => explain(user, m.movie_id, STRATEGIES[i]) },
           `${m.title} (${m.year ?? "?"}) `, el("span", { class: "note" }, fmt(m.score, 3))))));
   }));
+}
+
+// A user's ratings, latest first, a page at a time: a user may have thousands.
+async function showRatings(user, offset) {
+  const current = nextTurn("ratings");
+  let ratings;
+  try { ratings = await api(`/users/${user}/ratings?limit=${RATINGS_PAGE}&offset=${offset}`); } catch (err) {
+    return current() && showError("user-ratings", err);
+  }
+  if (current()) drawRatings(user, ratings);
+}
+
+function drawRatings(user, ratings) {
+  const start = ratings.offset, end = ratings.offset + ratings.items.length;
+  const page = (id, label, offset) => el("button", { type: "button", id, onclick: () => showRatings(user, offset) }, label);
+  table("user-ratings", ["movie", "rating"], ratings.items.map((r) => [r.title, r.rating]));
+  $("user-ratings").prepend(el("caption", {},
+    `${ratings.total} ratings${end > start ? `, ${start + 1}–${end} (latest first)` : ""} `,
+    start > 0 ? page("ratings-newer", "« newer", Math.max(0, start - RATINGS_PAGE)) : "",
+    end < ratings.total ? page("ratings-older", "older »", end) : ""));
 }
 
 // The explanation of a list's item under that list's strategy: its sentence starts with the item's own reason.
