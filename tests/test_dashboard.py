@@ -399,3 +399,21 @@ def test_a_users_ratings_are_paged_through_to_the_oldest(base_url: str, heavy_us
         b.wait_for("document.getElementById('ratings-older') !== null")
         assert b.evaluate(rows) == titles[last_start - 50 : last_start]
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_server_that_does_not_answer_is_said_in_words(base_url: str, admin: dict[str, str]) -> None:
+    """The server gone (connection refused): the page says the server did not answer, not the
+    browser's 'Failed to fetch'."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.hold("*/dashboard/api/map/*")
+        b.evaluate("location.hash = '#map'")
+        b.release(fail="ConnectionRefused")
+        shown = b.wait_for("document.querySelector('#map-combined .error')?.textContent")
+        assert "server did not answer" in shown, shown
+        assert b.evaluate("document.getElementById('login').hidden")  # still logged in: the token is not at fault

@@ -122,11 +122,15 @@ class Browser:
         a slow answer, made to arrive after a later one without timing anything."""
         self.send("Fetch.enable", patterns=[{"urlPattern": p} for p in url_patterns])
 
-    def release(self) -> None:
-        """Let the held requests go on, then hold nothing more."""
+    def release(self, fail: str | None = None) -> None:
+        """Let the held requests go on (or fail them with a network error such as "ConnectionRefused"),
+        then hold nothing more."""
         self.pump(0.2)
         for request in self.paused:
-            self.send("Fetch.continueRequest", requestId=request["requestId"])
+            if fail is None:
+                self.send("Fetch.continueRequest", requestId=request["requestId"])
+            else:
+                self.send("Fetch.failRequest", requestId=request["requestId"], errorReason=fail)
         self.paused.clear()
         self.send("Fetch.disable")
 

@@ -55,11 +55,16 @@ const fmt = (x, digits = 4) => (typeof x === "number" ? Number(x.toFixed(digits)
 
 // -- the API ----------------------------------------------------------------------------------
 class ApiError extends Error {
-  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; this.detail = detail; }
+  constructor(status, detail) { super(status ? `${status}: ${detail}` : detail); this.status = status; this.detail = detail; }
 }
 
 async function api(path) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
+  } catch {  // no answer at all (the browser says only "Failed to fetch")
+    throw new ApiError(0, `the server did not answer ${path.split("?")[0]} (is \`movierec serve\` running?); try again`);
+  }
   const body = await response.json().catch(() => ({}));
   if (response.status === 401 && sessionStorage.getItem(TOKEN_KEY)) loggedOut(body.detail || "the token was refused");
   if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
