@@ -417,3 +417,28 @@ def test_a_server_that_does_not_answer_is_said_in_words(base_url: str, admin: di
         shown = b.wait_for("document.querySelector('#map-combined .error')?.textContent")
         assert "server did not answer" in shown, shown
         assert b.evaluate("document.getElementById('login').hidden")  # still logged in: the token is not at fault
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_log_out_forgets_the_token_and_what_was_shown(base_url: str, heavy_user: int, admin: dict[str, str]) -> None:
+    """After 'Log out' the login box is empty (it kept the admin token: one click logged back in) and
+    the page no longer holds the last session's data (a user's ratings stayed in the hidden sections)."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        assert b.evaluate("document.getElementById('token').value") == ""  # not left on the page once used
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        rated = b.evaluate("document.querySelector('#user-ratings td').textContent")
+        b.evaluate("document.getElementById('logout').click()")
+        b.wait_for("!document.getElementById('login').hidden")
+        assert b.evaluate("document.getElementById('token').value") == ""
+        assert rated not in b.evaluate("document.querySelector('main').textContent")
+        assert b.evaluate("document.getElementById('user-id').value") == ""
+        shown = "document.querySelectorAll('main .page:not(#login) td, main .page:not(#login) li').length"
+        assert b.evaluate(shown) == 0
+        assert b.errors == []

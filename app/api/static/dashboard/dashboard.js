@@ -74,10 +74,21 @@ async function api(path) {
 // A token that stops working (expired, revoked, a new key) logs the page out, saying why, rather than
 // leaving every section to show a 401 (and the Service page to ask again every few seconds).
 function loggedOut(why) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  stopService();
+  forgetSession();
   route();
   $("login-error").textContent = why;
+}
+
+// Log out, or a token refused: the token and everything the session showed go, so that the page left
+// on the screen holds neither (answers still on their way are dropped as well).
+function forgetSession() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopService();
+  for (const section of Object.keys(turns)) nextTurn(section);
+  for (const form of document.querySelectorAll("main form")) form.reset();
+  for (const node of document.querySelectorAll("main .page:not(#login) [id]")) {
+    if (!node.closest("form")) node.replaceChildren();
+  }
 }
 
 // Each section draws only its latest request's answer: a slow answer to an earlier query (another
@@ -105,6 +116,7 @@ async function login(token) {
     return;
   }
   $("login-error").textContent = "";
+  $("token").value = "";  // kept in sessionStorage only, not on the page
   route();
 }
 
@@ -390,7 +402,7 @@ const LOADERS = { index: loadIndex, movies: () => {}, map: loadMap, users: () =>
   service: loadService };
 
 $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("token").value); });
-$("logout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); stopService(); route(); });
+$("logout").addEventListener("click", () => { forgetSession(); route(); });
 $("movie-form").addEventListener("submit", (e) => { e.preventDefault(); lookUpMovie($("movie-query").value.trim()); });
 $("user-form").addEventListener("submit", (e) => { e.preventDefault(); showUser($("user-id").value.trim()); });
 window.addEventListener("hashchange", route);
