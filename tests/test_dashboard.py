@@ -442,3 +442,25 @@ def test_log_out_forgets_the_token_and_what_was_shown(base_url: str, heavy_user:
         shown = "document.querySelectorAll('main .page:not(#login) td, main .page:not(#login) li').length"
         assert b.evaluate(shown) == 0
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_an_answer_arriving_after_log_out_is_not_drawn(base_url: str, admin: dict[str, str]) -> None:
+    """The Map's data asked for, then 'Log out' before it came: the page stays empty of it."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.hold("*/dashboard/api/map/*", "*/dashboard/api/quality")
+        b.evaluate("location.hash = '#map'")
+        b.pump(0.3)
+        b.evaluate("location.hash = '#quality'")
+        b.pump(0.3)
+        b.evaluate("document.getElementById('logout').click()")
+        b.release()
+        b.pump(1.5)
+        assert b.evaluate("document.querySelectorAll('.map circle, #quality-chart rect').length") == 0
+        assert b.evaluate("document.getElementById('quality-meta').textContent") == ""
+        assert b.errors == []

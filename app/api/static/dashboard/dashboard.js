@@ -134,7 +134,9 @@ function route() {
 // -- Index ------------------------------------------------------------------------------------
 async function loadIndex() {
   let data;
-  try { data = await api("/dashboard/api/index"); } catch (err) { return showError("index-cards", err); }
+  const current = nextTurn("index");
+  try { data = await api("/dashboard/api/index"); } catch (err) { return current() && showError("index-cards", err); }
+  if (!current()) return;
   fill("index-cards",
     card("generation", data.generation ?? "none", "index-generation"),
     card("engine", data.engine),
@@ -199,10 +201,12 @@ async function showMovie(id) {
 
 // -- Map --------------------------------------------------------------------------------------
 async function loadMap() {
+  const current = nextTurn("map");
   let maps;
   try {
     maps = await Promise.all(["combined", "collab"].map((space) => api(`/dashboard/api/map/${space}`)));
-  } catch (err) { return showError("map-combined", err); }
+  } catch (err) { return current() && showError("map-combined", err); }
+  if (!current()) return;
   const counts = new Map();
   for (const m of maps) for (const p of m.points) counts.set(p[4], (counts.get(p[4]) || 0) + 1);
   const genres = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a));
@@ -284,7 +288,9 @@ async function explain(user, movieId, strategy) {
 // -- Quality ----------------------------------------------------------------------------------
 async function loadQuality() {
   let data;
-  try { data = await api("/dashboard/api/quality"); } catch (err) { return showError("quality-chart", err); }
+  const current = nextTurn("quality");
+  try { data = await api("/dashboard/api/quality"); } catch (err) { return current() && showError("quality-chart", err); }
+  if (!current()) return;
   const report = data.report;
   if (!report) { $("quality-meta").textContent = data.hint; return fill("quality-chart"); }
   const saved = report.saved_at ? new Date(report.saved_at * 1000).toISOString() : "?";
@@ -347,7 +353,10 @@ const totalCount = (sample) => sample.routes.reduce((a, r) => a + r.count, 0);
 
 async function sampleService() {
   let data;
-  try { data = await api("/dashboard/api/service"); } catch (err) { return showError("service-cards", err); }
+  // Drawn while the page is on (not after leaving it or logging out); every sample is drawn, a slow one too.
+  const current = () => serviceTimer !== null;
+  try { data = await api("/dashboard/api/service"); } catch (err) { return current() && showError("service-cards", err); }
+  if (!current()) return;
   samples = data.samples;
   const first = samples[0], last = samples[samples.length - 1];
   const seconds = last.t - first.t;
