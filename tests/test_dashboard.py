@@ -464,3 +464,23 @@ def test_an_answer_arriving_after_log_out_is_not_drawn(base_url: str, admin: dic
         assert b.evaluate("document.querySelectorAll('.map circle, #quality-chart rect').length") == 0
         assert b.evaluate("document.getElementById('quality-meta').textContent") == ""
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_user_with_no_ratings(base_url: str, admin: dict[str, str]) -> None:
+    """A user nobody has seen: no ratings said in words, popular lists, and an explanation without an
+    empty 'closest rated movie' table under it."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate("location.hash = '#users'; document.getElementById('user-id').value = '987654321'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        assert b.evaluate("document.querySelector('#user-ratings caption').textContent").startswith("0 ratings")
+        b.evaluate("document.querySelector('ol.recs li').click()")
+        assert "no ratings yet" in b.wait_for("document.getElementById('explain-sentence')?.textContent")
+        assert b.evaluate("document.querySelectorAll('#user-explain table').length") == 0
+        assert b.errors == []

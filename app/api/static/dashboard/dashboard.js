@@ -280,8 +280,8 @@ async function explain(user, movieId, strategy) {
     if (!current()) return;
     fill("user-explain", el("h3", {}, `Why ${why.title}? (${strategy} list)`),
       el("p", { id: "explain-sentence", "data-strategy": strategy }, why.sentence),
-      table(el("table"), ["closest rated movie", "rating", "similarity"],
-        why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])));
+      why.related.length ? table(el("table"), ["closest rated movie", "rating", "similarity"],
+        why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])) : "");
   } catch (err) { if (current()) showError("user-explain", err); }
 }
 
