@@ -484,3 +484,37 @@ def test_a_user_with_no_ratings(base_url: str, admin: dict[str, str]) -> None:
         assert "no ratings yet" in b.wait_for("document.getElementById('explain-sentence')?.textContent")
         assert b.evaluate("document.querySelectorAll('#user-explain table').length") == 0
         assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_back_forward_and_reload_keep_the_movie_and_the_user_shown(
+    base_url: str, heavy_user: int, admin: dict[str, str]
+) -> None:
+    """The movie or user shown is in the address (#movies/1, #users/15): Back after following a
+    neighbour returns to the movie before it, Forward comes back, and a reload shows the same one."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    shown_movie = "document.getElementById('movie-detail').dataset.movieId"
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = '1'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("location.hash === '#movies/1'")
+        b.evaluate("document.querySelector('ol.neighbours li').click()")
+        neighbour = b.wait_for(f"{shown_movie} !== '1' && {shown_movie}")
+        assert b.evaluate("location.hash") == f"#movies/{neighbour}"
+        b.evaluate("history.back()")
+        b.wait_for(f"{shown_movie} === '1' && document.querySelectorAll('ol.neighbours li').length >= 30")
+        b.evaluate("history.forward()")
+        b.wait_for(f"{shown_movie} === {neighbour!r}")
+
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for(f"location.hash === '#users/{heavy_user}'")
+        b.goto(base_url + f"/dashboard#users/{heavy_user}")  # a reload: still logged in (sessionStorage)
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        assert b.evaluate("document.getElementById('user-id').value") == str(heavy_user)
+        assert b.evaluate("document.querySelector('nav a.active').hash") == "#users"
+        assert b.errors == []

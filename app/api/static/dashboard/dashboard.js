@@ -89,6 +89,8 @@ function forgetSession() {
   for (const node of document.querySelectorAll("main .page:not(#login) [id]")) {
     if (!node.closest("form")) node.replaceChildren();
   }
+  delete $("movie-detail").dataset.movieId;
+  delete $("user-recs").dataset.userId;
 }
 
 // Each section draws only its latest request's answer: a slow answer to an earlier query (another
@@ -124,11 +126,18 @@ function route() {
   const loggedIn = Boolean(sessionStorage.getItem(TOKEN_KEY));
   $("login").hidden = loggedIn;
   $("nav").hidden = !loggedIn;
-  const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "index";
+  // #page, or #movies/ID and #users/ID: the movie or user shown, so Back, Forward and a reload keep it.
+  const [name, arg] = location.hash.slice(1).split("/");
+  const page = PAGES.includes(name) ? name : "index";
   for (const name of PAGES) $(`page-${name}`).hidden = !loggedIn || name !== page;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.hash === `#${page}`);
   if (page !== "service") stopService();
-  if (loggedIn) LOADERS[page]();
+  if (loggedIn) LOADERS[page](/^\d+$/.test(arg || "") ? arg : null);
+}
+
+// The address says what is shown (a new history entry: Back returns to the one before).
+function remember(page, id) {
+  if (location.hash !== `#${page}/${id}`) history.pushState(null, "", `#${page}/${id}`);
 }
 
 // -- Index ------------------------------------------------------------------------------------
@@ -179,7 +188,7 @@ async function showMovie(id) {
   let view, movie;
   try {
     [view, movie] = await Promise.all([api(`/dashboard/api/movies/${id}`), api(`/movies/${id}`)]);
-  } catch (err) { return current() && showError("movie-detail", err); }
+  } catch (err) { return current() && (delete $("movie-detail").dataset.movieId, showError("movie-detail", err)); }
   if (!current()) return;
   const poster = movie.poster_url ? el("img", { class: "poster", src: movie.poster_url, alt: "poster" }) : "";
   const norms = VECTORS.map((n) => [n, view.norms[n] === undefined ? "absent" : fmt(view.norms[n], 6)]);
@@ -189,6 +198,7 @@ async function showMovie(id) {
       el("div", {}, el("h3", {}, "Payload"), el("pre", {}, JSON.stringify(view.payload, null, 2))),
       el("div", {}, el("h3", {}, "Vector norms"), table(el("table"), ["vector", "L2 norm"], norms))));
   detail.dataset.movieId = id;
+  remember("movies", id);
   fill("movie-neighbours", VECTORS.map((name) => {
     const list = view.neighbours[name];
     const body = list === null ? el("p", { class: "note" }, `no ${name} vector`) :
@@ -232,6 +242,7 @@ async function showUser(userId) {
   const current = nextTurn("user");
   nextTurn("explain"); nextTurn("ratings");  // an explanation or a page still on its way is the previous user's
   fill("user-explain"); fill("user-ratings"); fill("user-recs");
+  delete $("user-recs").dataset.userId;
   // Not digits: said here, as the API's query parameter would say it (in the path, a slash would make
   // another route, answered with a bare 404).
   if (!/^\d+$/.test(userId)) {
@@ -243,6 +254,8 @@ async function showUser(userId) {
   if (!current()) return;
   if (ratings instanceof Error) showError("user-ratings", ratings);
   else drawRatings(user, ratings);
+  $("user-recs").dataset.userId = userId;
+  remember("users", userId);
   fill("user-recs", lists.map((list, i) => {
     if (list instanceof Error) return el("div", {}, el("h3", {}, STRATEGIES[i]), el("p", { class: "error" }, list.message));
     return el("div", {}, el("h3", {}, `${STRATEGIES[i]} `, el("span", { class: "path" }, `path: ${list.path}`)),
@@ -407,8 +420,22 @@ function drawSpark() {
 }
 
 // -- wiring -----------------------------------------------------------------------------------
-const LOADERS = { index: loadIndex, movies: () => {}, map: loadMap, users: () => {}, quality: loadQuality,
-  service: loadService };
+// Movies and Users load what the address names, unless it is already shown.
+function movieFromAddress(id) {
+  if (id === null || $("movie-detail").dataset.movieId === id) return;
+  $("movie-query").value = id;
+  fill("movie-matches");
+  showMovie(id);
+}
+
+function userFromAddress(id) {
+  if (id === null || $("user-recs").dataset.userId === id) return;
+  $("user-id").value = id;
+  showUser(id);
+}
+
+const LOADERS = { index: loadIndex, movies: movieFromAddress, map: loadMap, users: userFromAddress,
+  quality: loadQuality, service: loadService };
 
 $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("token").value); });
 $("logout").addEventListener("click", () => { forgetSession(); route(); });
