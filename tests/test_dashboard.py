@@ -267,3 +267,254 @@ def test_maps_sample_the_same_movies_in_every_space(demo_settings: Settings) -> 
         assert max(abs(c) for xy in m["xy"] for c in xy) == 1.0
         first, second = m["explained_variance"]
         assert 0 < second <= first < 1
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_narrow_window_shows_every_page_without_scrolling_sideways(
+    base_url: str, heavy_user: int, admin: dict[str, str]
+) -> None:
+    """A phone-sized window (360 px): the side-by-side columns stack, long titles wrap, so nothing on
+    any page (the Users page's recommendations included) sits off the right edge."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM, width=360, height=740) as b:  # type: ignore[arg-type]
+        b.send("Emulation.setDeviceMetricsOverride", width=360, height=740, deviceScaleFactor=1, mobile=True)
+        b.goto(base_url + "/dashboard")
+        overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        wide = {"login": b.evaluate(overflow)}
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = '1'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.neighbours li').length >= 30")
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        for page in ("index", "movies", "map", "users", "quality", "service"):
+            b.evaluate(f"location.hash = '#{page}'")
+            b.pump(0.5)
+            wide[page] = b.evaluate(overflow)
+        assert wide == dict.fromkeys(wide, 0)
+        b.pump(0.5)
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_slow_answer_for_an_earlier_query_never_replaces_the_later_one(
+    base_url: str, heavy_user: int, admin: dict[str, str]
+) -> None:
+    """Users: one user asked for, then another before the first answered: when the first user's answers
+    arrive last, the page still shows the second user's ratings and recommendations (not one user's
+    ratings beside another's lists). Movies likewise: a title search overtaken by an id."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    other = 15 if heavy_user != 15 else 16
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{other}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        expected = b.evaluate("document.getElementById('page-users').innerText")
+
+        b.hold(f"*/users/{heavy_user}/*", f"*user_id={heavy_user}&*")
+        b.evaluate(f"document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.evaluate(f"document.getElementById('user-id').value = '{other}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        b.release()
+        b.pump(1.5)
+        assert b.evaluate("document.getElementById('page-users').innerText") == expected
+
+        b.evaluate("location.hash = '#movies'")
+        b.hold("*/movies/search?*")
+        b.evaluate("document.getElementById('movie-query').value = 'Toy Story'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.evaluate("document.getElementById('movie-query').value = '2'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("document.getElementById('movie-detail').dataset.movieId === '2'")
+        b.release()
+        b.pump(1.5)
+        assert b.evaluate("document.getElementById('movie-detail').dataset.movieId") == "2"
+        assert b.evaluate("document.getElementById('movie-matches').textContent") == ""
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_odd_input_is_answered_in_words_naming_what_is_wrong(base_url: str, admin: dict[str, str]) -> None:
+    """A token of blanks, and a user id with a slash (which the path would take as two segments: a bare
+    '404: Not Found'), are answered with what is wrong, not with a header rule or a missing route."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate("document.getElementById('token').value = '   '")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        assert "paste" in b.wait_for("document.getElementById('login-error').textContent")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        for typed in ("15/16", "15/../16", "<b>1</b>"):
+            b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = {typed!r}")
+            b.evaluate("document.querySelector('#user-form button').click()")
+            shown = b.wait_for("document.querySelector('#user-ratings .error')?.textContent")
+            assert "user_id must be an integer" in shown and typed in shown, shown
+            assert b.evaluate("document.getElementById('user-recs').children.length") == 0
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_users_ratings_are_paged_through_to_the_oldest(base_url: str, heavy_user: int, admin: dict[str, str]) -> None:
+    """A user with more ratings than a page: 'older' and 'newer' walk every rating, latest first (only
+    the latest 50 were shown, with no way to the others)."""
+    ratings = f"{base_url}/users/{heavy_user}/ratings?limit=100"
+    every = httpx.get(ratings, headers=admin).json()
+    assert every["total"] > 100  # three pages at least
+    for offset in range(100, every["total"], 100):
+        every["items"] += httpx.get(f"{ratings}&offset={offset}", headers=admin).json()["items"]
+    titles = [r["title"] for r in every["items"]]
+    assert len(titles) == every["total"]
+    token = admin["Authorization"].removeprefix("Bearer ")
+    rows = "[...document.querySelectorAll('#user-ratings tr')].slice(1).map(tr => tr.children[0].textContent)"
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.getElementById('ratings-older') !== null")
+        assert b.evaluate("document.getElementById('ratings-newer')") is None
+        seen = b.evaluate(rows)
+        while b.evaluate("document.getElementById('ratings-older') !== null"):
+            b.evaluate("document.getElementById('ratings-older').click()")
+            b.wait_for(f"document.querySelector('#user-ratings caption')?.textContent.includes(', {len(seen) + 1}–')")
+            seen += b.evaluate(rows)
+        assert seen == titles
+        caption = b.evaluate("document.querySelector('#user-ratings caption').textContent")
+        assert caption.startswith(f"{every['total']} ratings, ") and f"–{every['total']} " in caption
+        last_start = (every["total"] - 1) // 50 * 50
+        b.evaluate("document.getElementById('ratings-newer').click()")
+        b.wait_for("document.getElementById('ratings-older') !== null")
+        assert b.evaluate(rows) == titles[last_start - 50 : last_start]
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_server_that_does_not_answer_is_said_in_words(base_url: str, admin: dict[str, str]) -> None:
+    """The server gone (connection refused): the page says the server did not answer, not the
+    browser's 'Failed to fetch'."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.hold("*/dashboard/api/map/*")
+        b.evaluate("location.hash = '#map'")
+        b.release(fail="ConnectionRefused")
+        shown = b.wait_for("document.querySelector('#map-combined .error')?.textContent")
+        assert "server did not answer" in shown, shown
+        assert b.evaluate("document.getElementById('login').hidden")  # still logged in: the token is not at fault
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_log_out_forgets_the_token_and_what_was_shown(base_url: str, heavy_user: int, admin: dict[str, str]) -> None:
+    """After 'Log out' the login box is empty (it kept the admin token: one click logged back in) and
+    the page no longer holds the last session's data (a user's ratings stayed in the hidden sections)."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        assert b.evaluate("document.getElementById('token').value") == ""  # not left on the page once used
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        rated = b.evaluate("document.querySelector('#user-ratings td').textContent")
+        b.evaluate("document.getElementById('logout').click()")
+        b.wait_for("!document.getElementById('login').hidden")
+        assert b.evaluate("document.getElementById('token').value") == ""
+        assert rated not in b.evaluate("document.querySelector('main').textContent")
+        assert b.evaluate("document.getElementById('user-id').value") == ""
+        shown = "document.querySelectorAll('main .page:not(#login) td, main .page:not(#login) li').length"
+        assert b.evaluate(shown) == 0
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_an_answer_arriving_after_log_out_is_not_drawn(base_url: str, admin: dict[str, str]) -> None:
+    """The Map's data asked for, then 'Log out' before it came: the page stays empty of it."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.hold("*/dashboard/api/map/*", "*/dashboard/api/quality")
+        b.evaluate("location.hash = '#map'")
+        b.pump(0.3)
+        b.evaluate("location.hash = '#quality'")
+        b.pump(0.3)
+        b.evaluate("document.getElementById('logout').click()")
+        b.release()
+        b.pump(1.5)
+        assert b.evaluate("document.querySelectorAll('.map circle, #quality-chart rect').length") == 0
+        assert b.evaluate("document.getElementById('quality-meta').textContent") == ""
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_a_user_with_no_ratings(base_url: str, admin: dict[str, str]) -> None:
+    """A user nobody has seen: no ratings said in words, popular lists, and an explanation without an
+    empty 'closest rated movie' table under it."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate("location.hash = '#users'; document.getElementById('user-id').value = '987654321'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        assert b.evaluate("document.querySelector('#user-ratings caption').textContent").startswith("0 ratings")
+        b.evaluate("document.querySelector('ol.recs li').click()")
+        assert "no ratings yet" in b.wait_for("document.getElementById('explain-sentence')?.textContent")
+        assert b.evaluate("document.querySelectorAll('#user-explain table').length") == 0
+        assert b.errors == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
+def test_back_forward_and_reload_keep_the_movie_and_the_user_shown(
+    base_url: str, heavy_user: int, admin: dict[str, str]
+) -> None:
+    """The movie or user shown is in the address (#movies/1, #users/15): Back after following a
+    neighbour returns to the movie before it, Forward comes back, and a reload shows the same one."""
+    token = admin["Authorization"].removeprefix("Bearer ")
+    shown_movie = "document.getElementById('movie-detail').dataset.movieId"
+    with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
+        b.goto(base_url + "/dashboard")
+        b.evaluate(f"document.getElementById('token').value = {token!r}")
+        b.evaluate("document.querySelector('#login-form button').click()")
+        b.wait_for("document.getElementById('index-points')?.textContent")
+        b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = '1'")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        b.wait_for("location.hash === '#movies/1'")
+        b.evaluate("document.querySelector('ol.neighbours li').click()")
+        neighbour = b.wait_for(f"{shown_movie} !== '1' && {shown_movie}")
+        assert b.evaluate("location.hash") == f"#movies/{neighbour}"
+        b.evaluate("history.back()")
+        b.wait_for(f"{shown_movie} === '1' && document.querySelectorAll('ol.neighbours li').length >= 30")
+        b.evaluate("history.forward()")
+        b.wait_for(f"{shown_movie} === {neighbour!r}")
+
+        b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
+        b.evaluate("document.querySelector('#user-form button').click()")
+        b.wait_for(f"location.hash === '#users/{heavy_user}'")
+        b.goto(base_url + f"/dashboard#users/{heavy_user}")  # a reload: still logged in (sessionStorage)
+        b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
+        assert b.evaluate("document.getElementById('user-id').value") == str(heavy_user)
+        assert b.evaluate("document.querySelector('nav a.active').hash") == "#users"
+        assert b.errors == []

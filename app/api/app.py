@@ -11,7 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 
 from app.api import metrics
-from app.api.assets import asset_routers, render_plugins
+from app.api.assets import asset_handlers, render_plugins
 from app.api.controllers import ROUTES
 from app.api.controllers.dashboard import DashboardController, DashboardPageController
 from app.api.deps import DEPENDENCIES
@@ -66,7 +66,7 @@ class ApplicationCore(InitPluginProtocol):
 
     def _configure_routes(self, app_config: AppConfig) -> None:
         app_config.route_handlers.extend(ROUTES)
-        app_config.route_handlers.extend([DashboardPageController, DashboardController, *asset_routers()])
+        app_config.route_handlers.extend([DashboardPageController, DashboardController, *asset_handlers()])
 
     def _configure_dependencies(self, app_config: AppConfig) -> None:
         app_config.dependencies.update(DEPENDENCIES)

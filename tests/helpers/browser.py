@@ -60,6 +60,7 @@ class Browser:
         )
         self._next_id = 0
         self.errors: list[str] = []
+        self.paused: list[dict[str, Any]] = []  # requests held by Fetch.enable's patterns (`hold`)
         try:
             port = self._devtools_port()
             page = httpx.put(f"http://127.0.0.1:{port}/json/new?about:blank", timeout=10).json()
@@ -103,6 +104,8 @@ class Browser:
         elif method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
             self.errors.append(details.get("exception", {}).get("description") or details.get("text", ""))
+        elif method == "Fetch.requestPaused":
+            self.paused.append(params)
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
             self.errors.append(f"{entry.get('text')} {entry.get('url', '')}".strip())
@@ -113,6 +116,23 @@ class Browser:
         with contextlib.suppress(TimeoutError):
             while time.monotonic() < deadline:
                 self._record(json.loads(self._ws.recv(timeout=max(0.01, deadline - time.monotonic()))))
+
+    def hold(self, *url_patterns: str) -> None:
+        """Hold every request whose URL matches one of the patterns (`*` wildcards) until `release()`:
+        a slow answer, made to arrive after a later one without timing anything."""
+        self.send("Fetch.enable", patterns=[{"urlPattern": p} for p in url_patterns])
+
+    def release(self, fail: str | None = None) -> None:
+        """Let the held requests go on (or fail them with a network error such as "ConnectionRefused"),
+        then hold nothing more."""
+        self.pump(0.2)
+        for request in self.paused:
+            if fail is None:
+                self.send("Fetch.continueRequest", requestId=request["requestId"])
+            else:
+                self.send("Fetch.failRequest", requestId=request["requestId"], errorReason=fail)
+        self.paused.clear()
+        self.send("Fetch.disable")
 
     # -- page -------------------------------------------------------------------------------------
     def goto(self, url: str) -> None:

@@ -8,6 +8,7 @@ const PAGES = ["index", "movies", "map", "users", "quality", "service"];
 const VECTORS = ["text", "image", "combined", "collab"];
 const STRATEGIES = ["content", "collab", "hybrid"];
 const SERVICE_EVERY_MS = 2000;
+const RATINGS_PAGE = 50;
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d",
   "#31a354", "#756bb1", "#636363"];
@@ -54,11 +55,16 @@ const fmt = (x, digits = 4) => (typeof x === "number" ? Number(x.toFixed(digits)
 
 // -- the API ----------------------------------------------------------------------------------
 class ApiError extends Error {
-  constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; this.detail = detail; }
+  constructor(status, detail) { super(status ? `${status}: ${detail}` : detail); this.status = status; this.detail = detail; }
 }
 
 async function api(path) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` } });
+  } catch {  // no answer at all (the browser says only "Failed to fetch")
+    throw new ApiError(0, `the server did not answer ${path.split("?")[0]} (is \`movierec serve\` running?); try again`);
+  }
   const body = await response.json().catch(() => ({}));
   if (response.status === 401 && sessionStorage.getItem(TOKEN_KEY)) loggedOut(body.detail || "the token was refused");
   if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
@@ -68,10 +74,31 @@ async function api(path) {
 // A token that stops working (expired, revoked, a new key) logs the page out, saying why, rather than
 // leaving every section to show a 401 (and the Service page to ask again every few seconds).
 function loggedOut(why) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  stopService();
+  forgetSession();
   route();
   $("login-error").textContent = why;
+}
+
+// Log out, or a token refused: the token and everything the session showed go, so that the page left
+// on the screen holds neither (answers still on their way are dropped as well).
+function forgetSession() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopService();
+  for (const section of Object.keys(turns)) nextTurn(section);
+  for (const form of document.querySelectorAll("main form")) form.reset();
+  for (const node of document.querySelectorAll("main .page:not(#login) [id]")) {
+    if (!node.closest("form")) node.replaceChildren();
+  }
+  delete $("movie-detail").dataset.movieId;
+  delete $("user-recs").dataset.userId;
+}
+
+// Each section draws only its latest request's answer: a slow answer to an earlier query (another
+// user, another movie) arriving last must not replace the later one, nor mix with it.
+const turns = {};
+function nextTurn(section) {
+  const turn = (turns[section] = (turns[section] || 0) + 1);
+  return () => turns[section] === turn;
 }
 
 function showError(target, err) {
@@ -80,6 +107,7 @@ function showError(target, err) {
 
 // -- login and navigation ---------------------------------------------------------------------
 async function login(token) {
+  if (!token.trim()) { $("login-error").textContent = "paste a token first (the box holds only blanks)"; return; }
   sessionStorage.setItem(TOKEN_KEY, token.trim());
   try {
     await api("/dashboard/api/index");
@@ -90,6 +118,7 @@ async function login(token) {
     return;
   }
   $("login-error").textContent = "";
+  $("token").value = "";  // kept in sessionStorage only, not on the page
   route();
 }
 
@@ -97,17 +126,26 @@ function route() {
   const loggedIn = Boolean(sessionStorage.getItem(TOKEN_KEY));
   $("login").hidden = loggedIn;
   $("nav").hidden = !loggedIn;
-  const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "index";
+  // #page, or #movies/ID and #users/ID: the movie or user shown, so Back, Forward and a reload keep it.
+  const [name, arg] = location.hash.slice(1).split("/");
+  const page = PAGES.includes(name) ? name : "index";
   for (const name of PAGES) $(`page-${name}`).hidden = !loggedIn || name !== page;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.hash === `#${page}`);
   if (page !== "service") stopService();
-  if (loggedIn) LOADERS[page]();
+  if (loggedIn) LOADERS[page](/^\d+$/.test(arg || "") ? arg : null);
+}
+
+// The address says what is shown (a new history entry: Back returns to the one before).
+function remember(page, id) {
+  if (location.hash !== `#${page}/${id}`) history.pushState(null, "", `#${page}/${id}`);
 }
 
 // -- Index ------------------------------------------------------------------------------------
 async function loadIndex() {
   let data;
-  try { data = await api("/dashboard/api/index"); } catch (err) { return showError("index-cards", err); }
+  const current = nextTurn("index");
+  try { data = await api("/dashboard/api/index"); } catch (err) { return current() && showError("index-cards", err); }
+  if (!current()) return;
   fill("index-cards",
     card("generation", data.generation ?? "none", "index-generation"),
     card("engine", data.engine),
@@ -131,23 +169,27 @@ async function loadIndex() {
 
 // -- Movies -----------------------------------------------------------------------------------
 async function lookUpMovie(query) {
+  const current = nextTurn("movie");
   fill("movie-matches"); fill("movie-detail"); fill("movie-neighbours");
-  if (/^\d+$/.test(query)) return showMovie(Number(query));
+  if (/^\d+$/.test(query)) return showMovie(BigInt(query).toString());  // exact: ids reach 10^18 - 1
   try {
     const found = await api(`/movies/search?q=${encodeURIComponent(query)}&limit=8`);
+    if (!current()) return;
     if (!found.items.length) return fill("movie-matches", el("p", {}, "no match"));
     fill("movie-matches", el("p", {}, "Matches: ", ...found.items.map((m) =>
       el("a", { href: "#movies", class: "clickable", onclick: (e) => { e.preventDefault(); showMovie(m.movie_id); } },
         `${m.title} (${m.year ?? "?"})  `))));
     return showMovie(found.items[0].movie_id);
-  } catch (err) { return showError("movie-matches", err); }
+  } catch (err) { if (current()) showError("movie-matches", err); }
 }
 
 async function showMovie(id) {
+  const current = nextTurn("movie");
   let view, movie;
   try {
     [view, movie] = await Promise.all([api(`/dashboard/api/movies/${id}`), api(`/movies/${id}`)]);
-  } catch (err) { return showError("movie-detail", err); }
+  } catch (err) { return current() && (delete $("movie-detail").dataset.movieId, showError("movie-detail", err)); }
+  if (!current()) return;
   const poster = movie.poster_url ? el("img", { class: "poster", src: movie.poster_url, alt: "poster" }) : "";
   const norms = VECTORS.map((n) => [n, view.norms[n] === undefined ? "absent" : fmt(view.norms[n], 6)]);
   const detail = fill("movie-detail", poster,
@@ -156,6 +198,7 @@ async function showMovie(id) {
       el("div", {}, el("h3", {}, "Payload"), el("pre", {}, JSON.stringify(view.payload, null, 2))),
       el("div", {}, el("h3", {}, "Vector norms"), table(el("table"), ["vector", "L2 norm"], norms))));
   detail.dataset.movieId = id;
+  remember("movies", id);
   fill("movie-neighbours", VECTORS.map((name) => {
     const list = view.neighbours[name];
     const body = list === null ? el("p", { class: "note" }, `no ${name} vector`) :
@@ -168,10 +211,12 @@ async function showMovie(id) {
 
 // -- Map --------------------------------------------------------------------------------------
 async function loadMap() {
+  const current = nextTurn("map");
   let maps;
   try {
     maps = await Promise.all(["combined", "collab"].map((space) => api(`/dashboard/api/map/${space}`)));
-  } catch (err) { return showError("map-combined", err); }
+  } catch (err) { return current() && showError("map-combined", err); }
+  if (!current()) return;
   const counts = new Map();
   for (const m of maps) for (const p of m.points) counts.set(p[4], (counts.get(p[4]) || 0) + 1);
   const genres = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a));
@@ -194,15 +239,23 @@ function drawMap(target, map, colour) {
 
 // -- Users ------------------------------------------------------------------------------------
 async function showUser(userId) {
-  fill("user-explain");
+  const current = nextTurn("user");
+  nextTurn("explain"); nextTurn("ratings");  // an explanation or a page still on its way is the previous user's
+  fill("user-explain"); fill("user-ratings"); fill("user-recs");
+  delete $("user-recs").dataset.userId;
+  // Not digits: said here, as the API's query parameter would say it (in the path, a slash would make
+  // another route, answered with a bare 404).
+  if (!/^\d+$/.test(userId)) {
+    return showError("user-ratings", `user_id must be an integer from 1 to 999999999999999999 (10^18 - 1), got '${userId}'`);
+  }
   const user = encodeURIComponent(userId);  // typed by hand: never part of the path or query as is
-  try {
-    const ratings = await api(`/users/${user}/ratings?limit=50`);
-    table("user-ratings", ["movie", "rating"], ratings.items.map((r) => [r.title, r.rating]));
-    $("user-ratings").prepend(el("caption", {}, `${ratings.total} ratings (latest ${ratings.items.length})`));
-  } catch (err) { showError("user-ratings", err); }
-  const lists = await Promise.all(STRATEGIES.map((s) =>
-    api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err)));
+  const [ratings, ...lists] = await Promise.all([api(`/users/${user}/ratings?limit=${RATINGS_PAGE}`).catch((err) => err),
+    ...STRATEGIES.map((s) => api(`/movies/recommendations?user_id=${user}&strategy=${s}&limit=10`).catch((err) => err))]);
+  if (!current()) return;
+  if (ratings instanceof Error) showError("user-ratings", ratings);
+  else drawRatings(user, ratings);
+  $("user-recs").dataset.userId = userId;
+  remember("users", userId);
   fill("user-recs", lists.map((list, i) => {
     if (list instanceof Error) return el("div", {}, el("h3", {}, STRATEGIES[i]), el("p", { class: "error" }, list.message));
     return el("div", {}, el("h3", {}, `${STRATEGIES[i]} `, el("span", { class: "path" }, `path: ${list.path}`)),
@@ -212,21 +265,45 @@ async function showUser(userId) {
   }));
 }
 
+// A user's ratings, latest first, a page at a time: a user may have thousands.
+async function showRatings(user, offset) {
+  const current = nextTurn("ratings");
+  let ratings;
+  try { ratings = await api(`/users/${user}/ratings?limit=${RATINGS_PAGE}&offset=${offset}`); } catch (err) {
+    return current() && showError("user-ratings", err);
+  }
+  if (current()) drawRatings(user, ratings);
+}
+
+function drawRatings(user, ratings) {
+  const start = ratings.offset, end = ratings.offset + ratings.items.length;
+  const page = (id, label, offset) => el("button", { type: "button", id, onclick: () => showRatings(user, offset) }, label);
+  table("user-ratings", ["movie", "rating"], ratings.items.map((r) => [r.title, r.rating]));
+  $("user-ratings").prepend(el("caption", {},
+    `${ratings.total} ratings${end > start ? `, ${start + 1}–${end} (latest first)` : ""} `,
+    start > 0 ? page("ratings-newer", "« newer", Math.max(0, start - RATINGS_PAGE)) : "",
+    end < ratings.total ? page("ratings-older", "older »", end) : ""));
+}
+
 // The explanation of a list's item under that list's strategy: its sentence starts with the item's own reason.
 async function explain(user, movieId, strategy) {
+  const current = nextTurn("explain");
   try {
     const why = await api(`/movies/explain/${user}/${movieId}?strategy=${strategy}`);
+    if (!current()) return;
     fill("user-explain", el("h3", {}, `Why ${why.title}? (${strategy} list)`),
       el("p", { id: "explain-sentence", "data-strategy": strategy }, why.sentence),
-      table(el("table"), ["closest rated movie", "rating", "similarity"],
-        why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])));
-  } catch (err) { showError("user-explain", err); }
+      why.related.length ? table(el("table"), ["closest rated movie", "rating", "similarity"],
+        why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])) : "");
+  } catch (err) { if (current()) showError("user-explain", err); }
 }
 
 // -- Quality ----------------------------------------------------------------------------------
 async function loadQuality() {
   let data;
-  try { data = await api("/dashboard/api/quality"); } catch (err) { return showError("quality-chart", err); }
+  const current = nextTurn("quality");
+  try { data = await api("/dashboard/api/quality"); } catch (err) { return current() && showError("quality-chart", err); }
+  if (!current()) return;
   const report = data.report;
   if (!report) { $("quality-meta").textContent = data.hint; return fill("quality-chart"); }
   const saved = report.saved_at ? new Date(report.saved_at * 1000).toISOString() : "?";
@@ -243,7 +320,7 @@ function barChart(series, label) {
   const max = Math.max(1e-9, ...series.flatMap(([, values]) => Object.values(values)));
   const barW = 18, gap = 24, left = 50, top = 20, height = 260;
   const width = left + strategies.length * (series.length * barW + gap) + 20;
-  const chart = svg("svg", { width, height: height + 90, class: "bars" });
+  const chart = svg("svg", { width, height: height + 90, viewBox: `0 0 ${width} ${height + 90}`, class: "bars" });
   chart.append(svg("text", { x: 4, y: 14 }, label));
   for (let t = 0; t <= 4; t++) {
     const y = top + height - (t / 4) * height;
@@ -289,7 +366,10 @@ const totalCount = (sample) => sample.routes.reduce((a, r) => a + r.count, 0);
 
 async function sampleService() {
   let data;
-  try { data = await api("/dashboard/api/service"); } catch (err) { return showError("service-cards", err); }
+  // Drawn while the page is on (not after leaving it or logging out); every sample is drawn, a slow one too.
+  const current = () => serviceTimer !== null;
+  try { data = await api("/dashboard/api/service"); } catch (err) { return current() && showError("service-cards", err); }
+  if (!current()) return;
   samples = data.samples;
   const first = samples[0], last = samples[samples.length - 1];
   const seconds = last.t - first.t;
@@ -334,17 +414,31 @@ function drawSpark() {
   }
   const w = 600, h = 80, max = Math.max(1, ...rates);
   const points = rates.map((r, i) => `${(i / Math.max(1, rates.length - 1)) * w},${h - (r / max) * (h - 4)}`);
-  fill("service-spark", svg("svg", { width: w, height: h + 16 },
+  fill("service-spark", svg("svg", { width: w, height: h + 16, viewBox: `0 0 ${w} ${h + 16}` },
     svg("polyline", { points: points.join(" "), fill: "none", stroke: PALETTE[0], "stroke-width": 2 }),
     svg("text", { x: 0, y: h + 14, "font-size": 11 }, `requests/s, all routes (max ${max.toFixed(1)})`)));
 }
 
 // -- wiring -----------------------------------------------------------------------------------
-const LOADERS = { index: loadIndex, movies: () => {}, map: loadMap, users: () => {}, quality: loadQuality,
-  service: loadService };
+// Movies and Users load what the address names, unless it is already shown.
+function movieFromAddress(id) {
+  if (id === null || $("movie-detail").dataset.movieId === id) return;
+  $("movie-query").value = id;
+  fill("movie-matches");
+  showMovie(id);
+}
+
+function userFromAddress(id) {
+  if (id === null || $("user-recs").dataset.userId === id) return;
+  $("user-id").value = id;
+  showUser(id);
+}
+
+const LOADERS = { index: loadIndex, movies: movieFromAddress, map: loadMap, users: userFromAddress,
+  quality: loadQuality, service: loadService };
 
 $("login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("token").value); });
-$("logout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); stopService(); route(); });
+$("logout").addEventListener("click", () => { forgetSession(); route(); });
 $("movie-form").addEventListener("submit", (e) => { e.preventDefault(); lookUpMovie($("movie-query").value.trim()); });
 $("user-form").addEventListener("submit", (e) => { e.preventDefault(); showUser($("user-id").value.trim()); });
 window.addEventListener("hashchange", route);
