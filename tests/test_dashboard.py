@@ -220,10 +220,7 @@ def test_a_token_that_expires_logs_the_page_out_saying_why(base_url: str, dash_s
     claims = {"sub": "admin", "iat": now, "exp": now + timedelta(seconds=4)}
     token = jwt.encode(claims, signing_key(dash_settings), "HS256")
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        assert b.wait_for("document.getElementById('index-points')?.textContent") == str(DEMO_LIMIT)
+        assert log_in(b, base_url, token) == str(DEMO_LIMIT)
         b.pump(max(0.0, (claims["exp"] - datetime.now(UTC)).total_seconds()) + 1)
         b.evaluate("location.hash = '#quality'")
         why = b.wait_for(
@@ -236,6 +233,15 @@ def test_a_token_that_expires_logs_the_page_out_saying_why(base_url: str, dash_s
         b.evaluate("document.querySelector('#login-form button').click()")
         b.pump(1)
         assert "expired" in b.evaluate("document.getElementById('login-error').textContent")
+
+
+def log_in(b: Browser, base_url: str, token: str) -> str:
+    """Open the dashboard and log in with `token`; returns the Index page's point count once shown."""
+    b.goto(base_url + "/dashboard")
+    b.evaluate(f"document.getElementById('token').value = {token!r}")
+    b.evaluate("document.querySelector('#login-form button').click()")
+    shown: str = b.wait_for("document.getElementById('index-points')?.textContent")
+    return shown
 
 
 def _save_docs_screenshot(source: Path, target: Path) -> None:
@@ -309,10 +315,7 @@ def test_a_slow_answer_for_an_earlier_query_never_replaces_the_later_one(
     token = admin["Authorization"].removeprefix("Bearer ")
     other = 15 if heavy_user != 15 else 16
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{other}'")
         b.evaluate("document.querySelector('#user-form button').click()")
         b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
@@ -378,10 +381,7 @@ def test_a_users_ratings_are_paged_through_to_the_oldest(base_url: str, heavy_us
     token = admin["Authorization"].removeprefix("Bearer ")
     rows = "[...document.querySelectorAll('#user-ratings tr')].slice(1).map(tr => tr.children[0].textContent)"
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
         b.evaluate("document.querySelector('#user-form button').click()")
         b.wait_for("document.getElementById('ratings-older') !== null")
@@ -407,10 +407,7 @@ def test_a_server_that_does_not_answer_is_said_in_words(base_url: str, admin: di
     browser's 'Failed to fetch'."""
     token = admin["Authorization"].removeprefix("Bearer ")
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         b.hold("*/dashboard/api/map/*")
         b.evaluate("location.hash = '#map'")
         b.release(fail="ConnectionRefused")
@@ -425,10 +422,7 @@ def test_log_out_forgets_the_token_and_what_was_shown(base_url: str, heavy_user:
     the page no longer holds the last session's data (a user's ratings stayed in the hidden sections)."""
     token = admin["Authorization"].removeprefix("Bearer ")
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         assert b.evaluate("document.getElementById('token').value") == ""  # not left on the page once used
         b.evaluate(f"location.hash = '#users'; document.getElementById('user-id').value = '{heavy_user}'")
         b.evaluate("document.querySelector('#user-form button').click()")
@@ -449,10 +443,7 @@ def test_an_answer_arriving_after_log_out_is_not_drawn(base_url: str, admin: dic
     """The Map's data asked for, then 'Log out' before it came: the page stays empty of it."""
     token = admin["Authorization"].removeprefix("Bearer ")
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         b.hold("*/dashboard/api/map/*", "*/dashboard/api/quality")
         b.evaluate("location.hash = '#map'")
         b.pump(0.3)
@@ -472,10 +463,7 @@ def test_a_user_with_no_ratings(base_url: str, admin: dict[str, str]) -> None:
     empty 'closest rated movie' table under it."""
     token = admin["Authorization"].removeprefix("Bearer ")
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         b.evaluate("location.hash = '#users'; document.getElementById('user-id').value = '987654321'")
         b.evaluate("document.querySelector('#user-form button').click()")
         b.wait_for("document.querySelectorAll('ol.recs li').length === 30")
@@ -495,10 +483,7 @@ def test_back_forward_and_reload_keep_the_movie_and_the_user_shown(
     token = admin["Authorization"].removeprefix("Bearer ")
     shown_movie = "document.getElementById('movie-detail').dataset.movieId"
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
-        b.goto(base_url + "/dashboard")
-        b.evaluate(f"document.getElementById('token').value = {token!r}")
-        b.evaluate("document.querySelector('#login-form button').click()")
-        b.wait_for("document.getElementById('index-points')?.textContent")
+        log_in(b, base_url, token)
         b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = '1'")
         b.evaluate("document.querySelector('#movie-form button').click()")
         b.wait_for("location.hash === '#movies/1'")

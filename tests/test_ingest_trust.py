@@ -153,17 +153,22 @@ _INTERRUPTED = textwrap.dedent(
 )
 
 
+def interrupted(script: str, data_dir: Path, timeout: float, *args: str, database_url: str | None = None) -> str:
+    """Run `script` (a CLI ingest that gets Ctrl-C) with `args` in a fresh interpreter; its stderr, once
+    it is known to have exited 130 without a traceback."""
+    env = {**ENV, "MOVIEREC_DATA_DIR": str(data_dir)}
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    command = [sys.executable, "-c", script, *args]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    return proc.stderr
+
+
 def test_ctrl_c_says_what_is_kept_and_how_to_resume(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", _INTERRUPTED],
-        capture_output=True,
-        text=True,
-        env={**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data")},
-        timeout=120,
-    )
-    assert proc.returncode == 130
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
+    stderr = interrupted(_INTERRUPTED, tmp_path / "data", timeout=120)
+    assert stderr.strip().splitlines()[-1] == (
         "interrupted: what was embedded so far is kept and nothing half-built is published; "
         "the same command resumes from there"
     )
@@ -190,16 +195,8 @@ _INTERRUPTED_EMBEDDING = textwrap.dedent(
 
 
 def test_ctrl_c_while_embedding_leaves_the_message_last(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", _INTERRUPTED_EMBEDDING],
-        capture_output=True,
-        text=True,
-        env={**ENV, "MOVIEREC_DATA_DIR": str(tmp_path / "data")},
-        timeout=300,
-    )
-    assert proc.returncode == 130
-    assert "Traceback" not in proc.stderr
-    screen = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    stderr = interrupted(_INTERRUPTED_EMBEDDING, tmp_path / "data", timeout=300)
+    screen = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
     assert screen[-1].startswith("interrupted: what was embedded so far is kept"), screen[-3:]
     assert "16/100" in screen[-2]  # the bar, closed where it stopped
 
@@ -239,17 +236,9 @@ def test_ctrl_c_while_the_ratings_are_written_says_what_is_kept(tmp_path: Path) 
     movies.write_text("id,title\n1,Heat\n2,Fargo\n")
     ratings.write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n2,2,3.5,964982703\n")
     settings = make_settings(tmp_path / "data")  # SQLite, or a fresh PostgreSQL database (MOVIEREC_TEST_DB)
-    env = {**ENV, "MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", _INTERRUPTED_RATINGS, str(movies), str(ratings)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert proc.returncode == 130
-    assert proc.stderr.strip().splitlines()[-1].startswith("interrupted: ")
+    url = settings.database_url or ""
+    stderr = interrupted(_INTERRUPTED_RATINGS, settings.data_dir, 300, str(movies), str(ratings), database_url=url)
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: ")
     engine = make_engine(settings.sqlalchemy_url)
     try:  # one transaction: no rating, and every index of the table back
         with engine.connect() as conn:
