@@ -58,11 +58,12 @@ def asset_handlers() -> list[Router | HTTPRouteHandler]:
 
 
 def asset_routers() -> list[Router]:
-    """`/static/swagger-ui/*`, `/static/redoc/*` (when the sidecar is installed) and `/static/dashboard/*`."""
+    """`/static/swagger-ui/*` (when the sidecar is installed) and `/static/dashboard/*` (Redoc's bundle is
+    served by `redoc_bundle`, without its CDN logo)."""
     folders = {"dashboard": DASHBOARD_DIR}
     sidecar = sidecar_dir()
     if sidecar is not None:
-        folders |= {"swagger-ui": sidecar / "swagger-ui-dist", "redoc": sidecar / "redoc" / "bundles"}
+        folders |= {"swagger-ui": sidecar / "swagger-ui-dist"}
     return [
         create_static_files_router(
             path=f"{STATIC_PREFIX}/{name}",

@@ -6,7 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import get_args
 
-from app.datasets.base import MOVIE_COUNTS, RatingRow, RowError, SourceCatalogue, SourceMovie, movie_counts, validate
+from app.datasets.base import (
+    MOVIE_COUNTS,
+    RatingRow,
+    RowError,
+    SourceCatalogue,
+    SourceMovie,
+    movie_counts,
+    rows_read,
+    validate,
+)
 from app.datasets.files import UnusableFileError
 from app.errors import InvalidInputError
 from app.names import FolderSource, SourceName
@@ -99,8 +108,8 @@ def _rows_read_up_to(catalogue: SourceCatalogue) -> int:
     if not catalogue.movies:
         return 0
     last = catalogue.movies[-1]
-    bad = {e.line for e in catalogue.errors if (e.file, e.unit) == (last.file, last.unit) and e.line < last.line}
-    return len(catalogue.movies) + len(bad)
+    bad = [e for e in catalogue.errors if (e.file, e.unit) == (last.file, last.unit) and e.line < last.line]
+    return rows_read(catalogue.movies, bad)
 
 
 def apply_limit(catalogue: SourceCatalogue, limit: int | None) -> SourceCatalogue:

@@ -35,7 +35,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -231,13 +231,13 @@ class _Matcher:
         self.alternate: dict[tuple[str, int | None], set[int]] = defaultdict(set)
         self.own_any: dict[str, set[int]] = defaultdict(set)
         self.alternate_any: dict[str, set[int]] = defaultdict(set)
-        self.movies: list[tuple[int, str, int | None]] = []
+        self.movies: list[_Titled] = []  # for suggestions, with the bare key read here once
         self._suggester: _Suggester | None = None
         for movie_id, title, year, imdb_id in session.exec(select(Movie.id, Movie.title, Movie.year, Movie.imdb_id)):
-            self.movies.append((movie_id, title, year))
             if imdb_id:
                 self.by_imdb[imdb_id] = movie_id
             own, alternates = match_keys(title)
+            self.movies.append(_Titled(movie_id, title, year, own[-1] if own else ""))
             for key in own:
                 self.own[(key, year)].add(movie_id)
                 self.own_any[key].add(movie_id)
@@ -281,6 +281,15 @@ class _Matcher:
         return None
 
 
+class _Titled(NamedTuple):
+    """A catalogue movie as suggestions read it: `key` is its barest own title key (`_bare_key`)."""
+
+    id: int
+    title: str
+    year: int | None
+    key: str
+
+
 class _Suggester:
     """Close titles for a title no movie matched: difflib's ratio between bare title keys (the
     matcher's: accents, case, punctuation and a leading article ignored, trailing groups dropped)
@@ -288,15 +297,15 @@ class _Suggester:
     SUGGESTIONS are close, those of its year; a movie SUGGEST_YEAR_PENALTY lower per year apart (at
     most 3). A ratio of at least SUGGEST_CUTOFF is close."""
 
-    def __init__(self, movies: list[tuple[int, str, int | None]]) -> None:
+    def __init__(self, movies: list[_Titled]) -> None:
         self.movies = movies
-        self.keys = [_bare_key(title) for _, title, _ in movies]
+        self.keys = [m.key for m in movies]
         self.by_word: dict[str, list[int]] = defaultdict(list)
         self.by_year: dict[int | None, list[int]] = defaultdict(list)
         for i, key in enumerate(self.keys):
             for word in set(key.split()):
                 self.by_word[word].append(i)
-            self.by_year[movies[i][2]].append(i)
+            self.by_year[movies[i].year].append(i)
 
     def suggest(self, title: str, year: int | None) -> list[dict[str, object]]:
         key = _bare_key(title)
@@ -311,13 +320,15 @@ class _Suggester:
             if sum(s >= SUGGEST_CUTOFF for s in scores.values()) >= SUGGESTIONS:
                 break
         best = sorted((-s, i) for i, s in scores.items() if s >= SUGGEST_CUTOFF)[:SUGGESTIONS]  # a tie: catalogue order
-        return [{"movie_id": self.movies[i][0], "title": self.movies[i][1], "year": self.movies[i][2]} for _, i in best]
+        return [
+            {"movie_id": self.movies[i].id, "title": self.movies[i].title, "year": self.movies[i].year} for _, i in best
+        ]
 
     def _score(self, matcher: difflib.SequenceMatcher[str], i: int, year: int | None) -> float:
         matcher.set_seq1(self.keys[i])
         if matcher.real_quick_ratio() < SUGGEST_CUTOFF or matcher.quick_ratio() < SUGGEST_CUTOFF:
             return 0.0
-        other = self.movies[i][2]
+        other = self.movies[i].year
         apart = min(abs(year - other), 3) if year is not None and other is not None else 0
         return matcher.ratio() - SUGGEST_YEAR_PENALTY * apart
 

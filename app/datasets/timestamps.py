@@ -101,12 +101,6 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
     return Timestamps(seconds, empty, failed, ambiguous, ms, int(dated.size - failed.sum()))
 
 
-def parse_timestamp(text: str) -> int | None:
-    """One text read as `parse_timestamps` reads a column; None when empty or not a timestamp."""
-    read = parse_timestamps(pa.array([text], pa.string()))
-    return None if read.missing[0] or read.failed[0] else int(read.seconds[0])
-
-
 def _dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(unix seconds, mask of the unreadable) of texts that are not whole numbers."""
     text = pc.replace_substring_regex(pc.replace_substring_regex(text, *_YMD), *_YMD_PAD)
