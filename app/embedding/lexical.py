@@ -49,8 +49,9 @@ TITLE_WEIGHT = 2  # the title's terms count twice: titles 0.597 -> 0.686 sparse 
 AVG_LEN = 38.0
 ID_SPACE = 2**31
 # Names this encoder in the index manifest, so an index built with other tokens, ids or weights is
-# rebuilt rather than queried with different term ids. Bump the version when the token rules change.
-ENCODER_ID = f"bm25-k{K1}-b{B}-title{TITLE_WEIGHT}-len{AVG_LEN}-blake2b31-v2"  # v2: word pairs
+# rebuilt rather than queried with different term ids. Bump the version when the token rules change
+# (v2: word pairs; v3: a line of stopwords alone keeps them, "It").
+ENCODER_ID = f"bm25-k{K1}-b{B}-title{TITLE_WEIGHT}-len{AVG_LEN}-blake2b31-v3"
 
 _WORD = re.compile(r"[a-z0-9]+")
 _LINES = re.compile(r"[\n,;|]")
@@ -65,31 +66,34 @@ STOPWORDS = frozenset([
 
 def tokens(text: str) -> list[str]:
     """The terms of `text`, in order, repeats kept (see the module docstring for the rules)."""
-    folded = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in folded if not unicodedata.combining(c)).lower()
-    words = _WORD.findall(_APOSTROPHES.sub("", folded))
-    return [_singular(w) for w in words if w not in STOPWORDS]
+    return [_singular(w) for w in _words(text) if w not in STOPWORDS]
 
 
 def line_tokens(text: str) -> list[str]:
     """`tokens` line by line, where a line of stopwords alone keeps them: a title such as "It" is
     then a term, found by the query "It" (whose own terms keep them the same way)."""
-    return [t for line in _LINES.split(text) for t in (tokens(line) or _kept_stopwords(line))]
+    return [t for terms in _lines(text) for t in terms]
 
 
-def _kept_stopwords(line: str) -> list[str]:
-    folded = unicodedata.normalize("NFKD", line)
+def _lines(text: str) -> list[list[str]]:
+    """Each line's terms (`line_tokens`' rule), one list per line."""
+    out = []
+    for line in _LINES.split(text):
+        words = _words(line)
+        out.append([_singular(w) for w in ([w for w in words if w not in STOPWORDS] or words)])
+    return out
+
+
+def _words(text: str) -> list[str]:
+    """The words of `text`: accents dropped, lower case, apostrophes removed; stopwords kept."""
+    folded = unicodedata.normalize("NFKD", text)
     folded = "".join(c for c in folded if not unicodedata.combining(c)).lower()
-    return [_singular(w) for w in _WORD.findall(_APOSTROPHES.sub("", folded))]
+    return _WORD.findall(_APOSTROPHES.sub("", folded))
 
 
 def pairs(words: list[str]) -> list[str]:
     """Adjacent word pairs of one line's terms: ["tom", "hanks"] -> ["tom_hanks"]."""
     return [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
-
-
-def _line_pairs(text: str) -> list[str]:
-    return [p for line in _LINES.split(text) for p in pairs(line_tokens(line))]
 
 
 def _singular(word: str) -> str:
@@ -118,9 +122,10 @@ def _by_id(terms: Iterable[tuple[str, float]]) -> dict[int, float]:
 def document_vector(text: str) -> SparseVector:
     """BM25's saturated term frequency of each term of `text` (no IDF: the engine applies it).
     An empty text gives an empty vector; a line of stopwords alone keeps them (`line_tokens`)."""
-    words = line_tokens(text)
+    per_line = _lines(text)  # each line tokenised once: its terms, and the pairs within it
+    words = [t for terms in per_line for t in terms]
     norm = K1 * (1 - B + B * len(words) / AVG_LEN)
-    counts = Counter(words) + Counter(_line_pairs(text))
+    counts = Counter(words) + Counter(p for terms in per_line for p in pairs(terms))
     return _sparse(_by_id((t, tf * (K1 + 1) / (tf + norm)) for t, tf in counts.items()))
 
 
