@@ -102,7 +102,9 @@ def norm_weights(weights: np.ndarray, stored: np.ndarray, power: float, floor: f
     """`weights` x max(|f_i|, floor)^-power, f_i the factor part of each movie's stored collab vector
     (rows): an IDF on the query side. A broadly liked movie has long factors (log |f| and log rating
     count correlate 0.99 on ml-100k) and says less about this user's taste than a rarer one."""
-    norms: np.ndarray = np.linalg.norm(collab.factor_part(np.asarray(stored, dtype=np.float64)), axis=-1)
+    if power == 0:  # no discount (short histories): skip the norms of up to 1,000 stored vectors
+        return weights.astype(np.float32)
+    norms: np.ndarray = np.linalg.norm(np.asarray(collab.factor_part(stored), dtype=np.float64), axis=-1)
     out: np.ndarray = (weights.astype(np.float64) * np.maximum(norms, floor) ** -power).astype(np.float32)
     return out
 
