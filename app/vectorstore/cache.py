@@ -79,6 +79,8 @@ class CachedIndex:
 
     def _view(self, names: Sequence[str]) -> dict[int, StoredMovie]:
         key = tuple(names)
+        if set(key) == set(VECTOR_NAMES):  # every vector: the cached movies themselves (the dashboard's)
+            return self._movies
         view = self._views.get(key)
         if view is None:  # built once per distinct tuple of names (a handful); a race only builds it twice
             view = {
