@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
-from app.embedding.device import resolve_device
+from app.embedding.device import CUDA_SETTING_MISSING, resolve_device
 from app.embedding.factory import build_manifest, build_movie_embedder
 from app.embedding.movie import MovieEmbedder
 from app.errors import ConflictError, InvalidInputError
@@ -147,9 +147,7 @@ def _check_cuda(option: str | None, setting: str) -> None:
     except ValueError:
         if option:
             raise InvalidInputError("CUDA is not available on this machine; use cpu or auto", field="device") from None
-        raise InvalidInputError(
-            "MOVIEREC_DEVICE=cuda, but CUDA is not available on this machine; set it to cpu or auto"
-        ) from None
+        raise InvalidInputError(CUDA_SETTING_MISSING) from None
 
 
 @contextmanager

@@ -184,16 +184,12 @@ def _exit_if_data_dir_unwritable(settings: Settings, *, serving: bool) -> None:
 
 def _device_or_exit(settings: Settings) -> str:
     """MOVIEREC_DEVICE resolved; CUDA asked for where there is none exits 2 with one line."""
-    from app.embedding.device import resolve_device
+    from app.embedding.device import CUDA_SETTING_MISSING, resolve_device
 
     try:
         return resolve_device(settings.device)
-    except ValueError:
-        typer.echo(
-            f"error: MOVIEREC_DEVICE={settings.device}, but CUDA is not available on this machine; "
-            "set it to cpu or auto",
-            err=True,
-        )
+    except ValueError:  # the setting is validated: only "cuda" can fail here
+        typer.echo(f"error: {CUDA_SETTING_MISSING}", err=True)
         raise typer.Exit(2) from None
 
 

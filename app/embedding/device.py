@@ -19,6 +19,10 @@ def gpu_visible() -> bool:
     return any(glob.glob(pattern) for pattern in GPU_DEVICE_NODES)
 
 
+# What `ingest`, `serve`, `status` and `eval` say when MOVIEREC_DEVICE asks for a GPU that is not there.
+CUDA_SETTING_MISSING = "MOVIEREC_DEVICE=cuda, but CUDA is not available on this machine; set it to cpu or auto"
+
+
 def resolve_device(requested: str = "auto") -> str:
     """ "auto" -> "cuda" when torch sees a GPU, else "cpu"; "cpu" and "cuda" as asked.
 
