@@ -328,7 +328,9 @@ def tie_groups(hits: list[Any]) -> list[set[int]]:
     return list(groups.values())
 
 
-@pytest.mark.parametrize("query", ["Keanu Reeves", "toy story", "space adventure with aliens", "Tom Hanks comedy"])
+@pytest.mark.parametrize(
+    "query", ["Keanu Reeves", "toy story", "space adventure with aliens", "Tom Hanks comedy", "toy stroy"]
+)
 def test_edge_and_server_give_the_same_search_ranking(
     two_engines: tuple[MovieIndex, MovieIndex], encode: Any, query: str
 ) -> None:
