@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from app.catalog import repository as repo
 from app.catalog.models import Movie
-from app.catalog.text import PAYLOAD_ONLY_FIELDS, content_hash, vectors_unchanged
+from app.catalog.text import PAYLOAD_ONLY_FIELDS, content_hash, payload_people, vectors_unchanged
 from app.datasets.base import RowError, SourceCatalogue, validate
 from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
@@ -168,8 +168,9 @@ def in_file_order(errors: list[RowError], ratings_files: Collection[str] = ()) -
     return sorted(dict.fromkeys(errors), key=lambda e: (e.file in ratings_files, rank[e.file], e.line))
 
 
-# What a payload-only update writes: those fields, and the content hash that now covers them.
-PAYLOAD_ONLY = (*PAYLOAD_ONLY_FIELDS, "content_hash")
+# What a payload-only update writes: those fields, the content hash that now covers them, and
+# `people`, so that a new PAYLOAD_FORMAT that added it fills it in without embedding anything.
+PAYLOAD_ONLY = (*PAYLOAD_ONLY_FIELDS, "people", "content_hash")
 
 
 def to_point(movie: Movie, vectors: Mapping[str, np.ndarray], has_poster: bool) -> MoviePoint:
@@ -188,6 +189,7 @@ def movie_payload(movie: Movie, has_poster: bool) -> dict[str, Any]:
         has_poster=has_poster,
         content_hash=content_hash(movie),
         local_rating_count=movie.local_rating_count,
+        people=payload_people(movie),
     )
 
 

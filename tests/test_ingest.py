@@ -17,11 +17,13 @@ import pytest
 from sqlmodel import Session, select
 
 from app.catalog import repository as repo
+from app.catalog import text
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.files import copy_tree_sparse
 from app.settings import Settings
 from app.vectorstore import MovieFilter, content_hashes, open_store
+from ingest import pipeline
 from tests.helpers.crash import run_explained
 from tests.helpers.ingest import build_index
 from tests.helpers.worlds import copy_settings, make_settings
@@ -179,6 +181,31 @@ def test_a_new_rating_updates_the_payload_without_embedding_again(tmp_path, text
     finally:
         index.close()
     assert stored == counts  # the index's counts are the database's after the payload-only update
+
+
+def test_an_index_of_an_older_payload_format_gets_its_people_without_embedding(
+    tmp_path, text_encoder, monkeypatch
+) -> None:
+    """PAYLOAD_FORMAT 3 added `people` (search's names to correct misspellings against): an index
+    published before it lacks them, and the next ingest writes them in place, embedding nothing."""
+    shutil.copytree(TMDB, tmp_path / "tmdb")
+    movies_file = tmp_path / "tmdb" / "movies.json"
+    settings = make_settings(tmp_path / "data")
+    with monkeypatch.context() as old:  # what a format-2 ingest wrote: no people, another hash
+        old.setattr(text, "PAYLOAD_FORMAT", 2)
+        old.setattr(pipeline, "payload_people", lambda movie: [])
+        first = build_index(settings, text_encoder, "tmdb", movies=movies_file)
+    assert first.embedded == first.movies
+    again = build_index(settings, text_encoder, "tmdb", movies=movies_file)
+    assert again.embedded == 0 and again.payload_updated == again.movies, again
+    with Session(make_engine(settings.sqlalchemy_url)) as session:
+        wanted = {m.id: text.payload_people(m) for m in repo.all_movies(session)}
+    index = open_store(settings).open()
+    try:
+        stored = {m.id: m.payload["people"] for m in index.retrieve(sorted(wanted))}
+    finally:
+        index.close()
+    assert stored == wanted and any(stored.values())
 
 
 def test_rebuild_publishes_a_new_generation_with_the_same_points(tmp_path, tmdb_run, text_encoder, image_encoder):

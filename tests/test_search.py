@@ -267,6 +267,21 @@ def test_a_misspelt_title_still_finds_the_movie(
     assert len(misses) <= 0.05 * len(typed), (len(misses), len(typed), misses)
 
 
+@pytest.mark.parametrize("person", ["Ben Stiller", "Chris Farley"])
+def test_a_misspelt_name_still_finds_the_persons_films(
+    recommender: Recommender, movies: dict[int, Movie], person: str
+) -> None:
+    """Names are corrected against the payload's `people` (director, writer, top-billed cast): "Ben
+    Stliler" also asks for "stiller" and "ben_stiller", and finds his films, where "ben" alone found
+    any Ben's in the lexical list (no title holds "stiller": titles alone left it uncorrected)."""
+    typed = misspelt(person)
+    assert typed is not None and typed != person
+    films = films_of(movies, person)
+    assert len(films) >= 3, f"the demo fixture should credit {person} in 3+ films"
+    found = {h.id for h in recommender.search(typed, limit=len(films), popularity=0.0, mode="sparse")}
+    assert len(films & found) >= 0.8 * len(films), (typed, [movies[i].title for i in found])
+
+
 def test_spelling_corrects_only_unknown_words_to_close_title_words() -> None:
     speller = Speller(["The Godfather", "Star Wars", "Star Trek", "Matrix", "Marx Brothers", "1941"])
     assert speller.corrections("godfater") == ["godfather"]

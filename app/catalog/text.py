@@ -43,8 +43,15 @@ HASH_SEPARATOR = ":"
 # a change in these alone is written in place, without embedding the movie again.
 PAYLOAD_ONLY_FIELDS = ("popularity", "vote_average", "vote_count", "local_rating_count")
 # Part of the payload hash: a new format rewrites every payload in place on the next ingest, without
-# embedding anything. 2: popularity and vote_count are null when the source has none (they were 0).
-PAYLOAD_FORMAT = 2
+# embedding anything. 2: popularity and vote_count are null when the source has none (they were 0);
+# 3: `people`, the names search corrects misspelt words against.
+PAYLOAD_FORMAT = 3
+PAYLOAD_CAST = 5  # the top-billed cast in the payload's `people` (the lexical vector holds all of it)
+
+
+def payload_people(movie: Movie) -> list[str]:
+    """The payload's `people`: director, writer and the first PAYLOAD_CAST of the cast."""
+    return [p for p in (movie.director, movie.writer, *movie.cast[:PAYLOAD_CAST]) if p]
 
 
 def content_hash(movie: Movie) -> str:

@@ -50,7 +50,7 @@ from app.vectorstore import (
     SparseVector,
     Stacked,
     StoredMovie,
-    titles,
+    search_names,
 )
 
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
@@ -587,7 +587,7 @@ class Recommender:
         that is no title word)."""
         known = self._speller
         if known is None or known[0] is not index:
-            known = self._speller = (index, Speller(titles(index).values()))
+            known = self._speller = (index, Speller(search_names(index)))
         return known[1].correct(text, lambda word: bool(index.query(lexical.query_vector(word), SPARSE_VECTOR, 1)))
 
     # -- explain -------------------------------------------------------------------------------

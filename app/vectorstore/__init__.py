@@ -19,7 +19,7 @@ from app.vectorstore.base import (
     StoredMovie,
     content_hashes,
     payload_for,
-    titles,
+    search_names,
 )
 from app.vectorstore.memory import MemoryIndex
 
@@ -58,5 +58,5 @@ __all__ = [
     "content_hashes",
     "open_store",
     "payload_for",
-    "titles",
+    "search_names",
 ]

@@ -267,9 +267,10 @@ def content_hashes(index: MovieIndex) -> dict[int, str]:
     return {i: h or "" for i, h in index.payload_field("content_hash").items()}
 
 
-def titles(index: MovieIndex) -> dict[int, str]:
-    """Movie id -> title of every point of `index` (what search corrects misspelt words against)."""
-    return {i: t or "" for i, t in index.payload_field("title").items()}
+def search_names(index: MovieIndex) -> list[str]:
+    """Every title and payload `people` name of `index`: what search corrects misspelt words against."""
+    people = index.payload_field("people").values()
+    return [*(t for t in index.payload_field("title").values() if t), *(p for ps in people for p in ps or ())]
 
 
 class IndexStore(Protocol):
@@ -315,10 +316,13 @@ def payload_for(
     has_poster: bool,
     content_hash: str,
     local_rating_count: int | None = None,
+    people: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The payload filters and answers need, plus the hash that makes reindexing incremental."""
+    """The payload filters and answers need, plus the hash that makes reindexing incremental, and
+    `people` (app/catalog/text.py `payload_people`), which search's spelling correction reads."""
     return {
         "title": title,
+        "people": list(people),
         "year": year,
         "genres": genres,
         # TMDB's score and votes: null when the source has none, as GET /movies/{id} says (not 0)
