@@ -23,6 +23,7 @@ from app.recommend.user_vector import (
     weighted_mean,
 )
 from app.vectorstore import Hit, MovieFilter, content_hashes, open_store
+from app.vectorstore.cache import UNCACHED_PAYLOAD
 from app.vectorstore.live import LiveIndex
 from tests.helpers.ingest import build_index
 from tests.helpers.worlds import DEMO_LIMIT, make_settings
@@ -308,8 +309,10 @@ def test_vector_cache_answers_exactly_like_the_engine(live_index, text_encoder, 
             assert [(i.id, i.score, i.reason) for i in a.items] == [(i.id, i.score, i.reason) for i in b.items]
     ids = [r.movie_id for r in heavy_users[0][:20]] + [10**9]
     for got, want in zip(cached.retrieve(ids, ("combined",)), index.retrieve(ids, ("combined",)), strict=True):
+        uncached = {k: want.payload.pop(k) for k in UNCACHED_PAYLOAD}  # read from the engine when asked
         assert got.id == want.id and got.payload == want.payload
         assert np.array_equal(got.vectors["combined"], want.vectors["combined"])
+        assert uncached["people"] == cached.payload_field("people")[got.id]
     assert content_hashes(cached) == content_hashes(index)
     with pytest.raises(TypeError):
         cached.delete([1])

@@ -50,8 +50,8 @@ PAYLOAD_CAST = 5  # the top-billed cast in the payload's `people` (the lexical v
 
 
 def payload_people(movie: Movie) -> list[str]:
-    """The payload's `people`: director, writer and the first PAYLOAD_CAST of the cast."""
-    return [p for p in (movie.director, movie.writer, *movie.cast[:PAYLOAD_CAST]) if p]
+    """The payload's `people`: director, writer and the first PAYLOAD_CAST of the cast, each once."""
+    return list(dict.fromkeys(p for p in (movie.director, movie.writer, *movie.cast[:PAYLOAD_CAST]) if p))
 
 
 def content_hash(movie: Movie) -> str:
