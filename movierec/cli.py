@@ -464,16 +464,16 @@ def environment_problem(exc: Exception) -> str | None:
         return str(exc)
     from sqlalchemy import exc as sa_exc
 
-    from app.catalog.db import SQLITE_BUSY_TIMEOUT_S, is_locked, is_read_only
+    from app.catalog.db import READ_ONLY_MESSAGE, SQLITE_BUSY_TIMEOUT_S, driver_message, is_locked, is_read_only
 
     if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return None
     if is_locked(exc):
         return f"the database is locked by another writer (waited {SQLITE_BUSY_TIMEOUT_S:g} s): try again later"
     if is_read_only(exc):
-        return "the database is read-only: nothing can be written until it is writable again"
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
-    return f"the database is unavailable: {lines[0]}; check DATABASE_URL, and that it runs and accepts writes"
+        return READ_ONLY_MESSAGE
+    why = driver_message(exc)
+    return f"the database is unavailable: {why}; check DATABASE_URL, and that it runs and accepts writes"
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from app.catalog.db import ensure_schema, make_engine
+from app.catalog.db import driver_message, ensure_schema, make_engine
 from app.catalog.tokens import all_token_versions
 from app.datadir import probe_data_dir
 from app.embedding.text import QueryEncoder, cached_query_encoder
@@ -231,7 +231,7 @@ async def _sync_database(services: Services, *, at_start: bool = False) -> None:
             log.warning(
                 "the database is unreachable%s; check DATABASE_URL",
                 " at start-up: serving what needs no database" if at_start else "",
-                extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
+                extra={"error": driver_message(exc)},
             )
         gate.reachable = False
         return
