@@ -24,7 +24,7 @@ def writes_data_dir(settings: Settings, *, serving: bool) -> bool:
     if not serving:
         return True
     local = settings.database_url is None or settings.qdrant_url is None
-    return local or (settings.secret_key is None and not settings.secret_key_file.exists())
+    return local or settings.needs_generated_key()
 
 
 @dataclass(frozen=True)

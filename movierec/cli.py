@@ -390,7 +390,7 @@ def token_create(
     if admin == (user is not None):
         raise typer.BadParameter("give exactly one of --admin or --user ID")
     settings = get_settings()
-    if settings.secret_key is None and not settings.secret_key_file.exists():
+    if settings.needs_generated_key():
         # Run outside the repository root, the default data dir is ./data here: a key made for it signs
         # tokens that the API serving the real data dir refuses ("Invalid token").
         typer.echo(
