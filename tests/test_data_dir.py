@@ -47,7 +47,8 @@ def read_only(folder: Path) -> Iterator[None]:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        # Lazily: the API under test may have opened a file through the mount meanwhile (busy to a plain umount).
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 @pytest.fixture
