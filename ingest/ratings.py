@@ -57,7 +57,15 @@ from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter, utf16_codec
-from app.datasets.timestamps import AMBIGUOUS, MISSING, NOT_A_TIME, Timestamps, epoch_seconds, parse_timestamps
+from app.datasets.timestamps import (
+    AMBIGUOUS,
+    MISSING,
+    NOT_A_TIME,
+    Timestamps,
+    epoch_seconds,
+    parse_timestamps,
+    whole_numbers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +90,6 @@ SQLITE_CACHE_KIB = 128 * 1024
 COLUMNS = ("userId", "movieId", "rating")
 SCHEMA_VERSION = "2"  # part of every fingerprint: a change of these rules re-imports once (2: one timestamp reader)
 
-_INT = r"^[+-]?\d{1,18}(\.0*)?$"
 _NUM = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
@@ -523,10 +530,7 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(int64 ids, mask of the rows whose text is a whole number)."""
-    text = pc.utf8_trim_whitespace(column)
-    ok = pc.fill_null(pc.match_substring_regex(text, _INT), False)
-    whole = pc.replace_substring_regex(pc.if_else(ok, text, "0"), r"\.0*$", "")
-    return np.asarray(pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)), np.asarray(ok)
+    return whole_numbers(pc.utf8_trim_whitespace(column))
 
 
 def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
