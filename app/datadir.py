@@ -52,13 +52,17 @@ class DataDirProblem:
 def probe_data_dir(settings: Settings, *, serving: bool = False) -> DataDirProblem | None:
     """None when the data folder can be written (it is created if missing) or need not be
     (`writes_data_dir`). Writes and removes a probe file and walks the index folder: about 1.4 ms at
-    2k movies, so the API probes in the background, not per request."""
-    if not writes_data_dir(settings, serving=serving):
-        return None
+    2k movies, so the API probes in the background, not per request. Never raises OSError: the
+    API's refresher runs it, and an exception would end the refresher."""
     folder = settings.data_dir.absolute()
-    if folder.exists() and not folder.is_dir():
-        return DataDirProblem(folder, None)
-    reason = _unwritable(folder, settings.index_dir.absolute())
+    try:
+        if not writes_data_dir(settings, serving=serving):
+            return None
+        if folder.exists() and not folder.is_dir():
+            return DataDirProblem(folder, None)
+        reason = _unwritable(folder, settings.index_dir.absolute())
+    except OSError as exc:  # stat itself refused: a folder above it that this user cannot search
+        reason = exc.strerror or type(exc).__name__
     return None if reason is None else DataDirProblem(folder, reason)
 
 

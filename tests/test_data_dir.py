@@ -113,3 +113,12 @@ async def test_health_says_the_data_folder_is_not_writable(client: AsyncTestClie
         assert body["detail"].startswith("the data folder (MOVIEREC_DATA_DIR) is not writable"), body
         assert (await client.head("/health")).status_code == 503
     assert (await health_once_probed(client, 200))["status"] == "ok"
+
+
+def test_a_data_folder_that_cannot_even_be_looked_up_is_a_problem_not_an_exception(tmp_path: Path) -> None:
+    """The API's refresher probes the folder every MOVIEREC_TOKEN_REFRESH_S: an OSError from stat
+    itself (here a name over the file system's 255 bytes) would end it, and the token refresh with it."""
+    from app.datadir import probe_data_dir
+
+    problem = probe_data_dir(Settings(data_dir=tmp_path / ("x" * 300) / "data"))
+    assert problem is not None and "(File name too long)" in problem.says(), problem
