@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.settings import Settings
@@ -23,26 +24,52 @@ def writes_data_dir(settings: Settings, *, serving: bool) -> bool:
     if not serving:
         return True
     local = settings.database_url is None or settings.qdrant_url is None
-    return local or (settings.secret_key is None and not settings.secret_key_file.exists())
+    return local or settings.needs_generated_key()
 
 
-def data_dir_problem(settings: Settings, *, serving: bool = False, public: bool = False) -> str | None:
+@dataclass(frozen=True)
+class DataDirProblem:
+    """Why the data folder `folder` cannot be written: `reason` (the OS's words, or which file is
+    read-only), or None when the folder is a file."""
+
+    folder: Path
+    reason: str | None
+
+    def says(self, *, public: bool = False) -> str:
+        """One line naming the folder and what to do. `public` (GET /health, which needs no token):
+        the folder is named by its setting, not by its path."""
+        name = "(MOVIEREC_DATA_DIR)" if public else str(self.folder)
+        if self.reason is None:
+            return (
+                f"the data folder {name} is a file, not a folder: move the file, or set MOVIEREC_DATA_DIR to a folder"
+            )
+        return (
+            f"the data folder {name} is not writable ({self.reason}): make it writable (chmod -R u+w, or mount "
+            "it read-write) or set MOVIEREC_DATA_DIR to a writable folder"
+        )
+
+
+def probe_data_dir(settings: Settings, *, serving: bool = False) -> DataDirProblem | None:
     """None when the data folder can be written (it is created if missing) or need not be
-    (`writes_data_dir`), else one line naming the folder and what is read-only. `public` (GET
-    /health, which needs no token): the folder is named by its setting, not by its path."""
-    if not writes_data_dir(settings, serving=serving):
-        return None
+    (`writes_data_dir`). Writes and removes a probe file and walks the index folder: about 1.4 ms at
+    2k movies, so the API probes in the background, not per request. Never raises OSError: the
+    API's refresher runs it, and an exception would end the refresher."""
     folder = settings.data_dir.absolute()
-    name = "(MOVIEREC_DATA_DIR)" if public else str(folder)
-    if folder.exists() and not folder.is_dir():
-        return f"the data folder {name} is a file, not a folder: move the file, or set MOVIEREC_DATA_DIR to a folder"
-    reason = _unwritable(folder, settings.index_dir.absolute())
-    if reason is None:
-        return None
-    return (
-        f"the data folder {name} is not writable ({reason}): make it writable (chmod -R u+w, or mount it "
-        "read-write) or set MOVIEREC_DATA_DIR to a writable folder"
-    )
+    try:
+        if not writes_data_dir(settings, serving=serving):
+            return None
+        if folder.exists() and not folder.is_dir():
+            return DataDirProblem(folder, None)
+        reason = _unwritable(folder, settings.index_dir.absolute())
+    except OSError as exc:  # stat itself refused: a folder above it that this user cannot search
+        reason = exc.strerror or type(exc).__name__
+    return None if reason is None else DataDirProblem(folder, reason)
+
+
+def data_dir_problem(settings: Settings, *, serving: bool = False) -> str | None:
+    """`probe_data_dir`'s problem in one line naming the folder's path, or None."""
+    problem = probe_data_dir(settings, serving=serving)
+    return None if problem is None else problem.says()
 
 
 def _unwritable(folder: Path, index_dir: Path) -> str | None:

@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     def secret_key_file(self) -> Path:
         return self.data_dir / "secret_key"
 
+    def needs_generated_key(self) -> bool:
+        """Whether the first token signed or checked generates a key into the data dir (app/auth.py
+        signing_key): no MOVIEREC_SECRET_KEY and no key file there yet."""
+        return self.secret_key is None and not self.secret_key_file.exists()
+
     @property
     def db_timeouts(self) -> DbTimeouts:
         from app.catalog.db import DbTimeouts

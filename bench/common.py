@@ -14,9 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.catalog.models import Movie
+    from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,6 +93,19 @@ def emit(table: str, payload: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(payload, default=_jsonable))
     else:
         print(table)
+
+
+def eval_text_vectors(movies: Sequence[Movie], settings: Settings) -> dict[int, np.ndarray]:
+    """Movie id -> text vector as `movierec eval` embeds them: its cache in the data dir, the settings'
+    text model (built by the app's factory) on CPU, for the movies the cache lacks."""
+    from app.embedding.factory import build_text_encoder
+    from app.embedding.text import text_model_id
+    from app.evaluation.embed_cache import cached_text_vectors
+
+    model = text_model_id(settings.text_backend)  # int8 vectors are cached apart
+    return cached_text_vectors(
+        movies, settings.data_dir / "eval-cache", lambda: build_text_encoder(settings, "cpu"), model
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -481,12 +481,11 @@ def adapter_overhead(
 def load_models(device: str, settings: Settings, backend: str = "auto") -> Models:
     """The text and poster models as the settings name them (MOVIEREC_TEXT_MODEL_PATH,
     MOVIEREC_EFFICIENTNET_WEIGHTS); resnet50 with random weights."""
-    from app.embedding.factory import build_image_encoder
+    from app.embedding.factory import build_image_encoder, build_text_encoder
     from app.embedding.image import ResNet50Encoder
-    from app.embedding.text import TextEncoder
 
     with timer() as t:
-        text = TextEncoder(device, settings.text_model_path, backend, settings.model_cache_dir)
+        text = build_text_encoder(settings, device, backend)
         if settings.image_model == "resnet50":
             image, note = ResNet50Encoder(device, weights="random"), " (random weights: speed only)"
         else:
@@ -498,7 +497,8 @@ def load_models(device: str, settings: Settings, backend: str = "auto") -> Model
 def load_text_encoders(device: str, backends: str, settings: Settings) -> dict[str, Any]:
     """Text backend -> TextEncoder. `all`: torch and every CPU backend whose packages are installed;
     on CUDA only torch runs (the others are CPU runtimes)."""
-    from app.embedding.text import TEXT_BACKENDS, TextEncoder, resolve_text_backend
+    from app.embedding.factory import build_text_encoder
+    from app.embedding.text import TEXT_BACKENDS, resolve_text_backend
     from app.embedding.text_backends import runtime_installed
 
     if backends == "all":
@@ -515,7 +515,7 @@ def load_text_encoders(device: str, backends: str, settings: Settings) -> dict[s
         backend = resolve_text_backend(requested, device)
         if backend not in encoders:
             with timer() as t:
-                encoders[backend] = TextEncoder(device, settings.text_model_path, backend, settings.model_cache_dir)
+                encoders[backend] = build_text_encoder(settings, device, backend)
             note = " (exported now)" if encoders[backend].exported else ""
             log(f"text {backend} on {device} ({encoders[backend].precision}) loaded in {t[0]:.1f} s{note}")
     return encoders

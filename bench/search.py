@@ -30,7 +30,8 @@ from sqlmodel import Session
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.embedding import lexical
-from app.embedding.text import TextEncoder, cached_query_encoder
+from app.embedding.factory import build_text_encoder
+from app.embedding.text import cached_query_encoder
 from app.recommend.recommender import SEARCH_WEIGHTS, Recommender, SearchMode
 from app.settings import Settings, get_settings
 from app.vectorstore import MovieIndex, open_store
@@ -88,7 +89,7 @@ def main() -> None:
     index = store.open()
     check_ids(index, queries)
     log(f"{len(queries)} queries; loading the text model ({settings.text_backend})")
-    encoder = TextEncoder("cpu")
+    encoder = build_text_encoder(settings, "cpu")
     recommender = Recommender(lambda: index, cached_query_encoder(encoder))
     priors = {"": 0.0, "+pop": settings.recommend.search_popularity_weight}
     scores: dict[str, list[float]] = {}

@@ -26,7 +26,8 @@ from common import emit, format_table, log, timer
 
 from app.catalog.text import movie_text
 from app.datasets import load_catalogue, validate
-from app.embedding.text import TextEncoder
+from app.embedding.factory import build_text_encoder
+from app.settings import get_settings
 
 K = 10
 # Searches people type: genres, moods, plots, people. Embedded as cached_query_encoder does.
@@ -82,7 +83,7 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 def embed(backend: str, texts: list[str], queries: Sequence[str], batch_size: int) -> dict[str, Any]:
     with timer() as load:
-        encoder = TextEncoder("cpu", backend=backend)
+        encoder = build_text_encoder(get_settings(), "cpu", backend)
     with timer() as t:
         index = encoder.encode(texts, batch_size=batch_size)
     query = np.stack([encoder.encode([" ".join(q.lower().split())])[0] for q in queries])

@@ -34,13 +34,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from common import log
+from common import eval_text_vectors, log
 
 from app.embedding import collab
 from app.embedding.movie import combine
-from app.embedding.text import TextEncoder
 from app.evaluation import baselines, splits
-from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.metrics import ndcg_at_k, precision_at_k
 from app.evaluation.runner import load_dataset
 from app.recommend.tuning import TUNED
@@ -294,7 +292,7 @@ def new_movies(movies: list, fit: pd.DataFrame, relevant: dict[int, set[int]], d
     the users with a held-out new movie, NDCG@10 among new movies only. `ceiling`: collab fitted
     with the new movies' ratings kept; `oracle`: those ratings folded into the warm factor space
     (collab._fold_in), what a perfect map could give through the same rules."""
-    text = cached_text_vectors(movies, get_settings().data_dir / "eval-cache", lambda: TextEncoder("cpu"))
+    text = eval_text_vectors(movies, get_settings())
     content = {m.id: combine(text[m.id], None)[0] for m in movies}
     genres, years = {m.id: m.genres for m in movies}, {m.id: m.year for m in movies}
     features = {w: collab.content_inputs(content, genres, years, w) for w in (0.5, 1.0)}

@@ -18,12 +18,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from common import log
+from common import eval_text_vectors, log
 
 from app.embedding.factory import build_manifest
-from app.embedding.text import TextEncoder
 from app.evaluation import splits
-from app.evaluation.embed_cache import cached_text_vectors
 from app.evaluation.runner import evaluate, load_dataset
 from app.evaluation.world import build_world
 from app.recommend.tuning import TUNED, Tuning
@@ -43,9 +41,7 @@ def main() -> None:
     parts = splits.stratified_split(train, seed=splits.SEED + 1)  # the validation split
     relevant = {int(u): set(g.tolist()) for u, g in parts.test.groupby("user_id")["movie_id"]}
     users = [int(u) for u in splits.sample_users(sorted(relevant), args.users or len(relevant))]
-    text = cached_text_vectors(
-        movies, settings.data_dir / "eval-cache", lambda: TextEncoder("cpu", settings.text_model_path)
-    )
+    text = eval_text_vectors(movies, settings)
     started = time.perf_counter()
     # built from the fitting part only, with the Recommender's defaults (the trials set its knobs)
     world = build_world(

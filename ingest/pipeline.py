@@ -49,7 +49,7 @@ from app.vectorstore import (
 )
 from app.vectorstore.base import Vector
 from app.vectorstore.maps import project_maps, unit_rows
-from ingest.ratings import UNLISTED, FileImport, import_rows, release_freed_memory, source_key
+from ingest.ratings import FileImport, bad_rows, import_rows, release_freed_memory, source_key
 
 log = logging.getLogger(__name__)
 COLLAB_BATCH = 1024
@@ -144,7 +144,7 @@ def store_catalogue(
     ratings_seconds = time.perf_counter() - started
     ratings_files = {r.file for r in catalogue.ratings} | ({ratings_file.name} if ratings_file else set())
     errors = in_file_order([*errors, *result.errors], ratings_files)
-    if bad := len(errors) + int(result.notes.get(UNLISTED, 0)):
+    if bad := bad_rows(errors, result.notes):
         log.info("%d bad rows skipped", bad)
     catalogue.stats.update({**result.stats(), "ratings": result.stored, "ratings_seconds": round(ratings_seconds, 3)})
     return result.stored, errors

@@ -35,7 +35,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,7 +57,15 @@ from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter, utf16_codec
-from app.datasets.timestamps import AMBIGUOUS, MISSING, NOT_A_TIME, Timestamps, epoch_seconds, parse_timestamps
+from app.datasets.timestamps import (
+    AMBIGUOUS,
+    MISSING,
+    NOT_A_TIME,
+    Timestamps,
+    epoch_seconds,
+    parse_timestamps,
+    whole_numbers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,6 @@ STAGE_ROWS = 1_000_000  # rows through the temporary table per INSERT ... SELECT
 # counted as UNLISTED: a file of another catalogue's ids is millions of bad rows.
 MAX_LISTED_ROW_ERRORS = 1000
 UNLISTED = "ratings_bad_rows_unlisted"
-_LISTED = "_row_errors_listed"  # notes' private running count, dropped before the notes are returned
 SQLITE_REINDEX_ROWS = 500_000  # SQLite writes at least this many: drop the secondary indexes, build them after
 POSTGRES_BULK_ROWS = 500_000  # PostgreSQL loads at least this many into an empty table: COPY, then the indexes
 POSTGRES_INDEX_MEM = "512MB"  # maintenance_work_mem of those index builds (the default 64MB spills to disk)
@@ -82,7 +89,6 @@ SQLITE_CACHE_KIB = 128 * 1024
 COLUMNS = ("userId", "movieId", "rating")
 SCHEMA_VERSION = "2"  # part of every fingerprint: a change of these rules re-imports once (2: one timestamp reader)
 
-_INT = r"^[+-]?\d{1,18}(\.0*)?$"
 _NUM = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
@@ -330,7 +336,19 @@ def check_ratings_file(path: Path) -> None:
     _sniff(path)
 
 
-Check = Callable[[RatingArrays, dict[str, Any]], tuple[RatingArrays, list[RowError]]]
+class Notes(dict[str, int | str]):
+    """One import's counts for its summary, by name. `listed`, the row errors listed so far (which
+    MAX_LISTED_ROW_ERRORS bounds), is an attribute, not a key: it never reaches the summary."""
+
+    listed: int = 0
+
+
+def bad_rows(errors: Sized, notes: Mapping[str, Any]) -> int:
+    """Every bad row of an import: those listed (`errors`) and those only counted (UNLISTED)."""
+    return len(errors) + int(notes.get(UNLISTED, 0))
+
+
+Check = Callable[[RatingArrays, Notes], tuple[RatingArrays, list[RowError]]]
 
 
 def read_ratings_file(
@@ -378,7 +396,7 @@ def _read(
         return "skip"
 
     parts, errors = [], []
-    notes: dict[str, int | str] = {}
+    notes = Notes()
     offset = layout.skip  # lines read so far: those above the first row, then rows (and blank lines)
     desc = "reading ratings" if plain else "reading ratings (as text)"
     size = path.stat().st_size
@@ -422,7 +440,6 @@ def _read(
         errors = _shift(errors, skipped)
         arrays.line = _shift_lines(arrays.line, skipped)
         errors += [RowError(path.name, n, "row", _wrong_width(width, layout.delimiter)) for n in skipped]
-    notes.pop(_LISTED, None)
     return arrays, sorted(errors, key=lambda e: e.line), notes
 
 
@@ -523,10 +540,7 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(int64 ids, mask of the rows whose text is a whole number)."""
-    text = pc.utf8_trim_whitespace(column)
-    ok = pc.fill_null(pc.match_substring_regex(text, _INT), False)
-    whole = pc.replace_substring_regex(pc.if_else(ok, text, "0"), r"\.0*$", "")
-    return np.asarray(pc.cast(whole, pa.int64()).to_numpy(zero_copy_only=False)), np.asarray(ok)
+    return whole_numbers(pc.utf8_trim_whitespace(column))
 
 
 def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
@@ -546,18 +560,17 @@ def _count(notes: dict[str, int | str], key: str, n: int) -> None:
         notes[key] = int(notes.get(key, 0)) + n
 
 
-def _listed(notes: dict[str, int | str], rows: np.ndarray, make: Callable[[int], RowError]) -> list[RowError]:
+def _listed(notes: Notes, rows: np.ndarray, make: Callable[[int], RowError]) -> list[RowError]:
     """A RowError (`make(i)`) for each of `rows` (indices) while fewer than MAX_LISTED_ROW_ERRORS
     are listed in this import; the others are only counted (UNLISTED)."""
-    room = max(0, MAX_LISTED_ROW_ERRORS - int(notes.get(_LISTED, 0)))
-    listed = [make(int(i)) for i in rows[:room]]
-    _count(notes, _LISTED, len(listed))
+    listed = [make(int(i)) for i in rows[: max(0, MAX_LISTED_ROW_ERRORS - notes.listed)]]
+    notes.listed += len(listed)
     _count(notes, UNLISTED, len(rows) - len(listed))
     return listed
 
 
 def _parse_batch(
-    batch: pa.RecordBatch, rating: np.ndarray, lines: np.ndarray, file: str, notes: dict[str, int | str]
+    batch: pa.RecordBatch, rating: np.ndarray, lines: np.ndarray, file: str, notes: Notes
 ) -> tuple[RatingArrays, list[RowError]]:
     """A block read as text: its ids and timestamps parsed, `rating` (parsed, NaN where not a
     number) beside them; the rows that do not parse as RowErrors (blank lines skipped)."""
@@ -583,7 +596,7 @@ def _errors(
     lines: np.ndarray,
     file: str,
     value: Callable[[str, int], object],
-    notes: dict[str, int | str],
+    notes: Notes,
 ) -> tuple[np.ndarray, list[RowError]]:
     """(mask of rows with no problem, a RowError per bad row naming its first problem and value, up
     to the listing cap: `_listed`)."""
@@ -623,7 +636,7 @@ def _shift(errors: list[RowError], skipped: list[int]) -> list[RowError]:
 
 
 def apply_rules(
-    arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: dict[str, int | str]
+    arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: Notes
 ) -> tuple[RatingArrays, list[RowError]]:
     """Check ids, the rating rule and timestamps (unix seconds: every reader converts milliseconds,
     app.datasets.timestamps); a missing time becomes `now`. `movie_ids`: the ids the catalogue
@@ -984,13 +997,12 @@ def import_rows(
 ) -> RatingsResult:
     """A source's parsed rows (already checked by base.validate) through the shared rules into the store."""
     arrays = RatingArrays.from_rows(rows)
-    notes: dict[str, int | str] = {}
+    notes = Notes()
     arrays.timestamp, ms = epoch_seconds(arrays.timestamp)
     _count(notes, "timestamps_ms_converted", ms)
     content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
     fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
     valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)
-    notes.pop(_LISTED, None)
     unique, duplicates = latest(valid)
     result = store_ratings(engine, unique, source, fingerprint, force)
     result.duplicates, result.errors, result.notes = duplicates, errors, notes
@@ -1040,7 +1052,7 @@ class FileImport:
             return
         now = int(time.time())
 
-        def check(rows: RatingArrays, notes: dict[str, Any]) -> tuple[RatingArrays, list[RowError]]:
+        def check(rows: RatingArrays, notes: Notes) -> tuple[RatingArrays, list[RowError]]:
             unlinked: list[RowError] = []
             if self.links is not None:
                 rows, unlinked = self.links.apply(rows, self.path.name, notes)
@@ -1062,7 +1074,7 @@ class FileImport:
     def store(self) -> RatingsResult:
         if self.rows is None:
             return self.result
-        extra = {"bad_rows": len(self.result.errors) + int(self.result.notes.get(UNLISTED, 0))}
+        extra = {"bad_rows": bad_rows(self.result.errors, self.result.notes)}
         if self.progress:  # the write has no bar (one transaction), but can take minutes at millions
             print(f"writing {len(self.rows):,} ratings to the database (one transaction)", file=sys.stderr)
         stored = store_ratings(self.engine, self.rows, self.source, self.fingerprint, self.force, extra)
@@ -1083,7 +1095,7 @@ class _Links:
     def digest(self) -> bytes:
         return hashlib.sha256(self.keys.tobytes() + self.values.tobytes()).digest()
 
-    def apply(self, rows: RatingArrays, file: str, notes: dict[str, int | str]) -> tuple[RatingArrays, list[RowError]]:
+    def apply(self, rows: RatingArrays, file: str, notes: Notes) -> tuple[RatingArrays, list[RowError]]:
         """The rows with their movie ids mapped; a RowError per row whose id has no link (`_listed`)."""
         at = np.minimum(np.searchsorted(self.keys, rows.movie), max(len(self.keys) - 1, 0))
         linked = (self.keys[at] == rows.movie) if len(self.keys) else np.zeros(len(rows), dtype=bool)

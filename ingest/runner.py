@@ -23,7 +23,7 @@ from app.files import LockHeldError, exclusive_lock
 from app.settings import Settings
 from app.vectorstore import IndexStore, open_store
 from ingest.pipeline import IngestSummary, index_movies, store_catalogue
-from ingest.ratings import MAX_LISTED_ROW_ERRORS, UNLISTED, check_ratings_file
+from ingest.ratings import MAX_LISTED_ROW_ERRORS, UNLISTED, bad_rows, check_ratings_file
 
 LOCK_FILE = "ingest.lock"
 
@@ -127,7 +127,7 @@ def run(
                 session.commit()
         finally:
             engine.dispose()
-        summary.ratings, summary.bad_rows = n_ratings, len(errors) + int(catalogue.stats.get(UNLISTED, 0))
+        summary.ratings, summary.bad_rows = n_ratings, bad_rows(errors, catalogue.stats)
         # The source's rows, a row refused while parsing included (base.rows_read); else its movies.
         summary.movies_read = int(catalogue.stats.get("movies_read", len(catalogue.movies)))
         summary.warnings = list(catalogue.warnings)

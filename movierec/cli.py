@@ -385,12 +385,11 @@ def token_create(
 
     from app.auth import issue_token
     from app.catalog.db import make_engine
-    from app.catalog.tokens import ADMIN_TOKENS, token_version
+    from app.catalog.tokens import token_version
 
-    if admin == (user is not None):
-        raise typer.BadParameter("give exactly one of --admin or --user ID")
+    holder = _token_holder(admin, user)
     settings = get_settings()
-    if settings.secret_key is None and not settings.secret_key_file.exists():
+    if settings.needs_generated_key():
         # Run outside the repository root, the default data dir is ./data here: a key made for it signs
         # tokens that the API serving the real data dir refuses ("Invalid token").
         typer.echo(
@@ -402,7 +401,7 @@ def token_create(
     # The token carries its holder's current version, so a later revoke refuses it.
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as session:
-        version = token_version(session, ADMIN_TOKENS if user is None else user)
+        version = token_version(session, holder)
     engine.dispose()
     typer.echo(issue_token(settings, user_id=user, admin=admin, ttl_hours=ttl_hours, version=version))
 
@@ -419,19 +418,28 @@ def token_revoke(
     from sqlmodel import Session
 
     from app.catalog.db import make_engine
-    from app.catalog.tokens import ADMIN_TOKENS, revoke_tokens
+    from app.catalog.tokens import revoke_tokens
 
-    if admin == (user is not None):
-        raise typer.BadParameter("give exactly one of --admin or --user ID")
+    holder = _token_holder(admin, user)
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url)
     with Session(engine) as session:
-        version = revoke_tokens(session, ADMIN_TOKENS if user is None else user)
+        version = revoke_tokens(session, holder)
     engine.dispose()
     whose = "every admin token" if user is None else f"user {user}'s tokens"
     typer.echo(
         f"revoked {whose} (token version now {version}); API workers refuse them within {settings.token_refresh_s:g} s"
     )
+
+
+def _token_holder(admin: bool, user: int | None) -> int:
+    """The token_versions row a `token` command reads or raises: ADMIN_TOKENS for --admin, else the
+    user id. Raises BadParameter unless exactly one of --admin and --user is given."""
+    from app.catalog.tokens import ADMIN_TOKENS
+
+    if admin == (user is not None):
+        raise typer.BadParameter("give exactly one of --admin or --user ID")
+    return ADMIN_TOKENS if user is None else user
 
 
 def main() -> None:
@@ -464,16 +472,16 @@ def environment_problem(exc: Exception) -> str | None:
         return str(exc)
     from sqlalchemy import exc as sa_exc
 
-    from app.catalog.db import SQLITE_BUSY_TIMEOUT_S, is_locked, is_read_only
+    from app.catalog.db import READ_ONLY_MESSAGE, SQLITE_BUSY_TIMEOUT_S, driver_message, is_locked, is_read_only
 
     if not isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return None
     if is_locked(exc):
         return f"the database is locked by another writer (waited {SQLITE_BUSY_TIMEOUT_S:g} s): try again later"
     if is_read_only(exc):
-        return "the database is read-only: nothing can be written until it is writable again"
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
-    return f"the database is unavailable: {lines[0]}; check DATABASE_URL, and that it runs and accepts writes"
+        return READ_ONLY_MESSAGE
+    why = driver_message(exc)
+    return f"the database is unavailable: {why}; check DATABASE_URL, and that it runs and accepts writes"
 
 
 if __name__ == "__main__":

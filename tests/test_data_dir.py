@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -46,7 +47,8 @@ def read_only(folder: Path) -> Iterator[None]:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        # Lazily: the API under test may have opened a file through the mount meanwhile (busy to a plain umount).
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 @pytest.fixture
@@ -74,21 +76,49 @@ def test_ingest_and_serve_say_the_data_folder_is_not_writable(cli_settings: Sett
     assert not list(folder.glob(".write-check-*"))
 
 
+REFRESH_S = 0.1  # MOVIEREC_TOKEN_REFRESH_S here: how often the API probes its data folder again
+
+
 @pytest.fixture
-async def read_only_client(settings: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """The API over a copy of the world whose data folder turns read-only once it serves."""
+def world(settings: Settings) -> Settings:
+    """A copy of the world whose data folder the test may make read-only."""
+    world = copy_settings(settings, settings.data_dir.parent / "read-only" / "data")
+    return world.model_copy(update={"token_refresh_s": REFRESH_S})
+
+
+@pytest.fixture
+async def client(world: Settings, text_encoder: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The API over `world`, its data folder writable when it starts."""
     from app.api import create_app
 
-    world = copy_settings(settings, settings.data_dir.parent / "read-only" / "data")
     async with AsyncTestClient(create_app(world, text_encoder=text_encoder)) as client:
         assert (await client.get("/health")).json()["status"] == "ok"
-        with read_only(world.data_dir):
-            yield client
+        yield client
 
 
-async def test_health_says_the_data_folder_is_not_writable(read_only_client: AsyncTestClient[Litestar]) -> None:
-    response = await read_only_client.get("/health")
-    body = response.json()
-    assert response.status_code == 503 and body["status"] == "unavailable", body
-    assert body["detail"].startswith("the data folder (MOVIEREC_DATA_DIR) is not writable"), body
-    assert (await read_only_client.head("/health")).status_code == 503
+async def health_once_probed(client: AsyncTestClient[Litestar], status: int) -> dict[str, Any]:
+    """GET /health's body once it answers `status`: the folder is probed in the background, every
+    REFRESH_S, so a change shows within that period (30 s allowed for a loaded machine)."""
+    with anyio.fail_after(30):
+        while (response := await client.get("/health")).status_code != status:
+            await anyio.sleep(REFRESH_S / 2)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_health_says_the_data_folder_is_not_writable(client: AsyncTestClient[Litestar], world: Settings) -> None:
+    with read_only(world.data_dir):
+        body = await health_once_probed(client, 503)
+        assert body["status"] == "unavailable", body
+        assert body["detail"].startswith("the data folder (MOVIEREC_DATA_DIR) is not writable"), body
+        assert (await client.head("/health")).status_code == 503
+    assert (await health_once_probed(client, 200))["status"] == "ok"
+
+
+def test_a_data_folder_that_cannot_even_be_looked_up_is_a_problem_not_an_exception(tmp_path: Path) -> None:
+    """The API's refresher probes the folder every MOVIEREC_TOKEN_REFRESH_S: an OSError from stat
+    itself (here a name over the file system's 255 bytes) would end it, and the token refresh with it."""
+    from app.datadir import probe_data_dir
+
+    problem = probe_data_dir(Settings(data_dir=tmp_path / ("x" * 300) / "data"))
+    assert problem is not None and "(File name too long)" in problem.says(), problem

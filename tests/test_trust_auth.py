@@ -23,10 +23,12 @@ from litestar import Litestar
 from litestar.security.jwt import Token
 from litestar.testing import AsyncTestClient
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
 from app.api import create_app
 from app.auth import issue_token, signing_key
 from app.settings import Settings
+from movierec.cli import cli as movierec_cli
 from tests.helpers.worlds import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -140,6 +142,14 @@ def test_token_lifetimes_are_validated(tmp_path: Path, ttl: str) -> None:
     result = cli(make_settings(tmp_path / "data"), "token", "create", "--admin", "--ttl-hours", ttl)
     assert result.returncode == 2 and result.stdout == "", result
     assert "--ttl-hours" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["create", "revoke"])
+@pytest.mark.parametrize("whose", [[], ["--admin", "--user", "3"]])
+def test_token_commands_take_exactly_one_of_admin_or_user(command: str, whose: list[str]) -> None:
+    result = CliRunner().invoke(movierec_cli, ["token", command, *whose])
+    assert result.exit_code == 2, result.output
+    assert "give exactly one of --admin or --user ID" in " ".join(result.stderr.split()), result.stderr
 
 
 async def test_an_expired_token_is_told_apart_from_a_bad_one(

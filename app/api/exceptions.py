@@ -16,7 +16,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy import exc as sa_exc
 
 from app.api.schemas import ErrorBody
-from app.catalog.db import is_read_only
+from app.catalog.db import READ_ONLY_MESSAGE, driver_message, is_read_only
 from app.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -130,15 +130,11 @@ def database_error(request: Request[Any, Any, Any], exc: sa_exc.SQLAlchemyError)
 
     The body names the database but never its URL, path or driver message."""
     if is_read_only(exc):
-        return _respond(503, "the database is read-only: nothing can be written until it is writable again")
+        return _respond(503, READ_ONLY_MESSAGE)
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc))
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, driver_message(exc))
         return _respond(503, "the database is unavailable (unreachable or not answering in time); try again later")
     return unexpected_error(request, exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:

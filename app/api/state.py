@@ -24,9 +24,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from app.catalog.db import ensure_schema, make_engine
+from app.catalog.db import driver_message, ensure_schema, make_engine
 from app.catalog.tokens import all_token_versions
-from app.datadir import data_dir_problem
+from app.datadir import probe_data_dir
 from app.embedding.text import QueryEncoder, cached_query_encoder
 from app.errors import DatabaseUnavailableError, IndexUnavailableError
 from app.recommend.memo import AnswerMemo
@@ -103,6 +103,9 @@ class Services:
     recommender: Recommender
     db_gate: DatabaseGate = field(default_factory=lambda: DatabaseGate(10, 5.0))
     token_versions: TokenVersions = field(default_factory=TokenVersions)
+    # What GET /health says of the data folder (DataDirProblem.says(public=True)); None: writable.
+    # Probed by the lifespan at start-up and then every MOVIEREC_TOKEN_REFRESH_S (`_check_data_dir`).
+    data_dir_problem: str | None = None
 
     @classmethod
     def open(
@@ -199,12 +202,11 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder, observe_memo)
-        if (folder := await anyio.to_thread.run_sync(_data_dir_problem, settings)) is not None:
-            log.warning("%s; /health answers 503 until it is", folder)  # before the database and index fail on it
+        await _check_data_dir(services)  # before the database and index fail on it
         await _sync_database(services, at_start=True)
         generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
         app.state.services = services
-        refresher = asyncio.get_running_loop().create_task(_keep_database_in_sync(services))
+        refresher = asyncio.get_running_loop().create_task(_keep_in_sync(services))
         log.info("api ready", extra={"device": services.device, "index_generation": generation})
         try:
             yield
@@ -229,7 +231,7 @@ async def _sync_database(services: Services, *, at_start: bool = False) -> None:
             log.warning(
                 "the database is unreachable%s; check DATABASE_URL",
                 " at start-up: serving what needs no database" if at_start else "",
-                extra={"error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__},
+                extra={"error": driver_message(exc)},
             )
         gate.reachable = False
         return
@@ -238,15 +240,24 @@ async def _sync_database(services: Services, *, at_start: bool = False) -> None:
     gate.reachable = True
 
 
-async def _keep_database_in_sync(services: Services) -> None:
-    """Every MOVIEREC_TOKEN_REFRESH_S: the schema once reachable, then the token revocations."""
+async def _keep_in_sync(services: Services) -> None:
+    """Every MOVIEREC_TOKEN_REFRESH_S: the data folder's writability (what /health reports of it),
+    the schema once reachable, then the token revocations."""
     while True:
         await anyio.sleep(services.settings.token_refresh_s)
+        await _check_data_dir(services)
         await _sync_database(services)
 
 
-def _data_dir_problem(settings: Settings) -> str | None:
-    return data_dir_problem(settings, serving=True)
+async def _check_data_dir(services: Services) -> None:
+    """Probe the data folder the API writes and keep the answer for /health; one line when it becomes
+    unwritable (at start-up too) and one when it is writable again."""
+    problem = await anyio.to_thread.run_sync(lambda: probe_data_dir(services.settings, serving=True))
+    if problem is not None and services.data_dir_problem is None:
+        log.warning("%s; /health answers 503 until it is", problem.says())
+    elif problem is None and services.data_dir_problem is not None:
+        log.info("the data folder is writable again")
+    services.data_dir_problem = None if problem is None else problem.says(public=True)
 
 
 def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:

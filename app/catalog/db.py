@@ -140,6 +140,14 @@ class BoundedConnection(psycopg.Connection):
 
 
 PG_READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction: a hot standby, or default_transaction_read_only
+# What the API (503) and the CLI (exit 2) say of an error `is_read_only` recognises.
+READ_ONLY_MESSAGE = "the database is read-only: nothing can be written until it is writable again"
+
+
+def driver_message(exc: BaseException) -> str:
+    """The first line of the driver's own error under a SQLAlchemy one (of `exc` itself otherwise),
+    or the error's class name when it says nothing: for logs and the CLI, never for an API body."""
+    return (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def is_read_only(exc: BaseException) -> bool:

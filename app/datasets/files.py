@@ -11,6 +11,7 @@ Public API:
 - `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning;
   a compressed, archived, spreadsheet or other binary file is an UnusableFileError saying what it is.
 - `binary_problem(head)`: what a file's first bytes say it is when it is not text (gzip, zip, xlsx...).
+- `is_archive(data)`: whether `unpack` would open it (a zip or a gzip).
 - `unpack(source, member)`: a zip or gzip upload's CSV (the Letterboxd export is a zip).
 - `sniff_delimiter(header_line)`: ',' ';' or tab.
 - `csv_records(path, required, warnings, errors)`: (line where the record starts, {column: value});
@@ -44,9 +45,10 @@ _CHUNK = 1 << 20
 # An archive's CSV is read into memory: refuse one that unpacks to more than this (a zip bomb).
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 _HEAD = 1 << 16  # bytes looked at to tell text from binary
+_GZIP, _ZIP = b"\x1f\x8b", b"PK\x03\x04"  # the first bytes of the two archives `unpack` opens
 # (leading bytes, what the file is, what to do): files people send instead of a CSV or JSON.
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
-    (b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip FILE)"),
+    (_GZIP, "a gzip-compressed file", "decompress it first (gunzip FILE)"),
     (b"BZh", "a bzip2-compressed file", "decompress it first (bunzip2 FILE)"),
     (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it first (unxz FILE)"),
     (b"(\xb5/\xfd", "a zstd-compressed file", "decompress it first (unzstd FILE)"),
@@ -157,7 +159,7 @@ def binary_problem(head: bytes) -> tuple[str, str] | None:
     for magic, what, hint in _MAGIC:
         if head.startswith(magic):
             return what, hint
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(_ZIP):
         if b"xl/" in head or b"[Content_Types].xml" in head:
             return "an Excel workbook (.xlsx)", "save it as CSV (UTF-8) from the spreadsheet"
         return "a zip archive", "unzip it and give the CSV or JSON file inside"
@@ -171,13 +173,18 @@ def binary_problem(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+def is_archive(data: bytes) -> bool:
+    """Whether `data` starts as a zip or a gzip does (the archives `unpack` opens)."""
+    return data.startswith((_ZIP, _GZIP))
+
+
 def unpack(source: MemoryFile, member: str) -> MemoryFile:
     """`source` itself when it is not compressed; a gzip's content; a zip's CSV: the one named
     `member` (in any folder, any case), else its only CSV. The result is named 'archive/member'.
     UnusableFileError for a broken archive, one without such a CSV, or one that unpacks to more
     than MAX_UNPACKED_BYTES."""
     data = source.data
-    if data.startswith(b"\x1f\x8b"):
+    if data.startswith(_GZIP):
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
                 inner = f.read(MAX_UNPACKED_BYTES + 1)
@@ -185,7 +192,7 @@ def unpack(source: MemoryFile, member: str) -> MemoryFile:
             raise UnusableFileError(source.name, f"a broken gzip file ({exc})", "compress it again") from None
         _check_unpacked_size(source.name, len(inner))
         return MemoryFile(source.name, inner)
-    if not data.startswith(b"PK\x03\x04") or binary_problem(data[:_HEAD]) != binary_problem(b"PK\x03\x04"):
+    if not data.startswith(_ZIP) or binary_problem(data[:_HEAD]) != binary_problem(_ZIP):
         return source  # not a zip, or an .xlsx: detect_encoding says what it is
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

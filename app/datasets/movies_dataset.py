@@ -18,7 +18,7 @@ from typing import Any
 
 from app.datasets.base import RowError, SourceCatalogue, SourceMovie, movie_counts, rows_read
 from app.datasets.files import UnusableFileError, csv_records
-from app.datasets.tmdb import BadFieldError, parse_int, parse_movie
+from app.datasets.tmdb import BadFieldError, parse_int, parse_movie, rows_by_id
 
 NAME = "movies-dataset"
 METADATA = "movies_metadata.csv"
@@ -31,19 +31,8 @@ def _first(directory: Path, *names: str) -> Path | None:
 def _by_id(
     path: Path | None, columns: tuple[str, ...], errors: list[RowError], warnings: list[str]
 ) -> dict[int, dict[str, Any]]:
-    """{id: row} of a side file; the first row of an id wins, a bad id is a row error."""
-    rows: dict[int, dict[str, Any]] = {}
-    if path is None:
-        return rows
-    for line, row in csv_records(path, [("id",)], warnings, errors):
-        try:
-            mid = parse_int(row.get("id"), "id")
-        except BadFieldError as exc:
-            errors.append(RowError(path.name, line, exc.field, str(exc)))
-            continue
-        if mid is not None:
-            rows.setdefault(mid, {c: row.get(c) for c in columns})
-    return rows
+    """{id: {column: value}} of an optional side file (none: {}); see tmdb.rows_by_id."""
+    return {} if path is None else rows_by_id(path, [("id",)], columns, errors, warnings)
 
 
 def _movielens_to_tmdb(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, int]:

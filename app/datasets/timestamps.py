@@ -29,7 +29,7 @@ MISSING = np.iinfo(np.int64).min  # a timestamp the input did not give (or one t
 NOT_A_TIME = "not a date or time (read: epoch seconds or milliseconds, YYYY-MM-DD, an ISO date-time, 5 Jan 2024)"
 AMBIGUOUS = "an ambiguous date (day/month or month/day? write it as YYYY-MM-DD)"
 
-_WHOLE = r"^[+-]?\d{1,18}(\.0*)?$"
+_WHOLE = r"^[+-]?\d{1,18}(\.0*)?$"  # 18 digits: every such number fits an int64
 _YMD = (r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})((?:[ T].*)?)$", r"\1-0\2-0\3\4")
 _YMD_PAD = (r"^(\d{4})-0?(\d\d)-0?(\d\d)", r"\1-\2-\3")
 _ARROW_ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d(:\d\d(:\d\d(\.\d{1,3})?)?)?)?"
@@ -67,6 +67,15 @@ class Timestamps:
         return AMBIGUOUS if self.ambiguous[i] else NOT_A_TIME
 
 
+def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, 0 where not whole; bool mask of the whole ones) of trimmed texts: a sign, up
+    to 18 digits, and `.0...` allowed (`4`, `-4`, `4.0`). Rating ids and epoch timestamps read so."""
+    whole = pc.fill_null(pc.match_substring_regex(text, _WHOLE), False)
+    digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"\.0*$", "")
+    values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return values, np.asarray(whole, dtype=bool)
+
+
 def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Whole-number epochs (MISSING kept) to seconds: those >= MS_THRESHOLD are milliseconds,
     divided by 1000. Returns (seconds, how many were milliseconds)."""
@@ -85,12 +94,11 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
         text = text.combine_chunks()
     n = len(text)
     empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
-    whole = np.asarray(pc.fill_null(pc.match_substring_regex(text, _WHOLE), False), dtype=bool)
+    values, whole = whole_numbers(text)
     seconds = np.full(n, MISSING, dtype=np.int64)
     ms = 0
     if whole.any():
-        digits = pc.replace_substring_regex(pc.filter(text, pa.array(whole)), r"\.0*$", "")
-        seconds[whole], ms = epoch_seconds(np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)))
+        seconds[whole], ms = epoch_seconds(values[whole])
     dated = np.flatnonzero(~(empty | whole))
     failed = np.zeros(n, dtype=bool)
     if dated.size:

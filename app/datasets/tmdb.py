@@ -11,7 +11,7 @@ import ast
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -291,16 +291,30 @@ def credits_beside(path: Path) -> Path | None:
 def read_credits(path: Path, errors: list[RowError], warnings: list[str]) -> dict[int, dict[str, Any]]:
     """{movie id: {"cast", "crew"}} from a credits CSV (movie_id or id, cast, crew: JSON lists of
     TMDB's objects); the first row of an id wins, a bad id is a row error."""
-    credits: dict[int, dict[str, Any]] = {}
-    for line, row in csv_records(path, [("movieId", "id"), ("cast", "crew")], warnings, errors, optional=("crew",)):
+    return rows_by_id(path, [("movieId", "id"), ("cast", "crew")], ("cast", "crew"), errors, warnings, "movie_id")
+
+
+def rows_by_id(
+    path: Path,
+    required: Sequence[Sequence[str]],
+    columns: Sequence[str],
+    errors: list[RowError],
+    warnings: list[str],
+    id_field: str = "id",
+) -> dict[int, dict[str, Any]]:
+    """{movie id: {column: value for `columns`}} of a side file (credits, keywords) joined to the
+    movies by id. `required` (csv_records' groups): its first group names the id column, the first
+    present wins. The first row of an id wins; a bad id is a row error on `id_field`."""
+    rows: dict[int, dict[str, Any]] = {}
+    for line, row in csv_records(path, required, warnings, errors, optional=columns):
         try:
-            mid = parse_int(row.get("movieId", row.get("id")), "movie_id")
+            mid = parse_int(next((row[c] for c in required[0] if c in row), None), id_field)
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
             continue
         if mid is not None:
-            credits.setdefault(mid, {"cast": row.get("cast"), "crew": row.get("crew")})
-    return credits
+            rows.setdefault(mid, {c: row.get(c) for c in columns})
+    return rows
 
 
 def _with_credits(record: Any, credits: dict[int, dict[str, Any]]) -> Any:
@@ -419,4 +433,5 @@ __all__ = [
     "read_movies",
     "read_ratings",
     "resolve_poster",
+    "rows_by_id",
 ]

@@ -33,8 +33,11 @@ def build_manifest(settings: Settings) -> Manifest:
     )
 
 
-def build_text_encoder(settings: Settings, device: str) -> TextEncoder:
-    return TextEncoder(device, settings.text_model_path, settings.text_backend, settings.model_cache_dir)
+def build_text_encoder(settings: Settings, device: str, backend: str | None = None) -> TextEncoder:
+    """The settings' text model on `device`, run by `backend` (TEXT_BACKENDS; default: the settings'
+    MOVIEREC_TEXT_BACKEND, the benches compare others). Raises as TextEncoder does."""
+    backend = backend or settings.text_backend
+    return TextEncoder(device, settings.text_model_path, backend, settings.model_cache_dir)
 
 
 def build_image_encoder(settings: Settings, device: str) -> ImageEncoder:

@@ -326,7 +326,7 @@ class Recommender:
             return "popular", self._popular(index, unseen, shown)[first:]
         n = ranked * self.candidate_factor
         collab_query = None
-        if taste.collab is not None and len(ratings) <= self.tuning.new_user_max:
+        if taste.collab is not None and self.tuning.is_short(len(ratings)):
             # A short history: collab from even one rating, pulled towards what is popular.
             collab_query = self._with_prior(index, taste.collab, len(ratings))
             hits = index.query(collab_query, "collab", n, unseen, with_vectors=WITH_COLLAB)
@@ -403,8 +403,8 @@ class Recommender:
             mine, factors = _with_vector(index, ratings[: self.tuning.collab_history], "collab")
             # The norm discount was chosen on warm histories; a short one (the collab_popular path) keeps
             # plain weights: with it, demo's 5-rating slice lost 0.0027 NDCG@10 (README, Quality).
-            short = len(ratings) <= self.tuning.new_user_max
-            collab_vec = self._collab_taste(mine, factors.rows, mean, 0.0 if short else self.tuning.collab_norm_power)
+            power = 0.0 if self.tuning.is_short(len(ratings)) else self.tuning.collab_norm_power
+            collab_vec = self._collab_taste(mine, factors.rows, mean, power)
             liked_collab = Liked.picked(mine, factors, _liked(mine, mean))
         if content is None and collab_vec is None:
             return None

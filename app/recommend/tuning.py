@@ -56,7 +56,7 @@ class Tuning:
     # validation NDCG@10 paired difference ± standard error at 0.5: ml-100k item split +0.0012±0.0006,
     # user split +0.0009±0.0006, demo user split -0.0007±0.0009, item split +0.0003±0.0009;
     # 0.25: +0.0001 / +0.0008 / -0.0001 / +0.0003; 0.75: +0.0011 / +0.0003 / -0.0026 / -0.0003.
-    # Past new_user_max ratings only: short histories keep plain weights (Recommender._taste).
+    # Past new_user_max ratings only: short histories keep plain weights (is_short).
     collab_norm_power: float = 0.5
     # The collab vector is a sum over the user's movies: a long history helps it far more than it
     # helps the taste vector; its retrieve fetches only the 256-d factors of these movies.
@@ -80,6 +80,11 @@ class Tuning:
     # ranking) reach 0.018 at no cost (κ=1) but need each user's score distribution; not served.
     new_share: float = 0.1
     new_min_ratio: float = 0.5
+
+    def is_short(self, n_ratings: int) -> bool:
+        """Whether a history of n ratings is short: collab alone with the popularity prior (the
+        collab_popular path), its collab vector with plain weights (no norm discount)."""
+        return n_ratings <= self.new_user_max
 
     def prior_weight(self, n_ratings: int) -> float:
         """α(n): the popularity prior's weight for a history of n ratings (1 for n <= 2, 0.5 at 10)."""

@@ -15,6 +15,7 @@ from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
+from app.datasets.files import is_archive
 from app.datasets.history import import_history, read_history
 from app.errors import InvalidInputError
 from app.names import HistoryFormat
@@ -99,9 +100,6 @@ class RatingController(Controller):
         await services.in_session(lambda session: repo.unrate(session, owner, movie_id))
 
 
-_ARCHIVES = (b"PK\x03\x04", b"\x1f\x8b")  # a zip's and a gzip's first bytes
-
-
 async def export_file(request: Request[Any, Any, Any]) -> bytes:
     """The uploaded export's bytes: the raw body, or the one file of a multipart form upload.
 
@@ -114,7 +112,7 @@ async def export_file(request: Request[Any, Any, Any]) -> bytes:
     kind = request.content_type[0]
     if kind == "application/x-www-form-urlencoded":
         body = await request.body()
-        if b"\n" in body or b"\r" in body or body.startswith(_ARCHIVES):
+        if b"\n" in body or b"\r" in body or is_archive(body):
             return body
         raise InvalidInputError(
             "a form-encoded body loses the file's line breaks: send the CSV as the raw body "

@@ -13,7 +13,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.schemas import EmbeddingMetricsOut, HealthOut, error_responses
 from app.api.state import Services
-from app.datadir import data_dir_problem
 from app.errors import DatabaseUnavailableError, IndexUnavailableError, MovieRecError
 from app.status import index_metrics
 
@@ -68,7 +67,7 @@ def _health(services: Services, database_problem: str | None) -> HealthOut:
     folder the API writes is not writable (`detail` then says that, whatever else fails with it),
     `degraded` when the last good index serves because the newest cannot be opened, `ok` otherwise."""
     database, problem = database_problem is None, None
-    folder = data_dir_problem(services.settings, serving=True, public=True)
+    folder = services.data_dir_problem  # probed in the background: at most MOVIEREC_TOKEN_REFRESH_S old
     try:
         services.live.current()
         index, problem = True, services.live.problem  # a problem here: the last good index serves

@@ -105,6 +105,18 @@ function showError(target, err) {
   fill(target, el("p", { class: "error" }, err.message || String(err)));
 }
 
+// A section's request: `request()`'s answer while it is still the section's latest (`current()`),
+// else null; a failure is shown in `target` (if still current) and is null too.
+async function latest(current, target, request) {
+  try {
+    const answer = await request();
+    return current() ? answer : null;
+  } catch (err) {
+    if (current()) showError(target, err);
+    return null;
+  }
+}
+
 // -- login and navigation ---------------------------------------------------------------------
 async function login(token) {
   if (!token.trim()) { $("login-error").textContent = "paste a token first (the box holds only blanks)"; return; }
@@ -142,10 +154,8 @@ function remember(page, id) {
 
 // -- Index ------------------------------------------------------------------------------------
 async function loadIndex() {
-  let data;
-  const current = nextTurn("index");
-  try { data = await api("/dashboard/api/index"); } catch (err) { return current() && showError("index-cards", err); }
-  if (!current()) return;
+  const data = await latest(nextTurn("index"), "index-cards", () => api("/dashboard/api/index"));
+  if (data === null) return;
   fill("index-cards",
     card("generation", data.generation ?? "none", "index-generation"),
     card("engine", data.engine),
@@ -172,24 +182,25 @@ async function lookUpMovie(query) {
   const current = nextTurn("movie");
   fill("movie-matches"); fill("movie-detail"); fill("movie-neighbours");
   if (/^\d+$/.test(query)) return showMovie(BigInt(query).toString());  // exact: ids reach 10^18 - 1
-  try {
-    const found = await api(`/movies/search?q=${encodeURIComponent(query)}&limit=8`);
-    if (!current()) return;
-    if (!found.items.length) return fill("movie-matches", el("p", {}, "no match"));
-    fill("movie-matches", el("p", {}, "Matches: ", ...found.items.map((m) =>
-      el("a", { href: "#movies", class: "clickable", onclick: (e) => { e.preventDefault(); showMovie(m.movie_id); } },
-        `${m.title} (${m.year ?? "?"})  `))));
-    return showMovie(found.items[0].movie_id);
-  } catch (err) { if (current()) showError("movie-matches", err); }
+  const found = await latest(current, "movie-matches",
+    () => api(`/movies/search?q=${encodeURIComponent(query)}&limit=8`));
+  if (found === null) return;
+  if (!found.items.length) return fill("movie-matches", el("p", {}, "no match"));
+  fill("movie-matches", el("p", {}, "Matches: ", ...found.items.map((m) =>
+    el("a", { href: "#movies", class: "clickable", onclick: (e) => { e.preventDefault(); showMovie(m.movie_id); } },
+      `${m.title} (${m.year ?? "?"})  `))));
+  return showMovie(found.items[0].movie_id);
 }
 
 async function showMovie(id) {
   const current = nextTurn("movie");
-  let view, movie;
-  try {
-    [view, movie] = await Promise.all([api(`/dashboard/api/movies/${id}`), api(`/movies/${id}`)]);
-  } catch (err) { return current() && (delete $("movie-detail").dataset.movieId, showError("movie-detail", err)); }
-  if (!current()) return;
+  const answers = await latest(current, "movie-detail",
+    () => Promise.all([api(`/dashboard/api/movies/${id}`), api(`/movies/${id}`)]));
+  if (answers === null) {
+    if (current()) delete $("movie-detail").dataset.movieId;  // failed: the address may ask for it again
+    return;
+  }
+  const [view, movie] = answers;
   const poster = movie.poster_url ? el("img", { class: "poster", src: movie.poster_url, alt: "poster" }) : "";
   const norms = VECTORS.map((n) => [n, view.norms[n] === undefined ? "absent" : fmt(view.norms[n], 6)]);
   const detail = fill("movie-detail", poster,
@@ -211,12 +222,9 @@ async function showMovie(id) {
 
 // -- Map --------------------------------------------------------------------------------------
 async function loadMap() {
-  const current = nextTurn("map");
-  let maps;
-  try {
-    maps = await Promise.all(["combined", "collab"].map((space) => api(`/dashboard/api/map/${space}`)));
-  } catch (err) { return current() && showError("map-combined", err); }
-  if (!current()) return;
+  const maps = await latest(nextTurn("map"), "map-combined",
+    () => Promise.all(["combined", "collab"].map((space) => api(`/dashboard/api/map/${space}`))));
+  if (maps === null) return;
   const counts = new Map();
   for (const m of maps) for (const p of m.points) counts.set(p[4], (counts.get(p[4]) || 0) + 1);
   const genres = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a));
@@ -267,12 +275,9 @@ async function showUser(userId) {
 
 // A user's ratings, latest first, a page at a time: a user may have thousands.
 async function showRatings(user, offset) {
-  const current = nextTurn("ratings");
-  let ratings;
-  try { ratings = await api(`/users/${user}/ratings?limit=${RATINGS_PAGE}&offset=${offset}`); } catch (err) {
-    return current() && showError("user-ratings", err);
-  }
-  if (current()) drawRatings(user, ratings);
+  const ratings = await latest(nextTurn("ratings"), "user-ratings",
+    () => api(`/users/${user}/ratings?limit=${RATINGS_PAGE}&offset=${offset}`));
+  if (ratings !== null) drawRatings(user, ratings);
 }
 
 function drawRatings(user, ratings) {
@@ -287,23 +292,19 @@ function drawRatings(user, ratings) {
 
 // The explanation of a list's item under that list's strategy: its sentence starts with the item's own reason.
 async function explain(user, movieId, strategy) {
-  const current = nextTurn("explain");
-  try {
-    const why = await api(`/movies/explain/${user}/${movieId}?strategy=${strategy}`);
-    if (!current()) return;
-    fill("user-explain", el("h3", {}, `Why ${why.title}? (${strategy} list)`),
-      el("p", { id: "explain-sentence", "data-strategy": strategy }, why.sentence),
-      why.related.length ? table(el("table"), ["closest rated movie", "rating", "similarity"],
-        why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])) : "");
-  } catch (err) { if (current()) showError("user-explain", err); }
+  const why = await latest(nextTurn("explain"), "user-explain",
+    () => api(`/movies/explain/${user}/${movieId}?strategy=${strategy}`));
+  if (why === null) return;
+  fill("user-explain", el("h3", {}, `Why ${why.title}? (${strategy} list)`),
+    el("p", { id: "explain-sentence", "data-strategy": strategy }, why.sentence),
+    why.related.length ? table(el("table"), ["closest rated movie", "rating", "similarity"],
+      why.related.map((r) => [r.title, r.rating, fmt(r.similarity, 3)])) : "");
 }
 
 // -- Quality ----------------------------------------------------------------------------------
 async function loadQuality() {
-  let data;
-  const current = nextTurn("quality");
-  try { data = await api("/dashboard/api/quality"); } catch (err) { return current() && showError("quality-chart", err); }
-  if (!current()) return;
+  const data = await latest(nextTurn("quality"), "quality-chart", () => api("/dashboard/api/quality"));
+  if (data === null) return;
   const report = data.report;
   if (!report) { $("quality-meta").textContent = data.hint; return fill("quality-chart"); }
   const saved = report.saved_at ? new Date(report.saved_at * 1000).toISOString() : "?";
@@ -365,11 +366,9 @@ const routeKey = (r) => `${r.method} ${r.route}`;
 const totalCount = (sample) => sample.routes.reduce((a, r) => a + r.count, 0);
 
 async function sampleService() {
-  let data;
   // Drawn while the page is on (not after leaving it or logging out); every sample is drawn, a slow one too.
-  const current = () => serviceTimer !== null;
-  try { data = await api("/dashboard/api/service"); } catch (err) { return current() && showError("service-cards", err); }
-  if (!current()) return;
+  const data = await latest(() => serviceTimer !== null, "service-cards", () => api("/dashboard/api/service"));
+  if (data === null) return;
   samples = data.samples;
   const first = samples[0], last = samples[samples.length - 1];
   const seconds = last.t - first.t;
