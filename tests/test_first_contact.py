@@ -240,3 +240,49 @@ def test_a_catalogue_nobody_rated_yet_fills_the_list_best_first(tmp_path, strate
     assert fresh.path == "popular" and sorted(i.id for i in fresh.items) == list(range(4, 13))
     assert all(i.reason.startswith("new:") for i in fresh.items)  # nobody rated them: not "popular"
     index.close()
+
+
+@pytest.mark.parametrize("ratings", [[], [(2, 1.0)]], ids=["no-ratings", "dislikes-only"])
+def test_popular_path_explains_each_movie_as_its_list_does(tmp_path, ratings: list[tuple[int, float]]) -> None:
+    """A user whose list is the popular one (no ratings, or only dislikes): explain gives each movie the
+    list's own reason, and "popular" only for a movie enough viewers rated. It called every movie "a
+    popular pick", the new ones nobody rated and those with one rating included."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    index = _taste_world(tmp_path, movies=12, rated=8)  # ratings: 99 - id for 1-8 (movie 8: 91); 9-12: none
+    rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    history = [UserRating(mid, stars, 1_000) for mid, stars in ratings]
+    for only_new in (False, True):
+        listed = rec.recommend(history, limit=12, only_new=only_new, popularity=0.0, diversity=0.0)
+        assert listed.path == "popular" and listed.items, only_new
+        for item in listed.items:
+            why = rec.explain(history, item.id)
+            assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence
+            assert ("popular" in item.reason) == (item.id <= 8), item.reason
+            assert "no ratings yet" in why.sentence if not ratings else "nothing you rated" in why.sentence
+    index.close()
+
+
+def test_a_movie_rated_by_few_is_never_called_popular(tmp_path) -> None:
+    """Payload rating counts under the popular lists' floor (MIN_RATERS): the reason says how few."""
+    from app.recommend.recommender import NEW_REASON, popular_reason
+
+    assert popular_reason({"local_rating_count": 0}) == popular_reason({}) == NEW_REASON
+    assert popular_reason({"local_rating_count": 1}) == "rated by only 1 viewer"
+    assert popular_reason({"local_rating_count": 4}) == "rated by only 4 viewers"
+    assert popular_reason({"local_rating_count": 5}) == "popular with viewers"
+
+
+def test_a_rated_movie_is_compared_with_the_other_ratings_taste(handmade) -> None:
+    """explain on a movie the user rated 1★ leaves that rating out of the taste it compares with; the
+    sentence said its content "matches your taste" (the README's own example: a 2★ Toy Story)."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]
+    why = rec.explain(ratings, 2).sentence
+    assert why.startswith("Disliked: you rated it 1.0★, so it is not recommended to you; "), why
+    assert "your taste" not in why and "the taste of your other ratings" in why, why
+    assert "matches your taste" in rec.explain(ratings, 4).sentence  # an unrated movie: the whole taste

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 
 from app.catalog.genres import genre_key
+from app.catalog.lists import MIN_RATERS
 from app.catalog.repository import HiddenMovie, UserRating
 from app.datasets.titles import match_keys
 from app.embedding import collab, lexical
@@ -474,7 +475,7 @@ class Recommender:
         items = []
         for hit in index.popular(limit, filter):
             item = Recommendation.from_payload(hit.id, hit.payload, hit.score)
-            item.reason = "popular with viewers" if hit.payload.get("local_rating_count") else NEW_REASON
+            item.reason = popular_reason(hit.payload)
             items.append(item)
         return items
 
@@ -602,9 +603,9 @@ class Recommender:
             raise NotFoundError(f"movie {movie_id} is not in the index")
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
+        own = _own_reason(ratings, hidden, movie_id)
         if not history:
-            own = _own_reason(ratings, hidden, movie_id)
-            sentence = f"{title}: {own}." if own else f"{title} is a popular pick: you have no ratings yet."
+            sentence = f"{title}: {own}." if own else _popular_sentence(title, target.payload, bool(ratings or hidden))
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
         mean = mean_rating(ratings)
         user, liked = self._content_taste(history, stored, mean)
@@ -630,20 +631,32 @@ class Recommender:
             ),
             key=lambda x: -x.similarity,
         )[:RELATED_SHOWN]
-        liked_collab = self._liked_collab(index, ratings, movie_id) if strategy != "content" else None
-        hit = Hit(movie_id, 0.0, target.payload, target.vectors)
-        reason = (
-            _own_reason(ratings, hidden, movie_id) or _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
-        )
+        if own is None and user is None and self._taste(index, ratings, strategy != "content", hidden) is None:
+            sentence = _popular_sentence(title, target.payload, True)  # nothing liked: recommend() answers `popular`
+        else:
+            hit = Hit(movie_id, 0.0, target.payload, target.vectors)
+            reason = own or self._list_reason(index, ratings, hit, strategy, liked)
+            # A movie the user rated is left out of the taste it is compared with: say so.
+            taste = "the taste of your other ratings" if own else "your taste"
+            sentence = (
+                _sentence(title, reason, similarity, text_share, taste) if user is not None else f"{title}: {reason}."
+            )
         return Explanation(
-            movie_id,
-            title,
-            round(similarity, 4),
-            round(text_share, 4),
-            round(1 - text_share, 4),
-            related,
-            _sentence(title, reason, similarity, text_share) if user is not None else f"{title}: {reason}.",
+            movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related, sentence
         )
+
+    def _list_reason(
+        self,
+        index: MovieIndex,
+        ratings: Sequence[UserRating],
+        hit: Hit,
+        strategy: Strategy,
+        liked: list[tuple[UserRating, StoredMovie]],
+    ) -> str:
+        """The reason recommend() gives `hit` in a list answered from the user's taste (`liked`: the
+        movies its content reasons may cite)."""
+        liked_collab = self._liked_collab(index, ratings, hit.id) if strategy != "content" else None
+        return _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
 
     def _liked_collab(self, index: MovieIndex, ratings: Sequence[UserRating], movie_id: int) -> Liked | None:
         """The liked movies a collab answer cites, as recommend() finds them; None when the user's
@@ -654,6 +667,23 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def popular_reason(payload: dict[str, Any]) -> str:
+    """The popular path's reason for a movie with this payload: "popular" from MIN_RATERS ratings on
+    (the floor of the /movies/popular list); a filter narrow enough to list a movie with fewer says
+    how few, and a movie nobody rated is new."""
+    count = int(payload.get("local_rating_count") or 0)
+    if not count:
+        return NEW_REASON
+    return "popular with viewers" if count >= MIN_RATERS else f"rated by only {count} viewer{'s' if count > 1 else ''}"
+
+
+def _popular_sentence(title: str, payload: dict[str, Any], rated: bool) -> str:
+    """explain's sentence for a user whose list is the popular one: what that list says of the movie,
+    and why the list is the popular one (`rated`: they rated or hid something, nothing they liked)."""
+    why = "nothing you rated says what you like yet" if rated else "you have no ratings yet"
+    return f"{title}: {popular_reason(payload)}; {why}, so your list is the movies most rated here."
 
 
 def _own_reason(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie], movie_id: int) -> str | None:
@@ -814,15 +844,17 @@ def _title(cited: tuple[UserRating, dict[str, Any]]) -> str:
     return str(cited[1].get("title", cited[0].movie_id))
 
 
-def _sentence(title: str, reason: str, similarity: float, text_share: float) -> str:
+def _sentence(title: str, reason: str, similarity: float, text_share: float, taste: str) -> str:
     """The explanation: the list's own reason, then the content similarity, called a match only
     when it reaches MATCH_MIN. The similarity is the taste vector's (every rated movie, dislikes
-    pulling away), so a reason citing one liked movie can stand beside a low one: said "as a whole"."""
+    pulling away), so a reason citing one liked movie can stand beside a low one: said "as a whole".
+    `taste` names that vector: for a movie the user rated, "the taste of your other ratings" (the
+    movie's own rating is left out of it), so a 1★ movie is never said to match "your taste"."""
     source = "story and genres" if text_share >= 0.5 else "poster style"
     content = (
-        f"its content matches your taste (similarity {similarity:.2f}), mostly through its {source} "
+        f"its content matches {taste} (similarity {similarity:.2f}), mostly through its {source} "
         f"({text_share:.0%} text, {1 - text_share:.0%} image)"
         if similarity >= MATCH_MIN
-        else f"taken as a whole, its content is not close to your taste (similarity {similarity:.2f})"
+        else f"taken as a whole, its content is not close to {taste} (similarity {similarity:.2f})"
     )
     return f"{title}: {reason}; {content}."
