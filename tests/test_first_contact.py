@@ -286,3 +286,22 @@ def test_a_rated_movie_is_compared_with_the_other_ratings_taste(handmade) -> Non
     assert why.startswith("Disliked: you rated it 1.0★, so it is not recommended to you; "), why
     assert "your taste" not in why and "the taste of your other ratings" in why, why
     assert "matches your taste" in rec.explain(ratings, 4).sentence  # an unrated movie: the whole taste
+
+
+def test_a_content_pick_with_nothing_liked_is_not_called_popular(handmade) -> None:
+    """One 3★ rating (nothing liked: below LIKED_MIN) still makes a content taste, and the content
+    list ranks by it: Kin, next to the rated movie, came with "a popular pick". It is close to what
+    the user rated, and explain says the same; movies the taste does not reach stay a popular pick."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+    from app.recommend.recommender import CLOSE_REASON
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 3.0, 1_000)]
+    listed = rec.recommend(ratings, limit=4, strategy="content", popularity=0.0, diversity=0.0)
+    reasons = {i.title: i.reason for i in listed.items}
+    assert listed.path == "content_cold_start" and reasons["Kin"] == CLOSE_REASON, reasons
+    assert reasons["Loner"] == "a popular pick", reasons  # orthogonal to the taste
+    for item in listed.items:
+        why = rec.explain(ratings, item.id, strategy="content")
+        assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence

@@ -62,7 +62,8 @@ RECOMMENDATION_SCORE_DOC = (
 )
 REASON_DOC = (
     'Why it is recommended, from what ranked it: collab and hybrid "people who liked Heat (you: 5.0★) also liked '
-    'this"; content "because you liked Heat (5.0★)"; "new: nobody has rated it yet" for a movie whose collab '
+    'this"; content "because you liked Heat (5.0★)", else "close to the movies you rated, taken together" when '
+    'no liked movie is close but the taste is; "new: nobody has rated it yet" for a movie whose collab '
     'factors are predicted from content; on the popular path "popular with viewers" (5 ratings or more), else '
     '"rated by only 2 viewers"; "a popular pick" when no '
     "liked movie is close."

@@ -82,6 +82,8 @@ INDEX_VIEWS: tuple[tuple[str, ...], ...] = (
 LIKED_MIN = 3.5  # a movie is cited as a reason only when rated at least this, and above the user's mean
 MATCH_MIN = 0.1  # below this cosine a movie is never said to match or be like what the user rated
 NEW_REASON = "new: nobody has rated it yet"  # a movie whose collab vector is predicted from its content
+CLOSE_REASON = "close to the movies you rated, taken together"  # a content pick that no liked movie explains
+CONTENT_PATHS = ("content", "content_cold_start")  # their hits' scores are the taste's cosine on `combined`
 _MOVIE_ID = itemgetter(0)  # UserRating.movie_id and HiddenMovie.movie_id: both tuples' first field
 _STARS = itemgetter(1)  # UserRating.rating
 NEW_OVERFETCH = 2  # the exploration query's depth before exclusions, in slots (Recommender._new_movies)
@@ -365,7 +367,10 @@ class Recommender:
         picks = picks[:shown]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
         cite, cite_collab = _citable(taste.liked, liked_collab)
-        items = [_recommendation(h, score, cite, cite_collab) for h, score in picks[first:]]
+        by_content = path in CONTENT_PATHS
+        items = [
+            _recommendation(h, score, cite, cite_collab, h.score if by_content else None) for h, score in picks[first:]
+        ]
         return path, items
 
     def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
@@ -635,7 +640,7 @@ class Recommender:
             sentence = _popular_sentence(title, target.payload, True)  # nothing liked: recommend() answers `popular`
         else:
             hit = Hit(movie_id, 0.0, target.payload, target.vectors)
-            reason = own or self._list_reason(index, ratings, hit, strategy, liked)
+            reason = own or self._list_reason(index, ratings, hit, strategy, liked, similarity)
             # A movie the user rated is left out of the taste it is compared with: say so.
             taste = "the taste of your other ratings" if own else "your taste"
             sentence = (
@@ -652,11 +657,12 @@ class Recommender:
         hit: Hit,
         strategy: Strategy,
         liked: list[tuple[UserRating, StoredMovie]],
+        similarity: float,
     ) -> str:
         """The reason recommend() gives `hit` in a list answered from the user's taste (`liked`: the
-        movies its content reasons may cite)."""
+        movies its content reasons may cite; `similarity`: the taste's cosine to the movie)."""
         liked_collab = self._liked_collab(index, ratings, hit.id) if strategy != "content" else None
-        return _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
+        return _recommendation(hit, 0.0, *_citable(liked, liked_collab), similarity).reason
 
     def _liked_collab(self, index: MovieIndex, ratings: Sequence[UserRating], movie_id: int) -> Liked | None:
         """The liked movies a collab answer cites, as recommend() finds them; None when the user's
@@ -759,12 +765,15 @@ def _liked(history: Sequence[UserRating], mean: float) -> list[int]:
     return liked
 
 
-def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Citable | None) -> Recommendation:
+def _recommendation(
+    hit: Hit, score: float, liked: _Citable, liked_collab: _Citable | None, taste_match: float | None = None
+) -> Recommendation:
     """The pick with the reason that describes what ranked it. Collab answers (liked_collab not
     None): the liked movie with the largest collab cosine, "people who liked X (you: 5.0★) also liked
     this"; a movie nobody rated yet says so, its factors being predicted from content. Content
-    answers: the liked movie with the largest text cosine. Below MATCH_MIN, or with nothing liked,
-    it is called a popular pick, never a match."""
+    answers: the liked movie with the largest text cosine; with none close (nothing rated 3.5★ and
+    above the user's mean, say), CLOSE_REASON when `taste_match`, the content taste's cosine to the
+    movie, reaches MATCH_MIN: the taste ranked it. Otherwise it is called a popular pick, never a match."""
     item = Recommendation.from_payload(hit.id, hit.payload, score)  # `from_payload` builds its own class
     item.reason = "a popular pick"
     new = not hit.payload.get("local_rating_count")
@@ -785,6 +794,9 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
         best = liked.nearest(text)
         if best is not None:
             item.reason = f"because you liked {_title(best)} ({best[0].rating:.1f}★)"
+            return item
+    if taste_match is not None and taste_match >= MATCH_MIN:
+        item.reason = CLOSE_REASON
     return item
 
 
