@@ -25,7 +25,10 @@ async def test_unknown_user_is_a_new_user(
     assert listed.json()["total"] == 0 and listed.json()["items"] == []
     explained = await client.get(f"/movies/explain/{ghost}/{movie_ids[0]}", headers=admin)
     assert explained.status_code == 200, explained.text
-    assert "popular" in explained.json()["sentence"]
+    assert "no ratings yet" in explained.json()["sentence"]
+    for item in body["items"]:  # explain gives each movie the list's own reason
+        why = (await client.get(f"/movies/explain/{ghost}/{item['movie_id']}", headers=admin)).json()["sentence"]
+        assert why.startswith(f"{item['title']}: {item['reason']}; you have no ratings yet"), why
 
 
 async def test_similar_by_collab(
