@@ -161,9 +161,10 @@ def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
     assert result.items and all(i.reason == "a popular pick" for i in result.items)
 
 
-def _taste_world(tmp_path, movies: int, rated: int):
+def _taste_world(tmp_path, movies: int, rated: int, text_floor: float = 0.0):
     """An index of `movies` movies whose collab factors lie near one taste; the first `rated` have
-    ratings, the others are new (nobody rated them: content-predicted vectors)."""
+    ratings, the others are new (nobody rated them: content-predicted vectors). `text_floor`: the
+    weight of one direction every text vector shares, giving their cosines a floor as MiniLM's have."""
     from app.embedding.factory import build_manifest
     from app.settings import Settings
     from app.vectorstore import MoviePoint, payload_for
@@ -171,12 +172,13 @@ def _taste_world(tmp_path, movies: int, rated: int):
 
     rng = np.random.default_rng(7)
     taste = _unit(rng.normal(size=255))
+    shared = _unit(np.random.default_rng(8).normal(size=384))  # its own generator: the worlds stay as they were
     index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
     points = []
     for mid in range(1, movies + 1):
         unrated = mid > rated
         factors = _unit(taste + rng.normal(scale=0.6, size=255)) * 0.8
-        text = _unit(rng.normal(size=384))
+        text = _unit(text_floor * shared + (1 - text_floor) * _unit(rng.normal(size=384)))
         payload = payload_for(
             title=f"Movie {mid}",
             year=2000,
@@ -308,3 +310,25 @@ def test_a_content_pick_with_nothing_liked_is_not_called_popular(handmade) -> No
     for item in listed.items:
         why = rec.explain(ratings, item.id, strategy="content")
         assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence
+
+
+def test_matching_your_taste_means_closer_than_most_of_the_catalogue(tmp_path) -> None:
+    """Text cosines with a floor (MiniLM's: a one-movie taste's median cosine to a demo movie is
+    0.17-0.24): every movie clears MATCH_MIN, and explain said each "matches your taste". Now only
+    those at least as close as MATCH_SHARE of the catalogue do, the closest among them."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+    from app.recommend.recommender import MATCH_MIN, MATCH_SHARE
+
+    index = _taste_world(tmp_path, movies=41, rated=41, text_floor=0.4)
+    rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 1_000)]
+    said = {mid: rec.explain(ratings, mid, strategy="content") for mid in range(2, 42)}
+    assert all(why.similarity >= MATCH_MIN for why in said.values()), "the floor is above MATCH_MIN"
+    matching = {mid for mid, why in said.items() if "matches your taste" in why.sentence}
+    assert 0 < len(matching) <= round(41 * (1 - MATCH_SHARE)) + 1, len(matching)
+    by_similarity = sorted(said, key=lambda mid: -said[mid].similarity)
+    assert matching == set(by_similarity[: len(matching)])  # the closest ones
+    far = said[by_similarity[-1]].sentence
+    assert "not close to your taste" in far and "of the catalogue is closer" in far, far
+    index.close()
