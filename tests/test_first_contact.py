@@ -332,3 +332,17 @@ def test_matching_your_taste_means_closer_than_most_of_the_catalogue(tmp_path) -
     far = said[by_similarity[-1]].sentence
     assert "not close to your taste" in far and "of the catalogue is closer" in far, far
     index.close()
+
+
+def test_a_new_movie_due_at_its_own_place_is_listed_once() -> None:
+    """The 10th place is a new movie's; when the pick for that place is the new movie itself (it
+    ranked there on its own), it was listed twice, 10th and 11th (2 of 20 seeded worlds of
+    test_pages_of_any_size... did so; a catalogue nobody rated much of fills lists with new movies)."""
+    from app.recommend.recommender import _interleave_new
+    from app.vectorstore import Hit
+
+    query = _axis(0, 256)
+    picks = [(Hit(mid, 1.0 - mid / 100, {}, {"collab": query}), 1.0 - mid / 100) for mid in range(1, 16)]
+    new = picks[9][0]  # the 10th pick is the new movie: nobody rated it
+    ranking = [h.id for h, _ in _interleave_new(picks, [new], query, every=10, min_ratio=0.5)]
+    assert ranking == list(range(1, 16)), ranking

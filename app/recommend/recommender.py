@@ -770,6 +770,8 @@ def _interleave_new(
             new = queue.pop(0)
             ranking.append((new, new.score))
             shown.add(new.id)
+            if new.id == pick[0].id:  # the new movie ranked here on its own too: one place
+                continue
         ranking.append(pick)
         shown.add(pick[0].id)
     return ranking
