@@ -98,7 +98,7 @@ def handmade(tmp_path):
             vote_count=0,
             has_poster=False,
             content_hash="",
-            local_rating_count=mid,  # rated: these are not new movies
+            local_rating_count=10 * mid,  # rated, by enough viewers to be cited: these are not new movies
         )
         payload["collab_source"] = "ratings"
         vectors = {"text": text, "combined": np.append(text, np.zeros(384)).astype(np.float32), "collab": collab_vec}
@@ -346,3 +346,20 @@ def test_a_new_movie_due_at_its_own_place_is_listed_once() -> None:
     new = picks[9][0]  # the 10th pick is the new movie: nobody rated it
     ranking = [h.id for h, _ in _interleave_new(picks, [new], query, every=10, min_ratio=0.5)]
     assert ranking == list(range(1, 16)), ranking
+
+
+def test_people_who_liked_a_movie_few_rated_are_not_cited(handmade) -> None:
+    """A collab reason speaks for other viewers ("people who liked X also liked this"): X is cited
+    only from MIN_RATERS ratings on. A content reason is the user's own: "because you liked X" stays."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]
+    cited = rec.recommend(ratings, limit=3, strategy="collab", popularity=0.0, diversity=0.0)
+    assert {i.title: i.reason for i in cited.items}["Kin"] == "people who liked Liked (you: 5.0★) also liked this"
+    handmade.set_payload([1], {"local_rating_count": 1})  # Liked: rated by this user alone
+    for strategy, kin in (("collab", "a popular pick"), ("content", "because you liked Liked (5.0★)")):
+        listed = rec.recommend(ratings, limit=3, strategy=strategy, popularity=0.0, diversity=0.0)
+        assert {i.title: i.reason for i in listed.items}["Kin"] == kin, (strategy, listed.items)
+        assert rec.explain(ratings, 4, strategy=strategy).sentence.startswith(f"Kin: {kin};")

@@ -840,13 +840,17 @@ class _Citable:
         liked: Callable[[], Liked],
         unit_rows: Callable[[np.ndarray], np.ndarray],
         unit_query: Callable[[np.ndarray], np.ndarray],
+        min_raters: int = 0,
     ) -> None:
         """`liked` gives the movies (called once, when first needed); `unit_rows` scales their vectors as
         the cosine needs; `unit_query` does it for one candidate's vector, shaped so that
-        `rows @ unit_query(v)` holds the cosines."""
+        `rows @ unit_query(v)` holds the cosines. `min_raters`: a movie is cited only when that many
+        viewers rated it (its payload's local_rating_count)."""
         self._liked = liked
         self.unit_rows = unit_rows
         self.unit_query = unit_query
+        self.min_raters = min_raters
+        self._supported: dict[int, bool] = {}  # row -> rated by min_raters, read from its payload once
 
     @cached_property
     def _scaled(self) -> tuple[Liked, np.ndarray | None]:
@@ -859,19 +863,37 @@ class _Citable:
         if matrix is None:
             return None
         sims = np.ravel(matrix @ self.unit_query(vector))
-        best = int(np.argmax(sims))
-        return (liked.ratings[best], liked.payloads[best]) if sims[best] >= MATCH_MIN else None
+        if not self.min_raters:
+            best = int(np.argmax(sims))
+            return (liked.ratings[best], liked.payloads[best]) if sims[best] >= MATCH_MIN else None
+        for row in np.argsort(-sims).tolist():  # the nearest movie enough viewers rated
+            if sims[row] < MATCH_MIN:
+                return None
+            if self._rated_enough(liked, row):
+                return liked.ratings[row], liked.payloads[row]
+        return None
+
+    def _rated_enough(self, liked: Liked, row: int) -> bool:
+        known = self._supported.get(row)
+        if known is None:
+            known = self._supported[row] = (liked.payloads[row].get("local_rating_count") or 0) >= self.min_raters
+        return known
 
 
 def _citable(
     liked: list[tuple[UserRating, StoredMovie]], liked_collab: Liked | None
 ) -> tuple[_Citable, _Citable | None]:
     """Content answers cite by text cosine (the text half of `combined` against a candidate's unit
-    `text` vector), collab answers by the cosine of collab factors (collab.similarity)."""
+    `text` vector), collab answers by the cosine of collab factors (collab.similarity), among the
+    movies MIN_RATERS viewers rated."""
     content = _Citable(lambda: Liked.of(liked, "combined"), _unit_text_half, lambda text: text)
     if liked_collab is None:
         return content, None
-    return content, _Citable(lambda: liked_collab, collab.unit_factors, lambda v: collab.unit_factors(v).T)
+    # "people who liked X also liked this" rests on other viewers: X is cited from MIN_RATERS ratings on.
+    # A movie one other viewer rated (at 3★) was cited as why Star Wars, Forrest Gump and Toy Story suit
+    # a user whose 5★ ratings were all such movies.
+    by_collab = _Citable(lambda: liked_collab, collab.unit_factors, lambda v: collab.unit_factors(v).T, MIN_RATERS)
+    return content, by_collab
 
 
 def _unit_text_half(combined: np.ndarray) -> np.ndarray:
