@@ -132,9 +132,9 @@ class TimedIndex:
         self.inner.flush()
         self.spent.add("flush", start)
 
-    def hashes(self) -> dict[int, str]:
+    def payload_field(self, key: str) -> dict[int, Any]:
         start = time.perf_counter()
-        out = self.inner.hashes()
+        out = self.inner.payload_field(key)
         self.spent.add("hashes_count", start)
         return out
 

@@ -40,7 +40,9 @@ def vector(point: int, name: str, dim: int, generation: int) -> np.ndarray:
 
 def check(index: Any, dims: dict[str, int]) -> int:
     """Exit WRONG_POINT if a stored point's vectors are not its generation's; the number of points."""
-    ids = sorted(index.hashes())
+    from app.vectorstore.base import content_hashes
+
+    ids = sorted(content_hashes(index))
     for start in range(0, len(ids), 256):
         for m in index.retrieve(ids[start : start + 256], vectors=("text", "image")):
             generation = int(m.payload["content_hash"].split(":")[1])
@@ -86,6 +88,7 @@ def points(rng: random.Random, dims: dict[str, int]) -> list[Any]:
 def child(root: Path, seed: int) -> None:
     from app.embedding.factory import build_manifest
     from app.settings import Settings
+    from app.vectorstore.base import content_hashes
     from app.vectorstore.edge import EdgeStore
 
     rng = random.Random(seed)
@@ -100,7 +103,7 @@ def child(root: Path, seed: int) -> None:
         if op < 0.75:
             index.upsert(points(rng, dims))
         elif op < 0.85:
-            present = sorted(index.hashes())  # a point deleted in this run would be refused
+            present = sorted(content_hashes(index))  # a point deleted in this run would be refused
             chosen = rng.sample(present, min(8, len(present)))
             index.set_vectors("collab", {i: vector(i, "collab", dims["collab"], 0) for i in chosen})
         elif op < 0.92:

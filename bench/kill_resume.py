@@ -152,11 +152,12 @@ def _progress(seen: bytearray, limit: int) -> list[int]:
 
 
 def snapshot(index_root: Path) -> Snapshot:
+    from app.vectorstore.base import content_hashes
     from app.vectorstore.edge import EdgeStore
 
     index = EdgeStore(index_root).open()
     try:
-        stored = index.retrieve(sorted(index.hashes()), vectors=("text", "image"))
+        stored = index.retrieve(sorted(content_hashes(index)), vectors=("text", "image"))
         return {m.id: (m.payload["content_hash"], m.vectors) for m in stored}
     finally:
         index.close()

@@ -37,7 +37,16 @@ from app.datasets.files import UnusableFileError
 from app.embedding import collab, lexical
 from app.embedding.collab import factor_part, item_vectors
 from app.embedding.movie import MovieEmbedder
-from app.vectorstore import SPARSE_VECTOR, IndexStore, Manifest, MovieFilter, MovieIndex, MoviePoint, payload_for
+from app.vectorstore import (
+    SPARSE_VECTOR,
+    IndexStore,
+    Manifest,
+    MovieFilter,
+    MovieIndex,
+    MoviePoint,
+    content_hashes,
+    payload_for,
+)
 from app.vectorstore.base import Vector
 from app.vectorstore.maps import project_maps, unit_rows
 from ingest.ratings import UNLISTED, FileImport, import_rows, release_freed_memory, source_key
@@ -228,7 +237,7 @@ def index_movies(
         return summary
 
     index = store.stage(manifest, rebuild, points=len(movies))
-    present = index.hashes()
+    present = content_hashes(index)
     changed = [m for m in movies if present.get(m.id) != wanted[m.id]]
     in_place: list[Movie] = []
     todo: list[Movie] = []

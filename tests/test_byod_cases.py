@@ -19,7 +19,7 @@ from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue, validate
 from app.settings import Settings, get_settings
-from app.vectorstore import MovieFilter, open_store
+from app.vectorstore import MovieFilter, content_hashes, open_store
 from ingest.pipeline import store_catalogue
 from tests.helpers.api import bearer
 from tests.helpers.ingest import build_index
@@ -50,7 +50,7 @@ def stored_movies(settings: Settings) -> dict[int, Any]:
 def index_facts(settings: Settings) -> tuple[set[int], dict[str, int]]:
     index = open_store(settings).open()
     try:
-        return set(index.hashes()), index.genres()
+        return set(content_hashes(index)), index.genres()
     finally:
         index.close()
 

@@ -17,7 +17,7 @@ from app.datasets import load_catalogue
 from app.embedding import collab
 from app.recommend import Recommender
 from app.recommend.tuning import TUNED
-from app.vectorstore import COLLAB_DIM, open_store
+from app.vectorstore import COLLAB_DIM, content_hashes, open_store
 from ingest.pipeline import store_catalogue
 from tests.helpers.ingest import index_stored
 from tests.helpers.worlds import copy_settings, make_settings
@@ -45,7 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, text_encoder):
 def _stored(settings) -> dict:
     index = open_store(settings).open()
     try:
-        return {m.id: m for m in index.retrieve(sorted(index.hashes()), vectors=("text", "collab"))}
+        return {m.id: m for m in index.retrieve(sorted(content_hashes(index)), vectors=("text", "collab"))}
     finally:
         index.close()
 

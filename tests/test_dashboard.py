@@ -254,12 +254,12 @@ def _save_docs_screenshot(source: Path, target: Path) -> None:
 
 def test_maps_sample_the_same_movies_in_every_space(demo_settings: Settings) -> None:
     from app.embedding.collab import factor_part
-    from app.vectorstore import open_store
+    from app.vectorstore import content_hashes, open_store
     from app.vectorstore.maps import project_maps, unit_rows
 
     index = open_store(demo_settings).open()
     try:
-        ids = sorted(index.hashes())
+        ids = sorted(content_hashes(index))
         transforms = {"collab": lambda m: unit_rows(factor_part(m))}
         maps = project_maps(index, ids, max_points=50, transforms=transforms)
         again = project_maps(index, ids, max_points=50, transforms=transforms)

@@ -21,7 +21,7 @@ from app.catalog.db import make_engine
 from app.catalog.models import Rating
 from app.files import copy_tree_sparse
 from app.settings import Settings
-from app.vectorstore import MovieFilter, open_store
+from app.vectorstore import MovieFilter, content_hashes, open_store
 from tests.helpers.crash import run_explained
 from tests.helpers.ingest import build_index
 from tests.helpers.worlds import copy_settings, make_settings
@@ -55,7 +55,7 @@ def _index_snapshot(settings: Settings) -> dict[int, tuple[str, dict[str, np.nda
     """Every point's content hash and vectors, for comparing two indexes."""
     index = open_store(settings).open()
     try:
-        ids = sorted(index.hashes())
+        ids = sorted(content_hashes(index))
         stored = index.retrieve(ids, vectors=("text", "image", "combined"))
         return {m.id: (m.payload["content_hash"], m.vectors) for m in stored}
     finally:
@@ -100,7 +100,7 @@ def test_combined_cosine_is_the_weighted_sum_of_parts(tmdb_run) -> None:
     settings, _ = tmdb_run
     index = open_store(settings).open()
     try:
-        ids = sorted(index.hashes())
+        ids = sorted(content_hashes(index))
         posters = [m for m in index.retrieve(ids, vectors=("text", "image", "combined")) if "image" in m.vectors]
     finally:
         index.close()

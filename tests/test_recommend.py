@@ -22,7 +22,7 @@ from app.recommend.user_vector import (
     taste_weights,
     weighted_mean,
 )
-from app.vectorstore import Hit, MovieFilter, open_store
+from app.vectorstore import Hit, MovieFilter, content_hashes, open_store
 from app.vectorstore.live import LiveIndex
 from tests.helpers.ingest import build_index
 from tests.helpers.worlds import DEMO_LIMIT, make_settings
@@ -310,6 +310,6 @@ def test_vector_cache_answers_exactly_like_the_engine(live_index, text_encoder, 
     for got, want in zip(cached.retrieve(ids, ("combined",)), index.retrieve(ids, ("combined",)), strict=True):
         assert got.id == want.id and got.payload == want.payload
         assert np.array_equal(got.vectors["combined"], want.vectors["combined"])
-    assert cached.hashes() == index.hashes()
+    assert content_hashes(cached) == content_hashes(index)
     with pytest.raises(TypeError):
         cached.delete([1])

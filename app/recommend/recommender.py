@@ -22,6 +22,7 @@ from app.catalog.repository import HiddenMovie, UserRating
 from app.datasets.titles import match_keys
 from app.embedding import collab, lexical
 from app.embedding.movie import combined_halves
+from app.embedding.spelling import Speller
 from app.errors import InvalidInputError, NotFoundError
 from app.names import DEFAULT_STRATEGY, AnswerPath, SearchMode, SimilarVector, Strategy
 from app.recommend.history import with_hidden
@@ -50,6 +51,7 @@ from app.vectorstore import (
     SparseVector,
     Stacked,
     StoredMovie,
+    titles,
 )
 
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
@@ -227,6 +229,7 @@ class Recommender:
         self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
         self._prior_cache: tuple[MovieIndex, np.ndarray | None] | None = None  # likewise
         self._sample_cache: tuple[MovieIndex, np.ndarray] | None = None  # likewise
+        self._speller: tuple[MovieIndex, Speller] | None = None  # likewise, built at the first search
 
     # -- genres --------------------------------------------------------------------------------
     def genres(self, *, refresh: bool = False) -> dict[str, int]:
@@ -581,7 +584,7 @@ class Recommender:
         return [ScoredMovie.from_payload(h.id, h.payload, s) for h, s in picks]
 
     def _search_hits(self, index: MovieIndex, text: str, n: int, filter: MovieFilter, mode: SearchMode) -> list[Hit]:
-        terms = lexical.query_vector(text)
+        terms = lexical.query_vector(text, self._corrections(index, text) if mode != "dense" else None)
         if mode == "sparse":
             return index.query(terms, SPARSE_VECTOR, n, filter) if terms.indices else []
         dense = self._encode_query(text)
@@ -589,6 +592,15 @@ class Recommender:
             return index.query(dense, "text", n, filter)
         vectors: dict[str, np.ndarray | SparseVector] = {"text": dense, SPARSE_VECTOR: terms}
         return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
+
+    def _corrections(self, index: MovieIndex, text: str) -> dict[str, list[str]]:
+        """Misspelt words of `text` -> the title words close to them (app/embedding/spelling.py); a
+        word counts as misspelt when no movie's lexical vector holds it (one engine lookup per word
+        that is no title word)."""
+        known = self._speller
+        if known is None or known[0] is not index:
+            known = self._speller = (index, Speller(titles(index).values()))
+        return known[1].correct(text, lambda word: bool(index.query(lexical.query_vector(word), SPARSE_VECTOR, 1)))
 
     # -- explain -------------------------------------------------------------------------------
     def explain(
@@ -667,10 +679,10 @@ class Recommender:
 
     def _catalogue_sample(self, index: MovieIndex) -> np.ndarray:
         """The `combined` vectors (rows) of at most SAMPLE_MOVIES movies of the index, a seeded sample;
-        once per index generation (the ids read from one scroll of the payloads)."""
+        once per index generation (the ids read from one scroll of a payload field)."""
         known = self._sample_cache
         if known is None or known[0] is not index:
-            ids = sorted(index.hashes())
+            ids = sorted(index.payload_field("content_hash"))
             if len(ids) > SAMPLE_MOVIES:
                 ids = sorted(np.random.default_rng(0).choice(ids, SAMPLE_MOVIES, replace=False).tolist())
             known = self._sample_cache = (index, index.stacked(ids, "combined").rows)

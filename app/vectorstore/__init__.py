@@ -17,7 +17,9 @@ from app.vectorstore.base import (
     SparseVector,
     Stacked,
     StoredMovie,
+    content_hashes,
     payload_for,
+    titles,
 )
 from app.vectorstore.memory import MemoryIndex
 
@@ -53,6 +55,8 @@ __all__ = [
     "SparseVector",
     "Stacked",
     "StoredMovie",
+    "content_hashes",
     "open_store",
     "payload_for",
+    "titles",
 ]

@@ -249,8 +249,8 @@ class MovieIndex(Protocol):
         """Every genre in the index with its number of movies (a facet on the keyword index)."""
         ...
 
-    def hashes(self) -> dict[int, str]:
-        """Movie id -> content hash of every point, for incremental reindexing."""
+    def payload_field(self, key: str) -> dict[int, Any]:
+        """Movie id -> the payload value of `key` of every point (None where a point has none)."""
         ...
 
     def payload_schema(self) -> dict[str, str]:
@@ -260,6 +260,16 @@ class MovieIndex(Protocol):
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+def content_hashes(index: MovieIndex) -> dict[int, str]:
+    """Movie id -> content hash of every point of `index`, for incremental reindexing."""
+    return {i: h or "" for i, h in index.payload_field("content_hash").items()}
+
+
+def titles(index: MovieIndex) -> dict[int, str]:
+    """Movie id -> title of every point of `index` (what search corrects misspelt words against)."""
+    return {i: t or "" for i, t in index.payload_field("title").items()}
 
 
 class IndexStore(Protocol):

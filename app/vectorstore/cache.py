@@ -25,6 +25,7 @@ from app.vectorstore.base import (
     Stacked,
     StoredMovie,
     Vector,
+    content_hashes,
 )
 
 LOAD_CHUNK = 1024
@@ -68,7 +69,7 @@ class CachedIndex:
         out of the garbage collector's generations once it is built (app/api/state.py), and a view
         built later stays in them: every full collection then walked it (57-107 ms at 62k movies,
         every few 5,000-rating requests)."""
-        ids = sorted(inner.hashes())
+        ids = sorted(content_hashes(inner))
         if len(ids) > max_points:
             return inner
         movies: dict[int, StoredMovie] = {}
@@ -164,8 +165,8 @@ class CachedIndex:
     def payload_schema(self) -> dict[str, str]:
         return self._inner.payload_schema()
 
-    def hashes(self) -> dict[int, str]:
-        return {i: m.payload.get("content_hash", "") for i, m in self._movies.items()}
+    def payload_field(self, key: str) -> dict[int, Any]:
+        return {i: m.payload.get(key) for i, m in self._movies.items()}
 
     def close(self) -> None:
         self._movies, self._views, self._matrices = {}, {}, {}

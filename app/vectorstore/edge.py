@@ -62,6 +62,7 @@ from app.vectorstore.base import (
     Stacked,
     StoredMovie,
     Vector,
+    content_hashes,
     fused_names,
     stack,
 )
@@ -307,15 +308,13 @@ class EdgeIndex:
         schema = self._shard.info().payload_schema
         return {name: str(info.data_type).rsplit(".", 1)[-1].lower() for name, info in schema.items()}
 
-    def hashes(self) -> dict[int, str]:
-        out: dict[int, str] = {}
+    def payload_field(self, key: str) -> dict[int, Any]:
+        out: dict[int, Any] = {}
         offset = None
         while True:
-            records, offset = self._shard.scroll(
-                qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=["content_hash"])
-            )
+            records, offset = self._shard.scroll(qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=[key]))
             for r in records:
-                out[int(r.id)] = (r.payload or {}).get("content_hash", "")
+                out[int(r.id)] = (r.payload or {}).get(key)
             if offset is None:
                 return out
 
@@ -468,7 +467,7 @@ class EdgeStore:
             )
 
     def publish(self, index: MovieIndex, manifest: Manifest) -> None:
-        hashes = index.hashes()
+        hashes = content_hashes(index)
         if isinstance(index, EdgeIndex):
             index.optimize()
         index.flush()

@@ -38,6 +38,7 @@ from app.vectorstore.base import (
     Stacked,
     StoredMovie,
     Vector,
+    content_hashes,
     fused_names,
     stack,
 )
@@ -85,7 +86,7 @@ class MemoryIndex:
     def copy_of(cls, index: MovieIndex, vectors: Sequence[str] = VECTOR_NAMES) -> MemoryIndex:
         """Every point of `index` (from its hashes) with its payload and the dense `vectors` named;
         sparse vectors are not copied (retrieve does not return them)."""
-        ids = sorted(index.hashes())
+        ids = sorted(content_hashes(index))
         points = [
             MoviePoint(m.id, dict(m.vectors), m.payload)
             for start in range(0, len(ids), COPY_CHUNK)
@@ -206,8 +207,8 @@ class MemoryIndex:
                 out[g] = out.get(g, 0) + 1
         return out
 
-    def hashes(self) -> dict[int, str]:
-        return {i: p.payload.get("content_hash", "") for i, p in self._points.items()}
+    def payload_field(self, key: str) -> dict[int, Any]:
+        return {i: p.payload.get(key) for i, p in self._points.items()}
 
     def payload_schema(self) -> dict[str, str]:
         """Empty: the oracle filters every payload field by scanning, with no payload index."""

@@ -44,6 +44,7 @@ from app.vectorstore.base import (
     Stacked,
     StoredMovie,
     Vector,
+    content_hashes,
     fused_names,
     stack,
 )
@@ -309,8 +310,8 @@ class ServerIndex:
         schema = self._call(self._client.get_collection, self.name).payload_schema
         return {name: str(getattr(info.data_type, "value", info.data_type)).lower() for name, info in schema.items()}
 
-    def hashes(self) -> dict[int, str]:
-        out: dict[int, str] = {}
+    def payload_field(self, key: str) -> dict[int, Any]:
+        out: dict[int, Any] = {}
         offset: Any = None
         while True:
             records, offset = self._call(
@@ -318,11 +319,11 @@ class ServerIndex:
                 self.name,
                 limit=SCROLL_PAGE,
                 offset=offset,
-                with_payload=["content_hash"],
+                with_payload=[key],
                 with_vectors=False,
             )
             for r in records:
-                out[int(r.id)] = (r.payload or {}).get("content_hash", "")
+                out[int(r.id)] = (r.payload or {}).get(key)
             if offset is None:
                 return out
 
@@ -401,7 +402,7 @@ class ServerStore:
 
     def published_hashes(self) -> dict[int, str]:
         target = self._target()
-        return ServerIndex(self._client, target, self._where).hashes() if target else {}
+        return content_hashes(ServerIndex(self._client, target, self._where)) if target else {}
 
     # -- writing ------------------------------------------------------------------------------
     def stage(self, manifest: Manifest, rebuild: bool, points: int = 0) -> ServerIndex:  # the server's own disk

@@ -9,7 +9,7 @@ import pytest
 from qdrant_client import QdrantClient
 
 from app.errors import ConflictError, IndexUnavailableError
-from app.vectorstore import IndexStore, MovieIndex, MoviePoint
+from app.vectorstore import IndexStore, MovieIndex, MoviePoint, content_hashes
 from app.vectorstore.server import ServerStore
 from tests.helpers.vectorstore import (
     CATALOGUE,
@@ -64,7 +64,7 @@ def test_incremental_stage_keeps_points(published: tuple[IndexStore, MovieIndex]
     store.publish(index, MANIFEST)
     reader = store.open()
     assert reader.count() == N_MOVIES
-    assert reader.hashes()[changed.id] == "new"
+    assert content_hashes(reader)[changed.id] == "new"
     reader.close()
 
 
@@ -97,7 +97,7 @@ def test_resume_after_crash(engine: Engine) -> None:
     restarted = engine.make()
     assert restarted.generation() == generation  # nothing was published
     resumed = restarted.stage(MANIFEST, rebuild=True)
-    assert resumed.hashes() == {p.id: p.payload["content_hash"] for p in half}
+    assert content_hashes(resumed) == {p.id: p.payload["content_hash"] for p in half}
     upsert_in_batches(resumed, CATALOGUE.points[N_MOVIES // 2 :])
     restarted.publish(resumed, MANIFEST)
     assert restarted.generation() != generation

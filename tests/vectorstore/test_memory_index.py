@@ -11,7 +11,15 @@ import math
 import numpy as np
 import pytest
 
-from app.vectorstore import SPARSE_VECTOR, MemoryIndex, MovieFilter, MoviePoint, SparseVector, payload_for
+from app.vectorstore import (
+    SPARSE_VECTOR,
+    MemoryIndex,
+    MovieFilter,
+    MoviePoint,
+    SparseVector,
+    content_hashes,
+    payload_for,
+)
 from tests.helpers.vectorstore import CATALOGUE, FILTERS
 
 
@@ -119,7 +127,7 @@ def test_writes_show_in_reads() -> None:
     assert index.genres() == {"Drama": 1, "Horror": 1, "Comedy": 1, "Western": 1}
     index.delete([30, 999])
     assert index.count() == 4
-    assert index.hashes() == {10: "h10", 20: "h20", 40: "h40", 50: "h50"}
+    assert content_hashes(index) == {10: "h10", 20: "h20", 40: "h40", 50: "h50"}
     assert [h.score for h in index.popular(2)] == [9.0, 7.0]
 
 
@@ -130,7 +138,7 @@ def test_copy_of_another_index_answers_alike() -> None:
         got, want = copy.query(q, "combined", 10, f), CATALOGUE.oracle.query(q, "combined", 10, f)
         assert [h.id for h in got] == [h.id for h in want]
         np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-6)
-    assert copy.hashes() == CATALOGUE.oracle.hashes()
+    assert content_hashes(copy) == content_hashes(CATALOGUE.oracle)
 
 
 def test_answers_are_copies() -> None:

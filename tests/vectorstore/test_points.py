@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.vectorstore import IndexStore, Lazy, MovieFilter, MovieIndex
+from app.vectorstore import IndexStore, Lazy, MovieFilter, MovieIndex, content_hashes
 from app.vectorstore import edge as edge_module
 from app.vectorstore import server as server_module
 from app.vectorstore.cache import CachedIndex
@@ -145,7 +145,7 @@ def test_delete(published: tuple[IndexStore, MovieIndex]) -> None:
     reader = store.open()
     assert reader.count() == N_MOVIES - 10
     assert reader.retrieve(gone) == []
-    assert not set(gone) & set(reader.hashes())
+    assert not set(gone) & set(content_hashes(reader))
     reader.close()
 
 
@@ -155,7 +155,7 @@ def test_hashes_page_through(published: tuple[IndexStore, MovieIndex], monkeypat
     monkeypatch.setattr(edge_module, "SCROLL_PAGE", 64)
     monkeypatch.setattr(server_module, "SCROLL_PAGE", 64)
     expected = {p.id: p.payload["content_hash"] for p in CATALOGUE.points}
-    assert index.hashes() == expected
+    assert content_hashes(index) == expected
     assert store.published_hashes() == expected
 
 

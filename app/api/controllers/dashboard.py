@@ -25,7 +25,7 @@ from app.catalog.text import PAYLOAD_ONLY_FIELDS
 from app.errors import InvalidInputError, NotFoundError
 from app.recommend.recommender import Recommender
 from app.status import embedding_metrics
-from app.vectorstore import VECTOR_NAMES, MovieIndex
+from app.vectorstore import VECTOR_NAMES, MovieIndex, content_hashes
 from app.vectorstore.maps import MAP_SPACES
 
 DISTANCE = "cosine"  # both adapters create every named vector with cosine distance
@@ -136,7 +136,7 @@ def index_overview(services: Services) -> dict[str, Any]:
     """Everything the Index page shows, from the live index and the published manifest."""
     index = services.live.current()
     manifest = services.store.manifest()
-    ids = sorted(index.hashes())
+    ids = sorted(content_hashes(index))
     payloads = [m.payload for m in _retrieve_all(index, ids)]
     fields = sorted({key for p in payloads[:PAYLOAD_SAMPLE] for key in p})
     indexed = index.payload_schema()

@@ -1,0 +1,90 @@
+"""Spelling correction for search: a misspelt query word is matched to the catalogue's title words.
+
+A query word no title and no document of the index contains ("Godfater", "matrx", "interstelar") is
+expanded to the title words within a few Damerau-Levenshtein edits of it (insertions, deletions,
+substitutions and swaps of adjacent letters: Damerau, "A technique for computer detection and
+correction of spelling errors", CACM 7(3), 1964): what Lucene's fuzzy query and most search
+engines' "did you mean" do, with RapidFuzz computing the distances. The lexical query then asks for
+the word and its corrections, so BM25 ranks the titles they occur in, and the adjacent-word pairs of
+the corrections ("star wrs" -> "star_war") pick the right one among several close words. Words are
+compared as written, before the plural cut ("wrs" is one edit from "wars", two from its term "war").
+Two title words run together ("startrek", "darkknight") are split back, both words and their pair,
+unless a title word is one edit away.
+
+A word any document already contains is never corrected: a name in a cast or a rare word is what the
+user meant. Neither is a word of fewer than MIN_LETTERS letters, nor one with a digit ("1950s").
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+
+from app.embedding import lexical
+
+MIN_LETTERS = 3
+# Edits allowed by word length: 1 up to 7 letters, 2 from LONG_WORD (Lucene's AUTO fuzziness allows 2
+# from 6 letters; on bench/search.py's typo queries 6 and 7 scored the same as 8).
+LONG_WORD = 8
+MAX_EXPANSIONS = 8  # corrections kept per word: the nearest, then those in most titles
+MIN_PART = 2  # letters of each half of a word split in two title words
+
+
+def max_edits(word: str) -> int:
+    """Damerau-Levenshtein edits a correction of `word` may be away: 0 (never corrected), 1 or 2."""
+    if len(word) < MIN_LETTERS or not word.isalpha():
+        return 0
+    return 2 if len(word) >= LONG_WORD else 1
+
+
+class Speller:
+    """The title words of one index generation, to correct query words against.
+
+    `titles`: every movie's title, split as `lexical.word_terms` splits text, so that a correction
+    is a term the lexical vectors hold."""
+
+    def __init__(self, titles: Iterable[str]) -> None:
+        self._term = {}  # a title word as written -> its lexical term
+        self._titles_with: Counter[str] = Counter()  # a title word as written -> titles holding it
+        for title in titles:
+            words = lexical.word_terms(title)
+            self._term.update(words)
+            self._titles_with.update(words.keys())
+        self._words = list(self._term)
+
+    def corrections(self, word: str) -> list[str]:
+        """The terms of the title words within `max_edits(word)` edits of `word` (as written), nearest
+        first, then those in the most titles; at most MAX_EXPANSIONS. Empty for a title word itself
+        or a word too short to correct."""
+        edits = max_edits(word)
+        if not edits or word in self._term:
+            return []
+        close = process.extract(word, self._words, scorer=DamerauLevenshtein.distance, score_cutoff=edits, limit=None)
+        close.sort(key=lambda match: (match[1], -self._titles_with[match[0]], match[0]))
+        # A split beats words two edits away ("startrek" is not "started"), not one ("braveheat" is
+        # Braveheart, not "brave" and "heat").
+        if not (close and close[0][1] <= 1) and (split := self._split(word)):
+            return split
+        return list(dict.fromkeys(self._term[w] for w, _, _ in close))[:MAX_EXPANSIONS]
+
+    def _split(self, word: str) -> list[str]:
+        """Two title words `word` is made of, and their pair ("startrek" -> star, trek, star_trek); of
+        several ways to split it, the one whose rarer half is in the most titles. Empty if none."""
+        halves = [(word[:i], word[i:]) for i in range(MIN_PART, len(word) - MIN_PART + 1)]
+        known = [(a, b) for a, b in halves if a in self._term and b in self._term]
+        if not known:
+            return []
+        a, b = max(known, key=lambda pair: min(self._titles_with[pair[0]], self._titles_with[pair[1]]))
+        return [self._term[a], self._term[b], f"{self._term[a]}_{self._term[b]}"]
+
+    def correct(self, text: str, known: Callable[[str], bool]) -> dict[str, list[str]]:
+        """Query term -> the terms to search for besides it, for each word of `text` that has
+        corrections and whose term `known` (does any document of the index hold this term?) denies."""
+        out = {}
+        for word, term in lexical.word_terms(text).items():
+            if (fixes := self.corrections(word)) and not known(term):
+                out[term] = fixes
+        return out
