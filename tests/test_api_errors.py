@@ -186,6 +186,9 @@ BAD_BODIES = [
     (HIDDEN, b'{"movie_id": "1"}', "movie_id"),
     (HIDDEN, b"{}", "movie_id"),
     (HIDDEN, b'{"movie_id": 1, "movie": 1}', "movie"),
+    (RATINGS, b'{"movie_id": 1, "rating": 4, "movie_id": 2}', "movie_id"),  # msgspec kept the last: movie 2
+    (HIDDEN, b'{"movie_id": 1, "movie_id": 1}', "movie_id"),
+    (GUEST, b'{"liked": [1], "limit": 3, "limit": 30}', "limit"),
     (GUEST, b'{"liked": ["1"]}', "liked"),
     (GUEST, b'{"liked": [1e309]}', "liked"),
     (GUEST, b'{"limit": "3"}', "limit"),

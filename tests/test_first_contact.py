@@ -25,7 +25,10 @@ async def test_unknown_user_is_a_new_user(
     assert listed.json()["total"] == 0 and listed.json()["items"] == []
     explained = await client.get(f"/movies/explain/{ghost}/{movie_ids[0]}", headers=admin)
     assert explained.status_code == 200, explained.text
-    assert "popular" in explained.json()["sentence"]
+    assert "no ratings yet" in explained.json()["sentence"]
+    for item in body["items"]:  # explain gives each movie the list's own reason
+        why = (await client.get(f"/movies/explain/{ghost}/{item['movie_id']}", headers=admin)).json()["sentence"]
+        assert why.startswith(f"{item['title']}: {item['reason']}; you have no ratings yet"), why
 
 
 async def test_similar_by_collab(
@@ -95,7 +98,7 @@ def handmade(tmp_path):
             vote_count=0,
             has_poster=False,
             content_hash="",
-            local_rating_count=mid,  # rated: these are not new movies
+            local_rating_count=10 * mid,  # rated, by enough viewers to be cited: these are not new movies
         )
         payload["collab_source"] = "ratings"
         vectors = {"text": text, "combined": np.append(text, np.zeros(384)).astype(np.float32), "collab": collab_vec}
@@ -158,9 +161,10 @@ def test_a_user_who_liked_nothing_gets_no_citation(handmade) -> None:
     assert result.items and all(i.reason == "a popular pick" for i in result.items)
 
 
-def _taste_world(tmp_path, movies: int, rated: int):
+def _taste_world(tmp_path, movies: int, rated: int, text_floor: float = 0.0):
     """An index of `movies` movies whose collab factors lie near one taste; the first `rated` have
-    ratings, the others are new (nobody rated them: content-predicted vectors)."""
+    ratings, the others are new (nobody rated them: content-predicted vectors). `text_floor`: the
+    weight of one direction every text vector shares, giving their cosines a floor as MiniLM's have."""
     from app.embedding.factory import build_manifest
     from app.settings import Settings
     from app.vectorstore import MoviePoint, payload_for
@@ -168,12 +172,13 @@ def _taste_world(tmp_path, movies: int, rated: int):
 
     rng = np.random.default_rng(7)
     taste = _unit(rng.normal(size=255))
+    shared = _unit(np.random.default_rng(8).normal(size=384))  # its own generator: the worlds stay as they were
     index = EdgeIndex.create(tmp_path / "shard", build_manifest(Settings(data_dir=tmp_path)))
     points = []
     for mid in range(1, movies + 1):
         unrated = mid > rated
         factors = _unit(taste + rng.normal(scale=0.6, size=255)) * 0.8
-        text = _unit(rng.normal(size=384))
+        text = _unit(text_floor * shared + (1 - text_floor) * _unit(rng.normal(size=384)))
         payload = payload_for(
             title=f"Movie {mid}",
             year=2000,
@@ -240,3 +245,121 @@ def test_a_catalogue_nobody_rated_yet_fills_the_list_best_first(tmp_path, strate
     assert fresh.path == "popular" and sorted(i.id for i in fresh.items) == list(range(4, 13))
     assert all(i.reason.startswith("new:") for i in fresh.items)  # nobody rated them: not "popular"
     index.close()
+
+
+@pytest.mark.parametrize("ratings", [[], [(2, 1.0)]], ids=["no-ratings", "dislikes-only"])
+def test_popular_path_explains_each_movie_as_its_list_does(tmp_path, ratings: list[tuple[int, float]]) -> None:
+    """A user whose list is the popular one (no ratings, or only dislikes): explain gives each movie the
+    list's own reason, and "popular" only for a movie enough viewers rated. It called every movie "a
+    popular pick", the new ones nobody rated and those with one rating included."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    index = _taste_world(tmp_path, movies=12, rated=8)  # ratings: 99 - id for 1-8 (movie 8: 91); 9-12: none
+    rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    history = [UserRating(mid, stars, 1_000) for mid, stars in ratings]
+    for only_new in (False, True):
+        listed = rec.recommend(history, limit=12, only_new=only_new, popularity=0.0, diversity=0.0)
+        assert listed.path == "popular" and listed.items, only_new
+        for item in listed.items:
+            why = rec.explain(history, item.id)
+            assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence
+            assert ("popular" in item.reason) == (item.id <= 8), item.reason
+            assert "no ratings yet" in why.sentence if not ratings else "nothing you rated" in why.sentence
+    index.close()
+
+
+def test_a_movie_rated_by_few_is_never_called_popular(tmp_path) -> None:
+    """Payload rating counts under the popular lists' floor (MIN_RATERS): the reason says how few."""
+    from app.recommend.recommender import NEW_REASON, popular_reason
+
+    assert popular_reason({"local_rating_count": 0}) == popular_reason({}) == NEW_REASON
+    assert popular_reason({"local_rating_count": 1}) == "rated by only 1 viewer"
+    assert popular_reason({"local_rating_count": 4}) == "rated by only 4 viewers"
+    assert popular_reason({"local_rating_count": 5}) == "popular with viewers"
+
+
+def test_a_rated_movie_is_compared_with_the_other_ratings_taste(handmade) -> None:
+    """explain on a movie the user rated 1★ leaves that rating out of the taste it compares with; the
+    sentence said its content "matches your taste" (the README's own example: a 2★ Toy Story)."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]
+    why = rec.explain(ratings, 2).sentence
+    assert why.startswith("Disliked: you rated it 1.0★, so it is not recommended to you; "), why
+    assert "your taste" not in why and "the taste of your other ratings" in why, why
+    assert "matches your taste" in rec.explain(ratings, 4).sentence  # an unrated movie: the whole taste
+
+
+def test_a_content_pick_with_nothing_liked_is_not_called_popular(handmade) -> None:
+    """One 3★ rating (nothing liked: below LIKED_MIN) still makes a content taste, and the content
+    list ranks by it: Kin, next to the rated movie, came with "a popular pick". It is close to what
+    the user rated, and explain says the same; movies the taste does not reach stay a popular pick."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+    from app.recommend.recommender import CLOSE_REASON
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 3.0, 1_000)]
+    listed = rec.recommend(ratings, limit=4, strategy="content", popularity=0.0, diversity=0.0)
+    reasons = {i.title: i.reason for i in listed.items}
+    assert listed.path == "content_cold_start" and reasons["Kin"] == CLOSE_REASON, reasons
+    assert reasons["Loner"] == "a popular pick", reasons  # orthogonal to the taste
+    for item in listed.items:
+        why = rec.explain(ratings, item.id, strategy="content")
+        assert why.sentence.startswith(f"{item.title}: {item.reason};"), why.sentence
+
+
+def test_matching_your_taste_means_closer_than_most_of_the_catalogue(tmp_path) -> None:
+    """Text cosines with a floor (MiniLM's: a one-movie taste's median cosine to a demo movie is
+    0.17-0.24): every movie clears MATCH_MIN, and explain said each "matches your taste". Now only
+    those at least as close as MATCH_SHARE of the catalogue do, the closest among them."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+    from app.recommend.recommender import MATCH_MIN, MATCH_SHARE
+
+    index = _taste_world(tmp_path, movies=41, rated=41, text_floor=0.4)
+    rec = Recommender(index=lambda: index, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 1_000)]
+    said = {mid: rec.explain(ratings, mid, strategy="content") for mid in range(2, 42)}
+    assert all(why.similarity >= MATCH_MIN for why in said.values()), "the floor is above MATCH_MIN"
+    matching = {mid for mid, why in said.items() if "matches your taste" in why.sentence}
+    assert 0 < len(matching) <= round(41 * (1 - MATCH_SHARE)) + 1, len(matching)
+    by_similarity = sorted(said, key=lambda mid: -said[mid].similarity)
+    assert matching == set(by_similarity[: len(matching)])  # the closest ones
+    far = said[by_similarity[-1]].sentence
+    assert "not close to your taste" in far and "of the catalogue is closer" in far, far
+    index.close()
+
+
+def test_a_new_movie_due_at_its_own_place_is_listed_once() -> None:
+    """The 10th place is a new movie's; when the pick for that place is the new movie itself (it
+    ranked there on its own), it was listed twice, 10th and 11th (2 of 20 seeded worlds of
+    test_pages_of_any_size... did so; a catalogue nobody rated much of fills lists with new movies)."""
+    from app.recommend.recommender import _interleave_new
+    from app.vectorstore import Hit
+
+    query = _axis(0, 256)
+    picks = [(Hit(mid, 1.0 - mid / 100, {}, {"collab": query}), 1.0 - mid / 100) for mid in range(1, 16)]
+    new = picks[9][0]  # the 10th pick is the new movie: nobody rated it
+    ranking = [h.id for h, _ in _interleave_new(picks, [new], query, every=10, min_ratio=0.5)]
+    assert ranking == list(range(1, 16)), ranking
+
+
+def test_people_who_liked_a_movie_few_rated_are_not_cited(handmade) -> None:
+    """A collab reason speaks for other viewers ("people who liked X also liked this"): X is cited
+    only from MIN_RATERS ratings on. A content reason is the user's own: "because you liked X" stays."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]
+    cited = rec.recommend(ratings, limit=3, strategy="collab", popularity=0.0, diversity=0.0)
+    assert {i.title: i.reason for i in cited.items}["Kin"] == "people who liked Liked (you: 5.0★) also liked this"
+    handmade.set_payload([1], {"local_rating_count": 1})  # Liked: rated by this user alone
+    for strategy, kin in (("collab", "a popular pick"), ("content", "because you liked Liked (5.0★)")):
+        listed = rec.recommend(ratings, limit=3, strategy=strategy, popularity=0.0, diversity=0.0)
+        assert {i.title: i.reason for i in listed.items}["Kin"] == kin, (strategy, listed.items)
+        assert rec.explain(ratings, 4, strategy=strategy).sentence.startswith(f"Kin: {kin};")

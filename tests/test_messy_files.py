@@ -385,6 +385,15 @@ def test_letterboxd_watched_csv_says_it_holds_no_ratings() -> None:
         read_history(b"Date,Name,Year,Letterboxd URI\n2024-01-05,Toy Story,1995,u\n", "letterboxd")
 
 
+def test_a_missing_column_lists_whole_column_names() -> None:
+    """An IMDb export sent as Letterboxd's: the columns read are named whole, then counted; the list
+    was cut at 120 characters, mid-name ("..., Num Votes, Release Da")."""
+    row = "tt0114709,5,2024-01-05,Toy Story,Toy Story,u,Movie,8.3,81,1995,Animation,1,1995-11-22,John Lasseter\n"
+    with pytest.raises(UnusableFileError) as caught:
+        read_history((IMDB + row).encode(), "letterboxd")
+    assert "Original Title, URL, Title Type, IMDb Rating, Runtime (mins), Year, Genres and 3 more)" in str(caught.value)
+
+
 def test_imdb_watchlist_says_it_holds_no_ratings() -> None:
     watchlist = (
         "Position,Const,Created,Modified,Description,Title,URL,Title Type,Year\n1,tt0114709,,,,Toy Story,u,Movie,1995\n"

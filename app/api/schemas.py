@@ -62,9 +62,10 @@ RECOMMENDATION_SCORE_DOC = (
 )
 REASON_DOC = (
     'Why it is recommended, from what ranked it: collab and hybrid "people who liked Heat (you: 5.0★) also liked '
-    'this"; content "because you liked Heat (5.0★)"; "new: nobody has rated it yet" for a movie whose collab '
-    'factors are predicted from content; "popular with viewers" on the popular path; "a popular pick" when no '
-    "liked movie is close."
+    'this" (a movie 5 viewers rated at least); content "because you liked Heat (5.0★)", else "close to the movies '
+    'you rated, taken together" when no liked movie is close but the taste is; "new: nobody has rated it yet" for '
+    'a movie whose collab factors are predicted from content; on the popular path "popular with viewers" (5 '
+    'ratings or more), else "rated by only 2 viewers"; "a popular pick" when no liked movie is close.'
 )
 SCORE_DOC = (
     "similar: cosine similarity on the chosen vector, -1 to 1. search: the fused reciprocal-rank score of the "

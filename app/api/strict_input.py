@@ -14,7 +14,8 @@ InvalidInputError (400) that names the field:
   `+5`, `05`); Litestar then checks its bounds;
 - a JSON body that does not decode strictly to the handler's `data` type: none at all, malformed
   JSON (`NaN`), a number out of range (`1e309`), a string where a number is expected, a missing
-  required field or an unknown one.
+  required field or an unknown one, a field given twice (`{"movie_id": 1, "rating": 4, "movie_id": 2}`:
+  msgspec keeps the last, so a client's bug rated another movie than the one it named first).
 
 An empty value of an optional query parameter (`year_min=`, as an HTML form sends a blank field)
 means the parameter is unset, on every route and for every type: the pair is dropped before Litestar
@@ -26,6 +27,7 @@ Routes outside the schema (the docs pages, the dashboard page, static files) are
 
 from __future__ import annotations
 
+import json
 import re
 import types
 from collections.abc import Iterable
@@ -197,6 +199,26 @@ def check_body(raw: bytes, data_type: Any) -> None:
         raise body_error(str(exc), data_type) from None
     except msgspec.DecodeError as exc:  # not JSON at all (NaN and Infinity are not JSON)
         raise InvalidInputError(f"invalid body: {exc}", field=BODY) from None
+    try:  # valid JSON by now; the standard decoder sees every key of every object, repeats included
+        json.loads(raw, object_pairs_hook=_once_each)
+    except _RepeatedKey as exc:
+        raise InvalidInputError(f"{exc.key} is given twice in the body; give each field once", field=exc.key) from None
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:40]
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: the object, or _RepeatedKey naming the first key it holds twice."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen.add(key)
+    return dict(pairs)
 
 
 def body_error(message: str, data_type: Any) -> InvalidInputError:

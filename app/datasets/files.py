@@ -373,10 +373,21 @@ def _check_columns(
             raise UnusableFileError(
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "
-                f"{', '.join(header)[:120]})",
+                f"{_column_list(header)})",
                 hint,
                 line=line,
             )
+
+
+def _column_list(header: Sequence[str], budget: int = 120) -> str:
+    """The header's names, comma-separated, whole names only up to about `budget` characters, then how
+    many more: cut at a character count it read "..., Num Votes, Release Da"."""
+    shown: list[str] = []
+    for name in header:
+        if shown and len(", ".join([*shown, name])) > budget:
+            return f"{', '.join(shown)} and {len(header) - len(shown)} more"
+        shown.append(name)
+    return ", ".join(shown)
 
 
 def _swallowed_rows(values: list[str], delimiter: str, columns: int) -> bool:

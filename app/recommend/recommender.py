@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 
 from app.catalog.genres import genre_key
+from app.catalog.lists import MIN_RATERS
 from app.catalog.repository import HiddenMovie, UserRating
 from app.datasets.titles import match_keys
 from app.embedding import collab, lexical
@@ -82,7 +83,14 @@ INDEX_VIEWS: tuple[tuple[str, ...], ...] = (
 )
 LIKED_MIN = 3.5  # a movie is cited as a reason only when rated at least this, and above the user's mean
 MATCH_MIN = 0.1  # below this cosine a movie is never said to match or be like what the user rated
+# explain says a movie "matches your taste" only when it is at least as close to the taste as MATCH_SHARE
+# of the catalogue (a seeded sample of SAMPLE_MOVIES): MiniLM's cosines have a floor, and MATCH_MIN alone
+# let 86-97% of random demo movies "match" a one-movie taste (median cosine 0.17-0.24).
+MATCH_SHARE = 0.75
+SAMPLE_MOVIES = 1000
 NEW_REASON = "new: nobody has rated it yet"  # a movie whose collab vector is predicted from its content
+CLOSE_REASON = "close to the movies you rated, taken together"  # a content pick that no liked movie explains
+CONTENT_PATHS = ("content", "content_cold_start")  # their hits' scores are the taste's cosine on `combined`
 _MOVIE_ID = itemgetter(0)  # UserRating.movie_id and HiddenMovie.movie_id: both tuples' first field
 _STARS = itemgetter(1)  # UserRating.rating
 NEW_OVERFETCH = 2  # the exploration query's depth before exclusions, in slots (Recommender._new_movies)
@@ -220,6 +228,7 @@ class Recommender:
         self.memo = memo
         self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
         self._prior_cache: tuple[MovieIndex, np.ndarray | None] | None = None  # likewise
+        self._sample_cache: tuple[MovieIndex, np.ndarray] | None = None  # likewise
         self._speller: tuple[MovieIndex, Speller] | None = None  # likewise, built at the first search
 
     # -- genres --------------------------------------------------------------------------------
@@ -367,7 +376,10 @@ class Recommender:
         picks = picks[:shown]
         liked_collab = taste.liked_collab if path in COLLAB_PATHS else None
         cite, cite_collab = _citable(taste.liked, liked_collab)
-        items = [_recommendation(h, score, cite, cite_collab) for h, score in picks[first:]]
+        by_content = path in CONTENT_PATHS
+        items = [
+            _recommendation(h, score, cite, cite_collab, h.score if by_content else None) for h, score in picks[first:]
+        ]
         return path, items
 
     def _new_movies(self, index: MovieIndex, query: np.ndarray, slots: int, filter: MovieFilter) -> list[Hit]:
@@ -477,7 +489,7 @@ class Recommender:
         items = []
         for hit in index.popular(limit, filter):
             item = Recommendation.from_payload(hit.id, hit.payload, hit.score)
-            item.reason = "popular with viewers" if hit.payload.get("local_rating_count") else NEW_REASON
+            item.reason = popular_reason(hit.payload)
             items.append(item)
         return items
 
@@ -614,9 +626,9 @@ class Recommender:
             raise NotFoundError(f"movie {movie_id} is not in the index")
         title = target.payload.get("title", str(movie_id))
         history = [r for r in history if r.movie_id in stored and r.movie_id != movie_id]
+        own = _own_reason(ratings, hidden, movie_id)
         if not history:
-            own = _own_reason(ratings, hidden, movie_id)
-            sentence = f"{title}: {own}." if own else f"{title} is a popular pick: you have no ratings yet."
+            sentence = f"{title}: {own}." if own else _popular_sentence(title, target.payload, bool(ratings or hidden))
             return Explanation(movie_id, title, 0.0, 0.0, 0.0, [], sentence)
         mean = mean_rating(ratings)
         user, liked = self._content_taste(history, stored, mean)
@@ -627,6 +639,7 @@ class Recommender:
             (user_text, user_image), (m_text, m_image) = combined_halves(user), combined_halves(m)
             text_part, image_part = float(user_text @ m_text), float(user_image @ m_image)
         similarity = text_part + image_part
+        share = self._share_below(index, user, similarity) if user is not None else 0.0
         magnitude = abs(text_part) + abs(image_part)
         text_share = abs(text_part) / magnitude if magnitude else 1.0
         related = sorted(
@@ -642,20 +655,52 @@ class Recommender:
             ),
             key=lambda x: -x.similarity,
         )[:RELATED_SHOWN]
-        liked_collab = self._liked_collab(index, ratings, movie_id) if strategy != "content" else None
-        hit = Hit(movie_id, 0.0, target.payload, target.vectors)
-        reason = (
-            _own_reason(ratings, hidden, movie_id) or _recommendation(hit, 0.0, *_citable(liked, liked_collab)).reason
-        )
+        if own is None and user is None and self._taste(index, ratings, strategy != "content", hidden) is None:
+            sentence = _popular_sentence(title, target.payload, True)  # nothing liked: recommend() answers `popular`
+        else:
+            hit = Hit(movie_id, 0.0, target.payload, target.vectors)
+            reason = own or self._list_reason(index, ratings, hit, strategy, liked, similarity)
+            # A movie the user rated is left out of the taste it is compared with: say so.
+            taste = "the taste of your other ratings" if own else "your taste"
+            sentence = (
+                _sentence(title, reason, (similarity, share), text_share, taste)
+                if user is not None
+                else f"{title}: {reason}."
+            )
         return Explanation(
-            movie_id,
-            title,
-            round(similarity, 4),
-            round(text_share, 4),
-            round(1 - text_share, 4),
-            related,
-            _sentence(title, reason, similarity, text_share) if user is not None else f"{title}: {reason}.",
+            movie_id, title, round(similarity, 4), round(text_share, 4), round(1 - text_share, 4), related, sentence
         )
+
+    def _share_below(self, index: MovieIndex, taste: np.ndarray, similarity: float) -> float:
+        """The share (0-1) of the catalogue sample no closer to `taste` (a unit `combined` vector)
+        than `similarity`; 1.0 for an empty index."""
+        sample = self._catalogue_sample(index)
+        return float(np.mean(sample @ taste <= similarity + 1e-6)) if len(sample) else 1.0
+
+    def _catalogue_sample(self, index: MovieIndex) -> np.ndarray:
+        """The `combined` vectors (rows) of at most SAMPLE_MOVIES movies of the index, a seeded sample;
+        once per index generation (the ids read from one scroll of a payload field)."""
+        known = self._sample_cache
+        if known is None or known[0] is not index:
+            ids = sorted(index.payload_field("content_hash"))
+            if len(ids) > SAMPLE_MOVIES:
+                ids = sorted(np.random.default_rng(0).choice(ids, SAMPLE_MOVIES, replace=False).tolist())
+            known = self._sample_cache = (index, index.stacked(ids, "combined").rows)
+        return known[1]
+
+    def _list_reason(
+        self,
+        index: MovieIndex,
+        ratings: Sequence[UserRating],
+        hit: Hit,
+        strategy: Strategy,
+        liked: list[tuple[UserRating, StoredMovie]],
+        similarity: float,
+    ) -> str:
+        """The reason recommend() gives `hit` in a list answered from the user's taste (`liked`: the
+        movies its content reasons may cite; `similarity`: the taste's cosine to the movie)."""
+        liked_collab = self._liked_collab(index, ratings, hit.id) if strategy != "content" else None
+        return _recommendation(hit, 0.0, *_citable(liked, liked_collab), similarity).reason
 
     def _liked_collab(self, index: MovieIndex, ratings: Sequence[UserRating], movie_id: int) -> Liked | None:
         """The liked movies a collab answer cites, as recommend() finds them; None when the user's
@@ -666,6 +711,23 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def popular_reason(payload: dict[str, Any]) -> str:
+    """The popular path's reason for a movie with this payload: "popular" from MIN_RATERS ratings on
+    (the floor of the /movies/popular list); a filter narrow enough to list a movie with fewer says
+    how few, and a movie nobody rated is new."""
+    count = int(payload.get("local_rating_count") or 0)
+    if not count:
+        return NEW_REASON
+    return "popular with viewers" if count >= MIN_RATERS else f"rated by only {count} viewer{'s' if count > 1 else ''}"
+
+
+def _popular_sentence(title: str, payload: dict[str, Any], rated: bool) -> str:
+    """explain's sentence for a user whose list is the popular one: what that list says of the movie,
+    and why the list is the popular one (`rated`: they rated or hid something, nothing they liked)."""
+    why = "nothing you rated says what you like yet" if rated else "you have no ratings yet"
+    return f"{title}: {popular_reason(payload)}; {why}, so your list is the movies most rated here."
 
 
 def _own_reason(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie], movie_id: int) -> str | None:
@@ -720,6 +782,8 @@ def _interleave_new(
             new = queue.pop(0)
             ranking.append((new, new.score))
             shown.add(new.id)
+            if new.id == pick[0].id:  # the new movie ranked here on its own too: one place
+                continue
         ranking.append(pick)
         shown.add(pick[0].id)
     return ranking
@@ -741,12 +805,15 @@ def _liked(history: Sequence[UserRating], mean: float) -> list[int]:
     return liked
 
 
-def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Citable | None) -> Recommendation:
+def _recommendation(
+    hit: Hit, score: float, liked: _Citable, liked_collab: _Citable | None, taste_match: float | None = None
+) -> Recommendation:
     """The pick with the reason that describes what ranked it. Collab answers (liked_collab not
     None): the liked movie with the largest collab cosine, "people who liked X (you: 5.0★) also liked
     this"; a movie nobody rated yet says so, its factors being predicted from content. Content
-    answers: the liked movie with the largest text cosine. Below MATCH_MIN, or with nothing liked,
-    it is called a popular pick, never a match."""
+    answers: the liked movie with the largest text cosine; with none close (nothing rated 3.5★ and
+    above the user's mean, say), CLOSE_REASON when `taste_match`, the content taste's cosine to the
+    movie, reaches MATCH_MIN: the taste ranked it. Otherwise it is called a popular pick, never a match."""
     item = Recommendation.from_payload(hit.id, hit.payload, score)  # `from_payload` builds its own class
     item.reason = "a popular pick"
     new = not hit.payload.get("local_rating_count")
@@ -767,6 +834,9 @@ def _recommendation(hit: Hit, score: float, liked: _Citable, liked_collab: _Cita
         best = liked.nearest(text)
         if best is not None:
             item.reason = f"because you liked {_title(best)} ({best[0].rating:.1f}★)"
+            return item
+    if taste_match is not None and taste_match >= MATCH_MIN:
+        item.reason = CLOSE_REASON
     return item
 
 
@@ -782,13 +852,17 @@ class _Citable:
         liked: Callable[[], Liked],
         unit_rows: Callable[[np.ndarray], np.ndarray],
         unit_query: Callable[[np.ndarray], np.ndarray],
+        min_raters: int = 0,
     ) -> None:
         """`liked` gives the movies (called once, when first needed); `unit_rows` scales their vectors as
         the cosine needs; `unit_query` does it for one candidate's vector, shaped so that
-        `rows @ unit_query(v)` holds the cosines."""
+        `rows @ unit_query(v)` holds the cosines. `min_raters`: a movie is cited only when that many
+        viewers rated it (its payload's local_rating_count)."""
         self._liked = liked
         self.unit_rows = unit_rows
         self.unit_query = unit_query
+        self.min_raters = min_raters
+        self._supported: dict[int, bool] = {}  # row -> rated by min_raters, read from its payload once
 
     @cached_property
     def _scaled(self) -> tuple[Liked, np.ndarray | None]:
@@ -801,19 +875,37 @@ class _Citable:
         if matrix is None:
             return None
         sims = np.ravel(matrix @ self.unit_query(vector))
-        best = int(np.argmax(sims))
-        return (liked.ratings[best], liked.payloads[best]) if sims[best] >= MATCH_MIN else None
+        if not self.min_raters:
+            best = int(np.argmax(sims))
+            return (liked.ratings[best], liked.payloads[best]) if sims[best] >= MATCH_MIN else None
+        for row in np.argsort(-sims).tolist():  # the nearest movie enough viewers rated
+            if sims[row] < MATCH_MIN:
+                return None
+            if self._rated_enough(liked, row):
+                return liked.ratings[row], liked.payloads[row]
+        return None
+
+    def _rated_enough(self, liked: Liked, row: int) -> bool:
+        known = self._supported.get(row)
+        if known is None:
+            known = self._supported[row] = (liked.payloads[row].get("local_rating_count") or 0) >= self.min_raters
+        return known
 
 
 def _citable(
     liked: list[tuple[UserRating, StoredMovie]], liked_collab: Liked | None
 ) -> tuple[_Citable, _Citable | None]:
     """Content answers cite by text cosine (the text half of `combined` against a candidate's unit
-    `text` vector), collab answers by the cosine of collab factors (collab.similarity)."""
+    `text` vector), collab answers by the cosine of collab factors (collab.similarity), among the
+    movies MIN_RATERS viewers rated."""
     content = _Citable(lambda: Liked.of(liked, "combined"), _unit_text_half, lambda text: text)
     if liked_collab is None:
         return content, None
-    return content, _Citable(lambda: liked_collab, collab.unit_factors, lambda v: collab.unit_factors(v).T)
+    # "people who liked X also liked this" rests on other viewers: X is cited from MIN_RATERS ratings on.
+    # A movie one other viewer rated (at 3★) was cited as why Star Wars, Forrest Gump and Toy Story suit
+    # a user whose 5★ ratings were all such movies.
+    by_collab = _Citable(lambda: liked_collab, collab.unit_factors, lambda v: collab.unit_factors(v).T, MIN_RATERS)
+    return content, by_collab
 
 
 def _unit_text_half(combined: np.ndarray) -> np.ndarray:
@@ -826,15 +918,20 @@ def _title(cited: tuple[UserRating, dict[str, Any]]) -> str:
     return str(cited[1].get("title", cited[0].movie_id))
 
 
-def _sentence(title: str, reason: str, similarity: float, text_share: float) -> str:
-    """The explanation: the list's own reason, then the content similarity, called a match only
-    when it reaches MATCH_MIN. The similarity is the taste vector's (every rated movie, dislikes
-    pulling away), so a reason citing one liked movie can stand beside a low one: said "as a whole"."""
+def _sentence(title: str, reason: str, closeness: tuple[float, float], text_share: float, taste: str) -> str:
+    """The explanation: the list's own reason, then the content similarity and the share of the
+    catalogue no closer to the taste (`closeness`), called a match only when the similarity reaches
+    MATCH_MIN and the share MATCH_SHARE. The similarity is the taste vector's (every rated movie,
+    dislikes pulling away), so a reason citing one liked movie can stand beside a low one: said "as
+    a whole". `taste` names that vector: for a movie the user rated, "the taste of your other
+    ratings" (the movie's own rating is left out of it), so a 1★ movie never "matches your taste"."""
+    similarity, share = closeness
     source = "story and genres" if text_share >= 0.5 else "poster style"
     content = (
-        f"its content matches your taste (similarity {similarity:.2f}), mostly through its {source} "
-        f"({text_share:.0%} text, {1 - text_share:.0%} image)"
-        if similarity >= MATCH_MIN
-        else f"taken as a whole, its content is not close to your taste (similarity {similarity:.2f})"
+        f"its content matches {taste}, closer to it than {share:.0%} of the catalogue (similarity "
+        f"{similarity:.2f}), mostly through its {source} ({text_share:.0%} text, {1 - text_share:.0%} image)"
+        if similarity >= MATCH_MIN and share >= MATCH_SHARE
+        else f"taken as a whole, its content is not close to {taste}: {1 - share:.0%} of the catalogue is "
+        f"closer (similarity {similarity:.2f})"
     )
     return f"{title}: {reason}; {content}."
