@@ -204,7 +204,7 @@ def make_lifespan(
         services = await anyio.to_thread.run_sync(Services.open, settings, text_encoder, observe_memo)
         await _check_data_dir(services)  # before the database and index fail on it
         await _sync_database(services, at_start=True)
-        generation = await anyio.to_thread.run_sync(_open_index, services.live, services.encoder)
+        generation = await anyio.to_thread.run_sync(_open_index, services)
         app.state.services = services
         refresher = asyncio.get_running_loop().create_task(_keep_in_sync(services))
         log.info("api ready", extra={"device": services.device, "index_generation": generation})
@@ -260,11 +260,14 @@ async def _check_data_dir(services: Services) -> None:
     services.data_dir_problem = None if problem is None else problem.says(public=True)
 
 
-def _open_index(live: LiveIndex, encoder: QueryEncoder) -> str | None:
-    """Open the published index (and fill its vector cache) at start-up rather than on the first
-    request. A missing or unreachable index must not stop the API from starting: it answers 503."""
+def _open_index(services: Services) -> str | None:
+    """Open the published index (fill its vector cache, read search's spelling vocabulary) at
+    start-up rather than on the first request. A missing or unreachable index must not stop the API
+    from starting: it answers 503."""
+    live, encoder = services.live, services.encoder
     try:
         live.current()
+        services.recommender.speller()
         manifest = live.store.manifest()
     except IndexUnavailableError as exc:
         log.warning("index unavailable at start-up", extra={"error": str(exc)})

@@ -597,10 +597,18 @@ class Recommender:
         """Misspelt words of `text` -> the title words close to them (app/embedding/spelling.py); a
         word counts as misspelt when no movie's lexical vector holds it (one engine lookup per word
         that is no title word)."""
+        return self.speller(index).correct(text, lambda w: bool(index.query(lexical.query_vector(w), SPARSE_VECTOR, 1)))
+
+    def speller(self, index: MovieIndex | None = None) -> Speller:
+        """Search's spelling vocabulary of `index` (by default the current one): its titles and
+        payload `people`, read once per index generation (about 1 s at 62k movies, so the API reads
+        it at start-up rather than at the first search). Raises IndexUnavailableError like any read."""
+        if index is None:
+            index = self._index()
         known = self._speller
         if known is None or known[0] is not index:
             known = self._speller = (index, Speller(search_names(index)))
-        return known[1].correct(text, lambda word: bool(index.query(lexical.query_vector(word), SPARSE_VECTOR, 1)))
+        return known[1]
 
     # -- explain -------------------------------------------------------------------------------
     def explain(
