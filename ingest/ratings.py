@@ -57,7 +57,15 @@ from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter, utf16_codec
-from app.datasets.timestamps import AMBIGUOUS, MISSING, NOT_A_TIME, Timestamps, epoch_seconds, parse_timestamps
+from app.datasets.timestamps import (
+    AMBIGUOUS,
+    FUTURE_SLACK_S,
+    MISSING,
+    NOT_A_TIME,
+    Timestamps,
+    epoch_seconds,
+    parse_timestamps,
+)
 
 log = logging.getLogger(__name__)
 
@@ -482,8 +490,8 @@ def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray, notes: dict[str, int 
         return RatingArrays(user, movie, rating, np.full(len(user), MISSING_TS, dtype=np.int64), lines)
     ts = batch.column("timestamp")
     raw = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
-    times, ms = epoch_seconds(raw)
-    _count(notes, "timestamps_ms_converted", ms)
+    times, counts = epoch_seconds(raw)
+    _count_all(notes, counts)
     return RatingArrays(user, movie, rating, times, lines)
 
 
@@ -534,16 +542,20 @@ def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
     milliseconds and dates counted in `notes`; all missing when the file has no timestamp column."""
     if "timestamp" not in batch.schema.names:
         none = np.zeros(batch.num_rows, dtype=bool)
-        return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, 0, 0)
+        return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, {})
     times = parse_timestamps(batch.column("timestamp"))
-    _count(notes, "timestamps_ms_converted", times.ms)
-    _count(notes, "timestamps_iso8601", times.dates)
+    _count_all(notes, times.notes)
     return times
 
 
 def _count(notes: dict[str, int | str], key: str, n: int) -> None:
     if n:
         notes[key] = int(notes.get(key, 0)) + n
+
+
+def _count_all(notes: dict[str, int | str], counts: dict[str, int]) -> None:
+    for key, n in counts.items():
+        _count(notes, key, n)
 
 
 def _listed(notes: dict[str, int | str], rows: np.ndarray, make: Callable[[int], RowError]) -> list[RowError]:
@@ -625,8 +637,10 @@ def _shift(errors: list[RowError], skipped: list[int]) -> list[RowError]:
 def apply_rules(
     arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: dict[str, int | str]
 ) -> tuple[RatingArrays, list[RowError]]:
-    """Check ids, the rating rule and timestamps (unix seconds: every reader converts milliseconds,
-    app.datasets.timestamps); a missing time becomes `now`. `movie_ids`: the ids the catalogue
+    """Check ids, the rating rule and timestamps (unix seconds: every reader converts finer epoch
+    units, app.datasets.timestamps); a missing time becomes `now`, and one before 1970 or more than a
+    day after `now` is refused, as the history import refuses it (a far-future time would be every
+    user's newest rating and move the popular lists' window). `movie_ids`: the ids the catalogue
     holds. Returns the valid rows and one RowError per bad one."""
     ts = arrays.timestamp.copy()
     missing = ts == MISSING_TS
@@ -637,6 +651,7 @@ def apply_rules(
         ((arrays.movie < 1) | (arrays.movie > MAX_ID), "movieId", f"movie id outside 1..{MAX_ID}"),
         (~valid_ratings(arrays.rating), "rating", RULE),
         (ts < 0, "timestamp", "before 1970"),
+        (ts > now + FUTURE_SLACK_S, "timestamp", "more than a day after the import (a date in the future)"),
         (~np.isin(arrays.movie, movie_ids), "movieId", "unknown movie id"),
     ]
     columns = {"userId": arrays.user, "movieId": arrays.movie, "rating": arrays.rating, "timestamp": ts}
@@ -985,8 +1000,8 @@ def import_rows(
     """A source's parsed rows (already checked by base.validate) through the shared rules into the store."""
     arrays = RatingArrays.from_rows(rows)
     notes: dict[str, int | str] = {}
-    arrays.timestamp, ms = epoch_seconds(arrays.timestamp)
-    _count(notes, "timestamps_ms_converted", ms)
+    arrays.timestamp, counts = epoch_seconds(arrays.timestamp)
+    _count_all(notes, counts)
     content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
     fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
     valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)

@@ -469,6 +469,43 @@ def test_millisecond_timestamps_on_the_plain_path(tmp_path: Path) -> None:
     assert notes["timestamps_ms_converted"] == 1
 
 
+# One moment written in each epoch unit (pandas writes int64 datetimes in nanoseconds), and the
+# day as ISO 8601's basic date: as epoch seconds 20240105 would be August 1970.
+EPOCH_UNITS = [
+    ("1704460920", 1704460920),
+    ("1704460920000", 1704460920),
+    ("1704460920000000", 1704460920),
+    ("1704460920000000000", 1704460920),
+    ("20240105", 1704412800),
+]
+
+
+@pytest.mark.parametrize("beside", ["", "2024-01-05T13:22:00Z"], ids=["plain-path", "text-path"])
+def test_epoch_units_and_basic_dates_store_the_moment_meant(engine: Engine, tmp_path: Path, beside: str) -> None:
+    """Milliseconds, microseconds and nanoseconds are divided down by their size, and YYYYMMDD is a
+    date, on the bulk path (numbers only, or beside a date: the text path) as in a history export."""
+    rows = [*EPOCH_UNITS, *([(beside, 1704460920)] if beside else [])]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{t}\n" for n, (t, _) in enumerate(rows, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert errors == [] and arrays.timestamp.tolist() == [seconds for _, seconds in rows]
+    assert [notes[f"timestamps_{unit}_converted"] for unit in ("ms", "us", "ns")] == [1, 1, 1]
+    report, stored = history(engine, 30, (LB + "".join(f"{t},Toy Story,1995,u,4\n" for t, _ in EPOCH_UNITS[3:])).encode())
+    assert report.skipped == [] and stored == {1: (4.0, 1704460920)}  # the later of the two dates
+
+
+@pytest.mark.parametrize("when", ["4102444800", "4102444800000", "2099-01-01"])
+def test_a_ratings_file_time_in_the_future_is_a_row_error(tmp_path: Path, when: str) -> None:
+    """As the history import refuses it: a far-future time would be the user's newest rating and
+    move the popular lists' window past every real one."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(CATALOGUE)))
+    ratings = write(tmp_path / "ratings.csv", f"{RH}1,1,4,{when}\n1,2,4,1704460920\n")
+    stored, errors = store_catalogue(engine, catalogue, ratings)
+    engine.dispose()
+    assert stored == 1
+    assert [(e.line, e.field) for e in errors] == [(2, "timestamp")] and "in the future" in errors[0].message
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [("05/01/2024", "ambiguous date"), ("yesterday", "not a date"), ("2099-01-01", "in the future")],

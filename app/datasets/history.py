@@ -46,7 +46,7 @@ from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RowError
 from app.datasets.files import MemoryFile, csv_records, unpack
-from app.datasets.timestamps import parse_timestamps
+from app.datasets.timestamps import FUTURE_SLACK_S, parse_timestamps
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
 from app.errors import InvalidInputError
@@ -86,7 +86,6 @@ _FORMATS: dict[str, _Format] = {
 # IMDb title types that are not films (new exports spell them 'TV Series', older ones 'tvSeries'):
 # a catalogue of movies may share their title and year, so they are matched by IMDb id only.
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
-_FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 SUGGESTIONS = 3  # close titles offered for a row no movie matched
 # Unmatched and skipped rows listed in a report, in file order (the totals count them all): a file of
 # 300,000 wrong rows must not become a reply of hundreds of MB, nor 300,000 suggestion searches.
@@ -214,7 +213,7 @@ def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, file: str, erro
 
 
 def _out_of_range(seconds: int, now: int) -> str | None:
-    if seconds > now + _FUTURE_SLACK_S:
+    if seconds > now + FUTURE_SLACK_S:
         return "a date in the future"
     return "a date before 1970" if seconds < 0 else None
 

@@ -2,8 +2,11 @@
 import (history.py) both read every timestamp through `parse_timestamps`, vectorised with pyarrow.
 
 Forms read, each to unix seconds:
-- a whole number (`1704460920`, `1704460920.0`): epoch seconds, or epoch milliseconds when it is at
-  least MS_THRESHOLD (1e11 s is the year 5138, 1e11 ms 1973), divided by 1000;
+- a whole number (`1704460920`, `1704460920.0`): epoch seconds; by its size, epoch milliseconds
+  (from MS_THRESHOLD: 1e11 s is the year 5138, 1e11 ms 1973), microseconds (from 1e14) or
+  nanoseconds (from 1e17: pandas' int64 datetimes), divided down to seconds;
+- eight digits that are a date of 1900-2099 (`20240105`): ISO 8601's basic date, YYYYMMDD (as
+  epoch seconds those would all be in August 1970, before any rating was ever collected);
 - an ISO date or date-time, naive ones UTC (`2024-01-05`, `2024-01-05 13:22`,
   `2024-01-05T14:22:00+01:00`, `...Z`); `/` or `.` between year, month and day and one-digit
   months and days are read too (`2024/1/5`, `2024.01.05 13:22`);
@@ -25,11 +28,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
+# (from, divisor, summary key) of the finer epoch units, finest first: each starts where the next
+# coarser unit's values would be past the year 5138.
+_UNITS = (
+    (10**17, 10**9, "timestamps_ns_converted"),
+    (10**14, 10**6, "timestamps_us_converted"),
+    (MS_THRESHOLD, 1000, "timestamps_ms_converted"),
+)
+_YMD_RANGE = (19000101, 20991231)  # eight-digit numbers read as YYYYMMDD when they are a calendar date
+DATES_NOTE = "timestamps_iso8601"  # dates and date-times read, YYYYMMDD included
+FUTURE_SLACK_S = 86_400  # a time up to a day ahead (time zones, clocks) is accepted; later is refused
 MISSING = np.iinfo(np.int64).min  # a timestamp the input did not give (or one that did not parse)
 NOT_A_TIME = "not a date or time (read: epoch seconds or milliseconds, YYYY-MM-DD, an ISO date-time, 5 Jan 2024)"
 AMBIGUOUS = "an ambiguous date (day/month or month/day? write it as YYYY-MM-DD)"
 
-_WHOLE = r"^[+-]?\d{1,18}(\.0*)?$"
+_WHOLE = r"^[+-]?(\d{1,18}|[1-8]\d{18})(\.0*)?$"  # int64 holds it (nanoseconds have 19 digits)
 _YMD = (r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})((?:[ T].*)?)$", r"\1-0\2-0\3\4")
 _YMD_PAD = (r"^(\d{4})-0?(\d\d)-0?(\d\d)", r"\1-\2-\3")
 _ARROW_ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d(:\d\d(:\d\d(\.\d{1,3})?)?)?)?"
@@ -53,29 +66,54 @@ _UTC_SUFFIX = re.compile(r"\s*\b(?:UTC|GMT)$", re.IGNORECASE)
 @dataclass(frozen=True)
 class Timestamps:
     """A column of texts read: `seconds` (int64 unix seconds; MISSING where empty or unreadable),
-    masks of the empty and the unreadable ones, and how many were epoch milliseconds or dates."""
+    masks of the empty and the unreadable ones, and how many were epochs of a finer unit or dates."""
 
     seconds: np.ndarray
     missing: np.ndarray
     failed: np.ndarray
     ambiguous: np.ndarray  # among `failed`: a day-month order that cannot be told
-    ms: int
-    dates: int
+    notes: dict[str, int]  # {summary key: count}: epochs in a finer unit converted, dates read
 
     def problem(self, i: int) -> str:
         """Why row `i` (a failed one) is no timestamp."""
         return AMBIGUOUS if self.ambiguous[i] else NOT_A_TIME
 
 
-def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Whole-number epochs (MISSING kept) to seconds: those >= MS_THRESHOLD are milliseconds,
-    divided by 1000. Returns (seconds, how many were milliseconds)."""
-    ms = (values != MISSING) & (np.abs(values) >= MS_THRESHOLD)
-    if not ms.any():
-        return values, 0
-    values = values.copy()
-    values[ms] //= 1000
-    return values, int(ms.sum())
+def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Whole numbers (int64, MISSING kept) to unix seconds: by size, epoch milliseconds,
+    microseconds or nanoseconds divided down, and YYYYMMDD dates read (see the module docstring).
+    Returns (seconds, {summary key: how many}) with only the keys that occurred."""
+    notes: dict[str, int] = {}
+    given = values != MISSING
+    magnitude = np.abs(values)
+    ymd = given & (values >= _YMD_RANGE[0]) & (values <= _YMD_RANGE[1])
+    dates = _yyyymmdd(values[ymd])
+    ymd[ymd] = dates != MISSING
+    finer = given & (magnitude >= MS_THRESHOLD)
+    if not (finer.any() or ymd.any()):
+        return values, notes
+    values, done = values.copy(), ~finer
+    for start, divisor, key in _UNITS:
+        mask = ~done & (magnitude >= start)
+        if n := int(mask.sum()):
+            values[mask] //= divisor
+            notes[key] = n
+        done |= mask
+    if n := int(ymd.sum()):
+        values[ymd] = dates[dates != MISSING]
+        notes[DATES_NOTE] = n
+    return values, notes
+
+
+def _yyyymmdd(values: np.ndarray) -> np.ndarray:
+    """Midnight UTC of each YYYYMMDD number in unix seconds; MISSING where it is no calendar date."""
+    year, month, day = values // 10000, values // 100 % 100, values % 100
+    months = (year - 1970) * 12 + (month - 1)
+    start = months.astype("datetime64[M]").astype("datetime64[D]")
+    seconds = (start + (day - 1)).astype("datetime64[s]").astype(np.int64)
+    days_in_month = ((start + np.timedelta64(31, "D")).astype("datetime64[M]").astype("datetime64[D]") - start).astype(np.int64)
+    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month)
+    return np.where(ok, seconds, MISSING)
 
 
 def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
@@ -87,10 +125,10 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
     empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
     whole = np.asarray(pc.fill_null(pc.match_substring_regex(text, _WHOLE), False), dtype=bool)
     seconds = np.full(n, MISSING, dtype=np.int64)
-    ms = 0
+    notes: dict[str, int] = {}
     if whole.any():
         digits = pc.replace_substring_regex(pc.filter(text, pa.array(whole)), r"\.0*$", "")
-        seconds[whole], ms = epoch_seconds(np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)))
+        seconds[whole], notes = epoch_seconds(np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)))
     dated = np.flatnonzero(~(empty | whole))
     failed = np.zeros(n, dtype=bool)
     if dated.size:
@@ -98,7 +136,9 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
         seconds[dated[~bad]] = got[~bad]
         failed[dated[bad]] = True
     ambiguous = failed & np.asarray(pc.fill_null(pc.match_substring_regex(text, _AMBIGUOUS), False), dtype=bool)
-    return Timestamps(seconds, empty, failed, ambiguous, ms, int(dated.size - failed.sum()))
+    if dates := int(dated.size - failed.sum()):
+        notes[DATES_NOTE] = notes.get(DATES_NOTE, 0) + dates
+    return Timestamps(seconds, empty, failed, ambiguous, notes)
 
 
 def _dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
