@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import ctypes
 import hashlib
 import io
@@ -254,7 +255,8 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
             raise RatingsFileError(f"{path.name}:{blank + 1}: read {first[:80]!r}; expected {expected}")
         return _Layout(encoding, given.separator, list(given.columns), skip=0, quoted=False)
     delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
-    header = canonical_columns([h.strip().strip('"') for h in first.split(delimiter)], [*COLUMNS, "timestamp"])
+    cells = next(csv.reader([first], delimiter=delimiter), [])  # quote-aware, as pyarrow splits the rows
+    header = canonical_columns([h.strip() for h in cells], [*COLUMNS, "timestamp"])
     if missing := [c for c in COLUMNS if c not in header]:
         raise RatingsFileError(
             f"{path.name}:{blank + 1}: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
@@ -348,7 +350,7 @@ def read_ratings_file(
     layout: RatingsLayout | None = None,
     progress: bool = False,
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
-    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1),
+    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` tab or `|`; UTF-8 or Latin-1),
     or, given its `layout`, a file without a header (ml-1m's `ratings.dat`: '::'; ml-100k's
     `u.data`: tab): the same rules, its first line line 1.
 

@@ -184,6 +184,23 @@ def test_ratings_row_errors_keep_their_lines_below_blank_lines(tmp_path: Path) -
     assert [(e.line, e.field) for e in errors] == [(5, "rating"), (6, "row")]
 
 
+def test_pipe_delimited_catalogue_ratings_and_export_are_read(engine: Engine, tmp_path: Path) -> None:
+    """'|' is sniffed from the header as ',' ';' and tab are (a genres cell then uses ', ')."""
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", "id|title|year|genres\n7|Heat|1995|Crime, Drama\n"))
+    assert [(m.movie.title, m.movie.genres) for m in catalogue.movies] == [("Heat", ["Crime", "Drama"])]
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", "userId|movieId|rating|timestamp\n1|7|4.5|964982703\n"))
+    assert (rows.movie.tolist(), rows.rating.tolist(), errors) == ([7], [4.5], [])
+    _, stored = history(engine, 31, b"Date|Name|Year|Letterboxd URI|Rating\n2024-01-05|Toy Story|1995|u|4\n")
+    assert stored == {1: (4.0, 1704412800)}
+
+
+def test_a_ratings_header_cell_quoting_the_delimiter_is_one_column(tmp_path: Path) -> None:
+    """The header is split as the rows are (quotes respected): every row used to have one field too few."""
+    text = RH.rstrip("\n") + ',"note, free text"\n1,1,4.5,964982703,"fine, really"\n'
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", text))
+    assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1], [4.5], [])
+
+
 def test_a_quoted_decimal_comma_is_a_rating_in_a_comma_file(tmp_path: Path) -> None:
     rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", RH + '1,1,"4,5",964982703\n1,2,"1,234",1\n'))
     assert rows.rating.tolist() == [4.5, 1.234]  # the second is then refused by the rating rule, by line

@@ -12,7 +12,7 @@ Public API:
   a compressed, archived, spreadsheet or other binary file is an UnusableFileError saying what it is.
 - `binary_problem(head)`: what a file's first bytes say it is when it is not text (gzip, zip, xlsx...).
 - `unpack(source, member)`: a zip or gzip upload's CSV (the Letterboxd export is a zip).
-- `sniff_delimiter(header_line)`: ',' ';' or tab.
+- `sniff_delimiter(header_line)`: ',' ';' tab or '|'.
 - `csv_records(path, required, warnings, errors)`: (line where the record starts, {column: value});
   blank lines before the header are skipped, and a header cell names a required column whatever its
   case, spaces or underscores ('UserID', 'user_id' are 'userId').
@@ -36,7 +36,8 @@ from typing import IO, Any, Literal
 from app.datasets.base import RowError
 from app.errors import InvalidInputError
 
-DELIMITERS = ",;\t"
+DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}  # in the order a tie is settled
+DELIMITERS = "".join(DELIMITER_NAMES)
 # The csv module refuses cells over 128 KiB by default; real overviews and credits cells can be
 # larger. Raise the limit once, far above any real cell, but keep one so a runaway quote still stops.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
@@ -239,7 +240,7 @@ def _first_decode_error(path: Readable, encoding: str) -> tuple[int, int] | None
 
 
 def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: whichever of ',' ';' and tab splits it into most columns
+    """The delimiter of a header line: whichever of ',' ';' tab and '|' splits it into most columns
     (',' on a tie or when none occurs). Sniffing the header, not data rows, avoids being misled by
     commas inside quoted titles and decimal commas."""
     counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
@@ -260,7 +261,7 @@ def csv_records(
     required: Sequence[Sequence[str]],
     warnings: list[str],
     errors: list[RowError],
-    missing_hint: str = "rename the column, or check that the delimiter is ',' ';' or tab",
+    missing_hint: str = "rename the column, or check that the delimiter is ',' ';' tab or '|'",
     optional: Sequence[str] = (),
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line where the record starts, {header column: value}) for each non-empty record.
@@ -362,7 +363,7 @@ def _check_columns(
 ) -> None:
     for group in required:
         if not any(name in header for name in group):
-            shown = {",": "','", ";": "';'", "\t": "tab"}[delimiter]
+            shown = DELIMITER_NAMES[delimiter]
             raise UnusableFileError(
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "

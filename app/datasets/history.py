@@ -15,7 +15,7 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
   '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024', 'Jan 5 2024'), epoch seconds or
   milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused, as is a date more than a day ahead.
 
-The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
+The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` tab or `|`, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
 Movies are matched by imdb_id where both the row and the catalogue have one, else by title
 (app/datasets/titles.match_keys: accents, case, punctuation and an article ignored, "Title, The"
