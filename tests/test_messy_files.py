@@ -134,6 +134,27 @@ def test_catalogue_header_spelt_otherwise_and_blank_lines_above(tmp_path: Path) 
     assert [(m.id, m.title, m.year, m.vote_average, m.overview) for m in movies] == [(1, "Heat", 1995, 7.9, "A heist")]
 
 
+@pytest.mark.parametrize(
+    ("source", "name", "text"),
+    [
+        ("tmdb", "movies.csv", H),
+        ("tmdb", "movies.json", "[]"),
+        ("movielens", "movies.csv", "movieId,title,genres\n"),
+        ("movies-dataset", "movies_metadata.csv", "id,title,genres\n"),
+    ],
+)
+def test_a_catalogue_of_no_rows_is_one_line_naming_the_file(tmp_path: Path, source: str, name: str, text: str) -> None:
+    """Not the source's name and "fix the rows reported above" when no row was reported."""
+    path = write(tmp_path / name, text)
+    folder = {"directory": tmp_path} if source != "tmdb" else {}
+    catalogue = load_catalogue(source, movies=path if source == "tmdb" else None, **folder)
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(UnusableFileError) as caught:
+        store_catalogue(engine, catalogue)
+    engine.dispose()
+    assert str(caught.value).startswith(f"{name}: no movie rows in it"), str(caught.value)
+
+
 def test_movie_id_beside_tmdb_fields_keeps_the_year(tmp_path: Path) -> None:
     """'movieId' with year and overview columns is not GroupLens's layout: the year column is read
     (it was dropped, every movie yearless, when such a file was taken for a GroupLens movies.csv)."""

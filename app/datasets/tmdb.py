@@ -407,7 +407,7 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     }
     if credits_path is not None:  # which file gave the cast and directors, and to how many movies
         stats |= {"credits_file": credits_path.name, **movie_counts(items, "with_credits")}
-    return SourceCatalogue(NAME, items, rows, errors, stats, warnings)
+    return SourceCatalogue(NAME, items, rows, errors, stats, warnings, movies_file=Path(movies).name)
 
 
 __all__ = [
