@@ -418,6 +418,26 @@ def test_letterboxd_zip_export_is_read_through_its_ratings_csv(engine: Engine) -
         read_history(XLSX, "letterboxd")
 
 
+@pytest.mark.parametrize("top", ["", "letterboxd-me-2024-01-05-13-22-utc/"])
+def test_letterboxd_zip_reads_its_live_ratings_not_deleted_or_orphaned_ones(engine: Engine, top: str) -> None:
+    """The export keeps deleted/ and orphaned/ folders that reuse the live files' names."""
+    gone = LB + "2020-01-01,Heat,1995,https://boxd.it/b,1\n"
+    export = zipped(
+        {
+            f"{top}ratings.csv": LB + "2024-01-05,Toy Story,1995,https://boxd.it/a,4.5\n",
+            f"{top}deleted/ratings.csv": gone,
+            f"{top}orphaned/ratings.csv": gone,
+        }
+    )
+    report, stored = history(engine, 12, export)
+    assert (report.imported, stored) == (1, {1: (4.5, 1704412800)})
+
+
+def test_an_empty_zip_says_so() -> None:
+    with pytest.raises(UnusableFileError, match="an empty zip archive"):
+        read_history(zipped({}), "letterboxd")
+
+
 def test_letterboxd_watched_csv_says_it_holds_no_ratings() -> None:
     with pytest.raises(UnusableFileError, match=r"no 'Rating' column.*watched\.csv .* hold no ratings"):
         read_history(b"Date,Name,Year,Letterboxd URI\n2024-01-05,Toy Story,1995,u\n", "letterboxd")

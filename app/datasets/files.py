@@ -53,6 +53,7 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"(\xb5/\xfd", "a zstd-compressed file", "decompress it first (unzstd FILE)"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it and give the CSV or JSON file inside"),
     (b"Rar!", "a RAR archive", "extract it and give the CSV or JSON file inside"),
+    (b"PK\x05\x06", "an empty zip archive", "give the CSV or JSON file itself"),
     (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other Office file", "save it as CSV (UTF-8)"),
     (b"%PDF", "a PDF document", "export the data as CSV"),
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
@@ -174,7 +175,7 @@ def binary_problem(head: bytes) -> tuple[str, str] | None:
 
 def unpack(source: MemoryFile, member: str) -> MemoryFile:
     """`source` itself when it is not compressed; a gzip's content; a zip's CSV: the one named
-    `member` (in any folder, any case), else its only CSV. The result is named 'archive/member'.
+    `member` (in any folder, any case; the shallowest where several are), else its only CSV. The result is named 'archive/member'.
     UnusableFileError for a broken archive, one without such a CSV, or one that unpacks to more
     than MAX_UNPACKED_BYTES."""
     data = source.data
@@ -202,6 +203,9 @@ def unpack(source: MemoryFile, member: str) -> MemoryFile:
 def _zip_member(name: str, archive: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:
     files = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
     named = [i for i in files if i.filename.rsplit("/", 1)[-1].lower() == member.lower()]
+    # The shallowest: Letterboxd's export keeps its live files at the top and its deleted/ and
+    # orphaned/ entries in folders below, under the same names.
+    named = [i for i in named if i.filename.count("/") == min(n.filename.count("/") for n in named)]
     csvs = [i for i in files if i.filename.lower().endswith(".csv")]
     if len(named) == 1:
         return named[0]
