@@ -255,6 +255,8 @@ def test_rating_user_ids_out_of_range_are_row_errors(tmp_path: Path) -> None:
     [
         ("Action|Adventure", ["Action", "Adventure"]),
         ('"Action, Adventure, Drama"', ["Action", "Adventure", "Drama"]),
+        ('"Action; Adventure;Drama"', ["Action", "Adventure", "Drama"]),
+        ('"Action & Adventure, Sci-Fi & Fantasy"', ["Action & Adventure", "Sci-Fi & Fantasy"]),  # TMDB's TV names
         ('"[""Action"", ""Drama""]"', ["Action", "Drama"]),
         ("\"[{'id': 18, 'name': 'Drama'}]\"", ["Drama"]),
         ("(no genres listed)", []),
