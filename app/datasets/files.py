@@ -44,7 +44,7 @@ CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _CHUNK = 1 << 20
 # An archive's CSV is read into memory: refuse one that unpacks to more than this (a zip bomb).
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
-_HEAD = 1 << 16  # bytes looked at to tell text from binary
+HEAD_BYTES = 1 << 16  # bytes looked at to tell text from binary
 # (leading bytes, what the file is, what to do): files people send instead of a CSV or JSON.
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"\x1f\x8b", "a gzip-compressed file", "decompress it first (gunzip FILE)"),
@@ -114,7 +114,7 @@ def detect_encoding(path: Readable) -> Encoding:
     character. UnusableFileError when the file cannot be opened."""
     try:
         with _open_binary(path) as f:
-            head = f.read(_HEAD)
+            head = f.read(HEAD_BYTES)
     except OSError as exc:
         raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
     if (utf16 := utf16_codec(head)) and _first_decode_error(path, utf16) is None:
@@ -187,7 +187,7 @@ def unpack(source: MemoryFile, member: str) -> MemoryFile:
             raise UnusableFileError(source.name, f"a broken gzip file ({exc})", "compress it again") from None
         _check_unpacked_size(source.name, len(inner))
         return MemoryFile(source.name, inner)
-    if not data.startswith(b"PK\x03\x04") or binary_problem(data[:_HEAD]) != binary_problem(b"PK\x03\x04"):
+    if not data.startswith(b"PK\x03\x04") or binary_problem(data[:HEAD_BYTES]) != binary_problem(b"PK\x03\x04"):
         return source  # not a zip, or an .xlsx: detect_encoding says what it is
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
