@@ -551,6 +551,26 @@ def test_epoch_units_and_basic_dates_store_the_moment_meant(engine: Engine, tmp_
     assert report.skipped == [] and stored == {1: (4.0, 1704460920)}  # the later of the two dates
 
 
+@pytest.mark.parametrize(
+    ("dates", "seconds"),
+    [
+        (["05/01/2024", "13.02.2024 13:22"], [1704412800, 1707830520]),  # 13 is a day: the column is day-first
+        (["05/01/2024", "12/31/2024"], [1714521600, 1735603200]),  # 31 is a day: month-first
+    ],
+)
+def test_the_day_month_order_is_told_by_the_column(
+    engine: Engine, tmp_path: Path, dates: list[str], seconds: list[int]
+) -> None:
+    """A spreadsheet's dd/mm/yyyy (or mm/dd/yyyy) column is read when one of its dates tells the order;
+    alone, `05/01/2024` stays refused as ambiguous (test_dates_refused_say_why)."""
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{d}\n" for n, d in enumerate(dates, start=1)))
+    arrays, errors, _ = read_ratings_file(bulk)
+    assert errors == [] and arrays.timestamp.tolist() == seconds
+    export = LB + f"{dates[0]},Toy Story,1995,u,4\n{dates[1]},Fargo,1996,u,3\n"
+    report, stored = history(engine, 33, export.encode())
+    assert report.skipped == [] and stored == {1: (4.0, seconds[0]), 6: (3.0, seconds[1])}
+
+
 @pytest.mark.parametrize("when", ["4102444800", "4102444800000", "2099-01-01"])
 def test_a_ratings_file_time_in_the_future_is_a_row_error(tmp_path: Path, when: str) -> None:
     """As the history import refuses it: a far-future time would be the user's newest rating and

@@ -12,8 +12,12 @@ Forms read, each to unix seconds:
   months and days are read too (`2024/1/5`, `2024.01.05 13:22`);
 - a month in words: `5 Jan 2024`, `January 5, 2024`, `05-Jan-2024`, IMDb's older
   `Sat Jan 05 00:00:00 2013`.
-A day-month order that cannot be told (`05/01/2024`) is refused as ambiguous; anything else is not
-a timestamp. The ISO forms arrow parses are cast in one call; the rest (words, microseconds, a bad
+- dd/mm/yyyy or mm/dd/yyyy (`/`, `.` or `-`, a time after it allowed) in the order the column
+  tells: where some first number is above 12 (a day: `13/02/2024`) and no second one is, the
+  column is day-first (European spreadsheets, a Letterboxd file re-saved by Excel), and the
+  reverse month-first; counted as `timestamps_day_first` / `timestamps_month_first`.
+A day-month order that cannot be told (only `05/01/2024`-like dates, or both orders in one column)
+is refused as ambiguous; anything else is not a timestamp. The ISO forms arrow parses are cast in one call; the rest (words, microseconds, a bad
 value) go through Python, once per distinct text.
 """
 
@@ -48,6 +52,9 @@ _YMD_PAD = (r"^(\d{4})-0?(\d\d)-0?(\d\d)", r"\1-\2-\3")
 _ARROW_ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d(:\d\d(:\d\d(\.\d{1,3})?)?)?)?"
 _ZONE = r"(Z|[+-]\d\d(:?\d\d)?)$"
 _AMBIGUOUS = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
+# A date with its day and month first, in one order or the other, and a four-digit year after them.
+_DAY_MONTH = r"^(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
+DAY_FIRST_NOTE, MONTH_FIRST_NOTE = "timestamps_day_first", "timestamps_month_first"
 _WORD_MONTH_FORMS = (
     "%a %b %d %H:%M:%S %Y",
     "%d %b %Y",
@@ -135,10 +142,41 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
         got, bad = _dates(pc.take(text, pa.array(dated)))
         seconds[dated[~bad]] = got[~bad]
         failed[dated[bad]] = True
-    ambiguous = failed & np.asarray(pc.fill_null(pc.match_substring_regex(text, _AMBIGUOUS), False), dtype=bool)
+    ambiguous = failed & _matches(text, _AMBIGUOUS)
+    if (day_month := failed & _matches(text, _DAY_MONTH)).any() and _read_day_month(
+        text, day_month, seconds, failed, notes
+    ):
+        ambiguous &= ~day_month  # the order is known: what is still unread is no date ('31.04.2024')
     if dates := int(dated.size - failed.sum()):
         notes[DATES_NOTE] = notes.get(DATES_NOTE, 0) + dates
     return Timestamps(seconds, empty, failed, ambiguous, notes)
+
+
+def _matches(text: pa.Array, pattern: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(text, pattern), False), dtype=bool)
+
+
+def _read_day_month(
+    text: pa.Array, rows: np.ndarray, seconds: np.ndarray, failed: np.ndarray, notes: dict[str, int]
+) -> bool:
+    """Read the `rows` (a mask) written dd/mm/yyyy or mm/dd/yyyy in the order the column itself
+    tells: some first number above 12 (a day) and no second one (or the reverse). Nothing is read
+    when no row, or rows of both orders, tell: each stays ambiguous. Fills `seconds`, clears `failed`
+    of the rows read, and counts them under DAY_FIRST_NOTE or MONTH_FIRST_NOTE. True when the order
+    was told."""
+    at = np.flatnonzero(rows)
+    written = pc.take(text, pa.array(at))
+    parts = pc.extract_regex(written, _DAY_MONTH)
+    first, second = (np.asarray(pc.cast(parts.field(name), pa.int64()).to_numpy(zero_copy_only=False)) for name in "ab")
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first == month_first:
+        return False
+    iso = r"\3-\2-\1\4" if day_first else r"\3-\1-\2\4"  # groups: a, b, year, the rest
+    got, bad = _dates(pc.replace_substring_regex(written, _DAY_MONTH, iso))
+    seconds[at[~bad]] = got[~bad]
+    failed[at[~bad]] = False
+    notes[DAY_FIRST_NOTE if day_first else MONTH_FIRST_NOTE] = int((~bad).sum())
+    return True
 
 
 def _dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
