@@ -57,7 +57,7 @@ from tqdm import tqdm
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
-from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter, utf16_codec
+from app.datasets.files import binary_problem, canonical_columns, excel_separator, sniff_delimiter, utf16_codec
 from app.datasets.timestamps import (
     AMBIGUOUS,
     FUTURE_SLACK_S,
@@ -249,20 +249,30 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
         text, encoding = _decode_head(path, head)
     lines = text.lstrip("\ufeff").splitlines()
     blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
-    first = lines[blank]
+    named = excel_separator(lines[blank]) if given is None else None
+    if named is not None:  # Excel's 'sep=;' line names the delimiter; the header is the next line
+        blank = next((i for i in range(blank + 1, len(lines)) if lines[i].strip()), len(lines))
+    first = lines[blank] if blank < len(lines) else ""
     if given is not None:
         if given.separator not in first:
             raise RatingsFileError(f"{path.name}:{blank + 1}: read {first[:80]!r}; expected {expected}")
         return _Layout(encoding, given.separator, list(given.columns), skip=0, quoted=False)
-    delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
-    cells = next(csv.reader([first], delimiter=delimiter), [])  # quote-aware, as pyarrow splits the rows
-    header = canonical_columns([h.strip() for h in cells], [*COLUMNS, "timestamp"])
+    delimiter = named or sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
+    header = canonical_columns([h.strip() for h in _cells(first, delimiter)], [*COLUMNS, "timestamp"])
+    row = next((line for line in lines[blank + 1 :] if line.strip()), "")
+    if len(cells := _cells(row, delimiter)) == len(header) + 1 and not cells[-1].strip():
+        header.append("")  # each row ends with the delimiter (some spreadsheet exports): a column of nothing
     if missing := [c for c in COLUMNS if c not in header]:
         raise RatingsFileError(
             f"{path.name}:{blank + 1}: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
             f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
         )
     return _Layout(encoding, delimiter, header, skip=blank + 1)
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    """A line's cells as pyarrow splits a row (quotes respected)."""
+    return next(csv.reader([line], delimiter=delimiter), [])
 
 
 def _rows_like(layout: RatingsLayout) -> str:

@@ -222,6 +222,28 @@ def test_a_ratings_header_cell_quoting_the_delimiter_is_one_column(tmp_path: Pat
     assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1], [4.5], [])
 
 
+def test_an_excel_sep_line_names_the_delimiter(engine: Engine, tmp_path: Path) -> None:
+    """Excel's 'sep=;' line above the header: the delimiter it names, the header below it (it was
+    read as the header: a missing-column error)."""
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", "sep=;\nid;title;year\n7;Heat, Part 1;1995\n"))
+    assert [(m.movie.id, m.movie.title, m.line) for m in catalogue.movies] == [(7, "Heat, Part 1", 3)]
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", "sep=;\r\nuserId;movieId;rating\r\n1;7;4,5\r\n"))
+    assert (rows.movie.tolist(), rows.rating.tolist(), rows.line.tolist(), errors) == ([7], [4.5], [3], [])
+    _, stored = history(engine, 32, b"sep=,\nDate,Name,Year,Letterboxd URI,Rating\n2024-01-05,Toy Story,1995,u,4\n")
+    assert stored == {1: (4.0, 1704412800)}
+
+
+def test_a_delimiter_closing_each_row_adds_no_value(tmp_path: Path) -> None:
+    """'1,Heat,1995,' under 'id,title,year': the empty cell past the last column is no value (each
+    row was refused as 4 values for 3 columns); a value there is still refused."""
+    movies = write(tmp_path / "movies.csv", "id,title,year\n7,Heat,1995,\n8,Fargo,1996,oops\n")
+    catalogue = load_catalogue("tmdb", movies)
+    assert [m.movie.title for m in catalogue.movies] == ["Heat"]
+    assert [(e.line, e.field) for e in catalogue.errors] == [(3, "row")]
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", RH + "1,7,4.5,964982703,\n2,7,3,964982703,\n"))
+    assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1, 2], [4.5, 3.0], [])
+
+
 def test_a_quoted_decimal_comma_is_a_rating_in_a_comma_file(tmp_path: Path) -> None:
     rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", RH + '1,1,"4,5",964982703\n1,2,"1,234",1\n'))
     assert rows.rating.tolist() == [4.5, 1.234]  # the second is then refused by the rating rule, by line

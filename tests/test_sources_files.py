@@ -129,7 +129,7 @@ def test_a_multi_line_overview_is_not_mistaken_for_swallowed_rows(tmp_path: Path
         ("movies.csv", "\n\n", "movies.csv: empty file"),
         ("movies.json", "", "movies.json: empty file"),
         ("movies.csv", "name,year\nA,2001\n", "movies.csv:1: no 'id' or 'movieId' column"),
-        ("movies.csv", "id|title\n1|A\n", "movies.csv:1: no 'id' or 'movieId' column"),
+        ("movies.csv", "id:title\n1:A\n", "movies.csv:1: no 'id' or 'movieId' column"),
         ("movies.csv", "id,name\n1,A\n", "movies.csv:1: no 'title' column"),
         ("movies.csv", 'id,"title"x,year\n1,A,2001\n', "movies.csv:1: the header row cannot be read"),
         ("movies.json", '[{"id": 1, "title": "A"},\n {"id": 2, "ti', "movies.json:2:12: invalid JSON"),

@@ -252,11 +252,21 @@ def sniff_delimiter(header: str) -> str:
     return next(d for d in DELIMITERS if counts[d] == best)
 
 
-def _read_header(path: Readable, encoding: str) -> str:
+def excel_separator(line: str) -> str | None:
+    """The delimiter that Excel's 'sep=;' line (written above the header for Excel to open the file)
+    names, or None when `line` is no such line."""
+    found = re.fullmatch(r"sep=(.)", line.lstrip("\ufeff").rstrip("\r\n"), re.IGNORECASE)
+    return found.group(1) if found else None
+
+
+def _delimiter(path: Readable, encoding: str) -> tuple[str, bool]:
+    """(the delimiter, whether an Excel 'sep=' line above the header named it); else sniffed from
+    the header, the first non-blank line."""
     with _open_text(path, encoding) as f:
         for raw in f:
             if raw.strip():
-                return raw.rstrip("\r\n")
+                named = excel_separator(raw)
+                return (named, True) if named is not None else (sniff_delimiter(raw.rstrip("\r\n")), False)
     raise UnusableFileError(path.name, "empty file", "export it again, with a header row")
 
 
@@ -273,9 +283,10 @@ def csv_records(
     `required`: groups of alternative column names; each group must have one present, or
     UnusableFileError names the missing column and the delimiter that was used, then `missing_hint`.
     A header cell that is a required or `optional` name but for case, spaces, '_', '-' or '.' is that name. The
-    header is the first non-blank line (line 1 in a file without blank lines before it).
+    header is the first non-blank line (line 1 in a file without blank lines before it), or the next
+    one below an Excel 'sep=;' line, whose delimiter is then used.
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
-    values than columns, or a cell that swallowed what look like whole rows (a quote closed only
+    values than columns (empty ones past the last column are not counted), or a cell that swallowed what look like whole rows (a quote closed only
     lines later). A quote left open to the end of the file is an UnusableFileError. File-level notes (an
     encoding guessed) go to `warnings`.
     """
@@ -283,10 +294,10 @@ def csv_records(
     encoding = detect_encoding(path)
     if encoding.warning:
         warnings.append(encoding.warning)
-    delimiter = sniff_delimiter(_read_header(path, encoding.name))
+    delimiter, named = _delimiter(path, encoding.name)
     with _open_text(path, encoding.name) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True)
-        header, header_line = _header(reader, path)
+        header, header_line = _header(reader, path, skip=int(named))
         header = canonical_columns(header, [*(name for group in required for name in group), *optional])
         _check_columns(path, header, required, delimiter, missing_hint, header_line)
         start = reader.line_num + 1
@@ -303,15 +314,16 @@ def csv_records(
                 pass
             elif _swallowed_rows(values, delimiter, len(header)):
                 errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
-            elif len(values) > len(header):
+            elif len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
                 errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
-            else:
+            else:  # empty cells past the header's end (a delimiter closing each row) are no values
                 yield start, dict(zip(header, values, strict=False))
             start = reader.line_num + 1
 
 
-def _header(reader: Any, path: Readable) -> tuple[list[str], int]:
-    """(the header's cells, stripped; its line): the first record that is not blank."""
+def _header(reader: Any, path: Readable, skip: int = 0) -> tuple[list[str], int]:
+    """(the header's cells, stripped; its line): the first record that is not blank, after `skip`
+    such records (an Excel 'sep=' line)."""
     while True:
         line = reader.line_num + 1
         try:
@@ -323,6 +335,9 @@ def _header(reader: Any, path: Readable) -> tuple[list[str], int]:
         if cells is None:
             return [], line
         if any(c.strip() for c in cells):
+            if skip:
+                skip -= 1
+                continue
             return [c.strip() for c in cells], line
 
 
