@@ -715,6 +715,17 @@ def test_cli_import_ratings_binary_or_unreadable_is_one_line_exit_2(tmp_path: Pa
     assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())
 
 
+def test_an_export_before_any_catalogue_is_one_line_exit_2(tmp_path: Path) -> None:
+    """Every row was reported unmatched with exit 0: the catalogue to match against was missing."""
+    settings = make_settings(tmp_path / "data")
+    env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    path = write(tmp_path / "ratings.csv", LB + "2024-01-05,Toy Story,1995,u,4\n")
+    result = CliRunner().invoke(cli, ["import-ratings", "--user", "1", "--format", "letterboxd", str(path)], env=env)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: the catalogue has no movies yet") and "movierec ingest" in line, line
+
+
 def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tmp_path: Path) -> None:
     """A 25M-row ratings file took minutes without a word: with progress on (the text summary) a bar
     of the bytes read and a line before the write go to stderr; stdout holds the summary only, and

@@ -49,7 +49,7 @@ from app.datasets.files import MemoryFile, csv_records, unpack
 from app.datasets.timestamps import FUTURE_SLACK_S, parse_timestamps
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError
 from app.names import HistoryFormat
 
 FORMATS: tuple[HistoryFormat, ...] = get_args(HistoryFormat)
@@ -341,7 +341,8 @@ def _bare_key(title: str) -> str:
 def import_history(session: Session, user_id: int, history: HistoryFile) -> HistoryReport:
     """Import one user's export (read by read_history) as their own ratings; the caller commits.
     An undated row is stamped with the import time, and written only where the user has no rating
-    or deletion of their own for that movie."""
+    or deletion of their own for that movie. ConflictError, writing nothing, when the catalogue has
+    no movie yet (every row would be unmatched)."""
     rows = history.rows
     report = HistoryReport(
         rows=len(rows) + len(history.skipped),
@@ -350,6 +351,8 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
         warnings=list(history.warnings),
     )
     matcher = _Matcher(session)
+    if rows and not matcher.movies:
+        raise ConflictError("the catalogue has no movies yet to match the export's titles against: ingest one first")
     latest: dict[int, HistoryRow] = {}
     for row in rows:
         movie_id = matcher.match(row)
