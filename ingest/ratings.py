@@ -37,7 +37,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,14 @@ from tqdm import tqdm
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
-from app.datasets.files import binary_problem, canonical_columns, excel_separator, sniff_delimiter, utf16_codec
+from app.datasets.files import (
+    binary_problem,
+    canonical_columns,
+    detect_encoding,
+    excel_separator,
+    sniff_delimiter,
+    utf16_codec,
+)
 from app.datasets.timestamps import (
     AMBIGUOUS,
     FUTURE_SLACK_S,
@@ -333,6 +340,19 @@ class _OneByteSeparator(io.RawIOBase):
         super().close()
 
 
+def _whole_file_encoding(path: Path, layout: _Layout) -> _Layout:
+    """`layout` with the encoding of the whole file, not only of the head _sniff read: a byte that
+    is not UTF-8 further down (a Latin-1 comment past the first 64 KiB) made pyarrow refuse the
+    whole file. One more pass over the file (about 0.5 s at 700 MB), only when it is parsed."""
+    if layout.encoding != "utf-8":
+        return layout
+    encoding = detect_encoding(path)
+    if encoding.warning is None:
+        return layout
+    log.warning("%s", encoding.warning)
+    return replace(layout, encoding=encoding.name)
+
+
 def _decode_head(path: Path, head: bytes) -> tuple[str, str]:
     """(the head's text, the file's encoding): UTF-8 (a BOM dropped), else Latin-1 with a warning."""
     try:
@@ -374,7 +394,7 @@ def read_ratings_file(
     number parsers; the first value that is not plain sends the whole file through the text path,
     which reads every form the rules accept and reports each bad row (3x the CPU).
     `progress`: a bar on stderr of the file's bytes read (a second one for the text path's reread)."""
-    found = _sniff(path, layout)
+    found = _whole_file_encoding(path, _sniff(path, layout))
     try:
         return _read(path, found, scale, check, plain=True, progress=progress)
     except _NotPlainError:

@@ -244,6 +244,16 @@ def test_a_delimiter_closing_each_row_adds_no_value(tmp_path: Path) -> None:
     assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1, 2], [4.5, 3.0], [])
 
 
+def test_a_latin1_byte_past_the_sniffed_head_keeps_the_ratings_file(tmp_path: Path) -> None:
+    """The encoding is the whole file's: a Latin-1 comment below the first 64 KiB made pyarrow refuse
+    the file (and the process sometimes aborted on exit after that error)."""
+    rows = [f"{u},1,4,964982703,ok\n" for u in range(1, 6001)] + ["6001,1,4.5,964982703,très bien\n"]
+    path = write(tmp_path / "r.csv", RH.rstrip("\n") + ",comment\n" + "".join(rows), "latin-1")
+    assert path.stat().st_size > 1 << 16
+    arrays, errors, _ = read_ratings_file(path)
+    assert errors == [] and len(arrays) == 6001 and arrays.rating[-1] == 4.5
+
+
 def test_a_quoted_decimal_comma_is_a_rating_in_a_comma_file(tmp_path: Path) -> None:
     rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", RH + '1,1,"4,5",964982703\n1,2,"1,234",1\n'))
     assert rows.rating.tolist() == [4.5, 1.234]  # the second is then refused by the rating rule, by line
