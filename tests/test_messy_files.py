@@ -207,9 +207,13 @@ def test_ratings_row_errors_keep_their_lines_below_blank_lines(tmp_path: Path) -
 
 def test_pipe_delimited_catalogue_ratings_and_export_are_read(engine: Engine, tmp_path: Path) -> None:
     """'|' is sniffed from the header as ',' ';' and tab are (a genres cell then uses ', ')."""
-    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", "id|title|year|genres\n7|Heat|1995|Crime, Drama\n"))
+    catalogue = load_catalogue(
+        "tmdb", write(tmp_path / "movies.csv", "id|title|year|genres\n7|Heat|1995|Crime, Drama\n")
+    )
     assert [(m.movie.title, m.movie.genres) for m in catalogue.movies] == [("Heat", ["Crime", "Drama"])]
-    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", "userId|movieId|rating|timestamp\n1|7|4.5|964982703\n"))
+    rows, errors, _ = read_ratings_file(
+        write(tmp_path / "r.csv", "userId|movieId|rating|timestamp\n1|7|4.5|964982703\n")
+    )
     assert (rows.movie.tolist(), rows.rating.tolist(), errors) == ([7], [4.5], [])
     _, stored = history(engine, 31, b"Date|Name|Year|Letterboxd URI|Rating\n2024-01-05|Toy Story|1995|u|4\n")
     assert stored == {1: (4.0, 1704412800)}
@@ -590,7 +594,9 @@ def test_epoch_units_and_basic_dates_store_the_moment_meant(engine: Engine, tmp_
     arrays, errors, notes = read_ratings_file(bulk)
     assert errors == [] and arrays.timestamp.tolist() == [seconds for _, seconds in rows]
     assert [notes[f"timestamps_{unit}_converted"] for unit in ("ms", "us", "ns")] == [1, 1, 1]
-    report, stored = history(engine, 30, (LB + "".join(f"{t},Toy Story,1995,u,4\n" for t, _ in EPOCH_UNITS[3:])).encode())
+    report, stored = history(
+        engine, 30, (LB + "".join(f"{t},Toy Story,1995,u,4\n" for t, _ in EPOCH_UNITS[3:])).encode()
+    )
     assert report.skipped == [] and stored == {1: (4.0, 1704460920)}  # the later of the two dates
 
 

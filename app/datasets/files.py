@@ -175,7 +175,8 @@ def binary_problem(head: bytes) -> tuple[str, str] | None:
 
 def unpack(source: MemoryFile, member: str) -> MemoryFile:
     """`source` itself when it is not compressed; a gzip's content; a zip's CSV: the one named
-    `member` (in any folder, any case; the shallowest where several are), else its only CSV. The result is named 'archive/member'.
+    `member` (in any folder, any case; the shallowest where several are), else its only CSV. The
+    result is named 'archive/member'.
     UnusableFileError for a broken archive, one without such a CSV, or one that unpacks to more
     than MAX_UNPACKED_BYTES."""
     data = source.data
@@ -310,9 +311,9 @@ def csv_records(
     one below an Excel 'sep=;' line, whose delimiter is then used.
     A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`).
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
-    values than columns (empty ones past the last column are not counted), or a cell that swallowed what look like whole rows (a quote closed only
-    lines later). A quote left open to the end of the file is an UnusableFileError. File-level notes (an
-    encoding guessed) go to `warnings`.
+    values than columns (empty ones past the last column are not counted), or a cell that
+    swallowed what look like whole rows (a quote closed only lines later). A quote left open to the
+    end of the file is an UnusableFileError. File-level notes (an encoding guessed) go to `warnings`.
     """
     csv.field_size_limit(CSV_FIELD_LIMIT)
     encoding = detect_encoding(path)

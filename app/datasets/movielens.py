@@ -184,7 +184,11 @@ def _load_dat(directory: Path) -> SourceCatalogue:
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-1m"}
-    return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name), directory / "ratings.dat", "::")
+    return _with_ratings(
+        SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name),
+        directory / "ratings.dat",
+        "::",
+    )
 
 
 def _load_100k(directory: Path) -> SourceCatalogue:
@@ -207,7 +211,9 @@ def _load_100k(directory: Path) -> SourceCatalogue:
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-100k"}
-    return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name), directory / "u.data", "\t")
+    return _with_ratings(
+        SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name), directory / "u.data", "\t"
+    )
 
 
 def _with_ratings(catalogue: SourceCatalogue, path: Path, separator: str) -> SourceCatalogue:

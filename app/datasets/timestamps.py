@@ -17,8 +17,8 @@ Forms read, each to unix seconds:
   column is day-first (European spreadsheets, a Letterboxd file re-saved by Excel), and the
   reverse month-first; counted as `timestamps_day_first` / `timestamps_month_first`.
 A day-month order that cannot be told (only `05/01/2024`-like dates, or both orders in one column)
-is refused as ambiguous; anything else is not a timestamp. The ISO forms arrow parses are cast in one call; the rest (words, microseconds, a bad
-value) go through Python, once per distinct text.
+is refused as ambiguous; anything else is not a timestamp. The ISO forms arrow parses are cast in
+one call; the rest (words, microseconds, a bad value) go through Python, once per distinct text.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def _yyyymmdd(values: np.ndarray) -> np.ndarray:
     months = (year - 1970) * 12 + (month - 1)
     start = months.astype("datetime64[M]").astype("datetime64[D]")
     seconds = (start + (day - 1)).astype("datetime64[s]").astype(np.int64)
-    days_in_month = ((start + np.timedelta64(31, "D")).astype("datetime64[M]").astype("datetime64[D]") - start).astype(np.int64)
+    next_month = (start + np.timedelta64(31, "D")).astype("datetime64[M]").astype("datetime64[D]")
+    days_in_month = (next_month - start).astype(np.int64)
     ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month)
     return np.where(ok, seconds, MISSING)
 
