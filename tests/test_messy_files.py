@@ -485,6 +485,20 @@ def test_an_empty_zip_says_so() -> None:
         read_history(zipped({}), "letterboxd")
 
 
+def test_titles_in_every_script_and_spelt_out_letters_match(tmp_path: Path) -> None:
+    """A title of another script had no key at all (only a-z and 0-9 were kept), so it never matched;
+    a letter NFKD keeps whole matches its ASCII spelling ('Æon Flux' and 'Aeon Flux')."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    titles = [(1, "千と千尋の神隠し", 2001), (2, "Любовь", 2012), (3, "Æon Flux", 2005), (4, "Die Straße", 1923)]
+    movies = [{"id": i, "title": t, "year": y} for i, t, y in titles]
+    store_catalogue(engine, load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(movies))))
+    rows = ["千と千尋の神隠し,2001", "ЛЮБОВЬ,2012", "Aeon Flux,2005", "Die Strasse,1923", "藍色大門,2001"]
+    export = LB + "".join(f"2024-01-05,{row},u,4\n" for row in rows)
+    report, stored = history(engine, 35, export.encode())
+    engine.dispose()
+    assert sorted(stored) == [1, 2, 3, 4] and report.unmatched_total == 1  # another film of 2001: no match
+
+
 def test_letterboxd_watched_csv_says_it_holds_no_ratings() -> None:
     with pytest.raises(UnusableFileError, match=r"no 'Rating' column.*watched\.csv .* hold no ratings"):
         read_history(b"Date,Name,Year,Letterboxd URI\n2024-01-05,Toy Story,1995,u\n", "letterboxd")
