@@ -109,7 +109,7 @@ def store_catalogue(
     movies, rows, errors = validate(catalogue)
     ratings_file = ratings_file or catalogue.ratings_file
     if not movies:
-        raise NothingUsableError(in_file_order(errors), catalogue.name)
+        raise NothingUsableError(in_file_order(errors), catalogue.movies_file or catalogue.name)
     source = source_key(catalogue.name, ratings_file)
     movie_ids = np.array([m.id for m in movies], dtype=np.int64)
     started = time.perf_counter()  # the ratings' part: read, check, write, refresh the movies' counts
@@ -153,10 +153,13 @@ def store_catalogue(
 class NothingUsableError(UnusableFileError):
     """Not one movie of a catalogue is usable; `errors` says why, row by row."""
 
-    def __init__(self, errors: list[RowError], source: str) -> None:
+    def __init__(self, errors: list[RowError], movies_file: str) -> None:
+        """`movies_file`: the name of the file (or the source) that holds no movie row at all."""
         self.errors = errors
-        where = errors[0].file if errors else source
-        super().__init__(where, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
+        if not errors:  # a header, or an empty JSON list, and nothing under it
+            super().__init__(movies_file, "no movie rows in it (only a header, or an empty list)", "export it again")
+            return
+        super().__init__(errors[0].file, f"no usable movie ({len(errors)} bad rows)", "fix the rows reported above")
 
 
 def in_file_order(errors: list[RowError], ratings_files: Collection[str] = ()) -> list[RowError]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import ctypes
 import hashlib
 import io
@@ -36,7 +37,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence, Sized
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,17 @@ from tqdm import tqdm
 from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
-from app.datasets.files import binary_problem, canonical_columns, sniff_delimiter, utf16_codec
+from app.datasets.files import (
+    binary_problem,
+    canonical_columns,
+    detect_encoding,
+    excel_separator,
+    sniff_delimiter,
+    utf16_codec,
+)
 from app.datasets.timestamps import (
     AMBIGUOUS,
+    FUTURE_SLACK_S,
     MISSING,
     NOT_A_TIME,
     Timestamps,
@@ -246,19 +255,30 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
         text, encoding = _decode_head(path, head)
     lines = text.lstrip("\ufeff").splitlines()
     blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
-    first = lines[blank]
+    named = excel_separator(lines[blank]) if given is None else None
+    if named is not None:  # Excel's 'sep=;' line names the delimiter; the header is the next line
+        blank = next((i for i in range(blank + 1, len(lines)) if lines[i].strip()), len(lines))
+    first = lines[blank] if blank < len(lines) else ""
     if given is not None:
         if given.separator not in first:
             raise RatingsFileError(f"{path.name}:{blank + 1}: read {first[:80]!r}; expected {expected}")
         return _Layout(encoding, given.separator, list(given.columns), skip=0, quoted=False)
-    delimiter = sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
-    header = canonical_columns([h.strip().strip('"') for h in first.split(delimiter)], [*COLUMNS, "timestamp"])
+    delimiter = named or sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
+    header = canonical_columns([h.strip() for h in _cells(first, delimiter)], [*COLUMNS, "timestamp"])
+    row = next((line for line in lines[blank + 1 :] if line.strip()), "")
+    if len(cells := _cells(row, delimiter)) == len(header) + 1 and not cells[-1].strip():
+        header.append("")  # each row ends with the delimiter (some spreadsheet exports): a column of nothing
     if missing := [c for c in COLUMNS if c not in header]:
         raise RatingsFileError(
             f"{path.name}:{blank + 1}: ratings header lacks column(s) {', '.join(missing)} (read {first[:80]!r} "
             f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
         )
     return _Layout(encoding, delimiter, header, skip=blank + 1)
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    """A line's cells as pyarrow splits a row (quotes respected)."""
+    return next(csv.reader([line], delimiter=delimiter), [])
 
 
 def _rows_like(layout: RatingsLayout) -> str:
@@ -319,6 +339,19 @@ class _OneByteSeparator(io.RawIOBase):
         super().close()
 
 
+def _whole_file_encoding(path: Path, layout: _Layout) -> _Layout:
+    """`layout` with the encoding of the whole file, not only of the head _sniff read: a byte that
+    is not UTF-8 further down (a Latin-1 comment past the first 64 KiB) made pyarrow refuse the
+    whole file. One more pass over the file (0.11 CPU s per 100 MB), only when it is parsed."""
+    if layout.encoding != "utf-8":
+        return layout
+    encoding = detect_encoding(path)
+    if encoding.warning is None:
+        return layout
+    log.warning("%s", encoding.warning)
+    return replace(layout, encoding=encoding.name)
+
+
 def _decode_head(path: Path, head: bytes) -> tuple[str, str]:
     """(the head's text, the file's encoding): UTF-8 (a BOM dropped), else Latin-1 with a warning."""
     try:
@@ -358,7 +391,7 @@ def read_ratings_file(
     layout: RatingsLayout | None = None,
     progress: bool = False,
 ) -> tuple[RatingArrays, list[RowError], dict[str, int | str]]:
-    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` or tab; UTF-8 or Latin-1),
+    """Stream a ratings CSV (userId, movieId, rating[, timestamp]; `,` `;` tab or `|`; UTF-8 or Latin-1),
     or, given its `layout`, a file without a header (ml-1m's `ratings.dat`: '::'; ml-100k's
     `u.data`: tab): the same rules, its first line line 1.
 
@@ -372,7 +405,7 @@ def read_ratings_file(
     number parsers; the first value that is not plain sends the whole file through the text path,
     which reads every form the rules accept and reports each bad row (3x the CPU).
     `progress`: a bar on stderr of the file's bytes read (a second one for the text path's reread)."""
-    found = _sniff(path, layout)
+    found = _whole_file_encoding(path, _sniff(path, layout))
     try:
         return _read(path, found, scale, check, plain=True, progress=progress)
     except _NotPlainError:
@@ -499,8 +532,8 @@ def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray, notes: dict[str, int 
         return RatingArrays(user, movie, rating, np.full(len(user), MISSING_TS, dtype=np.int64), lines)
     ts = batch.column("timestamp")
     raw = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
-    times, ms = epoch_seconds(raw)
-    _count(notes, "timestamps_ms_converted", ms)
+    times, counts = epoch_seconds(raw)
+    _count_all(notes, counts)
     return RatingArrays(user, movie, rating, times, lines)
 
 
@@ -548,16 +581,20 @@ def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
     milliseconds and dates counted in `notes`; all missing when the file has no timestamp column."""
     if "timestamp" not in batch.schema.names:
         none = np.zeros(batch.num_rows, dtype=bool)
-        return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, 0, 0)
+        return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, {})
     times = parse_timestamps(batch.column("timestamp"))
-    _count(notes, "timestamps_ms_converted", times.ms)
-    _count(notes, "timestamps_iso8601", times.dates)
+    _count_all(notes, times.notes)
     return times
 
 
 def _count(notes: dict[str, int | str], key: str, n: int) -> None:
     if n:
         notes[key] = int(notes.get(key, 0)) + n
+
+
+def _count_all(notes: dict[str, int | str], counts: dict[str, int]) -> None:
+    for key, n in counts.items():
+        _count(notes, key, n)
 
 
 def _listed(notes: Notes, rows: np.ndarray, make: Callable[[int], RowError]) -> list[RowError]:
@@ -638,8 +675,10 @@ def _shift(errors: list[RowError], skipped: list[int]) -> list[RowError]:
 def apply_rules(
     arrays: RatingArrays, movie_ids: np.ndarray, now: int, file: str, notes: Notes
 ) -> tuple[RatingArrays, list[RowError]]:
-    """Check ids, the rating rule and timestamps (unix seconds: every reader converts milliseconds,
-    app.datasets.timestamps); a missing time becomes `now`. `movie_ids`: the ids the catalogue
+    """Check ids, the rating rule and timestamps (unix seconds: every reader converts finer epoch
+    units, app.datasets.timestamps); a missing time becomes `now`, and one before 1970 or more than a
+    day after `now` is refused, as the history import refuses it (a far-future time would be every
+    user's newest rating and move the popular lists' window). `movie_ids`: the ids the catalogue
     holds. Returns the valid rows and one RowError per bad one."""
     ts = arrays.timestamp.copy()
     missing = ts == MISSING_TS
@@ -650,6 +689,7 @@ def apply_rules(
         ((arrays.movie < 1) | (arrays.movie > MAX_ID), "movieId", f"movie id outside 1..{MAX_ID}"),
         (~valid_ratings(arrays.rating), "rating", RULE),
         (ts < 0, "timestamp", "before 1970"),
+        (ts > now + FUTURE_SLACK_S, "timestamp", "more than a day after the import (a date in the future)"),
         (~np.isin(arrays.movie, movie_ids), "movieId", "unknown movie id"),
     ]
     columns = {"userId": arrays.user, "movieId": arrays.movie, "rating": arrays.rating, "timestamp": ts}
@@ -998,8 +1038,8 @@ def import_rows(
     """A source's parsed rows (already checked by base.validate) through the shared rules into the store."""
     arrays = RatingArrays.from_rows(rows)
     notes = Notes()
-    arrays.timestamp, ms = epoch_seconds(arrays.timestamp)
-    _count(notes, "timestamps_ms_converted", ms)
+    arrays.timestamp, counts = epoch_seconds(arrays.timestamp)
+    _count_all(notes, counts)
     content = b"".join(c.tobytes() for c in (arrays.user, arrays.movie, arrays.rating, arrays.timestamp))
     fingerprint = fingerprint_of(content, movie_ids_digest(movie_ids))
     valid, errors = apply_rules(arrays, movie_ids, int(time.time()), rows[0].file if rows else "", notes)

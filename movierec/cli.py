@@ -140,6 +140,7 @@ def import_ratings(
     from app.catalog.db import make_engine
     from app.datasets import UnusableFileError
     from app.datasets.history import import_history, read_history
+    from app.errors import ConflictError
 
     try:
         history = read_history(_read_bytes(file), fmt, name=file.name)
@@ -149,10 +150,15 @@ def import_ratings(
     for warning in history.warnings:
         typer.echo(f"warning: {warning}", err=True)
     engine = make_engine(get_settings().sqlalchemy_url)
-    with Session(engine) as session:
-        report = import_history(session, user, history)
-        session.commit()
-    engine.dispose()
+    try:
+        with Session(engine) as session:
+            report = import_history(session, user, history)
+            session.commit()
+    except ConflictError as exc:  # no catalogue yet: `movierec ingest` first
+        typer.echo(f"error: {exc} (movierec ingest)", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
     if as_json:
         _echo_json({"user_id": user, "format": fmt, **asdict(report)})
         return
@@ -167,7 +173,8 @@ def import_ratings(
         suggestions = cast(list[dict[str, object]], item["suggestions"])
         close = "; ".join(f"{s['title']} ({s['year']}), id {s['movie_id']}" for s in suggestions)
         hint = f"; did you mean: {close}?" if close else ""
-        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']} ({item['year']}){hint}")
+        year = f" ({item['year']})" if item["year"] is not None else ""
+        typer.echo(f"  unmatched: {file.name}:{item['line']}: {item['title']}{year}{hint}")
     for item in r.skipped:
         typer.echo(f"  skipped: {file.name}:{item['line']}: {item['field']}: {item['message']}")
 

@@ -171,7 +171,8 @@ async def test_an_export_sent_by_curl_data_binary_imports(
     """`curl --data-binary @ratings.csv` (the README's command) labels the file
     application/x-www-form-urlencoded, curl's default for any data: the file, line breaks kept, is
     the body and imports (it was a 400 telling the user to run the command they had run). A zip or
-    gzip sent that way imports too; `curl -d @ratings.csv` (line breaks dropped) stays a 400."""
+    gzip sent that way imports too, and an empty or binary file is a 400 saying what it is; `curl -d
+    @ratings.csv` (line breaks dropped) stays a 400 saying so."""
     user = USER + 41
     mine = bearer(settings, user_id=user)
     url = f"/users/{user}/ratings/import"
@@ -182,6 +183,9 @@ async def test_an_export_sent_by_curl_data_binary_imports(
     gzipped = gzip.compress(IMDB.encode())
     zipped = await client.post(url, params={"format": "imdb"}, content=gzipped, headers=curl_default)
     assert zipped.status_code == 201 and zipped.json()["unchanged"] == 3, zipped.text
+    for sent, words in [(b"", "empty file"), (b"PK\x05\x06" + bytes(18), "an empty zip archive")]:
+        resp = await client.post(url, params={"format": "imdb"}, content=sent, headers=curl_default)
+        assert resp.status_code == 400 and words in resp.json()["detail"], resp.text  # not "line breaks lost"
     dropped = IMDB.replace("\n", "").encode()  # what curl -d @ratings.csv sends
     resp = await client.post(url, params={"format": "imdb"}, content=dropped, headers=curl_default)
     assert resp.status_code == 400 and resp.json()["field"] == "file" and "--data-binary" in resp.json()["detail"]

@@ -134,6 +134,27 @@ def test_catalogue_header_spelt_otherwise_and_blank_lines_above(tmp_path: Path) 
     assert [(m.id, m.title, m.year, m.vote_average, m.overview) for m in movies] == [(1, "Heat", 1995, 7.9, "A heist")]
 
 
+@pytest.mark.parametrize(
+    ("source", "name", "text"),
+    [
+        ("tmdb", "movies.csv", H),
+        ("tmdb", "movies.json", "[]"),
+        ("movielens", "movies.csv", "movieId,title,genres\n"),
+        ("movies-dataset", "movies_metadata.csv", "id,title,genres\n"),
+    ],
+)
+def test_a_catalogue_of_no_rows_is_one_line_naming_the_file(tmp_path: Path, source: str, name: str, text: str) -> None:
+    """Not the source's name and "fix the rows reported above" when no row was reported."""
+    path = write(tmp_path / name, text)
+    folder = {"directory": tmp_path} if source != "tmdb" else {}
+    catalogue = load_catalogue(source, movies=path if source == "tmdb" else None, **folder)
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(UnusableFileError) as caught:
+        store_catalogue(engine, catalogue)
+    engine.dispose()
+    assert str(caught.value).startswith(f"{name}: no movie rows in it"), str(caught.value)
+
+
 def test_movie_id_beside_tmdb_fields_keeps_the_year(tmp_path: Path) -> None:
     """'movieId' with year and overview columns is not GroupLens's layout: the year column is read
     (it was dropped, every movie yearless, when such a file was taken for a GroupLens movies.csv)."""
@@ -182,6 +203,70 @@ def test_ratings_row_errors_keep_their_lines_below_blank_lines(tmp_path: Path) -
     rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", text))
     assert rows.line.tolist() == [4, 7]
     assert [(e.line, e.field) for e in errors] == [(5, "rating"), (6, "row")]
+
+
+def test_pipe_delimited_catalogue_ratings_and_export_are_read(engine: Engine, tmp_path: Path) -> None:
+    """'|' is sniffed from the header as ',' ';' and tab are (a genres cell then uses ', ')."""
+    catalogue = load_catalogue(
+        "tmdb", write(tmp_path / "movies.csv", "id|title|year|genres\n7|Heat|1995|Crime, Drama\n")
+    )
+    assert [(m.movie.title, m.movie.genres) for m in catalogue.movies] == [("Heat", ["Crime", "Drama"])]
+    rows, errors, _ = read_ratings_file(
+        write(tmp_path / "r.csv", "userId|movieId|rating|timestamp\n1|7|4.5|964982703\n")
+    )
+    assert (rows.movie.tolist(), rows.rating.tolist(), errors) == ([7], [4.5], [])
+    _, stored = history(engine, 31, b"Date|Name|Year|Letterboxd URI|Rating\n2024-01-05|Toy Story|1995|u|4\n")
+    assert stored == {1: (4.0, 1704412800)}
+
+
+def test_a_ratings_header_cell_quoting_the_delimiter_is_one_column(tmp_path: Path) -> None:
+    """The header is split as the rows are (quotes respected): every row used to have one field too few."""
+    text = RH.rstrip("\n") + ',"note, free text"\n1,1,4.5,964982703,"fine, really"\n'
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", text))
+    assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1], [4.5], [])
+
+
+def test_an_excel_sep_line_names_the_delimiter(engine: Engine, tmp_path: Path) -> None:
+    """Excel's 'sep=;' line above the header: the delimiter it names, the header below it (it was
+    read as the header: a missing-column error)."""
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.csv", "sep=;\nid;title;year\n7;Heat, Part 1;1995\n"))
+    assert [(m.movie.id, m.movie.title, m.line) for m in catalogue.movies] == [(7, "Heat, Part 1", 3)]
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", "sep=;\r\nuserId;movieId;rating\r\n1;7;4,5\r\n"))
+    assert (rows.movie.tolist(), rows.rating.tolist(), rows.line.tolist(), errors) == ([7], [4.5], [3], [])
+    _, stored = history(engine, 32, b"sep=,\nDate,Name,Year,Letterboxd URI,Rating\n2024-01-05,Toy Story,1995,u,4\n")
+    assert stored == {1: (4.0, 1704412800)}
+
+
+def test_a_delimiter_closing_each_row_adds_no_value(tmp_path: Path) -> None:
+    """'1,Heat,1995,' under 'id,title,year': the empty cell past the last column is no value (each
+    row was refused as 4 values for 3 columns); a value there is still refused."""
+    movies = write(tmp_path / "movies.csv", "id,title,year\n7,Heat,1995,\n8,Fargo,1996,oops\n")
+    catalogue = load_catalogue("tmdb", movies)
+    assert [m.movie.title for m in catalogue.movies] == ["Heat"]
+    assert [(e.line, e.field) for e in catalogue.errors] == [(3, "row")]
+    rows, errors, _ = read_ratings_file(write(tmp_path / "r.csv", RH + "1,7,4.5,964982703,\n2,7,3,964982703,\n"))
+    assert (rows.user.tolist(), rows.rating.tolist(), errors) == ([1, 2], [4.5, 3.0], [])
+
+
+def test_a_latin1_byte_past_the_sniffed_head_keeps_the_ratings_file(tmp_path: Path) -> None:
+    """The encoding is the whole file's: a Latin-1 comment below the first 64 KiB made pyarrow refuse
+    the file (and the process sometimes aborted on exit after that error)."""
+    rows = [f"{u},1,4,964982703,ok\n" for u in range(1, 6001)] + ["6001,1,4.5,964982703,très bien\n"]
+    path = write(tmp_path / "r.csv", RH.rstrip("\n") + ",comment\n" + "".join(rows), "latin-1")
+    assert path.stat().st_size > 1 << 16
+    arrays, errors, _ = read_ratings_file(path)
+    assert errors == [] and len(arrays) == 6001 and arrays.rating[-1] == 4.5
+
+
+def test_quotes_escaped_with_a_backslash_are_read(engine: Engine, tmp_path: Path) -> None:
+    """MySQL's and PHP's exports write a quote inside a cell as \" (each such row was refused); a
+    file that CSV's "" reads with fewer refusals (a cell ending in a backslash) is read as before."""
+    movies = write(tmp_path / "movies.csv", 'id,title,year\n4,"Esc \\"Q\\" Movie",2003\n5,"A \\"B\\", C",2004\n')
+    assert [m.movie.title for m in load_catalogue("tmdb", movies).movies] == ['Esc "Q" Movie', 'A "B", C']
+    doubled = write(tmp_path / "doubled.csv", 'id,title,year\n6,"C:\\",2005\n7,"Say ""hi""",2006\n')
+    assert [m.movie.title for m in load_catalogue("tmdb", doubled).movies] == ["C:\\", 'Say "hi"']
+    _, stored = history(engine, 34, (LB + '2024-01-05,"\\"Toy Story\\"",1995,u,4\n').encode())
+    assert stored == {1: (4.0, 1704412800)}
 
 
 def test_a_quoted_decimal_comma_is_a_rating_in_a_comma_file(tmp_path: Path) -> None:
@@ -380,6 +465,40 @@ def test_letterboxd_zip_export_is_read_through_its_ratings_csv(engine: Engine) -
         read_history(XLSX, "letterboxd")
 
 
+@pytest.mark.parametrize("top", ["", "letterboxd-me-2024-01-05-13-22-utc/"])
+def test_letterboxd_zip_reads_its_live_ratings_not_deleted_or_orphaned_ones(engine: Engine, top: str) -> None:
+    """The export keeps deleted/ and orphaned/ folders that reuse the live files' names."""
+    gone = LB + "2020-01-01,Heat,1995,https://boxd.it/b,1\n"
+    export = zipped(
+        {
+            f"{top}ratings.csv": LB + "2024-01-05,Toy Story,1995,https://boxd.it/a,4.5\n",
+            f"{top}deleted/ratings.csv": gone,
+            f"{top}orphaned/ratings.csv": gone,
+        }
+    )
+    report, stored = history(engine, 12, export)
+    assert (report.imported, stored) == (1, {1: (4.5, 1704412800)})
+
+
+def test_an_empty_zip_says_so() -> None:
+    with pytest.raises(UnusableFileError, match="an empty zip archive"):
+        read_history(zipped({}), "letterboxd")
+
+
+def test_titles_in_every_script_and_spelt_out_letters_match(tmp_path: Path) -> None:
+    """A title of another script had no key at all (only a-z and 0-9 were kept), so it never matched;
+    a letter NFKD keeps whole matches its ASCII spelling ('Æon Flux' and 'Aeon Flux')."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    titles = [(1, "千と千尋の神隠し", 2001), (2, "Любовь", 2012), (3, "Æon Flux", 2005), (4, "Die Straße", 1923)]
+    movies = [{"id": i, "title": t, "year": y} for i, t, y in titles]
+    store_catalogue(engine, load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(movies))))
+    rows = ["千と千尋の神隠し,2001", "ЛЮБОВЬ,2012", "Aeon Flux,2005", "Die Strasse,1923", "藍色大門,2001"]
+    export = LB + "".join(f"2024-01-05,{row},u,4\n" for row in rows)
+    report, stored = history(engine, 35, export.encode())
+    engine.dispose()
+    assert sorted(stored) == [1, 2, 3, 4] and report.unmatched_total == 1  # another film of 2001: no match
+
+
 def test_letterboxd_watched_csv_says_it_holds_no_ratings() -> None:
     with pytest.raises(UnusableFileError, match=r"no 'Rating' column.*watched\.csv .* hold no ratings"):
         read_history(b"Date,Name,Year,Letterboxd URI\n2024-01-05,Toy Story,1995,u\n", "letterboxd")
@@ -476,6 +595,65 @@ def test_millisecond_timestamps_on_the_plain_path(tmp_path: Path) -> None:
     arrays, errors, notes = read_ratings_file(plain)
     assert arrays.timestamp.tolist() == [1704460920, 1704460920] and errors == []
     assert notes["timestamps_ms_converted"] == 1
+
+
+# One moment written in each epoch unit (pandas writes int64 datetimes in nanoseconds), and the
+# day as ISO 8601's basic date: as epoch seconds 20240105 would be August 1970.
+EPOCH_UNITS = [
+    ("1704460920", 1704460920),
+    ("1704460920000", 1704460920),
+    ("1704460920000000", 1704460920),
+    ("1704460920000000000", 1704460920),
+    ("20240105", 1704412800),
+]
+
+
+@pytest.mark.parametrize("beside", ["", "2024-01-05T13:22:00Z"], ids=["plain-path", "text-path"])
+def test_epoch_units_and_basic_dates_store_the_moment_meant(engine: Engine, tmp_path: Path, beside: str) -> None:
+    """Milliseconds, microseconds and nanoseconds are divided down by their size, and YYYYMMDD is a
+    date, on the bulk path (numbers only, or beside a date: the text path) as in a history export."""
+    rows = [*EPOCH_UNITS, *([(beside, 1704460920)] if beside else [])]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{t}\n" for n, (t, _) in enumerate(rows, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert errors == [] and arrays.timestamp.tolist() == [seconds for _, seconds in rows]
+    assert [notes[f"timestamps_{unit}_converted"] for unit in ("ms", "us", "ns")] == [1, 1, 1]
+    report, stored = history(
+        engine, 30, (LB + "".join(f"{t},Toy Story,1995,u,4\n" for t, _ in EPOCH_UNITS[3:])).encode()
+    )
+    assert report.skipped == [] and stored == {1: (4.0, 1704460920)}  # the later of the two dates
+
+
+@pytest.mark.parametrize(
+    ("dates", "seconds"),
+    [
+        (["05/01/2024", "13.02.2024 13:22"], [1704412800, 1707830520]),  # 13 is a day: the column is day-first
+        (["05/01/2024", "12/31/2024"], [1714521600, 1735603200]),  # 31 is a day: month-first
+    ],
+)
+def test_the_day_month_order_is_told_by_the_column(
+    engine: Engine, tmp_path: Path, dates: list[str], seconds: list[int]
+) -> None:
+    """A spreadsheet's dd/mm/yyyy (or mm/dd/yyyy) column is read when one of its dates tells the order;
+    alone, `05/01/2024` stays refused as ambiguous (test_dates_refused_say_why)."""
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{d}\n" for n, d in enumerate(dates, start=1)))
+    arrays, errors, _ = read_ratings_file(bulk)
+    assert errors == [] and arrays.timestamp.tolist() == seconds
+    export = LB + f"{dates[0]},Toy Story,1995,u,4\n{dates[1]},Fargo,1996,u,3\n"
+    report, stored = history(engine, 33, export.encode())
+    assert report.skipped == [] and stored == {1: (4.0, seconds[0]), 6: (3.0, seconds[1])}
+
+
+@pytest.mark.parametrize("when", ["4102444800", "4102444800000", "2099-01-01"])
+def test_a_ratings_file_time_in_the_future_is_a_row_error(tmp_path: Path, when: str) -> None:
+    """As the history import refuses it: a far-future time would be the user's newest rating and
+    move the popular lists' window past every real one."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    catalogue = load_catalogue("tmdb", write(tmp_path / "movies.json", json.dumps(CATALOGUE)))
+    ratings = write(tmp_path / "ratings.csv", f"{RH}1,1,4,{when}\n1,2,4,1704460920\n")
+    stored, errors = store_catalogue(engine, catalogue, ratings)
+    engine.dispose()
+    assert stored == 1
+    assert [(e.line, e.field) for e in errors] == [(2, "timestamp")] and "in the future" in errors[0].message
 
 
 @pytest.mark.parametrize(
@@ -585,6 +763,17 @@ def test_cli_import_ratings_binary_or_unreadable_is_one_line_exit_2(tmp_path: Pa
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("error: ratings.csv: ") and words in line, line
     assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())
+
+
+def test_an_export_before_any_catalogue_is_one_line_exit_2(tmp_path: Path) -> None:
+    """Every row was reported unmatched with exit 0: the catalogue to match against was missing."""
+    settings = make_settings(tmp_path / "data")
+    env = {"MOVIEREC_DATA_DIR": str(settings.data_dir), "DATABASE_URL": settings.database_url or ""}
+    path = write(tmp_path / "ratings.csv", LB + "2024-01-05,Toy Story,1995,u,4\n")
+    result = CliRunner().invoke(cli, ["import-ratings", "--user", "1", "--format", "letterboxd", str(path)], env=env)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: the catalogue has no movies yet") and "movierec ingest" in line, line
 
 
 def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tmp_path: Path) -> None:

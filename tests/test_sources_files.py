@@ -129,7 +129,7 @@ def test_a_multi_line_overview_is_not_mistaken_for_swallowed_rows(tmp_path: Path
         ("movies.csv", "\n\n", "movies.csv: empty file"),
         ("movies.json", "", "movies.json: empty file"),
         ("movies.csv", "name,year\nA,2001\n", "movies.csv:1: no 'id' or 'movieId' column"),
-        ("movies.csv", "id|title\n1|A\n", "movies.csv:1: no 'id' or 'movieId' column"),
+        ("movies.csv", "id:title\n1:A\n", "movies.csv:1: no 'id' or 'movieId' column"),
         ("movies.csv", "id,name\n1,A\n", "movies.csv:1: no 'title' column"),
         ("movies.csv", 'id,"title"x,year\n1,A,2001\n', "movies.csv:1: the header row cannot be read"),
         ("movies.json", '[{"id": 1, "title": "A"},\n {"id": 2, "ti', "movies.json:2:12: invalid JSON"),
@@ -255,6 +255,8 @@ def test_rating_user_ids_out_of_range_are_row_errors(tmp_path: Path) -> None:
     [
         ("Action|Adventure", ["Action", "Adventure"]),
         ('"Action, Adventure, Drama"', ["Action", "Adventure", "Drama"]),
+        ('"Action; Adventure;Drama"', ["Action", "Adventure", "Drama"]),
+        ('"Action & Adventure, Sci-Fi & Fantasy"', ["Action & Adventure", "Sci-Fi & Fantasy"]),  # TMDB's TV names
         ('"[""Action"", ""Drama""]"', ["Action", "Drama"]),
         ("\"[{'id': 18, 'name': 'Drama'}]\"", ["Drama"]),
         ("(no genres listed)", []),

@@ -75,9 +75,15 @@ def _digest(material: object) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def normalise_title(title: str) -> str:
-    """Join key: accents, case, apostrophes, punctuation and '&' vs 'and' ignored."""
-    text = unicodedata.normalize("NFKD", title)
+# Letters that NFKD leaves whole, spelt as their ASCII readers write them ('Aeon Flux' for 'Æon Flux').
+_SPELT_OUT = str.maketrans({"æ": "ae", "œ": "oe", "ß": "ss", "ø": "o", "ł": "l", "đ": "d", "þ": "th", "ð": "d"})
+
+
+def normalise_title(title: str, every_script: bool = False) -> str:
+    """Join key: accents, case, apostrophes, punctuation and '&' vs 'and' ignored. `every_script`:
+    letters of every script kept ('千と千尋の神隠し', 'Любовь' would have no key at all: only
+    a-z and 0-9 are kept otherwise) and the letters NFKD keeps whole spelt out ('æ' as 'ae')."""
+    text = unicodedata.normalize("NFKD", title.lower().translate(_SPELT_OUT) if every_script else title)
     text = "".join(c for c in text if not unicodedata.combining(c)).lower().replace("&", " and ")
-    text = re.sub(r"['\u2019`]", "", text)  # "Don't" and "Dont" alike
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+    text = re.sub(r"['\u2019\u02bc`]", "", text)  # "Don't" and "Dont" alike
+    return " ".join(re.sub(r"[\W_]+" if every_script else r"[^a-z0-9]+", " ", text).split())

@@ -94,6 +94,7 @@ class SourceCatalogue:
     # match rates and other facts the ingest summary reports, e.g. {"metadata_match_rate": 0.79}
     stats: dict[str, float | int | str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # file-level notes, e.g. an encoding guessed
+    movies_file: str | None = None  # the movies file's name, for messages about it as a whole
     # A ratings CSV (userId, movieId, rating[, timestamp]) the ingest streams through its bulk path
     # (ingest/ratings.py) instead of `ratings`: a folder source's ratings.csv, 25M rows in ml-25m.
     ratings_file: Path | None = None

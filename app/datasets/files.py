@@ -11,9 +11,8 @@ Public API:
 - `detect_encoding(path)`: UTF-8 (with or without BOM), else cp1252, else Latin-1, with a warning;
   a compressed, archived, spreadsheet or other binary file is an UnusableFileError saying what it is.
 - `binary_problem(head)`: what a file's first bytes say it is when it is not text (gzip, zip, xlsx...).
-- `is_archive(data)`: whether `unpack` would open it (a zip or a gzip).
 - `unpack(source, member)`: a zip or gzip upload's CSV (the Letterboxd export is a zip).
-- `sniff_delimiter(header_line)`: ',' ';' or tab.
+- `sniff_delimiter(header_line)`: ',' ';' tab or '|'.
 - `csv_records(path, required, warnings, errors)`: (line where the record starts, {column: value});
   blank lines before the header are skipped, and a header cell names a required column whatever its
   case, spaces or underscores ('UserID', 'user_id' are 'userId').
@@ -37,14 +36,15 @@ from typing import IO, Any, Literal
 from app.datasets.base import RowError
 from app.errors import InvalidInputError
 
-DELIMITERS = ",;\t"
+DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}  # in the order a tie is settled
+DELIMITERS = "".join(DELIMITER_NAMES)
 # The csv module refuses cells over 128 KiB by default; real overviews and credits cells can be
 # larger. Raise the limit once, far above any real cell, but keep one so a runaway quote still stops.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 _CHUNK = 1 << 20
 # An archive's CSV is read into memory: refuse one that unpacks to more than this (a zip bomb).
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
-_HEAD = 1 << 16  # bytes looked at to tell text from binary
+HEAD_BYTES = 1 << 16  # bytes looked at to tell text from binary
 _GZIP, _ZIP = b"\x1f\x8b", b"PK\x03\x04"  # the first bytes of the two archives `unpack` opens
 # (leading bytes, what the file is, what to do): files people send instead of a CSV or JSON.
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
@@ -54,6 +54,7 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"(\xb5/\xfd", "a zstd-compressed file", "decompress it first (unzstd FILE)"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it and give the CSV or JSON file inside"),
     (b"Rar!", "a RAR archive", "extract it and give the CSV or JSON file inside"),
+    (b"PK\x05\x06", "an empty zip archive", "give the CSV or JSON file itself"),
     (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or other Office file", "save it as CSV (UTF-8)"),
     (b"%PDF", "a PDF document", "export the data as CSV"),
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
@@ -114,7 +115,7 @@ def detect_encoding(path: Readable) -> Encoding:
     character. UnusableFileError when the file cannot be opened."""
     try:
         with _open_binary(path) as f:
-            head = f.read(_HEAD)
+            head = f.read(HEAD_BYTES)
     except OSError as exc:
         raise UnusableFileError(str(path), f"cannot read the file ({exc.strerror})", "check the path") from None
     if (utf16 := utf16_codec(head)) and _first_decode_error(path, utf16) is None:
@@ -173,14 +174,10 @@ def binary_problem(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-def is_archive(data: bytes) -> bool:
-    """Whether `data` starts as a zip or a gzip does (the archives `unpack` opens)."""
-    return data.startswith((_ZIP, _GZIP))
-
-
 def unpack(source: MemoryFile, member: str) -> MemoryFile:
     """`source` itself when it is not compressed; a gzip's content; a zip's CSV: the one named
-    `member` (in any folder, any case), else its only CSV. The result is named 'archive/member'.
+    `member` (in any folder, any case; the shallowest where several are), else its only CSV. The
+    result is named 'archive/member'.
     UnusableFileError for a broken archive, one without such a CSV, or one that unpacks to more
     than MAX_UNPACKED_BYTES."""
     data = source.data
@@ -192,7 +189,7 @@ def unpack(source: MemoryFile, member: str) -> MemoryFile:
             raise UnusableFileError(source.name, f"a broken gzip file ({exc})", "compress it again") from None
         _check_unpacked_size(source.name, len(inner))
         return MemoryFile(source.name, inner)
-    if not data.startswith(_ZIP) or binary_problem(data[:_HEAD]) != binary_problem(_ZIP):
+    if not data.startswith(_ZIP) or binary_problem(data[:HEAD_BYTES]) != binary_problem(_ZIP):
         return source  # not a zip, or an .xlsx: detect_encoding says what it is
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -208,6 +205,9 @@ def unpack(source: MemoryFile, member: str) -> MemoryFile:
 def _zip_member(name: str, archive: zipfile.ZipFile, member: str) -> zipfile.ZipInfo:
     files = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")]
     named = [i for i in files if i.filename.rsplit("/", 1)[-1].lower() == member.lower()]
+    # The shallowest: Letterboxd's export keeps its live files at the top and its deleted/ and
+    # orphaned/ entries in folders below, under the same names.
+    named = [i for i in named if i.filename.count("/") == min(n.filename.count("/") for n in named)]
     csvs = [i for i in files if i.filename.lower().endswith(".csv")]
     if len(named) == 1:
         return named[0]
@@ -246,7 +246,7 @@ def _first_decode_error(path: Readable, encoding: str) -> tuple[int, int] | None
 
 
 def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: whichever of ',' ';' and tab splits it into most columns
+    """The delimiter of a header line: whichever of ',' ';' tab and '|' splits it into most columns
     (',' on a tie or when none occurs). Sniffing the header, not data rows, avoids being misled by
     commas inside quoted titles and decimal commas."""
     counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
@@ -254,12 +254,45 @@ def sniff_delimiter(header: str) -> str:
     return next(d for d in DELIMITERS if counts[d] == best)
 
 
-def _read_header(path: Readable, encoding: str) -> str:
+def excel_separator(line: str) -> str | None:
+    """The delimiter that Excel's 'sep=;' line (written above the header for Excel to open the file)
+    names, or None when `line` is no such line."""
+    found = re.fullmatch(r"sep=(.)", line.lstrip("\ufeff").rstrip("\r\n"), re.IGNORECASE)
+    return found.group(1) if found else None
+
+
+def _delimiter(path: Readable, encoding: str) -> tuple[str, bool]:
+    """(the delimiter, whether an Excel 'sep=' line above the header named it); else sniffed from
+    the header, the first non-blank line."""
     with _open_text(path, encoding) as f:
         for raw in f:
             if raw.strip():
-                return raw.rstrip("\r\n")
+                named = excel_separator(raw)
+                return (named, True) if named is not None else (sniff_delimiter(raw.rstrip("\r\n")), False)
     raise UnusableFileError(path.name, "empty file", "export it again, with a header row")
+
+
+def _escape_char(path: Readable, encoding: str, delimiter: str) -> str | None:
+    """'\\' when the file writes a quote inside a cell as \\" (MySQL's and PHP's exports) and
+    reading it so refuses fewer records than CSV's "" does; None otherwise (and for a file
+    without \\"). Only such a file is parsed twice more."""
+    with _open_text(path, encoding) as f:
+        if not any('\\"' in line for line in f):
+            return None
+        f.seek(0)
+        text = f.read()
+    return "\\" if _refused(text, delimiter, "\\") < _refused(text, delimiter, None) else None
+
+
+def _refused(text: str, delimiter: str, escape: str | None) -> int:
+    """How many records of `text` the csv module refuses with this escape character."""
+    reader, refused = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, escapechar=escape), 0
+    while True:
+        try:
+            if next(reader, None) is None:
+                return refused
+        except csv.Error:
+            refused += 1
 
 
 def csv_records(
@@ -267,7 +300,7 @@ def csv_records(
     required: Sequence[Sequence[str]],
     warnings: list[str],
     errors: list[RowError],
-    missing_hint: str = "rename the column, or check that the delimiter is ',' ';' or tab",
+    missing_hint: str = "rename the column, or check that the delimiter is ',' ';' tab or '|'",
     optional: Sequence[str] = (),
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line where the record starts, {header column: value}) for each non-empty record.
@@ -275,20 +308,23 @@ def csv_records(
     `required`: groups of alternative column names; each group must have one present, or
     UnusableFileError names the missing column and the delimiter that was used, then `missing_hint`.
     A header cell that is a required or `optional` name but for case, spaces, '_', '-' or '.' is that name. The
-    header is the first non-blank line (line 1 in a file without blank lines before it).
+    header is the first non-blank line (line 1 in a file without blank lines before it), or the next
+    one below an Excel 'sep=;' line, whose delimiter is then used.
+    A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`).
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
-    values than columns, or a cell that swallowed what look like whole rows (a quote closed only
-    lines later). A quote left open to the end of the file is an UnusableFileError. File-level notes (an
-    encoding guessed) go to `warnings`.
+    values than columns (empty ones past the last column are not counted), or a cell that
+    swallowed what look like whole rows (a quote closed only lines later). A quote left open to the
+    end of the file is an UnusableFileError. File-level notes (an encoding guessed) go to `warnings`.
     """
     csv.field_size_limit(CSV_FIELD_LIMIT)
     encoding = detect_encoding(path)
     if encoding.warning:
         warnings.append(encoding.warning)
-    delimiter = sniff_delimiter(_read_header(path, encoding.name))
+    delimiter, named = _delimiter(path, encoding.name)
+    escape = _escape_char(path, encoding.name, delimiter)
     with _open_text(path, encoding.name) as f:
-        reader = csv.reader(f, delimiter=delimiter, strict=True)
-        header, header_line = _header(reader, path)
+        reader = csv.reader(f, delimiter=delimiter, strict=True, escapechar=escape)
+        header, header_line = _header(reader, path, skip=int(named))
         header = canonical_columns(header, [*(name for group in required for name in group), *optional])
         _check_columns(path, header, required, delimiter, missing_hint, header_line)
         start = reader.line_num + 1
@@ -305,15 +341,16 @@ def csv_records(
                 pass
             elif _swallowed_rows(values, delimiter, len(header)):
                 errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
-            elif len(values) > len(header):
+            elif len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
                 errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
-            else:
+            else:  # empty cells past the header's end (a delimiter closing each row) are no values
                 yield start, dict(zip(header, values, strict=False))
             start = reader.line_num + 1
 
 
-def _header(reader: Any, path: Readable) -> tuple[list[str], int]:
-    """(the header's cells, stripped; its line): the first record that is not blank."""
+def _header(reader: Any, path: Readable, skip: int = 0) -> tuple[list[str], int]:
+    """(the header's cells, stripped; its line): the first record that is not blank, after `skip`
+    such records (an Excel 'sep=' line)."""
     while True:
         line = reader.line_num + 1
         try:
@@ -325,6 +362,9 @@ def _header(reader: Any, path: Readable) -> tuple[list[str], int]:
         if cells is None:
             return [], line
         if any(c.strip() for c in cells):
+            if skip:
+                skip -= 1
+                continue
             return [c.strip() for c in cells], line
 
 
@@ -369,7 +409,7 @@ def _check_columns(
 ) -> None:
     for group in required:
         if not any(name in header for name in group):
-            shown = {",": "','", ";": "';'", "\t": "tab"}[delimiter]
+            shown = DELIMITER_NAMES[delimiter]
             raise UnusableFileError(
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "

@@ -15,7 +15,7 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
   '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024', 'Jan 5 2024'), epoch seconds or
   milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused, as is a date more than a day ahead.
 
-The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` or tab, quotes,
+The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` tab or `|`, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).
 Movies are matched by imdb_id where both the row and the catalogue have one, else by title
 (app/datasets/titles.match_keys: accents, case, punctuation and an article ignored, "Title, The"
@@ -46,10 +46,10 @@ from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RowError
 from app.datasets.files import MemoryFile, csv_records, unpack
-from app.datasets.timestamps import parse_timestamps
+from app.datasets.timestamps import FUTURE_SLACK_S, parse_timestamps
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError
 from app.names import HistoryFormat
 
 FORMATS: tuple[HistoryFormat, ...] = get_args(HistoryFormat)
@@ -86,7 +86,6 @@ _FORMATS: dict[str, _Format] = {
 # IMDb title types that are not films (new exports spell them 'TV Series', older ones 'tvSeries'):
 # a catalogue of movies may share their title and year, so they are matched by IMDb id only.
 _NOT_FILMS = {"tvseries", "tvepisode", "tvminiseries", "videogame", "podcastseries", "podcastepisode", "musicvideo"}
-_FUTURE_SLACK_S = 86_400  # a date up to a day ahead (time zones) is accepted
 SUGGESTIONS = 3  # close titles offered for a row no movie matched
 # Unmatched and skipped rows listed in a report, in file order (the totals count them all): a file of
 # 300,000 wrong rows must not become a reply of hundreds of MB, nor 300,000 suggestion searches.
@@ -214,7 +213,7 @@ def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, file: str, erro
 
 
 def _out_of_range(seconds: int, now: int) -> str | None:
-    if seconds > now + _FUTURE_SLACK_S:
+    if seconds > now + FUTURE_SLACK_S:
         return "a date in the future"
     return "a date before 1970" if seconds < 0 else None
 
@@ -342,7 +341,8 @@ def _bare_key(title: str) -> str:
 def import_history(session: Session, user_id: int, history: HistoryFile) -> HistoryReport:
     """Import one user's export (read by read_history) as their own ratings; the caller commits.
     An undated row is stamped with the import time, and written only where the user has no rating
-    or deletion of their own for that movie."""
+    or deletion of their own for that movie. ConflictError, writing nothing, when the catalogue has
+    no movie yet (every row would be unmatched)."""
     rows = history.rows
     report = HistoryReport(
         rows=len(rows) + len(history.skipped),
@@ -351,6 +351,8 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
         warnings=list(history.warnings),
     )
     matcher = _Matcher(session)
+    if rows and not matcher.movies:
+        raise ConflictError("the catalogue has no movies yet to match the export's titles against: ingest one first")
     latest: dict[int, HistoryRow] = {}
     for row in rows:
         movie_id = matcher.match(row)

@@ -129,7 +129,9 @@ def load(directory: Path) -> SourceCatalogue:
         **movie_counts(movies, "linked_imdb", "linked_tmdb", "with_keywords"),
     }
     ratings_file = optional["ratings"] if optional["ratings"].is_file() else None  # streamed by the ingest
-    return SourceCatalogue(NAME, movies, [], errors, stats, warnings, ratings_file=ratings_file, rating_scale=5)
+    return SourceCatalogue(
+        NAME, movies, [], errors, stats, warnings, movies_file=path.name, ratings_file=ratings_file, rating_scale=5
+    )
 
 
 # --- the older layouts: ml-1m / ml-10m (.dat) and ml-100k (u.*) ------------------------------------
@@ -182,7 +184,11 @@ def _load_dat(directory: Path) -> SourceCatalogue:
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-1m"}
-    return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings), directory / "ratings.dat", "::")
+    return _with_ratings(
+        SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name),
+        directory / "ratings.dat",
+        "::",
+    )
 
 
 def _load_100k(directory: Path) -> SourceCatalogue:
@@ -205,7 +211,9 @@ def _load_100k(directory: Path) -> SourceCatalogue:
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
     stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-100k"}
-    return _with_ratings(SourceCatalogue(NAME, movies, [], errors, stats, warnings), directory / "u.data", "\t")
+    return _with_ratings(
+        SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name), directory / "u.data", "\t"
+    )
 
 
 def _with_ratings(catalogue: SourceCatalogue, path: Path, separator: str) -> SourceCatalogue:

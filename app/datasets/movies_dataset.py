@@ -86,5 +86,14 @@ def load(directory: Path, poster_base: str | None = None) -> SourceCatalogue:
     # The ratings file (26M rows in the full dataset) is streamed by the ingest's bulk path, its
     # MovieLens ids mapped through links.csv there.
     return SourceCatalogue(
-        NAME, movies, [], errors, stats, warnings, ratings_file=ratings_path, ratings_links=to_tmdb, rating_scale=5
+        NAME,
+        movies,
+        [],
+        errors,
+        stats,
+        warnings,
+        movies_file=meta.name,
+        ratings_file=ratings_path,
+        ratings_links=to_tmdb,
+        rating_scale=5,
     )  # its ratings are MovieLens's: 0.5-5 stars

@@ -2,16 +2,23 @@
 import (history.py) both read every timestamp through `parse_timestamps`, vectorised with pyarrow.
 
 Forms read, each to unix seconds:
-- a whole number (`1704460920`, `1704460920.0`): epoch seconds, or epoch milliseconds when it is at
-  least MS_THRESHOLD (1e11 s is the year 5138, 1e11 ms 1973), divided by 1000;
+- a whole number (`1704460920`, `1704460920.0`): epoch seconds; by its size, epoch milliseconds
+  (from MS_THRESHOLD: 1e11 s is the year 5138, 1e11 ms 1973), microseconds (from 1e14) or
+  nanoseconds (from 1e17: pandas' int64 datetimes), divided down to seconds;
+- eight digits that are a date of 1900-2099 (`20240105`): ISO 8601's basic date, YYYYMMDD (as
+  epoch seconds those would all be in August 1970, before any rating was ever collected);
 - an ISO date or date-time, naive ones UTC (`2024-01-05`, `2024-01-05 13:22`,
   `2024-01-05T14:22:00+01:00`, `...Z`); `/` or `.` between year, month and day and one-digit
   months and days are read too (`2024/1/5`, `2024.01.05 13:22`);
 - a month in words: `5 Jan 2024`, `January 5, 2024`, `05-Jan-2024`, IMDb's older
   `Sat Jan 05 00:00:00 2013`.
-A day-month order that cannot be told (`05/01/2024`) is refused as ambiguous; anything else is not
-a timestamp. The ISO forms arrow parses are cast in one call; the rest (words, microseconds, a bad
-value) go through Python, once per distinct text.
+- dd/mm/yyyy or mm/dd/yyyy (`/`, `.` or `-`, a time after it allowed) in the order the column
+  tells: where some first number is above 12 (a day: `13/02/2024`) and no second one is, the
+  column is day-first (European spreadsheets, a Letterboxd file re-saved by Excel), and the
+  reverse month-first; counted as `timestamps_day_first` / `timestamps_month_first`.
+A day-month order that cannot be told (only `05/01/2024`-like dates, or both orders in one column)
+is refused as ambiguous; anything else is not a timestamp. The ISO forms arrow parses are cast in
+one call; the rest (words, microseconds, a bad value) go through Python, once per distinct text.
 """
 
 from __future__ import annotations
@@ -25,16 +32,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 MS_THRESHOLD = 100_000_000_000  # 1e11: as seconds that is the year 5138, as milliseconds 1973
+# (from, divisor, summary key) of the finer epoch units, finest first: each starts where the next
+# coarser unit's values would be past the year 5138.
+_UNITS = (
+    (10**17, 10**9, "timestamps_ns_converted"),
+    (10**14, 10**6, "timestamps_us_converted"),
+    (MS_THRESHOLD, 1000, "timestamps_ms_converted"),
+)
+_YMD_RANGE = (19000101, 20991231)  # eight-digit numbers read as YYYYMMDD when they are a calendar date
+DATES_NOTE = "timestamps_iso8601"  # dates and date-times read, YYYYMMDD included
+FUTURE_SLACK_S = 86_400  # a time up to a day ahead (time zones, clocks) is accepted; later is refused
 MISSING = np.iinfo(np.int64).min  # a timestamp the input did not give (or one that did not parse)
 NOT_A_TIME = "not a date or time (read: epoch seconds or milliseconds, YYYY-MM-DD, an ISO date-time, 5 Jan 2024)"
 AMBIGUOUS = "an ambiguous date (day/month or month/day? write it as YYYY-MM-DD)"
 
-_WHOLE = r"^[+-]?\d{1,18}(\.0*)?$"  # 18 digits: every such number fits an int64
+_WHOLE = r"^[+-]?(\d{1,18}|[1-8]\d{18})(\.0*)?$"  # int64 holds it (nanoseconds have 19 digits)
 _YMD = (r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})((?:[ T].*)?)$", r"\1-0\2-0\3\4")
 _YMD_PAD = (r"^(\d{4})-0?(\d\d)-0?(\d\d)", r"\1-\2-\3")
 _ARROW_ISO = r"^\d{4}-\d\d-\d\d([ T]\d\d(:\d\d(:\d\d(\.\d{1,3})?)?)?)?"
 _ZONE = r"(Z|[+-]\d\d(:?\d\d)?)$"
 _AMBIGUOUS = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
+# A date with its day and month first, in one order or the other, and a four-digit year after them.
+_DAY_MONTH = r"^(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
+DAY_FIRST_NOTE, MONTH_FIRST_NOTE = "timestamps_day_first", "timestamps_month_first"
 _WORD_MONTH_FORMS = (
     "%a %b %d %H:%M:%S %Y",
     "%d %b %Y",
@@ -53,14 +73,13 @@ _UTC_SUFFIX = re.compile(r"\s*\b(?:UTC|GMT)$", re.IGNORECASE)
 @dataclass(frozen=True)
 class Timestamps:
     """A column of texts read: `seconds` (int64 unix seconds; MISSING where empty or unreadable),
-    masks of the empty and the unreadable ones, and how many were epoch milliseconds or dates."""
+    masks of the empty and the unreadable ones, and how many were epochs of a finer unit or dates."""
 
     seconds: np.ndarray
     missing: np.ndarray
     failed: np.ndarray
     ambiguous: np.ndarray  # among `failed`: a day-month order that cannot be told
-    ms: int
-    dates: int
+    notes: dict[str, int]  # {summary key: count}: epochs in a finer unit converted, dates read
 
     def problem(self, i: int) -> str:
         """Why row `i` (a failed one) is no timestamp."""
@@ -69,22 +88,50 @@ class Timestamps:
 
 def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(int64 values, 0 where not whole; bool mask of the whole ones) of trimmed texts: a sign, up
-    to 18 digits, and `.0...` allowed (`4`, `-4`, `4.0`). Rating ids and epoch timestamps read so."""
+    to 19 digits as int64 holds them, and `.0...` allowed (`4`, `-4`, `4.0`). Rating ids and epoch
+    timestamps read so."""
     whole = pc.fill_null(pc.match_substring_regex(text, _WHOLE), False)
     digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"\.0*$", "")
     values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     return values, np.asarray(whole, dtype=bool)
 
 
-def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Whole-number epochs (MISSING kept) to seconds: those >= MS_THRESHOLD are milliseconds,
-    divided by 1000. Returns (seconds, how many were milliseconds)."""
-    ms = (values != MISSING) & (np.abs(values) >= MS_THRESHOLD)
-    if not ms.any():
-        return values, 0
-    values = values.copy()
-    values[ms] //= 1000
-    return values, int(ms.sum())
+def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+    """Whole numbers (int64, MISSING kept) to unix seconds: by size, epoch milliseconds,
+    microseconds or nanoseconds divided down, and YYYYMMDD dates read (see the module docstring).
+    Returns (seconds, {summary key: how many}) with only the keys that occurred."""
+    notes: dict[str, int] = {}
+    given = values != MISSING
+    magnitude = np.abs(values)
+    ymd = given & (values >= _YMD_RANGE[0]) & (values <= _YMD_RANGE[1])
+    dates = _yyyymmdd(values[ymd])
+    ymd[ymd] = dates != MISSING
+    finer = given & (magnitude >= MS_THRESHOLD)
+    if not (finer.any() or ymd.any()):
+        return values, notes
+    values, done = values.copy(), ~finer
+    for start, divisor, key in _UNITS:
+        mask = ~done & (magnitude >= start)
+        if n := int(mask.sum()):
+            values[mask] //= divisor
+            notes[key] = n
+        done |= mask
+    if n := int(ymd.sum()):
+        values[ymd] = dates[dates != MISSING]
+        notes[DATES_NOTE] = n
+    return values, notes
+
+
+def _yyyymmdd(values: np.ndarray) -> np.ndarray:
+    """Midnight UTC of each YYYYMMDD number in unix seconds; MISSING where it is no calendar date."""
+    year, month, day = values // 10000, values // 100 % 100, values % 100
+    months = (year - 1970) * 12 + (month - 1)
+    start = months.astype("datetime64[M]").astype("datetime64[D]")
+    seconds = (start + (day - 1)).astype("datetime64[s]").astype(np.int64)
+    next_month = (start + np.timedelta64(31, "D")).astype("datetime64[M]").astype("datetime64[D]")
+    days_in_month = (next_month - start).astype(np.int64)
+    ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days_in_month)
+    return np.where(ok, seconds, MISSING)
 
 
 def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
@@ -96,17 +143,50 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
     empty = np.asarray(pc.fill_null(pc.equal(text, ""), True), dtype=bool)
     values, whole = whole_numbers(text)
     seconds = np.full(n, MISSING, dtype=np.int64)
-    ms = 0
+    notes: dict[str, int] = {}
     if whole.any():
-        seconds[whole], ms = epoch_seconds(values[whole])
+        seconds[whole], notes = epoch_seconds(values[whole])
     dated = np.flatnonzero(~(empty | whole))
     failed = np.zeros(n, dtype=bool)
     if dated.size:
         got, bad = _dates(pc.take(text, pa.array(dated)))
         seconds[dated[~bad]] = got[~bad]
         failed[dated[bad]] = True
-    ambiguous = failed & np.asarray(pc.fill_null(pc.match_substring_regex(text, _AMBIGUOUS), False), dtype=bool)
-    return Timestamps(seconds, empty, failed, ambiguous, ms, int(dated.size - failed.sum()))
+    ambiguous = failed & _matches(text, _AMBIGUOUS)
+    if (day_month := failed & _matches(text, _DAY_MONTH)).any() and _read_day_month(
+        text, day_month, seconds, failed, notes
+    ):
+        ambiguous &= ~day_month  # the order is known: what is still unread is no date ('31.04.2024')
+    if dates := int(dated.size - failed.sum()):
+        notes[DATES_NOTE] = notes.get(DATES_NOTE, 0) + dates
+    return Timestamps(seconds, empty, failed, ambiguous, notes)
+
+
+def _matches(text: pa.Array, pattern: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(text, pattern), False), dtype=bool)
+
+
+def _read_day_month(
+    text: pa.Array, rows: np.ndarray, seconds: np.ndarray, failed: np.ndarray, notes: dict[str, int]
+) -> bool:
+    """Read the `rows` (a mask) written dd/mm/yyyy or mm/dd/yyyy in the order the column itself
+    tells: some first number above 12 (a day) and no second one (or the reverse). Nothing is read
+    when no row, or rows of both orders, tell: each stays ambiguous. Fills `seconds`, clears `failed`
+    of the rows read, and counts them under DAY_FIRST_NOTE or MONTH_FIRST_NOTE. True when the order
+    was told."""
+    at = np.flatnonzero(rows)
+    written = pc.take(text, pa.array(at))
+    parts = pc.extract_regex(written, _DAY_MONTH)
+    first, second = (np.asarray(pc.cast(parts.field(name), pa.int64()).to_numpy(zero_copy_only=False)) for name in "ab")
+    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
+    if day_first == month_first:
+        return False
+    iso = r"\3-\2-\1\4" if day_first else r"\3-\1-\2\4"  # groups: a, b, year, the rest
+    got, bad = _dates(pc.replace_substring_regex(written, _DAY_MONTH, iso))
+    seconds[at[~bad]] = got[~bad]
+    failed[at[~bad]] = False
+    notes[DAY_FIRST_NOTE if day_first else MONTH_FIRST_NOTE] = int((~bad).sum())
+    return True
 
 
 def _dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:

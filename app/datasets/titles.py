@@ -113,7 +113,7 @@ def _all_keys(title: str) -> list[str]:
 
 
 def _loose_key(title: str) -> str:
-    return _LEADING_ARTICLE.sub("", normalise_title(_article_first_anywhere(title)))
+    return _LEADING_ARTICLE.sub("", normalise_title(_article_first_anywhere(title), every_script=True))
 
 
 def _unique(keys: Iterable[str]) -> list[str]:

@@ -129,7 +129,7 @@ def parse_int(value: Any, field: str) -> int | None:
 
 def parse_names(value: Any, field: str, separators: str = "|") -> list[str]:
     """Lists of strings or of {"name": ...}; in CSV also JSON / Python-literal text of those, or text
-    split on the first of `separators` it contains ('A|B', or for genres also 'A, B')."""
+    split on the first of `separators` it contains ('A|B', or for genres also 'A, B' and 'A; B')."""
     if _missing(value):
         return []
     if isinstance(value, str):
@@ -260,7 +260,7 @@ def parse_movie(record: Any, base_dir: Path, poster_base: str | None = None) -> 
         year=_year(record),
         overview=parse_text(record.get("overview")),
         tagline=parse_text(record.get("tagline")),
-        genres=parse_names(record.get("genres"), "genres", separators="|,"),
+        genres=parse_names(record.get("genres"), "genres", separators="|,;"),  # no genre's name holds one
         keywords=parse_names(record.get("keywords"), "keywords"),
         cast=_cast(record),
         director=_director(record),
@@ -421,7 +421,7 @@ def load(movies: Path, ratings: Path | None = None, poster_base: str | None = No
     }
     if credits_path is not None:  # which file gave the cast and directors, and to how many movies
         stats |= {"credits_file": credits_path.name, **movie_counts(items, "with_credits")}
-    return SourceCatalogue(NAME, items, rows, errors, stats, warnings)
+    return SourceCatalogue(NAME, items, rows, errors, stats, warnings, movies_file=Path(movies).name)
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
-from app.datasets.files import is_archive
+from app.datasets.files import HEAD_BYTES, binary_problem
 from app.datasets.history import import_history, read_history
 from app.errors import InvalidInputError
 from app.names import HistoryFormat
@@ -104,7 +104,8 @@ async def export_file(request: Request[Any, Any, Any]) -> bytes:
     """The uploaded export's bytes: the raw body, or the one file of a multipart form upload.
 
     curl labels any data it sends application/x-www-form-urlencoded, `--data-binary @ratings.csv` too:
-    such a body is the file when it still has its line breaks (or is a zip or gzip).
+    such a body is the file when it still has its line breaks, is empty, or is no text (a zip, a gzip,
+    a spreadsheet...): read_history then says what it is.
 
     Raises InvalidInputError (400, field `file`) for a form that holds no file, or more than one, and
     for a url-encoded body without a line break (`curl -d @ratings.csv` strips the file's, and an HTML
@@ -112,7 +113,7 @@ async def export_file(request: Request[Any, Any, Any]) -> bytes:
     kind = request.content_type[0]
     if kind == "application/x-www-form-urlencoded":
         body = await request.body()
-        if b"\n" in body or b"\r" in body or is_archive(body):
+        if not body.strip() or b"\n" in body or b"\r" in body or binary_problem(body[:HEAD_BYTES]) is not None:
             return body
         raise InvalidInputError(
             "a form-encoded body loses the file's line breaks: send the CSV as the raw body "
