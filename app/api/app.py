@@ -16,7 +16,7 @@ from app.api.controllers import ROUTES
 from app.api.controllers.dashboard import DashboardController, DashboardPageController
 from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
-from app.api.head import answer_head
+from app.api.head import answer_head, list_allowed_methods
 from app.api.index_lease import index_lease
 from app.api.security import jwt_auth, provide_owner
 from app.api.state import make_lifespan
@@ -108,5 +108,6 @@ def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder |
     # The body limit goes to the constructor: Litestar 2.25 ignores it when an init plugin sets it.
     # Larger bodies get 413 before they are read whole; `movierec serve` caps the headers.
     app = Litestar(plugins=[ApplicationCore(settings, text_encoder)], request_max_body_size=settings.max_body_bytes)
-    app.asgi_handler = answer_head(app.asgi_handler)  # HEAD: the GET's status and headers (app/api/head.py)
+    # HEAD: the GET's status and headers; `Allow`: every method of the path (app/api/head.py)
+    app.asgi_handler = answer_head(list_allowed_methods(app.asgi_handler, app.routes))
     return app
