@@ -193,6 +193,8 @@ BAD_BODIES = [
     (GUEST, b'{"year_min": "1990"}', "year_min"),
     (GUEST, b'{"genres": "Comedy"}', "genres"),
     (GUEST, b'{"colour": "red"}', "colour"),
+    (GUEST, b'{"a`b": 1}', "a`b"),  # the whole name, backtick and all (it was `a`): tests/test_api_fuzz.py
+    (HIDDEN, b'{"movie_id": 1, "`": 1}', "`"),
 ]
 
 

@@ -48,9 +48,10 @@ DATA = "data"  # the handler argument Litestar fills with the decoded body
 # msgspec's ValidationError ends with the JSON path of the offending value: " - at `$.liked[0]`".
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIRST_KEY = re.compile(r"^\.(?P<key>[^.\[]+)")
-# ...and names the field itself when one is missing or unknown (the path is then the object's).
-_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
+# ...and names the field itself when one is missing or unknown (the path is then the object's). The
+# name runs to the message's last backtick: a name may hold one ({"a`b": 1} was reported as `a`).
+_MISSING = re.compile(r"^Object missing required field `(?P<name>.+)`$", re.DOTALL)
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>.+)`$", re.DOTALL)
 
 
 @dataclass(frozen=True)
