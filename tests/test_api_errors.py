@@ -195,6 +195,8 @@ BAD_BODIES = [
     (GUEST, b'{"colour": "red"}', "colour"),
     (GUEST, b'{"a`b": 1}', "a`b"),  # the whole name, backtick and all (it was `a`): tests/test_api_fuzz.py
     (HIDDEN, b'{"movie_id": 1, "`": 1}', "`"),
+    (RATINGS, b'{"movie_id": 1, "rating": 4.5, "rating": 1}', "rating"),  # which one? (the last was stored)
+    (GUEST, b'{"liked": [1], "limit": 3, "liked": [2]}', "liked"),
 ]
 
 

@@ -14,7 +14,7 @@ InvalidInputError (400) that names the field:
   `+5`, `05`); Litestar then checks its bounds;
 - a JSON body that does not decode strictly to the handler's `data` type: none at all, malformed
   JSON (`NaN`), a number out of range (`1e309`), a string where a number is expected, a missing
-  required field or an unknown one.
+  required field or an unknown one, or a key given twice.
 
 An empty value of an optional query parameter (`year_min=`, as an HTML form sends a blank field)
 means the parameter is unset, on every route and for every type: the pair is dropped before Litestar
@@ -26,6 +26,7 @@ Routes outside the schema (the docs pages, the dashboard page, static files) are
 
 from __future__ import annotations
 
+import json
 import re
 import types
 from collections.abc import Iterable
@@ -198,6 +199,18 @@ def check_body(raw: bytes, data_type: Any) -> None:
         raise body_error(str(exc), data_type) from None
     except msgspec.DecodeError as exc:  # not JSON at all (NaN and Infinity are not JSON)
         raise InvalidInputError(f"invalid body: {exc}", field=BODY) from None
+    # msgspec keeps the last of a repeated key ({"rating": 4, "rating": 1} stored 1): refused, as a
+    # repeated query parameter is. The body is valid JSON by now, and small (a few ids at most).
+    json.loads(raw, object_pairs_hook=_once_each)
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: the object, or 400 naming a key it holds twice."""
+    keys = [key for key, _ in pairs]
+    repeated = next((key for key in keys if keys.count(key) > 1), None)
+    if repeated is not None:
+        raise InvalidInputError(f"{repeated[:40]} is given twice in the body: give it once", field=repeated[:40])
+    return dict(pairs)
 
 
 def body_error(message: str, data_type: Any) -> InvalidInputError:
