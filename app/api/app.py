@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins import InitPluginProtocol
+from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
 
 from app.api import metrics
 from app.api.assets import asset_handlers, render_plugins
@@ -109,7 +109,10 @@ def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder |
     # The body limit goes to the constructor: Litestar 2.25 ignores it when an init plugin sets it.
     # Larger bodies get 413 before they are read whole; `movierec serve` caps the headers.
     # ClosedStructSchemaPlugin here: the plugins given come before Litestar's own (Struct schemas).
-    plugins = [ApplicationCore(settings, text_encoder), ClosedStructSchemaPlugin()]
+    plugins: list[InitPluginProtocol | OpenAPISchemaPlugin] = [
+        ApplicationCore(settings, text_encoder),
+        ClosedStructSchemaPlugin(),
+    ]
     app = Litestar(plugins=plugins, request_max_body_size=settings.max_body_bytes)
     # HEAD: the GET's status and headers; `Allow`: every method of the path (app/api/head.py)
     app.asgi_handler = answer_head(list_allowed_methods(app.asgi_handler, app.routes))

@@ -26,7 +26,7 @@ MovieId = Annotated[
     ),
 ]
 # ... and drops an item type's bounds from a list's schema.
-MOVIE_ID_ITEMS = {"extra": {"items": Schema(type=OpenAPIType.INTEGER, **ID_BOUNDS)}}
+MOVIE_ID_ITEMS = {"extra": {"items": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_ID)}}
 
 
 def doc(description: str, *examples: Any, ge: float | None = None, le: float | None = None) -> msgspec.Meta:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
 from sqlmodel import Session
 
@@ -28,7 +28,7 @@ from app.datasets.history import import_history, read_history
 from app.errors import InvalidInputError
 from app.names import HistoryFormat
 
-_FILE = Schema(type=OpenAPIType.STRING, format="binary", description="The export's file, as is.")
+_FILE = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The export's file, as is.")
 
 
 @dataclass
