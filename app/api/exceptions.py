@@ -41,9 +41,16 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
 }
 
 
+ECHO_CHARS = 40  # of a value the client sent, quoted in an error's detail
+# A quoted value longer than that: msgspec's "Invalid enum value '...'" quoted a 100 KB `strategy` whole.
+_LONG_ECHO = re.compile(rf"'([^']{{{ECHO_CHARS}}})[^']+'")
+
+
 def _respond(
     status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> Response[Any]:
+    """The ErrorBody response; every quoted value in `detail` cut to ECHO_CHARS characters and '…'."""
+    detail = _LONG_ECHO.sub(r"'\1…'", detail)
     return Response(ErrorBody(status_code=status, detail=detail, field=field), status_code=status, headers=headers)
 
 
