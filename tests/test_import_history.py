@@ -199,6 +199,8 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     admin = bearer(settings, admin=True)
     resp = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    detail = resp.json()["detail"]  # whole: the apostrophes of its prose are not quoted values to shorten
+    assert "Rating); is the file an IMDb" in detail and "…" not in detail, detail
     resp = await client.post(url, params={"format": "imdb"}, content=b"Const,\x00\n" + bytes(range(256)), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     form = await client.post(url, params={"format": "imdb"}, data={"file": IMDB}, headers=admin)  # curl -d @file

@@ -40,7 +40,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
-from app.api.exceptions import literal_values
+from app.api.exceptions import literal_values, short_echo
 from app.errors import InvalidInputError
 
 INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # what Litestar's own int conversion then reads exactly; no "-0"
@@ -224,14 +224,14 @@ def body_error(message: str, data_type: Any) -> InvalidInputError:
         where = path.lstrip(".")
         allowed = literal_values(_field_types(data_type).get(key.group("key")))
         suffix = f"; allowed: {', '.join(map(str, allowed))}" if allowed else ""
-        return InvalidInputError(f"invalid {where}: {message}{suffix}", field=key.group("key"))
+        return InvalidInputError(f"invalid {where}: {short_echo(message)}{suffix}", field=key.group("key"))
     if missing := _MISSING.match(message):
         name = missing.group("name")
         return InvalidInputError(f"{name} is required (a body field); the body is {describe(data_type)}", field=name)
     if unknown := _UNKNOWN.match(message):
         name = unknown.group("name")[:40]
         return InvalidInputError(f"unknown body field {name!r}; the body is {describe(data_type)}", field=name)
-    return InvalidInputError(f"invalid body: {message}; the body is {describe(data_type)}", field=BODY)
+    return InvalidInputError(f"invalid body: {short_echo(message)}; the body is {describe(data_type)}", field=BODY)
 
 
 def describe(data_type: Any) -> str:
