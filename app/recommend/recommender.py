@@ -243,7 +243,7 @@ class Recommender:
             unknown = [n for n in wanted if genre_key(n) not in spelling]
             if not unknown:
                 return tuple(dict.fromkeys(g for n in wanted for g in spelling[genre_key(n)]))
-        shown = ", ".join(map(repr, unknown[:UNKNOWN_SHOWN]))
+        shown = ", ".join(repr(name[:40]) for name in unknown[:UNKNOWN_SHOWN])  # as parse_id quotes an id
         more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
         raise InvalidInputError(
             f"unknown genre {shown}{more}; known: {', '.join(sorted(self.genres()))}", field="genres"
