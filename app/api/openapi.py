@@ -23,15 +23,18 @@ COMMON_STATUSES = {
     431: "The request line and headers are larger than the server takes (MOVIEREC_MAX_HEADER_BYTES)",
 }
 BODY_TOO_LARGE = {413: "The body is larger than the server takes (MOVIEREC_MAX_BODY_BYTES)"}
+# Where a token is checked: a worker that has not read the token revocations answers user tokens 503.
+TOKEN_CHECKED = {503: ERROR_STATUSES[503]}
+PUBLIC: list[dict[str, list[str]]] = [{}]  # the security of an operation that needs no token
 
 
 @dataclass
 class ApiOperation(Operation):
     """An operation's OpenAPI entry as the API answers it, beyond what its handler declares: the
-    COMMON_STATUSES (and 413 where it takes a body), and `allowEmptyValue` on the optional query
-    parameters, since an empty one is unset (`year_min=`, app/api/strict_input.py). Litestar's
-    generator wrote `allowEmptyValue: false` everywhere and left 400 off `GET /genres`, which
-    refuses `?x=1`."""
+    COMMON_STATUSES (413 where it takes a body, 503 where it checks a token), and `allowEmptyValue`
+    on the optional query parameters, since an empty one is unset (`year_min=`, strict_input.py).
+    Litestar's generator wrote `allowEmptyValue: false` everywhere and left 400 off `GET /genres`,
+    which refuses `?x=1`."""
 
     def __post_init__(self) -> None:
         for param in self.parameters or []:
@@ -40,6 +43,7 @@ class ApiOperation(Operation):
         if self.responses is None:
             return
         statuses = COMMON_STATUSES | (BODY_TOO_LARGE if self.request_body else {})
+        statuses |= TOKEN_CHECKED if self.security != PUBLIC else {}
         content = {"application/json": OpenAPIMediaType(schema=Reference(f"#/components/schemas/{ErrorBody.__name__}"))}
         for code, text in statuses.items():
             self.responses.setdefault(str(code), OpenAPIResponse(description=text, content=content))

@@ -97,7 +97,8 @@ ERROR_STATUSES = {
     401: "Missing or invalid bearer token",
     403: "The token may not access this user's data",
     404: "Unknown user, movie or rating",
-    503: "The index is not built or unreachable",
+    503: "The index or the database is unavailable (not built, unreachable, read-only), or a user token cannot "
+    "be checked yet",
 }
 ERROR_RESPONSES = {
     code: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False)
