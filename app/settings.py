@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     db_max_concurrency: int = Field(default=10, ge=1)  # requests per worker doing database work at once
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # larger request bodies: 413
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers; larger: 400
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # request line + headers; larger: 431
     timeout_keep_alive_s: int = Field(default=75, ge=1)  # idle keep-alive connections close after this
     # API worker processes; None: one per CPU core, at most MAX_AUTO_WORKERS. Each holds its own model.
     workers: int | None = Field(default=None, ge=1)

@@ -355,7 +355,7 @@ def serve(
 
 
 # httptools (llhttp, in C) with h11's cap on the request line and headers, which it reads from
-# `h11_max_incomplete_event_size` (larger: 400). Parsing with h11 itself cost about a sixth of a worker's CPU.
+# `h11_max_incomplete_event_size` (larger: 431). Parsing with h11 itself cost about a sixth of a worker's CPU.
 HTTP_PROTOCOL = "app.api.http_protocol:BoundedHttpToolsProtocol"
 
 
@@ -368,7 +368,7 @@ class ServerLimits(TypedDict):
 def server_limits(settings: Settings, timeout_keep_alive: int | None = None) -> ServerLimits:
     """The uvicorn options `serve` bounds connections with (shared with the tests that check them).
 
-    `h11_max_incomplete_event_size` caps the request line and headers (larger: 400); HTTP_PROTOCOL
+    `h11_max_incomplete_event_size` caps the request line and headers (larger: 431); HTTP_PROTOCOL
     honours it as uvicorn's h11 protocol does.
     """
     return {

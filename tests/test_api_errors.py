@@ -196,6 +196,10 @@ BAD_BODIES = [
     (GUEST, b'{"year_min": "1990"}', "year_min"),
     (GUEST, b'{"genres": "Comedy"}', "genres"),
     (GUEST, b'{"colour": "red"}', "colour"),
+    (GUEST, b'{"a`b": 1}', "a`b"),  # the whole name, backtick and all (it was `a`): tests/test_api_fuzz.py
+    (HIDDEN, b'{"movie_id": 1, "`": 1}', "`"),
+    (RATINGS, b'{"movie_id": 1, "rating": 4.5, "rating": 1}', "rating"),  # which one? (the last was stored)
+    (GUEST, b'{"liked": [1], "limit": 3, "liked": [2]}', "liked"),
 ]
 
 
@@ -311,3 +315,21 @@ async def test_litestars_own_500s_say_nothing_of_their_cause(caplog: pytest.LogC
             assert_error(resp, 500)
             assert resp.json()["detail"] == "internal server error" and cause not in resp.text, resp.text
             assert any(cause in r.getMessage() or cause in str(r.exc_info) for r in caplog.records), url
+
+
+async def test_an_error_quotes_at_most_40_characters_of_what_was_sent(
+    client: AsyncTestClient[Litestar], admin: dict[str, str], real_users: list[int]
+) -> None:
+    """A detail quoted a value whole (a 100 KB `strategy` was a 100 KB error) and every unknown genre
+    (1,500 of them: 12 KB); it quotes 40 characters of each value and names 5 genres."""
+    resp = await client.post("/recommendations", json={"strategy": "x" * 100_000}, headers=admin)
+    body = assert_error(resp, 400, "strategy")
+    assert f"'{'x' * 40}…'" in body["detail"] and len(body["detail"]) < 200, body
+    genres = ",".join(f"g{i}" for i in range(1500))
+    resp = await client.get("/movies/popular", params={"genres": genres}, headers=admin)
+    body = assert_error(resp, 400, "genres")
+    assert "'g4' and 1495 more; known: " in body["detail"] and len(body["detail"]) < 1000, body
+    resp = await client.get("/movies/popular", params={"genres": "z" * 9000}, headers=admin)
+    assert len(assert_error(resp, 400, "genres")["detail"]) < 1000
+    resp = await client.get(f"/movies/recommendations?user_id={real_users[0]}&strategy={'y' * 5000}", headers=admin)
+    assert len(assert_error(resp, 400, "strategy")["detail"]) < 200

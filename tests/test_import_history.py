@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
+from app.datasets.files import MAX_UNPACKED_BYTES
+from app.datasets.history import MAX_ROWS
 from app.datasets.titles import match_keys
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
@@ -201,6 +203,8 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     admin = bearer(settings, admin=True)
     resp = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    detail = resp.json()["detail"]  # whole: the apostrophes of its prose are not quoted values to shorten
+    assert "Rating); is the file an IMDb" in detail and "…" not in detail, detail
     resp = await client.post(url, params={"format": "imdb"}, content=b"Const,\x00\n" + bytes(range(256)), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     form = await client.post(url, params={"format": "imdb"}, data={"file": IMDB}, headers=admin)  # curl -d @file
@@ -210,6 +214,16 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
     resp = await client.post(url, params={"format": "csv"}, content=IMDB.encode(), headers=admin)
     assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text
+    # A compressed upload bounded by what it unpacks to, not what it weighs: MAX_ROWS + 1 rows in 12 KB of
+    # gzip are refused before anything is matched or written (1M rows in 81 KB took a worker 42 s).
+    rows = LETTERBOXD.splitlines()[1] + "\n"
+    many = gzip.compress((LETTERBOXD.splitlines()[0] + "\n" + rows * (MAX_ROWS + 1)).encode(), 9)
+    resp = await client.post(url, params={"format": "letterboxd"}, content=many, headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text
+    assert f"more than {MAX_ROWS:,} rows" in resp.json()["detail"] and "split it" in resp.json()["detail"]
+    bomb = gzip.compress(b"Date,Name,Year,Letterboxd URI,Rating\n" + b" " * (MAX_UNPACKED_BYTES + 1))
+    resp = await client.post(url, params={"format": "letterboxd"}, content=bomb, headers=admin)
+    assert resp.status_code == 400 and "unpacks to more than 32 MiB" in resp.json()["detail"], resp.text
     assert ratings_of(settings, USER + 2) == {}
 
 

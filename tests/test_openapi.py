@@ -82,8 +82,10 @@ def test_each_route_lists_only_the_errors_it_can_return(app: Litestar, spec: dic
         assert 501 not in codes, where  # nothing answers "not implemented"
         assert (403 in codes) == ((path, method) in protected), where  # only the guards forbid
         ids_in_path = "{" in path
-        if ids_in_path:
-            assert 400 in codes, where  # a malformed id
+        # Any operation: a query parameter it does not take (400), a head over the server's limit (431);
+        # one with a body: a body over the limit (413).
+        assert {400, 431} <= codes and (413 in codes) == ("requestBody" in op), where
+        assert path in PUBLIC or 503 in codes, where  # user tokens, before the revocations are read
         if "{movie_id}" in path:
             assert 404 in codes, where  # no such movie (an unknown user is a new one: never 404)
         user_param = any(p["name"] == "user_id" for p in op.get("parameters", []))
@@ -94,12 +96,12 @@ def test_each_route_lists_only_the_errors_it_can_return(app: Litestar, spec: dic
             if path not in PUBLIC:
                 schema = op["responses"][str(code)]["content"]["application/json"]["schema"]
                 assert schema["$ref"].endswith("/ErrorBody"), where
-    assert {int(c) for c in spec["paths"]["/genres"]["get"]["responses"]} == {200, 401, 503}
+    assert {int(c) for c in spec["paths"]["/genres"]["get"]["responses"]} == {200, 400, 401, 431, 503}
     assert "403" not in spec["paths"]["/movies/search"]["get"]["responses"]
     for listed in ("/users/{user_id}/ratings", "/users/{user_id}/hidden"):  # an unknown user has an empty list
         assert "404" not in spec["paths"][listed]["get"]["responses"], listed
     health = spec["paths"]["/health"]["get"]["responses"]
-    assert set(health) == {"200", "503"}
+    assert set(health) == {"200", "400", "431", "503"}
     assert health["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/HealthOut")
 
 
@@ -122,6 +124,43 @@ def test_every_parameter_has_a_description_bounds_and_an_example(spec: dict[str,
     recommend = {p["name"]: p["schema"] for p in spec["paths"]["/movies/recommendations"]["get"]["parameters"]}
     for name in ("popularity", "diversity"):
         assert (recommend[name]["minimum"], recommend[name]["maximum"]) == (0, 1), name
+
+
+def test_the_schema_accepts_what_the_api_accepts(spec: dict[str, Any]) -> None:
+    """What a client generator or a fuzzer reads: the bounds and shapes the API itself enforces.
+    Litestar wrote the id bound 10^18 - 1 as the float 1e+18 (so `movie_id: 10^18` was valid to the
+    schema and a 400), `allowEmptyValue: false` on parameters an empty value leaves unset, no
+    `additionalProperties: false` on bodies that refuse unknown fields, no body for the import, and
+    `space` as any string."""
+    floats = [(where, v) for where, v in _bounds(spec, "") if isinstance(v, float) and v >= 2**53]
+    assert not floats, floats
+    for path, method, op in operations(spec):
+        for p in op.get("parameters", []):
+            if p["in"] == "query":
+                assert p["allowEmptyValue"] is (not p["required"]), (method, path, p["name"])
+    bodies = {
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for _, _, op in operations(spec)
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    }
+    assert bodies == {"GuestIn", "HiddenIn", "RatingIn"}
+    for name in bodies:
+        assert spec["components"]["schemas"][name]["additionalProperties"] is False, name
+    liked = spec["components"]["schemas"]["GuestIn"]["properties"]["liked"]["items"]
+    assert (liked["minimum"], liked["maximum"]) == (1, 10**18 - 1)
+    upload = spec["paths"]["/users/{user_id}/ratings/import"]["post"]["requestBody"]
+    assert upload["required"] and {"text/csv", "application/zip", "multipart/form-data"} <= set(upload["content"])
+    space = spec["paths"]["/dashboard/api/map/{space}"]["get"]["parameters"][0]["schema"]
+    assert space["enum"] == ["combined", "collab"]
+
+
+def _bounds(node: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every (JSON path, value) of a `minimum` or `maximum` in the document."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, value in items:
+        if key in {"minimum", "maximum"}:
+            yield f"{where}/{key}", value
+        yield from _bounds(value, f"{where}/{key}")
 
 
 def test_every_response_field_has_a_description_and_an_example(spec: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -322,10 +323,20 @@ def test_headers_over_the_limit_are_refused_by_the_server(tmp_path: Any, text_en
                 while chunk := sock.recv(65536):
                     reply += chunk
         assert reply == b"" or reply.split(b" ", 2)[1].startswith(b"4"), reply[:200]
-        # A complete head over the limit in many small headers: 400, as h11 answers; just under it: served.
+        # A complete head over the limit in many small headers: 431 naming the limit, in the API's JSON
+        # error body (it was uvicorn's plain text "Invalid HTTP request received."); just under it: served.
         pads = [f"X-Pad-{i}: {'x' * 1000}" for i in range(9)]
-        assert _raw_status(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + _lines(pads) + b"\r\n") == b"400"
-        assert _raw_status(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + _lines(pads[:7]) + b"\r\n") != b"400"
+        status, body = _raw_reply(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + _lines(pads) + b"\r\n")
+        assert status == 431 and body["status_code"] == 431, body
+        assert "8,192 bytes" in body["detail"] and "MOVIEREC_MAX_HEADER_BYTES" in body["detail"], body
+        assert _raw_reply(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + _lines(pads[:7]) + b"\r\n")[0] in (200, 503)
+        # A long query value, as a client sends one.
+        resp = httpx.get(f"{base_url}/movies/search", params={"q": "x" * 20_000}, timeout=30)
+        assert resp.status_code == 431 and resp.json()["status_code"] == 431, resp.text[:300]
+        # A request line that does not parse (a NUL, a raw 0xFF byte, an unknown method): 400, JSON too.
+        for line in (b"GET /movies/1\x00 HTTP/1.1", b"GET /movies/\xff HTTP/1.1", b"FOO /health HTTP/1.1"):
+            status, body = _raw_reply(port, line + b"\r\nHost: x\r\n\r\n")
+            assert status == 400 and body["status_code"] == 400 and "malformed" in body["detail"], (line, body)
         # The count starts again with each request: a keep-alive client's heads add up to more than the limit.
         with httpx.Client(base_url=base_url, timeout=30) as client:
             for _ in range(3):
@@ -337,8 +348,14 @@ def _lines(headers: list[str]) -> bytes:
     return b"".join(h.encode() + b"\r\n" for h in headers)
 
 
-def _raw_status(port: int, request: bytes) -> bytes:
-    """The status code of the server's answer to one raw request."""
+def _raw_reply(port: int, request: bytes) -> tuple[int, Any]:
+    """The status code and the JSON body of the server's answer to one raw request (it closes the
+    connection after it: `Connection: close` is added)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(request)
-        return sock.recv(65536).split(b" ", 2)[1]
+        sock.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1))
+        reply = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)

@@ -1,5 +1,5 @@
 """Issue 10, acceptance: schemathesis fuzzes every operation in /schema/openapi.json, bounded, and
-no case may answer 5xx.
+no case may answer 5xx, or answer what the spec does not document (CHECKS).
 
 The API runs under uvicorn (with `movierec serve`'s limits) on a copy of the demo index, with an
 admin token so cases reach the handlers rather than stopping at 401. Ids are typed as bounded
@@ -19,6 +19,11 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from app.api import create_app
 from app.auth import issue_token
@@ -27,6 +32,9 @@ from tests.helpers.server import serve
 from tests.helpers.worlds import copy_settings
 
 EXAMPLES = int(os.environ.get("MOVIEREC_FUZZ_EXAMPLES", "40"))
+# Besides no 5xx: each answer's status is one the operation documents, its Content-Type the documented
+# one, and its body matches the documented schema (the error body included).
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,7 @@ def test_no_case_answers_5xx(fuzzed_api: Any) -> None:
             def fuzz(case: Any) -> None:
                 response = case.call(session=http, timeout=60)
                 statuses[response.status_code // 100] += 1
-                case.validate_response(response, checks=[not_a_server_error])
+                case.validate_response(response, checks=CHECKS)
 
             try:
                 fuzz()

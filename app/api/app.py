@@ -8,7 +8,7 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins import InitPluginProtocol
+from litestar.plugins import InitPluginProtocol, OpenAPISchemaPlugin
 
 from app.api import metrics
 from app.api.assets import asset_handlers, render_plugins
@@ -16,8 +16,9 @@ from app.api.controllers import ROUTES
 from app.api.controllers.dashboard import DashboardController, DashboardPageController
 from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
-from app.api.head import answer_head
+from app.api.head import answer_head, list_allowed_methods
 from app.api.index_lease import index_lease
+from app.api.openapi import ClosedStructSchemaPlugin, use_api_operation
 from app.api.security import jwt_auth, provide_owner
 from app.api.state import make_lifespan
 from app.api.strict_input import check_request
@@ -107,6 +108,13 @@ def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder |
     settings = settings or get_settings()
     # The body limit goes to the constructor: Litestar 2.25 ignores it when an init plugin sets it.
     # Larger bodies get 413 before they are read whole; `movierec serve` caps the headers.
-    app = Litestar(plugins=[ApplicationCore(settings, text_encoder)], request_max_body_size=settings.max_body_bytes)
-    app.asgi_handler = answer_head(app.asgi_handler)  # HEAD: the GET's status and headers (app/api/head.py)
+    # ClosedStructSchemaPlugin here: the plugins given come before Litestar's own (Struct schemas).
+    plugins: list[InitPluginProtocol | OpenAPISchemaPlugin] = [
+        ApplicationCore(settings, text_encoder),
+        ClosedStructSchemaPlugin(),
+    ]
+    app = Litestar(plugins=plugins, request_max_body_size=settings.max_body_bytes)
+    # HEAD: the GET's status and headers; `Allow`: every method of the path (app/api/head.py)
+    app.asgi_handler = answer_head(list_allowed_methods(app.asgi_handler, app.routes))
+    use_api_operation(app.routes)  # what every operation may answer, in the OpenAPI schema
     return app

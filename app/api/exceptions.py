@@ -41,6 +41,17 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
 }
 
 
+ECHO_CHARS = 40  # of a value the client sent, quoted in an error's detail
+# msgspec quotes the value it refuses whole ("Invalid enum value '...'": a 100 KB `strategy` was a
+# 100 KB detail); its messages quote nothing else in single quotes.
+_LONG_ECHO = re.compile(rf"'([^']{{{ECHO_CHARS}}})[^']+'")
+
+
+def short_echo(msgspec_message: str) -> str:
+    """A msgspec validation message with each quoted value cut to ECHO_CHARS characters and '…'."""
+    return _LONG_ECHO.sub(r"'\1…'", msgspec_message)
+
+
 def _respond(
     status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> Response[Any]:
@@ -71,7 +82,7 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
     # The whole body is the `data` kwarg; call it what the client sent.
     fields = ["body" if p.get("key") == "data" else str(p.get("key")) for p in problems]
     messages = [
-        f"invalid {f}: {p.get('message', 'invalid value')}{_allowed(request, f)}"
+        f"invalid {f}: {short_echo(str(p.get('message', 'invalid value')))}{_allowed(request, f)}"
         for f, p in zip(fields, problems, strict=True)
     ]
     detail = "; ".join(messages)

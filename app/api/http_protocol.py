@@ -3,16 +3,23 @@
 Parsing with h11 (pure Python) took about a sixth of a worker's CPU under `bench/api.py`; httptools
 wraps llhttp, in C. But only uvicorn's h11 protocol bounds the request line and headers
 (`h11_max_incomplete_event_size`): httptools would buffer a header of any length. This protocol
-keeps that bound, read from the same uvicorn option, and answers as uvicorn's h11 protocol does:
-400 "Invalid HTTP request received." and the connection closed.
+keeps that bound, read from the same uvicorn option.
+
+What the protocol answers itself, before any route runs, is the API's JSON error body too (uvicorn's
+is the plain text "Invalid HTTP request received."), and the connection is closed: 431 naming the
+limit for a request line and headers over it (a 100 KB query value), 400 for a request that does not
+parse (a NUL or a raw 0xFF byte in the URL, an unknown method).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from app.api.schemas import ErrorBody
 
 # What a head line adds to the bytes the parser hands over: "Name: value\r\n", "METHOD url HTTP/1.1\r\n".
 HEADER_OVERHEAD = len(b": \r\n")
@@ -41,14 +48,30 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True  # until the current request's headers are complete
         self._received = 0  # bytes received while in the head
         self._parsed = 0  # bytes of the head the parser has handed over
+        self._too_large = False  # the head passed max_head: the refusal says so
 
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._received += len(data)
         super().data_received(data)
         if self._in_head and self._received > self.max_head and not self.transport.is_closing():
+            self._too_large = True
             self.logger.warning("Invalid HTTP request received.")
             self.send_400_response("Invalid HTTP request received.")
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's refusal of a request it cannot read (`msg`: its log text), as the API's ErrorBody
+        JSON: 431 when the head passed max_head, else 400; the connection is closed."""
+        if self._too_large:
+            status, detail = 431, head_too_large(self.max_head)
+        else:
+            status, detail = 400, "malformed HTTP request: the request line or a header does not parse"
+        body = msgspec.json.encode(ErrorBody(status_code=status, detail=detail))
+        head = [STATUS_LINE[status]]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body)]
+        self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", body]))
+        self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -73,4 +96,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _count(self, size: int) -> None:
         self._parsed += size
         if self._parsed > self.max_head:
+            self._too_large = True
             raise HeadTooLargeError(f"the request line and headers exceed {self.max_head} bytes")
+
+
+def head_too_large(limit: int) -> str:
+    """What a 431 says: the limit, and where a long value belongs."""
+    return (
+        f"the request line and headers are larger than this server takes ({limit:,} bytes, "
+        "MOVIEREC_MAX_HEADER_BYTES): shorten the query (a long `exclude` or `genres` list)"
+    )

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from app.catalog.lists import ListedMovie
 from app.catalog.models import MAX_ID, Movie
@@ -16,15 +17,24 @@ from app.names import DEFAULT_STRATEGY, AnswerPath, ListKind, SimilarVector, Str
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 from app.recommend.tuning import TUNED
 
-MovieId = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A movie id (positive integer).", examples=[1])]
+# Litestar renders the bound le=MAX_ID as the float 1e+18, one past MAX_ID: the exact integers are restated.
+ID_BOUNDS = {"minimum": 1, "maximum": MAX_ID}
+MovieId = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1, le=MAX_ID, description="A movie id, 1 to 10^18 - 1.", examples=[1], extra_json_schema={"extra": ID_BOUNDS}
+    ),
+]
+# ... and drops an item type's bounds from a list's schema.
+MOVIE_ID_ITEMS = {"extra": {"items": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_ID)}}
 
 
 def doc(description: str, *examples: Any, ge: float | None = None, le: float | None = None) -> msgspec.Meta:
     """A field's OpenAPI documentation: description, examples, and bounds (ge, le; None: unbounded).
-    Litestar leaves a bound of 0 out of the schema (it tests the bound's truth), so a 0 is also
-    restated in the raw JSON schema."""
-    zero = {"minimum": 0} if ge == 0 else {}
-    extra: dict[str, Any] | None = {"extra": zero} if zero else None
+    Litestar leaves a bound of 0 out of the schema (it tests the bound's truth) and writes the others
+    as floats (MAX_ID as 1e+18, one past it), so integer bounds are restated exactly in the raw JSON schema."""
+    exact = {key: bound for key, bound in (("minimum", ge), ("maximum", le)) if isinstance(bound, int)}
+    extra: dict[str, Any] | None = {"extra": exact} if exact else None
     return msgspec.Meta(description=description, examples=list(examples) or None, extra_json_schema=extra, ge=ge, le=le)
 
 
@@ -88,7 +98,8 @@ ERROR_STATUSES = {
     401: "Missing or invalid bearer token",
     403: "The token may not access this user's data",
     404: "Unknown user, movie or rating",
-    503: "The index is not built or unreachable",
+    503: "The index or the database is unavailable (not built, unreachable, read-only), or a user token cannot "
+    "be checked yet",
 }
 ERROR_RESPONSES = {
     code: ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False)
@@ -98,7 +109,8 @@ ERROR_RESPONSES = {
 
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """The error responses one route can return, for its OpenAPI operation: list only those
-    (403 only where the owner_or_admin guard runs, 404 only where something is looked up)."""
+    (403 only where the owner_or_admin guard runs, 404 only where something is looked up).
+    app/api/openapi.py's ApiOperation adds those every operation can return."""
     return {code: ERROR_RESPONSES[code] for code in codes}
 
 
@@ -377,11 +389,21 @@ class GuestIn(msgspec.Struct, forbid_unknown_fields=True):
 
     liked: Annotated[
         list[MovieId],
-        msgspec.Meta(max_length=MAX_CHOICES, description="Movies the visitor liked.", examples=[[1, 260]]),
+        msgspec.Meta(
+            max_length=MAX_CHOICES,
+            description="Movies the visitor liked.",
+            examples=[[1, 260]],
+            extra_json_schema=MOVIE_ID_ITEMS,
+        ),
     ] = msgspec.field(default_factory=list)
     disliked: Annotated[
         list[MovieId],
-        msgspec.Meta(max_length=MAX_CHOICES, description="Movies the visitor disliked.", examples=[[2]]),
+        msgspec.Meta(
+            max_length=MAX_CHOICES,
+            description="Movies the visitor disliked.",
+            examples=[[2]],
+            extra_json_schema=MOVIE_ID_ITEMS,
+        ),
     ] = msgspec.field(default_factory=list)
     limit: Annotated[int, msgspec.Meta(ge=1, le=100, description="How many results, 1 to 100.", examples=[10])] = 10
     strategy: Annotated[

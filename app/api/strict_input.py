@@ -41,7 +41,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
-from app.api.exceptions import literal_values
+from app.api.exceptions import literal_values, short_echo
 from app.errors import InvalidInputError
 
 INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # what Litestar's own int conversion then reads exactly; no "-0"
@@ -50,9 +50,10 @@ DATA = "data"  # the handler argument Litestar fills with the decoded body
 # msgspec's ValidationError ends with the JSON path of the offending value: " - at `$.liked[0]`".
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIRST_KEY = re.compile(r"^\.(?P<key>[^.\[]+)")
-# ...and names the field itself when one is missing or unknown (the path is then the object's).
-_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
-_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`")
+# ...and names the field itself when one is missing or unknown (the path is then the object's). The
+# name runs to the message's last backtick: a name may hold one ({"a`b": 1} was reported as `a`).
+_MISSING = re.compile(r"^Object missing required field `(?P<name>.+)`$", re.DOTALL)
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>.+)`$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -199,24 +200,17 @@ def check_body(raw: bytes, data_type: Any) -> None:
         raise body_error(str(exc), data_type) from None
     except msgspec.DecodeError as exc:  # not JSON at all (NaN and Infinity are not JSON)
         raise InvalidInputError(f"invalid body: {exc}", field=BODY) from None
-    try:  # valid JSON by now; the standard decoder sees every key of every object, repeats included
-        json.loads(raw, object_pairs_hook=_once_each)
-    except _RepeatedKey as exc:
-        raise InvalidInputError(f"{exc.key} is given twice in the body; give each field once", field=exc.key) from None
-
-
-class _RepeatedKey(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key[:40]
+    # msgspec keeps the last of a repeated key ({"movie_id": 1, "rating": 4, "movie_id": 2} rated movie 2):
+    # refused, as a repeated query parameter is. The body is valid JSON by now.
+    json.loads(raw, object_pairs_hook=_once_each)
 
 
 def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json's object hook: the object, or _RepeatedKey naming the first key it holds twice."""
+    """json's object_pairs_hook: the object, or 400 naming the first key it holds twice."""
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            raise _RepeatedKey(key)
+            raise InvalidInputError(f"{key[:40]} is given twice in the body: give it once", field=key[:40])
         seen.add(key)
     return dict(pairs)
 
@@ -232,14 +226,14 @@ def body_error(message: str, data_type: Any) -> InvalidInputError:
         where = path.lstrip(".")
         allowed = literal_values(_field_types(data_type).get(key.group("key")))
         suffix = f"; allowed: {', '.join(map(str, allowed))}" if allowed else ""
-        return InvalidInputError(f"invalid {where}: {message}{suffix}", field=key.group("key"))
+        return InvalidInputError(f"invalid {where}: {short_echo(message)}{suffix}", field=key.group("key"))
     if missing := _MISSING.match(message):
         name = missing.group("name")
         return InvalidInputError(f"{name} is required (a body field); the body is {describe(data_type)}", field=name)
     if unknown := _UNKNOWN.match(message):
         name = unknown.group("name")[:40]
         return InvalidInputError(f"unknown body field {name!r}; the body is {describe(data_type)}", field=name)
-    return InvalidInputError(f"invalid body: {message}; the body is {describe(data_type)}", field=BODY)
+    return InvalidInputError(f"invalid body: {short_echo(message)}; the body is {describe(data_type)}", field=BODY)
 
 
 def describe(data_type: Any) -> str:

@@ -45,7 +45,7 @@ from app.catalog import repository as repo
 from app.catalog.models import Movie
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RowError
-from app.datasets.files import MemoryFile, csv_records, unpack
+from app.datasets.files import MemoryFile, UnusableFileError, csv_records, unpack
 from app.datasets.timestamps import FUTURE_SLACK_S, parse_timestamps
 from app.datasets.titles import match_keys
 from app.datasets.tmdb import BadFieldError, parse_float, parse_int
@@ -90,6 +90,10 @@ SUGGESTIONS = 3  # close titles offered for a row no movie matched
 # Unmatched and skipped rows listed in a report, in file order (the totals count them all): a file of
 # 300,000 wrong rows must not become a reply of hundreds of MB, nor 300,000 suggestion searches.
 LISTED_ROWS = 200
+# Rows one history file may hold: far above a person's ratings (a 4 MiB Letterboxd CSV, the API's body
+# limit, is about 60,000), and a bound on the work of a compressed upload: a 81 KB gzip of 1M rows
+# took 42 s of a worker (its 256 MiB unpacked limit allowed 8M rows); 100,000 take about 5 s.
+MAX_ROWS = 100_000
 SUGGEST_CUTOFF = 0.6  # difflib's ratio (after the year penalty) a suggestion needs: get_close_matches' default
 SUGGEST_YEAR_PENALTY = 0.05  # per year between the row's year and the movie's
 
@@ -137,8 +141,8 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     Letterboxd export as downloaded) is read through its ratings.csv, a gzip through its content.
 
     Raises UnusableFileError (an InvalidInputError, field "file") when the bytes are not such a CSV
-    (empty, binary, a column missing, a quote never closed), InvalidInputError(field="format") for an
-    unknown format."""
+    (empty, binary, a column missing, a quote never closed) or hold more than MAX_ROWS rows,
+    InvalidInputError(field="format") for an unknown format."""
     if fmt not in _FORMATS:
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}", field="format")
     spec = _FORMATS[fmt]
@@ -153,7 +157,15 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     warnings: list[str] = []
     undated: list[tuple[HistoryRow, str, str]] = []  # each row, its date's column and the date as written
     source = unpack(MemoryFile(name, data), "ratings.csv")
-    for line, record in csv_records(source, required, warnings, errors, hint, optional=spec.columns()):
+    records = csv_records(source, required, warnings, errors, hint, optional=spec.columns())
+    for count, (line, record) in enumerate(records, start=1):
+        if count > MAX_ROWS:
+            raise UnusableFileError(
+                source.name,
+                f"more than {MAX_ROWS:,} rows",
+                "split it: each part imports on its own, and a part sent again imports nothing twice",
+                line=line,
+            )
         try:
             undated.append(_row(record, line, spec))
         except BadFieldError as exc:

@@ -66,6 +66,7 @@ SEARCH_WEIGHTS = {"text": 1.0, SPARSE_VECTOR: 8.2}
 SEARCH_DEPTH = 10  # search ranks at least this many movies (x candidate_factor with the prior), any limit
 COLD_START_MAX = 2  # the content strategy: with this many ratings or fewer, its cold-start path
 RELATED_SHOWN = 5
+UNKNOWN_SHOWN = 5  # unknown genres an error names (the rest counted): `genres` may list thousands
 # Candidates come back with their `text` vectors, for diversity and reasons: half the floats of
 # `combined`, and converting the engine's vectors to numpy is most of a query's cost.
 CANDIDATE_VECTOR = "text"
@@ -254,9 +255,10 @@ class Recommender:
             unknown = [n for n in wanted if genre_key(n) not in spelling]
             if not unknown:
                 return tuple(dict.fromkeys(g for n in wanted for g in spelling[genre_key(n)]))
+        shown = ", ".join(repr(name[:40]) for name in unknown[:UNKNOWN_SHOWN])  # as parse_id quotes an id
+        more = f" and {len(unknown) - UNKNOWN_SHOWN} more" if len(unknown) > UNKNOWN_SHOWN else ""
         raise InvalidInputError(
-            f"unknown genre {', '.join(map(repr, unknown))}; known: {', '.join(sorted(self.genres()))}",
-            field="genres",
+            f"unknown genre {shown}{more}; known: {', '.join(sorted(self.genres()))}", field="genres"
         )
 
     # -- recommendations -----------------------------------------------------------------------

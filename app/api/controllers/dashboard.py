@@ -94,7 +94,12 @@ class DashboardController(Controller):
         self,
         services: Services,
         space: Annotated[
-            str, Parameter(description="The vector space: combined or collab.", examples=examples("combined"))
+            str,
+            Parameter(
+                description="The vector space: combined or collab.",
+                examples=examples("combined"),
+                schema_extra={"enum": list(MAP_SPACES)},  # checked by map_view, which names the field
+            ),
         ],
     ) -> dict[str, Any]:
         return map_view(services, space)

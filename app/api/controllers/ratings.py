@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import Parameter
 from sqlmodel import Session
 
 from app.api.deps import Limit, MovieIdPath, Offset, examples
-from app.api.schemas import HistoryImportOut, RatedMovieOut, RatingIn, RatingOut, RatingsPage, error_responses
+from app.api.openapi import ApiOperation
+from app.api.schemas import (
+    HistoryImportOut,
+    RatedMovieOut,
+    RatingIn,
+    RatingOut,
+    RatingsPage,
+    error_responses,
+)
 from app.api.security import owner_or_admin
 from app.api.state import Services
 from app.catalog import repository as repo
@@ -19,6 +28,22 @@ from app.datasets.files import HEAD_BYTES, binary_problem
 from app.datasets.history import import_history, read_history
 from app.errors import InvalidInputError
 from app.names import HistoryFormat
+
+_FILE = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="The export's file, as is.")
+
+
+@dataclass
+class ImportOperation(ApiOperation):
+    """The import's OpenAPI entry with its request body: the handler reads the body itself (a raw
+    file, or a form's one file), so Litestar's generator left it out."""
+
+    def __post_init__(self) -> None:
+        form = Schema(type=OpenAPIType.OBJECT, properties={"file": _FILE}, required=["file"])
+        media = {kind: OpenAPIMediaType(schema=_FILE) for kind in ("text/csv", "application/zip", "application/gzip")}
+        description = "The export's ratings CSV (or its zip, or gzip'd), or a form upload holding that one file."
+        content = {**media, "multipart/form-data": OpenAPIMediaType(schema=form)}
+        self.request_body = RequestBody(content=content, description=description, required=True)
+        super().__post_init__()
 
 
 class RatingController(Controller):
@@ -73,6 +98,7 @@ class RatingController(Controller):
         "file of a multipart form upload (`curl -F file=@ratings.csv`, an HTML form). "
         "Matched by IMDb id where known, else by title and year. "
         "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved.",
+        operation_class=ImportOperation,
     )
     async def import_ratings(
         self,
