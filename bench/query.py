@@ -23,7 +23,7 @@ demo index") on the real thing. The published index and the database of the proj
 (./data, or --demo-data-dir) are opened by the API's own `Services` (its database engine, LiveIndex
 with the vector cache, Recommender); `--queries` real users are sampled (seeded) from the database.
 Per user and strategy (content; hybrid, the API's default), timed in turn: the ratings query as a
-request makes it (a Session, `user_ratings`, commit, close), then `Recommender.recommend(ratings,
+request makes it (a Session, `user_rating_columns`, commit, close), then `Recommender.recommend(ratings,
 limit=10, strategy=..., filter=MovieFilter())` with the settings' popularity and diversity on the
 index as served ("demo+cache"), on the same engine without the cache ("demo") and on a
 `MemoryIndex` copy of the index's own vectors (for hybrid, exact weighted RRF over the two exact
@@ -68,7 +68,7 @@ from threadpoolctl import threadpool_limits
 from app.api.controllers.recommendations import PAGE_DEPTH
 from app.api.state import Services
 from app.catalog.models import Rating, User
-from app.catalog.repository import HiddenMovie, UserRating, hidden_movies, upsert_ratings, user_ratings
+from app.catalog.repository import HiddenMovie, UserRating, hidden_movies, upsert_ratings, user_rating_columns
 from app.embedding.movie import combine
 from app.embedding.text import TEXT_DIM
 from app.recommend.recommender import Recommender
@@ -591,12 +591,12 @@ def sample_users(db: Engine, n: int, seed: int) -> list[int]:
     return [int(users[i]) for i in picked]
 
 
-def request_inputs(db: Engine, user_id: int, *, hidden: bool) -> tuple[list[UserRating], list[HiddenMovie]]:
+def request_inputs(db: Engine, user_id: int, *, hidden: bool) -> tuple[Sequence[UserRating], list[HiddenMovie]]:
     """What GET /movies/recommendations reads in one Session, committed and closed as the API's
     Services.in_session does: the ratings, and the hidden movies when `hidden`."""
     session = Session(db)
     try:
-        ratings = user_ratings(session, user_id)
+        ratings = user_rating_columns(session, user_id)
         hides = hidden_movies(session, user_id) if hidden else []
         session.commit()
     finally:

@@ -24,6 +24,8 @@ from app.catalog.db import make_engine
 from app.catalog.models import Hidden, Movie, Rating
 from app.embedding import collab
 from app.recommend import Recommender
+from app.recommend.history import with_hidden
+from app.recommend.memo import digest_rows
 from app.vectorstore import MemoryIndex, MovieFilter, open_store
 from app.vectorstore.cache import CachedIndex
 from app.vectorstore.edge import PAYLOAD_INDEXES, EdgeIndex
@@ -72,6 +74,48 @@ def test_user_ratings_are_the_stored_rows_newest_first(heavy_world) -> None:
     assert [tuple(h) for h in hidden] == hid and len(hidden) == 10
     with Session(engine) as session:
         assert repo.user_ratings(session, HEAVY + 1) == [] and repo.hidden_movies(session, HEAVY + 1) == []
+
+
+def test_rating_columns_hold_the_rows_user_ratings_reads(heavy_world) -> None:
+    """The columnar read is the record read, row for row and type for type; slices, takes and the
+    hidden merge keep columns and give what the records give, and the memo's digest is the same."""
+    _, engine = heavy_world
+    with Session(engine) as session:
+        records, columns = repo.user_ratings(session, HEAVY), repo.user_rating_columns(session, HEAVY)
+        hidden = repo.hidden_movies(session, HEAVY)
+        assert len(repo.user_rating_columns(session, HEAVY + 1)) == 0
+    assert isinstance(columns, repo.RatingColumns) and columns == records and len(columns) == 240
+    assert [type(v) for v in columns[0]] == [int, float, int] and columns[-1] == records[-1]
+    assert list(columns[10:60]) == records[10:60] and isinstance(columns[:50], repo.RatingColumns)
+    assert list(columns.take([5, 0, 7])) == [records[5], records[0], records[7]]
+    for name in ("movie_id", "rating", "timestamp"):
+        assert repo.rating_column(columns, name).tolist() == repo.rating_column(records, name).tolist()
+    merged = with_hidden(columns, hidden)
+    assert isinstance(merged, repo.RatingColumns) and list(merged) == with_hidden(records, hidden)
+    assert len(merged) == 250 and with_hidden(columns, []) is columns
+    assert digest_rows(columns, hidden) == digest_rows(records, hidden)
+
+
+@pytest.mark.parametrize("strategy", ["content", "collab", "hybrid"])
+def test_a_heavy_user_gets_the_same_answer_from_columns_and_records(heavy_world, strategy: str) -> None:
+    """Recommend from RatingColumns (the API's read) and from a list of UserRatings: the same items,
+    scores and reasons, with the hidden movies merged into the taste and excluded."""
+    settings, engine = heavy_world
+    with Session(engine) as session:
+        records, columns = repo.user_ratings(session, HEAVY), repo.user_rating_columns(session, HEAVY)
+        hidden = repo.hidden_movies(session, HEAVY)
+    index = open_store(settings).open()
+    try:
+        cached = CachedIndex.wrap(index, 10_000)
+        rec = Recommender(index=lambda: cached, encode_query=lambda _: np.zeros(0))
+        answers = [
+            rec.recommend(given, limit=20, depth=50, strategy=strategy, hidden=hidden, filter=MovieFilter())
+            for given in (columns, records)
+        ]
+    finally:
+        index.close()
+    from_columns, from_records = ([(i.id, i.score, i.reason) for i in a.items] for a in answers)
+    assert answers[0].path == answers[1].path and from_columns == from_records and len(from_columns) == 20
 
 
 @pytest.mark.parametrize("strategy", ["content", "collab", "hybrid"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from app.catalog.repository import HiddenMovie, UserRating
+import numpy as np
+
+from app.catalog.repository import HiddenMovie, RatingColumns, UserRating, rating_column
 
 LIKED_RATING = 5.0  # a guest's "liked": the top of the 0.5-5 scale
 DISLIKED_RATING = 1.0  # a guest's "disliked": as a user who rates a film they dislike one star
@@ -37,18 +39,27 @@ def guest_history(liked: Sequence[int], disliked: Sequence[int], timestamp: int)
     return newest_first(rows)
 
 
-def with_hidden(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie]) -> list[UserRating]:
+def with_hidden(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie]) -> Sequence[UserRating]:
     """`ratings` (newest first) plus each hidden movie the user has not rated, as a rating
     HIDDEN_BELOW_MEAN stars below the mean of their ratings (within MIN_RATING..HIDDEN_MAX_RATING),
     at the time it was hidden.
 
     A user without ratings gets no taste from hidden movies alone (a taste made only of
     dislikes points away from one film, not towards anything): their history stays empty, and
-    the caller excludes the hidden movies from the answer, as it does for every user."""
+    the caller excludes the hidden movies from the answer, as it does for every user.
+
+    `ratings` themselves when nothing is added; RatingColumns stay columns (a heavy user's 5,000
+    rows are not turned into objects to merge a few hidden movies)."""
     if not ratings or not hidden:
-        return list(ratings)
-    rated = {r.movie_id for r in ratings}
-    mean = sum(r.rating for r in ratings) / len(ratings)
+        return ratings
+    rated = set(rating_column(ratings, "movie_id").tolist())
+    mean = sum(rating_column(ratings, "rating").tolist()) / len(ratings)  # Python's sum, as per record
     stars = max(MIN_RATING, min(mean - HIDDEN_BELOW_MEAN, HIDDEN_MAX_RATING))
     extra = [UserRating(h.movie_id, stars, h.timestamp) for h in hidden if h.movie_id not in rated]
-    return newest_first([*ratings, *extra])
+    if not isinstance(ratings, RatingColumns):
+        return newest_first([*ratings, *extra])
+    if not extra:
+        return ratings
+    merged = np.concatenate([ratings.table, RatingColumns.of(extra).table])
+    # newest_first's order: timestamp, then movie id, both descending (no two rows share a movie)
+    return RatingColumns(merged[np.lexsort((merged["movie_id"], merged["timestamp"]))[::-1]])

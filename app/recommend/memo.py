@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from app.catalog.repository import RatingColumns
+
 DIGEST_BYTES = 16  # blake2b-128: a collision among 2^32 keys has probability about 2^-64
 KEY_BYTES = 200  # a key's tuple, its digests and small values
 ITEM_BYTES = 320  # one ScoredMovie/Recommendation without its strings: instance, dict, floats, genres list
@@ -114,7 +116,10 @@ def digest_rows(*tables: Sequence[tuple[int | float, ...]]) -> bytes:
     h = blake2b(digest_size=DIGEST_BYTES)
     for rows in tables:
         width = len(rows[0]) if rows else 0
-        values = np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * width)
+        if isinstance(rows, RatingColumns):  # the same values, from the columns
+            values = rows.float_rows().ravel()
+        else:
+            values = np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * width)
         h.update(np.array([len(rows), width], np.int64).tobytes())
         h.update(values.tobytes())
     return h.digest()

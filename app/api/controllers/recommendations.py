@@ -120,13 +120,14 @@ class RecommendationController(Controller):
         def work(session: Session) -> RecommendationsOut:
             recommender = services.recommender
             wanted = movie_filter(recommender, genres, year_min, year_max)
-            ratings = repo.user_ratings(session, uid)  # an unknown user is a new one: `popular`
+            ratings = repo.user_rating_columns(session, uid)  # an unknown user is a new one: `popular`
             wanted = replace(wanted, exclude_ids=wanted.exclude_ids | parse_ids(exclude, "exclude"))
-            history: list[UserRating] = ratings
+            history: Sequence[UserRating] = ratings
             if not use_embeddings:
                 # Popularity only: no history means no taste vector, but the rated movies stay excluded.
                 history = []
-                wanted = replace(wanted, exclude_ids=wanted.exclude_ids | {r.movie_id for r in ratings})
+                rated = repo.rating_column(ratings, "movie_id").tolist()
+                wanted = replace(wanted, exclude_ids=wanted.exclude_ids | frozenset(rated))
             hidden = repo.hidden_movies(session, uid)  # never answered, whatever the path
             result = _recommend(
                 services,
@@ -180,7 +181,7 @@ class RecommendationController(Controller):
 
 def _recommend(
     services: Services,
-    history: list[UserRating],
+    history: Sequence[UserRating],
     wanted: MovieFilter,
     limit: int,
     strategy: Strategy,
