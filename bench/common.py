@@ -7,6 +7,7 @@ first on sys.path, so they import this module as `common` (and each other by nam
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -66,6 +67,14 @@ def parse_ints(text: str) -> list[int]:
     if not out:
         raise ValueError(f"no numbers in {text!r}")
     return out
+
+
+def add_fold_args(parser: argparse.ArgumentParser) -> None:
+    """The validation benches' data options: --dataset, --split (MSR's item split or the user one)
+    and --seeds (the outer splits, each with its inner validation split at seed + 100)."""
+    parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
+    parser.add_argument("--split", default="item", choices=["item", "user"])
+    parser.add_argument("--seeds", default="1,2,3", type=parse_ints)
 
 
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from common import log, parse_ints
+from common import add_fold_args, log
 from tune_warm import FACTORS, Fold, _norm_discount, make_fold
 
 from app.embedding import collab
@@ -212,9 +212,7 @@ def fine_tune(fold: Fold, core: Core, cfg: Config, every: int, base: np.ndarray)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
-    parser.add_argument("--split", default="item", choices=["item", "user"])
-    parser.add_argument("--seeds", default="1,2,3", type=parse_ints)
+    add_fold_args(parser)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--every", default=5, type=int)
     args = parser.parse_args()

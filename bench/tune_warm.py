@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from common import log, parse_ints
+from common import add_fold_args, log
 
 from app.embedding import collab
 from app.evaluation import splits
@@ -271,9 +271,7 @@ def run(folds: list[Fold], configs: dict[str, Scorer], label: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "demo"])
-    parser.add_argument("--split", default="item", choices=["item", "user"])
-    parser.add_argument("--seeds", default="1,2,3", type=parse_ints)
+    add_fold_args(parser)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--holdout", default=splits.TEST_RATIO, type=float, help="validation: the share carved out")
     parser.add_argument("--confirm-on-test", action="store_true", help="score the test split: a check, not a tuning")

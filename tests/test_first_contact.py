@@ -269,7 +269,7 @@ def test_popular_path_explains_each_movie_as_its_list_does(tmp_path, ratings: li
     index.close()
 
 
-def test_a_movie_rated_by_few_is_never_called_popular(tmp_path) -> None:
+def test_a_movie_rated_by_few_is_never_called_popular() -> None:
     """Payload rating counts under the popular lists' floor (MIN_RATERS): the reason says how few."""
     from app.recommend.recommender import NEW_REASON, popular_reason
 

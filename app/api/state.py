@@ -119,7 +119,7 @@ class Services:
         engine = make_engine(settings.sqlalchemy_url, settings.db_timeouts, create_schema=False)
         store = open_store(settings)
         # Opened in the lifespan when one is published; until then requests answer 503 and retry the open.
-        live = LiveIndex(store, _vector_cache(settings))
+        live = LiveIndex(store, _prepare(_vector_cache(settings), lambda: recommender))
         encoder, device = _encoder(settings, text_encoder)
         recommender = Recommender(
             index=live.current,
@@ -164,6 +164,25 @@ def _vector_cache(settings: Settings) -> Callable[[MovieIndex], MovieIndex] | No
     if settings.qdrant_url or not settings.vector_cache_max_points:
         return None
     return lambda index: _frozen(CachedIndex.wrap(index, settings.vector_cache_max_points, INDEX_VIEWS))
+
+
+def _prepare(
+    cache: Callable[[MovieIndex], MovieIndex] | None, recommender: Callable[[], Recommender]
+) -> Callable[[MovieIndex], MovieIndex]:
+    """What LiveIndex does to each generation it opens, in the one thread that opens it while the
+    others serve the one before: the vector cache, then search's spelling vocabulary (1-2 s at 62k
+    movies, which every worker's first search after a switch would otherwise wait for). A failed
+    vocabulary read is logged and left to the first search; it never keeps a generation from serving."""
+
+    def prepare(index: MovieIndex) -> MovieIndex:
+        index = cache(index) if cache else index
+        try:
+            recommender().speller(index)
+        except Exception as exc:  # the engine's own errors included: search reads it again
+            log.warning("search's spelling vocabulary not read", extra={"error": str(exc)[:200]})
+        return index
+
+    return prepare
 
 
 def _answer_memo(settings: Settings, observe: Callable[[str, bool], None] | None) -> AnswerMemo | None:
@@ -261,13 +280,12 @@ async def _check_data_dir(services: Services) -> None:
 
 
 def _open_index(services: Services) -> str | None:
-    """Open the published index (fill its vector cache, read search's spelling vocabulary) at
+    """Open the published index (`_prepare`: its vector cache, search's spelling vocabulary) at
     start-up rather than on the first request. A missing or unreachable index must not stop the API
     from starting: it answers 503."""
     live, encoder = services.live, services.encoder
     try:
         live.current()
-        services.recommender.speller()
         manifest = live.store.manifest()
     except IndexUnavailableError as exc:
         log.warning("index unavailable at start-up", extra={"error": str(exc)})

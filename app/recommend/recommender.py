@@ -7,12 +7,13 @@ caller makes the one database query for the user's ratings and passes them in.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import chain
 from operator import itemgetter
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar, cast
 
 import numpy as np
 
@@ -51,8 +52,11 @@ from app.vectorstore import (
     SparseVector,
     Stacked,
     StoredMovie,
+    content_hashes,
     search_names,
 )
+
+T = TypeVar("T")
 
 SEARCH_MODE: SearchMode = "hybrid"  # the winner on bench/search_queries.json (README, Search quality)
 # RRF weights of the hybrid search's two lists. The lexical list weighs more: a name or a title word it
@@ -226,19 +230,28 @@ class Recommender:
         self.candidate_factor = candidate_factor
         self.tuning = tuning
         self.memo = memo
-        self._genres: tuple[MovieIndex, dict[str, int]] | None = None  # per index generation
-        self._prior_cache: tuple[MovieIndex, np.ndarray | None] | None = None  # likewise
-        self._sample_cache: tuple[MovieIndex, np.ndarray] | None = None  # likewise
-        self._speller: tuple[MovieIndex, Speller] | None = None  # likewise, built at the first search
+        # What is read once per index generation, by name: (the index it was read from, the value).
+        self._per_generation: dict[str, tuple[MovieIndex, Any]] = {}
+        self._building = threading.Lock()  # concurrent first requests wait for one build
 
     # -- genres --------------------------------------------------------------------------------
     def genres(self, *, refresh: bool = False) -> dict[str, int]:
         """Genre -> number of movies in the index; read once per index generation."""
         index = self._index()
-        known = self._genres
+        return self._once_per_generation("genres", index, index.genres, refresh=refresh)
+
+    def _once_per_generation(self, name: str, index: MovieIndex, read: Callable[[], T], *, refresh: bool = False) -> T:
+        """`read()` for `index`, kept under `name` until another index generation is served (or
+        `refresh`). One thread reads; the others asking meanwhile wait for it rather than each read
+        (a spelling vocabulary takes about 1-2 s at 62k movies). A Qdrant server collection keeps its
+        index object across incremental ingests, so there the value lasts until the worker restarts."""
+        known = self._per_generation.get(name)
         if refresh or known is None or known[0] is not index:
-            known = self._genres = (index, index.genres())
-        return known[1]
+            with self._building:
+                known = self._per_generation.get(name)
+                if refresh or known is None or known[0] is not index:
+                    known = self._per_generation[name] = (index, read())
+        return cast(T, known[1])
 
     def canonical_genres(self, names: Iterable[str]) -> tuple[str, ...]:
         """The index's spelling of each genre, matched ignoring case and spaces ("sci-fi" -> "Sci-Fi").
@@ -471,19 +484,7 @@ class Recommender:
         """p = Σ_j popularity_j f_j over the PRIOR_MOVIES most popular movies' factors, unit length:
         EASE reconstructs the interactions (XB ≈ X), so p·f_j ≈ the popularity of j. Once per index
         generation (one scroll and one retrieve)."""
-        known = self._prior_cache
-        if known is None or known[0] is not index:
-            popular = index.popular(PRIOR_MOVIES)
-            weight = {h.id: float(h.payload.get("local_rating_count") or 0.0) for h in popular}
-            stored = [m for m in index.retrieve(list(weight), vectors=("collab",)) if "collab" in m.vectors]
-            p = None
-            if stored:
-                w = np.array([weight[m.id] for m in stored])
-                total = w @ collab.factor_part(np.array([m.vectors["collab"] for m in stored]))
-                norm = float(np.linalg.norm(total))
-                p = (total / norm).astype(np.float32) if norm > 1e-9 else None
-            known = self._prior_cache = (index, p)
-        return known[1]
+        return self._once_per_generation("prior", index, lambda: _popularity_prior(index))
 
     def _popular(self, index: MovieIndex, filter: MovieFilter, limit: int) -> list[Recommendation]:
         """The most rated movies under `filter`; a movie nobody rated (`only_new`) is called new, not popular."""
@@ -595,9 +596,9 @@ class Recommender:
         return index.query_fused(vectors, SEARCH_WEIGHTS, n, filter, prefetch_limit=n)
 
     def _corrections(self, index: MovieIndex, text: str) -> dict[str, list[str]]:
-        """Misspelt words of `text` -> the title words close to them (app/embedding/spelling.py); a
-        word counts as misspelt when no movie's lexical vector holds it (one engine lookup per word
-        that is no title word)."""
+        """Misspelt words of `text` -> the title and name words close to them (app/embedding/spelling.py):
+        a word no title or name holds is looked up in the engine (does any lexical vector hold it?),
+        and only one that none holds is corrected."""
         return self.speller(index).correct(text, lambda w: bool(index.query(lexical.query_vector(w), SPARSE_VECTOR, 1)))
 
     def speller(self, index: MovieIndex | None = None) -> Speller:
@@ -606,10 +607,7 @@ class Recommender:
         it at start-up rather than at the first search). Raises IndexUnavailableError like any read."""
         if index is None:
             index = self._index()
-        known = self._speller
-        if known is None or known[0] is not index:
-            known = self._speller = (index, Speller(search_names(index)))
-        return known[1]
+        return self._once_per_generation("speller", index, lambda: Speller(search_names(index)))
 
     # -- explain -------------------------------------------------------------------------------
     def explain(
@@ -689,13 +687,7 @@ class Recommender:
     def _catalogue_sample(self, index: MovieIndex) -> np.ndarray:
         """The `combined` vectors (rows) of at most SAMPLE_MOVIES movies of the index, a seeded sample;
         once per index generation (the ids read from one scroll of a payload field)."""
-        known = self._sample_cache
-        if known is None or known[0] is not index:
-            ids = sorted(index.payload_field("content_hash"))
-            if len(ids) > SAMPLE_MOVIES:
-                ids = sorted(np.random.default_rng(0).choice(ids, SAMPLE_MOVIES, replace=False).tolist())
-            known = self._sample_cache = (index, index.stacked(ids, "combined").rows)
-        return known[1]
+        return self._once_per_generation("sample", index, lambda: _catalogue_sample(index))
 
     def _list_reason(
         self,
@@ -720,6 +712,27 @@ class Recommender:
             return None
         mean = mean_rating(ratings)
         return Liked.picked(mine, factors, _liked(mine, mean))
+
+
+def _popularity_prior(index: MovieIndex) -> np.ndarray | None:
+    """Recommender._prior's vector, read from `index`; None when no popular movie has collab factors."""
+    popular = index.popular(PRIOR_MOVIES)
+    weight = {h.id: float(h.payload.get("local_rating_count") or 0.0) for h in popular}
+    stored = [m for m in index.retrieve(list(weight), vectors=("collab",)) if "collab" in m.vectors]
+    if not stored:
+        return None
+    w = np.array([weight[m.id] for m in stored])
+    total = w @ collab.factor_part(np.array([m.vectors["collab"] for m in stored]))
+    norm = float(np.linalg.norm(total))
+    return (total / norm).astype(np.float32) if norm > 1e-9 else None
+
+
+def _catalogue_sample(index: MovieIndex) -> np.ndarray:
+    """Recommender._catalogue_sample's rows, read from `index`."""
+    ids = sorted(content_hashes(index))
+    if len(ids) > SAMPLE_MOVIES:
+        ids = sorted(np.random.default_rng(0).choice(ids, SAMPLE_MOVIES, replace=False).tolist())
+    return index.stacked(ids, "combined").rows
 
 
 def popular_reason(payload: dict[str, Any]) -> str:
@@ -935,6 +948,7 @@ def _sentence(title: str, reason: str, closeness: tuple[float, float], text_shar
     a whole". `taste` names that vector: for a movie the user rated, "the taste of your other
     ratings" (the movie's own rating is left out of it), so a 1★ movie never "matches your taste"."""
     similarity, share = closeness
+    share = min(max(share, 0.01), 0.99)  # a sample's 0% or 100% would read as "none" or "all" of the catalogue
     source = "story and genres" if text_share >= 0.5 else "poster style"
     content = (
         f"its content matches {taste}, closer to it than {share:.0%} of the catalogue (similarity "

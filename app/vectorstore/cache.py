@@ -80,9 +80,8 @@ class CachedIndex:
         movies: dict[int, StoredMovie] = {}
         for start in range(0, len(ids), LOAD_CHUNK):
             for movie in inner.retrieve(ids[start : start + LOAD_CHUNK], vectors=VECTOR_NAMES):
-                for key in UNCACHED_PAYLOAD:
-                    movie.payload.pop(key, None)
-                movies[movie.id] = movie
+                payload = {k: v for k, v in movie.payload.items() if k not in UNCACHED_PAYLOAD}  # a copy
+                movies[movie.id] = StoredMovie(movie.id, payload, movie.vectors)
         return cls(inner, movies, views)
 
     def _view(self, names: Sequence[str]) -> dict[int, StoredMovie]:
