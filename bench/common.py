@@ -77,6 +77,12 @@ def add_fold_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="1,2,3", type=parse_ints)
 
 
+def paired_difference(values: np.ndarray, base: np.ndarray) -> str:
+    """ "+0.0012±0.0004": the mean of `values - base` (per user, paired) ± its standard error."""
+    diff = values - base
+    return f"{diff.mean():+.4f}±{diff.std() / np.sqrt(len(diff)):.4f}"
+
+
 def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     """A plain fixed-width table of the given columns; missing values print as '-'."""
 

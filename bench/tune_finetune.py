@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import torch
-from common import add_fold_args, log
+from common import add_fold_args, log, paired_difference
 from tune_warm import FACTORS, Fold, _norm_discount, make_fold
 
 from app.embedding import collab
@@ -231,13 +231,9 @@ def main() -> None:
         base = np.concatenate(bases)
         for epoch in curves[0]:
             ndcg = np.concatenate([c[epoch] for c in curves])
-            diff = ndcg - base
             seeds = " ".join(f"{c[epoch].mean():.4f}" for c in curves)
-            print(
-                f"{label} {name:<16} epoch {epoch:>3} ndcg={ndcg.mean():.4f} "
-                f"({diff.mean():+.4f}±{diff.std() / np.sqrt(len(diff)):.4f}) seeds {seeds}",
-                flush=True,
-            )
+            change = paired_difference(ndcg, base)
+            print(f"{label} {name:<16} epoch {epoch:>3} ndcg={ndcg.mean():.4f} ({change}) seeds {seeds}", flush=True)
     log(f"{time.perf_counter() - started:.1f} s")
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from common import add_fold_args, log
+from common import add_fold_args, log, paired_difference
 
 from app.embedding import collab
 from app.evaluation import splits
@@ -260,13 +260,9 @@ def run(folds: list[Fold], configs: dict[str, Scorer], label: str) -> None:
     base = np.concatenate([r[0] for r in results["today"]])
     for name, per_fold in results.items():
         ndcg, prec = np.concatenate([r[0] for r in per_fold]), np.concatenate([r[1] for r in per_fold])
-        diff = ndcg - base
         seeds = " ".join(f"{r[0].mean():.4f}" for r in per_fold)
-        print(
-            f"{label} {name:<28} ndcg={ndcg.mean():.4f} ({diff.mean():+.4f}±{diff.std() / np.sqrt(len(diff)):.4f}) "
-            f"p={prec.mean():.4f} seeds {seeds}",
-            flush=True,
-        )
+        change = paired_difference(ndcg, base)
+        print(f"{label} {name:<28} ndcg={ndcg.mean():.4f} ({change}) p={prec.mean():.4f} seeds {seeds}", flush=True)
 
 
 def main() -> None:
