@@ -82,7 +82,8 @@ def _unwritable(folder: Path, index_dir: Path) -> str | None:
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     for path in _written_paths(folder, index_dir):
-        if not os.access(path, os.W_OK):
+        # A file gone since the walk is no read-only one: another worker's reader copy, a merged segment.
+        if not os.access(path, os.W_OK) and os.path.lexists(path):
             return f"{path.relative_to(folder)} is read-only"
     return None
 

@@ -127,7 +127,8 @@ def test_serve_with_two_workers(demo_settings: Settings, tmp_path: Any) -> None:
         answers = [httpx.get(f"{url}/movies/recommendations?user_id={user}", headers=headers) for _ in range(20)]
         assert all(a.status_code == 200 for a in answers), answers[0].text
         assert len({a.text for a in answers}) == 1, "both workers must give the same answer"
-        assert httpx.get(f"{url}/health").json()["status"] == "ok"
+        health = httpx.get(f"{url}/health")
+        assert health.json()["status"] == "ok", health.text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
