@@ -803,3 +803,17 @@ def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tm
     timed = re.search(r"; index ([\d.]+) s \([\d.]+ movies/s\), total ([\d.]+) s$", shown.stdout.splitlines()[0])
     assert timed and float(timed.group(2)) >= float(timed.group(1)), shown.stdout
     assert "reading ratings" not in as_json.stderr and "writing" not in as_json.stderr
+
+
+# --- review fixes: a sign, impossible dates, the day/month vote ------------------------------------
+
+
+def test_a_leading_plus_is_a_whole_number(engine: Engine, tmp_path: Path) -> None:
+    """'+5' and '+1704460920' match the whole-number form: pyarrow's int cast refused the '+' (the
+    history import answered 500, the bulk import refused the whole file as unreadable)."""
+    bulk = write(tmp_path / "ratings.csv", RH + "+5,+1,4,+1704460920\n6,1,4,2024-01-05\n")
+    arrays, errors, _ = read_ratings_file(bulk)
+    assert (errors, arrays.user.tolist(), arrays.movie.tolist()) == ([], [5, 6], [1, 1])
+    assert arrays.timestamp.tolist() == [1704460920, 1704412800]
+    report, stored = history(engine, 44, (LB + "+1704460920,Toy Story,1995,u,4\n").encode())
+    assert report.skipped == [] and stored == {1: (4.0, 1704460920)}

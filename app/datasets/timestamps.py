@@ -88,10 +88,11 @@ class Timestamps:
 
 def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(int64 values, 0 where not whole; bool mask of the whole ones) of trimmed texts: a sign, up
-    to 19 digits as int64 holds them, and `.0...` allowed (`4`, `-4`, `4.0`). Rating ids and epoch
-    timestamps read so."""
+    to 19 digits as int64 holds them, and `.0...` allowed (`4`, `-4`, `+4`, `4.0`). Rating ids and
+    epoch timestamps read so."""
     whole = pc.fill_null(pc.match_substring_regex(text, _WHOLE), False)
-    digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"\.0*$", "")
+    # arrow's int cast refuses a '+' and a '.0' tail: both dropped
+    digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"^\+|\.0*$", "")
     values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     return values, np.asarray(whole, dtype=bool)
 
