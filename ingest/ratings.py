@@ -533,6 +533,8 @@ def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray, notes: dict[str, int 
     ts = batch.column("timestamp")
     raw = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
     times, counts = epoch_seconds(raw)
+    if (times[raw != MISSING_TS] == MISSING_TS).any():  # no calendar date (20240230): the text path says so
+        raise _NotPlainError
     _count_all(notes, counts)
     return RatingArrays(user, movie, rating, times, lines)
 

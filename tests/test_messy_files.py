@@ -817,3 +817,13 @@ def test_a_leading_plus_is_a_whole_number(engine: Engine, tmp_path: Path) -> Non
     assert arrays.timestamp.tolist() == [1704460920, 1704412800]
     report, stored = history(engine, 44, (LB + "+1704460920,Toy Story,1995,u,4\n").encode())
     assert report.skipped == [] and stored == {1: (4.0, 1704460920)}
+
+
+@pytest.mark.parametrize("beside", ["", "2024-01-05T13:22:00Z"], ids=["plain-path", "text-path"])
+def test_an_eight_digit_number_that_is_no_calendar_date_is_refused(tmp_path: Path, beside: str) -> None:
+    """20240230 is in YYYYMMDD's range but no date: it was stored as epoch seconds (August 1970)."""
+    rows = ["20240230", "20240229", *([beside] if beside else [])]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{t}\n" for n, t in enumerate(rows, start=1)))
+    arrays, errors, _ = read_ratings_file(bulk)
+    assert [(e.line, e.field) for e in errors] == [(2, "timestamp")] and "not a date" in errors[0].message
+    assert arrays.timestamp.tolist()[0] == 1709164800  # 2024-02-29

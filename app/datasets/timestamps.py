@@ -6,7 +6,8 @@ Forms read, each to unix seconds:
   (from MS_THRESHOLD: 1e11 s is the year 5138, 1e11 ms 1973), microseconds (from 1e14) or
   nanoseconds (from 1e17: pandas' int64 datetimes), divided down to seconds;
 - eight digits that are a date of 1900-2099 (`20240105`): ISO 8601's basic date, YYYYMMDD (as
-  epoch seconds those would all be in August 1970, before any rating was ever collected);
+  epoch seconds those would all be in August 1970, before any rating was ever collected); eight
+  digits in that range that are no calendar date (`20240230`) are not a timestamp;
 - an ISO date or date-time, naive ones UTC (`2024-01-05`, `2024-01-05 13:22`,
   `2024-01-05T14:22:00+01:00`, `...Z`); `/` or `.` between year, month and day and one-digit
   months and days are read too (`2024/1/5`, `2024.01.05 13:22`);
@@ -100,13 +101,13 @@ def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
 def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
     """Whole numbers (int64, MISSING kept) to unix seconds: by size, epoch milliseconds,
     microseconds or nanoseconds divided down, and YYYYMMDD dates read (see the module docstring).
-    Returns (seconds, {summary key: how many}) with only the keys that occurred."""
+    An eight-digit number in YYYYMMDD's range that is no calendar date (20240230) is MISSING: no
+    time (as seconds it would be August 1970). Returns (seconds, {summary key: how many}) with only
+    the keys that occurred."""
     notes: dict[str, int] = {}
     given = values != MISSING
     magnitude = np.abs(values)
     ymd = given & (values >= _YMD_RANGE[0]) & (values <= _YMD_RANGE[1])
-    dates = _yyyymmdd(values[ymd])
-    ymd[ymd] = dates != MISSING
     finer = given & (magnitude >= MS_THRESHOLD)
     if not (finer.any() or ymd.any()):
         return values, notes
@@ -117,8 +118,8 @@ def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
             values[mask] //= divisor
             notes[key] = n
         done |= mask
-    if n := int(ymd.sum()):
-        values[ymd] = dates[dates != MISSING]
+    values[ymd] = _yyyymmdd(values[ymd])
+    if n := int((values[ymd] != MISSING).sum()):
         notes[DATES_NOTE] = n
     return values, notes
 
@@ -148,7 +149,7 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
     if whole.any():
         seconds[whole], notes = epoch_seconds(values[whole])
     dated = np.flatnonzero(~(empty | whole))
-    failed = np.zeros(n, dtype=bool)
+    failed = whole & (seconds == MISSING)  # eight digits that are no date (20240230)
     if dated.size:
         got, bad = _dates(pc.take(text, pa.array(dated)))
         seconds[dated[~bad]] = got[~bad]
