@@ -827,3 +827,15 @@ def test_an_eight_digit_number_that_is_no_calendar_date_is_refused(tmp_path: Pat
     arrays, errors, _ = read_ratings_file(bulk)
     assert [(e.line, e.field) for e in errors] == [(2, "timestamp")] and "not a date" in errors[0].message
     assert arrays.timestamp.tolist()[0] == 1709164800  # 2024-02-29
+
+
+def test_an_impossible_date_does_not_blur_the_day_month_order(tmp_path: Path) -> None:
+    """A row votes for an order only when it is a date in that order alone: 31/13/2024 (no date in
+    either order) left a column that 13/02/2024 tells is day-first entirely ambiguous. No count of 0
+    is noted."""
+    dates = ["05/01/2024", "13/02/2024", "31/13/2024"]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{d}\n" for n, d in enumerate(dates, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert arrays.timestamp.tolist() == [1704412800, 1707782400]
+    assert [(e.line, e.field) for e in errors] == [(4, "timestamp")] and "not a date" in errors[0].message
+    assert notes["timestamps_day_first"] == 2 and "timestamps_month_first" not in notes
