@@ -68,6 +68,7 @@ from app.datasets.files import (
 from app.datasets.timestamps import (
     AMBIGUOUS,
     FUTURE_SLACK_S,
+    DayMonth,
     MISSING,
     NOT_A_TIME,
     Timestamps,
@@ -371,9 +372,11 @@ def check_ratings_file(path: Path) -> None:
 
 class Notes(dict[str, int | str]):
     """One import's counts for its summary, by name. `listed`, the row errors listed so far (which
-    MAX_LISTED_ROW_ERRORS bounds), is an attribute, not a key: it never reaches the summary."""
+    MAX_LISTED_ROW_ERRORS bounds), is an attribute, not a key: it never reaches the summary; so is
+    `day_month`, the day/month order the first block that told one gave: the whole file's."""
 
     listed: int = 0
+    day_month: DayMonth | None = None
 
 
 def bad_rows(errors: Sized, notes: Mapping[str, Any]) -> int:
@@ -578,13 +581,16 @@ def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return whole_numbers(pc.utf8_trim_whitespace(column))
 
 
-def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
+def _times(batch: pa.RecordBatch, notes: Notes) -> Timestamps:
     """The block's timestamps read (app.datasets.timestamps, as the history import reads them), the
-    milliseconds and dates counted in `notes`; all missing when the file has no timestamp column."""
+    milliseconds and dates counted in `notes`; all missing when the file has no timestamp column.
+    dd/mm/yyyy dates are read in the order an earlier block told (`notes.day_month`), else in the
+    one this block tells, kept for the blocks after it."""
     if "timestamp" not in batch.schema.names:
         none = np.zeros(batch.num_rows, dtype=bool)
         return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, {})
-    times = parse_timestamps(batch.column("timestamp"))
+    times = parse_timestamps(batch.column("timestamp"), notes.day_month)
+    notes.day_month = times.order
     _count_all(notes, times.notes)
     return times
 

@@ -27,6 +27,7 @@ from app.datasets.files import binary_problem
 from app.datasets.history import HistoryReport, import_history, read_history
 from app.names import HistoryFormat
 from app.settings import get_settings
+from ingest import ratings as ratings_module
 from ingest.pipeline import store_catalogue
 from ingest.ratings import MAX_LISTED_ROW_ERRORS, RatingsFileError, read_ratings_file
 from movierec.cli import cli
@@ -839,3 +840,16 @@ def test_an_impossible_date_does_not_blur_the_day_month_order(tmp_path: Path) ->
     assert arrays.timestamp.tolist() == [1704412800, 1707782400]
     assert [(e.line, e.field) for e in errors] == [(4, "timestamp")] and "not a date" in errors[0].message
     assert notes["timestamps_day_first"] == 2 and "timestamps_month_first" not in notes
+
+
+def test_the_day_month_order_is_the_whole_files_not_each_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file read in many blocks: the order the first block tells (13/02/2024: day-first) reads the
+    later blocks' 05/01/2024 (each was refused as ambiguous); a later date only month-first reads
+    (12/31/2024) is refused as ambiguous."""
+    monkeypatch.setattr(ratings_module, "BLOCK_BYTES", 64)  # a few rows a block
+    dates = ["13/02/2024", *["05/01/2024"] * 20, "12/31/2024"]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{d}\n" for n, d in enumerate(dates, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert arrays.timestamp.tolist() == [1707782400] + [1704412800] * 20
+    assert [(e.line, e.field) for e in errors] == [(23, "timestamp")] and "ambiguous" in errors[0].message
+    assert notes["timestamps_day_first"] == 21 and "timestamps_month_first" not in notes
