@@ -58,6 +58,7 @@ from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import (
+    SeparatorLineError,
     binary_problem,
     canonical_columns,
     detect_encoding,
@@ -68,9 +69,9 @@ from app.datasets.files import (
 from app.datasets.timestamps import (
     AMBIGUOUS,
     FUTURE_SLACK_S,
-    DayMonth,
     MISSING,
     NOT_A_TIME,
+    DayMonth,
     Timestamps,
     epoch_seconds,
     parse_timestamps,
@@ -256,7 +257,10 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
         text, encoding = _decode_head(path, head)
     lines = text.lstrip("\ufeff").splitlines()
     blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
-    named = excel_separator(lines[blank]) if given is None else None
+    try:
+        named = excel_separator(lines[blank]) if given is None else None
+    except SeparatorLineError as exc:
+        raise RatingsFileError(f"{path.name}:{blank + 1}: {exc}") from None
     if named is not None:  # Excel's 'sep=;' line names the delimiter; the header is the next line
         blank = next((i for i in range(blank + 1, len(lines)) if lines[i].strip()), len(lines))
     first = lines[blank] if blank < len(lines) else ""

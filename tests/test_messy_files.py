@@ -842,7 +842,9 @@ def test_an_impossible_date_does_not_blur_the_day_month_order(tmp_path: Path) ->
     assert notes["timestamps_day_first"] == 2 and "timestamps_month_first" not in notes
 
 
-def test_the_day_month_order_is_the_whole_files_not_each_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_day_month_order_is_the_whole_files_not_each_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file read in many blocks: the order the first block tells (13/02/2024: day-first) reads the
     later blocks' 05/01/2024 (each was refused as ambiguous); a later date only month-first reads
     (12/31/2024) is refused as ambiguous."""
@@ -853,3 +855,17 @@ def test_the_day_month_order_is_the_whole_files_not_each_blocks(tmp_path: Path, 
     assert arrays.timestamp.tolist() == [1707782400] + [1704412800] * 20
     assert [(e.line, e.field) for e in errors] == [(23, "timestamp")] and "ambiguous" in errors[0].message
     assert notes["timestamps_day_first"] == 21 and "timestamps_month_first" not in notes
+
+
+@pytest.mark.parametrize("named", [":", '"', "é"])
+def test_an_excel_sep_line_naming_no_delimiter_is_one_file_error(engine: Engine, tmp_path: Path, named: str) -> None:
+    """'sep=:' above a header: a one-line file error naming the character and the line (a catalogue
+    or history file lacking a column raised a KeyError, a 500; the bulk import a pyarrow ValueError)."""
+    movies = write(tmp_path / "movies.csv", f"sep={named}\nid,name\n7,Heat\n")
+    with pytest.raises(UnusableFileError) as caught:
+        load_catalogue("tmdb", movies)
+    assert str(caught.value).startswith(f"movies.csv:1: an Excel 'sep=' line names {named!r}")
+    with pytest.raises(UnusableFileError, match="sep=' line names"):
+        history(engine, 45, f"sep={named}\n{LB}2024-01-05,Toy Story,1995,u,4\n".encode())
+    with pytest.raises(RatingsFileError, match=r"^r.csv:1: an Excel 'sep=' line names"):
+        read_ratings_file(write(tmp_path / "r.csv", f"sep={named}\n{RH}1,1,4,1\n"))

@@ -256,10 +256,21 @@ def sniff_delimiter(header: str) -> str:
     return next(d for d in DELIMITERS if counts[d] == best)
 
 
+class SeparatorLineError(ValueError):
+    """An Excel 'sep=' line naming a character that is not one of DELIMITERS; `str()` says which and
+    what to write instead (the caller adds the file and line)."""
+
+
 def excel_separator(line: str) -> str | None:
     """The delimiter that Excel's 'sep=;' line (written above the header for Excel to open the file)
-    names, or None when `line` is no such line."""
+    names, or None when `line` is no such line. SeparatorLineError when it names another character
+    (`sep=:`): no reader here splits on it."""
     found = re.fullmatch(r"sep=(.)", line.lstrip("\ufeff").rstrip("\r\n"), re.IGNORECASE)
+    if found and found.group(1) not in DELIMITER_NAMES:
+        raise SeparatorLineError(
+            f"an Excel 'sep=' line names {found.group(1)!r}, not a delimiter read here; "
+            "write sep=, sep=; sep=| or sep= and a tab (or drop the line)"
+        )
     return found.group(1) if found else None
 
 
@@ -267,9 +278,12 @@ def _delimiter(path: Readable, encoding: str) -> tuple[str, bool]:
     """(the delimiter, whether an Excel 'sep=' line above the header named it); else sniffed from
     the header, the first non-blank line."""
     with _open_text(path, encoding) as f:
-        for raw in f:
+        for line, raw in enumerate(f, start=1):
             if raw.strip():
-                named = excel_separator(raw)
+                try:
+                    named = excel_separator(raw)
+                except SeparatorLineError as exc:
+                    raise UnusableFileError(path.name, str(exc), line=line) from None
                 return (named, True) if named is not None else (sniff_delimiter(raw.rstrip("\r\n")), False)
     raise UnusableFileError(path.name, "empty file", "export it again, with a header row")
 
@@ -411,7 +425,7 @@ def _check_columns(
 ) -> None:
     for group in required:
         if not any(name in header for name in group):
-            shown = DELIMITER_NAMES[delimiter]
+            shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
             raise UnusableFileError(
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "

@@ -20,8 +20,9 @@ Forms read, each to unix seconds:
   counted as `timestamps_day_first` / `timestamps_month_first`. A caller reading one file in
   blocks passes the order an earlier block told (`Timestamps.order`): the file's, not the block's.
 A day-month order that cannot be told (only `05/01/2024`-like dates, or both orders in one column),
-and a date only the other order reads where the order is known, is refused as ambiguous; anything else is not a timestamp. The ISO forms arrow parses are cast in
-one call; the rest (words, microseconds, a bad value) go through Python, once per distinct text.
+and a date only the other order reads where the order is known, is refused as ambiguous; anything
+else is not a timestamp. The ISO forms arrow parses are cast in one call; the rest (words,
+microseconds, a bad value) go through Python, once per distinct text.
 """
 
 from __future__ import annotations
