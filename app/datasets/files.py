@@ -209,7 +209,8 @@ def _zip_member(name: str, archive: zipfile.ZipFile, member: str) -> zipfile.Zip
     named = [i for i in files if i.filename.rsplit("/", 1)[-1].lower() == member.lower()]
     # The shallowest: Letterboxd's export keeps its live files at the top and its deleted/ and
     # orphaned/ entries in folders below, under the same names.
-    named = [i for i in named if i.filename.count("/") == min(n.filename.count("/") for n in named)]
+    shallowest = min((i.filename.count("/") for i in named), default=0)  # once: per entry was quadratic
+    named = [i for i in named if i.filename.count("/") == shallowest]
     csvs = [i for i in files if i.filename.lower().endswith(".csv")]
     if len(named) == 1:
         return named[0]
