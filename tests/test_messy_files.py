@@ -869,3 +869,16 @@ def test_an_excel_sep_line_naming_no_delimiter_is_one_file_error(engine: Engine,
         history(engine, 45, f"sep={named}\n{LB}2024-01-05,Toy Story,1995,u,4\n".encode())
     with pytest.raises(RatingsFileError, match=r"^r.csv:1: an Excel 'sep=' line names"):
         read_ratings_file(write(tmp_path / "r.csv", f"sep={named}\n{RH}1,1,4,1\n"))
+
+
+def test_a_file_read_with_backslash_escapes_says_so(engine: Engine, tmp_path: Path) -> None:
+    """Read with \\ as the escape, every other backslash is dropped (AC\\DC reads ACDC): a warning
+    says the file was read so (it was silent); a file read with CSV's "" gets none."""
+    movies = write(tmp_path / "movies.csv", 'id,title,year\n4,"Esc \\"Q\\" Movie",2003\n5,AC\\DC,2004\n')
+    catalogue = load_catalogue("tmdb", movies)
+    assert [m.movie.title for m in catalogue.movies] == ['Esc "Q" Movie', "ACDC"]
+    assert [w for w in catalogue.warnings if "escape character" in w and "ACDC" in w] == catalogue.warnings != []
+    plain = write(tmp_path / "plain.csv", 'id,title,year\n5,AC\\DC,2004\n6,"Say ""hi""",2006\n')
+    assert load_catalogue("tmdb", plain).warnings == []
+    report, _ = history(engine, 46, (LB + '2024-01-05,"\\"Toy Story\\"",1995,u,4\n').encode())
+    assert any("escape character" in w for w in report.warnings), report

@@ -292,24 +292,24 @@ def _delimiter(path: Readable, encoding: str) -> tuple[str, bool]:
 def _escape_char(path: Readable, encoding: str, delimiter: str) -> str | None:
     """'\\' when the file writes a quote inside a cell as \\" (MySQL's and PHP's exports) and
     reading it so refuses fewer records than CSV's "" does; None otherwise (and for a file
-    without \\"). Only such a file is parsed twice more."""
+    without \\"). Only such a file is parsed twice more, streamed."""
     with _open_text(path, encoding) as f:
         if not any('\\"' in line for line in f):
             return None
-        f.seek(0)
-        text = f.read()
-    return "\\" if _refused(text, delimiter, "\\") < _refused(text, delimiter, None) else None
+    escaped = _refused(path, encoding, delimiter, "\\")
+    return "\\" if escaped < _refused(path, encoding, delimiter, None) else None
 
 
-def _refused(text: str, delimiter: str, escape: str | None) -> int:
-    """How many records of `text` the csv module refuses with this escape character."""
-    reader, refused = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, escapechar=escape), 0
-    while True:
-        try:
-            if next(reader, None) is None:
-                return refused
-        except csv.Error:
-            refused += 1
+def _refused(path: Readable, encoding: str, delimiter: str, escape: str | None) -> int:
+    """How many records of the file the csv module refuses with this escape character."""
+    with _open_text(path, encoding) as f:
+        reader, refused = csv.reader(f, delimiter=delimiter, strict=True, escapechar=escape), 0
+        while True:
+            try:
+                if next(reader, None) is None:
+                    return refused
+            except csv.Error:
+                refused += 1
 
 
 def csv_records(
@@ -327,7 +327,8 @@ def csv_records(
     A header cell that is a required or `optional` name but for case, spaces, '_', '-' or '.' is that name. The
     header is the first non-blank line (line 1 in a file without blank lines before it), or the next
     one below an Excel 'sep=;' line, whose delimiter is then used.
-    A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`).
+    A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`), with
+    a warning: every other backslash is then dropped.
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
     values than columns (empty ones past the last column are not counted), or a cell that
     swallowed what look like whole rows (a quote closed only lines later). A quote left open to the
@@ -338,7 +339,11 @@ def csv_records(
     if encoding.warning:
         warnings.append(encoding.warning)
     delimiter, named = _delimiter(path, encoding.name)
-    escape = _escape_char(path, encoding.name, delimiter)
+    if escape := _escape_char(path, encoding.name, delimiter):
+        warnings.append(
+            f'{path.name}: read with \\ as the escape character (a quote in a cell written \\"), so every '
+            'other backslash is dropped (AC\\DC reads ACDC); write a quote as "" to keep backslashes'
+        )
     with _open_text(path, encoding.name) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True, escapechar=escape)
         header, header_line = _header(reader, path, skip=int(named))
