@@ -882,3 +882,15 @@ def test_a_file_read_with_backslash_escapes_says_so(engine: Engine, tmp_path: Pa
     assert load_catalogue("tmdb", plain).warnings == []
     report, _ = history(engine, 46, (LB + '2024-01-05,"\\"Toy Story\\"",1995,u,4\n').encode())
     assert any("escape character" in w for w in report.warnings), report
+
+
+def test_an_empty_last_cell_is_no_value_only_where_the_first_row_closes_with_one(tmp_path: Path) -> None:
+    """'7,Heat, Part 1,' under 'id,title,overview' (an unquoted comma in a title) was read as title
+    'Heat', overview ' Part 1': an empty cell past the header's end is accepted only where the first
+    data row shows the file closes its rows with a delimiter."""
+    movies = write(tmp_path / "movies.csv", "id,title,overview\n6,Fargo,Snow\n7,Heat, Part 1,\n")
+    catalogue = load_catalogue("tmdb", movies)
+    assert [m.movie.title for m in catalogue.movies] == ["Fargo"]
+    assert [(e.line, e.field, e.message) for e in catalogue.errors] == [(3, "row", "4 values for 3 columns")]
+    closed = write(tmp_path / "closed.csv", "id,title,overview\n6,Fargo,Snow,\n7,Heat,Crime,\n8,Up,Balloons\n")
+    assert [m.movie.title for m in load_catalogue("tmdb", closed).movies] == ["Fargo", "Heat", "Up"]

@@ -330,7 +330,8 @@ def csv_records(
     A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`), with
     a warning: every other backslash is then dropped.
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
-    values than columns (empty ones past the last column are not counted), or a cell that
+    values than columns (empty ones past the last column are not counted when the first data row
+    has them too: `_spare_cells`), or a cell that
     swallowed what look like whole rows (a quote closed only lines later). A quote left open to the
     end of the file is an UnusableFileError. File-level notes (an encoding guessed) go to `warnings`.
     """
@@ -349,7 +350,7 @@ def csv_records(
         header, header_line = _header(reader, path, skip=int(named))
         header = canonical_columns(header, [*(name for group in required for name in group), *optional])
         _check_columns(path, header, required, delimiter, missing_hint, header_line)
-        start = reader.line_num + 1
+        start, spare = reader.line_num + 1, None
         while True:
             try:
                 values = _next(reader, path, start)
@@ -359,15 +360,33 @@ def csv_records(
                 continue
             if values is None:
                 return
-            if not any(v.strip() for v in values):
-                pass
-            elif _swallowed_rows(values, delimiter, len(header)):
-                errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
-            elif len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-                errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
-            else:  # empty cells past the header's end (a delimiter closing each row) are no values
-                yield start, dict(zip(header, values, strict=False))
+            if any(v.strip() for v in values):
+                spare = _spare_cells(values, len(header)) if spare is None else spare
+                if problem := _row_problem(values, delimiter, len(header), spare, (start, reader.line_num)):
+                    errors.append(RowError(path.name, start, "row", problem))
+                else:
+                    yield start, dict(zip(header, values, strict=False))
             start = reader.line_num + 1
+
+
+def _spare_cells(first: list[str], columns: int) -> int:
+    """How many empty cells the first data row has past the header's `columns`: a delimiter closing
+    each row (some spreadsheet exports), then allowed on every row; 0 where one of them holds a
+    value. Only the first row tells: an empty last cell on any row hid a misread one ('7,Heat, Part 1,'
+    under 'id,title,overview')."""
+    extra = first[columns:]
+    return 0 if any(v.strip() for v in extra) else len(extra)
+
+
+def _row_problem(values: list[str], delimiter: str, columns: int, spare: int, lines: tuple[int, int]) -> str | None:
+    """Why a record (starting and ending on `lines`) is refused, or None: it swallowed whole rows,
+    or has more values than `columns` and the `spare` empty cells the file closes each row with."""
+    if _swallowed_rows(values, delimiter, columns):
+        return _swallow_message(*lines)
+    extra = values[columns:]
+    if len(extra) > spare or any(v.strip() for v in extra):
+        return f"{len(values)} values for {columns} columns"
+    return None
 
 
 def _header(reader: Any, path: Readable, skip: int = 0) -> tuple[list[str], int]:
