@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -59,7 +59,8 @@ _ZONE = r"(Z|[+-]\d\d(:?\d\d)?)$"
 _AMBIGUOUS = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
 # A date with its day and month first, in one order or the other, and a four-digit year after them.
 _DAY_MONTH = r"^(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
-DAY_FIRST_NOTE, MONTH_FIRST_NOTE = "timestamps_day_first", "timestamps_month_first"
+DAY_FIRST_NOTE: Final = "timestamps_day_first"
+MONTH_FIRST_NOTE: Final = "timestamps_month_first"
 DayMonth = Literal["timestamps_day_first", "timestamps_month_first"]  # an order, named by its note
 _WORD_MONTH_FORMS = (
     "%a %b %d %H:%M:%S %Y",
