@@ -58,6 +58,7 @@ from app.catalog.models import MAX_ID, Rating, RatingEdit, RatingImport, User
 from app.catalog.rating_rules import RULE, valid_ratings
 from app.datasets.base import RatingRow, RatingsLayout, RowError
 from app.datasets.files import (
+    SeparatorLineError,
     binary_problem,
     canonical_columns,
     detect_encoding,
@@ -70,6 +71,7 @@ from app.datasets.timestamps import (
     FUTURE_SLACK_S,
     MISSING,
     NOT_A_TIME,
+    DayMonth,
     Timestamps,
     epoch_seconds,
     parse_timestamps,
@@ -255,7 +257,10 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
         text, encoding = _decode_head(path, head)
     lines = text.lstrip("\ufeff").splitlines()
     blank = next(i for i, line in enumerate(lines) if line.strip())  # the head is not blank: one exists
-    named = excel_separator(lines[blank]) if given is None else None
+    try:
+        named = excel_separator(lines[blank]) if given is None else None
+    except SeparatorLineError as exc:
+        raise RatingsFileError(f"{path.name}:{blank + 1}: {exc}") from None
     if named is not None:  # Excel's 'sep=;' line names the delimiter; the header is the next line
         blank = next((i for i in range(blank + 1, len(lines)) if lines[i].strip()), len(lines))
     first = lines[blank] if blank < len(lines) else ""
@@ -371,9 +376,11 @@ def check_ratings_file(path: Path) -> None:
 
 class Notes(dict[str, int | str]):
     """One import's counts for its summary, by name. `listed`, the row errors listed so far (which
-    MAX_LISTED_ROW_ERRORS bounds), is an attribute, not a key: it never reaches the summary."""
+    MAX_LISTED_ROW_ERRORS bounds), is an attribute, not a key: it never reaches the summary; so is
+    `day_month`, the day/month order the first block that told one gave: the whole file's."""
 
     listed: int = 0
+    day_month: DayMonth | None = None
 
 
 def bad_rows(errors: Sized, notes: Mapping[str, Any]) -> int:
@@ -533,6 +540,8 @@ def _plain_batch(batch: pa.RecordBatch, lines: np.ndarray, notes: dict[str, int 
     ts = batch.column("timestamp")
     raw = np.asarray(pc.fill_null(ts, MISSING_TS).to_numpy(zero_copy_only=False)) if ts.null_count else ts.to_numpy()
     times, counts = epoch_seconds(raw)
+    if (times[raw != MISSING_TS] == MISSING_TS).any():  # no calendar date (20240230): the text path says so
+        raise _NotPlainError
     _count_all(notes, counts)
     return RatingArrays(user, movie, rating, times, lines)
 
@@ -576,13 +585,16 @@ def _ids(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return whole_numbers(pc.utf8_trim_whitespace(column))
 
 
-def _times(batch: pa.RecordBatch, notes: dict[str, int | str]) -> Timestamps:
+def _times(batch: pa.RecordBatch, notes: Notes) -> Timestamps:
     """The block's timestamps read (app.datasets.timestamps, as the history import reads them), the
-    milliseconds and dates counted in `notes`; all missing when the file has no timestamp column."""
+    milliseconds and dates counted in `notes`; all missing when the file has no timestamp column.
+    dd/mm/yyyy dates are read in the order an earlier block told (`notes.day_month`), else in the
+    one this block tells, kept for the blocks after it."""
     if "timestamp" not in batch.schema.names:
         none = np.zeros(batch.num_rows, dtype=bool)
         return Timestamps(np.full(batch.num_rows, MISSING_TS, dtype=np.int64), ~none, none, none, {})
-    times = parse_timestamps(batch.column("timestamp"))
+    times = parse_timestamps(batch.column("timestamp"), notes.day_month)
+    notes.day_month = times.order
     _count_all(notes, times.notes)
     return times
 

@@ -27,6 +27,7 @@ from app.datasets.files import binary_problem
 from app.datasets.history import HistoryReport, import_history, read_history
 from app.names import HistoryFormat
 from app.settings import get_settings
+from ingest import ratings as ratings_module
 from ingest.pipeline import store_catalogue
 from ingest.ratings import MAX_LISTED_ROW_ERRORS, RatingsFileError, read_ratings_file
 from movierec.cli import cli
@@ -803,3 +804,93 @@ def test_the_cli_shows_the_ratings_read_on_stderr_and_keeps_json_stdout_clean(tm
     timed = re.search(r"; index ([\d.]+) s \([\d.]+ movies/s\), total ([\d.]+) s$", shown.stdout.splitlines()[0])
     assert timed and float(timed.group(2)) >= float(timed.group(1)), shown.stdout
     assert "reading ratings" not in as_json.stderr and "writing" not in as_json.stderr
+
+
+# --- review fixes: a sign, impossible dates, the day/month vote ------------------------------------
+
+
+def test_a_leading_plus_is_a_whole_number(engine: Engine, tmp_path: Path) -> None:
+    """'+5' and '+1704460920' match the whole-number form: pyarrow's int cast refused the '+' (the
+    history import answered 500, the bulk import refused the whole file as unreadable)."""
+    bulk = write(tmp_path / "ratings.csv", RH + "+5,+1,4,+1704460920\n6,1,4,2024-01-05\n")
+    arrays, errors, _ = read_ratings_file(bulk)
+    assert (errors, arrays.user.tolist(), arrays.movie.tolist()) == ([], [5, 6], [1, 1])
+    assert arrays.timestamp.tolist() == [1704460920, 1704412800]
+    report, stored = history(engine, 44, (LB + "+1704460920,Toy Story,1995,u,4\n").encode())
+    assert report.skipped == [] and stored == {1: (4.0, 1704460920)}
+
+
+@pytest.mark.parametrize("beside", ["", "2024-01-05T13:22:00Z"], ids=["plain-path", "text-path"])
+def test_an_eight_digit_number_that_is_no_calendar_date_is_refused(tmp_path: Path, beside: str) -> None:
+    """20240230 is in YYYYMMDD's range but no date: it was stored as epoch seconds (August 1970)."""
+    rows = ["20240230", "20240229", *([beside] if beside else [])]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{t}\n" for n, t in enumerate(rows, start=1)))
+    arrays, errors, _ = read_ratings_file(bulk)
+    assert [(e.line, e.field) for e in errors] == [(2, "timestamp")] and "not a date" in errors[0].message
+    assert arrays.timestamp.tolist()[0] == 1709164800  # 2024-02-29
+
+
+def test_an_impossible_date_does_not_blur_the_day_month_order(tmp_path: Path) -> None:
+    """A row votes for an order only when it is a date in that order alone: 31/13/2024 (no date in
+    either order) left a column that 13/02/2024 tells is day-first entirely ambiguous. No count of 0
+    is noted."""
+    dates = ["05/01/2024", "13/02/2024", "31/13/2024"]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{d}\n" for n, d in enumerate(dates, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert arrays.timestamp.tolist() == [1704412800, 1707782400]
+    assert [(e.line, e.field) for e in errors] == [(4, "timestamp")] and "not a date" in errors[0].message
+    assert notes["timestamps_day_first"] == 2 and "timestamps_month_first" not in notes
+
+
+def test_the_day_month_order_is_the_whole_files_not_each_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file read in many blocks: the order the first block tells (13/02/2024: day-first) reads the
+    later blocks' 05/01/2024 (each was refused as ambiguous); a later date only month-first reads
+    (12/31/2024) is refused as ambiguous."""
+    monkeypatch.setattr(ratings_module, "BLOCK_BYTES", 64)  # a few rows a block
+    dates = ["13/02/2024", *["05/01/2024"] * 20, "12/31/2024"]
+    bulk = write(tmp_path / "ratings.csv", RH + "".join(f"{n},1,4,{d}\n" for n, d in enumerate(dates, start=1)))
+    arrays, errors, notes = read_ratings_file(bulk)
+    assert arrays.timestamp.tolist() == [1707782400] + [1704412800] * 20
+    assert [(e.line, e.field) for e in errors] == [(23, "timestamp")] and "ambiguous" in errors[0].message
+    assert notes["timestamps_day_first"] == 21 and "timestamps_month_first" not in notes
+
+
+@pytest.mark.parametrize("named", [":", '"', "é"])
+def test_an_excel_sep_line_naming_no_delimiter_is_one_file_error(engine: Engine, tmp_path: Path, named: str) -> None:
+    """'sep=:' above a header: a one-line file error naming the character and the line (a catalogue
+    or history file lacking a column raised a KeyError, a 500; the bulk import a pyarrow ValueError)."""
+    movies = write(tmp_path / "movies.csv", f"sep={named}\nid,name\n7,Heat\n")
+    with pytest.raises(UnusableFileError) as caught:
+        load_catalogue("tmdb", movies)
+    assert str(caught.value).startswith(f"movies.csv:1: an Excel 'sep=' line names {named!r}")
+    with pytest.raises(UnusableFileError, match="sep=' line names"):
+        history(engine, 45, f"sep={named}\n{LB}2024-01-05,Toy Story,1995,u,4\n".encode())
+    with pytest.raises(RatingsFileError, match=r"^r.csv:1: an Excel 'sep=' line names"):
+        read_ratings_file(write(tmp_path / "r.csv", f"sep={named}\n{RH}1,1,4,1\n"))
+
+
+def test_a_file_read_with_backslash_escapes_says_so(engine: Engine, tmp_path: Path) -> None:
+    """Read with \\ as the escape, every other backslash is dropped (AC\\DC reads ACDC): a warning
+    says the file was read so (it was silent); a file read with CSV's "" gets none."""
+    movies = write(tmp_path / "movies.csv", 'id,title,year\n4,"Esc \\"Q\\" Movie",2003\n5,AC\\DC,2004\n')
+    catalogue = load_catalogue("tmdb", movies)
+    assert [m.movie.title for m in catalogue.movies] == ['Esc "Q" Movie', "ACDC"]
+    assert [w for w in catalogue.warnings if "escape character" in w and "ACDC" in w] == catalogue.warnings != []
+    plain = write(tmp_path / "plain.csv", 'id,title,year\n5,AC\\DC,2004\n6,"Say ""hi""",2006\n')
+    assert load_catalogue("tmdb", plain).warnings == []
+    report, _ = history(engine, 46, (LB + '2024-01-05,"\\"Toy Story\\"",1995,u,4\n').encode())
+    assert any("escape character" in w for w in report.warnings), report
+
+
+def test_an_empty_last_cell_is_no_value_only_where_the_first_row_closes_with_one(tmp_path: Path) -> None:
+    """'7,Heat, Part 1,' under 'id,title,overview' (an unquoted comma in a title) was read as title
+    'Heat', overview ' Part 1': an empty cell past the header's end is accepted only where the first
+    data row shows the file closes its rows with a delimiter."""
+    movies = write(tmp_path / "movies.csv", "id,title,overview\n6,Fargo,Snow\n7,Heat, Part 1,\n")
+    catalogue = load_catalogue("tmdb", movies)
+    assert [m.movie.title for m in catalogue.movies] == ["Fargo"]
+    assert [(e.line, e.field, e.message) for e in catalogue.errors] == [(3, "row", "4 values for 3 columns")]
+    closed = write(tmp_path / "closed.csv", "id,title,overview\n6,Fargo,Snow,\n7,Heat,Crime,\n8,Up,Balloons\n")
+    assert [m.movie.title for m in load_catalogue("tmdb", closed).movies] == ["Fargo", "Heat", "Up"]

@@ -209,7 +209,8 @@ def _zip_member(name: str, archive: zipfile.ZipFile, member: str) -> zipfile.Zip
     named = [i for i in files if i.filename.rsplit("/", 1)[-1].lower() == member.lower()]
     # The shallowest: Letterboxd's export keeps its live files at the top and its deleted/ and
     # orphaned/ entries in folders below, under the same names.
-    named = [i for i in named if i.filename.count("/") == min(n.filename.count("/") for n in named)]
+    shallowest = min((i.filename.count("/") for i in named), default=0)  # once: per entry was quadratic
+    named = [i for i in named if i.filename.count("/") == shallowest]
     csvs = [i for i in files if i.filename.lower().endswith(".csv")]
     if len(named) == 1:
         return named[0]
@@ -256,10 +257,21 @@ def sniff_delimiter(header: str) -> str:
     return next(d for d in DELIMITERS if counts[d] == best)
 
 
+class SeparatorLineError(ValueError):
+    """An Excel 'sep=' line naming a character that is not one of DELIMITERS; `str()` says which and
+    what to write instead (the caller adds the file and line)."""
+
+
 def excel_separator(line: str) -> str | None:
     """The delimiter that Excel's 'sep=;' line (written above the header for Excel to open the file)
-    names, or None when `line` is no such line."""
+    names, or None when `line` is no such line. SeparatorLineError when it names another character
+    (`sep=:`): no reader here splits on it."""
     found = re.fullmatch(r"sep=(.)", line.lstrip("\ufeff").rstrip("\r\n"), re.IGNORECASE)
+    if found and found.group(1) not in DELIMITER_NAMES:
+        raise SeparatorLineError(
+            f"an Excel 'sep=' line names {found.group(1)!r}, not a delimiter read here; "
+            "write sep=, sep=; sep=| or sep= and a tab (or drop the line)"
+        )
     return found.group(1) if found else None
 
 
@@ -267,9 +279,12 @@ def _delimiter(path: Readable, encoding: str) -> tuple[str, bool]:
     """(the delimiter, whether an Excel 'sep=' line above the header named it); else sniffed from
     the header, the first non-blank line."""
     with _open_text(path, encoding) as f:
-        for raw in f:
+        for line, raw in enumerate(f, start=1):
             if raw.strip():
-                named = excel_separator(raw)
+                try:
+                    named = excel_separator(raw)
+                except SeparatorLineError as exc:
+                    raise UnusableFileError(path.name, str(exc), line=line) from None
                 return (named, True) if named is not None else (sniff_delimiter(raw.rstrip("\r\n")), False)
     raise UnusableFileError(path.name, "empty file", "export it again, with a header row")
 
@@ -277,24 +292,24 @@ def _delimiter(path: Readable, encoding: str) -> tuple[str, bool]:
 def _escape_char(path: Readable, encoding: str, delimiter: str) -> str | None:
     """'\\' when the file writes a quote inside a cell as \\" (MySQL's and PHP's exports) and
     reading it so refuses fewer records than CSV's "" does; None otherwise (and for a file
-    without \\"). Only such a file is parsed twice more."""
+    without \\"). Only such a file is parsed twice more, streamed."""
     with _open_text(path, encoding) as f:
         if not any('\\"' in line for line in f):
             return None
-        f.seek(0)
-        text = f.read()
-    return "\\" if _refused(text, delimiter, "\\") < _refused(text, delimiter, None) else None
+    escaped = _refused(path, encoding, delimiter, "\\")
+    return "\\" if escaped < _refused(path, encoding, delimiter, None) else None
 
 
-def _refused(text: str, delimiter: str, escape: str | None) -> int:
-    """How many records of `text` the csv module refuses with this escape character."""
-    reader, refused = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True, escapechar=escape), 0
-    while True:
-        try:
-            if next(reader, None) is None:
-                return refused
-        except csv.Error:
-            refused += 1
+def _refused(path: Readable, encoding: str, delimiter: str, escape: str | None) -> int:
+    """How many records of the file the csv module refuses with this escape character."""
+    with _open_text(path, encoding) as f:
+        reader, refused = csv.reader(f, delimiter=delimiter, strict=True, escapechar=escape), 0
+        while True:
+            try:
+                if next(reader, None) is None:
+                    return refused
+            except csv.Error:
+                refused += 1
 
 
 def csv_records(
@@ -312,9 +327,11 @@ def csv_records(
     A header cell that is a required or `optional` name but for case, spaces, '_', '-' or '.' is that name. The
     header is the first non-blank line (line 1 in a file without blank lines before it), or the next
     one below an Excel 'sep=;' line, whose delimiter is then used.
-    A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`).
+    A file that writes a quote inside a cell as \\" rather than "" is read so (`_escape_char`), with
+    a warning: every other backslash is then dropped.
     Row-level problems go to `errors` and the record is skipped: a stray quote inside a cell, more
-    values than columns (empty ones past the last column are not counted), or a cell that
+    values than columns (empty ones past the last column are not counted when the first data row
+    has them too: `_spare_cells`), or a cell that
     swallowed what look like whole rows (a quote closed only lines later). A quote left open to the
     end of the file is an UnusableFileError. File-level notes (an encoding guessed) go to `warnings`.
     """
@@ -323,13 +340,17 @@ def csv_records(
     if encoding.warning:
         warnings.append(encoding.warning)
     delimiter, named = _delimiter(path, encoding.name)
-    escape = _escape_char(path, encoding.name, delimiter)
+    if escape := _escape_char(path, encoding.name, delimiter):
+        warnings.append(
+            f'{path.name}: read with \\ as the escape character (a quote in a cell written \\"), so every '
+            'other backslash is dropped (AC\\DC reads ACDC); write a quote as "" to keep backslashes'
+        )
     with _open_text(path, encoding.name) as f:
         reader = csv.reader(f, delimiter=delimiter, strict=True, escapechar=escape)
         header, header_line = _header(reader, path, skip=int(named))
         header = canonical_columns(header, [*(name for group in required for name in group), *optional])
         _check_columns(path, header, required, delimiter, missing_hint, header_line)
-        start = reader.line_num + 1
+        start, spare = reader.line_num + 1, None
         while True:
             try:
                 values = _next(reader, path, start)
@@ -339,15 +360,33 @@ def csv_records(
                 continue
             if values is None:
                 return
-            if not any(v.strip() for v in values):
-                pass
-            elif _swallowed_rows(values, delimiter, len(header)):
-                errors.append(RowError(path.name, start, "row", _swallow_message(start, reader.line_num)))
-            elif len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-                errors.append(RowError(path.name, start, "row", f"{len(values)} values for {len(header)} columns"))
-            else:  # empty cells past the header's end (a delimiter closing each row) are no values
-                yield start, dict(zip(header, values, strict=False))
+            if any(v.strip() for v in values):
+                spare = _spare_cells(values, len(header)) if spare is None else spare
+                if problem := _row_problem(values, delimiter, len(header), spare, (start, reader.line_num)):
+                    errors.append(RowError(path.name, start, "row", problem))
+                else:
+                    yield start, dict(zip(header, values, strict=False))
             start = reader.line_num + 1
+
+
+def _spare_cells(first: list[str], columns: int) -> int:
+    """How many empty cells the first data row has past the header's `columns`: a delimiter closing
+    each row (some spreadsheet exports), then allowed on every row; 0 where one of them holds a
+    value. Only the first row tells: an empty last cell on any row hid a misread one ('7,Heat, Part 1,'
+    under 'id,title,overview')."""
+    extra = first[columns:]
+    return 0 if any(v.strip() for v in extra) else len(extra)
+
+
+def _row_problem(values: list[str], delimiter: str, columns: int, spare: int, lines: tuple[int, int]) -> str | None:
+    """Why a record (starting and ending on `lines`) is refused, or None: it swallowed whole rows,
+    or has more values than `columns` and the `spare` empty cells the file closes each row with."""
+    if _swallowed_rows(values, delimiter, columns):
+        return _swallow_message(*lines)
+    extra = values[columns:]
+    if len(extra) > spare or any(v.strip() for v in extra):
+        return f"{len(values)} values for {columns} columns"
+    return None
 
 
 def _header(reader: Any, path: Readable, skip: int = 0) -> tuple[list[str], int]:
@@ -411,7 +450,7 @@ def _check_columns(
 ) -> None:
     for group in required:
         if not any(name in header for name in group):
-            shown = DELIMITER_NAMES[delimiter]
+            shown = DELIMITER_NAMES.get(delimiter, repr(delimiter))
             raise UnusableFileError(
                 path.name,
                 f"no {' or '.join(repr(n) for n in group)} column (columns read with delimiter {shown}: "

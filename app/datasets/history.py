@@ -13,7 +13,8 @@ Formats (CSV exports, header row first; a column named but for case or spaces is
 - Dates are read as the bulk ratings import reads timestamps (app/datasets/timestamps.py, all of a
   file's at once): YYYY-MM-DD (or YYYY/MM/DD, leading zeros optional: 2024-1-5), ISO date-times ('2024-01-05 13:22',
   '2024-01-05T13:22:00Z'), a month in words ('5 Jan 2024', 'January 5, 2024', 'Jan 5 2024'), epoch seconds or
-  milliseconds; 'dd/mm/yyyy'-like dates are ambiguous and refused, as is a date more than a day ahead.
+  milliseconds, YYYYMMDD; 'dd/mm/yyyy' or 'mm/dd/yyyy' in the order the file's dates tell ('13/02/2024':
+  day-first), refused as ambiguous where none tells it; a date more than a day ahead is refused.
 
 The file is read as every source's CSV is (app/datasets/files.py: encoding, `,` `;` tab or `|`, quotes,
 the same file errors) and its numbers as the tmdb source's are (a decimal comma is a number).

@@ -6,19 +6,23 @@ Forms read, each to unix seconds:
   (from MS_THRESHOLD: 1e11 s is the year 5138, 1e11 ms 1973), microseconds (from 1e14) or
   nanoseconds (from 1e17: pandas' int64 datetimes), divided down to seconds;
 - eight digits that are a date of 1900-2099 (`20240105`): ISO 8601's basic date, YYYYMMDD (as
-  epoch seconds those would all be in August 1970, before any rating was ever collected);
+  epoch seconds those would all be in August 1970, before any rating was ever collected); eight
+  digits in that range that are no calendar date (`20240230`) are not a timestamp;
 - an ISO date or date-time, naive ones UTC (`2024-01-05`, `2024-01-05 13:22`,
   `2024-01-05T14:22:00+01:00`, `...Z`); `/` or `.` between year, month and day and one-digit
   months and days are read too (`2024/1/5`, `2024.01.05 13:22`);
 - a month in words: `5 Jan 2024`, `January 5, 2024`, `05-Jan-2024`, IMDb's older
   `Sat Jan 05 00:00:00 2013`.
 - dd/mm/yyyy or mm/dd/yyyy (`/`, `.` or `-`, a time after it allowed) in the order the column
-  tells: where some first number is above 12 (a day: `13/02/2024`) and no second one is, the
-  column is day-first (European spreadsheets, a Letterboxd file re-saved by Excel), and the
-  reverse month-first; counted as `timestamps_day_first` / `timestamps_month_first`.
-A day-month order that cannot be told (only `05/01/2024`-like dates, or both orders in one column)
-is refused as ambiguous; anything else is not a timestamp. The ISO forms arrow parses are cast in
-one call; the rest (words, microseconds, a bad value) go through Python, once per distinct text.
+  tells: a row votes for an order when it is a calendar date in that order alone (`13/02/2024`:
+  day-first; `31/13/2024`, a date in neither, does not vote); votes for one order only make the
+  column day-first (European spreadsheets, a Letterboxd file re-saved by Excel) or month-first;
+  counted as `timestamps_day_first` / `timestamps_month_first`. A caller reading one file in
+  blocks passes the order an earlier block told (`Timestamps.order`): the file's, not the block's.
+A day-month order that cannot be told (only `05/01/2024`-like dates, or both orders in one column),
+and a date only the other order reads where the order is known, is refused as ambiguous; anything
+else is not a timestamp. The ISO forms arrow parses are cast in one call; the rest (words,
+microseconds, a bad value) go through Python, once per distinct text.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -54,7 +59,9 @@ _ZONE = r"(Z|[+-]\d\d(:?\d\d)?)$"
 _AMBIGUOUS = r"^\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}$"
 # A date with its day and month first, in one order or the other, and a four-digit year after them.
 _DAY_MONTH = r"^(?P<a>\d{1,2})[/.\-](?P<b>\d{1,2})[/.\-](?P<y>\d{4})(?P<rest>(?:[ T].*)?)$"
-DAY_FIRST_NOTE, MONTH_FIRST_NOTE = "timestamps_day_first", "timestamps_month_first"
+DAY_FIRST_NOTE: Final = "timestamps_day_first"
+MONTH_FIRST_NOTE: Final = "timestamps_month_first"
+DayMonth = Literal["timestamps_day_first", "timestamps_month_first"]  # an order, named by its note
 _WORD_MONTH_FORMS = (
     "%a %b %d %H:%M:%S %Y",
     "%d %b %Y",
@@ -80,6 +87,7 @@ class Timestamps:
     failed: np.ndarray
     ambiguous: np.ndarray  # among `failed`: a day-month order that cannot be told
     notes: dict[str, int]  # {summary key: count}: epochs in a finer unit converted, dates read
+    order: DayMonth | None = None  # the day-month order read: given, or told by the column
 
     def problem(self, i: int) -> str:
         """Why row `i` (a failed one) is no timestamp."""
@@ -88,10 +96,11 @@ class Timestamps:
 
 def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """(int64 values, 0 where not whole; bool mask of the whole ones) of trimmed texts: a sign, up
-    to 19 digits as int64 holds them, and `.0...` allowed (`4`, `-4`, `4.0`). Rating ids and epoch
-    timestamps read so."""
+    to 19 digits as int64 holds them, and `.0...` allowed (`4`, `-4`, `+4`, `4.0`). Rating ids and
+    epoch timestamps read so."""
     whole = pc.fill_null(pc.match_substring_regex(text, _WHOLE), False)
-    digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"\.0*$", "")
+    # arrow's int cast refuses a '+' and a '.0' tail: both dropped
+    digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"^\+|\.0*$", "")
     values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     return values, np.asarray(whole, dtype=bool)
 
@@ -99,13 +108,13 @@ def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
 def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
     """Whole numbers (int64, MISSING kept) to unix seconds: by size, epoch milliseconds,
     microseconds or nanoseconds divided down, and YYYYMMDD dates read (see the module docstring).
-    Returns (seconds, {summary key: how many}) with only the keys that occurred."""
+    An eight-digit number in YYYYMMDD's range that is no calendar date (20240230) is MISSING: no
+    time (as seconds it would be August 1970). Returns (seconds, {summary key: how many}) with only
+    the keys that occurred."""
     notes: dict[str, int] = {}
     given = values != MISSING
     magnitude = np.abs(values)
     ymd = given & (values >= _YMD_RANGE[0]) & (values <= _YMD_RANGE[1])
-    dates = _yyyymmdd(values[ymd])
-    ymd[ymd] = dates != MISSING
     finer = given & (magnitude >= MS_THRESHOLD)
     if not (finer.any() or ymd.any()):
         return values, notes
@@ -116,8 +125,8 @@ def epoch_seconds(values: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
             values[mask] //= divisor
             notes[key] = n
         done |= mask
-    if n := int(ymd.sum()):
-        values[ymd] = dates[dates != MISSING]
+    values[ymd] = _yyyymmdd(values[ymd])
+    if n := int((values[ymd] != MISSING).sum()):
         notes[DATES_NOTE] = n
     return values, notes
 
@@ -134,8 +143,9 @@ def _yyyymmdd(values: np.ndarray) -> np.ndarray:
     return np.where(ok, seconds, MISSING)
 
 
-def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
-    """Every form the module docstring lists, vectorised; surrounding spaces ignored."""
+def parse_timestamps(column: pa.Array | pa.ChunkedArray, order: DayMonth | None = None) -> Timestamps:
+    """Every form the module docstring lists, vectorised; surrounding spaces ignored. `order`: the
+    day-month order of the file this column is a block of, when an earlier block told it."""
     text = pc.utf8_trim_whitespace(column)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
@@ -147,19 +157,17 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray) -> Timestamps:
     if whole.any():
         seconds[whole], notes = epoch_seconds(values[whole])
     dated = np.flatnonzero(~(empty | whole))
-    failed = np.zeros(n, dtype=bool)
+    failed = whole & (seconds == MISSING)  # eight digits that are no date (20240230)
     if dated.size:
         got, bad = _dates(pc.take(text, pa.array(dated)))
         seconds[dated[~bad]] = got[~bad]
         failed[dated[bad]] = True
     ambiguous = failed & _matches(text, _AMBIGUOUS)
-    if (day_month := failed & _matches(text, _DAY_MONTH)).any() and _read_day_month(
-        text, day_month, seconds, failed, notes
-    ):
-        ambiguous &= ~day_month  # the order is known: what is still unread is no date ('31.04.2024')
+    if (day_month := failed & _matches(text, _DAY_MONTH)).any():
+        order = _read_day_month(text, day_month, seconds, failed, ambiguous, notes, order)
     if dates := int(dated.size - failed.sum()):
         notes[DATES_NOTE] = notes.get(DATES_NOTE, 0) + dates
-    return Timestamps(seconds, empty, failed, ambiguous, notes)
+    return Timestamps(seconds, empty, failed, ambiguous, notes, order)
 
 
 def _matches(text: pa.Array, pattern: str) -> np.ndarray:
@@ -167,26 +175,39 @@ def _matches(text: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _read_day_month(
-    text: pa.Array, rows: np.ndarray, seconds: np.ndarray, failed: np.ndarray, notes: dict[str, int]
-) -> bool:
-    """Read the `rows` (a mask) written dd/mm/yyyy or mm/dd/yyyy in the order the column itself
-    tells: some first number above 12 (a day) and no second one (or the reverse). Nothing is read
-    when no row, or rows of both orders, tell: each stays ambiguous. Fills `seconds`, clears `failed`
-    of the rows read, and counts them under DAY_FIRST_NOTE or MONTH_FIRST_NOTE. True when the order
-    was told."""
+    text: pa.Array,
+    rows: np.ndarray,
+    seconds: np.ndarray,
+    failed: np.ndarray,
+    ambiguous: np.ndarray,
+    notes: dict[str, int],
+    order: DayMonth | None,
+) -> DayMonth | None:
+    """Read the `rows` (a mask) written dd/mm/yyyy or mm/dd/yyyy in `order`, else in the order the
+    column tells: a row is a vote when it is a calendar date in one order alone, and votes for one
+    order only tell it. Nothing is read when the order is not told: each row stays as it was
+    (ambiguous). Once it is known, the rows only the other order reads are ambiguous and the others
+    still unread are no date ('31.04.2024'). Fills `seconds`, clears `failed` of the rows read and
+    counts them under the order's note. Returns the order used, or None."""
     at = np.flatnonzero(rows)
     written = pc.take(text, pa.array(at))
     parts = pc.extract_regex(written, _DAY_MONTH)
-    first, second = (np.asarray(pc.cast(parts.field(name), pa.int64()).to_numpy(zero_copy_only=False)) for name in "ab")
-    day_first, month_first = bool((first > 12).any()), bool((second > 12).any())
-    if day_first == month_first:
-        return False
-    iso = r"\3-\2-\1\4" if day_first else r"\3-\1-\2\4"  # groups: a, b, year, the rest
+    a, b, year = (np.asarray(pc.cast(parts.field(name), pa.int64()).to_numpy(zero_copy_only=False)) for name in "aby")
+    day_first = _yyyymmdd(year * 10000 + b * 100 + a) != MISSING
+    month_first = _yyyymmdd(year * 10000 + a * 100 + b) != MISSING
+    only_day, only_month = day_first & ~month_first, month_first & ~day_first
+    if order is None:
+        if only_day.any() == only_month.any():
+            return None
+        order = DAY_FIRST_NOTE if only_day.any() else MONTH_FIRST_NOTE
+    iso = r"\3-\2-\1\4" if order == DAY_FIRST_NOTE else r"\3-\1-\2\4"  # groups: a, b, year, the rest
     got, bad = _dates(pc.replace_substring_regex(written, _DAY_MONTH, iso))
     seconds[at[~bad]] = got[~bad]
     failed[at[~bad]] = False
-    notes[DAY_FIRST_NOTE if day_first else MONTH_FIRST_NOTE] = int((~bad).sum())
-    return True
+    ambiguous[at] = only_month if order == DAY_FIRST_NOTE else only_day
+    if n := int((~bad).sum()):
+        notes[order] = n
+    return order
 
 
 def _dates(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
