@@ -15,6 +15,7 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from app.api.state import DatabaseGate, services_from
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
@@ -249,6 +250,27 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     resp = await client.post(url, params={"format": "letterboxd"}, content=bomb, headers=admin)
     assert resp.status_code == 400 and "unpacks to more than 32 MiB" in resp.json()["detail"], resp.text
     assert ratings_of(settings, USER + 2) == {}
+
+
+async def test_an_upload_is_read_before_it_takes_a_database_slot(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """The file is read in a thread of its own, then matched and written holding a database slot:
+    while the worker's every slot is taken (a stalled database), a file error still answers 400, not
+    503 after the wait for a slot, and a good file waits for one."""
+    services = services_from(client.app.state)
+    shared, gate = services.db_gate, DatabaseGate(1, 0.05)
+    gate.ready = True
+    services.db_gate = gate
+    admin, url = bearer(settings, admin=True), f"/users/{USER + 44}/ratings/import"
+    try:
+        async with gate.slot():
+            wrong = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
+            good = await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=admin)
+    finally:
+        services.db_gate = shared
+    assert wrong.status_code == 400 and wrong.json()["field"] == "file", wrong.text
+    assert good.status_code == 503 and "busy" in good.json()["detail"], good.text
 
 
 # -- titles: every trailing group an alternate, articles in either place --------------------------

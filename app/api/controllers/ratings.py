@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
+import anyio.to_thread
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
@@ -111,8 +112,10 @@ class RatingController(Controller):
         ],
     ) -> HistoryImportOut:
         data = await export_file(request)
-        # One thread hop: the CSV is read off the event loop, and a file error (400) writes nothing.
-        report = await services.in_session(lambda session: import_history(session, owner, read_history(data, format)))
+        # Read off the event loop in a thread of its own: reading (up to MAX_ROWS rows, seconds) holds
+        # none of the worker's database slots, and a file error (400) never waits for one.
+        history = await anyio.to_thread.run_sync(read_history, data, format)
+        report = await services.in_session(lambda session: import_history(session, owner, history))
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))
 
     @delete(
