@@ -88,6 +88,7 @@ def test_each_route_lists_only_the_errors_it_can_return(app: Litestar, spec: dic
         assert path in PUBLIC or 503 in codes, where  # user tokens, before the revocations are read
         if "{movie_id}" in path:
             assert 404 in codes, where  # no such movie (an unknown user is a new one: never 404)
+        assert (409 in codes) == (op["operationId"] == "importRatings"), where  # only an import conflicts
         user_param = any(p["name"] == "user_id" for p in op.get("parameters", []))
         if not ids_in_path and not user_param:
             assert 404 not in codes, where  # nothing named, nothing to miss
@@ -214,6 +215,18 @@ def test_a_missing_required_parameter_is_named(client: TestClient[Litestar]) -> 
     assert resp.status_code == 400 and resp.json()["field"] == "q" and "q" in resp.json()["detail"], resp.text
     resp = client.post("/users/15/ratings/import", content=b"Date,Name\n", headers=headers)
     assert resp.status_code == 400 and resp.json()["field"] == "format", resp.text
+
+
+def test_an_import_before_any_catalogue_answers_a_documented_409(
+    client: TestClient[Litestar], spec: dict[str, Any]
+) -> None:
+    """This app has no catalogue yet: a history import has nothing to match its titles against."""
+    headers = bearer(client.app.state.services.settings, admin=True)
+    export = b"Date,Name,Year,Letterboxd URI,Rating\n2021-03-04,Toy Story,1995,,4\n"
+    resp = client.post("/users/15/ratings/import", params={"format": "letterboxd"}, content=export, headers=headers)
+    assert resp.status_code == 409 and "ingest one first" in resp.json()["detail"], resp.text
+    documented = spec["paths"]["/users/{user_id}/ratings/import"]["post"]["responses"]
+    assert documented["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
 
 
 def test_the_query_parameters_accepted_are_exactly_those_documented(app: Litestar, spec: dict[str, Any]) -> None:

@@ -93,12 +93,13 @@ class RatingController(Controller):
     @post(
         "/import",
         operation_id="importRatings",
-        responses=error_responses(400, 401, 403),
+        responses=error_responses(400, 401, 403, 409),
         summary="Import a Letterboxd or IMDb ratings export as the user's own ratings",
         description="Body: the export's CSV (or its zip) as is (`curl --data-binary @ratings.csv`), or as the one "
         "file of a multipart form upload (`curl -F file=@ratings.csv`, an HTML form). "
         "Matched by IMDb id where known, else by title and year. "
-        "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved.",
+        "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved. "
+        "409 before any catalogue is ingested: there is nothing to match the titles against.",
         operation_class=ImportOperation,
     )
     async def import_ratings(
