@@ -79,11 +79,6 @@ class RatingColumns(Sequence[UserRating]):
         """The rows at `positions`, in that order."""
         return RatingColumns(self.table[np.asarray(positions, dtype=np.intp)])
 
-    def float_rows(self) -> np.ndarray:
-        """The rows' values as float64, row by row (exact: ids, stars and unix seconds are below 2^53)."""
-        t = self.table
-        return np.stack([t["movie_id"], t["rating"], t["timestamp"]], axis=1).astype(np.float64)
-
 
 def rating_column(ratings: Sequence[UserRating], name: str) -> np.ndarray:
     """One field of `ratings` as an array, in their order ("movie_id" and "timestamp" int64, "rating"
@@ -364,6 +359,9 @@ def ratings_checksum(session: Session) -> str:
 class HiddenMovie(NamedTuple):
     movie_id: int
     timestamp: int  # unix seconds, when it was hidden
+
+
+HIDDEN_COLUMNS = np.dtype([("movie_id", np.int64), ("timestamp", np.int64)])  # HiddenMovie's, as RATING_COLUMNS
 
 
 def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = None) -> HiddenMovie:
