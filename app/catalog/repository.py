@@ -39,13 +39,16 @@ class RatingColumns(Sequence[UserRating]):
     """A user's ratings (newest first) as three numpy columns, one structured array: a heavy user's
     5,000 rows read from the driver's cursor without keeping a Python object per row, so the
     Recommender's exclusions, mean and weights read whole columns (`rating_column`). Indexing gives
-    UserRatings; a slice or `take` gives RatingColumns. Read-only: the rows are shared."""
+    UserRatings; a slice or `take` gives RatingColumns. Read-only: the rows are shared (slices and
+    `rating_column` are views of them), so `table` and every view of it refuse writes."""
 
     __slots__ = ("table",)
 
     def __init__(self, table: np.ndarray) -> None:
-        """`table`: a 1-d array of dtype RATING_COLUMNS."""
-        self.table = table
+        """`table`: a 1-d array of dtype RATING_COLUMNS; held as a read-only view (the caller's own
+        array keeps its flags)."""
+        self.table = table.view()
+        self.table.flags.writeable = False
 
     @classmethod
     def of(cls, rows: Iterable[tuple[int, float, int]]) -> RatingColumns:
