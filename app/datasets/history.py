@@ -94,7 +94,7 @@ LISTED_ROWS = 200
 # Rows one history file may hold: far above a person's ratings (a 4 MiB Letterboxd CSV, the API's body
 # limit, is about 60,000), and a bound on the work of a compressed upload: a 81 KB gzip of 1M rows
 # took 42 s of a worker (its 256 MiB unpacked limit allowed 8M rows); 100,000 take about 5 s. Rows the
-# CSV reader refuses count too (32 MiB of malformed rows, 2.8M of them, took 9.1 CPU s and 1.48 GB).
+# CSV reader refuses count too (an 81 KB gzip of 32 MiB of malformed rows, 1.77M: 6.4 CPU s, 1 GB).
 MAX_ROWS = 100_000
 SUGGEST_CUTOFF = 0.6  # difflib's ratio (after the year penalty) a suggestion needs: get_close_matches' default
 SUGGEST_YEAR_PENALTY = 0.05  # per year between the row's year and the movie's
@@ -172,9 +172,9 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
 
 
 class _Refusals:
-    """A file's refused rows: every one counted, the LISTED_ROWS of lowest line kept (a 65 KB gzip of
-    2.8M malformed rows built as many error dicts: 1.48 GB), and the file's rows, read or refused by
-    the CSV reader, counted against MAX_ROWS. csv_records calls `append` (its `errors`)."""
+    """A file's refused rows: every one counted, the LISTED_ROWS of lowest line kept (an error kept
+    per row of 1.77M malformed ones peaked at 1 GB), and the file's rows, read or refused by the CSV
+    reader, counted against MAX_ROWS. csv_records calls `append` (its `errors`)."""
 
     def __init__(self, file: str) -> None:
         self.file = file
