@@ -10,6 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from app.api.exceptions import DETAIL_CHARS, capped
 from tests.helpers.api import NEW_USER, assert_error
 
 pytestmark = pytest.mark.anyio
@@ -333,3 +334,18 @@ async def test_an_error_quotes_at_most_40_characters_of_what_was_sent(
     assert len(assert_error(resp, 400, "genres")["detail"]) < 1000
     resp = await client.get(f"/movies/recommendations?user_id={real_users[0]}&strategy={'y' * 5000}", headers=admin)
     assert len(assert_error(resp, 400, "strategy")["detail"]) < 200
+    # A value holding a ' is quoted in double quotes (Python's repr): cut the same (it was 100 KB).
+    resp = await client.post("/recommendations", json={"strategy": "x'" * 50_000}, headers=admin)
+    body = assert_error(resp, 400, "strategy")
+    quoted = '"' + "x'" * 20 + '…"'
+    assert quoted in body["detail"] and len(body["detail"]) < 200, body["detail"][:300]
+    query = {"user_id": real_users[0], "strategy": "y'\"" * 2000}
+    resp = await client.get("/movies/recommendations", params=query, headers=admin)
+    assert len(assert_error(resp, 400, "strategy")["detail"]) < 200
+
+
+def test_a_detail_is_cut_to_its_limit_whatever_it_holds() -> None:
+    """The backstop: any error's detail is at most DETAIL_CHARS characters, its end marked."""
+    assert capped("fine") == "fine"
+    long = capped("x" * (DETAIL_CHARS + 1))
+    assert len(long) == DETAIL_CHARS and long.endswith("x…")

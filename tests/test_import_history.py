@@ -15,11 +15,12 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
+from app.api.state import DatabaseGate, services_from
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.datasets import load_catalogue
 from app.datasets.files import MAX_UNPACKED_BYTES
-from app.datasets.history import MAX_ROWS
+from app.datasets.history import LISTED_ROWS, MAX_ROWS, read_history
 from app.datasets.titles import match_keys
 from app.settings import Settings
 from ingest.pipeline import store_catalogue
@@ -134,8 +135,6 @@ async def test_a_file_of_many_wrong_rows_lists_the_first_and_counts_them_all(
     """300 unmatched titles and 300 unreadable ratings: the reply counts every one and lists the first
     LISTED_ROWS of each, in file order (a 300,000-row file of them was an 18.7 MB reply, each
     unmatched row a suggestion search); the good row still imports."""
-    from app.datasets.history import LISTED_ROWS
-
     user = USER + 42
     mine = bearer(settings, user_id=user)
     lines = ["Date,Name,Year,Letterboxd URI,Rating", "2021-03-04,Toy Story,1995,,4"]
@@ -149,6 +148,32 @@ async def test_a_file_of_many_wrong_rows_lists_the_first_and_counts_them_all(
     assert len(body["unmatched"]) == len(body["skipped"]) == LISTED_ROWS < 300
     assert [u["line"] for u in body["unmatched"]] == list(range(3, 3 + LISTED_ROWS))
     assert [s["line"] for s in body["skipped"]] == list(range(303, 303 + LISTED_ROWS))
+
+
+def test_refused_rows_are_listed_in_file_order_whatever_refused_them() -> None:
+    """Rows refused by their date (read after every row), their rating and the CSV reader (too many
+    cells), interleaved: all counted, the first LISTED_ROWS listed by line whoever refused them."""
+    header = "Date,Name,Year,Letterboxd URI,Rating"
+    kinds = ["2021-13-45,Toy Story,1995,,4", "2021-03-04,Toy Story,1995,,lots", "2021-03-04,Toy Story,1995,,4,extra"]
+    lines = [header, "2021-03-04,Toy Story,1995,,4"] + [kinds[i % 3] for i in range(3 * LISTED_ROWS)]
+    export = read_history("\n".join(lines).encode(), "letterboxd")
+    assert (len(export.rows), export.skipped_total) == (1, 3 * LISTED_ROWS)
+    assert [s["line"] for s in export.skipped] == list(range(3, 3 + LISTED_ROWS))
+    assert [s["field"] for s in export.skipped[:3]] == ["Date", "Rating", "row"]
+
+
+async def test_rows_the_csv_reader_refuses_count_toward_the_row_limit(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """MAX_ROWS + 1 rows of too many cells (no row read at all) are a file too long, like as many good
+    rows: 32 MiB of them in an 81 KB gzip (1.7M) took 6.4 CPU s and 1 GB, an error kept per row."""
+    admin = bearer(settings, admin=True)
+    rows = "2021-03-04,Toy Story,1995,,4,extra\n" * (MAX_ROWS + 1)
+    many = gzip.compress(("Date,Name,Year,Letterboxd URI,Rating\n" + rows).encode(), 9)
+    url = f"/users/{USER + 43}/ratings/import"
+    resp = await client.post(url, params={"format": "letterboxd"}, content=many, headers=admin)
+    assert resp.status_code == 400 and resp.json()["field"] == "file", resp.text[:300]
+    assert f"more than {MAX_ROWS:,} rows" in resp.json()["detail"]
 
 
 async def test_an_export_uploaded_as_a_form_file_imports_like_the_raw_body(
@@ -225,6 +250,27 @@ async def test_import_is_guarded_and_refuses_what_is_not_an_export(
     resp = await client.post(url, params={"format": "letterboxd"}, content=bomb, headers=admin)
     assert resp.status_code == 400 and "unpacks to more than 32 MiB" in resp.json()["detail"], resp.text
     assert ratings_of(settings, USER + 2) == {}
+
+
+async def test_an_upload_is_read_before_it_takes_a_database_slot(
+    client: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """The file is read in a thread of its own, then matched and written holding a database slot:
+    while the worker's every slot is taken (a stalled database), a file error still answers 400, not
+    503 after the wait for a slot, and a good file waits for one."""
+    services = services_from(client.app.state)
+    shared, gate = services.db_gate, DatabaseGate(1, 0.05)
+    gate.ready = True
+    services.db_gate = gate
+    admin, url = bearer(settings, admin=True), f"/users/{USER + 44}/ratings/import"
+    try:
+        async with gate.slot():
+            wrong = await client.post(url, params={"format": "imdb"}, content=LETTERBOXD.encode(), headers=admin)
+            good = await client.post(url, params={"format": "imdb"}, content=IMDB.encode(), headers=admin)
+    finally:
+        services.db_gate = shared
+    assert wrong.status_code == 400 and wrong.json()["field"] == "file", wrong.text
+    assert good.status_code == 503 and "busy" in good.json()["detail"], good.text
 
 
 # -- titles: every trailing group an alternate, articles in either place --------------------------

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from app.catalog import repository as repo
 from app.catalog.db import make_engine
 from app.catalog.models import Rating
-from app.catalog.repository import HiddenMovie, UserRating
+from app.catalog.repository import HiddenMovie, RatingColumns, UserRating
 from app.recommend import Recommender
 from app.recommend.memo import KEY_BYTES, AnswerMemo, digest_ids, digest_rows
 from app.recommend.recommender import RecommendationList
@@ -83,6 +83,19 @@ def test_digests_see_every_field_and_the_order_of_the_rows() -> None:
     assert len({base, *changed}) == len(changed) + 1
     assert digest_ids(None) is None and digest_ids(frozenset()) == b""
     assert digest_ids({1, 2}) == digest_ids(frozenset([2, 1])) != digest_ids({1, 3})
+
+
+def test_ids_past_2_to_the_53_never_share_a_digest() -> None:
+    """Ids run to 10^18 - 1: two a float64 cannot tell apart (2^53 and 2^53 + 1) are two keys, read
+    as records or as columns, rated or hidden."""
+    big = 2**53
+    assert float(big) == float(big + 1)
+    one, other = [UserRating(big, 4.0, 1_000)], [UserRating(big + 1, 4.0, 1_000)]
+    assert digest_rows(one, []) != digest_rows(other, [])
+    assert digest_rows(RatingColumns.of(one), []) != digest_rows(RatingColumns.of(other), [])
+    assert digest_rows(RatingColumns.of(one), []) == digest_rows(one, [])
+    assert digest_rows([], [HiddenMovie(big, 5)]) != digest_rows([], [HiddenMovie(big + 1, 5)])
+    assert digest_ids({big}) != digest_ids({big + 1})
 
 
 # ---- a memoised Recommender on the real demo index ------------------------------------------------

@@ -94,6 +94,11 @@ def test_rating_columns_hold_the_rows_user_ratings_reads(heavy_world) -> None:
     assert isinstance(merged, repo.RatingColumns) and list(merged) == with_hidden(records, hidden)
     assert len(merged) == 250 and with_hidden(columns, []) is columns
     assert digest_rows(columns, hidden) == digest_rows(records, hidden)
+    # Read-only: what they hand out is shared, so nobody writes another request's rows through it.
+    for shared in (columns, columns[:50], columns.take([5, 0]), merged):
+        for name in ("movie_id", "rating", "timestamp"):
+            with pytest.raises(ValueError, match="read-only"):
+                repo.rating_column(shared, name)[0] = 1
 
 
 @pytest.mark.parametrize("strategy", ["content", "collab", "hybrid"])

@@ -18,7 +18,7 @@ from app.api.deps import DEPENDENCIES
 from app.api.exceptions import EXCEPTION_HANDLERS
 from app.api.head import answer_head, list_allowed_methods
 from app.api.index_lease import index_lease
-from app.api.openapi import ClosedStructSchemaPlugin, use_api_operation
+from app.api.openapi import closed_struct_schemas, use_api_operation
 from app.api.security import jwt_auth, provide_owner
 from app.api.state import make_lifespan
 from app.api.strict_input import check_request
@@ -108,10 +108,10 @@ def create_app(settings: Settings | None = None, *, text_encoder: QueryEncoder |
     settings = settings or get_settings()
     # The body limit goes to the constructor: Litestar 2.25 ignores it when an init plugin sets it.
     # Larger bodies get 413 before they are read whole; `movierec serve` caps the headers.
-    # ClosedStructSchemaPlugin here: the plugins given come before Litestar's own (Struct schemas).
+    # The Struct schemas here: the plugins given come before Litestar's own.
     plugins: list[InitPluginProtocol | OpenAPISchemaPlugin] = [
         ApplicationCore(settings, text_encoder),
-        ClosedStructSchemaPlugin(),
+        *closed_struct_schemas(),
     ]
     app = Litestar(plugins=plugins, request_max_body_size=settings.max_body_bytes)
     # HEAD: the GET's status and headers; `Allow`: every method of the path (app/api/head.py)

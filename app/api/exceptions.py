@@ -42,20 +42,31 @@ STATUS_BY_ERROR: dict[type[MovieRecError], int] = {
 
 
 ECHO_CHARS = 40  # of a value the client sent, quoted in an error's detail
-# msgspec quotes the value it refuses whole ("Invalid enum value '...'": a 100 KB `strategy` was a
-# 100 KB detail); its messages quote nothing else in single quotes.
-_LONG_ECHO = re.compile(rf"'([^']{{{ECHO_CHARS}}})[^']+'")
+# msgspec quotes the value it refuses whole, as Python's repr does ("Invalid enum value '...'", or
+# "..." for a value holding a ' : a 100 KB `strategy` was a 100 KB detail); its messages quote
+# nothing else. A quoted character is one character or a backslash escape.
+_LONG_ECHO = re.compile(rf"""(['"])((?:\\.|(?!\1)[^\\]){{{ECHO_CHARS}}})(?:\\.|(?!\1)[^\\])+\1""")
+# Any error's detail, cut to this many characters: a backstop for a message that echoes what the
+# client sent some way short_echo does not know (the longest written here is a few hundred).
+DETAIL_CHARS = 2000
 
 
 def short_echo(msgspec_message: str) -> str:
-    """A msgspec validation message with each quoted value cut to ECHO_CHARS characters and '…'."""
-    return _LONG_ECHO.sub(r"'\1…'", msgspec_message)
+    """A msgspec validation message with each quoted value ('...' or "...") cut to ECHO_CHARS
+    characters and '…'."""
+    return _LONG_ECHO.sub(r"\1\2…\1", msgspec_message)
+
+
+def capped(detail: str) -> str:
+    """`detail` itself, or its first DETAIL_CHARS - 1 characters and '…'."""
+    return detail if len(detail) <= DETAIL_CHARS else detail[: DETAIL_CHARS - 1] + "…"
 
 
 def _respond(
     status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
 ) -> Response[Any]:
-    return Response(ErrorBody(status_code=status, detail=detail, field=field), status_code=status, headers=headers)
+    body = ErrorBody(status_code=status, detail=capped(detail), field=field)
+    return Response(body, status_code=status, headers=headers)
 
 
 def domain_error(_: Request[Any, Any, Any], exc: MovieRecError) -> Response[Any]:

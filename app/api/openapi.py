@@ -1,21 +1,32 @@
 """The OpenAPI document as the API answers: what Litestar's generator leaves out or gets wrong.
 
 `use_api_operation` gives every documented operation the ApiOperation entry, and create_app registers
-ClosedStructSchemaPlugin ahead of Litestar's own Struct schemas.
+`closed_struct_schemas()` ahead of Litestar's own Struct schemas.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from litestar._openapi.schema_generation import SchemaCreator
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Parameter, Reference, Schema
+from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import BaseRoute, HTTPRoute
 from litestar.typing import FieldDefinition
 
 from app.api.schemas import ERROR_STATUSES, ErrorBody
+
+if TYPE_CHECKING:  # private to Litestar: read by the type checker only
+    from litestar._openapi.schema_generation import SchemaCreator
+
+log = logging.getLogger(__name__)
+
+# Litestar's own msgspec Struct schemas: private to it (litestar>=2.18,<3 names no public one), so a
+# release that moves them costs the closed bodies' schema, never the app's start.
+STRUCT_PLUGIN = "litestar._openapi.schema_generation.plugins.struct:StructSchemaPlugin"
 
 # What any operation may answer before its handler runs, whatever it declares.
 COMMON_STATUSES = {
@@ -49,15 +60,41 @@ class ApiOperation(Operation):
             self.responses.setdefault(str(code), OpenAPIResponse(description=text, content=content))
 
 
-class ClosedStructSchemaPlugin(StructSchemaPlugin):
-    """Litestar's schema of a msgspec Struct, with `additionalProperties: false` where the Struct
-    forbids unknown fields (the request bodies: an unknown field is a 400 naming it)."""
+class ClosedStructSchemaPlugin(OpenAPISchemaPlugin):
+    """Litestar's schema of a msgspec Struct (`structs`, its own plugin), with
+    `additionalProperties: false` where the Struct forbids unknown fields (the request bodies: an
+    unknown field is a 400 naming it)."""
+
+    __slots__ = ("structs",)
+
+    def __init__(self, structs: OpenAPISchemaPlugin) -> None:
+        self.structs = structs
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        return self.structs.is_plugin_supported_field(field_definition)
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
-        schema = super().to_openapi_schema(field_definition, schema_creator)
+        schema = self.structs.to_openapi_schema(field_definition, schema_creator)
         if field_definition.type_.__struct_config__.forbid_unknown_fields:
             schema.additional_properties = False
         return schema
+
+
+def closed_struct_schemas(where: str = STRUCT_PLUGIN) -> list[OpenAPISchemaPlugin]:
+    """[ClosedStructSchemaPlugin] over Litestar's Struct plugin at `where` ('module:Class'), or []
+    and one warning when this Litestar has none there: the schema then leaves `additionalProperties`
+    unset on the bodies, and the API answers the same."""
+    module, _, name = where.partition(":")
+    try:
+        structs = getattr(importlib.import_module(module), name)()
+    except (ImportError, AttributeError) as exc:
+        log.warning(
+            "OpenAPI: no %s in this Litestar (%s): body schemas do not say they refuse unknown fields",
+            where,
+            exc,
+        )
+        return []
+    return [ClosedStructSchemaPlugin(structs)]
 
 
 def use_api_operation(routes: Iterable[BaseRoute]) -> None:

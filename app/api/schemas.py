@@ -98,6 +98,7 @@ ERROR_STATUSES = {
     401: "Missing or invalid bearer token",
     403: "The token may not access this user's data",
     404: "Unknown user, movie or rating",
+    409: "The request needs data the service does not hold yet (a history import before any catalogue)",
     503: "The index or the database is unavailable (not built, unreachable, read-only), or a user token cannot "
     "be checked yet",
 }

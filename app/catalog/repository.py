@@ -39,13 +39,16 @@ class RatingColumns(Sequence[UserRating]):
     """A user's ratings (newest first) as three numpy columns, one structured array: a heavy user's
     5,000 rows read from the driver's cursor without keeping a Python object per row, so the
     Recommender's exclusions, mean and weights read whole columns (`rating_column`). Indexing gives
-    UserRatings; a slice or `take` gives RatingColumns. Read-only: the rows are shared."""
+    UserRatings; a slice or `take` gives RatingColumns. Read-only: the rows are shared (slices and
+    `rating_column` are views of them), so `table` and every view of it refuse writes."""
 
     __slots__ = ("table",)
 
     def __init__(self, table: np.ndarray) -> None:
-        """`table`: a 1-d array of dtype RATING_COLUMNS."""
-        self.table = table
+        """`table`: a 1-d array of dtype RATING_COLUMNS; held as a read-only view (the caller's own
+        array keeps its flags)."""
+        self.table = table.view()
+        self.table.flags.writeable = False
 
     @classmethod
     def of(cls, rows: Iterable[tuple[int, float, int]]) -> RatingColumns:
@@ -78,11 +81,6 @@ class RatingColumns(Sequence[UserRating]):
     def take(self, positions: Sequence[int]) -> RatingColumns:
         """The rows at `positions`, in that order."""
         return RatingColumns(self.table[np.asarray(positions, dtype=np.intp)])
-
-    def float_rows(self) -> np.ndarray:
-        """The rows' values as float64, row by row (exact: ids, stars and unix seconds are below 2^53)."""
-        t = self.table
-        return np.stack([t["movie_id"], t["rating"], t["timestamp"]], axis=1).astype(np.float64)
 
 
 def rating_column(ratings: Sequence[UserRating], name: str) -> np.ndarray:
@@ -364,6 +362,9 @@ def ratings_checksum(session: Session) -> str:
 class HiddenMovie(NamedTuple):
     movie_id: int
     timestamp: int  # unix seconds, when it was hidden
+
+
+HIDDEN_COLUMNS = np.dtype([("movie_id", np.int64), ("timestamp", np.int64)])  # HiddenMovie's, as RATING_COLUMNS
 
 
 def hide(session: Session, user_id: int, movie_id: int, timestamp: int | None = None) -> HiddenMovie:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -29,6 +29,13 @@ class RowError:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.unit == "line" else f"{self.file}: record {self.line}"
         return f"{where}: {self.field}: {self.message}"
+
+
+class RowErrorSink(Protocol):
+    """Where a reader puts the rows it refuses, in file order: a list, or a collector that counts
+    them and keeps only the first few (app.datasets.history's)."""
+
+    def append(self, error: RowError, /) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from app.datasets.base import RowError
+from app.datasets.base import RowError, RowErrorSink
 from app.errors import InvalidInputError
 
 DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}  # in the order a tie is settled
@@ -316,7 +316,7 @@ def csv_records(
     path: Readable,
     required: Sequence[Sequence[str]],
     warnings: list[str],
-    errors: list[RowError],
+    errors: RowErrorSink,
     missing_hint: str = "rename the column, or check that the delimiter is ',' ';' tab or '|'",
     optional: Sequence[str] = (),
 ) -> Iterator[tuple[int, dict[str, str]]]:

@@ -32,6 +32,7 @@ time) and never replaces the user's own rating or deletion.
 from __future__ import annotations
 
 import difflib
+import heapq
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -93,7 +94,8 @@ SUGGESTIONS = 3  # close titles offered for a row no movie matched
 LISTED_ROWS = 200
 # Rows one history file may hold: far above a person's ratings (a 4 MiB Letterboxd CSV, the API's body
 # limit, is about 60,000), and a bound on the work of a compressed upload: a 81 KB gzip of 1M rows
-# took 42 s of a worker (its 256 MiB unpacked limit allowed 8M rows); 100,000 take about 5 s.
+# took 42 s of a worker (its 256 MiB unpacked limit allowed 8M rows); 100,000 take about 5 s. Rows the
+# CSV reader refuses count too (an 81 KB gzip of 32 MiB of malformed rows, 1.77M: 6.4 CPU s, 1 GB).
 MAX_ROWS = 100_000
 SUGGEST_CUTOFF = 0.6  # difflib's ratio (after the year penalty) a suggestion needs: get_close_matches' default
 SUGGEST_YEAR_PENALTY = 0.05  # per year between the row's year and the movie's
@@ -129,11 +131,12 @@ class HistoryReport:
 
 @dataclass
 class HistoryFile:
-    """An export read, before any matching: its rows, the rows skipped ({line, field, message}, in
-    file order) and file-level notes (an encoding guessed)."""
+    """An export read, before any matching: its rows, the first LISTED_ROWS rows skipped ({line,
+    field, message}, in file order), how many were skipped, and file-level notes (an encoding guessed)."""
 
     rows: list[HistoryRow]
     skipped: list[dict[str, object]]
+    skipped_total: int
     warnings: list[str]
 
 
@@ -142,7 +145,8 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     Letterboxd export as downloaded) is read through its ratings.csv, a gzip through its content.
 
     Raises UnusableFileError (an InvalidInputError, field "file") when the bytes are not such a CSV
-    (empty, binary, a column missing, a quote never closed) or hold more than MAX_ROWS rows,
+    (empty, binary, a column missing, a quote never closed) or hold more than MAX_ROWS rows (read or
+    refused: a row the CSV reader refuses counts too),
     InvalidInputError(field="format") for an unknown format."""
     if fmt not in _FORMATS:
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}", field="format")
@@ -154,26 +158,60 @@ def read_history(data: bytes, fmt: HistoryFormat, name: str = "body") -> History
     else:
         hint += "; IMDb's watchlist and list exports hold no ratings: export Your Ratings"
     required = [[spec.title], list(spec.rating)]
-    errors: list[RowError] = []  # rows the CSV reader refused (a stray quote, too many cells)
     warnings: list[str] = []
     undated: list[tuple[HistoryRow, str, str]] = []  # each row, its date's column and the date as written
     source = unpack(MemoryFile(name, data), "ratings.csv")
-    records = csv_records(source, required, warnings, errors, hint, optional=spec.columns())
-    for count, (line, record) in enumerate(records, start=1):
-        if count > MAX_ROWS:
+    refused = _Refusals(source.name)  # csv_records' refusals count toward MAX_ROWS: it calls `append`
+    for line, record in csv_records(source, required, warnings, refused, hint, optional=spec.columns()):
+        refused.count(line)
+        try:
+            undated.append(_row(record, line, spec))
+        except BadFieldError as exc:
+            refused.refuse(RowError(source.name, line, exc.field, str(exc)))
+    rows = _dated(undated, int(datetime.now(UTC).timestamp()), refused)
+    return HistoryFile(rows, refused.listed(), refused.total, warnings)
+
+
+class _Refusals:
+    """A file's refused rows: every one counted, the LISTED_ROWS of lowest line kept (an error kept
+    per row of 1.77M malformed ones peaked at 1 GB), and the file's rows, read or refused by the CSV
+    reader, counted against MAX_ROWS. csv_records calls `append` (its `errors`)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.rows = 0  # records read, or refused by the CSV reader
+        self.total = 0  # rows refused
+        self._kept: list[tuple[int, int, RowError]] = []  # a heap of (-line, -arrival, error): the last line on top
+
+    def count(self, line: int) -> None:
+        """One more row of the file, starting at `line`; UnusableFileError past MAX_ROWS."""
+        self.rows += 1
+        if self.rows > MAX_ROWS:
             raise UnusableFileError(
-                source.name,
+                self.file,
                 f"more than {MAX_ROWS:,} rows",
                 "split it: each part imports on its own, and a part sent again imports nothing twice",
                 line=line,
             )
-        try:
-            undated.append(_row(record, line, spec))
-        except BadFieldError as exc:
-            errors.append(RowError(source.name, line, exc.field, str(exc)))
-    rows = _dated(undated, int(datetime.now(UTC).timestamp()), source.name, errors)
-    skipped = [{"line": e.line, "field": e.field, "message": e.message} for e in sorted(errors, key=lambda e: e.line)]
-    return HistoryFile(rows, skipped, warnings)
+
+    def append(self, error: RowError) -> None:
+        """A record the CSV reader refused: a row of the file (counted), and refused."""
+        self.count(error.line)
+        self.refuse(error)
+
+    def refuse(self, error: RowError) -> None:
+        """A row already counted, refused."""
+        self.total += 1
+        item = (-error.line, -self.total, error)  # (-line, -arrival) is unique: errors are never compared
+        if len(self._kept) < LISTED_ROWS:
+            heapq.heappush(self._kept, item)
+        elif item > self._kept[0]:  # an earlier line than the last one kept
+            heapq.heapreplace(self._kept, item)
+
+    def listed(self) -> list[dict[str, object]]:
+        """The kept refusals as {line, field, message}, in file order (one line's in arrival order)."""
+        kept = sorted(self._kept, reverse=True)
+        return [{"line": e.line, "field": e.field, "message": e.message} for _, _, e in kept]
 
 
 def _get(record: dict[str, str], columns: tuple[str, ...]) -> tuple[str, str]:
@@ -209,9 +247,9 @@ def _row(record: dict[str, str], line: int, spec: _Format) -> tuple[HistoryRow, 
     return HistoryRow(line, title, year, rating, None, imdb_id, film), date_column, date
 
 
-def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, file: str, errors: list[RowError]) -> list[HistoryRow]:
+def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, refused: _Refusals) -> list[HistoryRow]:
     """The rows with their dates read (app.datasets.timestamps, one vectorised call); a row whose
-    date is unreadable, ambiguous, before 1970 or more than a day after `now` becomes a RowError."""
+    date is unreadable, ambiguous, before 1970 or more than a day after `now` is refused."""
     times = parse_timestamps(pa.array([date for _, _, date in undated], pa.string()))
     rows = []
     for i, (row, column, date) in enumerate(undated):
@@ -219,7 +257,7 @@ def _dated(undated: list[tuple[HistoryRow, str, str]], now: int, file: str, erro
         if times.missing[i]:
             rows.append(row)
         elif problem:
-            errors.append(RowError(file, row.line, column, f"{problem}: {date!r}"))
+            refused.refuse(RowError(refused.file, row.line, column, f"{problem}: {date!r}"))
         else:
             rows.append(replace(row, timestamp=int(times.seconds[i])))
     return rows
@@ -358,9 +396,9 @@ def import_history(session: Session, user_id: int, history: HistoryFile) -> Hist
     no movie yet (every row would be unmatched)."""
     rows = history.rows
     report = HistoryReport(
-        rows=len(rows) + len(history.skipped),
-        skipped_total=len(history.skipped),
-        skipped=history.skipped[:LISTED_ROWS],
+        rows=len(rows) + history.skipped_total,
+        skipped_total=history.skipped_total,
+        skipped=list(history.skipped),
         warnings=list(history.warnings),
     )
     matcher = _Matcher(session)

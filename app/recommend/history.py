@@ -48,8 +48,9 @@ def with_hidden(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie]) ->
     dislikes points away from one film, not towards anything): their history stays empty, and
     the caller excludes the hidden movies from the answer, as it does for every user.
 
-    `ratings` themselves when nothing is added; RatingColumns stay columns (a heavy user's 5,000
-    rows are not turned into objects to merge a few hidden movies)."""
+    The caller's own `ratings` object, not a copy, when nothing is added (no ratings, no hidden
+    movie, or every hidden movie rated): do not change the result in place. RatingColumns stay
+    columns (a heavy user's 5,000 rows are not turned into objects to merge a few hidden movies)."""
     if not ratings or not hidden:
         return ratings
     rated = set(rating_column(ratings, "movie_id").tolist())

@@ -22,12 +22,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from hashlib import blake2b
-from itertools import chain
 from typing import Any, Protocol
 
 import numpy as np
 
-from app.catalog.repository import RatingColumns
+from app.catalog.repository import HIDDEN_COLUMNS, RATING_COLUMNS, HiddenMovie, RatingColumns, UserRating
 
 DIGEST_BYTES = 16  # blake2b-128: a collision among 2^32 keys has probability about 2^-64
 KEY_BYTES = 200  # a key's tuple, its digests and small values
@@ -109,19 +108,17 @@ class AnswerMemo:
             self.observe(kind, hit)
 
 
-def digest_rows(*tables: Sequence[tuple[int | float, ...]]) -> bytes:
-    """A 16-byte digest of tables of numeric rows (a user's UserRating and HiddenMovie tuples), each
-    table's rows of one width: their values as float64 (exact for ids, stars and unix seconds, all
-    below 2^53), in order, each table prefixed by its shape. 5,000 rating rows: about 0.3 ms."""
+def digest_rows(ratings: Sequence[UserRating], hidden: Sequence[HiddenMovie]) -> bytes:
+    """A 16-byte digest of a user's ratings and hidden movies, in order: each table's length, then
+    its rows as typed columns (RATING_COLUMNS, HIDDEN_COLUMNS: ids and seconds int64, stars
+    float64), so distinct rows never share a digest (ids run to 10^18 - 1: as float64, 2^53 and
+    2^53 + 1 were one key). RatingColumns are digested as they are. 5,000 rating rows: about 0.1 ms
+    as columns, 0.5 ms as records."""
     h = blake2b(digest_size=DIGEST_BYTES)
-    for rows in tables:
-        width = len(rows[0]) if rows else 0
-        if isinstance(rows, RatingColumns):  # the same values, from the columns
-            values = rows.float_rows().ravel()
-        else:
-            values = np.fromiter(chain.from_iterable(rows), np.float64, len(rows) * width)
-        h.update(np.array([len(rows), width], np.int64).tobytes())
-        h.update(values.tobytes())
+    for rows, dtype in ((ratings, RATING_COLUMNS), (hidden, HIDDEN_COLUMNS)):
+        table = rows.table if isinstance(rows, RatingColumns) else np.fromiter(rows, dtype, len(rows))
+        h.update(np.int64(len(rows)).tobytes())
+        h.update(table.tobytes())
     return h.digest()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
+import anyio.to_thread
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
@@ -92,12 +93,13 @@ class RatingController(Controller):
     @post(
         "/import",
         operation_id="importRatings",
-        responses=error_responses(400, 401, 403),
+        responses=error_responses(400, 401, 403, 409),
         summary="Import a Letterboxd or IMDb ratings export as the user's own ratings",
         description="Body: the export's CSV (or its zip) as is (`curl --data-binary @ratings.csv`), or as the one "
         "file of a multipart form upload (`curl -F file=@ratings.csv`, an HTML form). "
         "Matched by IMDb id where known, else by title and year. "
-        "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved.",
+        "Sending the same file again imports nothing twice; IMDb's 1-10 stars are halved. "
+        "409 before any catalogue is ingested: there is nothing to match the titles against.",
         operation_class=ImportOperation,
     )
     async def import_ratings(
@@ -111,8 +113,10 @@ class RatingController(Controller):
         ],
     ) -> HistoryImportOut:
         data = await export_file(request)
-        # One thread hop: the CSV is read off the event loop, and a file error (400) writes nothing.
-        report = await services.in_session(lambda session: import_history(session, owner, read_history(data, format)))
+        # Read off the event loop in a thread of its own: reading (up to MAX_ROWS rows, seconds) holds
+        # none of the worker's database slots, and a file error (400) never waits for one.
+        history = await anyio.to_thread.run_sync(read_history, data, format)
+        report = await services.in_session(lambda session: import_history(session, owner, history))
         return HistoryImportOut(user_id=owner, format=format, **asdict(report))
 
     @delete(
