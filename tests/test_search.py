@@ -293,6 +293,11 @@ def test_spelling_corrects_only_unknown_words_to_close_title_words() -> None:
     assert speller.correct("Godfater wrs", known=lambda term: False) == {"godfater": ["godfather"], "wrs": ["war"]}
     # a word some document holds (a cast name, say) is what the user meant, close title words or not
     assert speller.correct("Godfater", known=lambda term: term == "godfater") == {}
+    # a split stands only where a document holds its pair: Star Trek, but no "friend ship"
+    held = {"star", "trek", "star_trek", "friend", "ship"}.__contains__
+    assert Speller(["Star Trek", "Friends", "Ghost Ship"]).correct("startrek friendship", known=held) == {
+        "startrek": ["star", "trek", "star_trek"]
+    }
 
 
 @pytest.mark.parametrize("popularity", [0.0, 0.6])

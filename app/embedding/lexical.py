@@ -129,6 +129,11 @@ def _by_id(terms: Iterable[tuple[str, float]]) -> dict[int, float]:
     return out
 
 
+def term_vector(term: str) -> SparseVector:
+    """A query of the one term `term` as it stands ("star_trek" is the pair only, not its words)."""
+    return _sparse({term_id(term): 1.0})
+
+
 def document_vector(text: str) -> SparseVector:
     """BM25's saturated term frequency of each term of `text` (no IDF: the engine applies it).
     An empty text gives an empty vector; a line of stopwords alone keeps them (`line_tokens`)."""

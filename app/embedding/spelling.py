@@ -9,7 +9,7 @@ the word and its corrections, so BM25 ranks the titles they occur in, and the ad
 the corrections ("star wrs" -> "star_war") pick the right one among several close words. Words are
 compared as written, before the plural cut ("wrs" is one edit from "wars", two from its term "war").
 Two title words run together ("startrek", "darkknight") are split back, both words and their pair,
-unless a title word is one edit away.
+unless a title word is one edit away or no title holds the pair ("friendship").
 
 A word any document already contains is never corrected: a name in a cast or a rare word is what the
 user meant. Neither is a word of fewer than MIN_LETTERS letters, nor one with a digit ("1950s").
@@ -30,7 +30,9 @@ MIN_LETTERS = 3
 # Edits allowed by word length: 1 up to 7 letters, 2 from LONG_WORD (Lucene's AUTO fuzziness allows 2
 # from 6 letters; on bench/search.py's typo queries 6 and 7 scored the same as 8).
 LONG_WORD = 8
-MAX_EXPANSIONS = 8  # corrections kept per word: the nearest, then those in most titles
+# Corrections kept per word: the nearest, then those in most titles and names. 3, 4 and 8 scored alike
+# on bench/search.py's typo queries; fewer bring in fewer unrelated titles ("centre": center, contre...).
+MAX_EXPANSIONS = 4
 MIN_PART = 2  # letters of each half of a word split in two title words
 # Words of one query corrected at most (the first ones): each costs a scan of the vocabulary's words
 # of about its length (a few ms at 62k movies), so a long query of unknown words stays cheap.
@@ -100,6 +102,11 @@ class Speller:
         unknown = [(w, t) for w, t in lexical.word_terms(text).items() if max_edits(w) and w not in self._term]
         out = {}
         for word, term in unknown[:MAX_CORRECTED]:
-            if not known(term) and (fixes := self.corrections(word)):
-                out[term] = fixes
+            if known(term) or not (fixes := self.corrections(word)):
+                continue
+            # A split stands only where some title holds its two words side by side: "startrek" is
+            # Star Trek, "friendship" is no friend and ship.
+            if "_" in fixes[-1] and not known(fixes[-1]):
+                continue
+            out[term] = fixes
         return out

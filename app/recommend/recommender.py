@@ -599,7 +599,7 @@ class Recommender:
         """Misspelt words of `text` -> the title and name words close to them (app/embedding/spelling.py):
         a word no title or name holds is looked up in the engine (does any lexical vector hold it?),
         and only one that none holds is corrected."""
-        return self.speller(index).correct(text, lambda w: bool(index.query(lexical.query_vector(w), SPARSE_VECTOR, 1)))
+        return self.speller(index).correct(text, lambda t: bool(index.query(lexical.term_vector(t), SPARSE_VECTOR, 1)))
 
     def speller(self, index: MovieIndex | None = None) -> Speller:
         """Search's spelling vocabulary of `index` (by default the current one): its titles and
