@@ -363,3 +363,20 @@ def test_people_who_liked_a_movie_few_rated_are_not_cited(handmade) -> None:
         listed = rec.recommend(ratings, limit=3, strategy=strategy, popularity=0.0, diversity=0.0)
         assert {i.title: i.reason for i in listed.items}["Kin"] == kin, (strategy, listed.items)
         assert rec.explain(ratings, 4, strategy=strategy).sentence.startswith(f"Kin: {kin};")
+
+
+def test_a_movie_few_rated_is_neither_popular_nor_liked_by_people(handmade) -> None:
+    """The recommended movie's own raters count too: with one rating it is "rated by only 1 viewer",
+    in the list and in explain, not "a popular pick" and not "people who liked X also liked this" (one
+    3★ rating placed a film near Toy Story's fans, and the reason spoke for people who were not there)."""
+    from app.catalog.repository import UserRating
+    from app.recommend import Recommender
+
+    rec = Recommender(index=lambda: handmade, encode_query=lambda _: np.zeros(384, dtype=np.float32))
+    ratings = [UserRating(1, 5.0, 2_000), UserRating(2, 1.0, 1_000)]
+    handmade.set_payload([3, 4], {"local_rating_count": 1})  # Twin and Kin: one viewer each
+    for strategy in ("collab", "hybrid"):
+        listed = rec.recommend(ratings, limit=3, strategy=strategy, popularity=0.0, diversity=0.0)
+        reasons = {i.title: i.reason for i in listed.items}
+        assert reasons["Kin"] == reasons["Twin"] == "rated by only 1 viewer", (strategy, reasons)
+        assert rec.explain(ratings, 4, strategy=strategy).sentence.startswith("Kin: rated by only 1 viewer;")

@@ -75,7 +75,8 @@ REASON_DOC = (
     'this" (a movie 5 viewers rated at least); content "because you liked Heat (5.0★)", else "close to the movies '
     'you rated, taken together" when no liked movie is close but the taste is; "new: nobody has rated it yet" for '
     'a movie whose collab factors are predicted from content; on the popular path "popular with viewers" (5 '
-    'ratings or more), else "rated by only 2 viewers"; "a popular pick" when no liked movie is close.'
+    'ratings or more), else "rated by only 2 viewers"; "a popular pick" when no liked movie is close, or "rated by '
+    'only 2 viewers" for a movie fewer than 5 viewers rated (never said to be liked by "people who liked X").'
 )
 SCORE_DOC = (
     "similar: cosine similarity on the chosen vector, -1 to 1. search: the fused reciprocal-rank score of the "

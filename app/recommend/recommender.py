@@ -835,12 +835,15 @@ def _recommendation(
     this"; a movie nobody rated yet says so, its factors being predicted from content. Content
     answers: the liked movie with the largest text cosine; with none close (nothing rated 3.5★ and
     above the user's mean, say), CLOSE_REASON when `taste_match`, the content taste's cosine to the
-    movie, reaches MATCH_MIN: the taste ranked it. Otherwise it is called a popular pick, never a match."""
+    movie, reaches MATCH_MIN: the taste ranked it. Otherwise it is called a popular pick, never a match.
+    A movie fewer than MIN_RATERS viewers rated is neither "popular" nor liked by "people who liked X"
+    (one 3★ rating placed Marco Polo near Toy Story's fans): "rated by only N viewers" says what it is."""
     item = Recommendation.from_payload(hit.id, hit.payload, score)  # `from_payload` builds its own class
-    item.reason = "a popular pick"
-    new = not hit.payload.get("local_rating_count")
+    raters = int(hit.payload.get("local_rating_count") or 0)
+    item.reason = "a popular pick" if raters >= MIN_RATERS else popular_reason(hit.payload)
+    new = not raters
     if liked_collab is not None and "collab" in hit.vectors:
-        best = liked_collab.nearest(hit.vectors["collab"])
+        best = liked_collab.nearest(hit.vectors["collab"]) if new or raters >= MIN_RATERS else None
         if best is not None:
             cited = f"{_title(best)} (you: {best[0].rating:.1f}★)"
             item.reason = (
@@ -950,9 +953,12 @@ def _sentence(title: str, reason: str, closeness: tuple[float, float], text_shar
     similarity, share = closeness
     share = min(max(share, 0.01), 0.99)  # a sample's 0% or 100% would read as "none" or "all" of the catalogue
     source = "story and genres" if text_share >= 0.5 else "poster style"
+    # the shares only where both halves count: without a poster it is all text, and "0% image" says nothing
+    through = f"mostly through its {source} ({text_share:.0%} text, {1 - text_share:.0%} image)"
+    through = through if 0.0 < text_share < 1.0 else f"through its {source}"
     content = (
         f"its content matches {taste}, closer to it than {share:.0%} of the catalogue (similarity "
-        f"{similarity:.2f}), mostly through its {source} ({text_share:.0%} text, {1 - text_share:.0%} image)"
+        f"{similarity:.2f}), {through}"
         if similarity >= MATCH_MIN and share >= MATCH_SHARE
         else f"taken as a whole, its content is not close to {taste}: {1 - share:.0%} of the catalogue is "
         f"closer (similarity {similarity:.2f})"
