@@ -347,8 +347,9 @@ def test_a_slow_answer_for_an_earlier_query_never_replaces_the_later_one(
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's chromium)")
 def test_odd_input_is_answered_in_words_naming_what_is_wrong(base_url: str, admin: dict[str, str]) -> None:
-    """A token of blanks, and a user id with a slash (which the path would take as two segments: a bare
-    '404: Not Found'), are answered with what is wrong, not with a header rule or a missing route."""
+    """A token of blanks, a user id with a slash (which the path would take as two segments: a bare
+    '404: Not Found') and a movie query of blanks are answered with what is wrong, not with a header
+    rule, a missing route or the API's 400."""
     token = admin["Authorization"].removeprefix("Bearer ")
     with Browser(CHROMIUM) as b:  # type: ignore[arg-type]
         b.goto(base_url + "/dashboard")
@@ -364,6 +365,10 @@ def test_odd_input_is_answered_in_words_naming_what_is_wrong(base_url: str, admi
             shown = b.wait_for("document.querySelector('#user-ratings .error')?.textContent")
             assert "user_id must be an integer" in shown and typed in shown, shown
             assert b.evaluate("document.getElementById('user-recs').children.length") == 0
+        # blanks pass the input's `required`: a word, not the API's "400: invalid q" for `q=`
+        b.evaluate("location.hash = '#movies'; document.getElementById('movie-query').value = '   '")
+        b.evaluate("document.querySelector('#movie-form button').click()")
+        assert "type a title" in b.wait_for("document.getElementById('movie-matches').textContent")
         assert b.errors == []
 
 

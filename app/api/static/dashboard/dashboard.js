@@ -179,8 +179,10 @@ async function loadIndex() {
 
 // -- Movies -----------------------------------------------------------------------------------
 async function lookUpMovie(query) {
+  query = query.trim();  // blanks pass the input's `required`: no request for them
   const current = nextTurn("movie");
   fill("movie-matches"); fill("movie-detail"); fill("movie-neighbours");
+  if (!query) return fill("movie-matches", el("p", {}, "type a title or a movie id"));
   if (/^\d+$/.test(query)) return showMovie(BigInt(query).toString());  // exact: ids reach 10^18 - 1
   const found = await latest(current, "movie-matches",
     () => api(`/movies/search?q=${encodeURIComponent(query)}&limit=8`));
