@@ -282,6 +282,20 @@ def test_a_misspelt_name_still_finds_the_persons_films(
     assert len(films & found) >= 0.8 * len(films), (typed, [movies[i].title for i in found])
 
 
+def test_a_title_still_being_typed_finds_the_movie(recommender: Recommender, movies: dict[int, Movie]) -> None:
+    """A main title whose last word (7 letters or more) is cut to its first 4, as typed so far ("The
+    Godf"), finds its movie in the top 3 for 90% of the fixture movies or more: the last word asks for
+    the title words it starts too (110 of 115; without, 86)."""
+    typed = {}
+    for m in movies.values():
+        words = split_alternates(m.title)[0].split()
+        if len(words[-1]) >= 7 and words[-1].isalpha():
+            typed[m.id] = " ".join([*words[:-1], words[-1][:4]])
+    found = sum(m in [h.id for h in recommender.search(t, limit=3, popularity=0.6)] for m, t in typed.items())
+    assert len(typed) >= 30
+    assert found >= 0.9 * len(typed), (found, len(typed))
+
+
 def test_spelling_corrects_only_unknown_words_to_close_title_words() -> None:
     speller = Speller(["The Godfather", "Star Wars", "Star Trek", "Matrix", "Marx Brothers", "1941"])
     assert speller.corrections("godfater") == ["godfather"]
@@ -293,6 +307,11 @@ def test_spelling_corrects_only_unknown_words_to_close_title_words() -> None:
     assert speller.correct("Godfater wrs", known=lambda term: False) == {"godfater": ["godfather"], "wrs": ["war"]}
     # a word some document holds (a cast name, say) is what the user meant, close title words or not
     assert speller.correct("Godfater", known=lambda term: term == "godfater") == {}
+    # the last word may be still being typed: the words it starts, most frequent first; not an earlier one
+    typing = Speller(["The Godfather", "Godfather Returns", "Tokyo Godfathers", "The Godless", "Jurassic Park"])
+    assert typing.completions("godf") == ["godfather"]  # "godfathers" is its plural: the same term
+    assert typing.correct("the godf", known=lambda term: False) == {"godf": ["godfather"]}
+    assert typing.correct("godf jura", known=lambda term: False) == {"jura": ["jurassic"]}
     # a split stands only where a document holds its pair: Star Trek, but no "friend ship"
     held = {"star", "trek", "star_trek", "friend", "ship"}.__contains__
     assert Speller(["Star Trek", "Friends", "Ghost Ship"]).correct("startrek friendship", known=held) == {

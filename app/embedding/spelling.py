@@ -17,9 +17,11 @@ user meant. Neither is a word of fewer than MIN_LETTERS letters, nor one with a 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from itertools import islice, takewhile
 
 from rapidfuzz import process
 from rapidfuzz.distance import DamerauLevenshtein
@@ -38,6 +40,7 @@ MIN_PART = 2  # letters of each half of a word split in two title words
 # of about its length (a few ms at 62k movies), so a long query of unknown words stays cheap.
 MAX_CORRECTED = 8
 CACHED_WORDS = 4096  # corrections remembered per vocabulary, least recently asked out first
+MAX_COMPLETIONS = 4  # title and name words a query's last word, still being typed, may be the start of
 
 
 def max_edits(word: str) -> int:
@@ -66,6 +69,7 @@ class Speller:
         self._by_length: dict[int, list[str]] = defaultdict(list)
         for w in self._term:
             self._by_length[len(w)].append(w)
+        self._sorted = sorted(self._term)  # for the words a prefix starts
         # `_corrections`, remembered per word (a cache per vocabulary, freed with it)
         self.corrections: Callable[[str], list[str]] = lru_cache(maxsize=CACHED_WORDS)(self._corrections)
 
@@ -95,18 +99,35 @@ class Speller:
         a, b = max(known, key=lambda pair: min(self._titles_with[pair[0]], self._titles_with[pair[1]]))
         return [self._term[a], self._term[b], f"{self._term[a]}_{self._term[b]}"]
 
+    def completions(self, prefix: str) -> list[str]:
+        """The terms of the title and name words that start with `prefix` ("godf" -> godfather), those
+        in the most titles first; at most MAX_COMPLETIONS. Empty for fewer than MIN_LETTERS letters."""
+        if not max_edits(prefix):
+            return []
+        following = islice(self._sorted, bisect_left(self._sorted, prefix), None)
+        started = takewhile(lambda w: w.startswith(prefix), following)
+        words = sorted((w for w in started if w != prefix), key=lambda w: (-self._titles_with[w], w))
+        return list(dict.fromkeys(self._term[w] for w in words))[:MAX_COMPLETIONS]
+
     def correct(self, text: str, known: Callable[[str], bool]) -> dict[str, list[str]]:
         """Query term -> the terms to search for besides it, for each of the first MAX_CORRECTED
-        words of `text` that no title or name holds, that `known` (does any document of the index
-        hold this term? an engine lookup) denies, and that has corrections."""
-        unknown = [(w, t) for w, t in lexical.word_terms(text).items() if max_edits(w) and w not in self._term]
+        words of `text` that no title or name holds and that `known` (does any document of the index
+        hold this term? an engine lookup) denies: its corrections, and for the last word, which may
+        be still being typed, the words it starts (search as you type: "the godf")."""
+        words = lexical.word_terms(text)
+        last = next(reversed(words), None)
+        unknown = [(w, t) for w, t in words.items() if max_edits(w) and w not in self._term]
         out = {}
         for word, term in unknown[:MAX_CORRECTED]:
-            if known(term) or not (fixes := self.corrections(word)):
+            if known(term):
                 continue
+            fixes = self.corrections(word)
             # A split stands only where some title holds its two words side by side: "startrek" is
             # Star Trek, "friendship" is no friend and ship.
-            if "_" in fixes[-1] and not known(fixes[-1]):
-                continue
-            out[term] = fixes
+            if fixes and "_" in fixes[-1] and not known(fixes[-1]):
+                fixes = []
+            if word == last:
+                fixes = list(dict.fromkeys([*fixes, *self.completions(word)]))
+            if fixes:
+                out[term] = fixes
         return out
