@@ -111,13 +111,12 @@ def load(directory: Path) -> SourceCatalogue:
     warnings: list[str] = []
     movies = []
     path = directory / "movies.csv"
-    before = len(errors)
     for line, row in csv_records(path, [("movieId",), ("title",)], warnings, errors):
         try:
             movies.append(SourceMovie(parse_movie(row), line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
-    read = rows_read(movies, errors[before:])  # before links' and tags' errors
+    read = rows_read(movies, errors)  # before links' and tags' errors
     optional = {name: directory / f"{name}.csv" for name in ("links", "tags", "ratings")}
     links = _links(optional["links"], errors, warnings) if optional["links"].is_file() else {}
     tags = _tags(optional["tags"], errors, warnings) if optional["tags"].is_file() else {}
@@ -177,13 +176,13 @@ def _load_dat(directory: Path) -> SourceCatalogue:
     errors: list[RowError] = []
     warnings: list[str] = []
     path = directory / "movies.dat"
-    movies, before = [], len(errors)
+    movies = []
     for line, (mid, raw_title, genres) in _fields(path, "::", 3, errors, warnings):
         try:
             movies.append(SourceMovie(_old_movie(mid, raw_title, genres.split("|")), line=line, file=path.name))
         except BadFieldError as exc:
             errors.append(RowError(path.name, line, exc.field, str(exc)))
-    stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors[before:]), "layout": "ml-1m"}
+    stats: dict[str, float | int | str] = {"movies_read": rows_read(movies, errors), "layout": "ml-1m"}
     return _with_ratings(
         SourceCatalogue(NAME, movies, [], errors, stats, warnings, movies_file=path.name),
         directory / "ratings.dat",

@@ -99,6 +99,8 @@ def whole_numbers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndar
     to 19 digits as int64 holds them, and `.0...` allowed (`4`, `-4`, `+4`, `4.0`). Rating ids and
     epoch timestamps read so."""
     whole = pc.fill_null(pc.match_substring_regex(text, _WHOLE), False)
+    if not pc.any(whole).as_py():  # a column of dates: nothing to cast (the cast passes every row)
+        return np.zeros(len(text), dtype=np.int64), np.zeros(len(text), dtype=bool)
     # arrow's int cast refuses a '+' and a '.0' tail: both dropped
     digits = pc.replace_substring_regex(pc.if_else(whole, text, "0"), r"^\+|\.0*$", "")
     values = np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -162,9 +164,11 @@ def parse_timestamps(column: pa.Array | pa.ChunkedArray, order: DayMonth | None 
         got, bad = _dates(pc.take(text, pa.array(dated)))
         seconds[dated[~bad]] = got[~bad]
         failed[dated[bad]] = True
-    ambiguous = failed & _matches(text, _AMBIGUOUS)
-    if (day_month := failed & _matches(text, _DAY_MONTH)).any():
-        order = _read_day_month(text, day_month, seconds, failed, ambiguous, notes, order)
+    ambiguous = np.zeros(n, dtype=bool)
+    if failed.any():  # the two regex passes only ever narrow the failed rows
+        ambiguous = failed & _matches(text, _AMBIGUOUS)
+        if (day_month := failed & _matches(text, _DAY_MONTH)).any():
+            order = _read_day_month(text, day_month, seconds, failed, ambiguous, notes, order)
     if dates := int(dated.size - failed.sum()):
         notes[DATES_NOTE] = notes.get(DATES_NOTE, 0) + dates
     return Timestamps(seconds, empty, failed, ambiguous, notes, order)
