@@ -17,15 +17,7 @@ from app.names import DEFAULT_STRATEGY, AnswerPath, ListKind, SimilarVector, Str
 from app.recommend.recommender import Explanation, RecommendationList, ScoredMovie
 from app.recommend.tuning import TUNED
 
-# Litestar renders the bound le=MAX_ID as the float 1e+18, one past MAX_ID: the exact integers are restated.
-ID_BOUNDS = {"minimum": 1, "maximum": MAX_ID}
-MovieId = Annotated[
-    int,
-    msgspec.Meta(
-        ge=1, le=MAX_ID, description="A movie id, 1 to 10^18 - 1.", examples=[1], extra_json_schema={"extra": ID_BOUNDS}
-    ),
-]
-# ... and drops an item type's bounds from a list's schema.
+# Litestar drops an item type's bounds from a list's schema: the exact integers are restated.
 MOVIE_ID_ITEMS = {"extra": {"items": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=MAX_ID)}}
 
 
@@ -38,6 +30,7 @@ def doc(description: str, *examples: Any, ge: float | None = None, le: float | N
     return msgspec.Meta(description=description, examples=list(examples) or None, extra_json_schema=extra, ge=ge, le=le)
 
 
+MovieId = Annotated[int, doc("A movie id, 1 to 10^18 - 1.", 1, ge=1, le=MAX_ID)]
 OutMovieId = Annotated[int, doc("The movie's id.", 1, ge=1, le=MAX_ID)]
 OutUserId = Annotated[int, doc("The user's id.", 15, ge=1, le=MAX_ID)]
 Title = Annotated[str, doc("The movie's title.", "Toy Story")]
