@@ -66,12 +66,6 @@ def probe_data_dir(settings: Settings, *, serving: bool = False) -> DataDirProbl
     return None if reason is None else DataDirProblem(folder, reason)
 
 
-def data_dir_problem(settings: Settings, *, serving: bool = False) -> str | None:
-    """`probe_data_dir`'s problem in one line naming the folder's path, or None."""
-    problem = probe_data_dir(settings, serving=serving)
-    return None if problem is None else problem.says()
-
-
 def _unwritable(folder: Path, index_dir: Path) -> str | None:
     """Why `folder` or a file in it that the service writes cannot be written; None when all can."""
     try:

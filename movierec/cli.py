@@ -182,10 +182,10 @@ def import_ratings(
 def _exit_if_data_dir_unwritable(settings: Settings, *, serving: bool) -> None:
     """Exit 2 with one line when the data folder must be written and cannot be (a read-only mount,
     no write permission): said as such, before a database or an index fails on it."""
-    from app.datadir import data_dir_problem
+    from app.datadir import probe_data_dir
 
-    if (problem := data_dir_problem(settings, serving=serving)) is not None:
-        typer.echo(f"error: {problem}", err=True)
+    if (problem := probe_data_dir(settings, serving=serving)) is not None:
+        typer.echo(f"error: {problem.says()}", err=True)
         raise typer.Exit(2)
 
 
