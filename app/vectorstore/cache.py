@@ -36,6 +36,11 @@ LOAD_CHUNK = 1024
 UNCACHED_PAYLOAD = ("people",)
 
 
+def cached_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `payload` without the UNCACHED_PAYLOAD keys: what a cached movie holds."""
+    return {k: v for k, v in payload.items() if k not in UNCACHED_PAYLOAD}
+
+
 class CachedIndex:
     """Read-only MovieIndex over an immutable index: searches delegated, vectors and payloads from memory."""
 
@@ -80,8 +85,7 @@ class CachedIndex:
         movies: dict[int, StoredMovie] = {}
         for start in range(0, len(ids), LOAD_CHUNK):
             for movie in inner.retrieve(ids[start : start + LOAD_CHUNK], vectors=VECTOR_NAMES):
-                payload = {k: v for k, v in movie.payload.items() if k not in UNCACHED_PAYLOAD}  # a copy
-                movies[movie.id] = StoredMovie(movie.id, payload, movie.vectors)
+                movies[movie.id] = StoredMovie(movie.id, cached_payload(movie.payload), movie.vectors)
         return cls(inner, movies, views)
 
     def _view(self, names: Sequence[str]) -> dict[int, StoredMovie]:

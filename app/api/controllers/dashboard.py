@@ -26,7 +26,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.recommend.recommender import Recommender
 from app.status import embedding_metrics
 from app.vectorstore import VECTOR_NAMES, MovieIndex, content_hashes
-from app.vectorstore.cache import UNCACHED_PAYLOAD
+from app.vectorstore.cache import cached_payload
 from app.vectorstore.maps import MAP_SPACES
 
 DISTANCE = "cosine"  # both adapters create every named vector with cosine distance
@@ -186,11 +186,7 @@ def movie_view(index: MovieIndex, recommender: Recommender, movie_id: int) -> di
         # A field the source has no value for is null, as GET /movies/{id} says: a fresh index stores the
         # null, an in-place payload update (Edge's set_payload) drops the key. The keys a vector cache
         # leaves in the engine are left out on every path, so the page shows the same keys either way.
-        "payload": {
-            k: v
-            for k, v in {**dict.fromkeys(PAYLOAD_ONLY_FIELDS), **movie.payload}.items()
-            if k not in UNCACHED_PAYLOAD
-        },
+        "payload": cached_payload({**dict.fromkeys(PAYLOAD_ONLY_FIELDS), **movie.payload}),
         "norms": {n: round(float(np.linalg.norm(v)), 6) for n, v in movie.vectors.items()},
         "neighbours": neighbours,
     }
