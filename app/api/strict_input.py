@@ -41,7 +41,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 from litestar.utils.scope.state import ScopeState
 
-from app.api.exceptions import literal_values, short_echo
+from app.api.exceptions import ECHO_CHARS, literal_values, short_echo
 from app.errors import InvalidInputError
 
 INTEGER = re.compile(r"0|-?[1-9][0-9]*")  # what Litestar's own int conversion then reads exactly; no "-0"
@@ -210,7 +210,8 @@ def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            raise InvalidInputError(f"{key[:40]} is given twice in the body: give it once", field=key[:40])
+            shown = key[:ECHO_CHARS]
+            raise InvalidInputError(f"{shown} is given twice in the body: give it once", field=shown)
         seen.add(key)
     return dict(pairs)
 
