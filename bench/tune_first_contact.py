@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from common import eval_text_vectors, log
+from common import eval_text_vectors, log, paired_difference
 
 from app.embedding import collab
 from app.embedding.movie import combine
@@ -158,9 +158,8 @@ def sweep(
         base = np.array(scores["blend"])
         cells = []
         for key, values in scores.items():
-            diff = np.array(values) - base
-            se = diff.std() / np.sqrt(len(diff))
-            cells.append(f"{key}={np.mean(values):.4f}" + (f"({diff.mean():+.4f}±{se:.4f})" if key != "blend" else ""))
+            change = f"({paired_difference(np.array(values), base)})" if key != "blend" else ""
+            cells.append(f"{key}={np.mean(values):.4f}{change}")
         print(f"{dataset} {protocol} n={n:<3} users={len(base)} " + " ".join(cells), flush=True)
 
 
@@ -615,8 +614,7 @@ def recency(movies: list, ratings: pd.DataFrame, dataset: str) -> None:
         base = np.array(per_user["none"])
         line = [f"itemknn={ndcg(baselines.itemknn(cat, users, K), relevant):.4f}"]
         for config, values in per_user.items():
-            diff = np.array(values) - base
-            line.append(f"{config}={np.mean(values):.4f} ({diff.mean():+.4f}±{diff.std() / np.sqrt(len(diff)):.4f})")
+            line.append(f"{config}={np.mean(values):.4f} ({paired_difference(np.array(values), base)})")
         print(f"{dataset} {name}, {len(users)} users: " + " ".join(line), flush=True)
 
 
@@ -708,14 +706,10 @@ def warm(movies: list, ratings: pd.DataFrame, dataset: str, by: str) -> None:
         log(f"{dataset} {by} seed {seed}: {len(users)} users")
     base = np.array(per_user[configs[0][0]])
     for name, values in per_user.items():
-        diff = np.array(values) - base
         seeds = " ".join(f"{v:.4f}" for v in per_seed[name])
-        se = diff.std() / np.sqrt(len(diff))
-        print(
-            f"{dataset} {by} {name:<22} ndcg={np.mean(values):.4f} ({diff.mean():+.4f}±{se:.4f}) "
-            f"p={np.mean(precision[name]):.4f} seeds {seeds}",
-            flush=True,
-        )
+        change = paired_difference(np.array(values), base)
+        scores = f"ndcg={np.mean(values):.4f} ({change}) p={np.mean(precision[name]):.4f}"
+        print(f"{dataset} {by} {name:<22} {scores} seeds {seeds}", flush=True)
 
 
 def _warm_weights(cat: baselines.CandidatePool, fit: pd.DataFrame, users: list[int]) -> dict[str, np.ndarray]:
