@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import ctypes
 import hashlib
 import io
@@ -61,6 +60,7 @@ from app.datasets.files import (
     SeparatorLineError,
     binary_problem,
     canonical_columns,
+    cells,
     detect_encoding,
     excel_separator,
     sniff_delimiter,
@@ -269,9 +269,9 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
             raise RatingsFileError(f"{path.name}:{blank + 1}: read {first[:80]!r}; expected {expected}")
         return _Layout(encoding, given.separator, list(given.columns), skip=0, quoted=False)
     delimiter = named or sniff_delimiter(first)  # the catalogue readers' rule (quote-aware, ',' on a tie)
-    header = canonical_columns([h.strip() for h in _cells(first, delimiter)], [*COLUMNS, "timestamp"])
+    header = canonical_columns([h.strip() for h in cells(first, delimiter)], [*COLUMNS, "timestamp"])
     row = next((line for line in lines[blank + 1 :] if line.strip()), "")
-    if len(cells := _cells(row, delimiter)) == len(header) + 1 and not cells[-1].strip():
+    if len(first_row := cells(row, delimiter)) == len(header) + 1 and not first_row[-1].strip():
         header.append("")  # each row ends with the delimiter (some spreadsheet exports): a column of nothing
     if missing := [c for c in COLUMNS if c not in header]:
         raise RatingsFileError(
@@ -279,11 +279,6 @@ def _sniff(path: Path, given: RatingsLayout | None = None) -> _Layout:
             f"with delimiter {delimiter!r}); expected userId,movieId,rating[,timestamp]"
         )
     return _Layout(encoding, delimiter, header, skip=blank + 1)
-
-
-def _cells(line: str, delimiter: str) -> list[str]:
-    """A line's cells as pyarrow splits a row (quotes respected)."""
-    return next(csv.reader([line], delimiter=delimiter), [])
 
 
 def _rows_like(layout: RatingsLayout) -> str:

@@ -248,11 +248,16 @@ def _first_decode_error(path: Readable, encoding: str) -> tuple[int, int] | None
             last_line = (last_line + chunk)[(last_line + chunk).rfind(b"\n") + 1 :]
 
 
+def cells(line: str, delimiter: str) -> list[str]:
+    """One line's cells, quotes respected (as pyarrow and csv split a row)."""
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
 def sniff_delimiter(header: str) -> str:
     """The delimiter of a header line: whichever of ',' ';' tab and '|' splits it into most columns
     (',' on a tie or when none occurs). Sniffing the header, not data rows, avoids being misled by
     commas inside quoted titles and decimal commas."""
-    counts = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
+    counts = {d: len(cells(header, d)) for d in DELIMITERS}
     best = max(counts.values())
     return next(d for d in DELIMITERS if counts[d] == best)
 
